@@ -1,0 +1,24 @@
+//! Pure metrology: no I/O, no clocks. Every number that is a rule of a standard
+//! (limits, pulse minimums, durations) comes in as an argument from the
+//! procedure or fixture; this crate only computes.
+
+pub mod decision;
+pub mod error;
+pub mod limits;
+pub mod load;
+pub mod pulses;
+pub mod stats;
+pub mod tests_timing;
+pub mod uncertainty;
+
+pub use decision::{Conformity, Decision, DecisionRule, decide};
+pub use error::{gated_error_percent, timed_error_percent};
+pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};
+pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};
+pub use pulses::{physical_floor_s, pulse_frequency_hz, pulse_period_s};
+pub use stats::{RepeatStatistics, interval_scatter, repeat_statistics};
+pub use tests_timing::{no_load_duration_s, starting_pulse_period_s, starting_pulses_in_window};
+pub use uncertainty::{BudgetInputs, Contribution, ReferenceMethod, UncertaintyBudget, uncertainty_budget};
+
+/// Joules in one kilowatt-hour.
+pub const JOULES_PER_KWH: f64 = 3.6e6;

@@ -1,0 +1,300 @@
+//! DUT fixture profiles: what the device is and how it sits in the bench.
+
+use crate::yaml::{DataError, LoadedFile, Pos};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// The rated currents of EN 50470-1 a procedure refers to by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RatedCurrent {
+    Ist,
+    Imin,
+    Itr,
+    Iref,
+    Imax,
+}
+
+impl RatedCurrent {
+    pub const ALL: [RatedCurrent; 5] = [
+        RatedCurrent::Ist,
+        RatedCurrent::Imin,
+        RatedCurrent::Itr,
+        RatedCurrent::Iref,
+        RatedCurrent::Imax,
+    ];
+
+    pub fn parse(name: &str) -> Option<RatedCurrent> {
+        RatedCurrent::ALL.into_iter().find(|c| c.to_string() == name)
+    }
+}
+
+impl fmt::Display for RatedCurrent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// How the meter is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Wiring {
+    /// Three phases and neutral, three measuring elements.
+    #[serde(rename = "3p4w")]
+    ThreePhaseFourWire,
+    /// One phase and neutral (L1).
+    #[serde(rename = "1p2w")]
+    SinglePhase,
+}
+
+impl Wiring {
+    pub fn elements(self) -> u32 {
+        match self {
+            Wiring::ThreePhaseFourWire => 3,
+            Wiring::SinglePhase => 1,
+        }
+    }
+}
+
+mod raw {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Fixture {
+        pub schema: Spanned<String>,
+        pub id: String,
+        pub device: Device,
+        pub accuracy_class: Spanned<String>,
+        pub meter_constant_imp_per_kwh: Spanned<f64>,
+        pub rated_currents_a: Spanned<RatedCurrents>,
+        pub nominal_voltage_v: Spanned<f64>,
+        pub frequency_hz: Spanned<f64>,
+        pub wirings: Spanned<Vec<Wiring>>,
+        pub ratings: Ratings,
+        pub ports: Spanned<Vec<Spanned<Port>>>,
+        pub repeatability_min_pulses: MinPulses,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Device {
+        pub manufacturer: String,
+        #[serde(rename = "type")]
+        pub type_name: String,
+        pub description: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RatedCurrents {
+        #[serde(rename = "Ist")]
+        pub ist: f64,
+        #[serde(rename = "Imin")]
+        pub imin: f64,
+        #[serde(rename = "Itr")]
+        pub itr: f64,
+        #[serde(rename = "Iref")]
+        pub iref: f64,
+        #[serde(rename = "Imax")]
+        pub imax: f64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Ratings {
+        pub max_voltage_v: Spanned<f64>,
+        pub max_current_a: Spanned<f64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Port {
+        pub name: String,
+        pub counter_channel: u8,
+        pub description: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MinPulses {
+        pub pulses: Spanned<BTreeMap<String, Spanned<u64>>>,
+        pub source: String,
+    }
+}
+
+/// A measuring port of the DUT (one meter of a multi-meter housing) and the counter
+/// channel its LED's scanning head is wired to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Port {
+    pub name: String,
+    pub counter_channel: u8,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatedCurrents {
+    pub ist: f64,
+    pub imin: f64,
+    pub itr: f64,
+    pub iref: f64,
+    pub imax: f64,
+}
+
+impl RatedCurrents {
+    pub fn get(&self, c: RatedCurrent) -> f64 {
+        match c {
+            RatedCurrent::Ist => self.ist,
+            RatedCurrent::Imin => self.imin,
+            RatedCurrent::Itr => self.itr,
+            RatedCurrent::Iref => self.iref,
+            RatedCurrent::Imax => self.imax,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub file: LoadedFile,
+    pub id: String,
+    pub manufacturer: String,
+    pub device_type: String,
+    pub description: String,
+    pub accuracy_class: String,
+    pub meter_constant_imp_per_kwh: f64,
+    pub rated: RatedCurrents,
+    pub nominal_voltage_v: f64,
+    pub frequency_hz: f64,
+    pub wirings: Vec<Wiring>,
+    pub max_voltage_v: f64,
+    pub max_current_a: f64,
+    pub ratings_source: String,
+    pub ports: Vec<Port>,
+    pub min_pulses: BTreeMap<RatedCurrent, u64>,
+    pub min_pulses_source: String,
+    pub source: String,
+}
+
+pub const FIXTURE_SCHEMA: &str = "meterbench.fixture/1";
+
+impl Fixture {
+    pub fn load(path: &Path) -> Result<Fixture, DataError> {
+        Fixture::from_file(LoadedFile::read(path)?)
+    }
+
+    pub fn from_file(file: LoadedFile) -> Result<Fixture, DataError> {
+        let raw: raw::Fixture = file.parse()?;
+        let path = file.path.clone();
+        let err = |pos: Pos, m: String| DataError::at(&path, pos, m);
+
+        if raw.schema.value != FIXTURE_SCHEMA {
+            return Err(err(
+                Pos::of(&raw.schema),
+                format!("schema `{}` is not `{FIXTURE_SCHEMA}`", raw.schema.value),
+            ));
+        }
+        if !["A", "B", "C"].contains(&raw.accuracy_class.value.as_str()) {
+            return Err(err(
+                Pos::of(&raw.accuracy_class),
+                format!("accuracy class `{}` is not A, B or C", raw.accuracy_class.value),
+            ));
+        }
+        for (name, v) in [
+            ("meter_constant_imp_per_kwh", &raw.meter_constant_imp_per_kwh),
+            ("nominal_voltage_v", &raw.nominal_voltage_v),
+            ("frequency_hz", &raw.frequency_hz),
+            ("ratings.max_voltage_v", &raw.ratings.max_voltage_v),
+            ("ratings.max_current_a", &raw.ratings.max_current_a),
+        ] {
+            if !(v.value.is_finite() && v.value > 0.0) {
+                return Err(err(Pos::of(v), format!("{name} must be a positive number, not {}", v.value)));
+            }
+        }
+        let rc = &raw.rated_currents_a.value;
+        let ordered = [rc.ist, rc.imin, rc.itr, rc.iref, rc.imax];
+        if ordered.iter().any(|&c| !(c.is_finite() && c > 0.0))
+            || ordered.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(err(
+                Pos::of(&raw.rated_currents_a),
+                "rated currents must be positive and ordered Ist < Imin < Itr < Iref < Imax".into(),
+            ));
+        }
+        if raw.ratings.max_current_a.value < rc.imax {
+            return Err(err(
+                Pos::of(&raw.ratings.max_current_a),
+                format!("max_current_a {} is below Imax {}", raw.ratings.max_current_a.value, rc.imax),
+            ));
+        }
+        if raw.wirings.value.is_empty() {
+            return Err(err(Pos::of(&raw.wirings), "at least one wiring is needed".into()));
+        }
+        if raw.ports.value.is_empty() {
+            return Err(err(Pos::of(&raw.ports), "at least one port is needed".into()));
+        }
+        let mut ports: Vec<Port> = Vec::new();
+        for p in &raw.ports.value {
+            if ports.iter().any(|q| q.name == p.value.name) {
+                return Err(err(Pos::of(p), format!("port `{}` is declared twice", p.value.name)));
+            }
+            if ports.iter().any(|q| q.counter_channel == p.value.counter_channel) {
+                return Err(err(
+                    Pos::of(p),
+                    format!("counter channel {} is used by two ports", p.value.counter_channel),
+                ));
+            }
+            ports.push(Port {
+                name: p.value.name.clone(),
+                counter_channel: p.value.counter_channel,
+                description: p.value.description.clone(),
+            });
+        }
+        let mut min_pulses = BTreeMap::new();
+        for (name, n) in &raw.repeatability_min_pulses.pulses.value {
+            let Some(current) = RatedCurrent::parse(name) else {
+                return Err(err(
+                    Pos::of(&raw.repeatability_min_pulses.pulses),
+                    format!("`{name}` is not a rated current (Ist, Imin, Itr, Iref, Imax)"),
+                ));
+            };
+            if n.value == 0 {
+                return Err(err(Pos::of(n), "a minimum pulse count must be at least 1".into()));
+            }
+            min_pulses.insert(current, n.value);
+        }
+
+        Ok(Fixture {
+            id: raw.id,
+            manufacturer: raw.device.manufacturer,
+            device_type: raw.device.type_name,
+            description: raw.device.description,
+            accuracy_class: raw.accuracy_class.value,
+            meter_constant_imp_per_kwh: raw.meter_constant_imp_per_kwh.value,
+            rated: RatedCurrents {
+                ist: rc.ist,
+                imin: rc.imin,
+                itr: rc.itr,
+                iref: rc.iref,
+                imax: rc.imax,
+            },
+            nominal_voltage_v: raw.nominal_voltage_v.value,
+            frequency_hz: raw.frequency_hz.value,
+            wirings: raw.wirings.value,
+            max_voltage_v: raw.ratings.max_voltage_v.value,
+            max_current_a: raw.ratings.max_current_a.value,
+            ratings_source: raw.ratings.source,
+            ports,
+            min_pulses,
+            min_pulses_source: raw.repeatability_min_pulses.source,
+            source: raw.source,
+            file,
+        })
+    }
+
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+}

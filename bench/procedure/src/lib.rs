@@ -1,0 +1,21 @@
+//! The data layer: procedures, fixture profiles and station files.
+//!
+//! Every file is parsed in two stages: `raw` serde types mirror the YAML and reject
+//! unknown keys; `TryFrom`-style validation builds the model the runner sees and checks
+//! the semantics. Every error carries file, line and column.
+
+pub mod fixture;
+pub mod procedure;
+pub mod station;
+mod yaml;
+
+pub use fixture::{Fixture, Port, RatedCurrent, RatedCurrents, Wiring};
+pub use procedure::{
+    AccuracyStep, CurrentSpec, LimitSpec, NoLoadStep, Phase, Procedure, PulseCheckStep, StartingStep,
+    Step, StepKind,
+};
+pub use station::{
+    CalibrationRecord, Driver, RoleBinding, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec, Station,
+    UncertaintyByPf,
+};
+pub use yaml::{DataError, LoadedFile, Pos};

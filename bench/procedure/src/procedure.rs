@@ -1,0 +1,582 @@
+//! Procedures: the steps of a verification, their load points, limits and decision rule.
+//! A procedure names rated currents and roles, never ports or amperes of a bench.
+
+use crate::fixture::{Fixture, RatedCurrent, Wiring};
+use crate::yaml::{DataError, LoadedFile, Pos};
+pub use meterbench_instruments::Phase;
+use meterbench_metrology::{
+    CurrentRange, DecisionRule, LimitRule, LoadKind, PfRange, PowerFactor, ReferenceMethod,
+    lookup_limit,
+};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::fmt;
+use std::path::Path;
+
+pub const PROCEDURE_SCHEMA: &str = "meterbench.procedure/1";
+
+/// A scalar that may be written as a number or a string (`1`, `0.5i`, `Iref`, `2.5`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+mod raw {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Procedure {
+        pub schema: Spanned<String>,
+        pub id: String,
+        pub version: String,
+        pub title: String,
+        pub applies_to: AppliesTo,
+        pub wiring: Spanned<Wiring>,
+        pub method: ReferenceMethod,
+        pub decision_rule: DecisionRule,
+        pub limits: Spanned<Vec<Spanned<Limit>>>,
+        pub steps: Spanned<Vec<Spanned<Step>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AppliesTo {
+        pub accuracy_class: Spanned<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Limit {
+        pub name: String,
+        pub current: Spanned<Range>,
+        pub power_factors: PfRangeRaw,
+        pub load: LoadKind,
+        pub mpe_percent: Spanned<f64>,
+        pub source: Spanned<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Range {
+        pub from: Spanned<String>,
+        pub below: Option<Spanned<String>>,
+        pub through: Option<Spanned<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PfRangeRaw {
+        pub inductive_down_to: Spanned<f64>,
+        pub capacitive_down_to: Spanned<f64>,
+    }
+
+    // Externally tagged (`- accuracy: {...}`): serde keeps spans and deny_unknown_fields
+    // applies to each variant's struct, which a test proves.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Step {
+        PulseCheck(PulseCheck),
+        Starting(Starting),
+        NoLoad(NoLoad),
+        Accuracy(Accuracy),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PulseCheck {
+        pub name: Spanned<String>,
+        pub current: Spanned<Scalar>,
+        pub power_factor: Spanned<Scalar>,
+        pub settle_s: Spanned<f64>,
+        pub pulses: Spanned<u64>,
+        pub timeout_s: Spanned<f64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Starting {
+        pub name: Spanned<String>,
+        pub current: Spanned<Scalar>,
+        pub settle_s: Spanned<f64>,
+        pub pulses: Spanned<u64>,
+        pub window_periods: Spanned<f64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct NoLoad {
+        pub name: Spanned<String>,
+        pub voltage_percent_of_un: Spanned<f64>,
+        pub settle_s: Spanned<f64>,
+        pub k_constant: Spanned<f64>,
+        pub max_pulses: Spanned<u64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Accuracy {
+        pub name: Spanned<String>,
+        pub current: Spanned<Scalar>,
+        pub power_factor: Spanned<Scalar>,
+        pub phases: Option<Spanned<Vec<Phase>>>,
+        pub settle_s: Spanned<f64>,
+        pub pulses: Spanned<u64>,
+        pub repeats: Spanned<u32>,
+    }
+}
+
+/// A current named after the fixture's rated currents or given in amperes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurrentSpec {
+    Rated(RatedCurrent),
+    Amps(f64),
+}
+
+impl CurrentSpec {
+    pub fn amps(&self, fixture: &Fixture) -> f64 {
+        match *self {
+            CurrentSpec::Rated(c) => fixture.rated.get(c),
+            CurrentSpec::Amps(a) => a,
+        }
+    }
+}
+
+impl fmt::Display for CurrentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CurrentSpec::Rated(c) => write!(f, "{c}"),
+            CurrentSpec::Amps(a) => write!(f, "{a} A"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitSpec {
+    pub name: String,
+    pub from: RatedCurrent,
+    pub to: RatedCurrent,
+    pub to_inclusive: bool,
+    pub power_factors: PfRange,
+    pub load: LoadKind,
+    pub mpe_percent: f64,
+    pub source: String,
+    pub pos: Pos,
+}
+
+impl LimitSpec {
+    /// The rule in amperes for a fixture's rated currents.
+    pub fn resolve(&self, fixture: &Fixture) -> LimitRule {
+        LimitRule {
+            name: self.name.clone(),
+            current: CurrentRange {
+                from_a: fixture.rated.get(self.from),
+                from_inclusive: true,
+                to_a: fixture.rated.get(self.to),
+                to_inclusive: self.to_inclusive,
+            },
+            power_factor: self.power_factors,
+            load: self.load,
+            mpe_percent: self.mpe_percent,
+            source: self.source.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PulseCheckStep {
+    pub current: CurrentSpec,
+    pub power_factor: PowerFactor,
+    pub settle_s: f64,
+    pub pulses: u64,
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartingStep {
+    pub current: CurrentSpec,
+    pub settle_s: f64,
+    pub pulses: u64,
+    pub window_periods: f64,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoLoadStep {
+    pub voltage_percent_of_un: f64,
+    pub settle_s: f64,
+    pub k_constant: f64,
+    pub max_pulses: u64,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyStep {
+    pub current: CurrentSpec,
+    pub power_factor: PowerFactor,
+    pub phases: Vec<Phase>,
+    pub load: LoadKind,
+    pub settle_s: f64,
+    pub pulses: u64,
+    pub repeats: u32,
+    pub pulses_pos: Pos,
+}
+
+/// The closed set of step kinds; the runner has one function per variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    PulseCheck(PulseCheckStep),
+    Starting(StartingStep),
+    NoLoad(NoLoadStep),
+    Accuracy(AccuracyStep),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub pos: Pos,
+    pub kind: StepKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Procedure {
+    pub file: LoadedFile,
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub accuracy_class: String,
+    pub accuracy_class_pos: Pos,
+    pub wiring: Wiring,
+    pub wiring_pos: Pos,
+    pub method: ReferenceMethod,
+    pub decision_rule: DecisionRule,
+    pub limits: Vec<LimitSpec>,
+    pub steps: Vec<Step>,
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn err(&self, pos: Pos, m: impl Into<String>) -> DataError {
+        DataError::at(self.path, pos, m)
+    }
+
+    fn rated(&self, s: &Spanned<String>) -> Result<RatedCurrent, DataError> {
+        RatedCurrent::parse(&s.value).ok_or_else(|| {
+            self.err(
+                Pos::of(s),
+                format!("`{}` is not a rated current (Ist, Imin, Itr, Iref, Imax)", s.value),
+            )
+        })
+    }
+
+    fn current(&self, s: &Spanned<Scalar>) -> Result<CurrentSpec, DataError> {
+        if let Some(c) = RatedCurrent::parse(&s.value.0) {
+            return Ok(CurrentSpec::Rated(c));
+        }
+        match s.value.0.parse::<f64>() {
+            Ok(a) if a.is_finite() && a > 0.0 => Ok(CurrentSpec::Amps(a)),
+            _ => Err(self.err(
+                Pos::of(s),
+                format!(
+                    "current `{}` is neither a rated current (Ist, Imin, Itr, Iref, Imax) nor a positive number of amperes",
+                    s.value.0
+                ),
+            )),
+        }
+    }
+
+    fn pf(&self, s: &Spanned<Scalar>) -> Result<PowerFactor, DataError> {
+        s.value.0.parse().map_err(|e| self.err(Pos::of(s), format!("{e}")))
+    }
+
+    fn non_negative(&self, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
+        if v.value.is_finite() && v.value >= 0.0 {
+            Ok(v.value)
+        } else {
+            Err(self.err(Pos::of(v), format!("{name} must be ≥ 0, not {}", v.value)))
+        }
+    }
+
+    fn positive(&self, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
+        if v.value.is_finite() && v.value > 0.0 {
+            Ok(v.value)
+        } else {
+            Err(self.err(Pos::of(v), format!("{name} must be > 0, not {}", v.value)))
+        }
+    }
+
+    fn at_least_one(&self, name: &str, v: &Spanned<u64>) -> Result<u64, DataError> {
+        if v.value >= 1 {
+            Ok(v.value)
+        } else {
+            Err(self.err(Pos::of(v), format!("{name} must be at least 1")))
+        }
+    }
+
+    fn pf_end(&self, v: &Spanned<f64>) -> Result<f64, DataError> {
+        if v.value > 0.0 && v.value <= 1.0 {
+            Ok(v.value)
+        } else {
+            Err(self.err(Pos::of(v), format!("a power factor end must lie in 0 < cos φ ≤ 1, not {}", v.value)))
+        }
+    }
+}
+
+impl Procedure {
+    pub fn load(path: &Path) -> Result<Procedure, DataError> {
+        Procedure::from_file(LoadedFile::read(path)?)
+    }
+
+    pub fn from_file(file: LoadedFile) -> Result<Procedure, DataError> {
+        let raw: raw::Procedure = file.parse()?;
+        let c = Checker { path: &file.path };
+        if raw.schema.value != PROCEDURE_SCHEMA {
+            return Err(c.err(
+                Pos::of(&raw.schema),
+                format!("schema `{}` is not `{PROCEDURE_SCHEMA}`", raw.schema.value),
+            ));
+        }
+
+        let mut limits: Vec<LimitSpec> = Vec::new();
+        for l in &raw.limits.value {
+            let pos = Pos::of(l);
+            let l = &l.value;
+            if limits.iter().any(|m| m.name == l.name) {
+                return Err(c.err(pos, format!("limit `{}` is declared twice", l.name)));
+            }
+            if !(l.mpe_percent.value.is_finite() && l.mpe_percent.value > 0.0) {
+                return Err(c.err(
+                    Pos::of(&l.mpe_percent),
+                    format!(
+                        "mpe_percent must be a positive number (the limit is ± that value), not {}",
+                        l.mpe_percent.value
+                    ),
+                ));
+            }
+            if l.source.value.trim().is_empty() {
+                return Err(c.err(Pos::of(&l.source), "every limit needs a source note"));
+            }
+            let from = c.rated(&l.current.value.from)?;
+            let (to, to_inclusive) = match (&l.current.value.below, &l.current.value.through) {
+                (Some(b), None) => (c.rated(b)?, false),
+                (None, Some(t)) => (c.rated(t)?, true),
+                _ => {
+                    return Err(c.err(
+                        Pos::of(&l.current),
+                        "a current range needs exactly one of `below` (exclusive) or `through` (inclusive)",
+                    ));
+                }
+            };
+            if to <= from {
+                return Err(c.err(Pos::of(&l.current), format!("current range {from}..{to} is empty")));
+            }
+            limits.push(LimitSpec {
+                name: l.name.clone(),
+                from,
+                to,
+                to_inclusive,
+                power_factors: PfRange {
+                    lowest_inductive: c.pf_end(&l.power_factors.inductive_down_to)?,
+                    lowest_capacitive: c.pf_end(&l.power_factors.capacitive_down_to)?,
+                },
+                load: l.load,
+                mpe_percent: l.mpe_percent.value,
+                source: l.source.value.clone(),
+                pos,
+            });
+        }
+
+        let all_phases: Vec<Phase> = match raw.wiring.value {
+            Wiring::ThreePhaseFourWire => vec![Phase::L1, Phase::L2, Phase::L3],
+            Wiring::SinglePhase => vec![Phase::L1],
+        };
+        if raw.steps.value.is_empty() {
+            return Err(c.err(Pos::of(&raw.steps), "a procedure needs at least one step"));
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for s in &raw.steps.value {
+            let pos = Pos::of(s);
+            let (name, kind) = match &s.value {
+                raw::Step::PulseCheck(p) => (
+                    &p.name,
+                    StepKind::PulseCheck(PulseCheckStep {
+                        current: c.current(&p.current)?,
+                        power_factor: c.pf(&p.power_factor)?,
+                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        pulses: c.at_least_one("pulses", &p.pulses)?,
+                        timeout_s: c.positive("timeout_s", &p.timeout_s)?,
+                    }),
+                ),
+                raw::Step::Starting(p) => {
+                    if p.pulses.value < 2 {
+                        return Err(c.err(
+                            Pos::of(&p.pulses),
+                            "the starting test needs at least 2 pulses to show the meter keeps registering",
+                        ));
+                    }
+                    (
+                        &p.name,
+                        StepKind::Starting(StartingStep {
+                            current: c.current(&p.current)?,
+                            settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                            pulses: p.pulses.value,
+                            window_periods: c.positive("window_periods", &p.window_periods)?,
+                            source: p.source.clone(),
+                        }),
+                    )
+                }
+                raw::Step::NoLoad(p) => (
+                    &p.name,
+                    StepKind::NoLoad(NoLoadStep {
+                        voltage_percent_of_un: c.positive("voltage_percent_of_un", &p.voltage_percent_of_un)?,
+                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        k_constant: c.positive("k_constant", &p.k_constant)?,
+                        max_pulses: p.max_pulses.value,
+                        source: p.source.clone(),
+                    }),
+                ),
+                raw::Step::Accuracy(p) => {
+                    let phases = match &p.phases {
+                        None => all_phases.clone(),
+                        Some(ph) => {
+                            let mut v = ph.value.clone();
+                            v.sort();
+                            v.dedup();
+                            if v.len() != ph.value.len() || v.is_empty() {
+                                return Err(c.err(Pos::of(ph), "phases must be distinct and not empty"));
+                            }
+                            if let Some(bad) = v.iter().find(|x| !all_phases.contains(x)) {
+                                return Err(c.err(
+                                    Pos::of(ph),
+                                    format!("phase {bad:?} does not exist in {:?} wiring", raw.wiring.value),
+                                ));
+                            }
+                            v
+                        }
+                    };
+                    let load = if phases.len() == all_phases.len() {
+                        LoadKind::Balanced
+                    } else if phases.len() == 1 {
+                        LoadKind::SinglePhase
+                    } else {
+                        return Err(c.err(
+                            Pos::of(p.phases.as_ref().unwrap()),
+                            "a load on two of three phases is not a load point the limits define; use one phase or all",
+                        ));
+                    };
+                    if p.repeats.value == 0 {
+                        return Err(c.err(Pos::of(&p.repeats), "repeats must be at least 1"));
+                    }
+                    (
+                        &p.name,
+                        StepKind::Accuracy(AccuracyStep {
+                            current: c.current(&p.current)?,
+                            power_factor: c.pf(&p.power_factor)?,
+                            phases,
+                            load,
+                            settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                            pulses: c.at_least_one("pulses", &p.pulses)?,
+                            repeats: p.repeats.value,
+                            pulses_pos: Pos::of(&p.pulses),
+                        }),
+                    )
+                }
+            };
+            if steps.iter().any(|t| t.name == name.value) {
+                return Err(c.err(Pos::of(name), format!("step name `{}` is used twice", name.value)));
+            }
+            steps.push(Step {
+                name: name.value.clone(),
+                pos,
+                kind,
+            });
+        }
+
+        Ok(Procedure {
+            id: raw.id,
+            version: raw.version,
+            title: raw.title,
+            accuracy_class: raw.applies_to.accuracy_class.value.clone(),
+            accuracy_class_pos: Pos::of(&raw.applies_to.accuracy_class),
+            wiring: raw.wiring.value,
+            wiring_pos: Pos::of(&raw.wiring),
+            method: raw.method,
+            decision_rule: raw.decision_rule,
+            limits,
+            steps,
+            file,
+        })
+    }
+
+    /// Checks that need the fixture: class, wiring, pulse minimums, and that every
+    /// accuracy point has exactly one limit.
+    pub fn check_against(&self, fixture: &Fixture) -> Result<(), DataError> {
+        let err = |pos: Pos, m: String| DataError::at(&self.file.path, pos, m);
+        if self.accuracy_class != fixture.accuracy_class {
+            return Err(err(
+                self.accuracy_class_pos,
+                format!(
+                    "procedure is for class {} but fixture `{}` is class {}",
+                    self.accuracy_class, fixture.id, fixture.accuracy_class
+                ),
+            ));
+        }
+        if !fixture.wirings.contains(&self.wiring) {
+            return Err(err(
+                self.wiring_pos,
+                format!("fixture `{}` cannot be wired {:?}", fixture.id, self.wiring),
+            ));
+        }
+        let rules: Vec<LimitRule> = self.limits.iter().map(|l| l.resolve(fixture)).collect();
+        for step in &self.steps {
+            if let StepKind::Accuracy(a) = &step.kind {
+                if let CurrentSpec::Rated(rc) = a.current {
+                    if let Some(&min) = fixture.min_pulses.get(&rc) {
+                        if a.pulses < min {
+                            return Err(err(
+                                a.pulses_pos,
+                                format!(
+                                    "step `{}` counts {} pulses at {rc}; fixture `{}` requires at least {min} ({})",
+                                    step.name, a.pulses, fixture.id, fixture.min_pulses_source
+                                ),
+                            ));
+                        }
+                    }
+                }
+                lookup_limit(&rules, a.current.amps(fixture), a.power_factor, a.load)
+                    .map_err(|e| err(step.pos, format!("step `{}`: {e}", step.name)))?;
+            }
+        }
+        Ok(())
+    }
+}

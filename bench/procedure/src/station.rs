@@ -1,0 +1,516 @@
+//! Station files: which instrument fills each role, on which port, with which
+//! calibration. A procedure names roles; the station binds them.
+
+use crate::yaml::{DataError, LoadedFile, Pos};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::path::Path;
+
+pub const STATION_SCHEMA: &str = "meterbench.station/1";
+
+mod raw {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Station {
+        pub schema: Spanned<String>,
+        pub id: String,
+        pub name: String,
+        pub laboratory: Laboratory,
+        pub roles: Roles,
+        pub simulation: Option<Spanned<Simulation>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Laboratory {
+        pub name: String,
+        pub address: String,
+    }
+
+    /// Every role a procedure can name; an unknown role is a misspelling.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Roles {
+        pub source: Spanned<Source>,
+        pub reference: Spanned<Reference>,
+        pub counter: Spanned<Counter>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Calibration {
+        pub id: String,
+        pub due: Spanned<NaiveDate>,
+        pub issued_by: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Source {
+        pub driver: Spanned<String>,
+        pub port: Option<String>,
+        pub model: String,
+        pub serial_number: String,
+        pub calibration: Calibration,
+        pub max_voltage_v: Spanned<f64>,
+        pub max_current_a: Spanned<f64>,
+        /// Expanded uncertainty (k=2) of the delivered power, %, for the timed method.
+        pub power_uncertainty_k2_percent: UncertaintyPair,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Reference {
+        pub driver: Spanned<String>,
+        pub port: Option<String>,
+        pub model: String,
+        pub serial_number: String,
+        pub calibration: Calibration,
+        pub pulse_constant_imp_per_kwh: Spanned<f64>,
+        pub energy_uncertainty_k2_percent: UncertaintyPair,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct UncertaintyPair {
+        pub unity_pf: Spanned<f64>,
+        pub reduced_pf: Spanned<f64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Counter {
+        pub driver: Spanned<String>,
+        pub port: Option<String>,
+        pub model: String,
+        pub serial_number: String,
+        pub calibration: Calibration,
+        pub timebase_accuracy_ppm: Spanned<f64>,
+        pub glitch_filter_s: Spanned<f64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Simulation {
+        pub seed: u64,
+        pub source: SimSource,
+        pub reference: SimReference,
+        pub counter: SimCounter,
+        pub dut: SimDut,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimSource {
+        pub settling_time_constant_s: f64,
+        pub amplitude_error_percent: f64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimReference {
+        pub actual_error_percent: f64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimCounter {
+        pub timebase_hz: f64,
+        pub timebase_offset_ppm: f64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimDut {
+        pub model: Spanned<String>,
+        pub serial_number: String,
+        pub start_threshold_a: f64,
+        pub energy_update_hz: f64,
+        pub pulse_timer_hz: f64,
+        pub led_pulse_width_s: f64,
+        pub meters: Vec<Spanned<SimMeter>>,
+        #[serde(default)]
+        pub faults: Vec<Spanned<super::SimFault>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimMeter {
+        pub port: String,
+        pub error_curve_percent: Vec<(f64, f64)>,
+        pub pf_inductive_0_5_percent: f64,
+        pub pf_capacitive_0_8_percent: f64,
+        pub phase_offsets_percent: [f64; 3],
+        pub noise_percent: f64,
+    }
+}
+
+/// A fault the simulated DUT can be given, to prove the bench catches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimFault {
+    /// The meter does not register below this current per phase (> Ist).
+    NoStart(PortFault),
+    /// The meter registers this power, W, when no current flows.
+    Creep(CreepFault),
+    /// The LED emits pulses at this constant instead of the nameplate's.
+    WrongConstant(ConstantFault),
+    /// The LED stays dark; the meter still registers.
+    DeadLed(PortFault),
+    /// Extra error, %, for per-phase currents within [from_a, to_a] at this PF.
+    ErrorBump(BumpFault),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortFault {
+    pub port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreepFault {
+    pub port: String,
+    pub power_w: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantFault {
+    pub port: String,
+    pub imp_per_kwh: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BumpFault {
+    pub port: String,
+    pub from_a: f64,
+    pub to_a: f64,
+    /// cos φ of the load the bump applies to (character ignored), e.g. 1 or 0.5.
+    pub cos_phi: f64,
+    pub error_percent: f64,
+}
+
+impl SimFault {
+    pub fn port(&self) -> &str {
+        match self {
+            SimFault::NoStart(f) | SimFault::DeadLed(f) => &f.port,
+            SimFault::Creep(f) => &f.port,
+            SimFault::WrongConstant(f) => &f.port,
+            SimFault::ErrorBump(f) => &f.port,
+        }
+    }
+
+    /// Parse one fault written as YAML, e.g. `{dead_led: {port: right}}`.
+    pub fn parse(text: &str) -> Result<SimFault, DataError> {
+        LoadedFile::from_text(Path::new("<--sim-fault>"), text.to_string()).parse()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRecord {
+    pub id: String,
+    pub due: NaiveDate,
+    pub issued_by: String,
+}
+
+/// Which driver fills a role. Real drivers arrive with their wire protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// The simulated bench's device for the role.
+    Sim,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleBinding {
+    pub role: String,
+    pub driver: Driver,
+    pub port: Option<String>,
+    pub model: String,
+    pub serial_number: String,
+    pub calibration: CalibrationRecord,
+    #[serde(skip)]
+    pub due_pos: Pos,
+}
+
+/// Expanded uncertainty (k=2) at unity and at reduced power factor, %.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UncertaintyByPf {
+    pub unity_pf: f64,
+    pub reduced_pf: f64,
+}
+
+impl UncertaintyByPf {
+    pub fn at(&self, unity: bool) -> f64 {
+        if unity { self.unity_pf } else { self.reduced_pf }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceRole {
+    pub binding: RoleBinding,
+    pub max_voltage_v: f64,
+    pub max_current_a: f64,
+    pub power_uncertainty_k2_percent: UncertaintyByPf,
+    pub uncertainty_source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferenceRole {
+    pub binding: RoleBinding,
+    pub pulse_constant_imp_per_kwh: f64,
+    pub energy_uncertainty_k2_percent: UncertaintyByPf,
+    pub uncertainty_source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CounterRole {
+    pub binding: RoleBinding,
+    pub timebase_accuracy_ppm: f64,
+    pub glitch_filter_s: f64,
+}
+
+/// The simulated world's parameters (only for stations whose roles are `sim`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulationSpec {
+    pub seed: u64,
+    pub source_settling_time_constant_s: f64,
+    pub source_amplitude_error_percent: f64,
+    pub reference_actual_error_percent: f64,
+    pub counter_timebase_hz: f64,
+    pub counter_timebase_offset_ppm: f64,
+    pub dut: SimDutSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimDutSpec {
+    pub model: String,
+    pub serial_number: String,
+    pub start_threshold_a: f64,
+    pub energy_update_hz: f64,
+    pub pulse_timer_hz: f64,
+    pub led_pulse_width_s: f64,
+    pub meters: Vec<SimMeterSpec>,
+    pub faults: Vec<SimFault>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimMeterSpec {
+    pub port: String,
+    /// (current A, error %) points, interpolated in log(current).
+    pub error_curve_percent: Vec<(f64, f64)>,
+    pub pf_inductive_0_5_percent: f64,
+    pub pf_capacitive_0_8_percent: f64,
+    pub phase_offsets_percent: [f64; 3],
+    pub noise_percent: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Station {
+    pub file: LoadedFile,
+    pub id: String,
+    pub name: String,
+    pub laboratory_name: String,
+    pub laboratory_address: String,
+    pub source: SourceRole,
+    pub reference: ReferenceRole,
+    pub counter: CounterRole,
+    pub simulation: Option<SimulationSpec>,
+}
+
+impl Station {
+    pub fn load(path: &Path) -> Result<Station, DataError> {
+        Station::from_file(LoadedFile::read(path)?)
+    }
+
+    pub fn from_file(file: LoadedFile) -> Result<Station, DataError> {
+        let raw: raw::Station = file.parse()?;
+        let path = file.path.clone();
+        let err = |pos: Pos, m: String| DataError::at(&path, pos, m);
+        if raw.schema.value != STATION_SCHEMA {
+            return Err(err(
+                Pos::of(&raw.schema),
+                format!("schema `{}` is not `{STATION_SCHEMA}`", raw.schema.value),
+            ));
+        }
+        let driver = |d: &Spanned<String>| -> Result<Driver, DataError> {
+            match d.value.as_str() {
+                "sim" => Ok(Driver::Sim),
+                other => Err(err(
+                    Pos::of(d),
+                    format!("driver `{other}` is not available in this build (known: sim)"),
+                )),
+            }
+        };
+        let positive = |name: &str, v: &Spanned<f64>| -> Result<f64, DataError> {
+            if v.value.is_finite() && v.value > 0.0 {
+                Ok(v.value)
+            } else {
+                Err(err(Pos::of(v), format!("{name} must be a positive number, not {}", v.value)))
+            }
+        };
+        let pair = |u: &raw::UncertaintyPair| -> Result<UncertaintyByPf, DataError> {
+            Ok(UncertaintyByPf {
+                unity_pf: positive("unity_pf", &u.unity_pf)?,
+                reduced_pf: positive("reduced_pf", &u.reduced_pf)?,
+            })
+        };
+        let binding = |role: &str,
+                       d: &Spanned<String>,
+                       port: &Option<String>,
+                       model: &str,
+                       serial: &str,
+                       cal: &raw::Calibration|
+         -> Result<RoleBinding, DataError> {
+            Ok(RoleBinding {
+                role: role.to_string(),
+                driver: driver(d)?,
+                port: port.clone(),
+                model: model.to_string(),
+                serial_number: serial.to_string(),
+                calibration: CalibrationRecord {
+                    id: cal.id.clone(),
+                    due: cal.due.value,
+                    issued_by: cal.issued_by.clone(),
+                },
+                due_pos: Pos::of(&cal.due),
+            })
+        };
+
+        let s = &raw.roles.source.value;
+        let source = SourceRole {
+            binding: binding("source", &s.driver, &s.port, &s.model, &s.serial_number, &s.calibration)?,
+            max_voltage_v: positive("max_voltage_v", &s.max_voltage_v)?,
+            max_current_a: positive("max_current_a", &s.max_current_a)?,
+            power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
+            uncertainty_source: s.power_uncertainty_k2_percent.source.clone(),
+        };
+        let r = &raw.roles.reference.value;
+        let reference = ReferenceRole {
+            binding: binding("reference", &r.driver, &r.port, &r.model, &r.serial_number, &r.calibration)?,
+            pulse_constant_imp_per_kwh: positive("pulse_constant_imp_per_kwh", &r.pulse_constant_imp_per_kwh)?,
+            energy_uncertainty_k2_percent: pair(&r.energy_uncertainty_k2_percent)?,
+            uncertainty_source: r.energy_uncertainty_k2_percent.source.clone(),
+        };
+        let c = &raw.roles.counter.value;
+        let counter = CounterRole {
+            binding: binding("counter", &c.driver, &c.port, &c.model, &c.serial_number, &c.calibration)?,
+            timebase_accuracy_ppm: positive("timebase_accuracy_ppm", &c.timebase_accuracy_ppm)?,
+            glitch_filter_s: {
+                let g = &c.glitch_filter_s;
+                if !(g.value.is_finite() && g.value >= 0.0) {
+                    return Err(err(Pos::of(g), format!("glitch_filter_s must be ≥ 0, not {}", g.value)));
+                }
+                g.value
+            },
+        };
+
+        let uses_sim = [&source.binding, &reference.binding, &counter.binding]
+            .iter()
+            .any(|b| b.driver == Driver::Sim);
+        let simulation = match (&raw.simulation, uses_sim) {
+            (Some(sim), true) => Some(simulation_spec(&path, sim)?),
+            (None, true) => {
+                return Err(err(
+                    Pos::of(&raw.roles.source),
+                    "roles use the `sim` driver but the station has no `simulation:` section".into(),
+                ));
+            }
+            (Some(sim), false) => {
+                return Err(err(Pos::of(sim), "`simulation:` is only for stations with `sim` roles".into()));
+            }
+            (None, false) => None,
+        };
+
+        Ok(Station {
+            id: raw.id,
+            name: raw.name,
+            laboratory_name: raw.laboratory.name,
+            laboratory_address: raw.laboratory.address,
+            source,
+            reference,
+            counter,
+            simulation,
+            file,
+        })
+    }
+
+    pub fn bindings(&self) -> [&RoleBinding; 3] {
+        [&self.source.binding, &self.reference.binding, &self.counter.binding]
+    }
+
+    /// Refuse to measure with an instrument whose calibration is past due.
+    pub fn check_calibration_due(&self, today: NaiveDate) -> Result<(), DataError> {
+        for b in self.bindings() {
+            if b.calibration.due < today {
+                return Err(DataError::at(
+                    &self.file.path,
+                    b.due_pos,
+                    format!(
+                        "the {} ({} {}) calibration {} was due on {}; recalibrate it or bind another instrument",
+                        b.role, b.model, b.serial_number, b.calibration.id, b.calibration.due
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn simulation_spec(path: &Path, sim: &Spanned<raw::Simulation>) -> Result<SimulationSpec, DataError> {
+    let s = &sim.value;
+    let err = |pos: Pos, m: String| DataError::at(path, pos, m);
+    if s.dut.model.value != "cpim1000" {
+        return Err(err(
+            Pos::of(&s.dut.model),
+            format!("simulated DUT model `{}` is unknown (known: cpim1000)", s.dut.model.value),
+        ));
+    }
+    let mut meters = Vec::new();
+    for m in &s.dut.meters {
+        let curve = &m.value.error_curve_percent;
+        if curve.is_empty() || curve.windows(2).any(|w| w[0].0 >= w[1].0) || curve.iter().any(|p| p.0 <= 0.0) {
+            return Err(err(
+                Pos::of(m),
+                "error_curve_percent needs (current, error) points with positive, increasing currents".into(),
+            ));
+        }
+        meters.push(SimMeterSpec {
+            port: m.value.port.clone(),
+            error_curve_percent: curve.clone(),
+            pf_inductive_0_5_percent: m.value.pf_inductive_0_5_percent,
+            pf_capacitive_0_8_percent: m.value.pf_capacitive_0_8_percent,
+            phase_offsets_percent: m.value.phase_offsets_percent,
+            noise_percent: m.value.noise_percent,
+        });
+    }
+    for f in &s.dut.faults {
+        if !meters.iter().any(|m| m.port == f.value.port()) {
+            return Err(err(Pos::of(f), format!("fault names port `{}`, which has no meter", f.value.port())));
+        }
+    }
+    Ok(SimulationSpec {
+        seed: s.seed,
+        source_settling_time_constant_s: s.source.settling_time_constant_s,
+        source_amplitude_error_percent: s.source.amplitude_error_percent,
+        reference_actual_error_percent: s.reference.actual_error_percent,
+        counter_timebase_hz: s.counter.timebase_hz,
+        counter_timebase_offset_ppm: s.counter.timebase_offset_ppm,
+        dut: SimDutSpec {
+            model: s.dut.model.value.clone(),
+            serial_number: s.dut.serial_number.clone(),
+            start_threshold_a: s.dut.start_threshold_a,
+            energy_update_hz: s.dut.energy_update_hz,
+            pulse_timer_hz: s.dut.pulse_timer_hz,
+            led_pulse_width_s: s.dut.led_pulse_width_s,
+            meters,
+            faults: s.dut.faults.iter().map(|f| f.value.clone()).collect(),
+        },
+    })
+}

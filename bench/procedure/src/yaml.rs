@@ -1,0 +1,119 @@
+//! YAML loading with input budgets and file:line:column diagnostics.
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Largest data file we accept; procedures and fixtures are a few kB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A position in a data file (1-based line and column; 0 when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Pos {
+    pub(crate) fn of<T>(s: &serde_saphyr::Spanned<T>) -> Pos {
+        Pos {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }
+    }
+}
+
+/// An error in a data file, always with where it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct DataError {
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.column,
+            self.message
+        )
+    }
+}
+
+impl DataError {
+    pub fn at(file: &Path, pos: Pos, message: impl Into<String>) -> DataError {
+        DataError {
+            file: file.to_path_buf(),
+            pos,
+            message: message.into(),
+        }
+    }
+}
+
+/// The bytes of a data file, kept for hashing into the run record.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl LoadedFile {
+    pub fn read(path: &Path) -> Result<LoadedFile, DataError> {
+        let at_start = |m: String| DataError::at(path, Pos { line: 1, column: 1 }, m);
+        let meta = std::fs::metadata(path).map_err(|e| at_start(format!("cannot read: {e}")))?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(at_start(format!(
+                "file is {} bytes; data files are limited to {MAX_FILE_BYTES}",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| at_start(format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..offset];
+            let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+            let column = (offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)) as u64 + 1;
+            DataError::at(path, Pos { line, column }, "file is not valid UTF-8")
+        })?;
+        Ok(LoadedFile::from_text(path, text))
+    }
+
+    pub fn from_text(path: &Path, text: String) -> LoadedFile {
+        let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        LoadedFile {
+            path: path.to_path_buf(),
+            text,
+            sha256,
+        }
+    }
+
+    /// Parse the raw serde model; syntax and schema errors keep their position.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, DataError> {
+        let options = serde_saphyr::Options::default();
+        serde_saphyr::from_str_with_options(&self.text, options).map_err(|e| {
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: l.line(),
+                    column: l.column(),
+                })
+                .unwrap_or_default();
+            DataError::at(&self.path, pos, first_line(&e.without_snippet().to_string()))
+        })
+    }
+}
+
+/// serde-saphyr appends the location to its message; we print it in front instead.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message).trim();
+    match line.rfind(" at line ") {
+        Some(i) => line[..i].to_string(),
+        None => line.to_string(),
+    }
+}

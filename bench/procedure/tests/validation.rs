@@ -1,0 +1,120 @@
+//! Bad input is rejected with file, line and column of the offending YAML.
+
+use meterbench_procedure::{DataError, LoadedFile, Procedure, SimFault, Station};
+use std::path::{Path, PathBuf};
+
+fn repo_file(rel: &str) -> (PathBuf, String) {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let text = std::fs::read_to_string(&p).unwrap();
+    (p, text)
+}
+
+/// Replace the first `from` by `to` and return the error plus the 1-based line of the edit.
+fn edited<T>(
+    rel: &str,
+    from: &str,
+    to: &str,
+    load: impl Fn(LoadedFile) -> Result<T, DataError>,
+) -> (DataError, u64, u64) {
+    let (path, text) = repo_file(rel);
+    let at = text.find(from).unwrap_or_else(|| panic!("`{from}` not in {rel}"));
+    let line = text[..at].matches('\n').count() as u64 + 1;
+    let column = (at - text[..at].rfind('\n').map_or(0, |i| i + 1)) as u64 + 1;
+    let changed = text.replacen(from, to, 1);
+    let err = match load(LoadedFile::from_text(&path, changed)) {
+        Ok(_) => panic!("edit `{from}` → `{to}` was accepted"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().starts_with(&format!("{}:", path.display())), "{err}");
+    (err, line, column)
+}
+
+#[test]
+fn misspelt_key_in_a_step_is_rejected_where_it_is() {
+    let (err, line, col) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "settle_s: 1\n      pulses: 2",
+        "setle_s: 1\n      pulses: 2",
+        Procedure::from_file,
+    );
+    assert_eq!((err.pos.line, err.pos.column), (line, col), "{err}");
+    assert!(err.message.contains("setle_s"), "{err}");
+}
+
+#[test]
+fn misspelt_top_level_key_is_rejected() {
+    let (err, line, col) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "decision_rule:",
+        "decision_rul:",
+        Procedure::from_file,
+    );
+    assert_eq!((err.pos.line, err.pos.column), (line, col), "{err}");
+    assert!(err.message.contains("decision_rul"), "{err}");
+}
+
+#[test]
+fn missing_field_is_rejected_with_its_mapping() {
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "      max_pulses: 1\n",
+        "",
+        Procedure::from_file,
+    );
+    assert!(err.message.contains("max_pulses"), "{err}");
+    // The error points into the no_load mapping that lacks the field.
+    assert!(err.pos.line > 0 && err.pos.line.abs_diff(line) <= 6, "{err} vs line {line}");
+}
+
+#[test]
+fn limit_of_the_wrong_sign_is_rejected_at_the_value() {
+    let (err, line, col) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "mpe_percent: 1.0",
+        "mpe_percent: -1.0",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert_eq!(err.pos.column, col + "mpe_percent: ".len() as u64, "{err}");
+    assert!(err.message.contains("positive"), "{err}");
+}
+
+#[test]
+fn unknown_role_is_rejected() {
+    let (err, line, col) = edited("hw/stations/sim.yaml", "  counter:\n", "  countr:\n", Station::from_file);
+    assert_eq!((err.pos.line, err.pos.column), (line, col + 2), "{err}");
+    assert!(err.message.contains("countr"), "{err}");
+}
+
+#[test]
+fn unknown_driver_is_rejected() {
+    let (err, line, _) = edited("hw/stations/sim.yaml", "driver: sim", "driver: simm", Station::from_file);
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("simm"), "{err}");
+}
+
+#[test]
+fn bad_power_factor_and_current_are_rejected() {
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "power_factor: 0.8c",
+        "power_factor: 0.8",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("inductive"), "{err}");
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "current: Imax",
+        "current: Imx",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+}
+
+#[test]
+fn a_fault_is_parsed_from_flow_yaml() {
+    assert_eq!(SimFault::parse("{dead_led: {port: right}}").unwrap().port(), "right");
+    let e = SimFault::parse("{dead_led: {prt: right}}").unwrap_err();
+    assert!(e.to_string().contains("prt"), "{e}");
+}
