@@ -182,8 +182,15 @@ mod tests {
 
     #[test]
     fn active_power_of_a_balanced_setpoint() {
-        let p = PhaseSetpoint { voltage_v: 230.0, current_a: 5.0, current_lag_deg: 60.0 };
-        let s = SourceSetpoint { frequency_hz: 50.0, phases: [p; 3] };
+        let p = PhaseSetpoint {
+            voltage_v: 230.0,
+            current_a: 5.0,
+            current_lag_deg: 60.0,
+        };
+        let s = SourceSetpoint {
+            frequency_hz: 50.0,
+            phases: [p; 3],
+        };
         // 3 · 230 · 5 · cos 60° = 1725 W
         assert!((s.active_power_w() - 1725.0).abs() < 1e-9);
     }

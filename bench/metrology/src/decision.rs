@@ -30,7 +30,12 @@ pub struct Decision {
 }
 
 /// Decide one point from its error, expanded uncertainty and symmetric MPE (all in %).
-pub fn decide(rule: DecisionRule, error_percent: f64, expanded_u_percent: f64, mpe_percent: f64) -> Decision {
+pub fn decide(
+    rule: DecisionRule,
+    error_percent: f64,
+    expanded_u_percent: f64,
+    mpe_percent: f64,
+) -> Decision {
     let e = error_percent.abs();
     let u = expanded_u_percent.abs();
     let conformity = if e + u <= mpe_percent {
@@ -53,7 +58,11 @@ pub fn decide(rule: DecisionRule, error_percent: f64, expanded_u_percent: f64, m
         }
         DecisionRule::GuardBanded => (conformity, conformity == Conformity::Pass),
     };
-    Decision { rule, conformity, accepted }
+    Decision {
+        rule,
+        conformity,
+        accepted,
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +87,10 @@ mod tests {
         let d = decide(GuardBanded, -0.8, 0.3, 1.0);
         assert_eq!((d.conformity, d.accepted), (ConditionalPass, false));
         // over MPE but U reaches back under it
-        assert_eq!(decide(GuardBanded, 1.2, 0.3, 1.0).conformity, ConditionalFail);
+        assert_eq!(
+            decide(GuardBanded, 1.2, 0.3, 1.0).conformity,
+            ConditionalFail
+        );
         // |e| − U > MPE
         assert_eq!(decide(GuardBanded, -1.31, 0.3, 1.0).conformity, Fail);
         assert!(decide(GuardBanded, 0.7, 0.3, 1.0).accepted);

@@ -18,7 +18,9 @@ pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};
 pub use pulses::{physical_floor_s, pulse_frequency_hz, pulse_period_s};
 pub use stats::{RepeatStatistics, interval_scatter, repeat_statistics};
 pub use tests_timing::{no_load_duration_s, starting_pulse_period_s, starting_pulses_in_window};
-pub use uncertainty::{BudgetInputs, Contribution, ReferenceMethod, UncertaintyBudget, uncertainty_budget};
+pub use uncertainty::{
+    BudgetInputs, Contribution, ReferenceMethod, UncertaintyBudget, uncertainty_budget,
+};
 
 /// Joules in one kilowatt-hour.
 pub const JOULES_PER_KWH: f64 = 3.6e6;

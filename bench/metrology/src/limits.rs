@@ -85,7 +85,9 @@ pub enum LimitLookupError {
         pf: String,
         load: LoadKind,
     },
-    #[error("limit rules {names:?} all cover {current_a} A, PF {pf}, {load:?} load; make the table unambiguous")]
+    #[error(
+        "limit rules {names:?} all cover {current_a} A, PF {pf}, {load:?} load; make the table unambiguous"
+    )]
     Ambiguous {
         names: Vec<String>,
         current_a: f64,
@@ -130,7 +132,12 @@ mod tests {
         vec![
             LimitRule {
                 name: "low".into(),
-                current: CurrentRange { from_a: imin, from_inclusive: true, to_a: itr, to_inclusive: false },
+                current: CurrentRange {
+                    from_a: imin,
+                    from_inclusive: true,
+                    to_a: itr,
+                    to_inclusive: false,
+                },
                 power_factor: PfRange::UNITY_ONLY,
                 load: LoadKind::Balanced,
                 mpe_percent: 1.5,
@@ -138,15 +145,28 @@ mod tests {
             },
             LimitRule {
                 name: "high".into(),
-                current: CurrentRange { from_a: itr, from_inclusive: true, to_a: imax, to_inclusive: true },
-                power_factor: PfRange { lowest_inductive: 0.5, lowest_capacitive: 0.8 },
+                current: CurrentRange {
+                    from_a: itr,
+                    from_inclusive: true,
+                    to_a: imax,
+                    to_inclusive: true,
+                },
+                power_factor: PfRange {
+                    lowest_inductive: 0.5,
+                    lowest_capacitive: 0.8,
+                },
                 load: LoadKind::Balanced,
                 mpe_percent: 1.0,
                 source: "test".into(),
             },
             LimitRule {
                 name: "single".into(),
-                current: CurrentRange { from_a: itr, from_inclusive: true, to_a: imax, to_inclusive: true },
+                current: CurrentRange {
+                    from_a: itr,
+                    from_inclusive: true,
+                    to_a: imax,
+                    to_inclusive: true,
+                },
                 power_factor: PfRange::UNITY_ONLY,
                 load: LoadKind::SinglePhase,
                 mpe_percent: 2.0,
@@ -163,21 +183,60 @@ mod tests {
     fn range_edges_follow_the_standard() {
         let t = class_b_table();
         // Imin belongs to the low range, Itr to the high one (Imin ≤ I < Itr ≤ I ≤ Imax).
-        assert_eq!(lookup_limit(&t, 0.25, pf("1"), LoadKind::Balanced).unwrap().mpe_percent, 1.5);
-        assert_eq!(lookup_limit(&t, 0.499, pf("1"), LoadKind::Balanced).unwrap().mpe_percent, 1.5);
-        assert_eq!(lookup_limit(&t, 0.5, pf("1"), LoadKind::Balanced).unwrap().mpe_percent, 1.0);
-        assert_eq!(lookup_limit(&t, 32.0, pf("0.5i"), LoadKind::Balanced).unwrap().mpe_percent, 1.0);
-        assert_eq!(lookup_limit(&t, 5.0, pf("0.8c"), LoadKind::Balanced).unwrap().mpe_percent, 1.0);
-        assert_eq!(lookup_limit(&t, 5.0, pf("1"), LoadKind::SinglePhase).unwrap().mpe_percent, 2.0);
+        assert_eq!(
+            lookup_limit(&t, 0.25, pf("1"), LoadKind::Balanced)
+                .unwrap()
+                .mpe_percent,
+            1.5
+        );
+        assert_eq!(
+            lookup_limit(&t, 0.499, pf("1"), LoadKind::Balanced)
+                .unwrap()
+                .mpe_percent,
+            1.5
+        );
+        assert_eq!(
+            lookup_limit(&t, 0.5, pf("1"), LoadKind::Balanced)
+                .unwrap()
+                .mpe_percent,
+            1.0
+        );
+        assert_eq!(
+            lookup_limit(&t, 32.0, pf("0.5i"), LoadKind::Balanced)
+                .unwrap()
+                .mpe_percent,
+            1.0
+        );
+        assert_eq!(
+            lookup_limit(&t, 5.0, pf("0.8c"), LoadKind::Balanced)
+                .unwrap()
+                .mpe_percent,
+            1.0
+        );
+        assert_eq!(
+            lookup_limit(&t, 5.0, pf("1"), LoadKind::SinglePhase)
+                .unwrap()
+                .mpe_percent,
+            2.0
+        );
     }
 
     #[test]
     fn points_outside_every_rule_are_reported() {
         let t = class_b_table();
-        assert!(matches!(lookup_limit(&t, 0.02, pf("1"), LoadKind::Balanced), Err(LimitLookupError::NoRule { .. })));
-        assert!(matches!(lookup_limit(&t, 40.0, pf("1"), LoadKind::Balanced), Err(LimitLookupError::NoRule { .. })));
+        assert!(matches!(
+            lookup_limit(&t, 0.02, pf("1"), LoadKind::Balanced),
+            Err(LimitLookupError::NoRule { .. })
+        ));
+        assert!(matches!(
+            lookup_limit(&t, 40.0, pf("1"), LoadKind::Balanced),
+            Err(LimitLookupError::NoRule { .. })
+        ));
         // 0.5c is below the capacitive end 0.8c.
-        assert!(matches!(lookup_limit(&t, 5.0, pf("0.5c"), LoadKind::Balanced), Err(LimitLookupError::NoRule { .. })));
+        assert!(matches!(
+            lookup_limit(&t, 5.0, pf("0.5c"), LoadKind::Balanced),
+            Err(LimitLookupError::NoRule { .. })
+        ));
         // PF 0.5i at Imin has no rule in this table.
         assert!(lookup_limit(&t, 0.25, pf("0.5i"), LoadKind::Balanced).is_err());
     }
@@ -189,7 +248,9 @@ mod tests {
         dup.name = "dup".into();
         t.push(dup);
         match lookup_limit(&t, 5.0, pf("1"), LoadKind::Balanced) {
-            Err(LimitLookupError::Ambiguous { names, .. }) => assert_eq!(names, vec!["high", "dup"]),
+            Err(LimitLookupError::Ambiguous { names, .. }) => {
+                assert_eq!(names, vec!["high", "dup"])
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -22,7 +22,9 @@ pub struct PowerFactor {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PowerFactorParseError {
-    #[error("power factor `{0}` is not a number with an optional `i` (inductive) or `c` (capacitive) suffix, e.g. `1`, `0.5i`, `0.8c`")]
+    #[error(
+        "power factor `{0}` is not a number with an optional `i` (inductive) or `c` (capacitive) suffix, e.g. `1`, `0.5i`, `0.8c`"
+    )]
     Syntax(String),
     #[error("power factor `{0}` must lie in 0 < cos φ ≤ 1")]
     OutOfRange(String),
@@ -116,9 +118,21 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        assert!(matches!("0.5".parse::<PowerFactor>(), Err(PowerFactorParseError::MissingCharacter(_))));
-        assert!(matches!("1.2".parse::<PowerFactor>(), Err(PowerFactorParseError::OutOfRange(_))));
-        assert!(matches!("0i".parse::<PowerFactor>(), Err(PowerFactorParseError::OutOfRange(_))));
-        assert!(matches!("x".parse::<PowerFactor>(), Err(PowerFactorParseError::Syntax(_))));
+        assert!(matches!(
+            "0.5".parse::<PowerFactor>(),
+            Err(PowerFactorParseError::MissingCharacter(_))
+        ));
+        assert!(matches!(
+            "1.2".parse::<PowerFactor>(),
+            Err(PowerFactorParseError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            "0i".parse::<PowerFactor>(),
+            Err(PowerFactorParseError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            "x".parse::<PowerFactor>(),
+            Err(PowerFactorParseError::Syntax(_))
+        ));
     }
 }

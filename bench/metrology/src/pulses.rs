@@ -78,7 +78,11 @@ mod tests {
     #[test]
     fn floor_counts_one_pulse_more_than_intervals() {
         // settle 5 s + 101 periods of 52.173913 ms = 10.26956522 s
-        assert!(close(physical_floor_s(5.0, 100, 0.052_173_913), 10.269_565_2, 1e-8));
+        assert!(close(
+            physical_floor_s(5.0, 100, 0.052_173_913),
+            10.269_565_2,
+            1e-8
+        ));
         assert_eq!(pulse_period_s(0.0, 20_000.0), f64::INFINITY);
     }
 }

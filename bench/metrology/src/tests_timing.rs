@@ -7,14 +7,24 @@ pub fn starting_pulse_period_s(k_imp_per_kwh: f64, elements: u32, un_v: f64, ist
 }
 
 /// No-load test duration Δt = K / (k · m · U_test · Ist) minutes, returned in seconds.
-pub fn no_load_duration_s(k_constant: f64, k_imp_per_kwh: f64, elements: u32, u_test_v: f64, ist_a: f64) -> f64 {
+pub fn no_load_duration_s(
+    k_constant: f64,
+    k_imp_per_kwh: f64,
+    elements: u32,
+    u_test_v: f64,
+    ist_a: f64,
+) -> f64 {
     k_constant / (k_imp_per_kwh * elements as f64 * u_test_v * ist_a) * 60.0
 }
 
 /// Starting test decision: each of the first `required` pulses (after the current is
 /// applied at t = 0) must arrive within `window_s` of the previous one (or of t = 0).
 /// Returns the index of the first pulse that was late, or `None` when it passed.
-pub fn starting_pulses_in_window(pulse_times_s: &[f64], required: usize, window_s: f64) -> Result<(), usize> {
+pub fn starting_pulses_in_window(
+    pulse_times_s: &[f64],
+    required: usize,
+    window_s: f64,
+) -> Result<(), usize> {
     let mut previous = 0.0;
     for i in 0..required {
         match pulse_times_s.get(i) {

@@ -80,7 +80,8 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
             Contribution {
                 name: "count quantisation".into(),
                 u_percent: 100.0 / (inputs.ref_counts_per_gate * SQRT6) / r.sqrt(),
-                note: "±1 reference count per gate (two truncated latches, triangular) / √repeats".into(),
+                note: "±1 reference count per gate (two truncated latches, triangular) / √repeats"
+                    .into(),
             },
         ),
         ReferenceMethod::Timed => (
@@ -91,7 +92,9 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
             },
             Contribution {
                 name: "count quantisation".into(),
-                u_percent: 100.0 * inputs.timebase_resolution_s / (inputs.gate_s * SQRT6) / r.sqrt(),
+                u_percent: 100.0 * inputs.timebase_resolution_s
+                    / (inputs.gate_s * SQRT6)
+                    / r.sqrt(),
                 note: "±1 timebase tick per gate (two timestamps, triangular) / √repeats".into(),
             },
         ),
@@ -107,7 +110,10 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
     };
     let repeatability = Contribution {
         name: "repeatability".into(),
-        u_percent: inputs.repeat_std_percent.map(|s| s / r.sqrt()).unwrap_or(0.0),
+        u_percent: inputs
+            .repeat_std_percent
+            .map(|s| s / r.sqrt())
+            .unwrap_or(0.0),
         note: "type A: s of the repeats / √repeats".into(),
     };
     let random = jitter.u_percent.max(repeatability.u_percent);
@@ -160,7 +166,11 @@ mod tests {
         // repeatability 0.02/2 = 0.01
         assert!((u[4] - 0.01).abs() < 1e-12);
         // u_c = sqrt(0.005² + 2.0412e-5² + 0.02²) = 0.020615538
-        assert!((b.combined_u_percent - 0.020_615_538).abs() < 1e-8, "{}", b.combined_u_percent);
+        assert!(
+            (b.combined_u_percent - 0.020_615_538).abs() < 1e-8,
+            "{}",
+            b.combined_u_percent
+        );
         assert!((b.expanded_u_percent - 0.041_231_076).abs() < 1e-8);
     }
 
@@ -194,6 +204,10 @@ mod tests {
         // 100·1e-7/(20·√6) = 2.0412415e-7
         assert!((u[2] - 2.041_241_5e-7).abs() < 1e-13);
         assert_eq!((u[3], u[4]), (0.0, 0.0));
-        assert!((b.expanded_u_percent - 2.0 * (0.01f64.powi(2) + 2.886_751_3e-4f64.powi(2)).sqrt()).abs() < 1e-9);
+        assert!(
+            (b.expanded_u_percent - 2.0 * (0.01f64.powi(2) + 2.886_751_3e-4f64.powi(2)).sqrt())
+                .abs()
+                < 1e-9
+        );
     }
 }

@@ -27,7 +27,9 @@ impl RatedCurrent {
     ];
 
     pub fn parse(name: &str) -> Option<RatedCurrent> {
-        RatedCurrent::ALL.into_iter().find(|c| c.to_string() == name)
+        RatedCurrent::ALL
+            .into_iter()
+            .find(|c| c.to_string() == name)
     }
 }
 
@@ -199,18 +201,27 @@ impl Fixture {
         if !["A", "B", "C"].contains(&raw.accuracy_class.value.as_str()) {
             return Err(err(
                 Pos::of(&raw.accuracy_class),
-                format!("accuracy class `{}` is not A, B or C", raw.accuracy_class.value),
+                format!(
+                    "accuracy class `{}` is not A, B or C",
+                    raw.accuracy_class.value
+                ),
             ));
         }
         for (name, v) in [
-            ("meter_constant_imp_per_kwh", &raw.meter_constant_imp_per_kwh),
+            (
+                "meter_constant_imp_per_kwh",
+                &raw.meter_constant_imp_per_kwh,
+            ),
             ("nominal_voltage_v", &raw.nominal_voltage_v),
             ("frequency_hz", &raw.frequency_hz),
             ("ratings.max_voltage_v", &raw.ratings.max_voltage_v),
             ("ratings.max_current_a", &raw.ratings.max_current_a),
         ] {
             if !(v.value.is_finite() && v.value > 0.0) {
-                return Err(err(Pos::of(v), format!("{name} must be a positive number, not {}", v.value)));
+                return Err(err(
+                    Pos::of(v),
+                    format!("{name} must be a positive number, not {}", v.value),
+                ));
             }
         }
         let rc = &raw.rated_currents_a.value;
@@ -226,24 +237,42 @@ impl Fixture {
         if raw.ratings.max_current_a.value < rc.imax {
             return Err(err(
                 Pos::of(&raw.ratings.max_current_a),
-                format!("max_current_a {} is below Imax {}", raw.ratings.max_current_a.value, rc.imax),
+                format!(
+                    "max_current_a {} is below Imax {}",
+                    raw.ratings.max_current_a.value, rc.imax
+                ),
             ));
         }
         if raw.wirings.value.is_empty() {
-            return Err(err(Pos::of(&raw.wirings), "at least one wiring is needed".into()));
+            return Err(err(
+                Pos::of(&raw.wirings),
+                "at least one wiring is needed".into(),
+            ));
         }
         if raw.ports.value.is_empty() {
-            return Err(err(Pos::of(&raw.ports), "at least one port is needed".into()));
+            return Err(err(
+                Pos::of(&raw.ports),
+                "at least one port is needed".into(),
+            ));
         }
         let mut ports: Vec<Port> = Vec::new();
         for p in &raw.ports.value {
             if ports.iter().any(|q| q.name == p.value.name) {
-                return Err(err(Pos::of(p), format!("port `{}` is declared twice", p.value.name)));
-            }
-            if ports.iter().any(|q| q.counter_channel == p.value.counter_channel) {
                 return Err(err(
                     Pos::of(p),
-                    format!("counter channel {} is used by two ports", p.value.counter_channel),
+                    format!("port `{}` is declared twice", p.value.name),
+                ));
+            }
+            if ports
+                .iter()
+                .any(|q| q.counter_channel == p.value.counter_channel)
+            {
+                return Err(err(
+                    Pos::of(p),
+                    format!(
+                        "counter channel {} is used by two ports",
+                        p.value.counter_channel
+                    ),
                 ));
             }
             ports.push(Port {
@@ -261,7 +290,10 @@ impl Fixture {
                 ));
             };
             if n.value == 0 {
-                return Err(err(Pos::of(n), "a minimum pulse count must be at least 1".into()));
+                return Err(err(
+                    Pos::of(n),
+                    "a minimum pulse count must be at least 1".into(),
+                ));
             }
             min_pulses.insert(current, n.value);
         }

@@ -7,15 +7,16 @@
 pub mod fixture;
 pub mod procedure;
 pub mod station;
+pub use station::{CounterRole, ReferenceRole, SourceRole};
 mod yaml;
 
 pub use fixture::{Fixture, Port, RatedCurrent, RatedCurrents, Wiring};
 pub use procedure::{
-    AccuracyStep, CurrentSpec, LimitSpec, NoLoadStep, Phase, Procedure, PulseCheckStep, StartingStep,
-    Step, StepKind,
+    AccuracyStep, CurrentSpec, LimitSpec, NoLoadStep, Phase, Procedure, PulseCheckStep,
+    StartingStep, Step, StepKind,
 };
 pub use station::{
-    CalibrationRecord, Driver, RoleBinding, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec, Station,
-    UncertaintyByPf,
+    CalibrationRecord, Driver, RoleBinding, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec,
+    Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

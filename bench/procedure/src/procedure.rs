@@ -294,7 +294,10 @@ impl Checker<'_> {
         RatedCurrent::parse(&s.value).ok_or_else(|| {
             self.err(
                 Pos::of(s),
-                format!("`{}` is not a rated current (Ist, Imin, Itr, Iref, Imax)", s.value),
+                format!(
+                    "`{}` is not a rated current (Ist, Imin, Itr, Iref, Imax)",
+                    s.value
+                ),
             )
         })
     }
@@ -316,7 +319,10 @@ impl Checker<'_> {
     }
 
     fn pf(&self, s: &Spanned<Scalar>) -> Result<PowerFactor, DataError> {
-        s.value.0.parse().map_err(|e| self.err(Pos::of(s), format!("{e}")))
+        s.value
+            .0
+            .parse()
+            .map_err(|e| self.err(Pos::of(s), format!("{e}")))
     }
 
     fn non_negative(&self, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
@@ -347,7 +353,13 @@ impl Checker<'_> {
         if v.value > 0.0 && v.value <= 1.0 {
             Ok(v.value)
         } else {
-            Err(self.err(Pos::of(v), format!("a power factor end must lie in 0 < cos φ ≤ 1, not {}", v.value)))
+            Err(self.err(
+                Pos::of(v),
+                format!(
+                    "a power factor end must lie in 0 < cos φ ≤ 1, not {}",
+                    v.value
+                ),
+            ))
         }
     }
 }
@@ -398,7 +410,10 @@ impl Procedure {
                 }
             };
             if to <= from {
-                return Err(c.err(Pos::of(&l.current), format!("current range {from}..{to} is empty")));
+                return Err(c.err(
+                    Pos::of(&l.current),
+                    format!("current range {from}..{to} is empty"),
+                ));
             }
             limits.push(LimitSpec {
                 name: l.name.clone(),
@@ -458,7 +473,8 @@ impl Procedure {
                 raw::Step::NoLoad(p) => (
                     &p.name,
                     StepKind::NoLoad(NoLoadStep {
-                        voltage_percent_of_un: c.positive("voltage_percent_of_un", &p.voltage_percent_of_un)?,
+                        voltage_percent_of_un: c
+                            .positive("voltage_percent_of_un", &p.voltage_percent_of_un)?,
                         settle_s: c.non_negative("settle_s", &p.settle_s)?,
                         k_constant: c.positive("k_constant", &p.k_constant)?,
                         max_pulses: p.max_pulses.value,
@@ -473,12 +489,17 @@ impl Procedure {
                             v.sort();
                             v.dedup();
                             if v.len() != ph.value.len() || v.is_empty() {
-                                return Err(c.err(Pos::of(ph), "phases must be distinct and not empty"));
+                                return Err(
+                                    c.err(Pos::of(ph), "phases must be distinct and not empty")
+                                );
                             }
                             if let Some(bad) = v.iter().find(|x| !all_phases.contains(x)) {
                                 return Err(c.err(
                                     Pos::of(ph),
-                                    format!("phase {bad:?} does not exist in {:?} wiring", raw.wiring.value),
+                                    format!(
+                                        "phase {bad:?} does not exist in {:?} wiring",
+                                        raw.wiring.value
+                                    ),
                                 ));
                             }
                             v
@@ -513,7 +534,10 @@ impl Procedure {
                 }
             };
             if steps.iter().any(|t| t.name == name.value) {
-                return Err(c.err(Pos::of(name), format!("step name `{}` is used twice", name.value)));
+                return Err(c.err(
+                    Pos::of(name),
+                    format!("step name `{}` is used twice", name.value),
+                ));
             }
             steps.push(Step {
                 name: name.value.clone(),

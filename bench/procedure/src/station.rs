@@ -128,6 +128,7 @@ mod raw {
     pub struct SimDut {
         pub model: Spanned<String>,
         pub serial_number: String,
+        pub led_imp_per_kwh: f64,
         pub start_threshold_a: f64,
         pub energy_update_hz: f64,
         pub pulse_timer_hz: f64,
@@ -153,8 +154,8 @@ mod raw {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SimFault {
-    /// The meter does not register below this current per phase (> Ist).
-    NoStart(PortFault),
+    /// The meter does not register below `threshold_a` per phase (set it above Ist).
+    NoStart(ThresholdFault),
     /// The meter registers this power, W, when no current flows.
     Creep(CreepFault),
     /// The LED emits pulses at this constant instead of the nameplate's.
@@ -169,6 +170,13 @@ pub enum SimFault {
 #[serde(deny_unknown_fields)]
 pub struct PortFault {
     pub port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdFault {
+    pub port: String,
+    pub threshold_a: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +207,8 @@ pub struct BumpFault {
 impl SimFault {
     pub fn port(&self) -> &str {
         match self {
-            SimFault::NoStart(f) | SimFault::DeadLed(f) => &f.port,
+            SimFault::NoStart(f) => &f.port,
+            SimFault::DeadLed(f) => &f.port,
             SimFault::Creep(f) => &f.port,
             SimFault::WrongConstant(f) => &f.port,
             SimFault::ErrorBump(f) => &f.port,
@@ -248,7 +257,11 @@ pub struct UncertaintyByPf {
 
 impl UncertaintyByPf {
     pub fn at(&self, unity: bool) -> f64 {
-        if unity { self.unity_pf } else { self.reduced_pf }
+        if unity {
+            self.unity_pf
+        } else {
+            self.reduced_pf
+        }
     }
 }
 
@@ -292,6 +305,8 @@ pub struct SimulationSpec {
 pub struct SimDutSpec {
     pub model: String,
     pub serial_number: String,
+    /// The simulated device's LED constant (its nameplate value unless a fault changes it).
+    pub led_imp_per_kwh: f64,
     pub start_threshold_a: f64,
     pub energy_update_hz: f64,
     pub pulse_timer_hz: f64,
@@ -352,7 +367,10 @@ impl Station {
             if v.value.is_finite() && v.value > 0.0 {
                 Ok(v.value)
             } else {
-                Err(err(Pos::of(v), format!("{name} must be a positive number, not {}", v.value)))
+                Err(err(
+                    Pos::of(v),
+                    format!("{name} must be a positive number, not {}", v.value),
+                ))
             }
         };
         let pair = |u: &raw::UncertaintyPair| -> Result<UncertaintyByPf, DataError> {
@@ -385,7 +403,14 @@ impl Station {
 
         let s = &raw.roles.source.value;
         let source = SourceRole {
-            binding: binding("source", &s.driver, &s.port, &s.model, &s.serial_number, &s.calibration)?,
+            binding: binding(
+                "source",
+                &s.driver,
+                &s.port,
+                &s.model,
+                &s.serial_number,
+                &s.calibration,
+            )?,
             max_voltage_v: positive("max_voltage_v", &s.max_voltage_v)?,
             max_current_a: positive("max_current_a", &s.max_current_a)?,
             power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
@@ -393,19 +418,39 @@ impl Station {
         };
         let r = &raw.roles.reference.value;
         let reference = ReferenceRole {
-            binding: binding("reference", &r.driver, &r.port, &r.model, &r.serial_number, &r.calibration)?,
-            pulse_constant_imp_per_kwh: positive("pulse_constant_imp_per_kwh", &r.pulse_constant_imp_per_kwh)?,
+            binding: binding(
+                "reference",
+                &r.driver,
+                &r.port,
+                &r.model,
+                &r.serial_number,
+                &r.calibration,
+            )?,
+            pulse_constant_imp_per_kwh: positive(
+                "pulse_constant_imp_per_kwh",
+                &r.pulse_constant_imp_per_kwh,
+            )?,
             energy_uncertainty_k2_percent: pair(&r.energy_uncertainty_k2_percent)?,
             uncertainty_source: r.energy_uncertainty_k2_percent.source.clone(),
         };
         let c = &raw.roles.counter.value;
         let counter = CounterRole {
-            binding: binding("counter", &c.driver, &c.port, &c.model, &c.serial_number, &c.calibration)?,
+            binding: binding(
+                "counter",
+                &c.driver,
+                &c.port,
+                &c.model,
+                &c.serial_number,
+                &c.calibration,
+            )?,
             timebase_accuracy_ppm: positive("timebase_accuracy_ppm", &c.timebase_accuracy_ppm)?,
             glitch_filter_s: {
                 let g = &c.glitch_filter_s;
                 if !(g.value.is_finite() && g.value >= 0.0) {
-                    return Err(err(Pos::of(g), format!("glitch_filter_s must be ≥ 0, not {}", g.value)));
+                    return Err(err(
+                        Pos::of(g),
+                        format!("glitch_filter_s must be ≥ 0, not {}", g.value),
+                    ));
                 }
                 g.value
             },
@@ -419,11 +464,15 @@ impl Station {
             (None, true) => {
                 return Err(err(
                     Pos::of(&raw.roles.source),
-                    "roles use the `sim` driver but the station has no `simulation:` section".into(),
+                    "roles use the `sim` driver but the station has no `simulation:` section"
+                        .into(),
                 ));
             }
             (Some(sim), false) => {
-                return Err(err(Pos::of(sim), "`simulation:` is only for stations with `sim` roles".into()));
+                return Err(err(
+                    Pos::of(sim),
+                    "`simulation:` is only for stations with `sim` roles".into(),
+                ));
             }
             (None, false) => None,
         };
@@ -442,7 +491,11 @@ impl Station {
     }
 
     pub fn bindings(&self) -> [&RoleBinding; 3] {
-        [&self.source.binding, &self.reference.binding, &self.counter.binding]
+        [
+            &self.source.binding,
+            &self.reference.binding,
+            &self.counter.binding,
+        ]
     }
 
     /// Refuse to measure with an instrument whose calibration is past due.
@@ -463,19 +516,28 @@ impl Station {
     }
 }
 
-fn simulation_spec(path: &Path, sim: &Spanned<raw::Simulation>) -> Result<SimulationSpec, DataError> {
+fn simulation_spec(
+    path: &Path,
+    sim: &Spanned<raw::Simulation>,
+) -> Result<SimulationSpec, DataError> {
     let s = &sim.value;
     let err = |pos: Pos, m: String| DataError::at(path, pos, m);
     if s.dut.model.value != "cpim1000" {
         return Err(err(
             Pos::of(&s.dut.model),
-            format!("simulated DUT model `{}` is unknown (known: cpim1000)", s.dut.model.value),
+            format!(
+                "simulated DUT model `{}` is unknown (known: cpim1000)",
+                s.dut.model.value
+            ),
         ));
     }
     let mut meters = Vec::new();
     for m in &s.dut.meters {
         let curve = &m.value.error_curve_percent;
-        if curve.is_empty() || curve.windows(2).any(|w| w[0].0 >= w[1].0) || curve.iter().any(|p| p.0 <= 0.0) {
+        if curve.is_empty()
+            || curve.windows(2).any(|w| w[0].0 >= w[1].0)
+            || curve.iter().any(|p| p.0 <= 0.0)
+        {
             return Err(err(
                 Pos::of(m),
                 "error_curve_percent needs (current, error) points with positive, increasing currents".into(),
@@ -492,7 +554,10 @@ fn simulation_spec(path: &Path, sim: &Spanned<raw::Simulation>) -> Result<Simula
     }
     for f in &s.dut.faults {
         if !meters.iter().any(|m| m.port == f.value.port()) {
-            return Err(err(Pos::of(f), format!("fault names port `{}`, which has no meter", f.value.port())));
+            return Err(err(
+                Pos::of(f),
+                format!("fault names port `{}`, which has no meter", f.value.port()),
+            ));
         }
     }
     Ok(SimulationSpec {
@@ -505,6 +570,7 @@ fn simulation_spec(path: &Path, sim: &Spanned<raw::Simulation>) -> Result<Simula
         dut: SimDutSpec {
             model: s.dut.model.value.clone(),
             serial_number: s.dut.serial_number.clone(),
+            led_imp_per_kwh: s.dut.led_imp_per_kwh,
             start_threshold_a: s.dut.start_threshold_a,
             energy_update_hz: s.dut.energy_update_hz,
             pulse_timer_hz: s.dut.pulse_timer_hz,

@@ -78,7 +78,12 @@ impl LoadedFile {
             let offset = e.utf8_error().valid_up_to();
             let before = &e.as_bytes()[..offset];
             let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-            let column = (offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)) as u64 + 1;
+            let column = (offset
+                - before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1)) as u64
+                + 1;
             DataError::at(path, Pos { line, column }, "file is not valid UTF-8")
         })?;
         Ok(LoadedFile::from_text(path, text))
@@ -104,7 +109,11 @@ impl LoadedFile {
                     column: l.column(),
                 })
                 .unwrap_or_default();
-            DataError::at(&self.path, pos, first_line(&e.without_snippet().to_string()))
+            DataError::at(
+                &self.path,
+                pos,
+                first_line(&e.without_snippet().to_string()),
+            )
         })
     }
 }

@@ -34,12 +34,22 @@ fn every_station_validates() {
 
 #[test]
 fn every_procedure_validates_against_the_fixture_of_its_class() {
-    let fixtures: Vec<Fixture> = yaml_files("fixtures").iter().map(|f| Fixture::load(f).unwrap()).collect();
+    let fixtures: Vec<Fixture> = yaml_files("fixtures")
+        .iter()
+        .map(|f| Fixture::load(f).unwrap())
+        .collect();
     for f in yaml_files("procedures") {
         let p = Procedure::load(&f).unwrap_or_else(|e| panic!("{e}"));
-        let matching: Vec<&Fixture> =
-            fixtures.iter().filter(|x| x.accuracy_class == p.accuracy_class).collect();
-        assert!(!matching.is_empty(), "{}: no fixture of class {}", f.display(), p.accuracy_class);
+        let matching: Vec<&Fixture> = fixtures
+            .iter()
+            .filter(|x| x.accuracy_class == p.accuracy_class)
+            .collect();
+        assert!(
+            !matching.is_empty(),
+            "{}: no fixture of class {}",
+            f.display(),
+            p.accuracy_class
+        );
         for fx in matching {
             p.check_against(fx).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -51,10 +61,19 @@ fn the_cpim_fixture_carries_the_guide_numbers() {
     let f = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
     assert_eq!(f.meter_constant_imp_per_kwh, 20000.0);
     assert_eq!(
-        [f.rated.ist, f.rated.imin, f.rated.itr, f.rated.iref, f.rated.imax],
+        [
+            f.rated.ist,
+            f.rated.imin,
+            f.rated.itr,
+            f.rated.iref,
+            f.rated.imax
+        ],
         [0.02, 0.25, 0.5, 5.0, 32.0]
     );
-    assert_eq!(f.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["left", "right"]);
+    assert_eq!(
+        f.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["left", "right"]
+    );
     let mins: Vec<u64> = f.min_pulses.values().copied().collect();
     assert_eq!(mins, [5, 15, 100, 300]);
     assert!(f.min_pulses_source.contains("CPIM1000 guide"));

@@ -4,7 +4,9 @@ use meterbench_procedure::{DataError, LoadedFile, Procedure, SimFault, Station};
 use std::path::{Path, PathBuf};
 
 fn repo_file(rel: &str) -> (PathBuf, String) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     let text = std::fs::read_to_string(&p).unwrap();
     (p, text)
 }
@@ -17,7 +19,9 @@ fn edited<T>(
     load: impl Fn(LoadedFile) -> Result<T, DataError>,
 ) -> (DataError, u64, u64) {
     let (path, text) = repo_file(rel);
-    let at = text.find(from).unwrap_or_else(|| panic!("`{from}` not in {rel}"));
+    let at = text
+        .find(from)
+        .unwrap_or_else(|| panic!("`{from}` not in {rel}"));
     let line = text[..at].matches('\n').count() as u64 + 1;
     let column = (at - text[..at].rfind('\n').map_or(0, |i| i + 1)) as u64 + 1;
     let changed = text.replacen(from, to, 1);
@@ -25,7 +29,10 @@ fn edited<T>(
         Ok(_) => panic!("edit `{from}` → `{to}` was accepted"),
         Err(e) => e,
     };
-    assert!(err.to_string().starts_with(&format!("{}:", path.display())), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("{}:", path.display())),
+        "{err}"
+    );
     (err, line, column)
 }
 
@@ -63,7 +70,10 @@ fn missing_field_is_rejected_with_its_mapping() {
     );
     assert!(err.message.contains("max_pulses"), "{err}");
     // The error points into the no_load mapping that lacks the field.
-    assert!(err.pos.line > 0 && err.pos.line.abs_diff(line) <= 6, "{err} vs line {line}");
+    assert!(
+        err.pos.line > 0 && err.pos.line.abs_diff(line) <= 6,
+        "{err} vs line {line}"
+    );
 }
 
 #[test]
@@ -81,14 +91,24 @@ fn limit_of_the_wrong_sign_is_rejected_at_the_value() {
 
 #[test]
 fn unknown_role_is_rejected() {
-    let (err, line, col) = edited("hw/stations/sim.yaml", "  counter:\n", "  countr:\n", Station::from_file);
+    let (err, line, col) = edited(
+        "hw/stations/sim.yaml",
+        "  counter:\n",
+        "  countr:\n",
+        Station::from_file,
+    );
     assert_eq!((err.pos.line, err.pos.column), (line, col + 2), "{err}");
     assert!(err.message.contains("countr"), "{err}");
 }
 
 #[test]
 fn unknown_driver_is_rejected() {
-    let (err, line, _) = edited("hw/stations/sim.yaml", "driver: sim", "driver: simm", Station::from_file);
+    let (err, line, _) = edited(
+        "hw/stations/sim.yaml",
+        "driver: sim",
+        "driver: simm",
+        Station::from_file,
+    );
     assert_eq!(err.pos.line, line, "{err}");
     assert!(err.message.contains("simm"), "{err}");
 }
@@ -114,7 +134,10 @@ fn bad_power_factor_and_current_are_rejected() {
 
 #[test]
 fn a_fault_is_parsed_from_flow_yaml() {
-    assert_eq!(SimFault::parse("{dead_led: {port: right}}").unwrap().port(), "right");
+    assert_eq!(
+        SimFault::parse("{dead_led: {port: right}}").unwrap().port(),
+        "right"
+    );
     let e = SimFault::parse("{dead_led: {prt: right}}").unwrap_err();
     assert!(e.to_string().contains("prt"), "{e}");
 }

@@ -1,1 +1,3 @@
+//! Consumers of a finished run record. They read the record and never measure.
 
+pub mod console;

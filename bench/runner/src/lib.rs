@@ -1,1 +1,344 @@
+//! Executes a validated procedure on a bench of instruments bound to roles, measuring
+//! every port of the DUT at once, and builds one run record. Safety is structural: the
+//! source is behind a guard that switches it off however the run ends.
 
+pub mod events;
+pub mod plan;
+pub mod record;
+pub mod safety;
+mod steps;
+
+pub use events::{Event, Observer, Silent};
+pub use plan::{PlannedStep, plan};
+pub use record::{Outcome, RunRecord};
+
+use chrono::{NaiveDate, Utc};
+use meterbench_instruments::{
+    AcSource, ChannelConfig, Clock, InstrumentError, PulseCounter, ReferenceStandard,
+};
+use meterbench_procedure::{DataError, Fixture, Procedure, Station};
+use record::*;
+use safety::SourceGuard;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// The instruments of a station, bound to their roles.
+pub struct Instruments<'a> {
+    pub source: &'a mut dyn AcSource,
+    pub reference: &'a mut dyn ReferenceStandard,
+    pub counter: &'a mut dyn PulseCounter,
+    pub clock: &'a mut dyn Clock,
+}
+
+/// What to run, on what, and where the record goes.
+pub struct RunRequest<'a> {
+    pub procedure: &'a Procedure,
+    pub fixture: &'a Fixture,
+    pub station: &'a Station,
+    pub dut_serial: String,
+    /// The run's folder is created under this directory.
+    pub reports_dir: PathBuf,
+    /// Set by Ctrl-C / SIGTERM handlers; the runner stops at the next poll.
+    pub abort: Arc<AtomicBool>,
+    /// Calibration due dates are checked against this day.
+    pub today: NaiveDate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad or inconsistent data: nothing was switched on.
+    #[error("{0}")]
+    Data(#[from] DataError),
+    #[error("cannot write the run record {path}: {source}")]
+    Record {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A finished run: its record and where it was written.
+#[derive(Debug)]
+pub struct Finished {
+    pub record: RunRecord,
+    pub record_path: PathBuf,
+}
+
+/// Why a step stopped early.
+#[derive(Debug)]
+pub(crate) enum StepStop {
+    Instrument(InstrumentError),
+    /// A fault of the bench or the DUT's test output that makes the measurement invalid.
+    Bench(String),
+    Aborted,
+}
+
+impl From<InstrumentError> for StepStop {
+    fn from(e: InstrumentError) -> Self {
+        StepStop::Instrument(e)
+    }
+}
+
+fn run_id(station: &Station, serial: &str) -> String {
+    let clean: String = serial
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{}-{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        station.id,
+        clean
+    )
+}
+
+fn rel(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// Run a procedure. Data errors (including setpoints beyond ratings and calibrations
+/// past due) are returned before anything is switched on; everything else ends in a
+/// record with an outcome.
+pub fn run(
+    req: &RunRequest<'_>,
+    ins: Instruments<'_>,
+    observer: &mut dyn Observer,
+) -> Result<Finished, RunError> {
+    let planned = plan(req.procedure, req.fixture, req.station)?;
+    req.station.check_calibration_due(req.today)?;
+
+    let wall = Instant::now();
+    let id = run_id(req.station, &req.dut_serial);
+    let record_path = req.reports_dir.join(&id).join("record.json");
+    let mut rec = RunRecord {
+        schema: RUN_SCHEMA.into(),
+        run_id: id.clone(),
+        bench_version: env!("CARGO_PKG_VERSION").into(),
+        started_utc: Utc::now().to_rfc3339(),
+        finished_utc: None,
+        outcome: Outcome::InProgress,
+        outcome_reason: None,
+        station: StationRef {
+            id: req.station.id.clone(),
+            name: req.station.name.clone(),
+            laboratory: req.station.laboratory_name.clone(),
+            path: rel(&req.station.file.path),
+            sha256: req.station.file.sha256.clone(),
+        },
+        instruments: req
+            .station
+            .bindings()
+            .iter()
+            .map(|b| InstrumentRecord {
+                role: b.role.clone(),
+                driver: format!("{:?}", b.driver).to_lowercase(),
+                port: b.port.clone(),
+                declared_model: b.model.clone(),
+                declared_serial_number: b.serial_number.clone(),
+                calibration: b.calibration.clone(),
+                reported: None,
+            })
+            .collect(),
+        fixture: FileRef {
+            id: req.fixture.id.clone(),
+            path: rel(&req.fixture.file.path),
+            sha256: req.fixture.file.sha256.clone(),
+        },
+        dut: DutRecord {
+            manufacturer: req.fixture.manufacturer.clone(),
+            device_type: req.fixture.device_type.clone(),
+            serial_number: req.dut_serial.clone(),
+            accuracy_class: req.fixture.accuracy_class.clone(),
+            meter_constant_imp_per_kwh: req.fixture.meter_constant_imp_per_kwh,
+            ports: req.fixture.ports.iter().map(|p| p.name.clone()).collect(),
+        },
+        procedure: ProcedureRef {
+            id: req.procedure.id.clone(),
+            version: req.procedure.version.clone(),
+            title: req.procedure.title.clone(),
+            path: rel(&req.procedure.file.path),
+            sha256: req.procedure.file.sha256.clone(),
+            method: req.procedure.method,
+            decision_rule: req.procedure.decision_rule,
+        },
+        counter_timebase_hz: ins.counter.timebase_hz(),
+        reference_imp_per_kwh: req.station.reference.pulse_constant_imp_per_kwh,
+        steps: Vec::new(),
+        timing: Timing {
+            bench_duration_s: 0.0,
+            physical_floor_s: 0.0,
+            wall_s: 0.0,
+        },
+        log: Vec::new(),
+    };
+    observer.event(&Event::RunStarted {
+        run_id: &id,
+        steps: planned.len(),
+    });
+
+    let Instruments {
+        source,
+        reference,
+        counter,
+        clock,
+    } = ins;
+    let t_start = clock.now();
+    let mut guard = SourceGuard::new(source);
+    let mut ctx = steps::StepContext {
+        req,
+        counter,
+        clock,
+        observer,
+        last_sequence: 0,
+        t_start,
+    };
+
+    // Identify every instrument by what it reports on the wire.
+    let identify = (|| -> Result<(), InstrumentError> {
+        let ids = [
+            ("source", guard_identity(&mut guard)?),
+            ("reference", reference.identity()?),
+            ("counter", ctx.counter.identity()?),
+        ];
+        for (role, id) in ids {
+            if let Some(i) = rec.instruments.iter_mut().find(|i| i.role == role) {
+                i.reported = Some(id);
+            }
+        }
+        reference.configure_pulse_output(req.station.reference.pulse_constant_imp_per_kwh)?;
+        let channels: Vec<ChannelConfig> = req
+            .fixture
+            .ports
+            .iter()
+            .map(|p| ChannelConfig {
+                channel: p.counter_channel,
+                glitch_filter_s: req.station.counter.glitch_filter_s,
+            })
+            .collect();
+        ctx.counter.arm(&channels)?;
+        Ok(())
+    })();
+
+    let mut stop: Option<(Outcome, String)> = None;
+    if let Err(e) = identify {
+        stop = Some((Outcome::Error, e.to_string()));
+    }
+
+    if stop.is_none() {
+        for (index, ps) in planned.iter().enumerate() {
+            let started = ctx.elapsed_s();
+            ctx.observer.event(&Event::StepStarted {
+                index,
+                total: planned.len(),
+                name: &ps.step.name,
+                expected_s: steps::expected_duration_s(ps, req.fixture),
+            });
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctx.run_step(index, ps, &mut guard)
+            }));
+            let step_record = match result {
+                Ok(r) => r,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let _ = guard.off();
+                    steps::failed_step(
+                        index,
+                        ps,
+                        started,
+                        ctx.elapsed_s(),
+                        Outcome::Error,
+                        format!("internal error (panic): {what}"),
+                    )
+                }
+            };
+            ctx.observer.event(&Event::StepFinished(&step_record));
+            let outcome = step_record.outcome;
+            let message = step_record.message.clone();
+            rec.steps.push(step_record);
+            match outcome {
+                Outcome::Error | Outcome::Aborted => {
+                    stop = Some((
+                        outcome,
+                        format!("step `{}`: {}", ps.step.name, message.unwrap_or_default()),
+                    ));
+                    break;
+                }
+                _ => {}
+            }
+            rec.timing.bench_duration_s = ctx.elapsed_s();
+            // Keep what is measured so far on disk: a crash loses at most one step.
+            rec.write_atomically(&record_path)
+                .map_err(|source| RunError::Record {
+                    path: record_path.clone(),
+                    source,
+                })?;
+        }
+    }
+
+    // Every way out passes here with the guard still alive; switch off and confirm.
+    if let Err(e) = guard.off() {
+        stop = Some((
+            Outcome::Error,
+            format!("could not confirm the source is off: {e}"),
+        ));
+    }
+    drop(guard);
+    rec.log.push(LogEntry {
+        t_s: ctx.elapsed_s(),
+        message: "source output off".into(),
+    });
+    let _ = ctx.counter.disarm();
+
+    rec.timing.bench_duration_s = ctx.elapsed_s();
+    rec.timing.physical_floor_s = rec.steps.iter().map(|s| s.physical_floor_s).sum();
+    rec.timing.wall_s = wall.elapsed().as_secs_f64();
+    let (outcome, reason) = match stop {
+        Some((o, r)) => (o, Some(r)),
+        None => {
+            let failed: Vec<&str> = rec
+                .steps
+                .iter()
+                .filter(|s| s.outcome == Outcome::Fail)
+                .map(|s| s.name.as_str())
+                .collect();
+            if failed.is_empty() {
+                (Outcome::Pass, None)
+            } else {
+                (
+                    Outcome::Fail,
+                    Some(format!("out of limits: {}", failed.join(", "))),
+                )
+            }
+        }
+    };
+    rec.outcome = outcome;
+    rec.outcome_reason = reason;
+    rec.finished_utc = Some(Utc::now().to_rfc3339());
+    rec.write_atomically(&record_path)
+        .map_err(|source| RunError::Record {
+            path: record_path.clone(),
+            source,
+        })?;
+    ctx.observer.event(&Event::RunFinished(&rec));
+    Ok(Finished {
+        record: rec,
+        record_path,
+    })
+}
+
+fn guard_identity(
+    guard: &mut SourceGuard<'_>,
+) -> Result<meterbench_instruments::InstrumentIdentity, InstrumentError> {
+    guard.identity()
+}

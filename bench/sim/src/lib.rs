@@ -1,1 +1,49 @@
+//! The simulated bench: one physical world on a virtual clock. The source's output
+//! drives the DUT meters' energy, their LED pulses reach the counter, and the counter
+//! latches the reference standard's count at each edge. The simulated devices implement
+//! the same traits as real drivers; the runner cannot tell them apart.
 
+mod devices;
+mod meter;
+mod world;
+
+pub use devices::{SimAcSource, SimClock, SimPulseCounter, SimReference};
+pub use meter::MeterModel;
+pub use world::{SharedWorld, World};
+
+use meterbench_procedure::station::Station;
+use meterbench_procedure::{Fixture, SimulationSpec};
+use std::sync::{Arc, Mutex};
+
+/// Every simulated instrument of a station, sharing one world.
+pub struct SimBench {
+    pub world: SharedWorld,
+    pub source: SimAcSource,
+    pub reference: SimReference,
+    pub counter: SimPulseCounter,
+    pub clock: SimClock,
+}
+
+impl SimBench {
+    /// Build the simulated world of a station with the fixture's DUT mounted. `realtime` paces the virtual clock to the
+    /// wall clock; the instruments behave the same either way.
+    pub fn new(
+        station: &Station,
+        spec: &SimulationSpec,
+        fixture: &Fixture,
+        realtime: bool,
+    ) -> SimBench {
+        let world: SharedWorld = Arc::new(Mutex::new(World::new(spec, fixture)));
+        SimBench {
+            source: SimAcSource::new(world.clone(), &station.source),
+            reference: SimReference::new(world.clone(), &station.reference.binding),
+            counter: SimPulseCounter::new(
+                world.clone(),
+                &station.counter.binding,
+                spec.counter_timebase_hz,
+            ),
+            clock: SimClock::new(world.clone(), realtime),
+            world,
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The subcommands, one file each.
+
+pub mod run;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// Calibration and compliance test bench for the energy meters inside EV chargers.
+///
+/// A run drives the reference source, counts the meter's LED pulses on every port at
+/// once, computes each load point's error with its uncertainty, and decides against the
+/// procedure's limits. Exit codes: 0 PASS, 1 FAIL, 2 ERROR, aborted run or bad input.
+#[derive(Debug, Parser)]
+#[command(name = "meterbench", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a procedure on a DUT clamped into a station (default: the full EN 50470-3
+    /// class B verification of a CPIM1000 on the simulated bench).
+    Run(run::RunArgs),
+    /// Check procedures, fixtures and stations for errors without running anything.
+    Validate(validate::ValidateArgs),
+}

@@ -1,0 +1,122 @@
+use crate::bind::{BoundStation, bind};
+use crate::console::ConsoleObserver;
+use chrono::Local;
+use clap::Args;
+use meterbench_procedure::{Fixture, Procedure, SimFault, Station};
+use meterbench_runner::{Instruments, RunError, RunRequest, run};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Procedure to run.
+    #[arg(long, default_value = "procedures/en50470-3-class-b.yaml")]
+    pub procedure: PathBuf,
+    /// Fixture profile of the device under test.
+    #[arg(long, default_value = "fixtures/cpim1000.yaml")]
+    pub fixture: PathBuf,
+    /// Station file binding roles to instruments.
+    #[arg(long, default_value = "hw/stations/sim.yaml")]
+    pub station: PathBuf,
+    /// Serial number of the device under test (scan it from the nameplate). On the
+    /// simulated bench it defaults to the simulated device's.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Directory for run folders.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Simulated bench only: pace the virtual clock to the wall clock.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Simulated bench only: give the DUT a fault, as YAML, e.g.
+    /// `{dead_led: {port: right}}`, `{creep: {port: left, power_w: 6}}`,
+    /// `{no_start: {port: left, threshold_a: 0.05}}`,
+    /// `{wrong_constant: {port: left, imp_per_kwh: 20400}}`,
+    /// `{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}`.
+    /// May be repeated.
+    #[arg(long = "sim-fault", value_name = "YAML")]
+    pub sim_faults: Vec<String>,
+    /// Do not draw progress bars (logs and CI).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn main(args: RunArgs) -> i32 {
+    match execute(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+fn execute(args: RunArgs) -> anyhow::Result<i32> {
+    let procedure = Procedure::load(&args.procedure)?;
+    let fixture = Fixture::load(&args.fixture)?;
+    let station = Station::load(&args.station)?;
+    let faults = args
+        .sim_faults
+        .iter()
+        .map(|f| SimFault::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !faults.is_empty() && station.simulation.is_none() {
+        anyhow::bail!("--sim-fault is for simulated stations only");
+    }
+
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = abort.clone();
+        ctrlc::set_handler(move || {
+            if abort.swap(true, Ordering::SeqCst) {
+                eprintln!("\nstop already requested; switching the source off");
+            } else {
+                eprintln!("\nstop requested: switching the source off and saving the record");
+            }
+        })?;
+    }
+
+    let bound = bind(&station, &fixture, args.realtime, &faults).map_err(anyhow::Error::msg)?;
+    let serial = match (&args.serial, &station.simulation) {
+        (Some(s), _) => s.clone(),
+        (None, Some(sim)) => sim.dut.serial_number.clone(),
+        (None, None) => anyhow::bail!("--serial is required on a real station: scan the nameplate"),
+    };
+    let request = RunRequest {
+        procedure: &procedure,
+        fixture: &fixture,
+        station: &station,
+        dut_serial: serial,
+        reports_dir: args.reports.clone(),
+        abort,
+        today: Local::now().date_naive(),
+    };
+    let mut observer = ConsoleObserver::new(!args.quiet);
+    let finished = match bound {
+        BoundStation::Simulated(mut sim) => {
+            let sim = &mut *sim;
+            run(
+                &request,
+                Instruments {
+                    source: &mut sim.source,
+                    reference: &mut sim.reference,
+                    counter: &mut sim.counter,
+                    clock: &mut sim.clock,
+                },
+                &mut observer,
+            )
+        }
+    };
+    let finished = match finished {
+        Ok(f) => f,
+        Err(RunError::Data(e)) => anyhow::bail!("{e}"),
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "{}",
+        meterbench_report::console::results_table(&finished.record)
+    );
+    println!("run record: {}", finished.record_path.display());
+    Ok(finished.record.outcome.exit_code())
+}

@@ -1,0 +1,11 @@
+use clap::Parser;
+use meterbench::cmd::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => meterbench::cmd::run::main(args),
+        Command::Validate(args) => meterbench::cmd::validate::main(args),
+    };
+    std::process::exit(code);
+}

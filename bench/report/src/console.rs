@@ -1,0 +1,154 @@
+//! The results table printed at the end of a run.
+
+use meterbench_runner::record::{PortResult, RunRecord};
+use std::fmt::Write;
+
+/// Results of every step and port, the verdict, and the bench's time beside the
+/// physical floor of the procedure.
+pub fn results_table(r: &RunRecord) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{} {} | {} {} | station {} | procedure {} {}",
+        r.dut.device_type,
+        r.dut.serial_number,
+        r.dut.accuracy_class,
+        "class",
+        r.station.id,
+        r.procedure.id,
+        r.procedure.version
+    );
+    let _ = writeln!(
+        s,
+        "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  result",
+        "step", "port", "current", "PF", "error %", "U(k=2) %", "MPE %", "pulses"
+    );
+    for step in &r.steps {
+        for p in &step.ports {
+            let (error, u, mpe, detail, verdict) = match &p.result {
+                Some(PortResult::Accuracy {
+                    error_percent,
+                    expanded_u_percent,
+                    limit,
+                    decision,
+                    repeats,
+                    ..
+                }) => (
+                    format!("{error_percent:+.4}"),
+                    format!("{expanded_u_percent:.4}"),
+                    format!("±{}", limit.mpe_percent),
+                    format!(
+                        "{}×{}",
+                        repeats.len(),
+                        repeats.first().map_or(0, |x| x.dut_pulses)
+                    ),
+                    format!("{:?}", decision.conformity).to_lowercase(),
+                ),
+                Some(PortResult::Starting {
+                    pulse_times_s,
+                    required,
+                    window_s,
+                    passed,
+                    ..
+                }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!(
+                        "{}/{} in {:.1} s",
+                        pulse_times_s.len().min(*required as usize),
+                        required,
+                        window_s
+                    ),
+                    if *passed {
+                        "pass"
+                    } else {
+                        "fail: did not start"
+                    }
+                    .to_string(),
+                ),
+                Some(PortResult::NoLoad {
+                    pulses,
+                    max_pulses,
+                    duration_s,
+                    passed,
+                    ..
+                }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("{pulses} (≤{max_pulses}) in {duration_s:.0} s"),
+                    if *passed { "pass" } else { "fail: creeps" }.to_string(),
+                ),
+                Some(PortResult::PulseCheck {
+                    seen,
+                    required,
+                    passed,
+                }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("{seen}/{required}"),
+                    if *passed { "ok" } else { "no pulses" }.to_string(),
+                ),
+                None => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("{:?}", step.outcome).to_lowercase(),
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
+                truncate(&step.name, 18),
+                p.port,
+                format!("{:.3} A", step.load.current_a),
+                step.load.power_factor,
+                error,
+                u,
+                mpe,
+                detail,
+                verdict
+            );
+        }
+        if step.ports.iter().all(|p| p.result.is_none()) {
+            if let Some(m) = &step.message {
+                let _ = writeln!(s, "{:<18} {m}", truncate(&step.name, 18));
+            }
+        }
+    }
+    let t = &r.timing;
+    let overhead = if t.physical_floor_s > 0.0 {
+        (t.bench_duration_s / t.physical_floor_s - 1.0) * 100.0
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        s,
+        "\nbench time {:.1} s | physical floor {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
+        t.bench_duration_s, t.physical_floor_s, t.wall_s
+    );
+    let _ = write!(
+        s,
+        "VERDICT: {:?}{}",
+        r.outcome,
+        r.outcome_reason
+            .as_deref()
+            .map(|m| format!(" — {m}"))
+            .unwrap_or_default()
+    );
+    s.replace("VERDICT: Pass", "VERDICT: PASS")
+        .replace("VERDICT: Fail", "VERDICT: FAIL")
+        .replace("VERDICT: Error", "VERDICT: ERROR")
+        .replace("VERDICT: Aborted", "VERDICT: ABORTED")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}

@@ -1,0 +1,244 @@
+//! The run record: one JSON document per run from which every report is made.
+
+use meterbench_instruments::{InstrumentIdentity, SourceSetpoint};
+use meterbench_metrology::{Decision, LimitRule, RepeatStatistics, UncertaintyBudget};
+use meterbench_procedure::CalibrationRecord;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+pub const RUN_SCHEMA: &str = "meterbench.run/1";
+
+/// PASS = DUT in limits, FAIL = DUT out of limits, ERROR = bench fault,
+/// ABORTED = stopped by the operator or a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Error,
+    Aborted,
+    /// Written while the run is going on, so a crash leaves the steps done so far.
+    InProgress,
+}
+
+impl Outcome {
+    /// Process exit code: 0 PASS, 1 FAIL, 2 anything else.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            _ => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRef {
+    pub id: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcedureRef {
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub path: String,
+    pub sha256: String,
+    pub method: meterbench_metrology::ReferenceMethod,
+    pub decision_rule: meterbench_metrology::DecisionRule,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StationRef {
+    pub id: String,
+    pub name: String,
+    pub laboratory: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstrumentRecord {
+    pub role: String,
+    pub driver: String,
+    pub port: Option<String>,
+    pub declared_model: String,
+    pub declared_serial_number: String,
+    pub calibration: CalibrationRecord,
+    /// What the instrument reported about itself at the start of the run.
+    pub reported: Option<InstrumentIdentity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DutRecord {
+    pub manufacturer: String,
+    pub device_type: String,
+    pub serial_number: String,
+    pub accuracy_class: String,
+    pub meter_constant_imp_per_kwh: f64,
+    pub ports: Vec<String>,
+}
+
+/// One DUT pulse as recorded, raw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulseSample {
+    pub timestamp_ticks: u64,
+    pub width_ticks: u32,
+    pub ref_count: u64,
+    pub sequence: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepeatResult {
+    pub dut_pulses: u64,
+    pub ref_counts: u64,
+    pub gate_s: f64,
+    pub error_percent: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PortResult {
+    PulseCheck {
+        required: u64,
+        seen: u64,
+        passed: bool,
+    },
+    Starting {
+        tau_s: f64,
+        window_s: f64,
+        required: u64,
+        /// Pulse times after the current was settled, s.
+        pulse_times_s: Vec<f64>,
+        passed: bool,
+    },
+    NoLoad {
+        voltage_v: f64,
+        duration_s: f64,
+        pulses: u64,
+        max_pulses: u64,
+        passed: bool,
+    },
+    Accuracy {
+        repeats: Vec<RepeatResult>,
+        statistics: RepeatStatistics,
+        mean_interval_s: f64,
+        budget: UncertaintyBudget,
+        error_percent: f64,
+        expanded_u_percent: f64,
+        limit: LimitRule,
+        decision: Decision,
+    },
+}
+
+impl PortResult {
+    pub fn passed(&self) -> bool {
+        match self {
+            PortResult::PulseCheck { passed, .. }
+            | PortResult::Starting { passed, .. }
+            | PortResult::NoLoad { passed, .. } => *passed,
+            PortResult::Accuracy { decision, .. } => decision.accepted,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortRecord {
+    pub port: String,
+    pub counter_channel: u8,
+    pub pulses: Vec<PulseSample>,
+    pub result: Option<PortResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadPoint {
+    pub current_a: f64,
+    pub current_name: String,
+    pub power_factor: String,
+    pub phases: Vec<meterbench_instruments::Phase>,
+    pub voltage_v: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub name: String,
+    pub kind: String,
+    pub load: LoadPoint,
+    pub setpoint: SourceSetpoint,
+    pub started_s: f64,
+    pub duration_s: f64,
+    pub physical_floor_s: f64,
+    pub outcome: Outcome,
+    pub message: Option<String>,
+    pub ports: Vec<PortRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timing {
+    /// Duration of the run on the bench's clock (virtual on the simulated bench), s.
+    pub bench_duration_s: f64,
+    /// Sum over steps of settle + (N+1) periods of the slower port, s.
+    pub physical_floor_s: f64,
+    pub wall_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub t_s: f64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: String,
+    pub run_id: String,
+    pub bench_version: String,
+    pub started_utc: String,
+    pub finished_utc: Option<String>,
+    pub outcome: Outcome,
+    pub outcome_reason: Option<String>,
+    pub station: StationRef,
+    pub instruments: Vec<InstrumentRecord>,
+    pub fixture: FileRef,
+    pub dut: DutRecord,
+    pub procedure: ProcedureRef,
+    pub counter_timebase_hz: f64,
+    pub reference_imp_per_kwh: f64,
+    pub steps: Vec<StepRecord>,
+    pub timing: Timing,
+    pub log: Vec<LogEntry>,
+}
+
+impl RunRecord {
+    /// Write the record atomically: a crash leaves the previous complete version.
+    pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("record.json")
+        ));
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            serde_json::to_writer_pretty(&mut w, self).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<RunRecord> {
+        let f = std::fs::File::open(path)?;
+        serde_json::from_reader(std::io::BufReader::new(f)).map_err(std::io::Error::other)
+    }
+}

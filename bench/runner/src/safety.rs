@@ -1,0 +1,114 @@
+//! The source is switched off on every way a run can end. A guard, not a convention:
+//! dropping it (normal end, early return, panic unwinding) switches the output off.
+
+use meterbench_instruments::{AcSource, InstrumentResult, SourceSetpoint};
+
+pub struct SourceGuard<'a> {
+    source: &'a mut dyn AcSource,
+    switched_off: bool,
+}
+
+impl<'a> SourceGuard<'a> {
+    pub fn new(source: &'a mut dyn AcSource) -> Self {
+        SourceGuard {
+            source,
+            switched_off: false,
+        }
+    }
+
+    /// Program a setpoint and make sure the output is on.
+    pub fn energise(&mut self, setpoint: &SourceSetpoint) -> InstrumentResult<()> {
+        self.source.apply(setpoint)?;
+        self.switched_off = false;
+        if !self.source.output_is_on()? {
+            self.source.set_output(true)?;
+        }
+        Ok(())
+    }
+
+    pub fn identity(&mut self) -> InstrumentResult<meterbench_instruments::InstrumentIdentity> {
+        self.source.identity()
+    }
+
+    /// Switch off now and confirm; the error (if any) is reported to the caller.
+    pub fn off(&mut self) -> InstrumentResult<()> {
+        self.switched_off = true;
+        self.source.set_output(false)?;
+        if self.source.output_is_on()? {
+            self.switched_off = false;
+            return Err(meterbench_instruments::InstrumentError::Device {
+                instrument: "source".into(),
+                request: "output off".into(),
+                reply: "output still reports on".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SourceGuard<'_> {
+    fn drop(&mut self) {
+        if !self.switched_off {
+            // Nothing better to do with an error here than to try twice; the run
+            // record already says how the run ended.
+            if self.source.set_output(false).is_err() {
+                let _ = self.source.set_output(false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meterbench_instruments::InstrumentIdentity;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct FakeSource(Arc<Mutex<bool>>);
+
+    impl AcSource for FakeSource {
+        fn identity(&mut self) -> InstrumentResult<InstrumentIdentity> {
+            unreachable!()
+        }
+        fn apply(&mut self, _: &SourceSetpoint) -> InstrumentResult<()> {
+            Ok(())
+        }
+        fn set_output(&mut self, on: bool) -> InstrumentResult<()> {
+            *self.0.lock().unwrap() = on;
+            Ok(())
+        }
+        fn output_is_on(&mut self) -> InstrumentResult<bool> {
+            Ok(*self.0.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn panic_while_energised_leaves_the_source_off() {
+        let state = FakeSource::default();
+        let mut src = state.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut g = SourceGuard::new(&mut src);
+            g.energise(&SourceSetpoint::default()).unwrap();
+            assert!(*state.0.lock().unwrap());
+            panic!("a bug in a step");
+        }));
+        assert!(r.is_err());
+        assert!(!*state.0.lock().unwrap());
+    }
+
+    #[test]
+    fn early_return_leaves_the_source_off() {
+        let state = FakeSource::default();
+        let mut src = state.clone();
+        fn step(g: &mut SourceGuard) -> Result<(), ()> {
+            g.energise(&SourceSetpoint::default()).unwrap();
+            Err(())
+        }
+        {
+            let mut g = SourceGuard::new(&mut src);
+            assert!(step(&mut g).is_err());
+        }
+        assert!(!*state.0.lock().unwrap());
+    }
+}

@@ -1,0 +1,606 @@
+//! One function per step kind. Steps produce values; the decision comes from the
+//! declared limits through the metrology crate.
+
+use crate::events::{Event, Observer};
+use crate::plan::PlannedStep;
+use crate::record::*;
+use crate::safety::SourceGuard;
+use crate::{RunRequest, StepStop};
+use meterbench_instruments::{Clock, EdgeEvent, PulseCounter};
+use meterbench_metrology::tests_timing::starting_pulses_in_window;
+use meterbench_metrology::uncertainty::ReferenceMethod;
+use meterbench_metrology::{
+    BudgetInputs, decide, gated_error_percent, interval_scatter, no_load_duration_s,
+    repeat_statistics, starting_pulse_period_s, timed_error_percent, uncertainty_budget,
+};
+use meterbench_procedure::{
+    AccuracyStep, Fixture, NoLoadStep, PulseCheckStep, StartingStep, StepKind,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub(crate) struct StepContext<'r, 'a> {
+    pub req: &'r RunRequest<'r>,
+    pub counter: &'a mut dyn PulseCounter,
+    pub clock: &'a mut dyn Clock,
+    pub observer: &'a mut dyn Observer,
+    pub last_sequence: u64,
+    pub t_start: Duration,
+}
+
+/// What the counter delivered for the ports during a step.
+struct Collected {
+    start_ticks: u64,
+    now_ticks: u64,
+    by_channel: BTreeMap<u8, Vec<EdgeEvent>>,
+}
+
+impl Collected {
+    fn pulses(&self, channel: u8) -> &[EdgeEvent] {
+        self.by_channel.get(&channel).map_or(&[], |v| v.as_slice())
+    }
+}
+
+/// Expected duration of a step for the progress display, s.
+pub(crate) fn expected_duration_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    match &ps.step.kind {
+        StepKind::PulseCheck(p) => p.settle_s + p.pulses as f64 * ps.nominal_period_s,
+        StepKind::Starting(s) => s.settle_s + s.pulses as f64 * ps.nominal_period_s,
+        StepKind::NoLoad(n) => n.settle_s + no_load_s(n, ps, fixture),
+        StepKind::Accuracy(a) => {
+            a.settle_s + (a.pulses * a.repeats as u64 + 1) as f64 * ps.nominal_period_s
+        }
+    }
+}
+
+fn no_load_s(n: &NoLoadStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    let elements = ps
+        .setpoint
+        .phases
+        .iter()
+        .filter(|p| p.voltage_v > 0.0)
+        .count() as u32;
+    no_load_duration_s(
+        n.k_constant,
+        fixture.meter_constant_imp_per_kwh,
+        elements,
+        ps.load.voltage_v,
+        fixture.rated.ist,
+    )
+}
+
+pub(crate) fn failed_step(
+    index: usize,
+    ps: &PlannedStep,
+    started: f64,
+    now: f64,
+    outcome: Outcome,
+    message: String,
+) -> StepRecord {
+    StepRecord {
+        index,
+        name: ps.step.name.clone(),
+        kind: kind_name(&ps.step.kind).into(),
+        load: ps.load.clone(),
+        setpoint: ps.setpoint,
+        started_s: started,
+        duration_s: now - started,
+        physical_floor_s: 0.0,
+        outcome,
+        message: Some(message),
+        ports: Vec::new(),
+    }
+}
+
+fn kind_name(k: &StepKind) -> &'static str {
+    match k {
+        StepKind::PulseCheck(_) => "pulse_check",
+        StepKind::Starting(_) => "starting",
+        StepKind::NoLoad(_) => "no_load",
+        StepKind::Accuracy(_) => "accuracy",
+    }
+}
+
+fn samples(events: &[EdgeEvent]) -> Vec<PulseSample> {
+    events
+        .iter()
+        .map(|e| PulseSample {
+            timestamp_ticks: e.timestamp_ticks,
+            width_ticks: e.width_ticks,
+            ref_count: e.ref_count,
+            sequence: e.sequence,
+        })
+        .collect()
+}
+
+impl StepContext<'_, '_> {
+    pub fn elapsed_s(&self) -> f64 {
+        (self.clock.now() - self.t_start).as_secs_f64()
+    }
+
+    fn tb(&self) -> f64 {
+        self.counter.timebase_hz()
+    }
+
+    pub fn run_step(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        guard: &mut SourceGuard<'_>,
+    ) -> StepRecord {
+        let started = self.elapsed_s();
+        let mut record = StepRecord {
+            index,
+            name: ps.step.name.clone(),
+            kind: kind_name(&ps.step.kind).into(),
+            load: ps.load.clone(),
+            setpoint: ps.setpoint,
+            started_s: started,
+            duration_s: 0.0,
+            physical_floor_s: 0.0,
+            outcome: Outcome::InProgress,
+            message: None,
+            ports: self
+                .req
+                .fixture
+                .ports
+                .iter()
+                .map(|p| PortRecord {
+                    port: p.name.clone(),
+                    counter_channel: p.counter_channel,
+                    pulses: Vec::new(),
+                    result: None,
+                })
+                .collect(),
+        };
+        let result = match &ps.step.kind {
+            StepKind::PulseCheck(p) => self.pulse_check(index, ps, p, guard, &mut record),
+            StepKind::Starting(s) => self.starting(index, ps, s, guard, &mut record),
+            StepKind::NoLoad(n) => self.no_load(index, ps, n, guard, &mut record),
+            StepKind::Accuracy(a) => self.accuracy(index, ps, a, guard, &mut record),
+        };
+        record.duration_s = self.elapsed_s() - started;
+        match result {
+            Ok(()) => {
+                let all_pass = record
+                    .ports
+                    .iter()
+                    .all(|p| p.result.as_ref().is_some_and(|r| r.passed()));
+                record.outcome = if all_pass {
+                    Outcome::Pass
+                } else {
+                    Outcome::Fail
+                };
+                if !all_pass {
+                    let failed: Vec<&str> = record
+                        .ports
+                        .iter()
+                        .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
+                        .map(|p| p.port.as_str())
+                        .collect();
+                    record.message = Some(format!("port {} out of limits", failed.join(", ")));
+                }
+            }
+            Err(StepStop::Aborted) => {
+                record.outcome = Outcome::Aborted;
+                record.message = Some("stopped by the operator (signal)".into());
+            }
+            Err(StepStop::Instrument(e)) => {
+                record.outcome = Outcome::Error;
+                record.message = Some(e.to_string());
+            }
+            Err(StepStop::Bench(m)) => {
+                record.outcome = Outcome::Error;
+                record.message = Some(m);
+            }
+        }
+        record
+    }
+
+    /// Sleep on the bench clock in slices, so a stop request is seen promptly.
+    fn wait(&mut self, seconds: f64) -> Result<(), StepStop> {
+        let mut left = seconds;
+        while left > 0.0 {
+            if self.req.abort.load(Ordering::SeqCst) {
+                return Err(StepStop::Aborted);
+            }
+            let slice = left.min(0.25);
+            self.clock.sleep(Duration::from_secs_f64(slice));
+            left -= slice;
+        }
+        Ok(())
+    }
+
+    /// Energise the setpoint, let it settle, and start collecting from a fresh drain.
+    fn settle(
+        &mut self,
+        ps: &PlannedStep,
+        settle_s: f64,
+        guard: &mut SourceGuard<'_>,
+    ) -> Result<Collected, StepStop> {
+        guard.energise(&ps.setpoint)?;
+        self.wait(settle_s)?;
+        let mut c = Collected {
+            start_ticks: 0,
+            now_ticks: 0,
+            by_channel: BTreeMap::new(),
+        };
+        // Events from the settling time are checked for gaps, then dropped.
+        self.drain_into(&mut c, false)?;
+        c.start_ticks = c.now_ticks;
+        Ok(c)
+    }
+
+    fn drain_into(&mut self, c: &mut Collected, keep: bool) -> Result<(), StepStop> {
+        let batch = self.counter.drain()?;
+        for e in &batch.events {
+            if e.sequence != self.last_sequence + 1 {
+                return Err(StepStop::Bench(format!(
+                    "the counter lost events (sequence jumped from {} to {}); the measurement is invalid",
+                    self.last_sequence, e.sequence
+                )));
+            }
+            self.last_sequence = e.sequence;
+            if keep {
+                c.by_channel.entry(e.channel).or_default().push(*e);
+            }
+        }
+        c.now_ticks = batch.now_ticks;
+        Ok(())
+    }
+
+    /// Poll the counter until `done` says so; `poll_s` should be a fraction of a period.
+    fn collect(
+        &mut self,
+        c: &mut Collected,
+        poll_s: f64,
+        mut done: impl FnMut(&Collected, f64) -> Result<bool, StepStop>,
+        mut progress: impl FnMut(&Collected, f64) -> (u64, u64, f64),
+        index: usize,
+    ) -> Result<(), StepStop> {
+        let poll = Duration::from_secs_f64(poll_s.clamp(0.001, 0.25));
+        let mut last_report = -1.0;
+        loop {
+            let elapsed = (c.now_ticks - c.start_ticks) as f64 / self.tb();
+            if done(c, elapsed)? {
+                return Ok(());
+            }
+            if self.req.abort.load(Ordering::SeqCst) {
+                return Err(StepStop::Aborted);
+            }
+            self.clock.sleep(poll);
+            self.drain_into(c, true)?;
+            let elapsed = (c.now_ticks - c.start_ticks) as f64 / self.tb();
+            if elapsed - last_report >= 0.1 {
+                last_report = elapsed;
+                let (counted, needed, remaining_s) = progress(c, elapsed);
+                self.observer.event(&Event::Progress {
+                    index,
+                    counted,
+                    needed,
+                    elapsed_s: elapsed,
+                    remaining_s,
+                });
+            }
+        }
+    }
+
+    fn ports(&self) -> Vec<(String, u8)> {
+        self.req
+            .fixture
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.counter_channel))
+            .collect()
+    }
+
+    fn pulse_check(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        p: &PulseCheckStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let mut c = self.settle(ps, p.settle_s, guard)?;
+        let ports = self.ports();
+        let period = ps.nominal_period_s;
+        self.collect(
+            &mut c,
+            period / 8.0,
+            |c, elapsed| {
+                Ok(ports
+                    .iter()
+                    .all(|(_, ch)| c.pulses(*ch).len() as u64 >= p.pulses)
+                    || elapsed >= p.timeout_s)
+            },
+            |c, _| {
+                let n = ports
+                    .iter()
+                    .map(|(_, ch)| c.pulses(*ch).len() as u64)
+                    .min()
+                    .unwrap_or(0);
+                (n, p.pulses, p.pulses.saturating_sub(n) as f64 * period)
+            },
+            index,
+        )?;
+        let mut dark = Vec::new();
+        for (k, (name, ch)) in ports.iter().enumerate() {
+            let seen = c.pulses(*ch).len() as u64;
+            rec.ports[k].pulses = samples(c.pulses(*ch));
+            rec.ports[k].result = Some(PortResult::PulseCheck {
+                required: p.pulses,
+                seen,
+                passed: seen >= p.pulses,
+            });
+            if seen < p.pulses {
+                dark.push(format!(
+                    "port {name} (counter channel {ch}) gave {seen} of {} pulses",
+                    p.pulses
+                ));
+            }
+        }
+        rec.physical_floor_s =
+            p.settle_s + p.pulses as f64 * self.slowest_interval(&c, &ports, period);
+        if !dark.is_empty() {
+            return Err(StepStop::Bench(format!(
+                "{} within {} s at {} PF {}, where one pulse was expected every {:.3} s: check that the scanning head sits over the port's LED and that the LED blinks",
+                dark.join("; "),
+                p.timeout_s,
+                ps.load.current_name,
+                ps.load.power_factor,
+                period
+            )));
+        }
+        Ok(())
+    }
+
+    /// Mean pulse interval of the slowest port, or the nominal period without pulses.
+    fn slowest_interval(&self, c: &Collected, ports: &[(String, u8)], nominal: f64) -> f64 {
+        ports
+            .iter()
+            .filter_map(|(_, ch)| {
+                let p = c.pulses(*ch);
+                (p.len() >= 2).then(|| {
+                    (p[p.len() - 1].timestamp_ticks - p[0].timestamp_ticks) as f64
+                        / self.tb()
+                        / (p.len() - 1) as f64
+                })
+            })
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+            .unwrap_or(nominal)
+    }
+
+    fn starting(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        s: &StartingStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let f = self.req.fixture;
+        let tau = starting_pulse_period_s(
+            f.meter_constant_imp_per_kwh,
+            ps.elements,
+            f.nominal_voltage_v,
+            ps.load.current_a,
+        );
+        let window = s.window_periods * tau;
+        let mut c = self.settle(ps, s.settle_s, guard)?;
+        let ports = self.ports();
+        let tb = self.tb();
+        let times = move |c: &Collected, ch: u8| -> Vec<f64> {
+            c.pulses(ch)
+                .iter()
+                .map(|e| (e.timestamp_ticks - c.start_ticks) as f64 / tb)
+                .collect()
+        };
+        // A port is decided once it has its pulses or the window for the next one passed.
+        let decided = |c: &Collected, elapsed: f64, ch: u8| {
+            let t = times(c, ch);
+            t.len() as u64 >= s.pulses || elapsed - t.last().copied().unwrap_or(0.0) > window
+        };
+        self.collect(
+            &mut c,
+            tau / 16.0,
+            |c, elapsed| Ok(ports.iter().all(|(_, ch)| decided(c, elapsed, *ch))),
+            |c, _| {
+                let n = ports
+                    .iter()
+                    .map(|(_, ch)| c.pulses(*ch).len() as u64)
+                    .min()
+                    .unwrap_or(0);
+                (n, s.pulses, s.pulses.saturating_sub(n) as f64 * tau)
+            },
+            index,
+        )?;
+        for (k, (_, ch)) in ports.iter().enumerate() {
+            let t = times(&c, *ch);
+            let passed = starting_pulses_in_window(&t, s.pulses as usize, window).is_ok();
+            rec.ports[k].pulses = samples(c.pulses(*ch));
+            rec.ports[k].result = Some(PortResult::Starting {
+                tau_s: tau,
+                window_s: window,
+                required: s.pulses,
+                pulse_times_s: t,
+                passed,
+            });
+        }
+        rec.physical_floor_s =
+            s.settle_s + s.pulses as f64 * self.slowest_interval(&c, &ports, tau);
+        Ok(())
+    }
+
+    fn no_load(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        n: &NoLoadStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let duration = no_load_s(n, ps, self.req.fixture);
+        let mut c = self.settle(ps, n.settle_s, guard)?;
+        let ports = self.ports();
+        self.collect(
+            &mut c,
+            0.25,
+            |_, elapsed| Ok(elapsed >= duration),
+            |c, elapsed| {
+                let n = ports
+                    .iter()
+                    .map(|(_, ch)| c.pulses(*ch).len() as u64)
+                    .max()
+                    .unwrap_or(0);
+                (n, 0, (duration - elapsed).max(0.0))
+            },
+            index,
+        )?;
+        let tb = self.tb();
+        for (k, (_, ch)) in ports.iter().enumerate() {
+            let within: Vec<&EdgeEvent> = c
+                .pulses(*ch)
+                .iter()
+                .filter(|e| (e.timestamp_ticks - c.start_ticks) as f64 / tb <= duration)
+                .collect();
+            rec.ports[k].pulses = samples(c.pulses(*ch));
+            rec.ports[k].result = Some(PortResult::NoLoad {
+                voltage_v: ps.load.voltage_v,
+                duration_s: duration,
+                pulses: within.len() as u64,
+                max_pulses: n.max_pulses,
+                passed: within.len() as u64 <= n.max_pulses,
+            });
+        }
+        rec.physical_floor_s = n.settle_s + duration;
+        Ok(())
+    }
+
+    fn accuracy(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        a: &AccuracyStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let needed = a.pulses * a.repeats as u64 + 1;
+        let period = ps.nominal_period_s;
+        // The first pulse may take a period plus the meter's update latency; after that a
+        // pulse is due every period. Four periods and a second of silence is a dark LED.
+        let stall_s = 4.0 * period + 1.0;
+        let mut c = self.settle(ps, a.settle_s, guard)?;
+        let ports = self.ports();
+        let tb = self.tb();
+        self.collect(
+            &mut c,
+            period / 8.0,
+            |c, elapsed| {
+                let mut all = true;
+                for (name, ch) in &ports {
+                    let p = c.pulses(*ch);
+                    if (p.len() as u64) < needed {
+                        all = false;
+                        let last = p.last().map_or(0.0, |e| (e.timestamp_ticks - c.start_ticks) as f64 / tb);
+                        if elapsed - last > stall_s {
+                            return Err(StepStop::Bench(format!(
+                                "no pulse from port {name} (counter channel {ch}) for {:.2} s at {} PF {}, where one was expected every {:.4} s ({} of {needed} pulses counted): check the scanning head over the port's LED and the LED itself",
+                                elapsed - last,
+                                ps.load.current_name,
+                                ps.load.power_factor,
+                                period,
+                                p.len()
+                            )));
+                        }
+                    }
+                }
+                Ok(all)
+            },
+            |c, _| {
+                let n = ports.iter().map(|(_, ch)| c.pulses(*ch).len() as u64).min().unwrap_or(0);
+                (n, needed, needed.saturating_sub(n) as f64 * period)
+            },
+            index,
+        )?;
+
+        let station = self.req.station;
+        let f = self.req.fixture;
+        let limit = ps
+            .limit
+            .clone()
+            .expect("accuracy steps are planned with a limit");
+        let unity = ps.setpoint.phases.iter().all(|p| p.current_lag_deg == 0.0);
+        for (k, (_, ch)) in ports.iter().enumerate() {
+            let p = &c.pulses(*ch)[..needed as usize];
+            let mut repeats = Vec::new();
+            for j in 0..a.repeats as usize {
+                let (open, close) = (&p[j * a.pulses as usize], &p[(j + 1) * a.pulses as usize]);
+                let ref_counts = close.ref_count - open.ref_count;
+                let gate_s = (close.timestamp_ticks - open.timestamp_ticks) as f64 / tb;
+                let error_percent = match self.req.procedure.method {
+                    ReferenceMethod::GatedReferenceCount => gated_error_percent(
+                        a.pulses,
+                        f.meter_constant_imp_per_kwh,
+                        ref_counts,
+                        station.reference.pulse_constant_imp_per_kwh,
+                    ),
+                    ReferenceMethod::Timed => timed_error_percent(
+                        a.pulses,
+                        f.meter_constant_imp_per_kwh,
+                        ps.setpoint.active_power_w(),
+                        gate_s,
+                    ),
+                };
+                repeats.push(RepeatResult {
+                    dut_pulses: a.pulses,
+                    ref_counts,
+                    gate_s,
+                    error_percent,
+                });
+            }
+            let errors: Vec<f64> = repeats.iter().map(|r| r.error_percent).collect();
+            let statistics = repeat_statistics(&errors).expect("at least one repeat");
+            let times: Vec<f64> = p.iter().map(|e| e.timestamp_ticks as f64 / tb).collect();
+            let gate_mean = repeats.iter().map(|r| r.gate_s).sum::<f64>() / repeats.len() as f64;
+            let budget = uncertainty_budget(&BudgetInputs {
+                method: self.req.procedure.method,
+                reference_u_k2_percent: match self.req.procedure.method {
+                    ReferenceMethod::GatedReferenceCount => {
+                        station.reference.energy_uncertainty_k2_percent.at(unity)
+                    }
+                    ReferenceMethod::Timed => station.source.power_uncertainty_k2_percent.at(unity),
+                },
+                timebase_accuracy_ppm: station.counter.timebase_accuracy_ppm,
+                timebase_resolution_s: 1.0 / tb,
+                gate_s: gate_mean,
+                ref_counts_per_gate: repeats.iter().map(|r| r.ref_counts as f64).sum::<f64>()
+                    / repeats.len() as f64,
+                pulse_interval_std_s: interval_scatter(&times),
+                repeats: repeats.len(),
+                repeat_std_percent: statistics.std_dev,
+            });
+            let decision = decide(
+                self.req.procedure.decision_rule,
+                statistics.mean,
+                budget.expanded_u_percent,
+                limit.mpe_percent,
+            );
+            rec.ports[k].pulses = samples(c.pulses(*ch));
+            rec.ports[k].result = Some(PortResult::Accuracy {
+                mean_interval_s: (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64,
+                error_percent: statistics.mean,
+                expanded_u_percent: budget.expanded_u_percent,
+                repeats,
+                statistics,
+                budget,
+                limit: limit.clone(),
+                decision,
+            });
+        }
+        rec.physical_floor_s =
+            a.settle_s + needed as f64 * self.slowest_interval(&c, &ports, period);
+        Ok(())
+    }
+}
