@@ -584,18 +584,17 @@ impl Procedure {
         let rules: Vec<LimitRule> = self.limits.iter().map(|l| l.resolve(fixture)).collect();
         for step in &self.steps {
             if let StepKind::Accuracy(a) = &step.kind {
-                if let CurrentSpec::Rated(rc) = a.current {
-                    if let Some(&min) = fixture.min_pulses.get(&rc) {
-                        if a.pulses < min {
-                            return Err(err(
-                                a.pulses_pos,
-                                format!(
-                                    "step `{}` counts {} pulses at {rc}; fixture `{}` requires at least {min} ({})",
-                                    step.name, a.pulses, fixture.id, fixture.min_pulses_source
-                                ),
-                            ));
-                        }
-                    }
+                if let CurrentSpec::Rated(rc) = a.current
+                    && let Some(&min) = fixture.min_pulses.get(&rc)
+                    && a.pulses < min
+                {
+                    return Err(err(
+                        a.pulses_pos,
+                        format!(
+                            "step `{}` counts {} pulses at {rc}; fixture `{}` requires at least {min} ({})",
+                            step.name, a.pulses, fixture.id, fixture.min_pulses_source
+                        ),
+                    ));
                 }
                 lookup_limit(&rules, a.current.amps(fixture), a.power_factor, a.load)
                     .map_err(|e| err(step.pos, format!("step `{}`: {e}", step.name)))?;

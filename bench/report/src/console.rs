@@ -1,6 +1,6 @@
 //! The results table printed at the end of a run.
 
-use meterbench_runner::record::{PortResult, RunRecord};
+use meterbench_runner::record::{Outcome, PortResult, RunRecord};
 use std::fmt::Write;
 
 /// Results of every step and port, the verdict, and the bench's time beside the
@@ -9,11 +9,10 @@ pub fn results_table(r: &RunRecord) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{} {} | {} {} | station {} | procedure {} {}",
+        "\n{} {} | class {} | station {} | procedure {} {}",
         r.dut.device_type,
         r.dut.serial_number,
         r.dut.accuracy_class,
-        "class",
         r.station.id,
         r.procedure.id,
         r.procedure.version
@@ -113,10 +112,10 @@ pub fn results_table(r: &RunRecord) -> String {
                 verdict
             );
         }
-        if step.ports.iter().all(|p| p.result.is_none()) {
-            if let Some(m) = &step.message {
-                let _ = writeln!(s, "{:<18} {m}", truncate(&step.name, 18));
-            }
+        if step.ports.iter().all(|p| p.result.is_none())
+            && let Some(m) = &step.message
+        {
+            let _ = writeln!(s, "{:<18} {m}", truncate(&step.name, 18));
         }
     }
     let t = &r.timing;
@@ -132,17 +131,25 @@ pub fn results_table(r: &RunRecord) -> String {
     );
     let _ = write!(
         s,
-        "VERDICT: {:?}{}",
-        r.outcome,
+        "VERDICT: {}{}",
+        verdict(r.outcome),
         r.outcome_reason
             .as_deref()
             .map(|m| format!(" — {m}"))
             .unwrap_or_default()
     );
-    s.replace("VERDICT: Pass", "VERDICT: PASS")
-        .replace("VERDICT: Fail", "VERDICT: FAIL")
-        .replace("VERDICT: Error", "VERDICT: ERROR")
-        .replace("VERDICT: Aborted", "VERDICT: ABORTED")
+    s
+}
+
+/// The outcome as the record spells it.
+pub fn verdict(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Error => "ERROR",
+        Outcome::Aborted => "ABORTED",
+        Outcome::InProgress => "IN PROGRESS",
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -56,6 +56,8 @@ pub fn plan(
     fixture: &Fixture,
     station: &Station,
 ) -> Result<Vec<PlannedStep>, DataError> {
+    // Ratings first: a setpoint beyond them is refused whatever else is wrong.
+    check_ratings(procedure, fixture, station)?;
     procedure.check_against(fixture)?;
     let rules: Vec<LimitRule> = procedure
         .limits
@@ -63,40 +65,95 @@ pub fn plan(
         .map(|l| l.resolve(fixture))
         .collect();
     let all = wiring_phases(procedure.wiring);
-    let un = fixture.nominal_voltage_v;
     let k = fixture.meter_constant_imp_per_kwh;
     let mut out = Vec::new();
     for step in &procedure.steps {
-        let (current, current_name, pf, phases, voltage) = match &step.kind {
-            StepKind::PulseCheck(p) => (
-                p.current.amps(fixture),
-                p.current.to_string(),
-                p.power_factor,
-                all.clone(),
-                un,
+        let (current, current_name, pf, phases, voltage) = step_load(step, fixture, &all);
+        let limit = match &step.kind {
+            StepKind::Accuracy(a) => Some(
+                lookup_limit(&rules, current, a.power_factor, a.load)
+                    .map_err(|e| {
+                        DataError::at(
+                            &procedure.file.path,
+                            step.pos,
+                            format!("step `{}`: {e}", step.name),
+                        )
+                    })?
+                    .clone(),
             ),
-            StepKind::Starting(s) => (
-                s.current.amps(fixture),
-                s.current.to_string(),
-                PowerFactor::UNITY,
-                all.clone(),
-                un,
-            ),
-            StepKind::NoLoad(n) => (
-                0.0,
-                "0".to_string(),
-                PowerFactor::UNITY,
-                Vec::new(),
-                un * n.voltage_percent_of_un / 100.0,
-            ),
-            StepKind::Accuracy(a) => (
-                a.current.amps(fixture),
-                a.current.to_string(),
-                a.power_factor,
-                a.phases.clone(),
-                un,
-            ),
+            _ => None,
         };
+        let sp = setpoint(fixture, procedure.wiring, voltage, current, pf, &phases);
+        out.push(PlannedStep {
+            nominal_period_s: pulse_period_s(sp.active_power_w(), k),
+            elements: phases.len() as u32,
+            load: LoadPoint {
+                current_a: current,
+                current_name: if matches!(step.kind, StepKind::NoLoad(_)) {
+                    "no current".into()
+                } else {
+                    current_name
+                },
+                power_factor: pf.to_string(),
+                phases,
+                voltage_v: voltage,
+            },
+            setpoint: sp,
+            limit,
+            step: step.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Current, its name, PF, loaded phases and voltage of a step.
+fn step_load(
+    step: &Step,
+    fixture: &Fixture,
+    all: &[Phase],
+) -> (f64, String, PowerFactor, Vec<Phase>, f64) {
+    let un = fixture.nominal_voltage_v;
+    match &step.kind {
+        StepKind::PulseCheck(p) => (
+            p.current.amps(fixture),
+            p.current.to_string(),
+            p.power_factor,
+            all.to_vec(),
+            un,
+        ),
+        StepKind::Starting(s) => (
+            s.current.amps(fixture),
+            s.current.to_string(),
+            PowerFactor::UNITY,
+            all.to_vec(),
+            un,
+        ),
+        StepKind::NoLoad(n) => (
+            0.0,
+            "0".to_string(),
+            PowerFactor::UNITY,
+            Vec::new(),
+            un * n.voltage_percent_of_un / 100.0,
+        ),
+        StepKind::Accuracy(a) => (
+            a.current.amps(fixture),
+            a.current.to_string(),
+            a.power_factor,
+            a.phases.clone(),
+            un,
+        ),
+    }
+}
+
+/// Every setpoint against the fixture's and the source's ratings, first of all checks.
+fn check_ratings(
+    procedure: &Procedure,
+    fixture: &Fixture,
+    station: &Station,
+) -> Result<(), DataError> {
+    let all = wiring_phases(procedure.wiring);
+    for step in &procedure.steps {
+        let (current, _, _, _, voltage) = step_load(step, fixture, &all);
         let refuse = |what: String| {
             Err(DataError::at(
                 &procedure.file.path,
@@ -131,42 +188,6 @@ pub fn plan(
                 station.source.max_voltage_v
             ));
         }
-        let limit = match &step.kind {
-            StepKind::Accuracy(a) => Some(
-                lookup_limit(&rules, current, a.power_factor, a.load)
-                    .map_err(|e| {
-                        DataError::at(
-                            &procedure.file.path,
-                            step.pos,
-                            format!("step `{}`: {e}", step.name),
-                        )
-                    })?
-                    .clone(),
-            ),
-            _ => None,
-        };
-        let sp = setpoint(fixture, procedure.wiring, voltage, current, pf, &phases);
-        out.push(PlannedStep {
-            nominal_period_s: pulse_period_s(sp.active_power_w(), k),
-            elements: phases.len() as u32,
-            load: LoadPoint {
-                current_a: current,
-                current_name: if matches!(
-                    step.kind,
-                    StepKind::Accuracy(_) | StepKind::PulseCheck(_) | StepKind::Starting(_)
-                ) {
-                    current_name
-                } else {
-                    "no current".into()
-                },
-                power_factor: pf.to_string(),
-                phases,
-                voltage_v: voltage,
-            },
-            setpoint: sp,
-            limit,
-            step: step.clone(),
-        });
     }
-    Ok(out)
+    Ok(())
 }

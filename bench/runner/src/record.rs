@@ -101,6 +101,8 @@ pub struct RepeatResult {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// A record holds a few dozen of these; boxing the large variant would only complicate serde.
+#[allow(clippy::large_enum_variant)]
 pub enum PortResult {
     PulseCheck {
         required: u64,

@@ -22,6 +22,7 @@ struct PendingEdge {
 struct SourceModel {
     target: SourceSetpoint,
     on: bool,
+    ever_on: bool,
     /// Present amplitudes per phase (V, A), relaxing towards the target.
     voltage: [f64; 3],
     current: [f64; 3],
@@ -75,6 +76,7 @@ impl World {
             source: SourceModel {
                 target: SourceSetpoint::default(),
                 on: false,
+                ever_on: false,
                 voltage: [0.0; 3],
                 current: [0.0; 3],
                 settling_tau_s: spec.source_settling_time_constant_s,
@@ -112,6 +114,7 @@ impl World {
 
     pub fn source_set_output(&mut self, on: bool) {
         self.source.on = on;
+        self.source.ever_on |= on;
         if !on {
             self.source.voltage = [0.0; 3];
             self.source.current = [0.0; 3];
@@ -120,6 +123,11 @@ impl World {
 
     pub fn source_output_is_on(&self) -> bool {
         self.source.on
+    }
+
+    /// Whether the output was ever switched on since the world began.
+    pub fn source_was_ever_on(&self) -> bool {
+        self.source.ever_on
     }
 
     /// What each meter element sees right now.
@@ -135,12 +143,12 @@ impl World {
         l
     }
 
-    /// The settled load the present setpoint gives, as the meters would see it.
-    pub fn settled_loads(&self) -> [PhaseLoad; 3] {
+    /// The settled load a setpoint gives, as the meters would see it.
+    pub fn settled_loads(&self, setpoint: &SourceSetpoint) -> [PhaseLoad; 3] {
         let g = self.source.amplitude_gain;
         let mut l = [PhaseLoad::default(); 3];
         for (k, p) in l.iter_mut().enumerate() {
-            let sp = self.source.target.phases[k];
+            let sp = setpoint.phases[k];
             *p = PhaseLoad {
                 voltage_v: sp.voltage_v * g,
                 current_a: sp.current_a * g,
@@ -150,9 +158,10 @@ impl World {
         l
     }
 
-    /// Error, %, the model gives the meter of `port` at the settled present setpoint.
-    pub fn injected_error_percent(&self, port: &str) -> Option<f64> {
-        let loads = self.settled_loads();
+    /// Error, %, the model gives the meter of `port` at a setpoint (what the bench must find,
+    /// apart from the reference standard's own error).
+    pub fn injected_error_percent(&self, port: &str, setpoint: &SourceSetpoint) -> Option<f64> {
+        let loads = self.settled_loads(setpoint);
         self.meters
             .iter()
             .find(|m| m.port == port)
@@ -168,6 +177,11 @@ impl World {
     }
 
     // --- reference standard ---------------------------------------------------------
+
+    /// The reference standard's actual error, % (its certificate covers it with U).
+    pub fn reference_error_percent(&self) -> f64 {
+        (self.reference_gain - 1.0) * 100.0
+    }
 
     pub fn reference_configure(&mut self, imp_per_kwh: f64) {
         self.reference_imp_per_kwh = imp_per_kwh;
@@ -282,21 +296,21 @@ impl World {
             let mut pulses = std::mem::take(&mut self.scratch);
             self.meters[m].advance(t0, dt, ends_interval, &loads, noise, &mut pulses);
             let channel = self.meter_channels[m];
-            if let Some(&(_, glitch_s)) = self.counter.channels.iter().find(|c| c.0 == channel) {
-                if self.counter.armed_at.is_some() {
-                    for p in &pulses {
-                        if p.width_s < glitch_s {
-                            continue;
-                        }
-                        let e = energy_before + power * (p.rising_s - t0);
-                        let ref_count = self.reference_count_at(e);
-                        self.counter.pending.push(PendingEdge {
-                            t: p.rising_s,
-                            channel,
-                            width_s: p.width_s,
-                            ref_count,
-                        });
+            if let Some(&(_, glitch_s)) = self.counter.channels.iter().find(|c| c.0 == channel)
+                && self.counter.armed_at.is_some()
+            {
+                for p in &pulses {
+                    if p.width_s < glitch_s {
+                        continue;
                     }
+                    let e = energy_before + power * (p.rising_s - t0);
+                    let ref_count = self.reference_count_at(e);
+                    self.counter.pending.push(PendingEdge {
+                        t: p.rising_s,
+                        channel,
+                        width_s: p.width_s,
+                        ref_count,
+                    });
                 }
             }
             self.scratch = pulses;

@@ -1,0 +1,215 @@
+//! The `meterbench` command as a technician uses it: exit codes, messages, signals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn meterbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut v = Vec::new();
+    for run in std::fs::read_dir(dir).unwrap() {
+        let p = run.unwrap().path().join("record.json");
+        v.push(serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap());
+    }
+    v
+}
+
+#[test]
+fn the_default_run_passes_and_prints_its_verdict_and_timing() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        reports.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("VERDICT: PASS"), "{stdout}");
+    assert!(
+        stdout.contains("bench time") && stdout.contains("physical floor"),
+        "{stdout}"
+    );
+    let recs = records(reports.path());
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["outcome"], "PASS");
+    assert_eq!(recs[0]["procedure"]["id"], "en50470-3-class-b");
+    assert_eq!(recs[0]["procedure"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(recs[0]["instruments"].as_array().unwrap().len(), 3);
+    assert!(
+        recs[0]["instruments"][0]["calibration"]["id"]
+            .as_str()
+            .is_some()
+    );
+}
+
+#[test]
+fn exit_codes_follow_the_outcome() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let fail = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{creep: {port: left, power_w: 6}}",
+    ]);
+    assert_eq!(
+        fail.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&fail.stdout)
+    );
+    assert!(String::from_utf8_lossy(&fail.stdout).contains("VERDICT: FAIL"));
+    let error = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{dead_led: {port: left}}",
+    ]);
+    assert_eq!(error.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&error.stdout);
+    assert!(
+        text.contains("VERDICT: ERROR") && text.contains("port left"),
+        "{text}"
+    );
+    let bad = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{dead_led: {prt: left}}",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prt"));
+}
+
+#[test]
+fn validate_accepts_the_repository_and_rejects_a_typo_with_its_position() {
+    let ok = meterbench(&["validate"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains("procedures/en50470-3-class-b.yaml") && text.contains("hw/stations/sim.yaml"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("typo.yaml");
+    let good = std::fs::read_to_string(repo().join("fixtures/cpim1000.yaml")).unwrap();
+    std::fs::write(&bad, good.replace("frequency_hz: 50", "frequncy_hz: 50")).unwrap();
+    let out = meterbench(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("frequency_hz"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("typo.yaml:{line}:1: ")) && text.contains("frequncy_hz"),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = meterbench(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("run") && text.contains("validate") && text.contains("Exit codes"),
+        "{text}"
+    );
+    let out = meterbench(&["run", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--sim-fault"));
+}
+
+/// A real-time run stopped by a signal ends ABORTED, says the source went off, and
+/// keeps its record.
+fn stopped_by(signal: &str) {
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "run",
+            "--quiet",
+            "--realtime",
+            "--reports",
+            reports.path().to_str().unwrap(),
+        ])
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = Instant::now();
+    let out = loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "run did not stop after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("VERDICT: ABORTED"));
+    let recs = records(reports.path());
+    assert_eq!(recs[0]["outcome"], "ABORTED");
+    assert!(
+        recs[0]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "source output off")
+    );
+}
+
+#[test]
+fn ctrl_c_aborts_with_the_source_off() {
+    stopped_by("-INT");
+}
+
+#[test]
+fn sigterm_aborts_with_the_source_off() {
+    stopped_by("-TERM");
+}

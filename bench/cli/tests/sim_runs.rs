@@ -1,0 +1,501 @@
+//! End-to-end runs of the real procedure on the simulated station, through the same
+//! binding and runner the command uses, with the simulated world inspected afterwards.
+
+use meterbench::bind::{BoundStation, bind};
+use meterbench_instruments::{
+    ChannelConfig, CounterBatch, InstrumentError, InstrumentIdentity, InstrumentResult,
+    PulseCounter,
+};
+use meterbench_procedure::{Fixture, LoadedFile, Procedure, SimFault, Station};
+use meterbench_runner::record::{PortResult, RunRecord};
+use meterbench_runner::{Instruments, Outcome, RunError, RunRequest, Silent, run};
+use meterbench_sim::SimBench;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+struct Setup {
+    procedure: Procedure,
+    fixture: Fixture,
+    station: Station,
+    reports: tempfile::TempDir,
+    abort: Arc<AtomicBool>,
+}
+
+fn setup(procedure_edit: Option<(&str, &str)>) -> Setup {
+    let path = repo("procedures/en50470-3-class-b.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    if let Some((from, to)) = procedure_edit {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    Setup {
+        procedure: Procedure::from_file(LoadedFile::from_text(&path, text)).unwrap(),
+        fixture: Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap(),
+        station: Station::load(&repo("hw/stations/sim.yaml")).unwrap(),
+        reports: tempfile::tempdir().unwrap(),
+        abort: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn sim(s: &Setup, faults: &[&str]) -> SimBench {
+    let faults: Vec<SimFault> = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
+    match bind(&s.station, &s.fixture, false, &faults).unwrap() {
+        BoundStation::Simulated(b) => *b,
+    }
+}
+
+fn request(s: &Setup) -> RunRequest<'_> {
+    RunRequest {
+        procedure: &s.procedure,
+        fixture: &s.fixture,
+        station: &s.station,
+        dut_serial: "TEST-0001".into(),
+        reports_dir: s.reports.path().to_path_buf(),
+        abort: s.abort.clone(),
+        today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+    }
+}
+
+/// Wraps the simulated counter in one that misbehaves.
+type CounterWrap<'w> = &'w mut dyn FnMut(&mut dyn PulseCounter) -> Box<dyn PulseCounter + '_>;
+
+/// Run with the simulated counter, optionally wrapped to misbehave.
+fn run_with(
+    s: &Setup,
+    b: &mut SimBench,
+    wrap: Option<CounterWrap<'_>>,
+) -> Result<RunRecord, RunError> {
+    let req = request(s);
+    let SimBench {
+        source,
+        reference,
+        counter,
+        clock,
+        ..
+    } = b;
+    let mut wrapped;
+    let counter: &mut dyn PulseCounter = match wrap {
+        Some(w) => {
+            wrapped = w(counter);
+            &mut *wrapped
+        }
+        None => counter,
+    };
+    let finished = run(
+        &req,
+        Instruments {
+            source,
+            reference,
+            counter,
+            clock,
+        },
+        &mut Silent,
+    )?;
+    // The record on disk is the record returned.
+    let disk = RunRecord::read(&finished.record_path).unwrap();
+    assert_eq!(disk.outcome, finished.record.outcome);
+    assert_eq!(disk.steps.len(), finished.record.steps.len());
+    Ok(finished.record)
+}
+
+fn run_sim(s: &Setup, faults: &[&str]) -> (RunRecord, SimBench) {
+    let mut b = sim(s, faults);
+    let rec = run_with(s, &mut b, None).unwrap();
+    (rec, b)
+}
+
+fn source_is_off(b: &SimBench) -> bool {
+    !b.world.lock().unwrap().source_output_is_on()
+}
+
+fn failed_steps(rec: &RunRecord) -> Vec<(String, Vec<String>)> {
+    rec.steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Fail)
+        .map(|s| {
+            let ports = s
+                .ports
+                .iter()
+                .filter(|p| !p.result.as_ref().unwrap().passed())
+                .map(|p| p.port.clone())
+                .collect();
+            (s.name.clone(), ports)
+        })
+        .collect()
+}
+
+#[test]
+fn measured_error_equals_injected_within_u() {
+    let s = setup(None);
+    let (rec, b) = run_sim(&s, &[]);
+    assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
+    assert!(source_is_off(&b));
+    let world = b.world.lock().unwrap();
+    let e_ref = world.reference_error_percent();
+    let mut points = 0;
+    let mut worst: f64 = 0.0;
+    for step in &rec.steps {
+        for p in &step.ports {
+            if let Some(PortResult::Accuracy {
+                error_percent,
+                expanded_u_percent,
+                ..
+            }) = &p.result
+            {
+                let injected = world
+                    .injected_error_percent(&p.port, &step.setpoint)
+                    .unwrap();
+                // The bench compares with its reference, whose own error its U covers.
+                let expected = ((1.0 + injected / 100.0) / (1.0 + e_ref / 100.0) - 1.0) * 100.0;
+                let diff = (error_percent - expected).abs();
+                worst = worst.max(diff / expanded_u_percent);
+                assert!(
+                    diff <= *expanded_u_percent,
+                    "{} {}: measured {error_percent:.5} %, injected {expected:.5} %, U {expanded_u_percent:.5} %",
+                    step.name,
+                    p.port
+                );
+                if step.name == "Iref PF1" {
+                    assert!(
+                        *expanded_u_percent <= 0.05,
+                        "U(k=2) at Iref PF1 is {expanded_u_percent} %"
+                    );
+                }
+                points += 1;
+            }
+        }
+    }
+    assert_eq!(points, 22, "11 accuracy points on 2 ports");
+    eprintln!("largest |measured − injected| / U = {worst:.3}");
+}
+
+#[test]
+fn both_ports_are_measured_at_once_close_to_the_physical_floor() {
+    let s = setup(None);
+    let (rec, _) = run_sim(&s, &[]);
+    let t = &rec.timing;
+    let ratio = t.bench_duration_s / t.physical_floor_s;
+    assert!(
+        (ratio - 1.0).abs() <= 0.10,
+        "bench {} s vs floor {} s",
+        t.bench_duration_s,
+        t.physical_floor_s
+    );
+    // Both ports' pulses of every accuracy point come from the same time window.
+    for step in rec.steps.iter().filter(|s| s.kind == "accuracy") {
+        let spans: Vec<(u64, u64)> = step
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.pulses.first().unwrap().timestamp_ticks,
+                    p.pulses.last().unwrap().timestamp_ticks,
+                )
+            })
+            .collect();
+        let (a, b) = (spans[0], spans[1]);
+        assert!(
+            a.0 < b.1 && b.0 < a.1,
+            "{}: ports measured in disjoint windows {a:?} {b:?}",
+            step.name
+        );
+    }
+}
+
+#[test]
+fn an_out_of_limit_point_fails_exactly_that_point() {
+    let s = setup(None);
+    let (rec, b) = run_sim(
+        &s,
+        &["{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}"],
+    );
+    assert_eq!(rec.outcome, Outcome::Fail);
+    // The bump also reaches the single-phase Iref points, but their limit is 2 %.
+    assert_eq!(
+        failed_steps(&rec),
+        vec![("Iref PF1".to_string(), vec!["right".to_string()])]
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_meter_that_does_not_start_fails_the_starting_test() {
+    let s = setup(None);
+    let (rec, b) = run_sim(&s, &["{no_start: {port: left, threshold_a: 0.05}}"]);
+    assert_eq!(rec.outcome, Outcome::Fail);
+    assert_eq!(
+        failed_steps(&rec),
+        vec![("Starting current".to_string(), vec!["left".to_string()])]
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_creeping_meter_fails_the_no_load_test() {
+    let s = setup(None);
+    let (rec, b) = run_sim(&s, &["{creep: {port: right, power_w: 6}}"]);
+    assert_eq!(rec.outcome, Outcome::Fail);
+    assert_eq!(
+        failed_steps(&rec),
+        vec![("No-load (creep)".to_string(), vec!["right".to_string()])]
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_dead_led_is_an_error_naming_the_port() {
+    let s = setup(None);
+    let (rec, b) = run_sim(&s, &["{dead_led: {port: right}}"]);
+    assert_eq!(rec.outcome, Outcome::Error);
+    let reason = rec.outcome_reason.unwrap();
+    assert!(
+        reason.contains("port right") && reason.contains("channel 2"),
+        "{reason}"
+    );
+    assert!(!reason.contains("port left"), "{reason}");
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_dead_led_found_during_an_accuracy_point_is_an_error_too() {
+    // Without the scanning-head check the accuracy point notices the silence itself.
+    let s = setup(Some((
+        "  - pulse_check:\n      name: Scanning heads\n      current: Iref\n      power_factor: 1\n      settle_s: 2\n      pulses: 3\n      timeout_s: 5\n",
+        "",
+    )));
+    let mut s = s;
+    s.procedure
+        .steps
+        .retain(|st| st.name != "Starting current" && st.name != "No-load (creep)");
+    let (rec, b) = run_sim(&s, &["{dead_led: {port: left}}"]);
+    assert_eq!(rec.outcome, Outcome::Error);
+    let reason = rec.outcome_reason.unwrap();
+    assert!(
+        reason.contains("no pulse from port left (counter channel 1)"),
+        "{reason}"
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_wrong_meter_constant_fails_every_accuracy_point() {
+    let s = setup(None);
+    let (rec, b) = run_sim(&s, &["{wrong_constant: {port: left, imp_per_kwh: 20400}}"]);
+    assert_eq!(rec.outcome, Outcome::Fail);
+    let failed = failed_steps(&rec);
+    let accuracy: Vec<&str> = rec
+        .steps
+        .iter()
+        .filter(|s| s.kind == "accuracy")
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        failed.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        accuracy
+    );
+    assert!(failed.iter().all(|f| f.1 == ["left"]));
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn setpoints_beyond_the_fixture_rating_are_refused_before_switching_on() {
+    let s = setup(Some((
+        "current: Imax, power_factor: 0.5i",
+        "current: 40, power_factor: 0.5i",
+    )));
+    let mut b = sim(&s, &[]);
+    match run_with(&s, &mut b, None) {
+        Err(RunError::Data(e)) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("40 A") && m.contains("refused before anything is switched on"),
+                "{m}"
+            );
+            assert!(m.contains("en50470-3-class-b.yaml:"), "{m}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!b.world.lock().unwrap().source_was_ever_on());
+    assert!(
+        std::fs::read_dir(s.reports.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "no record for a refused run"
+    );
+}
+
+#[test]
+fn the_timed_method_measures_the_same_error() {
+    let s = setup(Some(("method: gated_reference_count", "method: timed")));
+    let (rec, b) = run_sim(&s, &[]);
+    assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
+    let world = b.world.lock().unwrap();
+    for step in rec.steps.iter().filter(|s| s.kind == "accuracy") {
+        for p in &step.ports {
+            let Some(PortResult::Accuracy {
+                error_percent,
+                expanded_u_percent,
+                ..
+            }) = &p.result
+            else {
+                panic!()
+            };
+            let injected = world
+                .injected_error_percent(&p.port, &step.setpoint)
+                .unwrap();
+            assert!(
+                (error_percent - injected).abs() <= *expanded_u_percent,
+                "{} {}: {error_percent} vs {injected} ± {expanded_u_percent}",
+                step.name,
+                p.port
+            );
+        }
+    }
+}
+
+/// A counter that misbehaves after a number of drains.
+struct Misbehaving<'a> {
+    inner: &'a mut dyn PulseCounter,
+    drains: usize,
+    after: usize,
+    how: Fault,
+}
+
+#[derive(Clone)]
+enum Fault {
+    LinkLost,
+    Panic,
+    DropOneEvent,
+    OperatorStop(Arc<AtomicBool>),
+}
+
+impl PulseCounter for Misbehaving<'_> {
+    fn identity(&mut self) -> InstrumentResult<InstrumentIdentity> {
+        self.inner.identity()
+    }
+    fn timebase_hz(&self) -> f64 {
+        self.inner.timebase_hz()
+    }
+    fn arm(&mut self, channels: &[ChannelConfig]) -> InstrumentResult<()> {
+        self.inner.arm(channels)
+    }
+    fn disarm(&mut self) -> InstrumentResult<()> {
+        self.inner.disarm()
+    }
+    fn drain(&mut self) -> InstrumentResult<CounterBatch> {
+        self.drains += 1;
+        let mut batch = self.inner.drain()?;
+        if self.drains > self.after {
+            match &self.how {
+                Fault::LinkLost => {
+                    return Err(InstrumentError::Link {
+                        instrument: "counter".into(),
+                        message: "device disconnected".into(),
+                    });
+                }
+                Fault::Panic => panic!("counter driver bug"),
+                Fault::DropOneEvent => {
+                    if batch.events.len() >= 2 {
+                        batch.events.remove(0);
+                        self.after = usize::MAX;
+                    }
+                }
+                Fault::OperatorStop(flag) => flag.store(true, Ordering::SeqCst),
+            }
+        }
+        Ok(batch)
+    }
+}
+
+fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, SimBench) {
+    let mut b = sim(s, &[]);
+    let rec = run_with(
+        s,
+        &mut b,
+        Some(&mut |inner| {
+            Box::new(Misbehaving {
+                inner,
+                drains: 0,
+                after,
+                how: how.clone(),
+            })
+        }),
+    )
+    .unwrap();
+    (rec, b)
+}
+
+#[test]
+fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
+    let s = setup(None);
+    let (rec, b) = run_misbehaving(&s, Fault::LinkLost, 3000);
+    assert_eq!(rec.outcome, Outcome::Error);
+    assert!(
+        rec.outcome_reason
+            .as_ref()
+            .unwrap()
+            .contains("device disconnected")
+    );
+    let done: Vec<&str> = rec
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Pass)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(done.len() >= 3, "steps before the fault are kept: {done:?}");
+    let kept = rec
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Pass && s.kind == "accuracy");
+    assert!(
+        kept.clone().count() >= 1
+            && kept
+                .clone()
+                .all(|s| s.ports.iter().all(|p| !p.pulses.is_empty()))
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_panic_in_a_driver_is_an_error_with_the_source_off() {
+    let s = setup(None);
+    let (rec, b) = run_misbehaving(&s, Fault::Panic, 2000);
+    assert_eq!(rec.outcome, Outcome::Error);
+    assert!(
+        rec.outcome_reason.as_ref().unwrap().contains("panic"),
+        "{:?}",
+        rec.outcome_reason
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn a_lost_counter_event_invalidates_the_measurement() {
+    let s = setup(None);
+    let (rec, b) = run_misbehaving(&s, Fault::DropOneEvent, 2500);
+    assert_eq!(rec.outcome, Outcome::Error);
+    assert!(
+        rec.outcome_reason.as_ref().unwrap().contains("lost events"),
+        "{:?}",
+        rec.outcome_reason
+    );
+    assert!(source_is_off(&b));
+}
+
+#[test]
+fn an_operator_stop_aborts_with_the_source_off() {
+    let s = setup(None);
+    let (rec, b) = run_misbehaving(&s, Fault::OperatorStop(s.abort.clone()), 1500);
+    assert_eq!(rec.outcome, Outcome::Aborted);
+    assert!(rec.steps.last().unwrap().outcome == Outcome::Aborted);
+    assert!(rec.log.iter().any(|l| l.message == "source output off"));
+    assert!(source_is_off(&b));
+}
