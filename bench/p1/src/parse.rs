@@ -1,0 +1,244 @@
+//! Parses a framed telegram body (`/` up to, not including, `!`) into the model.
+
+use crate::decoder::{DecodeError, ErrorKind};
+use crate::{Decimal, Header, Line, Obis, Octets, Telegram, Timestamp, Value};
+
+/// Parses `body`, which starts at stream offset `start`.
+pub(crate) fn telegram(body: &[u8], start: u64, crc: Option<u16>) -> Result<Telegram, DecodeError> {
+    let at = |off: usize, kind| DecodeError {
+        offset: start + off as u64,
+        kind,
+    };
+    let malformed = |off: usize, reason| at(off, ErrorKind::MalformedLine { reason });
+
+    let mut header = None;
+    let mut lines: Vec<Line> = Vec::new();
+    // Stream offsets of each line, for the shape checks at the end.
+    let mut line_offsets = Vec::new();
+    let mut off = 0;
+    while off < body.len() {
+        let rest = &body[off..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(malformed(off, "`!` must start a line of its own"));
+        };
+        let Some(line) = rest[..nl].strip_suffix(b"\r") else {
+            return Err(malformed(off + nl, "line does not end with CRLF"));
+        };
+        if let Some(p) = line.iter().position(|&b| !(0x20..=0x7e).contains(&b)) {
+            return Err(malformed(off + p, "byte outside printable ASCII"));
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            return Err(malformed(off, "byte outside printable ASCII"));
+        };
+        if off == 0 {
+            header = Some(parse_header(text).ok_or_else(|| {
+                malformed(
+                    0,
+                    "header is not /XXXZ<identification> (3 letters, baud character)",
+                )
+            })?);
+        } else if text.starts_with('(') {
+            // DSMR 2.2/3.0 put the gas reading on a line of its own after `0-n:24.3.0`.
+            let Some(last) = lines.last_mut() else {
+                return Err(malformed(
+                    off,
+                    "continuation line `(...)` without an object before it",
+                ));
+            };
+            add_groups(last, text).map_err(|(p, kind)| at(off + p, kind))?;
+        } else if !text.is_empty() {
+            // DSMR puts an empty line after the header; empty lines elsewhere are harmless.
+            let open = text
+                .find('(')
+                .ok_or_else(|| malformed(off, "expected OBIS(value)"))?;
+            let obis = Obis::parse(&text[..open])
+                .ok_or_else(|| malformed(off, "does not start with an OBIS reference A-B:C.D.E"))?;
+            let mut line = Line {
+                obis,
+                values: Vec::new(),
+                raw: String::new(),
+            };
+            add_groups(&mut line, &text[open..]).map_err(|(p, kind)| at(off + open + p, kind))?;
+            lines.push(line);
+            line_offsets.push(off);
+        }
+        off += nl + 1;
+    }
+    for (line, &off) in lines.iter().zip(&line_offsets) {
+        if let Err(reason) = check_shape(line) {
+            return Err(at(
+                off,
+                ErrorKind::BadValue {
+                    obis: line.obis,
+                    reason,
+                },
+            ));
+        }
+    }
+    let header = header.ok_or_else(|| malformed(0, "telegram has no header line"))?;
+    Ok(Telegram {
+        offset: start,
+        header,
+        lines,
+        crc,
+    })
+}
+
+fn parse_header(text: &str) -> Option<Header> {
+    let b = text.as_bytes();
+    let (manufacturer, baud) = (b.get(1..4)?, *b.get(4)?);
+    if !manufacturer.iter().all(u8::is_ascii_alphabetic) || !baud.is_ascii_alphanumeric() {
+        return None;
+    }
+    Some(Header {
+        manufacturer: text[1..4].to_owned(),
+        baud: char::from(baud),
+        identification: text[5..].to_owned(),
+    })
+}
+
+/// Appends the `(..)(..)` groups of `text` to `line`; on error, the offset in `text`.
+fn add_groups(line: &mut Line, text: &str) -> Result<(), (usize, ErrorKind)> {
+    let malformed = |p, reason| (p, ErrorKind::MalformedLine { reason });
+    let mut p = 0;
+    while p < text.len() {
+        if !text[p..].starts_with('(') {
+            return Err(malformed(p, "expected `(` after `)`"));
+        }
+        let content = &text[p + 1..];
+        let close = content
+            .find(')')
+            .ok_or_else(|| malformed(p, "`(` without `)`"))?;
+        let content = &content[..close];
+        if content.contains('(') {
+            return Err(malformed(p, "`(` inside a group"));
+        }
+        let value = typed(line.obis, line.values.len(), content).map_err(|reason| {
+            (
+                p + 1,
+                ErrorKind::BadValue {
+                    obis: line.obis,
+                    reason,
+                },
+            )
+        })?;
+        line.values.push(value);
+        p += close + 2;
+    }
+    line.raw.push_str(text);
+    Ok(())
+}
+
+/// What the group at `idx` of an object must hold. Objects not listed are
+/// typed by shape, so unknown objects never fail.
+enum Kind {
+    Generic,
+    Octets,
+    Text,
+    Timestamp,
+    Decimal,
+    Current,
+    Count,
+    ObisRef,
+}
+
+fn kind(obis: Obis, idx: usize) -> Kind {
+    match (obis.0, idx) {
+        ([0, 0, 96, 1, 1] | [0, _, 96, 1, 0] | [0, 0, 96, 13, 0 | 1], 0) => Kind::Octets,
+        ([1, 3, 0, 2, 8] | [0, 0, 96, 14, 0], 0) => Kind::Text,
+        ([0, 0, 1, 0, 0] | [0, _, 24, 2, 1], 0) => Kind::Timestamp,
+        ([1, 0, 31 | 51 | 71, 7, 0], 0) => Kind::Current,
+        // Electricity registers: instantaneous values (D = 7) and energies (D = 8).
+        ([1, _, _, 7 | 8, _], 0) | ([0, _, 24, 2, 1], 1) => Kind::Decimal,
+        ([1, 0, 99, 97, 0], 0) => Kind::Count,
+        ([1, 0, 99, 97, 0], 1) => Kind::ObisRef,
+        ([1, 0, 99, 97, 0], i) if i % 2 == 0 => Kind::Timestamp,
+        ([1, 0, 99, 97, 0], _) => Kind::Decimal,
+        _ => Kind::Generic,
+    }
+}
+
+fn typed(obis: Obis, idx: usize, text: &str) -> Result<Value, &'static str> {
+    Ok(match kind(obis, idx) {
+        Kind::Generic => generic(text),
+        Kind::Octets => Value::Octets(Octets::new(text)),
+        Kind::Text => Value::String(text.to_owned()),
+        Kind::Timestamp => Value::Timestamp(
+            Timestamp::parse(text, true).ok_or("expected a timestamp YYMMDDhhmmssX")?,
+        ),
+        Kind::Decimal => decimal(text).ok_or("expected a decimal with an optional *unit")?,
+        Kind::Current => match decimal(text) {
+            Some(v @ Value::Decimal { unit: None, .. }) => v,
+            Some(v) if v.unit() == Some("A") => v,
+            _ => return Err("expected a current, a decimal in A"),
+        },
+        // Many DSMR 4/5 meters send an empty log as `1-0:99.97.0()`.
+        Kind::Count if text.is_empty() => Value::Empty,
+        Kind::Count => Value::Integer(count(text).ok_or("expected a count")?),
+        Kind::ObisRef => Value::Obis(Obis::parse(text).ok_or("expected an OBIS reference")?),
+    })
+}
+
+/// `digits[.digits][*unit]` with an alphanumeric unit.
+fn decimal(text: &str) -> Option<Value> {
+    let (number, unit) = match text.split_once('*') {
+        Some((n, u)) if !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            (n, Some(u.to_owned()))
+        }
+        Some(_) => return None,
+        None => (text, None),
+    };
+    Some(Value::Decimal {
+        value: number.parse::<Decimal>().ok()?,
+        unit,
+    })
+}
+
+/// Digits only (`u64`'s `FromStr` would also take a `+`).
+fn count(text: &str) -> Option<u64> {
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// Types a group of an object the decoder does not know, by its shape.
+fn generic(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::Empty;
+    }
+    if let Some(o) = Obis::parse(text) {
+        return Value::Obis(o);
+    }
+    if let Some(t) = Timestamp::parse(text, false) {
+        return Value::Timestamp(t);
+    }
+    if let Some(n) = count(text) {
+        return Value::Integer(n);
+    }
+    decimal(text).unwrap_or_else(|| Value::String(text.to_owned()))
+}
+
+/// Checks multi-group objects as a whole.
+fn check_shape(line: &Line) -> Result<(), &'static str> {
+    let n = line.values.len();
+    match line.obis.0 {
+        [1, 0, 99, 97, 0] => {
+            let count = match line.values.first() {
+                Some(Value::Integer(c)) => *c,
+                Some(Value::Empty) if n == 1 => 0,
+                _ => return Err("power-failure log must start with its entry count"),
+            };
+            let expected = count.checked_mul(2).and_then(|c| c.checked_add(2));
+            // An empty log may leave out the `(0-0:96.7.19)` reference.
+            if expected != Some(n as u64) && !(count == 0 && n == 1) {
+                return Err(
+                    "power-failure log: entry count does not match the (time)(duration) pairs",
+                );
+            }
+            Ok(())
+        }
+        [0, _, 24, 2, 1] if n != 2 => Err("M-Bus reading must be (timestamp)(value*unit)"),
+        _ => Ok(()),
+    }
+}
