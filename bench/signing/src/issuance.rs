@@ -1,0 +1,587 @@
+//! The issuance log: one signed JSON line per issued bundle, hash-chained.
+//!
+//! Each line is
+//!
+//! ```text
+//! {"seq":1,"issued":"2025-06-01T12:00:00.000Z","run_id":"…","bundle":"reports/…",
+//!  "manifest_sha256":"…","key_id":"…","prev_hash":"000…0","hash":"…","signature":"…"}
+//! ```
+//!
+//! (on one line). `hash` is the SHA-256 of the entry's *canonical bytes*: the
+//! compact JSON object of the first seven fields, in that order, exactly as
+//! `serde_json` writes it; `signature` is the hex of the Ed25519 signature over
+//! the 32 raw bytes of `hash`; `prev_hash` is the previous line's `hash`
+//! ([`GENESIS_PREV_HASH`] for the first).
+//!
+//! A hash chain alone cannot show that entries were removed from *the end*; keep the
+//! head hash ([`LogSummary::head_hash`]) somewhere else too (a certificate,
+//! a published list) to detect that.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{MANIFEST_FILE, bundle_manifest_sha256, parse_utc};
+use crate::{Problem, ProblemKind, SigningError, is_sha256_hex, key_id, sha256_hex};
+
+/// `prev_hash` of the first entry: 64 zeros.
+pub const GENESIS_PREV_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What the caller says about an issuance; the log adds sequence, time, key and chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuanceFields {
+    /// The run's id, as in the run record.
+    pub run_id: String,
+    /// Where the bundle was issued, as a path (with `/`), usually relative to the reports folder.
+    pub bundle: String,
+    /// SHA-256 of the bundle's `MANIFEST.sha256` (see [`bundle_manifest_sha256`](crate::bundle_manifest_sha256)).
+    pub manifest_sha256: String,
+}
+
+impl IssuanceFields {
+    /// Fields for the signed bundle in `bundle_dir`, reading its manifest hash.
+    pub fn for_bundle(run_id: &str, bundle_dir: &Path) -> Result<Self, SigningError> {
+        let bundle = bundle_dir
+            .to_str()
+            .ok_or_else(|| SigningError::InvalidField {
+                field: "bundle",
+                value: bundle_dir.to_string_lossy().into_owned(),
+                reason: "the bundle path must be valid UTF-8 to be recorded",
+            })?;
+        Ok(Self {
+            run_id: run_id.to_string(),
+            bundle: bundle.replace('\\', "/"),
+            manifest_sha256: bundle_manifest_sha256(bundle_dir)?,
+        })
+    }
+
+    fn validate(&self) -> Result<(), SigningError> {
+        let invalid = |field, value: &str, reason| {
+            Err(SigningError::InvalidField {
+                field,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        for (field, value) in [("run_id", &self.run_id), ("bundle", &self.bundle)] {
+            if value.trim().is_empty() || value.chars().any(char::is_control) {
+                return invalid(
+                    field,
+                    value,
+                    "must be non-empty and free of control characters",
+                );
+            }
+        }
+        if !is_sha256_hex(&self.manifest_sha256) {
+            return invalid(
+                "manifest_sha256",
+                &self.manifest_sha256,
+                "must be a SHA-256 in 64 lowercase hex digits",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One line of the issuance log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceEntry {
+    /// 1 for the first entry, then +1 per entry.
+    pub seq: u64,
+    /// When the bundle was issued, UTC, millisecond resolution.
+    pub issued: DateTime<Utc>,
+    /// The caller's fields.
+    pub fields: IssuanceFields,
+    /// Id of the key that signed this entry.
+    pub key_id: String,
+    /// `hash` of the previous entry, [`GENESIS_PREV_HASH`] for the first.
+    pub prev_hash: String,
+    /// SHA-256 (hex) over [`canonical_bytes`](Self::canonical_bytes).
+    pub hash: String,
+    /// Ed25519 signature (hex, 128 digits) over the 32 raw bytes of `hash`.
+    pub signature: String,
+}
+
+/// The hashed part of an entry; field order here *is* the canonical order.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: u64,
+    issued: &'a str,
+    run_id: &'a str,
+    bundle: &'a str,
+    manifest_sha256: &'a str,
+    key_id: &'a str,
+    prev_hash: &'a str,
+}
+
+impl Canonical<'_> {
+    fn hash(&self) -> String {
+        // Serialising strings and integers into a Vec cannot fail.
+        sha256_hex(&serde_json::to_vec(self).expect("a canonical entry always serialises"))
+    }
+}
+
+/// A log line as stored; strings are kept verbatim so the hash is recomputed
+/// over exactly what was written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    seq: u64,
+    issued: String,
+    run_id: String,
+    bundle: String,
+    manifest_sha256: String,
+    key_id: String,
+    prev_hash: String,
+    hash: String,
+    signature: String,
+}
+
+impl Line {
+    fn canonical(&self) -> Canonical<'_> {
+        Canonical {
+            seq: self.seq,
+            issued: &self.issued,
+            run_id: &self.run_id,
+            bundle: &self.bundle,
+            manifest_sha256: &self.manifest_sha256,
+            key_id: &self.key_id,
+            prev_hash: &self.prev_hash,
+        }
+    }
+}
+
+fn format_issued(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl IssuanceEntry {
+    /// Builds and signs an entry. [`append_issuance`] is the normal way in;
+    /// this is public for tools that rebuild or migrate logs (and for tests
+    /// that forge entries a correct appender would refuse to write).
+    ///
+    /// `issued` is truncated to milliseconds, the resolution the log records.
+    pub fn new_signed(
+        seq: u64,
+        issued: DateTime<Utc>,
+        fields: IssuanceFields,
+        prev_hash: &str,
+        key: &SigningKey,
+    ) -> IssuanceEntry {
+        let issued = issued.trunc_subsecs(3);
+        let key_id = key_id(&key.verifying_key());
+        let issued_text = format_issued(&issued);
+        let hash = Canonical {
+            seq,
+            issued: &issued_text,
+            run_id: &fields.run_id,
+            bundle: &fields.bundle,
+            manifest_sha256: &fields.manifest_sha256,
+            key_id: &key_id,
+            prev_hash,
+        }
+        .hash();
+        let hash_bytes = hex::decode(&hash).expect("sha256_hex is hex");
+        let signature = hex::encode(key.sign(&hash_bytes).to_bytes());
+        IssuanceEntry {
+            seq,
+            issued,
+            fields,
+            key_id,
+            prev_hash: prev_hash.to_string(),
+            hash,
+            signature,
+        }
+    }
+
+    fn to_line(&self) -> Line {
+        Line {
+            seq: self.seq,
+            issued: format_issued(&self.issued),
+            run_id: self.fields.run_id.clone(),
+            bundle: self.fields.bundle.clone(),
+            manifest_sha256: self.fields.manifest_sha256.clone(),
+            key_id: self.key_id.clone(),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// The bytes `hash` is computed over: the compact JSON object
+    /// `{"seq":…,"issued":…,"run_id":…,"bundle":…,"manifest_sha256":…,"key_id":…,"prev_hash":…}`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let line = self.to_line();
+        serde_json::to_vec(&line.canonical()).expect("a canonical entry always serialises")
+    }
+
+    /// The entry as one log line, without the trailing newline.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(&self.to_line()).expect("an entry always serialises")
+    }
+}
+
+/// What a successful [`verify_issuance_log`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSummary {
+    /// Every entry, in log order.
+    pub entries: Vec<IssuanceEntry>,
+    /// Id of the key the log was verified with.
+    pub key_id: String,
+}
+
+impl LogSummary {
+    /// The last entry's hash: publish or record it elsewhere, since a chain
+    /// alone cannot reveal entries cut off its end.
+    pub fn head_hash(&self) -> Option<&str> {
+        self.entries.last().map(|e| e.hash.as_str())
+    }
+}
+
+/// Appends an entry for `fields` to the log at `log_path` (created if absent),
+/// timestamped now, chained to the last entry and signed with `key`.
+///
+/// The whole existing log is verified with `key`'s public half first, under
+/// an exclusive file lock, and nothing is appended to a log that does not
+/// verify or when the clock is behind the last entry: chaining onto a
+/// tampered log, or back-dating, would launder the problem.
+pub fn append_issuance(
+    log_path: &Path,
+    fields: &IssuanceFields,
+    key: &SigningKey,
+) -> Result<IssuanceEntry, SigningError> {
+    fields.validate()?;
+    let io_err = |e| SigningError::io(log_path, e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .map_err(io_err)?;
+    // Two stations appending at once would otherwise both take the same seq.
+    file.lock().map_err(io_err)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io_err)?;
+
+    let summary = verify_log_text(&text, &key.verifying_key()).map_err(|problems| {
+        SigningError::LogInvalid {
+            path: log_path.to_path_buf(),
+            problems,
+        }
+    })?;
+    let now = Utc::now().trunc_subsecs(3);
+    let (seq, prev_hash) = match summary.entries.last() {
+        None => (1, GENESIS_PREV_HASH.to_string()),
+        Some(last) => {
+            if now < last.issued {
+                return Err(SigningError::ClockBehind {
+                    now: format_issued(&now),
+                    last: format_issued(&last.issued),
+                });
+            }
+            (last.seq + 1, last.hash.clone())
+        }
+    };
+    let entry = IssuanceEntry::new_signed(seq, now, fields.clone(), &prev_hash, key);
+    // One write of the whole line, so a crash leaves at worst a torn last
+    // line, which verification reports, never a silently merged one.
+    let line = format!("{}\n", entry.to_json_line());
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_err)?;
+    Ok(entry)
+}
+
+/// Verifies the whole log at `log_path` with `key` and reports every problem,
+/// each naming the line and sequence number: malformed lines, entries whose
+/// contents no longer match their hash (edited), bad signatures, a key id
+/// other than `key`'s, sequence gaps (removed entries), repeated or
+/// decreasing sequence numbers (reordered entries), broken `prev_hash` links,
+/// and timestamps earlier than the previous entry's (back-dated).
+///
+/// An empty log verifies with no entries; a missing file is a problem.
+pub fn verify_issuance_log(
+    log_path: &Path,
+    key: &VerifyingKey,
+) -> Result<LogSummary, Vec<Problem>> {
+    let mut text = String::new();
+    let read = File::open(log_path).and_then(|mut f| f.read_to_string(&mut text));
+    if let Err(e) = read {
+        let (kind, detail) = match e.kind() {
+            io::ErrorKind::NotFound => (
+                ProblemKind::Missing,
+                "the issuance log does not exist".to_string(),
+            ),
+            _ => (ProblemKind::Unreadable, format!("cannot be read: {e}")),
+        };
+        return Err(vec![Problem::new(
+            log_path.display().to_string(),
+            kind,
+            detail,
+        )]);
+    }
+    verify_log_text(&text, key)
+}
+
+/// Verifies the log, then looks for the manifest hash of the bundle in
+/// `bundle_dir`; returns the entry that issued it.
+///
+/// This does not verify the bundle itself; pair it with [`verify_bundle`](crate::verify_bundle).
+pub fn find_bundle_in_log(
+    log_path: &Path,
+    bundle_dir: &Path,
+    key: &VerifyingKey,
+) -> Result<IssuanceEntry, Vec<Problem>> {
+    let summary = verify_issuance_log(log_path, key)?;
+    let manifest_sha256 = bundle_manifest_sha256(bundle_dir).map_err(|e| {
+        vec![Problem::new(
+            MANIFEST_FILE,
+            ProblemKind::Unreadable,
+            format!("cannot be read: {e}"),
+        )]
+    })?;
+    summary
+        .entries
+        .into_iter()
+        .find(|e| e.fields.manifest_sha256 == manifest_sha256)
+        .ok_or_else(|| {
+            vec![Problem::new(
+                MANIFEST_FILE,
+                ProblemKind::NotInLog,
+                format!(
+                    "its SHA-256 {manifest_sha256} appears in no entry of the issuance log {}: \
+                     this bundle was not issued, or was changed and re-signed after issuance",
+                    log_path.display()
+                ),
+            )]
+        })
+}
+
+fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Problem>> {
+    let expected_key_id = key_id(key);
+    let mut problems = Vec::new();
+    let mut entries: Vec<(usize, IssuanceEntry)> = Vec::new();
+
+    let (body, terminated) = match text.strip_suffix('\n') {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
+    if body.is_empty() {
+        return match terminated {
+            // A lone newline is not something append ever writes.
+            true => Err(vec![Problem::new(
+                "line 1",
+                ProblemKind::Malformed,
+                "empty line",
+            )]),
+            false => Ok(LogSummary {
+                entries: Vec::new(),
+                key_id: expected_key_id,
+            }),
+        };
+    }
+    let lines: Vec<&str> = body.split('\n').collect();
+    for (index, raw) in lines.iter().enumerate() {
+        let n = index + 1;
+        if raw.is_empty() {
+            problems.push(Problem::new(
+                format!("line {n}"),
+                ProblemKind::Malformed,
+                "empty line",
+            ));
+            continue;
+        }
+        let line: Line = match serde_json::from_str(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                problems.push(Problem::new(
+                    format!("line {n}"),
+                    ProblemKind::Malformed,
+                    format!("not a valid issuance entry ({e})"),
+                ));
+                continue;
+            }
+        };
+        let subject = format!("line {n} (seq {})", line.seq);
+        let mut report =
+            |kind, detail: String| problems.push(Problem::new(subject.clone(), kind, detail));
+        if n == lines.len() && !terminated {
+            report(
+                ProblemKind::Malformed,
+                "the last line has no newline: an interrupted write?".into(),
+            );
+        }
+
+        let issued = match parse_utc(&line.issued) {
+            Ok(t) => Some(t),
+            Err(detail) => {
+                report(ProblemKind::Malformed, detail);
+                None
+            }
+        };
+        let mut well_formed = issued.is_some();
+        for (name, value) in [
+            ("manifest_sha256", &line.manifest_sha256),
+            ("prev_hash", &line.prev_hash),
+            ("hash", &line.hash),
+        ] {
+            if !is_sha256_hex(value) {
+                report(
+                    ProblemKind::Malformed,
+                    format!("{name} {value:?} is not 64 lowercase hex digits"),
+                );
+                well_formed = false;
+            }
+        }
+        let signature = hex::decode(&line.signature)
+            .ok()
+            .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
+            .map(|raw| Signature::from_bytes(&raw));
+        if signature.is_none() {
+            report(
+                ProblemKind::Malformed,
+                "signature is not 128 hex digits".into(),
+            );
+            well_formed = false;
+        }
+
+        let computed = line.canonical().hash();
+        if computed != line.hash {
+            report(
+                ProblemKind::EntryModified,
+                format!(
+                    "entry was modified: its contents hash to {computed}, but it records hash {}",
+                    line.hash
+                ),
+            );
+        }
+        if line.key_id != expected_key_id {
+            report(
+                ProblemKind::KeyMismatch,
+                format!(
+                    "entry names key id {}, but the log is verified with key id {expected_key_id}",
+                    line.key_id
+                ),
+            );
+        }
+        if let (Some(signature), Ok(hash_bytes)) = (signature, hex::decode(&line.hash))
+            && key.verify_strict(&hash_bytes, &signature).is_err()
+        {
+            report(
+                ProblemKind::BadSignature,
+                format!(
+                    "signature over the entry's hash does not verify with key id {expected_key_id}"
+                ),
+            );
+        }
+
+        match entries.last() {
+            None => {
+                if line.seq != 1 {
+                    report(
+                        ProblemKind::SequenceGap,
+                        format!(
+                            "the first entry has seq {}, expected 1: entries were removed from \
+                             the start of the log",
+                            line.seq
+                        ),
+                    );
+                }
+                if line.prev_hash != GENESIS_PREV_HASH {
+                    report(
+                        ProblemKind::ChainBreak,
+                        format!(
+                            "chain break: the first entry's prev_hash is {}, expected 64 zeros: \
+                             entries before it were removed",
+                            line.prev_hash
+                        ),
+                    );
+                }
+            }
+            Some((prev_n, prev)) => {
+                let expected = prev.seq + 1;
+                if line.seq > expected {
+                    let missing = if line.seq - expected == 1 {
+                        format!("seq {expected} was")
+                    } else {
+                        format!("seq {expected} to {} were", line.seq - 1)
+                    };
+                    report(
+                        ProblemKind::SequenceGap,
+                        format!(
+                            "sequence gap: expected seq {expected} after seq {} (line {prev_n}), \
+                             found {}: {missing} removed",
+                            prev.seq, line.seq
+                        ),
+                    );
+                } else if line.seq < expected {
+                    report(
+                        ProblemKind::OutOfOrder,
+                        format!(
+                            "out of order: seq {} comes after seq {} (line {prev_n}); entries \
+                             were reordered or duplicated",
+                            line.seq, prev.seq
+                        ),
+                    );
+                }
+                if line.prev_hash != prev.hash {
+                    report(
+                        ProblemKind::ChainBreak,
+                        format!(
+                            "chain break: prev_hash {} is not the hash {} of the entry before it \
+                             (line {prev_n}, seq {})",
+                            line.prev_hash, prev.hash, prev.seq
+                        ),
+                    );
+                }
+                if let Some(issued) = issued
+                    && issued < prev.issued
+                {
+                    report(
+                        ProblemKind::BackDated,
+                        format!(
+                            "back-dated: issued {} is earlier than {} of the entry before it \
+                             (line {prev_n}, seq {})",
+                            line.issued,
+                            format_issued(&prev.issued),
+                            prev.seq
+                        ),
+                    );
+                }
+            }
+        }
+
+        if let (true, Some(issued)) = (well_formed, issued) {
+            entries.push((
+                n,
+                IssuanceEntry {
+                    seq: line.seq,
+                    issued,
+                    fields: IssuanceFields {
+                        run_id: line.run_id,
+                        bundle: line.bundle,
+                        manifest_sha256: line.manifest_sha256,
+                    },
+                    key_id: line.key_id,
+                    prev_hash: line.prev_hash,
+                    hash: line.hash,
+                    signature: line.signature,
+                },
+            ));
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(LogSummary {
+            entries: entries.into_iter().map(|(_, e)| e).collect(),
+            key_id: expected_key_id,
+        })
+    } else {
+        Err(problems)
+    }
+}
