@@ -4,3 +4,4 @@
 pub mod bind;
 pub mod cmd;
 pub mod console;
+pub mod issue;

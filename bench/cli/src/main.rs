@@ -6,6 +6,8 @@ fn main() {
     let code = match cli.command {
         Command::Run(args) => meterbench::cmd::run::main(args),
         Command::Validate(args) => meterbench::cmd::validate::main(args),
+        Command::Verify(args) => meterbench::cmd::verify::main(args),
+        Command::Keys(args) => meterbench::cmd::keys::main(args),
     };
     std::process::exit(code);
 }

@@ -11,9 +11,18 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
+/// The bench's signing key for tests lives in a temp dir, never in the user's config.
+fn test_key() -> PathBuf {
+    static KEY: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| tempfile::tempdir().unwrap())
+        .path()
+        .join("bench-key.pem")
+}
+
 fn meterbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_meterbench"))
         .args(args)
+        .env("METERBENCH_SIGNING_KEY", test_key())
         .current_dir(repo())
         .output()
         .unwrap()
@@ -22,7 +31,11 @@ fn meterbench(args: &[&str]) -> Output {
 fn records(dir: &Path) -> Vec<serde_json::Value> {
     let mut v = Vec::new();
     for run in std::fs::read_dir(dir).unwrap() {
-        let p = run.unwrap().path().join("record.json");
+        let run = run.unwrap().path();
+        if !run.is_dir() {
+            continue;
+        }
+        let p = run.join("record.json");
         v.push(serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap());
     }
     v
@@ -212,4 +225,153 @@ fn ctrl_c_aborts_with_the_source_off() {
 #[test]
 fn sigterm_aborts_with_the_source_off() {
     stopped_by("-TERM");
+}
+
+fn bundles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_run_ends_in_a_signed_bundle_that_verifies_and_tampering_is_named() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    assert_eq!(
+        meterbench(&["run", "--quiet", "--reports", r])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        meterbench(&[
+            "run",
+            "--quiet",
+            "--reports",
+            r,
+            "--sim-fault",
+            "{creep: {port: left, power_w: 6}}"
+        ])
+        .status
+        .code(),
+        Some(1)
+    );
+    let b = bundles(reports.path());
+    assert_eq!(b.len(), 2);
+    for bundle in &b {
+        for f in [
+            "record.json",
+            "summary.json",
+            "junit.xml",
+            "MANIFEST.sha256",
+            "MANIFEST.sig",
+            "signer.pub.pem",
+        ] {
+            assert!(
+                bundle.join(f).is_file(),
+                "{f} missing in {}",
+                bundle.display()
+            );
+        }
+        let ok = meterbench(&["verify", bundle.to_str().unwrap()]);
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+    }
+    let log = reports.path().join("issuance-log.jsonl");
+    let public = test_key().with_file_name("bench-key.pub.pem");
+    let ok = meterbench(&[
+        "verify",
+        "--log",
+        log.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("2 entries"));
+
+    // One byte of the record changed: named.
+    let record = b[0].join("record.json");
+    let mut bytes = std::fs::read(&record).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&record, &bytes).unwrap();
+    let bad = meterbench(&["verify", b[0].to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("record.json"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+    // A file removed: named.
+    std::fs::remove_file(b[1].join("junit.xml")).unwrap();
+    let bad = meterbench(&["verify", b[1].to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("junit.xml"));
+    // The first issuance removed from the log: detected.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(
+        &log,
+        text.lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let bad = meterbench(&[
+        "verify",
+        "--log",
+        log.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+}
+
+#[test]
+fn junit_and_summary_say_what_failed() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let fault = "{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}";
+    assert_eq!(
+        meterbench(&["run", "--quiet", "--reports", r, "--sim-fault", fault])
+            .status
+            .code(),
+        Some(1)
+    );
+    let bundle = &bundles(reports.path())[0];
+    let junit = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"1\"") && junit.contains("Iref PF1 [right]\" time"),
+        "{junit}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["outcome"], "FAIL");
+    let failed: Vec<&serde_json::Value> = summary["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["conformity"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["port"], "right");
 }

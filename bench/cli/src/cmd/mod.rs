@@ -1,7 +1,9 @@
 //! The subcommands, one file each.
 
+pub mod keys;
 pub mod run;
 pub mod validate;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -9,7 +11,8 @@ use clap::{Parser, Subcommand};
 ///
 /// A run drives the reference source, counts the meter's LED pulses on every port at
 /// once, computes each load point's error with its uncertainty, and decides against the
-/// procedure's limits. Exit codes: 0 PASS, 1 FAIL, 2 ERROR, aborted run or bad input.
+/// procedure's limits; every run ends in a signed bundle (record, certificate, manifest).
+/// Exit codes: 0 PASS, 1 FAIL, 2 ERROR, aborted run or bad input (verify: 0 intact, 1 not).
 #[derive(Debug, Parser)]
 #[command(name = "meterbench", version, propagate_version = true)]
 pub struct Cli {
@@ -24,4 +27,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check procedures, fixtures and stations for errors without running anything.
     Validate(validate::ValidateArgs),
+    /// Check that a certificate bundle (or the issuance log) is untouched and signed.
+    Verify(verify::VerifyArgs),
+    /// Manage the bench's signing key.
+    Keys(keys::KeysArgs),
 }

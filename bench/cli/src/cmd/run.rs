@@ -1,9 +1,11 @@
 use crate::bind::{BoundStation, bind};
 use crate::console::ConsoleObserver;
+use crate::issue::{default_key_path, issue, load_or_create_key};
 use chrono::Local;
 use clap::Args;
 use meterbench_procedure::{Fixture, Procedure, SimFault, Station};
 use meterbench_runner::{Instruments, RunError, RunRequest, run};
+use meterbench_signing::key_id;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +42,13 @@ pub struct RunArgs {
     /// Do not draw progress bars (logs and CI).
     #[arg(long)]
     pub quiet: bool,
+    /// The bench's Ed25519 signing key (created on first use)
+    /// [default: $METERBENCH_SIGNING_KEY or ~/.config/meterbench/signing-key.pem].
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Who signs the certificate [default: the station's laboratory and id].
+    #[arg(long)]
+    pub signer: Option<String>,
 }
 
 pub fn main(args: RunArgs) -> i32 {
@@ -117,6 +126,37 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         "{}",
         meterbench_report::console::results_table(&finished.record)
     );
-    println!("run record: {}", finished.record_path.display());
+
+    let key_path = args.signing_key.clone().unwrap_or_else(default_key_path);
+    let (key, created) = load_or_create_key(&key_path)?;
+    if created {
+        eprintln!(
+            "created a new signing key {} (key id {}); publish the key id so customers can check certificates",
+            key_path.display(),
+            key_id(&key.verifying_key())
+        );
+    }
+    let signer = args
+        .signer
+        .clone()
+        .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
+    let bundle = finished
+        .record_path
+        .parent()
+        .expect("the record sits in its run folder");
+    let issued = issue(
+        &finished.record,
+        bundle,
+        &key,
+        &signer,
+        &args.reports.join("issuance-log.jsonl"),
+    )?;
+    println!("certificate bundle: {}", issued.bundle.display());
+    println!(
+        "signed by {signer} with key {}; issuance log {}; check it with: meterbench verify {}",
+        issued.key_id,
+        issued.log.display(),
+        issued.bundle.display()
+    );
     Ok(finished.record.outcome.exit_code())
 }
