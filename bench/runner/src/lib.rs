@@ -175,6 +175,7 @@ pub fn run(
             bench_duration_s: 0.0,
             physical_floor_s: 0.0,
             wall_s: 0.0,
+            counter_polls: 0,
         },
         log: Vec::new(),
     };
@@ -198,6 +199,7 @@ pub fn run(
         observer,
         last_sequence: 0,
         t_start,
+        polls: 0,
     };
 
     // Identify every instrument by what it reports on the wire.
@@ -303,6 +305,7 @@ pub fn run(
     rec.timing.bench_duration_s = ctx.elapsed_s();
     rec.timing.physical_floor_s = rec.steps.iter().map(|s| s.physical_floor_s).sum();
     rec.timing.wall_s = wall.elapsed().as_secs_f64();
+    rec.timing.counter_polls = ctx.polls;
     let (outcome, reason) = match stop {
         Some((o, r)) => (o, Some(r)),
         None => {

@@ -186,6 +186,8 @@ pub struct Timing {
     /// Sum over steps of settle + (N+1) periods of the slower port, s.
     pub physical_floor_s: f64,
     pub wall_s: f64,
+    /// Round trips to the counter (one per poll).
+    pub counter_polls: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

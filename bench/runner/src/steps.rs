@@ -27,6 +27,8 @@ pub(crate) struct StepContext<'r, 'a> {
     pub observer: &'a mut dyn Observer,
     pub last_sequence: u64,
     pub t_start: Duration,
+    /// Counter round trips so far (each poll drains the counter once).
+    pub polls: u64,
 }
 
 /// What the counter delivered for the ports during a step.
@@ -259,8 +261,8 @@ impl StepContext<'_, '_> {
         mut progress: impl FnMut(&Collected, f64) -> (u64, u64, f64),
         index: usize,
     ) -> Result<(), StepStop> {
-        let poll = Duration::from_secs_f64(poll_s.clamp(0.001, 0.25));
-        let mut last_report = -1.0;
+        let fine = poll_s.clamp(0.001, 0.25);
+        let period = poll_s * 8.0;
         loop {
             let elapsed = (c.now_ticks - c.start_ticks) as f64 / self.tb();
             if done(c, elapsed)? {
@@ -269,20 +271,22 @@ impl StepContext<'_, '_> {
             if self.req.abort.load(Ordering::SeqCst) {
                 return Err(StepStop::Aborted);
             }
-            self.clock.sleep(poll);
+            let (counted, needed, remaining_s) = progress(c, elapsed);
+            self.observer.event(&Event::Progress {
+                index,
+                counted,
+                needed,
+                elapsed_s: elapsed,
+                remaining_s,
+            });
+            // Every poll is a round trip to the counter. While the end is far, sleep long
+            // (never more than half a second, so a stop and the display stay prompt); near
+            // the end, poll at a fraction of a pulse period so the point ends on its pulse.
+            let coarse = (0.9 * remaining_s - period).min(0.5);
+            let sleep = if coarse > fine { coarse } else { fine };
+            self.clock.sleep(Duration::from_secs_f64(sleep));
+            self.polls += 1;
             self.drain_into(c, true)?;
-            let elapsed = (c.now_ticks - c.start_ticks) as f64 / self.tb();
-            if elapsed - last_report >= 0.1 {
-                last_report = elapsed;
-                let (counted, needed, remaining_s) = progress(c, elapsed);
-                self.observer.event(&Event::Progress {
-                    index,
-                    counted,
-                    needed,
-                    elapsed_s: elapsed,
-                    remaining_s,
-                });
-            }
         }
     }
 
