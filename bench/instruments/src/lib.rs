@@ -4,6 +4,11 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub mod counter;
+pub mod scpi;
+pub mod source;
+pub mod transport;
+
 /// What an instrument says about itself (e.g. its `*IDN?` answer or a counter's hello).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstrumentIdentity {

@@ -16,7 +16,7 @@ pub use procedure::{
     StartingStep, Step, StepKind,
 };
 pub use station::{
-    CalibrationRecord, Driver, RoleBinding, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec,
-    Station, UncertaintyByPf,
+    CalibrationRecord, Driver, PortSpec, RoleBinding, SimDutSpec, SimFault, SimMeterSpec,
+    SimulationSpec, Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

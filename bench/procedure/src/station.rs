@@ -51,7 +51,8 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Source {
         pub driver: Spanned<String>,
-        pub port: Option<String>,
+        pub port: Option<Spanned<String>>,
+        pub baud: Option<u32>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -65,7 +66,8 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Reference {
         pub driver: Spanned<String>,
-        pub port: Option<String>,
+        pub port: Option<Spanned<String>>,
+        pub baud: Option<u32>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -85,7 +87,8 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Counter {
         pub driver: Spanned<String>,
-        pub port: Option<String>,
+        pub port: Option<Spanned<String>>,
+        pub baud: Option<u32>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -228,19 +231,76 @@ pub struct CalibrationRecord {
     pub issued_by: String,
 }
 
-/// Which driver fills a role. Real drivers arrive with their wire protocols.
+/// Which driver fills a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Driver {
-    /// The simulated bench's device for the role.
+    /// The simulated bench's device for the role, in process (no wire).
     Sim,
+    /// An SCPI source / power standard (profile chosen by its `*IDN?`).
+    Scpi,
+    /// The meterbench pulse counter (hw/pulse-counter) over its framed protocol.
+    MeterbenchCounter,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Sim => "sim",
+            Driver::Scpi => "scpi",
+            Driver::MeterbenchCounter => "meterbench-counter",
+        }
+    }
+}
+
+/// Where a driver's instrument is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortSpec {
+    /// A serial device, e.g. `/dev/ttyACM0` (USB CDC) or `/dev/ttyUSB0`.
+    Serial(String),
+    /// A raw TCP socket, e.g. `tcp://192.168.0.5:5025`.
+    Tcp(String),
+    /// The simulated world's device on a fresh pseudo-terminal (`sim+pty`).
+    SimPty,
+    /// The simulated world's device on a loopback TCP port (`sim+tcp`).
+    SimTcp,
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortSpec::Serial(p) => f.write_str(p),
+            PortSpec::Tcp(a) => write!(f, "tcp://{a}"),
+            PortSpec::SimPty => f.write_str("sim+pty"),
+            PortSpec::SimTcp => f.write_str("sim+tcp"),
+        }
+    }
+}
+
+impl PortSpec {
+    pub fn parse(text: &str) -> Option<PortSpec> {
+        match text {
+            "sim+pty" => Some(PortSpec::SimPty),
+            "sim+tcp" => Some(PortSpec::SimTcp),
+            t if t.starts_with("tcp://") && t.len() > 6 => Some(PortSpec::Tcp(t[6..].to_string())),
+            t if t.starts_with('/') => Some(PortSpec::Serial(t.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        matches!(self, PortSpec::SimPty | PortSpec::SimTcp)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleBinding {
     pub role: String,
     pub driver: Driver,
-    pub port: Option<String>,
+    pub port: Option<PortSpec>,
+    /// Baud rate for serial ports.
+    pub baud: u32,
     pub model: String,
     pub serial_number: String,
     pub calibration: CalibrationRecord,
@@ -354,14 +414,26 @@ impl Station {
                 format!("schema `{}` is not `{STATION_SCHEMA}`", raw.schema.value),
             ));
         }
-        let driver = |d: &Spanned<String>| -> Result<Driver, DataError> {
-            match d.value.as_str() {
-                "sim" => Ok(Driver::Sim),
-                other => Err(err(
-                    Pos::of(d),
-                    format!("driver `{other}` is not available in this build (known: sim)"),
-                )),
-            }
+        let driver = |role: &str, d: &Spanned<String>| -> Result<Driver, DataError> {
+            let allowed: &[Driver] = match role {
+                "source" | "reference" => &[Driver::Sim, Driver::Scpi],
+                _ => &[Driver::Sim, Driver::MeterbenchCounter],
+            };
+            allowed
+                .iter()
+                .copied()
+                .find(|a| a.name() == d.value)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+                    err(
+                        Pos::of(d),
+                        format!(
+                            "driver `{}` cannot fill the {role} role (known: {})",
+                            d.value,
+                            names.join(", ")
+                        ),
+                    )
+                })
         };
         let positive = |name: &str, v: &Spanned<f64>| -> Result<f64, DataError> {
             if v.value.is_finite() && v.value > 0.0 {
@@ -381,15 +453,36 @@ impl Station {
         };
         let binding = |role: &str,
                        d: &Spanned<String>,
-                       port: &Option<String>,
+                       port: &Option<Spanned<String>>,
+                       baud: Option<u32>,
                        model: &str,
                        serial: &str,
                        cal: &raw::Calibration|
          -> Result<RoleBinding, DataError> {
+            let driver = driver(role, d)?;
+            let port = match (driver, port) {
+                (Driver::Sim, None) => None,
+                (Driver::Sim, Some(p)) => {
+                    return Err(err(Pos::of(p), "the in-process `sim` driver takes no port".into()));
+                }
+                (_, None) => {
+                    return Err(err(
+                        Pos::of(d),
+                        format!("the {} driver needs a `port:` (a serial device like /dev/ttyACM0, tcp://HOST:PORT, sim+pty or sim+tcp)", driver.name()),
+                    ));
+                }
+                (_, Some(p)) => Some(PortSpec::parse(&p.value).ok_or_else(|| {
+                    err(
+                        Pos::of(p),
+                        format!("port `{}` is not a serial device path (/dev/...), tcp://HOST:PORT, sim+pty or sim+tcp", p.value),
+                    )
+                })?),
+            };
             Ok(RoleBinding {
                 role: role.to_string(),
-                driver: driver(d)?,
-                port: port.clone(),
+                driver,
+                port,
+                baud: baud.unwrap_or(115_200),
                 model: model.to_string(),
                 serial_number: serial.to_string(),
                 calibration: CalibrationRecord {
@@ -407,6 +500,7 @@ impl Station {
                 "source",
                 &s.driver,
                 &s.port,
+                s.baud,
                 &s.model,
                 &s.serial_number,
                 &s.calibration,
@@ -422,6 +516,7 @@ impl Station {
                 "reference",
                 &r.driver,
                 &r.port,
+                r.baud,
                 &r.model,
                 &r.serial_number,
                 &r.calibration,
@@ -439,6 +534,7 @@ impl Station {
                 "counter",
                 &c.driver,
                 &c.port,
+                c.baud,
                 &c.model,
                 &c.serial_number,
                 &c.calibration,
@@ -458,20 +554,20 @@ impl Station {
 
         let uses_sim = [&source.binding, &reference.binding, &counter.binding]
             .iter()
-            .any(|b| b.driver == Driver::Sim);
+            .any(|b| b.driver == Driver::Sim || b.port.as_ref().is_some_and(|p| p.is_simulated()));
         let simulation = match (&raw.simulation, uses_sim) {
             (Some(sim), true) => Some(simulation_spec(&path, sim)?),
             (None, true) => {
                 return Err(err(
                     Pos::of(&raw.roles.source),
-                    "roles use the `sim` driver but the station has no `simulation:` section"
+                    "roles use the simulated bench (`sim` driver or a sim+ port) but the station has no `simulation:` section"
                         .into(),
                 ));
             }
             (Some(sim), false) => {
                 return Err(err(
                     Pos::of(sim),
-                    "`simulation:` is only for stations with `sim` roles".into(),
+                    "`simulation:` is only for stations with simulated roles".into(),
                 ));
             }
             (None, false) => None,

@@ -105,12 +105,12 @@ fn unknown_role_is_rejected() {
 fn unknown_driver_is_rejected() {
     let (err, line, _) = edited(
         "hw/stations/sim.yaml",
-        "driver: sim",
-        "driver: simm",
+        "driver: scpi",
+        "driver: scpii",
         Station::from_file,
     );
     assert_eq!(err.pos.line, line, "{err}");
-    assert!(err.message.contains("simm"), "{err}");
+    assert!(err.message.contains("scpii"), "{err}");
 }
 
 #[test]

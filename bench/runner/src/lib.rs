@@ -138,8 +138,8 @@ pub fn run(
             .iter()
             .map(|b| InstrumentRecord {
                 role: b.role.clone(),
-                driver: format!("{:?}", b.driver).to_lowercase(),
-                port: b.port.clone(),
+                driver: b.driver.name().to_string(),
+                port: b.port.as_ref().map(|p| p.to_string()),
                 declared_model: b.model.clone(),
                 declared_serial_number: b.serial_number.clone(),
                 calibration: b.calibration.clone(),

@@ -18,7 +18,7 @@ fn repo(rel: &str) -> std::path::PathBuf {
 fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
     let procedure = Procedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
     let fixture = Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
-    let station = Station::load(&repo("hw/stations/sim.yaml")).unwrap();
+    let station = Station::load(&repo("hw/stations/sim-inprocess.yaml")).unwrap();
     let spec = station.simulation.clone().unwrap();
     let mut b = SimBench::new(&station, &spec, &fixture, false);
     let reports = tempfile::tempdir().unwrap();

@@ -3,12 +3,16 @@
 //! latches the reference standard's count at each edge. The simulated devices implement
 //! the same traits as real drivers; the runner cannot tell them apart.
 
+pub mod counter_device;
 mod devices;
 mod meter;
+pub mod scpi;
 mod world;
 
+pub use counter_device::{CounterLinkFault, spawn_counter_device};
 pub use devices::{SimAcSource, SimClock, SimPulseCounter, SimReference};
 pub use meter::MeterModel;
+pub use scpi::{SimPtyDevice, SimScpiConfig, SimScpiHandle, SimScpiInstrument, SimTcpServer};
 pub use world::{SharedWorld, World};
 
 use meterbench_procedure::station::Station;

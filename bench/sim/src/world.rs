@@ -218,6 +218,17 @@ impl World {
             .max(0.0) as u64
     }
 
+    /// The counter's time now, ticks since it was armed.
+    pub fn counter_now_ticks(&self) -> u64 {
+        self.ticks(self.t)
+    }
+
+    /// The reference count since arming, now.
+    pub fn counter_ref_count_now(&self) -> u64 {
+        self.reference_count_at(self.true_energy_j)
+            .saturating_sub(self.counter.ref_count_at_arm)
+    }
+
     /// Every edge up to now, in time order, and the counter's time.
     pub fn counter_drain(&mut self) -> (Vec<EdgeEvent>, u64) {
         let now = self.t;

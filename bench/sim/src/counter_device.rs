@@ -1,0 +1,256 @@
+//! The simulated pulse counter on the far end of a byte stream (a pseudo-terminal), speaking
+//! exactly the protocol of hw/pulse-counter/PROTOCOL.md, backed by the simulated world.
+//! Link faults can be injected to prove the host never measures silently wrong.
+
+use crate::world::SharedWorld;
+use meterbench_counter_protocol::{
+    DeviceMessage, Edge, FrameDecoder, Heartbeat, Hello, HostMessage, MAX_FRAME_LEN, Message,
+    PROTOCOL_VERSION, Pong, encode, id,
+};
+use std::io::{ErrorKind, Read, Write};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A misbehaviour of the link or the device, starting at the given Ping (1-based).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CounterLinkFault {
+    /// The device disappears (cable pulled): the stream is closed.
+    Unplug { at_ping: u32 },
+    /// Bytes of line noise before the answer.
+    Garbage { at_ping: u32 },
+    /// The first Edge frame of the answer is cut short.
+    TruncateFrame { at_ping: u32 },
+    /// One Edge frame of the answer never arrives.
+    DropEdge { at_ping: u32 },
+    /// Two Edge frames of the answer arrive swapped.
+    ReorderEdges { at_ping: u32 },
+    /// The answer comes only after this delay.
+    DelayPong { at_ping: u32, delay: Duration },
+}
+
+/// Start the device on its own thread; it runs until the stream closes or errors.
+/// The stream's reads must time out (e.g. a serial port with a 50 ms timeout) so the
+/// device can send its heartbeats.
+pub fn spawn_counter_device<S>(
+    world: SharedWorld,
+    stream: S,
+    serial_number: &str,
+    channel_count: u8,
+    faults: Vec<CounterLinkFault>,
+) -> JoinHandle<()>
+where
+    S: Read + Write + Send + 'static,
+{
+    let mut serial = [0u8; 16];
+    for (d, s) in serial.iter_mut().zip(serial_number.bytes()) {
+        *d = s;
+    }
+    let device = Device {
+        world,
+        stream,
+        serial,
+        channel_count,
+        glitch_s: vec![0.0; channel_count as usize],
+        pings: 0,
+        last_sequence: 0,
+        faults,
+    };
+    std::thread::Builder::new()
+        .name("sim-counter".into())
+        .spawn(move || device.run())
+        .expect("spawn the simulated counter")
+}
+
+struct Device<S> {
+    world: SharedWorld,
+    stream: S,
+    serial: [u8; 16],
+    channel_count: u8,
+    glitch_s: Vec<f64>,
+    pings: u32,
+    last_sequence: u32,
+    faults: Vec<CounterLinkFault>,
+}
+
+fn frame<M: Message>(m: &M) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let n = encode(m, &mut buf).expect("every v1 message fits a frame");
+    buf[..n].to_vec()
+}
+
+impl<S: Read + Write> Device<S> {
+    fn run(mut self) {
+        // PROTOCOL.md, session start: a lone delimiter ends any half frame.
+        if self.stream.write_all(&[0]).is_err() {
+            return;
+        }
+        let mut decoder = FrameDecoder::<HostMessage>::new();
+        let mut buf = [0u8; 256];
+        let mut next_heartbeat = Instant::now() + Duration::from_millis(100);
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    for &b in &buf[..n] {
+                        let alive = match decoder.push(b) {
+                            Some(Ok(msg)) => self.handle(msg),
+                            Some(Err(e)) => self.send(&DeviceMessage::nak_for(&e)).is_ok(),
+                            None => true,
+                        };
+                        if !alive {
+                            return;
+                        }
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return,
+            }
+            if Instant::now() >= next_heartbeat {
+                next_heartbeat = Instant::now() + Duration::from_millis(100);
+                let hb = self.heartbeat();
+                if self.send(&hb).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, m: &DeviceMessage) -> std::io::Result<()> {
+        self.stream.write_all(&frame(m))?;
+        self.stream.flush()
+    }
+
+    fn heartbeat(&self) -> DeviceMessage {
+        let w = self.world.lock().unwrap();
+        DeviceMessage::Heartbeat(Heartbeat {
+            sequence: self.last_sequence,
+            timestamp_ticks: w.counter_now_ticks(),
+            ref_count: w.counter_ref_count_now(),
+            dropped_events: 0,
+            flags: 0,
+        })
+    }
+
+    fn fault(&self) -> Option<CounterLinkFault> {
+        self.faults.iter().copied().find(|f| {
+            let at = match *f {
+                CounterLinkFault::Unplug { at_ping }
+                | CounterLinkFault::Garbage { at_ping }
+                | CounterLinkFault::TruncateFrame { at_ping }
+                | CounterLinkFault::DropEdge { at_ping }
+                | CounterLinkFault::ReorderEdges { at_ping }
+                | CounterLinkFault::DelayPong { at_ping, .. } => at_ping,
+            };
+            at == self.pings
+        })
+    }
+
+    /// Answer one host message; false ends the session.
+    fn handle(&mut self, msg: HostMessage) -> bool {
+        let reply = match msg {
+            HostMessage::GetHello => {
+                let tb = self.world.lock().unwrap().counter_timebase_hz();
+                DeviceMessage::Hello(Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    firmware_version: (0, 1, 0),
+                    serial_number: self.serial,
+                    timebase_hz: tb.round() as u32,
+                    channel_count: self.channel_count,
+                    reference_input: true,
+                    external_clock: false,
+                })
+            }
+            HostMessage::ConfigureChannel {
+                channel,
+                glitch_filter_ticks,
+                ..
+            } => {
+                if channel >= self.channel_count {
+                    DeviceMessage::Nak {
+                        message_id: id::CONFIGURE_CHANNEL,
+                        code: meterbench_counter_protocol::nak::INVALID_CHANNEL,
+                    }
+                } else {
+                    let tb = self.world.lock().unwrap().counter_timebase_hz();
+                    self.glitch_s[channel as usize] = glitch_filter_ticks as f64 / tb;
+                    DeviceMessage::Ack {
+                        message_id: id::CONFIGURE_CHANNEL,
+                    }
+                }
+            }
+            HostMessage::Arm { channel_mask } => {
+                let channels: Vec<(u8, f64)> = (0..self.channel_count)
+                    .filter(|c| channel_mask & (1u32 << c) != 0)
+                    .map(|c| (c, self.glitch_s[c as usize]))
+                    .collect();
+                self.world.lock().unwrap().counter_arm(&channels);
+                self.last_sequence = 0;
+                DeviceMessage::Ack {
+                    message_id: id::ARM,
+                }
+            }
+            HostMessage::Disarm => {
+                self.world.lock().unwrap().counter_disarm();
+                DeviceMessage::Ack {
+                    message_id: id::DISARM,
+                }
+            }
+            HostMessage::Ping { token } => return self.pong(token),
+        };
+        self.send(&reply).is_ok()
+    }
+
+    fn pong(&mut self, token: u32) -> bool {
+        self.pings += 1;
+        let (events, now_ticks) = self.world.lock().unwrap().counter_drain();
+        let mut frames: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| {
+                self.last_sequence = e.sequence as u32;
+                frame(&DeviceMessage::Edge(Edge {
+                    sequence: e.sequence as u32,
+                    channel: e.channel,
+                    timestamp_ticks: e.timestamp_ticks,
+                    width_ticks: e.width_ticks,
+                    ref_count: e.ref_count,
+                    flags: 0,
+                }))
+            })
+            .collect();
+        let mut out = Vec::new();
+        match self.fault() {
+            Some(CounterLinkFault::Unplug { .. }) => return false,
+            Some(CounterLinkFault::Garbage { .. }) => {
+                out.extend_from_slice(b"\x13\x37garbage\x55\xaa\x00")
+            }
+            Some(CounterLinkFault::TruncateFrame { .. }) if !frames.is_empty() => {
+                let f = &mut frames[0];
+                let keep = f.len() / 2;
+                f.truncate(keep);
+                f.push(0);
+            }
+            Some(CounterLinkFault::DropEdge { .. }) if !frames.is_empty() => {
+                frames.remove(0);
+            }
+            Some(CounterLinkFault::ReorderEdges { .. }) if frames.len() >= 2 => frames.swap(0, 1),
+            Some(CounterLinkFault::DelayPong { delay, .. }) => std::thread::sleep(delay),
+            _ => {}
+        }
+        for f in frames {
+            out.extend_from_slice(&f);
+        }
+        out.extend_from_slice(&frame(&DeviceMessage::Pong(Pong {
+            token,
+            timestamp_ticks: now_ticks,
+            last_sequence: self.last_sequence,
+        })));
+        self.stream
+            .write_all(&out)
+            .and_then(|_| self.stream.flush())
+            .is_ok()
+    }
+}
