@@ -1,0 +1,13 @@
+#![no_main]
+//! Arbitrary bytes on a P1 port, in one chunk and split in two: no panic, same results.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let whole = meterbench_p1::decode_all(data);
+    let mut decoder = meterbench_p1::Decoder::default();
+    let mut split = Vec::new();
+    let mid = data.len() / 2;
+    decoder.feed(&data[..mid], |r| split.push(r));
+    decoder.feed(&data[mid..], |r| split.push(r));
+    assert_eq!(whole.len(), split.len());
+});
