@@ -11,9 +11,15 @@ trap 'rm -rf "$work"' EXIT
 for target in counter_frame scpi_reply p1_decode; do
   mkdir -p "$work/$target" "artifacts/$target"
   echo "== $target: ${seconds} s"
-  cargo +nightly fuzz run "$target" "$work/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -artifact_prefix="artifacts/$target/" -print_final_stats=1 2>&1 |
-    grep -E 'stat::number_of_executed_units|stat::new_units_added|Done|ERROR|panicked' || true
+  status=0
+  cargo +nightly fuzz run --fuzz-dir . "$target" "$work/$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -artifact_prefix="artifacts/$target/" -print_final_stats=1 \
+    >"$work/$target.log" 2>&1 || status=$?
+  grep -E 'stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb' "$work/$target.log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -30 "$work/$target.log"
+    echo "fuzzing $target failed (exit $status)"; exit 1
+  fi
   if ls "artifacts/$target"/crash-* >/dev/null 2>&1; then
     echo "crash found in $target: $(ls artifacts/$target/crash-*)"; exit 1
   fi

@@ -1,45 +1,191 @@
-//! Binding a station's roles to drivers. Today every role of the simulated station is
-//! bound to the simulated bench; real drivers join here, behind the same traits.
+//! Binding a station's roles to drivers. A role is either the in-process simulated
+//! device (`driver: sim`) or a real driver on a port; a `sim+pty` / `sim+tcp` port puts
+//! the simulated world's device on the far end of a pseudo-terminal or a loopback socket,
+//! so the real driver's bytes and serial settings are exercised. Drivers never know.
 
-use meterbench_procedure::{Driver, Fixture, SimFault, Station};
-use meterbench_sim::SimBench;
+use meterbench_instruments::counter::ProtocolCounter;
+use meterbench_instruments::source::ScpiAcSource;
+use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
+use meterbench_instruments::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
+use meterbench_instruments::{AcSource, Clock, PulseCounter, ReferenceStandard, SystemClock};
+use meterbench_procedure::{Driver, Fixture, PortSpec, RoleBinding, SimFault, Station};
+use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
+use meterbench_sim::{
+    CounterLinkFault, SharedWorld, SimAcSource, SimClock, SimPulseCounter, SimReference, World,
+    spawn_counter_device,
+};
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// The instruments of a bound station, owned.
-pub enum BoundStation {
-    Simulated(Box<SimBench>),
+/// Reply timeout of SCPI instruments and the counter.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the simulated world gets besides the station file.
+#[derive(Debug, Default, Clone)]
+pub struct SimOptions {
+    /// Pace the virtual clock to the wall clock.
+    pub realtime: bool,
+    /// Faults of the simulated DUT.
+    pub dut_faults: Vec<SimFault>,
+    /// Faults of the simulated counter's link.
+    pub counter_link_faults: Vec<CounterLinkFault>,
 }
 
-/// Bind every role. `faults` are given to the simulated DUT (sim stations only).
+/// The instruments of a bound station.
+pub struct BoundStation {
+    pub source: Box<dyn AcSource>,
+    pub reference: Box<dyn ReferenceStandard>,
+    pub counter: Box<dyn PulseCounter>,
+    pub clock: Box<dyn Clock>,
+    /// The simulated world, when the station has one (tests look at it afterwards).
+    pub world: Option<SharedWorld>,
+    /// Simulated far ends; dropping them closes their links.
+    pub far_ends: Vec<Box<dyn Any + Send>>,
+}
+
+fn open_transport(b: &RoleBinding, port: &PortSpec) -> anyhow::Result<Box<dyn Transport>> {
+    Ok(match port {
+        PortSpec::Serial(path) => Box::new(SerialTransport::open(&SerialSettings::new(
+            path.clone(),
+            b.baud,
+        ))?),
+        PortSpec::Tcp(addr) => Box::new(TcpTransport::connect(addr, TIMEOUT)?),
+        PortSpec::SimPty | PortSpec::SimTcp => {
+            unreachable!("simulated ports are opened by the binder")
+        }
+    })
+}
+
+/// Bind every role of the station.
 pub fn bind(
     station: &Station,
     fixture: &Fixture,
-    realtime: bool,
-    faults: &[SimFault],
-) -> Result<BoundStation, String> {
-    let all_sim = station.bindings().iter().all(|b| b.driver == Driver::Sim);
-    let Some(spec) = &station.simulation else {
-        return Err(format!(
-            "station `{}` binds no drivers this build knows",
-            station.id
-        ));
-    };
-    if !all_sim {
-        return Err(format!(
-            "station `{}` mixes simulated and real roles; a simulated world needs every role",
-            station.id
-        ));
-    }
-    let mut spec = spec.clone();
-    for f in faults {
-        if !spec.dut.meters.iter().any(|m| m.port == f.port()) {
-            return Err(format!(
-                "--sim-fault names port `{}`, which the simulated DUT does not have",
-                f.port()
-            ));
+    sim: &SimOptions,
+) -> anyhow::Result<BoundStation> {
+    let world: Option<SharedWorld> = match &station.simulation {
+        Some(spec) => {
+            let mut spec = spec.clone();
+            for f in &sim.dut_faults {
+                if !spec.dut.meters.iter().any(|m| m.port == f.port()) {
+                    anyhow::bail!(
+                        "--sim-fault names port `{}`, which the simulated DUT does not have",
+                        f.port()
+                    );
+                }
+                spec.dut.faults.push(f.clone());
+            }
+            Some(Arc::new(Mutex::new(World::new(&spec, fixture))))
         }
-        spec.dut.faults.push(f.clone());
-    }
-    Ok(BoundStation::Simulated(Box::new(SimBench::new(
-        station, &spec, fixture, realtime,
-    ))))
+        None => {
+            if !sim.dut_faults.is_empty() || !sim.counter_link_faults.is_empty() {
+                anyhow::bail!("simulated faults need a station with a simulated world");
+            }
+            None
+        }
+    };
+    let sim_world = || {
+        world
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("station `{}` has no simulated world", station.id))
+    };
+    let mut far_ends: Vec<Box<dyn Any + Send>> = Vec::new();
+
+    // A transport to a role's instrument: a real port, or the simulated device put on a
+    // pseudo-terminal / loopback socket by `serve`.
+    let mut scpi_transport = |b: &RoleBinding,
+                              mut config: SimScpiConfig|
+     -> anyhow::Result<Box<dyn Transport>> {
+        // The simulated instrument answers *IDN? with the serial number the station declares.
+        config.identity.serial_number = b.serial_number.clone();
+        let port = b.port.as_ref().expect("validated: scpi has a port");
+        match port {
+            PortSpec::SimPty => {
+                let device = SimScpiInstrument::new(sim_world()?, config).spawn_on_pty_device()?;
+                let settings = SerialSettings::new(device.path().to_string(), b.baud);
+                let t = SerialTransport::open(&settings)?;
+                far_ends.push(Box::new(device));
+                Ok(Box::new(t))
+            }
+            PortSpec::SimTcp => {
+                let server = SimScpiInstrument::new(sim_world()?, config).spawn_on_tcp()?;
+                let t = TcpTransport::connect(&server.addr().to_string(), TIMEOUT)?;
+                far_ends.push(Box::new(server));
+                Ok(Box::new(t))
+            }
+            real => open_transport(b, real),
+        }
+    };
+
+    let source: Box<dyn AcSource> = match station.source.binding.driver {
+        Driver::Sim => Box::new(SimAcSource::new(sim_world()?, &station.source)),
+        _ => {
+            let config = SimScpiConfig::fluke_6105a()
+                .with_ratings(station.source.max_voltage_v, station.source.max_current_a);
+            let t = scpi_transport(&station.source.binding, config)?;
+            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
+        }
+    };
+    let reference: Box<dyn ReferenceStandard> = match station.reference.binding.driver {
+        Driver::Sim => Box::new(SimReference::new(sim_world()?, &station.reference.binding)),
+        _ => {
+            let t = scpi_transport(&station.reference.binding, SimScpiConfig::fluke_6105a())?;
+            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
+        }
+    };
+    let counter_binding = &station.counter.binding;
+    let counter: Box<dyn PulseCounter> = match counter_binding.driver {
+        Driver::Sim => {
+            let w = sim_world()?;
+            let tb = station
+                .simulation
+                .as_ref()
+                .map_or(125e6, |s| s.counter_timebase_hz);
+            Box::new(SimPulseCounter::new(w, counter_binding, tb))
+        }
+        _ => {
+            let port = counter_binding
+                .port
+                .as_ref()
+                .expect("validated: the counter has a port");
+            let transport: Box<dyn Transport> = match port {
+                PortSpec::SimPty => {
+                    let (master, slave) = TTYPort::pair()?;
+                    let path = slave
+                        .name()
+                        .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+                    let mut master = master;
+                    master.set_timeout(Duration::from_millis(50))?;
+                    let thread = spawn_counter_device(
+                        sim_world()?,
+                        master,
+                        &counter_binding.serial_number,
+                        8,
+                        sim.counter_link_faults.clone(),
+                    );
+                    let t =
+                        SerialTransport::open(&SerialSettings::new(path, counter_binding.baud))?;
+                    far_ends.push(Box::new((slave, thread)));
+                    Box::new(t)
+                }
+                PortSpec::SimTcp => {
+                    anyhow::bail!("the counter is a USB device: use sim+pty, not sim+tcp")
+                }
+                real => open_transport(counter_binding, real)?,
+            };
+            Box::new(ProtocolCounter::open(transport, TIMEOUT)?)
+        }
+    };
+    let clock: Box<dyn Clock> = match &world {
+        Some(w) => Box::new(SimClock::new(w.clone(), sim.realtime)),
+        None => Box::new(SystemClock::new()),
+    };
+    Ok(BoundStation {
+        source,
+        reference,
+        counter,
+        clock,
+        world,
+        far_ends,
+    })
 }

@@ -68,6 +68,7 @@ pub fn issue(
         format!("{}\n", serde_json::to_string(&summary(record))?),
     )?;
     std::fs::write(bundle.join("junit.xml"), junit(record))?;
+    documents(record, bundle, signer)?;
     let manifest = sign_bundle(bundle, key, signer)?;
     let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
     append_issuance(log, &fields, key)?;
@@ -77,6 +78,32 @@ pub fn issue(
         manifest_sha256: manifest.sha256(),
         log: log.to_path_buf(),
     })
+}
+
+/// How a customer checks a bundle, printed on the certificate.
+const HOW_TO_VERIFY: &str = "This certificate is one file of a signed bundle. Check every file and the signature:\n  meterbench verify BUNDLE_FOLDER\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nCompare the key id in MANIFEST.sha256 with the one the laboratory publishes.";
+
+/// The certificate (HTML, PDF), the DCC XML and the plots.
+fn documents(record: &RunRecord, bundle: &Path, signer: &str) -> anyhow::Result<()> {
+    use meterbench_report::{CertificateContext, DccContext};
+    let cert = CertificateContext::new(signer.to_string(), HOW_TO_VERIFY.to_string());
+    std::fs::write(
+        bundle.join("certificate.html"),
+        meterbench_report::render_certificate_html(record, &cert)?,
+    )?;
+    let (context, files) = meterbench_report::certificate_pdf_parts(record, &cert)?;
+    let source = meterbench_pdf::certificate_source(&context)?;
+    std::fs::write(
+        bundle.join("certificate.pdf"),
+        meterbench_pdf::render_pdf(&source, &files)?,
+    )?;
+    let dcc = DccContext::new(signer.to_string(), "DE".to_string());
+    std::fs::write(
+        bundle.join("dcc.xml"),
+        meterbench_report::render_dcc_xml(record, &dcc)?,
+    )?;
+    meterbench_report::render_plots(record, &bundle.join("plots"))?;
+    Ok(())
 }
 
 /// The compact summary MES and CI systems ingest as it is.

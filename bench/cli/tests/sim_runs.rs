@@ -1,7 +1,7 @@
 //! End-to-end runs of the real procedure on the simulated station, through the same
 //! binding and runner the command uses, with the simulated world inspected afterwards.
 
-use meterbench::bind::{BoundStation, bind};
+use meterbench::bind::{BoundStation, SimOptions, bind};
 use meterbench_instruments::{
     ChannelConfig, CounterBatch, InstrumentError, InstrumentIdentity, InstrumentResult,
     PulseCounter,
@@ -9,7 +9,7 @@ use meterbench_instruments::{
 use meterbench_procedure::{Fixture, LoadedFile, Procedure, SimFault, Station};
 use meterbench_runner::record::{PortResult, RunRecord};
 use meterbench_runner::{Instruments, Outcome, RunError, RunRequest, Silent, run};
-use meterbench_sim::SimBench;
+use meterbench_sim::CounterLinkFault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,11 +44,22 @@ fn setup(procedure_edit: Option<(&str, &str)>) -> Setup {
     }
 }
 
-fn sim(s: &Setup, faults: &[&str]) -> SimBench {
-    let faults: Vec<SimFault> = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
-    match bind(&s.station, &s.fixture, false, &faults).unwrap() {
-        BoundStation::Simulated(b) => *b,
-    }
+fn sim(s: &Setup, faults: &[&str]) -> BoundStation {
+    sim_with(s, faults, Vec::new())
+}
+
+fn sim_with(s: &Setup, faults: &[&str], link: Vec<CounterLinkFault>) -> BoundStation {
+    let dut_faults: Vec<SimFault> = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
+    bind(
+        &s.station,
+        &s.fixture,
+        &SimOptions {
+            realtime: false,
+            dut_faults,
+            counter_link_faults: link,
+        },
+    )
+    .unwrap()
 }
 
 fn request(s: &Setup) -> RunRequest<'_> {
@@ -69,17 +80,16 @@ type CounterWrap<'w> = &'w mut dyn FnMut(&mut dyn PulseCounter) -> Box<dyn Pulse
 /// Run with the simulated counter, optionally wrapped to misbehave.
 fn run_with(
     s: &Setup,
-    b: &mut SimBench,
+    b: &mut BoundStation,
     wrap: Option<CounterWrap<'_>>,
 ) -> Result<RunRecord, RunError> {
     let req = request(s);
-    let SimBench {
-        source,
-        reference,
-        counter,
-        clock,
-        ..
-    } = b;
+    let (source, reference, counter, clock) = (
+        b.source.as_mut(),
+        b.reference.as_mut(),
+        b.counter.as_mut(),
+        b.clock.as_mut(),
+    );
     let mut wrapped;
     let counter: &mut dyn PulseCounter = match wrap {
         Some(w) => {
@@ -105,14 +115,19 @@ fn run_with(
     Ok(finished.record)
 }
 
-fn run_sim(s: &Setup, faults: &[&str]) -> (RunRecord, SimBench) {
+fn run_sim(s: &Setup, faults: &[&str]) -> (RunRecord, BoundStation) {
     let mut b = sim(s, faults);
     let rec = run_with(s, &mut b, None).unwrap();
     (rec, b)
 }
 
-fn source_is_off(b: &SimBench) -> bool {
-    !b.world.lock().unwrap().source_output_is_on()
+fn source_is_off(b: &BoundStation) -> bool {
+    !b.world
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .source_output_is_on()
 }
 
 fn failed_steps(rec: &RunRecord) -> Vec<(String, Vec<String>)> {
@@ -137,7 +152,7 @@ fn measured_error_equals_injected_within_u() {
     let (rec, b) = run_sim(&s, &[]);
     assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
     assert!(source_is_off(&b));
-    let world = b.world.lock().unwrap();
+    let world = b.world.as_ref().unwrap().lock().unwrap();
     let e_ref = world.reference_error_percent();
     let mut points = 0;
     let mut worst: f64 = 0.0;
@@ -322,7 +337,14 @@ fn setpoints_beyond_the_fixture_rating_are_refused_before_switching_on() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(!b.world.lock().unwrap().source_was_ever_on());
+    assert!(
+        !b.world
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .source_was_ever_on()
+    );
     assert!(
         std::fs::read_dir(s.reports.path())
             .unwrap()
@@ -337,7 +359,7 @@ fn the_timed_method_measures_the_same_error() {
     let s = setup(Some(("method: gated_reference_count", "method: timed")));
     let (rec, b) = run_sim(&s, &[]);
     assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
-    let world = b.world.lock().unwrap();
+    let world = b.world.as_ref().unwrap().lock().unwrap();
     for step in rec.steps.iter().filter(|s| s.kind == "accuracy") {
         for p in &step.ports {
             let Some(PortResult::Accuracy {
@@ -415,7 +437,7 @@ impl PulseCounter for Misbehaving<'_> {
     }
 }
 
-fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, SimBench) {
+fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, BoundStation) {
     let mut b = sim(s, &[]);
     let rec = run_with(
         s,
@@ -436,7 +458,7 @@ fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, SimBench)
 #[test]
 fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::LinkLost, 3000);
+    let (rec, b) = run_misbehaving(&s, Fault::LinkLost, 600);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason
@@ -467,7 +489,7 @@ fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
 #[test]
 fn a_panic_in_a_driver_is_an_error_with_the_source_off() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::Panic, 2000);
+    let (rec, b) = run_misbehaving(&s, Fault::Panic, 500);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason.as_ref().unwrap().contains("panic"),
@@ -480,7 +502,7 @@ fn a_panic_in_a_driver_is_an_error_with_the_source_off() {
 #[test]
 fn a_lost_counter_event_invalidates_the_measurement() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::DropOneEvent, 2500);
+    let (rec, b) = run_misbehaving(&s, Fault::DropOneEvent, 500);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason.as_ref().unwrap().contains("lost events"),
@@ -493,9 +515,110 @@ fn a_lost_counter_event_invalidates_the_measurement() {
 #[test]
 fn an_operator_stop_aborts_with_the_source_off() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::OperatorStop(s.abort.clone()), 1500);
+    let (rec, b) = run_misbehaving(&s, Fault::OperatorStop(s.abort.clone()), 300);
     assert_eq!(rec.outcome, Outcome::Aborted);
     assert!(rec.steps.last().unwrap().outcome == Outcome::Aborted);
     assert!(rec.log.iter().any(|l| l.message == "source output off"));
     assert!(source_is_off(&b));
+}
+
+/// Link faults on the wire between the real counter driver and the simulated counter:
+/// the run ends as ERROR, the source is off, and steps measured before are kept.
+fn link_fault(fault: CounterLinkFault, expect: &str) {
+    let s = setup(None);
+    let mut b = sim_with(&s, &[], vec![fault]);
+    let rec = run_with(&s, &mut b, None).unwrap();
+    assert_eq!(
+        rec.outcome,
+        Outcome::Error,
+        "{fault:?}: {:?}",
+        rec.outcome_reason
+    );
+    let reason = rec.outcome_reason.clone().unwrap();
+    assert!(reason.contains(expect), "{fault:?}: {reason}");
+    assert!(
+        rec.steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Pass)
+            .count()
+            >= 3,
+        "{fault:?}: steps kept"
+    );
+    assert!(source_is_off(&b), "{fault:?}: source left on");
+}
+
+#[test]
+fn counter_unplugged_mid_run() {
+    link_fault(CounterLinkFault::Unplug { at_ping: 400 }, "counter");
+}
+
+#[test]
+fn garbage_on_the_counter_link() {
+    link_fault(
+        CounterLinkFault::Garbage { at_ping: 400 },
+        "corrupted frame",
+    );
+}
+
+#[test]
+fn truncated_counter_frame() {
+    link_fault(
+        CounterLinkFault::TruncateFrame { at_ping: 400 },
+        "corrupted frame",
+    );
+}
+
+#[test]
+fn dropped_counter_frame() {
+    link_fault(CounterLinkFault::DropEdge { at_ping: 400 }, "lost events");
+}
+
+#[test]
+fn reordered_counter_frames() {
+    link_fault(
+        CounterLinkFault::ReorderEdges { at_ping: 400 },
+        "lost events",
+    );
+}
+
+#[test]
+fn counter_reply_later_than_its_timeout() {
+    link_fault(
+        CounterLinkFault::DelayPong {
+            at_ping: 400,
+            delay: std::time::Duration::from_secs(3),
+        },
+        "no answer",
+    );
+}
+
+#[test]
+fn the_record_names_every_instrument_by_its_identity_on_the_wire() {
+    let s = setup(None);
+    let (rec, _) = run_sim(&s, &[]);
+    for i in &rec.instruments {
+        let reported = i
+            .reported
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} reported nothing", i.role));
+        assert!(
+            !reported.model.is_empty() && !reported.serial_number.is_empty(),
+            "{reported:?}"
+        );
+    }
+    let source = rec.instruments.iter().find(|i| i.role == "source").unwrap();
+    assert!(
+        source.reported.as_ref().unwrap().model.contains("6105"),
+        "{:?}",
+        source.reported
+    );
+    let counter = rec
+        .instruments
+        .iter()
+        .find(|i| i.role == "counter")
+        .unwrap();
+    assert_eq!(
+        counter.reported.as_ref().unwrap().serial_number,
+        counter.declared_serial_number
+    );
 }

@@ -135,18 +135,23 @@ impl<S: Read + Write> Device<S> {
         })
     }
 
-    fn fault(&self) -> Option<CounterLinkFault> {
-        self.faults.iter().copied().find(|f| {
-            let at = match *f {
-                CounterLinkFault::Unplug { at_ping }
-                | CounterLinkFault::Garbage { at_ping }
-                | CounterLinkFault::TruncateFrame { at_ping }
-                | CounterLinkFault::DropEdge { at_ping }
-                | CounterLinkFault::ReorderEdges { at_ping }
-                | CounterLinkFault::DelayPong { at_ping, .. } => at_ping,
+    /// The fault due at this Ping: from its `at_ping` on, at the first answer it can spoil
+    /// (a frame fault needs edges in the answer); each fault happens once.
+    fn take_fault(&mut self, edges: usize) -> Option<CounterLinkFault> {
+        let pings = self.pings;
+        let k = self.faults.iter().position(|f| {
+            let (at, needs) = match *f {
+                CounterLinkFault::Unplug { at_ping } | CounterLinkFault::Garbage { at_ping } => {
+                    (at_ping, 0)
+                }
+                CounterLinkFault::DelayPong { at_ping, .. } => (at_ping, 0),
+                CounterLinkFault::TruncateFrame { at_ping }
+                | CounterLinkFault::DropEdge { at_ping } => (at_ping, 1),
+                CounterLinkFault::ReorderEdges { at_ping } => (at_ping, 2),
             };
-            at == self.pings
-        })
+            pings >= at && edges >= needs
+        })?;
+        Some(self.faults.remove(k))
     }
 
     /// Answer one host message; false ends the session.
@@ -222,7 +227,7 @@ impl<S: Read + Write> Device<S> {
             })
             .collect();
         let mut out = Vec::new();
-        match self.fault() {
+        match self.take_fault(frames.len()) {
             Some(CounterLinkFault::Unplug { .. }) => return false,
             Some(CounterLinkFault::Garbage { .. }) => {
                 out.extend_from_slice(b"\x13\x37garbage\x55\xaa\x00")

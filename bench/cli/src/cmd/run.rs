@@ -1,4 +1,4 @@
-use crate::bind::{BoundStation, bind};
+use crate::bind::{SimOptions, bind};
 use crate::console::ConsoleObserver;
 use crate::issue::{default_key_path, issue, load_or_create_key};
 use chrono::Local;
@@ -86,7 +86,15 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         })?;
     }
 
-    let bound = bind(&station, &fixture, args.realtime, &faults).map_err(anyhow::Error::msg)?;
+    let mut bound = bind(
+        &station,
+        &fixture,
+        &SimOptions {
+            realtime: args.realtime,
+            dut_faults: faults,
+            counter_link_faults: Vec::new(),
+        },
+    )?;
     let serial = match (&args.serial, &station.simulation) {
         (Some(s), _) => s.clone(),
         (None, Some(sim)) => sim.dut.serial_number.clone(),
@@ -102,21 +110,16 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         today: Local::now().date_naive(),
     };
     let mut observer = ConsoleObserver::new(!args.quiet);
-    let finished = match bound {
-        BoundStation::Simulated(mut sim) => {
-            let sim = &mut *sim;
-            run(
-                &request,
-                Instruments {
-                    source: &mut sim.source,
-                    reference: &mut sim.reference,
-                    counter: &mut sim.counter,
-                    clock: &mut sim.clock,
-                },
-                &mut observer,
-            )
-        }
-    };
+    let finished = run(
+        &request,
+        Instruments {
+            source: bound.source.as_mut(),
+            reference: bound.reference.as_mut(),
+            counter: bound.counter.as_mut(),
+            clock: bound.clock.as_mut(),
+        },
+        &mut observer,
+    );
     let finished = match finished {
         Ok(f) => f,
         Err(RunError::Data(e)) => anyhow::bail!("{e}"),

@@ -1,0 +1,765 @@
+//! The record as the certificate templates see it: every number already rounded and
+//! formatted once, so the HTML certificate and the DCC say the same thing.
+
+use crate::RenderError;
+use crate::console::verdict;
+use chrono::{DateTime, NaiveDate, Utc};
+use meterbench_metrology::{Conformity, DecisionRule, LoadKind, ReferenceMethod};
+use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord};
+use serde::Serialize;
+
+/// EN 50470-3 names the test methods the gated and the timed measurements follow.
+pub(crate) const METHOD_NORM: &str = "EN 50470-3";
+pub(crate) const DECISION_NORM: &str = "ILAC-G8:09/2019";
+pub(crate) const UNCERTAINTY_NORM: &str = "JCGM 100:2008 (GUM)";
+
+#[derive(Debug, Serialize)]
+pub(crate) struct View {
+    pub run_id: String,
+    pub bench_version: String,
+    pub renderer_version: &'static str,
+    pub simulated: bool,
+    pub started: Timestamp,
+    pub finished: Option<Timestamp>,
+    pub outcome: &'static str,
+    pub outcome_class: &'static str,
+    pub outcome_reason: Option<String>,
+    /// `pass`/`fail` for PASS/FAIL runs; none when the run did not end in a verdict.
+    pub overall_conformity: Option<&'static str>,
+    pub station: Station,
+    pub dut: Dut,
+    pub fixture: FileRef,
+    pub procedure: Procedure,
+    pub method: Method,
+    pub decision: DecisionText,
+    pub uncertainty_norm: &'static str,
+    pub instruments: Vec<Instrument>,
+    pub ports: Vec<PortTable>,
+    pub starting: Vec<StartingRow>,
+    pub no_load: Vec<NoLoadRow>,
+    pub checks: Vec<CheckRow>,
+    pub unmeasured: Vec<UnmeasuredStep>,
+    pub limits: Vec<LimitView>,
+    /// Distinct sources of the limits, in order of first use.
+    pub limit_sources: Vec<String>,
+    pub budget_columns: Vec<String>,
+    pub coverage_factor: String,
+    pub coverage_probability: String,
+    pub frequencies_hz: Vec<String>,
+    pub voltages_v: Vec<String>,
+    pub fail_count: usize,
+    pub point_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Timestamp {
+    /// `2026-11-21 20:43:13 UTC`
+    pub display: String,
+    /// `2026-11-21`
+    pub date: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Station {
+    pub id: String,
+    pub name: String,
+    pub laboratory: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Dut {
+    pub manufacturer: String,
+    pub device_type: String,
+    pub serial_number: String,
+    pub accuracy_class: String,
+    pub meter_constant: String,
+    pub ports: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct FileRef {
+    pub id: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Procedure {
+    pub id: String,
+    pub version: String,
+    pub title: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Method {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub description: String,
+    pub norm: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DecisionText {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub norm: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Instrument {
+    pub role: String,
+    pub driver: String,
+    pub port: Option<String>,
+    pub declared_model: String,
+    pub declared_serial: String,
+    pub reported: Option<Reported>,
+    /// The serial the instrument reported differs from the station file's.
+    pub serial_mismatch: bool,
+    pub calibration_id: String,
+    pub issued_by: String,
+    pub due: String,
+    /// The calibration was already due when the run started.
+    pub overdue: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Reported {
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub firmware: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PortTable {
+    pub port: String,
+    pub rows: Vec<AccuracyRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AccuracyRow {
+    pub step_index: usize,
+    pub name: String,
+    pub current_a: String,
+    pub current_name: String,
+    pub pf: String,
+    pub cos_phi: String,
+    pub pf_character: &'static str,
+    pub phases: String,
+    pub load: &'static str,
+    pub voltage_v: String,
+    /// Signed for people: `+0.107`.
+    pub error: String,
+    /// Plain for machines: `0.107`.
+    pub error_value: String,
+    pub u: String,
+    pub mpe: String,
+    pub conformity: &'static str,
+    pub conformity_label: &'static str,
+    pub accepted: bool,
+    pub repeats: usize,
+    pub pulses_per_repeat: u64,
+    pub limit_name: String,
+    pub limit_source: String,
+    pub budget: Vec<String>,
+    pub combined_u: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StartingRow {
+    pub port: String,
+    pub current_a: String,
+    pub required: u64,
+    pub seen: usize,
+    pub window_s: String,
+    pub tau_s: String,
+    pub passed: bool,
+    pub conformity: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct NoLoadRow {
+    pub port: String,
+    pub voltage_v: String,
+    pub duration_s: String,
+    pub pulses: u64,
+    pub max_pulses: u64,
+    pub passed: bool,
+    pub conformity: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckRow {
+    pub name: String,
+    pub port: String,
+    pub seen: u64,
+    pub required: u64,
+    pub passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct UnmeasuredStep {
+    pub name: String,
+    pub outcome: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct LimitView {
+    pub name: String,
+    pub load: &'static str,
+    pub current: String,
+    pub mpe: String,
+    pub source: String,
+}
+
+pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
+    if r.outcome == Outcome::InProgress {
+        return Err(RenderError::NotFinished {
+            run_id: r.run_id.clone(),
+        });
+    }
+    let started_at = parse_utc(&r.started_utc)?;
+    let finished = r.finished_utc.as_deref().map(parse_utc).transpose()?;
+    let run_date = started_at.date_naive();
+
+    let mut ports: Vec<PortTable> = r
+        .dut
+        .ports
+        .iter()
+        .map(|p| PortTable {
+            port: p.clone(),
+            rows: Vec::new(),
+        })
+        .collect();
+    let mut starting = Vec::new();
+    let mut no_load = Vec::new();
+    let mut checks = Vec::new();
+    let mut unmeasured = Vec::new();
+    let mut limits: Vec<LimitView> = Vec::new();
+    let mut budget_columns: Vec<String> = Vec::new();
+    let mut coverage_factor: Option<f64> = None;
+
+    for step in &r.steps {
+        if step.ports.iter().all(|p| p.result.is_none()) {
+            unmeasured.push(UnmeasuredStep {
+                name: step.name.clone(),
+                outcome: verdict(step.outcome),
+                message: step.message.clone().unwrap_or_default(),
+            });
+            continue;
+        }
+        for p in &step.ports {
+            match &p.result {
+                Some(PortResult::Accuracy { budget, .. }) => {
+                    for c in &budget.contributions {
+                        if !budget_columns.contains(&c.name) {
+                            budget_columns.push(c.name.clone());
+                        }
+                    }
+                    coverage_factor.get_or_insert(budget.coverage_factor);
+                }
+                Some(PortResult::Starting {
+                    window_s,
+                    tau_s,
+                    required,
+                    pulse_times_s,
+                    passed,
+                }) => starting.push(StartingRow {
+                    port: p.port.clone(),
+                    current_a: fmt_num(step.load.current_a),
+                    required: *required,
+                    seen: pulse_times_s.len(),
+                    window_s: format!("{window_s:.1}"),
+                    tau_s: format!("{tau_s:.1}"),
+                    passed: *passed,
+                    conformity: pass_fail(*passed),
+                }),
+                Some(PortResult::NoLoad {
+                    voltage_v,
+                    duration_s,
+                    pulses,
+                    max_pulses,
+                    passed,
+                }) => no_load.push(NoLoadRow {
+                    port: p.port.clone(),
+                    voltage_v: fmt_num(*voltage_v),
+                    duration_s: format!("{duration_s:.0}"),
+                    pulses: *pulses,
+                    max_pulses: *max_pulses,
+                    passed: *passed,
+                    conformity: pass_fail(*passed),
+                }),
+                Some(PortResult::PulseCheck {
+                    required,
+                    seen,
+                    passed,
+                }) => checks.push(CheckRow {
+                    name: step.name.clone(),
+                    port: p.port.clone(),
+                    seen: *seen,
+                    required: *required,
+                    passed: *passed,
+                }),
+                None => {}
+            }
+        }
+    }
+
+    for step in &r.steps {
+        for p in &step.ports {
+            let Some(row) = accuracy_row(step, p.result.as_ref(), &budget_columns) else {
+                continue;
+            };
+            if let Some(PortResult::Accuracy { limit, .. }) = &p.result {
+                let view = LimitView {
+                    name: limit.name.clone(),
+                    load: load_name(limit.load),
+                    current: format!(
+                        "{}{} … {}{} A",
+                        if limit.current.from_inclusive {
+                            "≥ "
+                        } else {
+                            "> "
+                        },
+                        fmt_num(limit.current.from_a),
+                        if limit.current.to_inclusive {
+                            "≤ "
+                        } else {
+                            "< "
+                        },
+                        fmt_num(limit.current.to_a),
+                    ),
+                    mpe: fmt_num(limit.mpe_percent),
+                    source: limit.source.clone(),
+                };
+                if !limits
+                    .iter()
+                    .any(|l| l.name == view.name && l.mpe == view.mpe && l.load == view.load)
+                {
+                    limits.push(view);
+                }
+            }
+            match ports.iter_mut().find(|t| t.port == p.port) {
+                Some(t) => t.rows.push(row),
+                None => ports.push(PortTable {
+                    port: p.port.clone(),
+                    rows: vec![row],
+                }),
+            }
+        }
+    }
+    ports.retain(|t| !t.rows.is_empty());
+
+    let point_count = ports.iter().map(|t| t.rows.len()).sum();
+    let fail_count = ports
+        .iter()
+        .flat_map(|t| &t.rows)
+        .filter(|r| !r.accepted)
+        .count();
+
+    let mut limit_sources = Vec::new();
+    for l in &limits {
+        push_unique(&mut limit_sources, l.source.clone());
+    }
+    let k = coverage_factor.unwrap_or(2.0);
+    let mut frequencies_hz: Vec<String> = Vec::new();
+    let mut voltages_v: Vec<String> = Vec::new();
+    for step in r.steps.iter().filter(|s| s.kind == "accuracy") {
+        push_unique(&mut frequencies_hz, fmt_num(step.setpoint.frequency_hz));
+        push_unique(&mut voltages_v, fmt_num(step.load.voltage_v));
+    }
+
+    Ok(View {
+        run_id: r.run_id.clone(),
+        bench_version: r.bench_version.clone(),
+        renderer_version: env!("CARGO_PKG_VERSION"),
+        simulated: r.instruments.iter().any(|i| i.driver == "sim"),
+        started: timestamp(&started_at),
+        finished: finished.as_ref().map(timestamp),
+        outcome: verdict(r.outcome),
+        outcome_class: match r.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            _ => "error",
+        },
+        outcome_reason: r.outcome_reason.clone(),
+        overall_conformity: match r.outcome {
+            Outcome::Pass => Some("pass"),
+            Outcome::Fail => Some("fail"),
+            _ => None,
+        },
+        station: Station {
+            id: r.station.id.clone(),
+            name: r.station.name.clone(),
+            laboratory: r.station.laboratory.clone(),
+            path: r.station.path.clone(),
+            sha256: r.station.sha256.clone(),
+        },
+        dut: Dut {
+            manufacturer: r.dut.manufacturer.clone(),
+            device_type: r.dut.device_type.clone(),
+            serial_number: r.dut.serial_number.clone(),
+            accuracy_class: r.dut.accuracy_class.clone(),
+            meter_constant: fmt_num(r.dut.meter_constant_imp_per_kwh),
+            ports: r.dut.ports.clone(),
+        },
+        fixture: FileRef {
+            id: r.fixture.id.clone(),
+            path: r.fixture.path.clone(),
+            sha256: r.fixture.sha256.clone(),
+        },
+        procedure: Procedure {
+            id: r.procedure.id.clone(),
+            version: r.procedure.version.clone(),
+            title: r.procedure.title.clone(),
+            path: r.procedure.path.clone(),
+            sha256: r.procedure.sha256.clone(),
+        },
+        method: method(r),
+        decision: decision_text(r.procedure.decision_rule),
+        uncertainty_norm: UNCERTAINTY_NORM,
+        instruments: r
+            .instruments
+            .iter()
+            .map(|i| {
+                let reported = i.reported.as_ref().map(|x| Reported {
+                    manufacturer: x.manufacturer.clone(),
+                    model: x.model.clone(),
+                    serial: x.serial_number.clone(),
+                    firmware: x.firmware.clone(),
+                });
+                Instrument {
+                    role: i.role.clone(),
+                    driver: i.driver.clone(),
+                    port: i.port.clone(),
+                    declared_model: i.declared_model.clone(),
+                    declared_serial: i.declared_serial_number.clone(),
+                    serial_mismatch: reported
+                        .as_ref()
+                        .is_some_and(|x| x.serial.trim() != i.declared_serial_number.trim()),
+                    reported,
+                    calibration_id: i.calibration.id.clone(),
+                    issued_by: i.calibration.issued_by.clone(),
+                    due: i.calibration.due.to_string(),
+                    overdue: i.calibration.due < run_date,
+                }
+            })
+            .collect(),
+        ports,
+        starting,
+        no_load,
+        checks,
+        unmeasured,
+        limits,
+        limit_sources,
+        budget_columns,
+        coverage_factor: fmt_num(k),
+        coverage_probability: coverage_probability(k),
+        frequencies_hz,
+        voltages_v,
+        fail_count,
+        point_count,
+    })
+}
+
+fn accuracy_row(
+    step: &StepRecord,
+    result: Option<&PortResult>,
+    budget_columns: &[String],
+) -> Option<AccuracyRow> {
+    let Some(PortResult::Accuracy {
+        repeats,
+        statistics,
+        budget,
+        error_percent,
+        expanded_u_percent,
+        limit,
+        decision,
+        ..
+    }) = result
+    else {
+        return None;
+    };
+    let rounded = round_result(*error_percent, *expanded_u_percent);
+    let (cos_phi, pf_character) = split_pf(&step.load.power_factor);
+    let budget_cells = budget_columns
+        .iter()
+        .map(|name| {
+            budget
+                .contributions
+                .iter()
+                .find(|c| &c.name == name)
+                .map_or_else(|| "—".to_string(), |c| fmt_sig(c.u_percent, 2))
+        })
+        .collect();
+    Some(AccuracyRow {
+        step_index: step.index,
+        name: step.name.clone(),
+        current_a: fmt_num(step.load.current_a),
+        current_name: step.load.current_name.clone(),
+        pf: pf_label(&step.load.power_factor),
+        cos_phi,
+        pf_character,
+        phases: step
+            .load
+            .phases
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        load: load_name(limit.load),
+        voltage_v: fmt_num(step.load.voltage_v),
+        error: rounded.signed,
+        error_value: rounded.plain,
+        u: rounded.u,
+        mpe: fmt_num(limit.mpe_percent),
+        conformity: conformity_key(decision.conformity),
+        conformity_label: conformity_label(decision.conformity),
+        accepted: decision.accepted,
+        repeats: statistics.n.max(repeats.len()),
+        pulses_per_repeat: repeats.first().map_or(0, |x| x.dut_pulses),
+        limit_name: limit.name.clone(),
+        limit_source: limit.source.clone(),
+        budget: budget_cells,
+        combined_u: fmt_sig(budget.combined_u_percent, 2),
+    })
+}
+
+fn parse_utc(s: &str) -> Result<DateTime<Utc>, RenderError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| RenderError::InvalidRecord(format!("time `{s}` is not RFC 3339: {e}")))
+}
+
+fn timestamp(t: &DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        display: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        date: t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// `YYYY-MM-DD` or an error naming the field.
+pub(crate) fn check_date(field: &str, s: &str) -> Result<(), RenderError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|_| ())
+        .map_err(|_| RenderError::InvalidContext(format!("{field} `{s}` is not YYYY-MM-DD")))
+}
+
+fn method(r: &RunRecord) -> Method {
+    match r.procedure.method {
+        ReferenceMethod::GatedReferenceCount => Method {
+            key: "gated_reference_count",
+            name: "Gated reference-count method",
+            description: format!(
+                "The meter's test-output pulses open and close the gate; the reference \
+                 standard's pulse output ({} imp/kWh) is counted in between. \
+                 e = (n0 − n_ref) / n_ref × 100 %, n0 = N · k_ref / k_dut.",
+                fmt_num(r.reference_imp_per_kwh)
+            ),
+            norm: METHOD_NORM,
+        },
+        ReferenceMethod::Timed => Method {
+            key: "timed",
+            name: "Timed method",
+            description: format!(
+                "The power standard delivers a known, stable power P; E_ref = P · Δt, with Δt \
+                 from the counter's timestamps of the first and last gated meter pulse \
+                 (timebase {} Hz). e = (E_dut − E_ref) / E_ref × 100 %.",
+                fmt_num(r.counter_timebase_hz)
+            ),
+            norm: METHOD_NORM,
+        },
+    }
+}
+
+fn decision_text(rule: DecisionRule) -> DecisionText {
+    match rule {
+        DecisionRule::SimpleAcceptance => DecisionText {
+            key: "simple_acceptance",
+            name: "Simple acceptance (binary statement, no guard band)",
+            description: "A point passes when |e| ≤ MPE. The expanded uncertainty U is \
+                          stated for every point but not subtracted from the limit, so a \
+                          point close to the limit carries a risk of false acceptance of up \
+                          to about 50 %.",
+            norm: DECISION_NORM,
+        },
+        DecisionRule::GuardBanded => DecisionText {
+            key: "guard_banded",
+            name: "Guard-banded acceptance (guard band w = U)",
+            description: "A point passes when |e| + U ≤ MPE and fails when |e| − U > MPE; \
+                          in between it is a conditional pass (|e| ≤ MPE) or a conditional \
+                          fail (|e| > MPE). Only a pass is accepted, which keeps the \
+                          probability of false acceptance below about 2.5 %.",
+            norm: DECISION_NORM,
+        },
+    }
+}
+
+pub(crate) fn conformity_key(c: Conformity) -> &'static str {
+    match c {
+        Conformity::Pass => "pass",
+        Conformity::Fail => "fail",
+        Conformity::ConditionalPass => "conditionalPass",
+        Conformity::ConditionalFail => "conditionalFail",
+    }
+}
+
+fn conformity_label(c: Conformity) -> &'static str {
+    match c {
+        Conformity::Pass => "pass",
+        Conformity::Fail => "FAIL",
+        Conformity::ConditionalPass => "conditional pass",
+        Conformity::ConditionalFail => "CONDITIONAL FAIL",
+    }
+}
+
+fn pass_fail(passed: bool) -> &'static str {
+    if passed { "pass" } else { "fail" }
+}
+
+fn load_name(l: LoadKind) -> &'static str {
+    match l {
+        LoadKind::Balanced => "balanced",
+        LoadKind::SinglePhase => "single phase",
+    }
+}
+
+/// `1` → (`1`, unity); `0.5i` → (`0.5`, inductive); `0.8c` → (`0.8`, capacitive).
+pub(crate) fn split_pf(pf: &str) -> (String, &'static str) {
+    let t = pf.trim();
+    match t.chars().last() {
+        Some('i' | 'I' | 'L') => (t[..t.len() - 1].to_string(), "inductive"),
+        Some('c' | 'C') => (t[..t.len() - 1].to_string(), "capacitive"),
+        _ => (t.to_string(), "unity"),
+    }
+}
+
+/// `0.5i` → `0.5 ind.`
+pub(crate) fn pf_label(pf: &str) -> String {
+    match split_pf(pf) {
+        (n, "inductive") => format!("{n} ind."),
+        (n, "capacitive") => format!("{n} cap."),
+        (n, _) => n,
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: String) {
+    if !v.contains(&s) {
+        v.push(s);
+    }
+}
+
+/// A number as short as it can be said exactly: `0.25`, `5`, `32`, `160000000`.
+pub(crate) fn fmt_num(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let s = format!("{x}");
+    // Rust prints short round-trip decimals without exponent; trim a lone `.0`.
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// `sig` significant digits, plain decimal notation.
+pub(crate) fn fmt_sig(x: f64, sig: i32) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    let decimals = (sig - 1 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{x:.decimals$}")
+}
+
+pub(crate) struct Rounded {
+    pub signed: String,
+    pub plain: String,
+    pub u: String,
+}
+
+/// EA-4/02: U to two significant digits (rounded up when ordinary rounding would lower it
+/// by more than 5 %), the error to the same decimal place.
+pub(crate) fn round_result(error: f64, u: f64) -> Rounded {
+    let u = u.abs();
+    let decimals: usize = if u > 0.0 && u.is_finite() {
+        (1 - u.log10().floor() as i32).clamp(0, 9) as usize
+    } else {
+        4
+    };
+    let scale = 10f64.powi(decimals as i32);
+    let mut ur = (u * scale).round() / scale;
+    if ur < 0.95 * u {
+        ur = (u * scale).ceil() / scale;
+    }
+    let mut e = (error * scale).round() / scale;
+    if e == 0.0 {
+        e = 0.0; // no `-0.000`
+    }
+    Rounded {
+        signed: if e == 0.0 {
+            format!("{e:.decimals$}")
+        } else {
+            format!("{e:+.decimals$}")
+        },
+        plain: format!("{e:.decimals$}"),
+        u: format!("{ur:.decimals$}"),
+    }
+}
+
+/// Coverage probability of a normal distribution for coverage factor k, as a DCC
+/// states it (0.95 for k = 2 by convention).
+fn coverage_probability(k: f64) -> String {
+    if (k - 2.0).abs() < 1e-9 {
+        return "0.95".into();
+    }
+    let p = erf(k / std::f64::consts::SQRT_2).clamp(0.0, 1.0);
+    format!("{p:.4}")
+}
+
+/// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): enough for a coverage probability.
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    if x >= 0.0 { y } else { -y }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_like_ea_4_02() {
+        let r = round_result(0.107_014, 0.010_235);
+        assert_eq!((r.signed.as_str(), r.u.as_str()), ("+0.107", "0.010"));
+        let r = round_result(-0.275_1, 0.010_3);
+        assert_eq!((r.signed.as_str(), r.plain.as_str()), ("-0.275", "-0.275"));
+        // 0.0149 → 0.015; 0.2049 → 0.20 loses 2.4 %, kept.
+        assert_eq!(round_result(1.0, 0.0149).u, "0.015");
+        assert_eq!(round_result(1.0, 0.2049).u, "0.20");
+        assert_eq!(round_result(-0.00001, 0.01).signed, "0.000");
+    }
+
+    #[test]
+    fn power_factor_labels() {
+        assert_eq!(pf_label("1"), "1");
+        assert_eq!(pf_label("0.5i"), "0.5 ind.");
+        assert_eq!(split_pf("0.8c"), ("0.8".to_string(), "capacitive"));
+    }
+
+    #[test]
+    fn numbers_and_probabilities() {
+        assert_eq!(fmt_num(5.0), "5");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(1.6e8), "160000000");
+        assert_eq!(fmt_sig(0.000_022_846, 2), "0.000023");
+        assert_eq!(coverage_probability(2.0), "0.95");
+        assert_eq!(coverage_probability(3.0), "0.9973");
+    }
+}
