@@ -13,7 +13,11 @@ fn fuzz_corpus_replays() {
         let results = data.iter().filter_map(|&b| device.push(b)).count();
         let _ = data.iter().filter_map(|&b| host.push(b)).count();
         // One result per non-empty 0x00-terminated run.
-        let runs = data.split(|&b| b == 0).take(data.iter().filter(|&&b| b == 0).count()).filter(|r| !r.is_empty()).count();
+        let runs = data
+            .split(|&b| b == 0)
+            .take(data.iter().filter(|&&b| b == 0).count())
+            .filter(|r| !r.is_empty())
+            .count();
         assert_eq!(results, runs);
         n += 1;
     }

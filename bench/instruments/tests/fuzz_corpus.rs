@@ -10,7 +10,10 @@ fn fuzz_corpus_replays() {
     }
     assert!(n >= 5, "corpus has {n} inputs");
     assert_eq!(
-        meterbench_instruments::scpi::parse_reply(b"+1.23450E+02\n").unwrap().numbers().unwrap(),
+        meterbench_instruments::scpi::parse_reply(b"+1.23450E+02\n")
+            .unwrap()
+            .numbers()
+            .unwrap(),
         vec![123.45]
     );
 }
