@@ -1,0 +1,435 @@
+//! The embedded SQLite index of runs (schema in `schema.sql`), ingest, listing and
+//! detail of runs.
+
+use crate::StoreError;
+use crate::compact::{remove_run_rows, rows_in_compacted};
+use crate::frames::{
+    PointRow, outcome_str, parse_outcome, point_rows, point_rows_from_frame, points_parquet_bytes,
+    read_parquet, samples_parquet_bytes,
+};
+use crate::layout::{
+    COMPACTED_FILE, INDEX_FILE, POINTS_DIR, SAMPLES_DIR, absolute, canonical_utc, parse_utc,
+    partition_dir, run_file, write_atomically,
+};
+use chrono::NaiveDate;
+use meterbench_runner::record::{Outcome, RunRecord};
+use polars::prelude::DataFrame;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The portable schema, applied (idempotently) whenever the index is opened.
+pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+
+/// Name of the samples file the caller puts into a bundle before signing it.
+pub const BUNDLE_SAMPLES_FILE: &str = "samples.parquet";
+
+/// Which runs [`list_runs`] returns; `None` fields match everything, dates are
+/// inclusive and compare with the UTC date the run started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFilter {
+    pub serial: Option<String>,
+    pub station: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// One run as the index knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub station: String,
+    pub station_name: String,
+    pub laboratory: String,
+    pub dut_manufacturer: String,
+    pub dut_type: String,
+    pub serial: String,
+    pub accuracy_class: String,
+    pub procedure_id: String,
+    pub procedure_version: String,
+    pub procedure_sha256: String,
+    pub bench_version: String,
+    pub started_utc: String,
+    pub finished_utc: Option<String>,
+    pub date: NaiveDate,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    /// Absolute path of the run's bundle folder when it was ingested.
+    pub bundle: PathBuf,
+}
+
+/// An instrument of a run and the calibration it was used under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstrumentRow {
+    pub role: String,
+    pub driver: String,
+    pub model: String,
+    pub serial_number: String,
+    pub calibration_id: String,
+    pub calibration_due: NaiveDate,
+    pub calibration_issued_by: String,
+}
+
+/// Everything the store holds about one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub run: RunRow,
+    pub instruments: Vec<InstrumentRow>,
+    /// The run's accuracy points (from its points file; empty when there is none).
+    pub points: Vec<PointRow>,
+    /// The files holding the run's rows (its own file, or its partition's compacted
+    /// file), when there are any.
+    pub points_file: Option<PathBuf>,
+    pub samples_file: Option<PathBuf>,
+}
+
+/// Open (and create, when `create`) the index of a store.
+pub(crate) fn open_index(store: &Path, create: bool) -> Result<Connection, StoreError> {
+    let path = store.join(INDEX_FILE);
+    if !create && !path.is_file() {
+        return Err(StoreError::NoStore(store.to_path_buf()));
+    }
+    std::fs::create_dir_all(store).map_err(StoreError::io(store))?;
+    let conn = Connection::open(&path).map_err(StoreError::index(&path))?;
+    // Several ingesting processes wait for each other instead of failing at once.
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(StoreError::index(&path))?;
+    conn.execute_batch(SCHEMA_SQL)
+        .map_err(StoreError::index(&path))?;
+    Ok(conn)
+}
+
+/// A run's row of the `runs` table, without the record (the synthesizer makes these).
+#[derive(Debug, Clone)]
+pub(crate) struct IndexRun {
+    pub row: RunRow,
+    pub instruments: Vec<InstrumentRow>,
+}
+
+/// Replace a run's rows (idempotent per run_id).
+pub(crate) fn upsert_run(tx: &Transaction<'_>, run: &IndexRun) -> rusqlite::Result<()> {
+    let r = &run.row;
+    tx.execute("DELETE FROM run_instruments WHERE run_id = ?1", [&r.run_id])?;
+    tx.execute("DELETE FROM runs WHERE run_id = ?1", [&r.run_id])?;
+    tx.execute(
+        "INSERT INTO runs (run_id, station_id, station_name, laboratory, dut_manufacturer, \
+         dut_type, dut_serial, accuracy_class, procedure_id, procedure_version, \
+         procedure_sha256, bench_version, started_utc, finished_utc, run_date, outcome, \
+         outcome_reason, bundle_path) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            r.run_id,
+            r.station,
+            r.station_name,
+            r.laboratory,
+            r.dut_manufacturer,
+            r.dut_type,
+            r.serial,
+            r.accuracy_class,
+            r.procedure_id,
+            r.procedure_version,
+            r.procedure_sha256,
+            r.bench_version,
+            r.started_utc,
+            r.finished_utc,
+            r.date.format("%Y-%m-%d").to_string(),
+            outcome_str(r.outcome),
+            r.reason,
+            r.bundle.to_string_lossy().into_owned(),
+        ],
+    )?;
+    let mut ins = tx.prepare(
+        "INSERT INTO run_instruments (run_id, role, driver, model, serial_number, \
+         calibration_id, calibration_due, calibration_issued_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for i in &run.instruments {
+        ins.execute(params![
+            r.run_id,
+            i.role,
+            i.driver,
+            i.model,
+            i.serial_number,
+            i.calibration_id,
+            i.calibration_due.format("%Y-%m-%d").to_string(),
+            i.calibration_issued_by,
+        ])?;
+    }
+    Ok(())
+}
+
+fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, StoreError> {
+    let started = parse_utc(&record.run_id, &record.started_utc)?;
+    let finished = record
+        .finished_utc
+        .as_deref()
+        .map(|f| parse_utc(&record.run_id, f).map(canonical_utc))
+        .transpose()?;
+    let row = RunRow {
+        run_id: record.run_id.clone(),
+        station: record.station.id.clone(),
+        station_name: record.station.name.clone(),
+        laboratory: record.station.laboratory.clone(),
+        dut_manufacturer: record.dut.manufacturer.clone(),
+        dut_type: record.dut.device_type.clone(),
+        serial: record.dut.serial_number.clone(),
+        accuracy_class: record.dut.accuracy_class.clone(),
+        procedure_id: record.procedure.id.clone(),
+        procedure_version: record.procedure.version.clone(),
+        procedure_sha256: record.procedure.sha256.clone(),
+        bench_version: record.bench_version.clone(),
+        started_utc: canonical_utc(started),
+        finished_utc: finished,
+        date: started.date_naive(),
+        outcome: record.outcome,
+        reason: record.outcome_reason.clone(),
+        bundle: absolute(bundle),
+    };
+    let instruments = record
+        .instruments
+        .iter()
+        .map(|i| InstrumentRow {
+            role: i.role.clone(),
+            driver: i.driver.clone(),
+            model: i
+                .reported
+                .as_ref()
+                .map(|r| r.model.clone())
+                .unwrap_or_else(|| i.declared_model.clone()),
+            serial_number: i
+                .reported
+                .as_ref()
+                .map(|r| r.serial_number.clone())
+                .unwrap_or_else(|| i.declared_serial_number.clone()),
+            calibration_id: i.calibration.id.clone(),
+            calibration_due: i.calibration.due,
+            calibration_issued_by: i.calibration.issued_by.clone(),
+        })
+        .collect();
+    Ok(IndexRun { row, instruments })
+}
+
+/// Put a finished run into the store: its samples and points as Parquet files in the
+/// station/date partitions and its rows in the index. Ingesting the same run again
+/// replaces what the store had of it (files and rows), so it is safe to repeat.
+///
+/// When the bundle has a `samples.parquet` (written by [`crate::write_samples_parquet`]
+/// before signing) it is copied; otherwise the samples are written from the record.
+/// Nothing is written into `bundle`.
+pub fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<(), StoreError> {
+    let run = index_run(record, bundle)?;
+    let row = &run.row;
+    let date = row.date;
+    let mut conn = open_index(store, true)?;
+    let index_path = store.join(INDEX_FILE);
+
+    // A run re-ingested under another station or date must not leave its old files.
+    let previous: Option<(String, String)> = conn
+        .query_row(
+            "SELECT station_id, run_date FROM runs WHERE run_id = ?1",
+            [&row.run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(StoreError::index(&index_path))?;
+    if let Some((st, d)) = previous
+        && let Ok(d) = NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+        && (st != row.station || d != date)
+    {
+        for kind in [SAMPLES_DIR, POINTS_DIR] {
+            remove_run_rows(store, kind, &st, d, &row.run_id)?;
+        }
+    }
+    // A run ingested again after its day was compacted: its old rows go, the new
+    // per-run files below are its only copy.
+    for kind in [SAMPLES_DIR, POINTS_DIR] {
+        if partition_dir(store, kind, &row.station, date)
+            .join(COMPACTED_FILE)
+            .is_file()
+        {
+            remove_run_rows(store, kind, &row.station, date, &row.run_id)?;
+        }
+    }
+
+    let samples = run_file(store, SAMPLES_DIR, &row.station, date, &row.run_id);
+    let in_bundle = bundle.join(BUNDLE_SAMPLES_FILE);
+    let bytes = if in_bundle.is_file() {
+        std::fs::read(&in_bundle).map_err(StoreError::io(&in_bundle))?
+    } else {
+        samples_parquet_bytes(record)?
+    };
+    write_atomically(&samples, &bytes)?;
+
+    let date_s = date.format("%Y-%m-%d").to_string();
+    let rows = point_rows(record, &date_s, &row.started_utc);
+    let points = run_file(store, POINTS_DIR, &row.station, date, &row.run_id);
+    if rows.is_empty() {
+        let _ = std::fs::remove_file(&points);
+    } else {
+        let bytes = points_parquet_bytes(&rows, &format!("points of run {}", row.run_id))?;
+        write_atomically(&points, &bytes)?;
+    }
+
+    let tx = conn.transaction().map_err(StoreError::index(&index_path))?;
+    upsert_run(&tx, &run).map_err(StoreError::index(&index_path))?;
+    tx.commit().map_err(StoreError::index(&index_path))
+}
+
+const RUN_COLUMNS: &str = "run_id, station_id, station_name, laboratory, dut_manufacturer, \
+     dut_type, dut_serial, accuracy_class, procedure_id, procedure_version, procedure_sha256, \
+     bench_version, started_utc, finished_utc, run_date, outcome, outcome_reason, bundle_path";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let conv = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            Box::<dyn std::error::Error + Send + Sync>::from(e),
+        )
+    };
+    let date: String = r.get(14)?;
+    let outcome: String = r.get(15)?;
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        station: r.get(1)?,
+        station_name: r.get(2)?,
+        laboratory: r.get(3)?,
+        dut_manufacturer: r.get(4)?,
+        dut_type: r.get(5)?,
+        serial: r.get(6)?,
+        accuracy_class: r.get(7)?,
+        procedure_id: r.get(8)?,
+        procedure_version: r.get(9)?,
+        procedure_sha256: r.get(10)?,
+        bench_version: r.get(11)?,
+        started_utc: r.get(12)?,
+        finished_utc: r.get(13)?,
+        date: NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+            .map_err(|e| conv(14, format!("run_date {date:?}: {e}")))?,
+        outcome: parse_outcome(&outcome).ok_or_else(|| conv(15, format!("outcome {outcome:?}")))?,
+        reason: r.get(16)?,
+        bundle: PathBuf::from(r.get::<_, String>(17)?),
+    })
+}
+
+/// Runs matching `filter`, oldest first (by start time, then run id).
+pub fn list_runs(store: &Path, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+    let conn = open_index(store, false)?;
+    query_runs(&conn, store, filter)
+}
+
+pub(crate) fn query_runs(
+    conn: &Connection,
+    store: &Path,
+    filter: &RunFilter,
+) -> Result<Vec<RunRow>, StoreError> {
+    let index_path = store.join(INDEX_FILE);
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    let mut add = |cond: &str, v: String| {
+        args.push(v);
+        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+    };
+    if let Some(s) = &filter.serial {
+        add("dut_serial =", s.clone());
+    }
+    if let Some(s) = &filter.station {
+        add("station_id =", s.clone());
+    }
+    if let Some(o) = filter.outcome {
+        add("outcome =", outcome_str(o).to_string());
+    }
+    if let Some(d) = filter.from {
+        add("run_date >=", d.format("%Y-%m-%d").to_string());
+    }
+    if let Some(d) = filter.to {
+        add("run_date <=", d.format("%Y-%m-%d").to_string());
+    }
+    sql.push_str(" ORDER BY started_utc, run_id");
+    let mut stmt = conn.prepare(&sql).map_err(StoreError::index(&index_path))?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), run_row)
+        .map_err(StoreError::index(&index_path))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(StoreError::index(&index_path))?;
+    Ok(rows)
+}
+
+/// Everything the store holds about `run_id`, or `None` when it is not in the index.
+pub fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
+    let conn = open_index(store, false)?;
+    let index_path = store.join(INDEX_FILE);
+    let run = conn
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+            [run_id],
+            run_row,
+        )
+        .optional()
+        .map_err(StoreError::index(&index_path))?;
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare(
+            "SELECT role, driver, model, serial_number, calibration_id, calibration_due, \
+             calibration_issued_by FROM run_instruments WHERE run_id = ?1 ORDER BY role",
+        )
+        .map_err(StoreError::index(&index_path))?;
+    let instruments = stmt
+        .query_map([run_id], |r| {
+            let due: String = r.get(5)?;
+            Ok(InstrumentRow {
+                role: r.get(0)?,
+                driver: r.get(1)?,
+                model: r.get(2)?,
+                serial_number: r.get(3)?,
+                calibration_id: r.get(4)?,
+                calibration_due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        5,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                calibration_issued_by: r.get(6)?,
+            })
+        })
+        .map_err(StoreError::index(&index_path))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(StoreError::index(&index_path))?;
+    // The run's own file, else its rows in the partition's compacted file.
+    let find = |kind: &str| -> Result<Option<(PathBuf, Option<DataFrame>)>, StoreError> {
+        let own = run_file(store, kind, &run.station, run.date, run_id);
+        if own.is_file() {
+            return Ok(Some((own, None)));
+        }
+        Ok(
+            rows_in_compacted(store, kind, &run.station, run.date, run_id)?
+                .map(|(p, df)| (p, Some(df))),
+        )
+    };
+    let points_found = find(POINTS_DIR)?;
+    let samples_file = find(SAMPLES_DIR)?.map(|(p, _)| p);
+    let (points_file, points) = match points_found {
+        Some((p, df)) => {
+            let df = match df {
+                Some(df) => df,
+                None => read_parquet(&p)?,
+            };
+            let rows = point_rows_from_frame(&df)
+                .map_err(StoreError::polars(format!("reading {}", p.display())))?;
+            (Some(p), rows)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(Some(RunDetail {
+        run,
+        instruments,
+        points,
+        points_file,
+        samples_file,
+    }))
+}

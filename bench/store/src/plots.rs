@@ -1,0 +1,286 @@
+//! SVG plots of the audit (plotters, SVG backend). Text is laid out with the DejaVu Sans
+//! font of `bench/report/fonts/` (ab_glyph; no fontconfig) and written as SVG text.
+
+use crate::StoreError;
+use crate::audit::{ControlChart, DailyYield, LoadPointStats};
+use crate::layout::path_component;
+use chrono::NaiveDate;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Folder of the SVG files inside the audit's folder.
+pub const PLOTS_DIR: &str = "plots";
+
+/// DejaVu Sans (Bitstream Vera licence, bench/report/fonts/LICENSE-DejaVu.txt).
+static FONT: &[u8] = include_bytes!("../../report/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn ensure_font() -> Result<(), StoreError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Plot {
+            what: "font".into(),
+            message: "the bundled font bench/report/fonts/DejaVuSans.ttf cannot be parsed".into(),
+        })
+    }
+}
+
+fn plot_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Plot {
+        what: what.to_string(),
+        message: format!("{e:?}"),
+    }
+}
+
+fn write_svg(out_dir: &Path, name: &str, svg: &str) -> Result<String, StoreError> {
+    let rel = format!("{PLOTS_DIR}/{name}");
+    let path = out_dir.join(PLOTS_DIR).join(name);
+    std::fs::write(&path, svg).map_err(StoreError::io(&path))?;
+    Ok(rel)
+}
+
+fn date_label(from: NaiveDate, x: f64) -> String {
+    (from + chrono::Days::new(x.round().max(0.0) as u64))
+        .format("%m-%d")
+        .to_string()
+}
+
+/// First-pass yield per day, one line per station.
+pub(crate) fn yield_plot(
+    daily: &[DailyYield],
+    from: NaiveDate,
+    to: NaiveDate,
+    out_dir: &Path,
+) -> Result<Option<String>, StoreError> {
+    if daily.is_empty() {
+        return Ok(None);
+    }
+    ensure_font()?;
+    let what = "first-pass yield";
+    let mut per: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for d in daily {
+        if let Some(y) = d.counts.first_pass_yield {
+            per.entry(&d.station)
+                .or_default()
+                .push(((d.date - from).num_days() as f64, 100.0 * y));
+        }
+    }
+    let ymin = per
+        .values()
+        .flatten()
+        .map(|p| p.1)
+        .fold(100.0f64, f64::min)
+        .min(90.0)
+        .floor();
+    let span = (to - from).num_days().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err(what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("First-pass yield per day", (FAMILY, 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..span, ymin..100.5)
+            .map_err(plot_err(what))?;
+        chart
+            .configure_mesh()
+            .x_labels(10)
+            .x_label_formatter(&|x| date_label(from, *x))
+            .y_desc("first-pass yield, %")
+            .draw()
+            .map_err(plot_err(what))?;
+        for (i, (station, pts)) in per.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(1)))
+                .map_err(plot_err(what))?
+                .label(*station)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err(what))?;
+        root.present().map_err(plot_err(what))?;
+    }
+    write_svg(out_dir, "yield.svg", &svg).map(Some)
+}
+
+/// Histogram of the errors of a load point, with the ±MPE limits and the mean.
+pub(crate) fn histogram_plot(lp: &LoadPointStats, out_dir: &Path) -> Result<String, StoreError> {
+    ensure_font()?;
+    let what = format!("histogram {} {}", lp.step_name, lp.port);
+    let h = &lp.histogram;
+    let (x0, x1) = match (h.bins.first(), h.bins.last()) {
+        (Some(a), Some(b)) => (a.lo, b.hi),
+        _ => (-lp.mpe_percent, lp.mpe_percent),
+    };
+    let (x0, x1) = (x0.min(-lp.mpe_percent), x1.max(lp.mpe_percent));
+    let pad = (x1 - x0) * 0.03;
+    let ymax = h.bins.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (480, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err(&what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{}, {} (n = {})", lp.step_name, lp.port, lp.n),
+                (FAMILY, 14),
+            )
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(44)
+            .build_cartesian_2d((x0 - pad)..(x1 + pad), 0f64..ymax)
+            .map_err(plot_err(&what))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("error, %")
+            .x_labels(8)
+            .y_labels(5)
+            .label_style((FAMILY, 11))
+            .draw()
+            .map_err(plot_err(&what))?;
+        chart
+            .draw_series(h.bins.iter().filter(|b| b.count > 0).map(|b| {
+                Rectangle::new([(b.lo, 0.0), (b.hi, b.count as f64)], PALETTE[0].filled())
+            }))
+            .map_err(plot_err(&what))?;
+        let red = RGBColor(200, 0, 0);
+        for x in [-lp.mpe_percent, lp.mpe_percent] {
+            chart
+                .draw_series(LineSeries::new([(x, 0.0), (x, ymax)], red.stroke_width(2)))
+                .map_err(plot_err(&what))?;
+        }
+        if lp.mean.is_finite() {
+            chart
+                .draw_series(LineSeries::new(
+                    [(lp.mean, 0.0), (lp.mean, ymax)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(plot_err(&what))?;
+        }
+        root.present().map_err(plot_err(&what))?;
+    }
+    let name = format!(
+        "hist-{:02}-{}-{}.svg",
+        lp.step_index,
+        path_component(&lp.step_name),
+        path_component(&lp.port)
+    );
+    write_svg(out_dir, &name, &svg)
+}
+
+/// X̄ chart: daily means, centre line, ±3σ/√n limits; days out of control in red.
+pub(crate) fn control_chart_plot(
+    c: &ControlChart,
+    from: NaiveDate,
+    to: NaiveDate,
+    out_dir: &Path,
+) -> Result<String, StoreError> {
+    ensure_font()?;
+    let what = format!("control chart {} {}", c.station, c.step_name);
+    let x = |d: NaiveDate| (d - from).num_days() as f64;
+    let mut ylo = c.center;
+    let mut yhi = c.center;
+    for d in &c.days {
+        for v in [Some(d.mean), d.lcl, d.ucl].into_iter().flatten() {
+            ylo = ylo.min(v);
+            yhi = yhi.max(v);
+        }
+    }
+    let pad = ((yhi - ylo) * 0.08).max(1e-3);
+    let span = (to - from).num_days().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (480, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err(&what))?;
+        let title = if c.drift_suspected {
+            format!("{} · {} (drift)", c.station, c.step_name)
+        } else {
+            format!("{} · {}", c.station, c.step_name)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FAMILY, 14))
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..span, (ylo - pad)..(yhi + pad))
+            .map_err(plot_err(&what))?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&|v| date_label(from, *v))
+            .y_desc("daily mean error, %")
+            .label_style((FAMILY, 11))
+            .draw()
+            .map_err(plot_err(&what))?;
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, c.center), (span, c.center)],
+                grey.stroke_width(1),
+            ))
+            .map_err(plot_err(&what))?;
+        let red = RGBColor(200, 0, 0);
+        for lim in [
+            c.days
+                .iter()
+                .filter_map(|d| d.ucl.map(|u| (x(d.date), u)))
+                .collect::<Vec<_>>(),
+            c.days
+                .iter()
+                .filter_map(|d| d.lcl.map(|l| (x(d.date), l)))
+                .collect::<Vec<_>>(),
+        ] {
+            chart
+                .draw_series(LineSeries::new(lim, red.mix(0.6).stroke_width(1)))
+                .map_err(plot_err(&what))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                c.days.iter().map(|d| (x(d.date), d.mean)),
+                PALETTE[0].stroke_width(1),
+            ))
+            .map_err(plot_err(&what))?;
+        chart
+            .draw_series(c.days.iter().map(|d| {
+                let color = if d.out_of_control { red } else { PALETTE[0] };
+                Circle::new((x(d.date), d.mean), 2, color.filled())
+            }))
+            .map_err(plot_err(&what))?;
+        root.present().map_err(plot_err(&what))?;
+    }
+    let name = format!(
+        "control-{}-{:02}-{}.svg",
+        path_component(&c.station),
+        c.step_index,
+        path_component(&c.step_name)
+    );
+    write_svg(out_dir, &name, &svg)
+}
