@@ -9,6 +9,14 @@ use meterbench_signing::{
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE`,
+/// else `store/` inside the reports folder.
+pub fn default_store_path(reports: &Path) -> PathBuf {
+    std::env::var_os("METERBENCH_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| reports.join("store"))
+}
+
 /// Where the bench's signing key lives unless told otherwise.
 pub fn default_key_path() -> PathBuf {
     if let Some(p) = std::env::var_os("METERBENCH_SIGNING_KEY") {
@@ -68,6 +76,12 @@ pub fn issue(
         format!("{}\n", serde_json::to_string(&summary(record))?),
     )?;
     std::fs::write(bundle.join("junit.xml"), junit(record))?;
+    // Every DUT pulse timestamp and reference count, signed with the rest: an auditor
+    // can recompute each point's error from the bundle alone.
+    meterbench_store::write_samples_parquet(
+        record,
+        &bundle.join(meterbench_store::BUNDLE_SAMPLES_FILE),
+    )?;
     documents(record, bundle, signer)?;
     let manifest = sign_bundle(bundle, key, signer)?;
     let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;

@@ -8,6 +8,8 @@ fn main() {
         Command::Validate(args) => meterbench::cmd::validate::main(args),
         Command::Verify(args) => meterbench::cmd::verify::main(args),
         Command::Keys(args) => meterbench::cmd::keys::main(args),
+        Command::Runs(args) => meterbench::cmd::runs::main(args),
+        Command::Audit(args) => meterbench::cmd::audit::main(args),
     };
     std::process::exit(code);
 }

@@ -32,7 +32,8 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
     let mut v = Vec::new();
     for run in std::fs::read_dir(dir).unwrap() {
         let run = run.unwrap().path();
-        if !run.is_dir() {
+        // Run folders hold a record; the results store (reports/store) does not.
+        if !run.join("record.json").is_file() {
             continue;
         }
         let p = run.join("record.json");
@@ -231,7 +232,7 @@ fn bundles(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("record.json").is_file())
         .collect();
     v.sort();
     v
@@ -374,4 +375,181 @@ fn junit_and_summary_say_what_failed() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["port"], "right");
+}
+
+#[test]
+fn runs_are_filed_in_the_store_listed_shown_and_audited() {
+    let reports = tempfile::tempdir().unwrap();
+    let dir = reports.path().to_str().unwrap();
+    let store = reports.path().join("store");
+    let store_s = store.to_str().unwrap();
+    let pass = meterbench(&[
+        "run",
+        "--quiet",
+        "--station",
+        "hw/stations/sim-inprocess.yaml",
+        "--reports",
+        dir,
+    ]);
+    assert_eq!(
+        pass.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pass.stderr)
+    );
+    let fail = meterbench(&[
+        "run",
+        "--quiet",
+        "--station",
+        "hw/stations/sim-inprocess.yaml",
+        "--reports",
+        dir,
+        "--sim-fault",
+        "{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
+    ]);
+    assert_eq!(
+        fail.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&fail.stderr)
+    );
+    assert!(String::from_utf8_lossy(&fail.stdout).contains("filed in the results store"));
+
+    // The raw samples are part of the signed bundle.
+    let runs = bundles(reports.path());
+    assert_eq!(runs.len(), 2);
+    for b in &runs {
+        let manifest = std::fs::read_to_string(b.join("MANIFEST.sha256")).unwrap();
+        assert!(manifest.contains("samples.parquet"), "{manifest}");
+    }
+    let fail_id = runs
+        .iter()
+        .map(|b| b.file_name().unwrap().to_str().unwrap().to_string())
+        .find(|id| {
+            let r: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(reports.path().join(id).join("record.json")).unwrap(),
+            )
+            .unwrap();
+            r["outcome"] == "FAIL"
+        })
+        .expect("a FAIL run");
+
+    let list = meterbench(&[
+        "runs",
+        "--store",
+        store_s,
+        "list",
+        "--verdict",
+        "fail",
+        "--json",
+    ]);
+    assert_eq!(
+        list.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["run_id"], fail_id.as_str());
+    let table = meterbench(&[
+        "runs",
+        "--store",
+        store_s,
+        "list",
+        "--serial",
+        "SIM-CPIM-000123",
+    ]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("2 runs") && table.contains("PASS") && table.contains("FAIL"),
+        "{table}"
+    );
+    let none = meterbench(&[
+        "runs",
+        "--store",
+        store_s,
+        "list",
+        "--serial",
+        "NO-SUCH-SERIAL",
+    ]);
+    assert!(String::from_utf8_lossy(&none.stdout).contains("0 runs"));
+
+    let show = meterbench(&["runs", "--store", store_s, "show", &fail_id]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(show.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("FAIL: out of limits: Iref PF1"), "{shown}");
+    let rejected: Vec<&str> = shown.lines().filter(|l| l.contains("REJECTED")).collect();
+    assert_eq!(rejected.len(), 1, "{shown}");
+    assert!(
+        rejected[0].contains("Iref PF1") && rejected[0].contains("right"),
+        "{shown}"
+    );
+    let missing = meterbench(&["runs", "--store", store_s, "show", "no-such-run"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no run \"no-such-run\""));
+
+    // Filing a bundle again is safe: still two runs.
+    let again = meterbench(&[
+        "runs",
+        "--store",
+        store_s,
+        "ingest",
+        runs[0].to_str().unwrap(),
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let list = meterbench(&["runs", "--store", store_s, "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let today = chrono_today();
+    let out = reports.path().join("audit");
+    let audit = meterbench(&[
+        "audit",
+        "--store",
+        store_s,
+        "--from",
+        &today,
+        "--to",
+        &today,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{said}\n{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(
+        said.contains("2 runs (1 PASS, 1 FAIL, 0 ERROR, 0 ABORTED)"),
+        "{said}"
+    );
+    assert!(said.contains("below 1.33 at Iref PF1 [right]"), "{said}");
+    let pdf = std::fs::read(out.join("audit.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let html = std::fs::read_to_string(out.join("audit.html")).unwrap();
+    assert!(
+        html.contains(&fail_id),
+        "the FAIL run is listed with its bundle"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("audit.json")).unwrap()).unwrap();
+    assert_eq!(summary["problem_runs"][0]["run_id"], fail_id.as_str());
+}
+
+/// Today's UTC date, as the store dates runs.
+fn chrono_today() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -342,13 +342,19 @@ fn audit_template_renders() {
         ],
         "yield_target": "95 %",
         "cpk_rows": [
-            {"point": "Iref PF1", "current": "5 A", "pf": "1", "n": 3, "mean": "-0.05", "sd": "0.04", "mpe": "1", "cpk": "7.9", "low": false},
-            {"point": "Imin PF1", "current": "0.25 A", "pf": "1", "n": 3, "mean": "0.90", "sd": "0.30", "mpe": "1.5", "cpk": "0.67", "low": true}
+            {"point": "Iref PF1", "port": "left", "n": 3, "mean": "-0.05", "sd": "0.04", "mpe": "1", "cpk": "7.9", "low": false},
+            {"point": "Imin PF1", "port": "right", "n": 3, "mean": "0.90", "sd": "0.30", "mpe": "1.5", "cpk": "0.67", "low": true}
         ],
         "cpk_min": "1.33",
+        "drift_rows": [
+            {"station": "sim-1", "point": "Iref PF1", "slope": "0.00210", "drift": "0.061", "out_of_control_days": 2, "suspected": true}
+        ],
+        "calibrations_due": [
+            {"station": "sim-1", "role": "reference", "model": "6105A", "serial_number": "SIM-6105A-0001", "calibration_id": "DAkkS-D-K-12345-2026-11", "due": "2026-12-10", "days_left": 9, "overdue": false}
+        ],
         "problem_runs": [
-            {"run_id": "20261121T204319.373Z-sim-1-SIM-CPIM-000123", "started": "2026-11-21 20:43", "station": "sim-1", "dut_serial": "SIM-CPIM-000123", "outcome": "FAIL", "reason": "out of limits: Iref PF1"},
-            {"run_id": "20261121T210000.000Z-sim-1-SIM-CPIM-000124", "started": "2026-11-21 21:00", "station": "sim-1", "dut_serial": "SIM-CPIM-000124", "outcome": "ERROR", "reason": "counter timed out"}
+            {"run_id": "20261121T204319.373Z-sim-1-SIM-CPIM-000123", "started": "2026-11-21 20:43", "station": "sim-1", "dut_serial": "SIM-CPIM-000123", "outcome": "FAIL", "reason": "out of limits: Iref PF1", "bundle": "reports/20261121T204319.373Z-sim-1-SIM-CPIM-000123"},
+            {"run_id": "20261121T210000.000Z-sim-1-SIM-CPIM-000124", "started": "2026-11-21 21:00", "station": "sim-1", "dut_serial": "SIM-CPIM-000124", "outcome": "ERROR", "reason": "counter timed out", "bundle": null}
         ],
         "images": [{"file": "error-left.svg", "caption": "Error at Iref PF1 per run"}]
     });
@@ -365,13 +371,22 @@ fn audit_template_renders() {
         "First-pass yield",
         "0.67",
         "counter timed out",
+        "DAkkS-D-K-12345-2026-11",
+        "0.061",
         "Error at Iref PF1 per run",
     ] {
         assert!(text.contains(s), "{s:?} missing from\n{text}");
     }
     // Empty lists render as a sentence, not an empty table.
     let mut empty = ctx.clone();
-    for k in ["yield_rows", "cpk_rows", "problem_runs", "images"] {
+    for k in [
+        "yield_rows",
+        "cpk_rows",
+        "drift_rows",
+        "calibrations_due",
+        "problem_runs",
+        "images",
+    ] {
         empty[k] = json!([]);
     }
     empty["generated"] = Value::Null;

@@ -117,6 +117,10 @@ pub(crate) fn yield_plot(
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
+            // A marker per day: a station with one day of runs has no line to draw.
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                .map_err(plot_err(what))?;
         }
         chart
             .configure_series_labels()

@@ -1,7 +1,9 @@
 //! The subcommands, one file each.
 
+pub mod audit;
 pub mod keys;
 pub mod run;
+pub mod runs;
 pub mod validate;
 pub mod verify;
 
@@ -31,4 +33,9 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Manage the bench's signing key.
     Keys(keys::KeysArgs),
+    /// Runs in the results store: list, show, file bundles into it.
+    Runs(runs::RunsArgs),
+    /// Audit report over a date range: yield, error distributions, Cpk, reference
+    /// drift, calibrations due, every FAIL and ERROR (HTML, PDF, JSON).
+    Audit(audit::AuditArgs),
 }

@@ -1,6 +1,6 @@
 use crate::bind::{SimOptions, bind};
 use crate::console::ConsoleObserver;
-use crate::issue::{default_key_path, issue, load_or_create_key};
+use crate::issue::{default_key_path, default_store_path, issue, load_or_create_key};
 use chrono::Local;
 use clap::Args;
 use meterbench_procedure::{Fixture, Procedure, SimFault, Station};
@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Who signs the certificate [default: the station's laboratory and id].
     #[arg(long)]
     pub signer: Option<String>,
+    /// Results store the finished run is filed into (for `runs` and `audit`)
+    /// [default: $METERBENCH_STORE or REPORTS/store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
 }
 
 pub fn main(args: RunArgs) -> i32 {
@@ -161,5 +165,20 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         issued.log.display(),
         issued.bundle.display()
     );
+    // The signed bundle is the record of the run; the store is an index over bundles.
+    // A store that cannot take the run does not change the verdict: it is reported,
+    // and the bundle can be filed again later.
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_store_path(&args.reports));
+    match meterbench_store::ingest(&store, &finished.record, bundle) {
+        Ok(()) => println!("filed in the results store {}", store.display()),
+        Err(e) => eprintln!(
+            "warning: the run was not filed in the results store {}: {e}\n  file it later with: meterbench runs ingest {}",
+            store.display(),
+            bundle.display()
+        ),
+    }
     Ok(finished.record.outcome.exit_code())
 }

@@ -1,0 +1,267 @@
+//! `meterbench audit`: the audit report over a date range of the results store, as
+//! HTML (with SVG plots), PDF and JSON.
+
+use crate::issue::default_store_path;
+use chrono::{Local, NaiveDate};
+use clap::Args;
+use meterbench_store::{AuditOptions, AuditSummary, audit_with};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// First day of the range (UTC start date of the runs, inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day of the range (inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Results store [default: $METERBENCH_STORE or reports/store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Folder for audit.html, audit.pdf, audit.json and plots/
+    /// [default: reports/audit-FROM-TO].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// List instruments whose calibration falls due within this many days of --to.
+    #[arg(long, default_value_t = 30)]
+    pub due_within_days: i64,
+    /// Mark days whose first-pass yield is below this fraction.
+    #[arg(long, default_value_t = 0.95)]
+    pub yield_target: f64,
+    /// Mark load points whose Cpk is below this.
+    #[arg(long, default_value_t = 1.33)]
+    pub cpk_min: f64,
+    /// Laboratory named in the report's heading.
+    #[arg(long, default_value = "meterbench")]
+    pub laboratory: String,
+    /// Read audit.html.j2 from this folder when it is there (restyling without a rebuild).
+    #[arg(long, default_value = "templates")]
+    pub templates: PathBuf,
+    /// Skip the PDF (HTML and JSON only).
+    #[arg(long)]
+    pub no_pdf: bool,
+}
+
+pub fn main(args: AuditArgs) -> i32 {
+    match execute(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn execute(args: &AuditArgs) -> anyhow::Result<()> {
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_store_path(Path::new("reports")));
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(format!("audit-{}-{}", args.from, args.to))
+    });
+    let started = Instant::now();
+    let mut opts = AuditOptions::new(args.from, args.to);
+    opts.calibration_due_within_days = args.due_within_days;
+    opts.templates_dir = Some(args.templates.clone());
+    eprintln!(
+        "auditing {} .. {} in {} ...",
+        args.from,
+        args.to,
+        store.display()
+    );
+    let summary = audit_with(&store, &opts, &out)?;
+    eprintln!(
+        "figures and HTML in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !args.no_pdf {
+        let t = Instant::now();
+        let context = pdf_context(&summary, args, &store, Local::now().date_naive());
+        let files = plot_files(&out, &context)?;
+        let source = meterbench_pdf::audit_source(&context)?;
+        std::fs::write(
+            out.join("audit.pdf"),
+            meterbench_pdf::render_pdf(&source, &files)?,
+        )?;
+        eprintln!("PDF in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let t = &summary.totals;
+    println!(
+        "{} runs ({} PASS, {} FAIL, {} ERROR, {} ABORTED), first-pass yield {} over {} serials",
+        t.runs,
+        t.pass,
+        t.fail,
+        t.error,
+        t.aborted,
+        percent(t.first_pass_yield),
+        t.first_runs
+    );
+    for lp in summary
+        .load_points
+        .iter()
+        .filter(|l| l.cpk.is_some_and(|c| c < args.cpk_min))
+    {
+        println!(
+            "Cpk {:.2} below {} at {} [{}]",
+            lp.cpk.unwrap_or(f64::NAN),
+            args.cpk_min,
+            lp.step_name,
+            lp.port
+        );
+    }
+    for c in summary.control_charts.iter().filter(|c| c.drift_suspected) {
+        println!(
+            "drift suspected at station {} {}: {:+.5} %/day",
+            c.station,
+            c.step_name,
+            c.slope_percent_per_day.unwrap_or(f64::NAN)
+        );
+    }
+    for c in &summary.calibrations_due {
+        println!(
+            "calibration {}: station {} {} {} serial {} ({}), due {}",
+            if c.overdue { "OVERDUE" } else { "due soon" },
+            c.station,
+            c.role,
+            c.model,
+            c.serial_number,
+            c.calibration_id,
+            c.due
+        );
+    }
+    println!(
+        "{} FAIL/ERROR runs listed. Report: {} ({}audit.json)",
+        summary.problem_runs.len(),
+        out.join("audit.html").display(),
+        if args.no_pdf { "" } else { "audit.pdf, " }
+    );
+    Ok(())
+}
+
+fn percent(f: Option<f64>) -> String {
+    f.map(|x| format!("{:.1} %", 100.0 * x))
+        .unwrap_or_else(|| "–".to_string())
+}
+
+fn fixed(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".to_string(),
+    }
+}
+
+/// What `templates/audit.typ.j2` expects (documented at its top), from the audit's figures.
+pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: NaiveDate) -> Value {
+    let yield_rows: Vec<Value> = s
+        .daily
+        .iter()
+        .map(|d| {
+            json!({
+                "station": d.station, "day": d.date.to_string(), "runs": d.counts.runs,
+                "pass": d.counts.pass, "fail": d.counts.fail, "error": d.counts.error,
+                "aborted": d.counts.aborted,
+                "first_pass_yield": percent(d.counts.first_pass_yield),
+                "low": d.counts.first_pass_yield.is_some_and(|y| y < args.yield_target),
+            })
+        })
+        .collect();
+    let cpk_rows: Vec<Value> = s
+        .load_points
+        .iter()
+        .map(|l| {
+            json!({
+                "point": l.step_name, "port": l.port, "n": l.n,
+                "mean": fixed(Some(l.mean), 4), "sd": fixed(l.std_dev, 4),
+                "mpe": format!("{}", l.mpe_percent), "cpk": fixed(l.cpk, 2),
+                "low": l.cpk.is_some_and(|c| c < args.cpk_min),
+            })
+        })
+        .collect();
+    let drift_rows: Vec<Value> = s
+        .control_charts
+        .iter()
+        .map(|c| {
+            json!({
+                "station": c.station, "point": c.step_name,
+                "slope": fixed(c.slope_percent_per_day, 5),
+                "drift": fixed(c.drift_over_range_percent, 3),
+                "out_of_control_days": c.out_of_control_days,
+                "suspected": c.drift_suspected,
+            })
+        })
+        .collect();
+    let calibrations_due: Vec<Value> = s
+        .calibrations_due
+        .iter()
+        .map(|c| {
+            json!({
+                "station": c.station, "role": c.role, "model": c.model,
+                "serial_number": c.serial_number, "calibration_id": c.calibration_id,
+                "due": c.due.to_string(), "days_left": c.days_left, "overdue": c.overdue,
+            })
+        })
+        .collect();
+    let problem_runs: Vec<Value> = s
+        .problem_runs
+        .iter()
+        .map(|p| {
+            json!({
+                "run_id": p.run_id, "started": p.started_utc, "station": p.station,
+                "dut_serial": p.serial, "outcome": p.outcome,
+                "reason": p.reason.clone().unwrap_or_default(), "bundle": p.bundle,
+            })
+        })
+        .collect();
+    let mut images = Vec::new();
+    if let Some(y) = &s.yield_plot {
+        images.push(json!({"file": y, "caption": "First-pass yield per station and day"}));
+    }
+    for c in &s.control_charts {
+        if let Some(p) = &c.plot {
+            images.push(json!({"file": p, "caption": format!(
+                "Daily mean error at {}, station {}, with control limits", c.step_name, c.station)}));
+        }
+    }
+    for l in &s.load_points {
+        if let Some(p) = &l.histogram_plot {
+            images.push(json!({"file": p, "caption": format!(
+                "Error distribution at {} [{}] against ±MPE", l.step_name, l.port)}));
+        }
+    }
+    let t = &s.totals;
+    json!({
+        "title": format!("Bench audit {} to {}", s.from, s.to),
+        "laboratory": args.laboratory,
+        "period": {"from": s.from.to_string(), "to": s.to.to_string()},
+        "generated": format!("{} runs in the results store {}, meterbench {}",
+            t.runs, store.display(), env!("CARGO_PKG_VERSION")),
+        "issue_date": issued.to_string(),
+        "summary": {"runs": t.runs, "pass": t.pass, "fail": t.fail, "error": t.error,
+            "aborted": t.aborted, "first_pass_yield": percent(t.first_pass_yield)},
+        "yield_rows": yield_rows,
+        "yield_target": format!("{:.0} %", 100.0 * args.yield_target),
+        "cpk_rows": cpk_rows,
+        "cpk_min": format!("{}", args.cpk_min),
+        "drift_rows": drift_rows,
+        "calibrations_due": calibrations_due,
+        "problem_runs": problem_runs,
+        "images": images,
+    })
+}
+
+/// The plot files the PDF's images name, read from the audit folder.
+fn plot_files(out: &Path, context: &Value) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for image in context["images"].as_array().into_iter().flatten() {
+        if let Some(name) = image["file"].as_str() {
+            let path = out.join(name);
+            let bytes =
+                std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            files.push((name.to_string(), bytes));
+        }
+    }
+    Ok(files)
+}

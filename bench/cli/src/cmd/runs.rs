@@ -1,0 +1,276 @@
+//! `meterbench runs list/show/ingest`: the results store's index of runs.
+
+use crate::issue::default_store_path;
+use chrono::NaiveDate;
+use clap::{Args, Subcommand, ValueEnum};
+use meterbench_runner::record::{Outcome, RunRecord};
+use meterbench_store::{RunFilter, RunRow, list_runs, show_run};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Results store [default: $METERBENCH_STORE or reports/store].
+    #[arg(long, global = true)]
+    pub store: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs matching every filter given, oldest first.
+    List(ListArgs),
+    /// One run: DUT, station, instruments with their calibrations, points, bundle.
+    Show(ShowArgs),
+    /// File a finished run's bundle into the store (again): after a run whose filing
+    /// failed, or to build a store from archived bundles. Safe to repeat.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// DUT serial number.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Station id.
+    #[arg(long)]
+    pub station: Option<String>,
+    /// Verdict.
+    #[arg(long, value_enum)]
+    pub verdict: Option<Verdict>,
+    /// First day (UTC start date, inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Print JSON (one array of runs) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Run id (the bundle folder's name).
+    pub run_id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Bundle folders (reports/<run>/), each holding its record.json.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Error,
+    Aborted,
+}
+
+impl From<Verdict> for Outcome {
+    fn from(v: Verdict) -> Outcome {
+        match v {
+            Verdict::Pass => Outcome::Pass,
+            Verdict::Fail => Outcome::Fail,
+            Verdict::Error => Outcome::Error,
+            Verdict::Aborted => Outcome::Aborted,
+        }
+    }
+}
+
+pub fn main(args: RunsArgs) -> i32 {
+    let store = args
+        .store
+        .clone()
+        .unwrap_or_else(|| default_store_path(Path::new("reports")));
+    let result = match args.command {
+        RunsCommand::List(a) => list(&store, a),
+        RunsCommand::Show(a) => show(&store, a),
+        RunsCommand::Ingest(a) => ingest(&store, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn list(store: &Path, a: ListArgs) -> anyhow::Result<i32> {
+    let filter = RunFilter {
+        serial: a.serial,
+        station: a.station,
+        outcome: a.verdict.map(Outcome::from),
+        from: a.from,
+        to: a.to,
+    };
+    let runs = list_runs(store, &filter)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    print!("{}", runs_table(&runs));
+    Ok(0)
+}
+
+/// The runs as an aligned text table with a count line.
+pub fn runs_table(runs: &[RunRow]) -> String {
+    let header = [
+        "RUN",
+        "STARTED (UTC)",
+        "STATION",
+        "DUT",
+        "SERIAL",
+        "VERDICT",
+        "REASON",
+    ];
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                r.started_utc.clone(),
+                r.station.clone(),
+                r.dut_type.clone(),
+                r.serial.clone(),
+                verdict(r.outcome).to_string(),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&header.map(str::to_string));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    out.push_str(&format!(
+        "{} run{}\n",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+fn verdict(o: Outcome) -> &'static str {
+    meterbench_store::outcome_str(o)
+}
+
+fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
+    let Some(d) = show_run(store, &a.run_id)? else {
+        anyhow::bail!(
+            "no run {:?} in the results store {}",
+            a.run_id,
+            store.display()
+        );
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(0);
+    }
+    let r = &d.run;
+    println!("run        {}", r.run_id);
+    println!(
+        "verdict    {}{}",
+        verdict(r.outcome),
+        r.reason
+            .as_deref()
+            .map(|x| format!(": {x}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "DUT        {} {} serial {} (class {})",
+        r.dut_manufacturer, r.dut_type, r.serial, r.accuracy_class
+    );
+    println!(
+        "procedure  {} version {} (sha256 {})",
+        r.procedure_id, r.procedure_version, r.procedure_sha256
+    );
+    println!(
+        "station    {} ({}), {}",
+        r.station, r.station_name, r.laboratory
+    );
+    println!(
+        "time       {} .. {}",
+        r.started_utc,
+        r.finished_utc.as_deref().unwrap_or("(not finished)")
+    );
+    println!("bench      meterbench {}", r.bench_version);
+    println!("bundle     {}", r.bundle.display());
+    if !d.instruments.is_empty() {
+        println!("instruments");
+        for i in &d.instruments {
+            println!(
+                "  {:<10} {} serial {} ({}), calibration {} by {}, due {}",
+                i.role,
+                i.model,
+                i.serial_number,
+                i.driver,
+                i.calibration_id,
+                i.calibration_issued_by,
+                i.calibration_due
+            );
+        }
+    }
+    if !d.points.is_empty() {
+        println!("accuracy points");
+        for p in &d.points {
+            println!(
+                "  {:<22} {:<6} error {:+.4} %  U(k=2) {:.4} %  MPE ±{} %  {}",
+                p.step_name,
+                p.port,
+                p.error_percent,
+                p.u_percent,
+                p.mpe_percent,
+                if p.accepted { "accepted" } else { "REJECTED" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
+    let mut failed = 0;
+    for bundle in &a.bundles {
+        match ingest_bundle(store, bundle) {
+            Ok(run_id) => println!("filed {run_id} from {}", bundle.display()),
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", bundle.display());
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 2 })
+}
+
+fn ingest_bundle(store: &Path, bundle: &Path) -> anyhow::Result<String> {
+    let path = bundle.join("record.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let record: RunRecord = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
+    meterbench_store::ingest(store, &record, bundle)?;
+    Ok(record.run_id)
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Render what the bench hands out to PNG, to look at with one's own eyes: the PDF
+# certificate of a PASS and of a FAIL run, the audit report over both, and (when a
+# headless Chromium is installed) the HTML certificate and audit.
+#   scripts/preview.sh [OUT]        (default OUT: reports/preview)
+# Needs pdftoppm (Debian: poppler-utils). Uses a throwaway signing key and store.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-reports/preview}
+command -v pdftoppm >/dev/null || { echo "pdftoppm missing: apt-get install poppler-utils" >&2; exit 2; }
+rm -rf "$out" && mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export METERBENCH_SIGNING_KEY="$work/key.pem" METERBENCH_STORE="$work/store"
+cargo build --quiet -p meterbench
+bin=${CARGO_TARGET_DIR:-target}/debug/meterbench
+"$bin" run --quiet --reports "$work/reports" >"$work/run.log" 2>&1 || true
+"$bin" run --quiet --reports "$work/reports" \
+  --sim-fault '{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}' >>"$work/run.log" 2>&1 || true
+today=$(date -u +%F)
+"$bin" audit --from "$(date -u -d yesterday +%F)" --to "$(date -u -d tomorrow +%F)" --out "$work/audit" >>"$work/run.log" 2>&1
+
+html_to_png() {
+  local browser
+  browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+  if [ -z "$browser" ]; then
+    echo "no headless Chromium: HTML not rendered ($1)"
+    return
+  fi
+  "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,2400 \
+    --screenshot="$2" "file://$(realpath "$1")" >/dev/null 2>&1
+}
+
+for run in "$work"/reports/*/; do
+  [ -f "$run/record.json" ] || continue
+  # summary.json has sorted keys: the run's outcome is its first "outcome".
+  outcome=$(grep -o '"outcome":"[A-Z]*"' "$run/summary.json" | head -1 | cut -d'"' -f4 | tr 'A-Z' 'a-z')
+  pdftoppm -r 80 -png "$run/certificate.pdf" "$out/certificate-$outcome"
+  html_to_png "$run/certificate.html" "$out/certificate-$outcome-html.png"
+done
+pdftoppm -r 80 -png "$work/audit/audit.pdf" "$out/audit"
+html_to_png "$work/audit/audit.html" "$out/audit-html.png"
+echo "runs of $today rendered; look at:"
+ls -1 "$out"/*.png
