@@ -8,6 +8,7 @@ fn main() {
         Command::Validate(args) => meterbench::cmd::validate::main(args),
         Command::Verify(args) => meterbench::cmd::verify::main(args),
         Command::Keys(args) => meterbench::cmd::keys::main(args),
+        Command::Devices(args) => meterbench::cmd::devices::main(args),
         Command::Runs(args) => meterbench::cmd::runs::main(args),
         Command::Audit(args) => meterbench::cmd::audit::main(args),
     };

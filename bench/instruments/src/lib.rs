@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub mod counter;
+pub mod discovery;
 pub mod scpi;
 pub mod source;
 pub mod transport;

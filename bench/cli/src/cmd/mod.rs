@@ -1,6 +1,7 @@
 //! The subcommands, one file each.
 
 pub mod audit;
+pub mod devices;
 pub mod keys;
 pub mod run;
 pub mod runs;
@@ -31,6 +32,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Check that a certificate bundle (or the issuance log) is untouched and signed.
     Verify(verify::VerifyArgs),
+    /// List serial ports (USB VID/PID, serial numbers) and CAN interfaces, and ask
+    /// what answers on them (`*IDN?`, the pulse counter's hello): for writing a station file.
+    Devices(devices::DevicesArgs),
     /// Manage the bench's signing key.
     Keys(keys::KeysArgs),
     /// Runs in the results store: list, show, file bundles into it.

@@ -1,0 +1,147 @@
+//! `meterbench devices` against simulated instruments on the far end of
+//! pseudo-terminals and a loopback socket: what a technician sees before writing a
+//! station file.
+
+use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
+use meterbench_procedure::{Fixture, Station};
+use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
+use meterbench_sim::{World, spawn_counter_device};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn world() -> meterbench_sim::SharedWorld {
+    let station = Station::load(&repo().join("hw/stations/sim.yaml")).unwrap();
+    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
+    Arc::new(Mutex::new(World::new(
+        station.simulation.as_ref().unwrap(),
+        &fixture,
+    )))
+}
+
+fn devices(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .arg("devices")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn instruments_on_ports_are_identified_with_station_lines() {
+    let w = world();
+    let mut config = SimScpiConfig::fluke_6105a();
+    config.identity.serial_number = "SRC-4711".into();
+    let scpi_pty = SimScpiInstrument::new(w.clone(), config.clone())
+        .spawn_on_pty_device()
+        .unwrap();
+    config.identity.serial_number = "REF-0815".into();
+    let scpi_tcp = SimScpiInstrument::new(w.clone(), config)
+        .spawn_on_tcp()
+        .unwrap();
+    let (mut master, slave) = TTYPort::pair().unwrap();
+    master.set_timeout(Duration::from_millis(50)).unwrap();
+    let counter_path = slave.name().unwrap();
+    let _counter = spawn_counter_device(w, master, "CNT-0042", 8, Vec::new());
+    // A port where nothing answers.
+    let (_silent_master, silent_slave) = TTYPort::pair().unwrap();
+    let silent_path = silent_slave.name().unwrap();
+
+    let (code, out, err) = devices(&[
+        "--probe",
+        scpi_pty.path(),
+        "--probe",
+        &counter_path,
+        "--probe",
+        &silent_path,
+        "--tcp",
+        &scpi_tcp.addr().to_string(),
+        "--timeout-ms",
+        "300",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("answers *IDN?: FLUKE 6105A, serial SRC-4711"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "station: {{ driver: scpi, port: {}, serial_number: SRC-4711 }}",
+            scpi_pty.path()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("serial REF-0815"), "{out}");
+    assert!(
+        out.contains(&format!("port: tcp://{}", scpi_tcp.addr())),
+        "{out}"
+    );
+    assert!(
+        out.contains("answers hello: meterbench pulse counter, 8 channels"),
+        "{out}"
+    );
+    assert!(out.contains("serial CNT-0042"), "{out}");
+    assert!(out.contains("timebase 125 MHz"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "station: {{ driver: meterbench-counter, port: {counter_path}, serial_number: CNT-0042 }}"
+        )),
+        "{out}"
+    );
+    let silent = out
+        .split(&format!("  {silent_path}\n"))
+        .nth(1)
+        .expect("the silent port is listed");
+    assert!(
+        silent.starts_with("      no known instrument answered:"),
+        "{out}"
+    );
+    assert!(out.contains("CAN interfaces (SocketCAN)"), "{out}");
+
+    // The same as JSON, for scripts.
+    let (code, json, _) = devices(&["--probe", &counter_path, "--json", "--timeout-ms", "300"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let port = v["serial_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == counter_path.as_str())
+        .unwrap();
+    assert_eq!(port["answer"]["kind"], "counter");
+    assert_eq!(port["answer"]["identity"]["serial_number"], "CNT-0042");
+    assert_eq!(port["answer"]["timebase_hz"], 125_000_000);
+    drop(slave);
+    drop(silent_slave);
+}
+
+#[test]
+fn a_port_that_does_not_exist_is_named() {
+    let (code, out, _) = devices(&["--probe", "/dev/meterbench-no-such-port"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("/dev/meterbench-no-such-port") && out.contains("cannot open"),
+        "{out}"
+    );
+}
+
+#[test]
+fn list_only_sends_nothing() {
+    let (code, out, _) = devices(&["--no-identify"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Serial ports\n"), "{out}");
+    assert!(!out.contains("answers"), "{out}");
+}
