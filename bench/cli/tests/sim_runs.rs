@@ -437,6 +437,8 @@ impl PulseCounter for Misbehaving<'_> {
     }
 }
 
+/// `after` counts counter drains; the full procedure makes about 60 (a settle drain per
+/// step and a few polls per point), so 20..40 is mid-run with several steps done.
 fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, BoundStation) {
     let mut b = sim(s, &[]);
     let rec = run_with(
@@ -458,7 +460,7 @@ fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, BoundStat
 #[test]
 fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::LinkLost, 600);
+    let (rec, b) = run_misbehaving(&s, Fault::LinkLost, 40);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason
@@ -489,7 +491,7 @@ fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
 #[test]
 fn a_panic_in_a_driver_is_an_error_with_the_source_off() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::Panic, 500);
+    let (rec, b) = run_misbehaving(&s, Fault::Panic, 35);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason.as_ref().unwrap().contains("panic"),
@@ -502,7 +504,7 @@ fn a_panic_in_a_driver_is_an_error_with_the_source_off() {
 #[test]
 fn a_lost_counter_event_invalidates_the_measurement() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::DropOneEvent, 500);
+    let (rec, b) = run_misbehaving(&s, Fault::DropOneEvent, 35);
     assert_eq!(rec.outcome, Outcome::Error);
     assert!(
         rec.outcome_reason.as_ref().unwrap().contains("lost events"),
@@ -515,7 +517,7 @@ fn a_lost_counter_event_invalidates_the_measurement() {
 #[test]
 fn an_operator_stop_aborts_with_the_source_off() {
     let s = setup(None);
-    let (rec, b) = run_misbehaving(&s, Fault::OperatorStop(s.abort.clone()), 300);
+    let (rec, b) = run_misbehaving(&s, Fault::OperatorStop(s.abort.clone()), 20);
     assert_eq!(rec.outcome, Outcome::Aborted);
     assert!(rec.steps.last().unwrap().outcome == Outcome::Aborted);
     assert!(rec.log.iter().any(|l| l.message == "source output off"));
@@ -549,34 +551,31 @@ fn link_fault(fault: CounterLinkFault, expect: &str) {
 
 #[test]
 fn counter_unplugged_mid_run() {
-    link_fault(CounterLinkFault::Unplug { at_ping: 400 }, "counter");
+    link_fault(CounterLinkFault::Unplug { at_ping: 35 }, "counter");
 }
 
 #[test]
 fn garbage_on_the_counter_link() {
-    link_fault(
-        CounterLinkFault::Garbage { at_ping: 400 },
-        "corrupted frame",
-    );
+    link_fault(CounterLinkFault::Garbage { at_ping: 35 }, "corrupted frame");
 }
 
 #[test]
 fn truncated_counter_frame() {
     link_fault(
-        CounterLinkFault::TruncateFrame { at_ping: 400 },
+        CounterLinkFault::TruncateFrame { at_ping: 35 },
         "corrupted frame",
     );
 }
 
 #[test]
 fn dropped_counter_frame() {
-    link_fault(CounterLinkFault::DropEdge { at_ping: 400 }, "lost events");
+    link_fault(CounterLinkFault::DropEdge { at_ping: 35 }, "lost events");
 }
 
 #[test]
 fn reordered_counter_frames() {
     link_fault(
-        CounterLinkFault::ReorderEdges { at_ping: 400 },
+        CounterLinkFault::ReorderEdges { at_ping: 35 },
         "lost events",
     );
 }
@@ -585,7 +584,7 @@ fn reordered_counter_frames() {
 fn counter_reply_later_than_its_timeout() {
     link_fault(
         CounterLinkFault::DelayPong {
-            at_ping: 400,
+            at_ping: 35,
             delay: std::time::Duration::from_secs(3),
         },
         "no answer",

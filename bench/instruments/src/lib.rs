@@ -151,6 +151,31 @@ pub trait Clock: Send {
     /// Time since the clock was created.
     fn now(&self) -> Duration;
     fn sleep(&mut self, duration: Duration);
+
+    /// Seconds of this clock that pass per second of wall time while sleeping: 1 for the
+    /// wall clock (and a simulation paced to it); `None` for a virtual clock that runs
+    /// unpaced, where a sleep costs no wall time. The runner refreshes the technician's
+    /// display every few wall-clock seconds; an unpaced clock needs no refresh between
+    /// the counter polls a measurement needs.
+    fn rate(&self) -> Option<f64> {
+        Some(1.0)
+    }
+
+    /// Sleep, but return early (false) once `stop` is set: a long wait must not keep
+    /// the source energised after a stop. Slices of at most 50 ms.
+    fn sleep_unless(&mut self, duration: Duration, stop: &std::sync::atomic::AtomicBool) -> bool {
+        const SLICE: Duration = Duration::from_millis(50);
+        let mut left = duration;
+        while !left.is_zero() {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            let step = left.min(SLICE);
+            self.sleep(step);
+            left -= step;
+        }
+        !stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Wall-clock time for real stations.

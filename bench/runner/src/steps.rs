@@ -20,6 +20,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// Longest wall-clock time between two counter polls while a point's end is far: how
+/// often the progress display moves on a real bench. (A stop does not wait for it:
+/// sleeps are interrupted.)
+const DISPLAY_REFRESH_WALL_S: f64 = 2.0;
+
 pub(crate) struct StepContext<'r, 'a> {
     pub req: &'r RunRequest<'r>,
     pub counter: &'a mut dyn PulseCounter,
@@ -42,6 +47,33 @@ impl Collected {
     fn pulses(&self, channel: u8) -> &[EdgeEvent] {
         self.by_channel.get(&channel).map_or(&[], |v| v.as_slice())
     }
+}
+
+/// Estimated time until every port has `needed` pulses at the nominal `period`, s: the
+/// slowest port's last pulse plus a period per missing pulse (from now when it has none
+/// yet, since the phase of its first pulse is unknown).
+fn time_to_pulses(
+    c: &Collected,
+    ports: &[(String, u8)],
+    needed: u64,
+    period: f64,
+    elapsed: f64,
+    timebase_hz: f64,
+) -> f64 {
+    ports
+        .iter()
+        .map(|(_, ch)| {
+            let p = c.pulses(*ch);
+            let missing = needed.saturating_sub(p.len() as u64) as f64;
+            if missing == 0.0 {
+                return 0.0;
+            }
+            let from = p.last().map_or(elapsed, |e| {
+                (e.timestamp_ticks - c.start_ticks) as f64 / timebase_hz
+            });
+            (from + missing * period - elapsed).max(0.0)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Expected duration of a step for the progress display, s.
@@ -252,17 +284,25 @@ impl StepContext<'_, '_> {
         Ok(())
     }
 
-    /// Poll the counter until `done` says so; `poll_s` should be a fraction of a period.
+    /// Poll the counter until `done` says so. `period` is the expected time between two
+    /// pulses (the unit of `progress`'s remaining-time estimate); `poll_s`, a fraction
+    /// of it, is how late after the estimated end the point is looked at.
+    /// The counter timestamps every edge itself: polling less often loses nothing, it
+    /// only delays when the host learns of the edges.
     fn collect(
         &mut self,
         c: &mut Collected,
+        period: f64,
         poll_s: f64,
         mut done: impl FnMut(&Collected, f64) -> Result<bool, StepStop>,
         mut progress: impl FnMut(&Collected, f64) -> (u64, u64, f64),
         index: usize,
     ) -> Result<(), StepStop> {
         let fine = poll_s.clamp(0.001, 0.25);
-        let period = poll_s * 8.0;
+        let display_refresh = self
+            .clock
+            .rate()
+            .map_or(f64::INFINITY, |r| DISPLAY_REFRESH_WALL_S * r);
         loop {
             let elapsed = (c.now_ticks - c.start_ticks) as f64 / self.tb();
             if done(c, elapsed)? {
@@ -279,12 +319,23 @@ impl StepContext<'_, '_> {
                 elapsed_s: elapsed,
                 remaining_s,
             });
-            // Every poll is a round trip to the counter. While the end is far, sleep long
-            // (never more than half a second, so a stop and the display stay prompt); near
-            // the end, poll at a fraction of a pulse period so the point ends on its pulse.
-            let coarse = (0.9 * remaining_s - period).min(0.5);
-            let sleep = if coarse > fine { coarse } else { fine };
-            self.clock.sleep(Duration::from_secs_f64(sleep));
+            // Every poll is a round trip to the counter; the counter timestamps every edge
+            // itself, so polling less loses nothing. While the end is far, sleep most of
+            // the way (the estimate assumes the nominal pulse rate; 0.9 leaves room for a
+            // slow meter), at most a display refresh on a paced clock. Near the end, sleep
+            // until the estimated end plus a fraction of a period: one poll usually ends
+            // the point, just after its pulse.
+            let sleep = if remaining_s > 2.0 * period {
+                (0.9 * remaining_s).min(display_refresh)
+            } else {
+                remaining_s + fine
+            };
+            if !self
+                .clock
+                .sleep_unless(Duration::from_secs_f64(sleep), &self.req.abort)
+            {
+                return Err(StepStop::Aborted);
+            }
             self.polls += 1;
             self.drain_into(c, true)?;
         }
@@ -310,8 +361,10 @@ impl StepContext<'_, '_> {
         let mut c = self.settle(ps, p.settle_s, guard)?;
         let ports = self.ports();
         let period = ps.nominal_period_s;
+        let tb = self.tb();
         self.collect(
             &mut c,
+            period,
             period / 8.0,
             |c, elapsed| {
                 Ok(ports
@@ -319,13 +372,17 @@ impl StepContext<'_, '_> {
                     .all(|(_, ch)| c.pulses(*ch).len() as u64 >= p.pulses)
                     || elapsed >= p.timeout_s)
             },
-            |c, _| {
+            |c, elapsed| {
                 let n = ports
                     .iter()
                     .map(|(_, ch)| c.pulses(*ch).len() as u64)
                     .min()
                     .unwrap_or(0);
-                (n, p.pulses, p.pulses.saturating_sub(n) as f64 * period)
+                (
+                    n,
+                    p.pulses,
+                    time_to_pulses(c, &ports, p.pulses, period, elapsed, tb),
+                )
             },
             index,
         )?;
@@ -408,15 +465,20 @@ impl StepContext<'_, '_> {
         };
         self.collect(
             &mut c,
+            tau,
             tau / 16.0,
             |c, elapsed| Ok(ports.iter().all(|(_, ch)| decided(c, elapsed, *ch))),
-            |c, _| {
+            |c, elapsed| {
                 let n = ports
                     .iter()
                     .map(|(_, ch)| c.pulses(*ch).len() as u64)
                     .min()
                     .unwrap_or(0);
-                (n, s.pulses, s.pulses.saturating_sub(n) as f64 * tau)
+                (
+                    n,
+                    s.pulses,
+                    time_to_pulses(c, &ports, s.pulses, tau, elapsed, tb),
+                )
             },
             index,
         )?;
@@ -448,8 +510,10 @@ impl StepContext<'_, '_> {
         let duration = no_load_s(n, ps, self.req.fixture);
         let mut c = self.settle(ps, n.settle_s, guard)?;
         let ports = self.ports();
+        // No pulse is expected: the remaining time is exact; look 0.25 s after the end.
         self.collect(
             &mut c,
+            1.0,
             0.25,
             |_, elapsed| Ok(elapsed >= duration),
             |c, elapsed| {
@@ -500,6 +564,7 @@ impl StepContext<'_, '_> {
         let tb = self.tb();
         self.collect(
             &mut c,
+            period,
             period / 8.0,
             |c, elapsed| {
                 let mut all = true;
@@ -522,9 +587,9 @@ impl StepContext<'_, '_> {
                 }
                 Ok(all)
             },
-            |c, _| {
+            |c, elapsed| {
                 let n = ports.iter().map(|(_, ch)| c.pulses(*ch).len() as u64).min().unwrap_or(0);
-                (n, needed, needed.saturating_sub(n) as f64 * period)
+                (n, needed, time_to_pulses(c, &ports, needed, period, elapsed, tb))
             },
             index,
         )?;

@@ -159,6 +159,29 @@ impl Clock for SimClock {
         Duration::from_secs_f64(self.world.lock().unwrap().now_s())
     }
 
+    fn rate(&self) -> Option<f64> {
+        self.realtime.map(|_| 1.0)
+    }
+
+    /// Without real-time pacing a virtual sleep takes no wall time: nothing to interrupt.
+    fn sleep_unless(&mut self, duration: Duration, stop: &std::sync::atomic::AtomicBool) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.realtime.is_some() {
+            let mut left = duration;
+            while !left.is_zero() {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                let step = left.min(Duration::from_millis(50));
+                self.sleep(step);
+                left -= step;
+            }
+        } else {
+            self.sleep(duration);
+        }
+        !stop.load(Ordering::SeqCst)
+    }
+
     fn sleep(&mut self, duration: Duration) {
         let t = {
             let mut w = self.world.lock().unwrap();

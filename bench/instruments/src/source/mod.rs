@@ -158,13 +158,17 @@ impl<T: Transport> AcSource for ScpiAcSource<T> {
         Ok(self.identity.clone())
     }
 
+    /// One setpoint is one command group: frequency and every phase, then one error
+    /// query. (Each error query is a round trip; on RS-232 at 9600 baud, or any link,
+    /// a setpoint's worth of commands is checked as a whole and a failure names them all.)
     fn apply(&mut self, setpoint: &SourceSetpoint) -> InstrumentResult<()> {
         self.validate(setpoint)?;
         let profile = self.profile;
-        self.group(
-            profile.frequency,
-            &[("frequency_hz", setpoint.frequency_hz)],
-        )?;
+        let mut commands: Vec<String> = profile
+            .frequency
+            .iter()
+            .map(|t| render(t.template, &[("frequency_hz", setpoint.frequency_hz)]))
+            .collect();
         for (k, p) in setpoint.phases.iter().enumerate() {
             let values = [
                 ("phase", (k + 1) as f64),
@@ -176,9 +180,9 @@ impl<T: Transport> AcSource for ScpiAcSource<T> {
                     profile.current_angle_deg(k, p.current_lag_deg),
                 ),
             ];
-            self.group(profile.phase, &values)?;
+            commands.extend(profile.phase.iter().map(|t| render(t.template, &values)));
         }
-        Ok(())
+        self.session.command_group(&commands)
     }
 
     fn set_output(&mut self, on: bool) -> InstrumentResult<()> {

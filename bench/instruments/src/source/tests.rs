@@ -78,11 +78,10 @@ fn fluke_identifies_and_clears_its_status() {
 #[test]
 fn fluke_applies_a_three_phase_setpoint_through_the_harmonic_tree() {
     let mut steps = fluke_connect();
-    steps.extend([cmd("SOUR:FREQ 50"), no_error()]);
+    // A setpoint is one command group: one error query after all of it.
+    steps.push(cmd("SOUR:FREQ 50"));
     steps.extend(fluke_phase(1, "230", "0", "5", "-60"));
-    steps.push(no_error());
     steps.extend(fluke_phase(2, "230", "-120", "5", "-60"));
-    steps.push(no_error());
     steps.extend(fluke_phase(3, "230", "120", "5", "-60"));
     steps.push(no_error());
     let mut s = connect(steps);
@@ -98,18 +97,18 @@ fn fluke_applies_a_three_phase_setpoint_through_the_harmonic_tree() {
         .collect();
     assert!(wire.contains(
         "SOUR:PHAS2:VOLT:RANG 230,230\nSOUR:PHAS2:VOLT:MHAR:HARM1 230,-120\n\
-         SOUR:PHAS2:CURR:RANG 5,5\nSOUR:PHAS2:CURR:MHAR:HARM1 5,-60\nSYST:ERR?\n"
+         SOUR:PHAS2:CURR:RANG 5,5\nSOUR:PHAS2:CURR:MHAR:HARM1 5,-60\nSOUR:PHAS3:VOLT:RANG 230,230\n"
     ));
 }
 
 #[test]
 fn fluke_capacitive_setpoint_leads_and_small_currents_keep_their_digits() {
     let mut steps = fluke_connect();
-    steps.extend([cmd("SOUR:FREQ 60"), no_error()]);
+    steps.push(cmd("SOUR:FREQ 60"));
     for (n, va) in [(1, "0"), (2, "-120"), (3, "120")] {
         steps.extend(fluke_phase(n, "57.735", va, "0.025", "36.87"));
-        steps.push(no_error());
     }
+    steps.push(no_error());
     let mut s = connect(steps);
     let mut sp = setpoint(57.735, 0.025, -36.87);
     sp.frequency_hz = 60.0;
@@ -156,8 +155,10 @@ fn fluke_energy_pulse_output_constant() {
 #[test]
 fn an_error_in_the_queue_is_a_device_error_naming_command_and_reply() {
     let mut steps = fluke_connect();
-    steps.extend([cmd("SOUR:FREQ 50"), no_error()]);
+    steps.push(cmd("SOUR:FREQ 50"));
     steps.extend(fluke_phase(1, "400", "0", "5", "0"));
+    steps.extend(fluke_phase(2, "400", "-120", "5", "0"));
+    steps.extend(fluke_phase(3, "400", "120", "5", "0"));
     steps.extend([
         ScriptStep::exchange("SYST:ERR?\n", "-222,\"Data out of range\"\n"),
         no_error(),
@@ -180,7 +181,11 @@ fn an_error_in_the_queue_is_a_device_error_naming_command_and_reply() {
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("Data out of range"));
-    // The driver stops at the failing group: phases 2 and 3 were never sent.
+    // Every command of the group is named, so the operator sees what was asked.
+    assert!(
+        e.to_string().contains("SOUR:PHAS3:CURR:MHAR:HARM1 5,0"),
+        "{e}"
+    );
     s.transport().assert_finished();
 }
 
@@ -269,16 +274,16 @@ fn chroma_identifies_and_enters_three_phase_mode() {
 #[test]
 fn chroma_applies_voltages_limits_and_angles_per_selected_phase() {
     let mut steps = chroma_connect();
-    steps.extend([cmd("FREQ 50"), no_error()]);
+    steps.push(cmd("FREQ 50"));
     for (n, angle) in [(1, "0"), (2, "240"), (3, "120")] {
         steps.extend([
             cmd(&format!("INST:NSEL {n}")),
             cmd("VOLT:AC 230"),
             cmd("CURR:LIM 10"),
             cmd(&format!("PHAS {angle}")),
-            no_error(),
         ]);
     }
+    steps.push(no_error());
     steps.extend([cmd("OUTP ON"), no_error(), cmd("OUTP OFF"), no_error()]);
     let mut s = connect(steps);
     s.apply(&setpoint(230.0, 10.0, 0.0)).unwrap();
@@ -311,19 +316,26 @@ fn chroma_refuses_what_an_ac_source_cannot_do() {
 #[test]
 fn chroma_error_names_the_phase_commands() {
     let mut steps = chroma_connect();
-    steps.extend([cmd("FREQ 50"), no_error()]);
+    steps.push(cmd("FREQ 50"));
+    for (n, angle) in [(1, "0"), (2, "240"), (3, "120")] {
+        steps.extend([
+            cmd(&format!("INST:NSEL {n}")),
+            cmd("VOLT:AC 330"),
+            cmd("CURR:LIM 5"),
+            cmd(&format!("PHAS {angle}")),
+        ]);
+    }
     steps.extend([
-        cmd("INST:NSEL 1"),
-        cmd("VOLT:AC 330"),
-        cmd("CURR:LIM 5"),
-        cmd("PHAS 0"),
         ScriptStep::exchange("SYST:ERR?\n", "-222,\"Data out of range\"\n"),
         no_error(),
     ]);
     let mut s = connect(steps);
     match s.apply(&setpoint(330.0, 5.0, 0.0)) {
         Err(InstrumentError::Device { request, reply, .. }) => {
-            assert_eq!(request, "INST:NSEL 1; VOLT:AC 330; CURR:LIM 5; PHAS 0");
+            assert!(
+                request.starts_with("FREQ 50; INST:NSEL 1; VOLT:AC 330; CURR:LIM 5; PHAS 0; "),
+                "{request}"
+            );
             assert!(reply.contains("-222,\"Data out of range\""), "{reply}");
         }
         other => panic!("{other:?}"),

@@ -52,6 +52,8 @@ pub struct ScriptedTransport {
     transcript: Vec<(Vec<u8>, Vec<u8>)>,
     rts: Option<bool>,
     dtr: Option<bool>,
+    /// Bytes of the next step's `sent` already written (a step may arrive in pieces).
+    sent_so_far: usize,
 }
 
 fn show(bytes: &[u8]) -> String {
@@ -162,34 +164,51 @@ impl ScriptedTransport {
 }
 
 impl Transport for ScriptedTransport {
+    /// The script is a byte stream: one write may cover several steps, or part of one
+    /// (a driver may send a command group in one write or a command in pieces).
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        self.reach_disconnect();
-        if self.disconnected {
-            return Err(ScriptedTransport::closed());
-        }
-        let step = self.next_step;
-        let Some(expected) = self.steps.pop_front() else {
-            panic!(
-                "scripted transport: the script ended after step {} but the driver sent {}",
-                step - 1,
-                show(bytes)
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            self.reach_disconnect();
+            if self.disconnected {
+                return Err(ScriptedTransport::closed());
+            }
+            let step = self.next_step;
+            let Some(expected) = self.steps.front() else {
+                panic!(
+                    "scripted transport: the script ended after step {} but the driver sent {}",
+                    step - 1,
+                    show(rest)
+                );
+            };
+            let sent = match expected {
+                ScriptStep::Exchange { sent, .. } | ScriptStep::Timeout { sent } => sent,
+                ScriptStep::Disconnect => unreachable!("handled by reach_disconnect"),
+            };
+            let want = &sent[self.sent_so_far..];
+            let n = want.len().min(rest.len());
+            assert!(
+                rest[..n] == want[..n],
+                "scripted transport: step {step} expected {} but the driver sent {}",
+                show(sent),
+                show(&[&sent[..self.sent_so_far], rest].concat())
             );
-        };
-        let (sent, reply, silent) = match expected {
-            ScriptStep::Exchange { sent, reply } => (sent, reply, false),
-            ScriptStep::Timeout { sent } => (sent, Vec::new(), true),
-            ScriptStep::Disconnect => unreachable!("handled by reach_disconnect"),
-        };
-        assert!(
-            bytes == sent.as_slice(),
-            "scripted transport: step {step} expected {} but the driver sent {}",
-            show(&sent),
-            show(bytes)
-        );
-        self.next_step += 1;
-        self.silent = silent;
-        self.pending.extend_from_slice(&reply);
-        self.transcript.push((sent, reply));
+            self.sent_so_far += n;
+            rest = &rest[n..];
+            if self.sent_so_far < sent.len() {
+                break;
+            }
+            let (sent, reply, silent) = match self.steps.pop_front() {
+                Some(ScriptStep::Exchange { sent, reply }) => (sent, reply, false),
+                Some(ScriptStep::Timeout { sent }) => (sent, Vec::new(), true),
+                _ => unreachable!("the front step was an exchange or a timeout"),
+            };
+            self.sent_so_far = 0;
+            self.next_step += 1;
+            self.silent = silent;
+            self.pending.extend_from_slice(&reply);
+            self.transcript.push((sent, reply));
+        }
         Ok(())
     }
 
@@ -287,5 +306,20 @@ mod tests {
         ));
         assert!(matches!(t.read_exact(1, T), Err(TransportError::Closed(_))));
         t.assert_finished();
+    }
+
+    #[test]
+    fn the_script_is_a_byte_stream_not_a_list_of_writes() {
+        let mut t = ScriptedTransport::new([
+            ScriptStep::command("SOUR:FREQ 50\n"),
+            ScriptStep::command("OUTP ON\n"),
+            ScriptStep::exchange("SYST:ERR?\n", "0,\"No error\"\n"),
+        ]);
+        t.write_all(b"SOUR:FREQ 50\nOUTP").unwrap();
+        t.write_all(b" ON\nSYST:").unwrap();
+        t.write_all(b"ERR?\n").unwrap();
+        assert_eq!(t.read_until(b'\n', T).unwrap(), b"0,\"No error\"");
+        t.assert_finished();
+        assert_eq!(t.transcript().len(), 3);
     }
 }

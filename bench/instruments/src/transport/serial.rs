@@ -165,9 +165,12 @@ fn line_error(e: serialport::Error) -> TransportError {
 }
 
 impl Transport for SerialTransport {
+    /// The bytes go straight to the kernel's tty buffer (the port has no user-space
+    /// buffer). No `flush`: on a TTY it is `tcdrain`, a wait until the UART has shifted
+    /// every byte out, which adds a line's transmission time to every command and tells
+    /// the caller nothing the reply's arrival does not.
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        self.port.0.write_all(bytes).map_err(classify)?;
-        self.port.0.flush().map_err(classify)
+        self.port.0.write_all(bytes).map_err(classify)
     }
 
     fn read_until(&mut self, terminator: u8, timeout: Duration) -> Result<Vec<u8>, TransportError> {
