@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod devices;
+pub mod hw;
 pub mod keys;
 pub mod run;
 pub mod runs;
@@ -35,6 +36,8 @@ pub enum Command {
     /// List serial ports (USB VID/PID, serial numbers) and CAN interfaces, and ask
     /// what answers on them (`*IDN?`, the pulse counter's hello): for writing a station file.
     Devices(devices::DevicesArgs),
+    /// The pulse counter: flash its firmware through a debug probe, read its identity.
+    Hw(hw::HwArgs),
     /// Manage the bench's signing key.
     Keys(keys::KeysArgs),
     /// Runs in the results store: list, show, file bundles into it.
