@@ -10,6 +10,7 @@ fn main() {
         Command::Keys(args) => meterbench::cmd::keys::main(args),
         Command::Devices(args) => meterbench::cmd::devices::main(args),
         Command::Hw(args) => meterbench::cmd::hw::main(args),
+        Command::P1(args) => meterbench::cmd::p1::main(args),
         Command::Runs(args) => meterbench::cmd::runs::main(args),
         Command::Audit(args) => meterbench::cmd::audit::main(args),
     };

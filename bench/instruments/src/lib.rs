@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub mod counter;
 pub mod discovery;
+pub mod p1;
 pub mod scpi;
 pub mod source;
 pub mod transport;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod devices;
 pub mod hw;
 pub mod keys;
+pub mod p1;
 pub mod run;
 pub mod runs;
 pub mod validate;
@@ -38,6 +39,8 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// The pulse counter: flash its firmware through a debug probe, read its identity.
     Hw(hw::HwArgs),
+    /// DSMR P1 telegrams: read a port live, or decode captured bytes.
+    P1(p1::P1Args),
     /// Manage the bench's signing key.
     Keys(keys::KeysArgs),
     /// Runs in the results store: list, show, file bundles into it.

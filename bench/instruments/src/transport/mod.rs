@@ -41,7 +41,8 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// A byte link to one instrument. Implementations buffer input, so bytes that arrive
 /// after a terminator are kept for the next read.
 pub trait Transport: Send {
-    /// Write all bytes (one whole message: the scripted transport compares writes one to one).
+    /// Write all bytes. Where one write ends says nothing on the wire (the scripted
+    /// transport matches the byte stream).
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError>;
     /// Read up to and including `terminator`; returns the message without it.
     fn read_until(&mut self, terminator: u8, timeout: Duration) -> Result<Vec<u8>, TransportError>;
