@@ -4,12 +4,14 @@
 //! the same traits as real drivers; the runner cannot tell them apart.
 
 pub mod counter_device;
+pub mod csp1_device;
 mod devices;
 mod meter;
 pub mod scpi;
 mod world;
 
 pub use counter_device::{CounterLinkFault, spawn_counter_device};
+pub use csp1_device::{Csp1SimConfig, RequestWire, WiredPty, spawn_csp1_device};
 pub use devices::{SimAcSource, SimClock, SimPulseCounter, SimReference};
 pub use meter::MeterModel;
 pub use scpi::{SimPtyDevice, SimScpiConfig, SimScpiHandle, SimScpiInstrument, SimTcpServer};

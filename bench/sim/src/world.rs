@@ -56,7 +56,21 @@ pub struct World {
     update_period_s: f64,
     counter: CounterModel,
     scratch: Vec<LedPulse>,
+    ct: CtSeconds,
 }
+
+/// The RMS current per phase over each whole second of virtual time: what a current
+/// sensor that reports once a second (the CSP1) measures.
+#[derive(Debug, Default)]
+struct CtSeconds {
+    /// ∫ i² dt per phase since the start of the current second, A²·s.
+    integral_sq: [f64; 3],
+    /// Completed seconds, oldest first: (end of the second, RMS per phase in A).
+    completed: std::collections::VecDeque<(f64, [f64; 3])>,
+}
+
+/// Completed seconds kept for sensors to read (an hour).
+const CT_SECONDS_KEPT: usize = 3600;
 
 impl World {
     pub fn new(spec: &SimulationSpec, fixture: &Fixture) -> World {
@@ -98,6 +112,7 @@ impl World {
                 sequence: 0,
             },
             scratch: Vec::new(),
+            ct: CtSeconds::default(),
         }
     }
 
@@ -257,6 +272,42 @@ impl World {
         (events, self.ticks(now))
     }
 
+    // --- current sensors ------------------------------------------------------------
+
+    /// RMS current per phase (A) of each whole second of virtual time that ended after
+    /// `after_s`, as (end of the second, [L1, L2, L3]), oldest first.
+    pub fn ct_seconds_after(&self, after_s: f64) -> Vec<(f64, [f64; 3])> {
+        self.ct
+            .completed
+            .iter()
+            .filter(|(t, _)| *t > after_s + 1e-9)
+            .copied()
+            .collect()
+    }
+
+    /// Accumulate i² over `t0 .. t0 + dt` (the slice's current), closing whole seconds.
+    fn ct_accumulate(&mut self, t0: f64, dt: f64) {
+        let i = self.source.current;
+        let mut t = t0;
+        let end = t0 + dt;
+        while t < end - 1e-12 {
+            let second_end = (t + 1e-9).floor() + 1.0;
+            let t1 = second_end.min(end);
+            for (acc, ik) in self.ct.integral_sq.iter_mut().zip(i) {
+                *acc += ik * ik * (t1 - t);
+            }
+            if (t1 - second_end).abs() < 1e-9 {
+                let rms = self.ct.integral_sq.map(|x| x.max(0.0).sqrt());
+                self.ct.completed.push_back((second_end, rms));
+                if self.ct.completed.len() > CT_SECONDS_KEPT {
+                    self.ct.completed.pop_front();
+                }
+                self.ct.integral_sq = [0.0; 3];
+            }
+            t = t1;
+        }
+    }
+
     // --- time -----------------------------------------------------------------------
 
     /// Advance the world by `duration_s` seconds of virtual time.
@@ -296,6 +347,7 @@ impl World {
             s.voltage[k] = tv + (s.voltage[k] - tv) * relax;
             s.current[k] = ti + (s.current[k] - ti) * relax;
         }
+        self.ct_accumulate(t0, dt);
         let loads = self.loads();
         let power: f64 = loads.iter().map(|l| l.power_w()).sum();
         let energy_before = self.true_energy_j;
