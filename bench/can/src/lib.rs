@@ -28,6 +28,7 @@
 
 mod bus;
 mod frame;
+pub mod identity;
 pub mod isotp;
 pub mod pipe;
 mod scripted;
@@ -39,6 +40,7 @@ mod util;
 
 pub use bus::{CanBus, CanError};
 pub use frame::{CanFrame, CanId, FrameError};
+pub use identity::{IdentityDids, SoftwareIdentity, hash_bytes, hash_hex, read_software_identity};
 pub use isotp::{IsoTpAddress, IsoTpClient, IsoTpConfig, IsoTpError, IsoTpServer};
 pub use scripted::ScriptedBus;
 pub use slcan::{Bitrate, SlcanBus, SlcanDevice, SlcanStats};

@@ -9,6 +9,7 @@ fn main() {
         Command::Verify(args) => meterbench::cmd::verify::main(args),
         Command::Keys(args) => meterbench::cmd::keys::main(args),
         Command::Devices(args) => meterbench::cmd::devices::main(args),
+        Command::Can(args) => meterbench::cmd::can::main(args),
         Command::Hw(args) => meterbench::cmd::hw::main(args),
         Command::P1(args) => meterbench::cmd::p1::main(args),
         Command::Runs(args) => meterbench::cmd::runs::main(args),

@@ -77,6 +77,36 @@ mod raw {
         pub ratings: Ratings,
         pub ports: Spanned<Vec<Spanned<Port>>>,
         pub repeatability_min_pulses: MinPulses,
+        #[serde(default)]
+        pub can: Option<Spanned<CanProfile>>,
+        #[serde(default)]
+        pub software: Option<Software>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CanProfile {
+        pub assumed: bool,
+        pub bitrate_kbps: Spanned<u32>,
+        pub request_id: Spanned<String>,
+        pub response_id: Spanned<String>,
+        pub dids: Dids,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Dids {
+        pub software_version: Spanned<String>,
+        pub software_hash: Spanned<String>,
+        pub lrs_hash: Spanned<BTreeMap<String, Spanned<String>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Software {
+        pub certified: Spanned<Vec<Spanned<CertifiedIdentity>>>,
         pub source: String,
     }
 
@@ -128,6 +158,47 @@ mod raw {
     }
 }
 
+/// A software identity as a type-examination certificate lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertifiedIdentity {
+    pub software_version: String,
+    pub software_hash: String,
+    pub lrs_hash: String,
+}
+
+/// Where the DUT answers on CAN (ISO-TP, UDS ReadDataByIdentifier), and which data
+/// identifiers hold its software identity. `assumed`: the identifiers are not published
+/// by the maker (the CPIM1000's CAN protocol is not public) but chosen for the bench.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanProfile {
+    pub assumed: bool,
+    pub bitrate_kbps: u32,
+    pub request_id: u32,
+    pub response_id: u32,
+    /// 29-bit identifiers (either id above 0x7FF).
+    pub extended: bool,
+    pub did_software_version: u16,
+    pub did_software_hash: u16,
+    /// Per port.
+    pub did_lrs_hash: BTreeMap<String, u16>,
+    pub source: String,
+}
+
+/// `0x7E0` or `2016`.
+fn parse_int(s: &str) -> Option<u64> {
+    let t = s.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// Hash text as the LCD and the certificate show it: hex digits.
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A measuring port of the DUT (one meter of a multi-meter housing) and the counter
 /// channel its LED's scanning head is wired to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +248,10 @@ pub struct Fixture {
     pub ports: Vec<Port>,
     pub min_pulses: BTreeMap<RatedCurrent, u64>,
     pub min_pulses_source: String,
+    pub can: Option<CanProfile>,
+    /// The software identities the type-examination certificate allows (empty: none declared).
+    pub certified_software: Vec<CertifiedIdentity>,
+    pub certified_software_source: Option<String>,
     pub source: String,
 }
 
@@ -298,7 +373,110 @@ impl Fixture {
             min_pulses.insert(current, n.value);
         }
 
+        let can = match &raw.can {
+            None => None,
+            Some(c) => {
+                let v = &c.value;
+                const SLCAN_KBPS: [u32; 9] = [10, 20, 50, 100, 125, 250, 500, 800, 1000];
+                if !SLCAN_KBPS.contains(&v.bitrate_kbps.value) {
+                    return Err(err(
+                        Pos::of(&v.bitrate_kbps),
+                        format!(
+                            "bitrate {} kbit/s is not one of {SLCAN_KBPS:?}",
+                            v.bitrate_kbps.value
+                        ),
+                    ));
+                }
+                let id = |s: &Spanned<String>| -> Result<u32, DataError> {
+                    parse_int(&s.value)
+                        .filter(|&x| x <= 0x1FFF_FFFF)
+                        .map(|x| x as u32)
+                        .ok_or_else(|| {
+                            err(
+                                Pos::of(s),
+                                format!(
+                                    "`{}` is not a CAN identifier (0x0 .. 0x1FFFFFFF)",
+                                    s.value
+                                ),
+                            )
+                        })
+                };
+                let did = |s: &Spanned<String>| -> Result<u16, DataError> {
+                    parse_int(&s.value)
+                        .filter(|&x| x <= 0xFFFF)
+                        .map(|x| x as u16)
+                        .ok_or_else(|| {
+                            err(
+                                Pos::of(s),
+                                format!(
+                                    "`{}` is not a data identifier (0x0000 .. 0xFFFF)",
+                                    s.value
+                                ),
+                            )
+                        })
+                };
+                let (request_id, response_id) = (id(&v.request_id)?, id(&v.response_id)?);
+                if request_id == response_id {
+                    return Err(err(
+                        Pos::of(&v.response_id),
+                        "the response id must differ from the request id".into(),
+                    ));
+                }
+                let mut did_lrs_hash = BTreeMap::new();
+                for (port, d) in &v.dids.lrs_hash.value {
+                    if !ports.iter().any(|p| &p.name == port) {
+                        return Err(err(
+                            Pos::of(d),
+                            format!("`{port}` is not a port of this fixture"),
+                        ));
+                    }
+                    did_lrs_hash.insert(port.clone(), did(d)?);
+                }
+                if let Some(p) = ports.iter().find(|p| !did_lrs_hash.contains_key(&p.name)) {
+                    return Err(err(
+                        Pos::of(&v.dids.lrs_hash),
+                        format!("port `{}` has no LRS hash identifier", p.name),
+                    ));
+                }
+                Some(CanProfile {
+                    assumed: v.assumed,
+                    bitrate_kbps: v.bitrate_kbps.value,
+                    request_id,
+                    response_id,
+                    extended: request_id > 0x7FF || response_id > 0x7FF,
+                    did_software_version: did(&v.dids.software_version)?,
+                    did_software_hash: did(&v.dids.software_hash)?,
+                    did_lrs_hash,
+                    source: v.source.clone(),
+                })
+            }
+        };
+        let mut certified_software = Vec::new();
+        if let Some(sw) = &raw.software {
+            if sw.certified.value.is_empty() {
+                return Err(err(
+                    Pos::of(&sw.certified),
+                    "list at least one certified identity (or leave `software` out)".into(),
+                ));
+            }
+            for c in &sw.certified.value {
+                let i = &c.value;
+                for (name, h) in [
+                    ("software_hash", &i.software_hash),
+                    ("lrs_hash", &i.lrs_hash),
+                ] {
+                    if !is_hex(h) {
+                        return Err(err(Pos::of(c), format!("{name} `{h}` is not hexadecimal")));
+                    }
+                }
+                certified_software.push(i.clone());
+            }
+        }
+
         Ok(Fixture {
+            can,
+            certified_software,
+            certified_software_source: raw.software.as_ref().map(|s| s.source.clone()),
             id: raw.id,
             manufacturer: raw.device.manufacturer,
             device_type: raw.device.type_name,

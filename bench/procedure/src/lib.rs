@@ -10,7 +10,9 @@ pub mod station;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
 mod yaml;
 
-pub use fixture::{Fixture, Port, RatedCurrent, RatedCurrents, Wiring};
+pub use fixture::{
+    CanProfile, CertifiedIdentity, Fixture, Port, RatedCurrent, RatedCurrents, Wiring,
+};
 pub use procedure::{
     AccuracyStep, CurrentSpec, LimitSpec, NoLoadStep, Phase, Procedure, PulseCheckStep,
     StartingStep, Step, StepKind,

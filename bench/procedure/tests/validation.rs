@@ -141,3 +141,31 @@ fn a_fault_is_parsed_from_flow_yaml() {
     let e = SimFault::parse("{dead_led: {prt: right}}").unwrap_err();
     assert!(e.to_string().contains("prt"), "{e}");
 }
+
+#[test]
+fn bad_can_profile_entries_are_rejected_where_they_are() {
+    use meterbench_procedure::Fixture;
+    let (err, line, _) = edited(
+        "fixtures/cpim1000.yaml",
+        "response_id: \"0x7E8\"",
+        "response_id: \"0x7G8\"",
+        Fixture::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("not a CAN identifier"), "{err}");
+    let (err, line, _) = edited(
+        "fixtures/cpim1000.yaml",
+        "right: \"0xF1A2\"",
+        "middle: \"0xF1A2\"",
+        Fixture::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("`middle` is not a port"), "{err}");
+    let (err, _, _) = edited(
+        "fixtures/cpim1000.yaml",
+        "lrs_hash: \"A3F09C4E\"",
+        "lrs_hash: \"A3F09C4X\"",
+        Fixture::from_file,
+    );
+    assert!(err.message.contains("not hexadecimal"), "{err}");
+}

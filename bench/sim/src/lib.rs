@@ -4,6 +4,7 @@
 //! the same traits as real drivers; the runner cannot tell them apart.
 
 pub mod counter_device;
+pub mod cpim_can;
 pub mod csp1_device;
 mod devices;
 mod meter;
@@ -11,6 +12,7 @@ pub mod scpi;
 mod world;
 
 pub use counter_device::{CounterLinkFault, spawn_counter_device};
+pub use cpim_can::{CpimSoftware, spawn_cpim_can_node};
 pub use csp1_device::{Csp1SimConfig, RequestWire, WiredPty, spawn_csp1_device};
 pub use devices::{SimAcSource, SimClock, SimPulseCounter, SimReference};
 pub use meter::MeterModel;

@@ -1,6 +1,7 @@
 //! The subcommands, one file each.
 
 pub mod audit;
+pub mod can;
 pub mod devices;
 pub mod hw;
 pub mod keys;
@@ -37,6 +38,8 @@ pub enum Command {
     /// List serial ports (USB VID/PID, serial numbers) and CAN interfaces, and ask
     /// what answers on them (`*IDN?`, the pulse counter's hello): for writing a station file.
     Devices(devices::DevicesArgs),
+    /// CAN: read a meter's software identity and compare it with the certified ones.
+    Can(can::CanArgs),
     /// The pulse counter: flash its firmware through a debug probe, read its identity.
     Hw(hw::HwArgs),
     /// DSMR P1 telegrams: read a port live, or decode captured bytes.
