@@ -4,12 +4,14 @@
 //! unknown keys; `TryFrom`-style validation builds the model the runner sees and checks
 //! the semantics. Every error carries file, line and column.
 
+pub mod answers;
 pub mod fixture;
 pub mod procedure;
 pub mod station;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
 mod yaml;
 
+pub use answers::{ANSWERS_SCHEMA, Answers};
 pub use fixture::{
     CanProfile, CertifiedIdentity, Fixture, Port, RatedCurrent, RatedCurrents, Wiring,
 };

@@ -3,6 +3,7 @@
 //! source is behind a guard that switches it off however the run ends.
 
 pub mod events;
+pub mod operator;
 pub mod plan;
 pub mod record;
 pub mod safety;

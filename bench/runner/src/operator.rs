@@ -1,0 +1,300 @@
+//! Operator prompts: what the bench asks a person (or an answers file, or a barcode
+//! scanner that types) during a procedure, with the format each answer must have. A
+//! mistyped entry at the keyboard is refused with the reason and asked again; a wrong
+//! entry in an answers file is an error naming the file, line and key.
+
+use meterbench_procedure::Answers;
+use std::io::{BufRead, Write};
+
+/// The shape of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// A hash as the LCD shows it: exactly `digits` hexadecimal digits (case ignored;
+    /// the answer is upper-cased).
+    HexHash { digits: usize },
+    /// A software version: dot-separated numbers, e.g. `1.8.4`.
+    Version,
+    /// A register reading: digits with at most `decimals` after the point (never rounded).
+    Reading { decimals: usize },
+    /// A serial number: printable ASCII without spaces (a barcode scanner's output).
+    SerialNumber,
+    /// `yes` or `no` (`y`/`n`, any case); normalised to `yes`/`no`.
+    YesNo,
+}
+
+impl AnswerFormat {
+    /// What to type, for the prompt.
+    pub fn hint(self) -> String {
+        match self {
+            AnswerFormat::HexHash { digits } => format!("{digits} hex digits"),
+            AnswerFormat::Version => "e.g. 1.8.4".into(),
+            AnswerFormat::Reading { decimals } => format!("digits, up to {decimals} decimals"),
+            AnswerFormat::SerialNumber => "scan or type the serial number".into(),
+            AnswerFormat::YesNo => "yes/no".into(),
+        }
+    }
+}
+
+/// Check an answer against its format; the normalised answer, or why it is refused.
+pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
+    let t = text.trim();
+    match format {
+        AnswerFormat::HexHash { digits } => {
+            if t.len() != digits {
+                return Err(format!(
+                    "{} characters, a hash here has {digits}",
+                    t.chars().count()
+                ));
+            }
+            if let Some(c) = t.chars().find(|c| !c.is_ascii_hexdigit()) {
+                return Err(format!("`{c}` is not a hexadecimal digit (0-9, A-F)"));
+            }
+            Ok(t.to_ascii_uppercase())
+        }
+        AnswerFormat::Version => {
+            let ok = !t.is_empty()
+                && t.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if ok {
+                Ok(t.to_string())
+            } else {
+                Err("not numbers separated by dots (e.g. 1.8.4)".into())
+            }
+        }
+        AnswerFormat::Reading { decimals } => {
+            let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+            if int.is_empty()
+                || !int.bytes().all(|b| b.is_ascii_digit())
+                || !frac.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err("not a reading (digits, optionally a point and decimals)".into());
+            }
+            if frac.len() > decimals {
+                return Err(format!(
+                    "{} decimals, the display has {decimals}",
+                    frac.len()
+                ));
+            }
+            Ok(t.to_string())
+        }
+        AnswerFormat::SerialNumber => {
+            if t.is_empty() {
+                Err("empty".into())
+            } else if let Some(c) = t.chars().find(|c| !c.is_ascii_graphic()) {
+                Err(format!("{c:?} is not allowed in a serial number"))
+            } else {
+                Ok(t.to_string())
+            }
+        }
+        AnswerFormat::YesNo => match t.to_ascii_lowercase().as_str() {
+            "yes" | "y" => Ok("yes".into()),
+            "no" | "n" => Ok("no".into()),
+            _ => Err("answer yes or no".into()),
+        },
+    }
+}
+
+/// A question to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Stable key, as in answers files: `lcd.lrs_hash`, `seal.power_plate`.
+    pub key: String,
+    /// What to do or read, in the words of the guide.
+    pub prompt: String,
+    pub format: AnswerFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("{key}: no valid answer after {attempts} attempts (last: {reason})")]
+    GaveUp {
+        key: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("{key}: the operator's input ended")]
+    InputEnded { key: String },
+    #[error("{0}")]
+    AnswersFile(#[from] meterbench_procedure::DataError),
+    #[error("{key}: {message}")]
+    Io { key: String, message: String },
+}
+
+/// Whoever answers the bench's questions.
+pub trait Operator {
+    fn ask(&mut self, question: &Question) -> Result<String, OperatorError>;
+}
+
+/// A person at a terminal (a barcode scanner types into the same input).
+pub struct TerminalOperator<R, W> {
+    input: R,
+    output: W,
+    pub max_attempts: u32,
+}
+
+impl<R: BufRead, W: Write> TerminalOperator<R, W> {
+    pub fn new(input: R, output: W) -> Self {
+        TerminalOperator {
+            input,
+            output,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl<R: BufRead, W: Write> Operator for TerminalOperator<R, W> {
+    fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
+        let io = |e: std::io::Error| OperatorError::Io {
+            key: q.key.clone(),
+            message: e.to_string(),
+        };
+        let mut reason = String::new();
+        for _ in 0..self.max_attempts {
+            write!(self.output, "{} ({}): ", q.prompt, q.format.hint()).map_err(io)?;
+            self.output.flush().map_err(io)?;
+            let mut line = String::new();
+            if self.input.read_line(&mut line).map_err(io)? == 0 {
+                return Err(OperatorError::InputEnded { key: q.key.clone() });
+            }
+            match validate(q.format, &line) {
+                Ok(answer) => return Ok(answer),
+                Err(why) => {
+                    writeln!(self.output, "  not accepted: {why}; please enter it again")
+                        .map_err(io)?;
+                    reason = why;
+                }
+            }
+        }
+        Err(OperatorError::GaveUp {
+            key: q.key.clone(),
+            attempts: self.max_attempts,
+            reason,
+        })
+    }
+}
+
+/// Answers from a file: a missing or malformed answer is an error with file and line.
+pub struct FileOperator {
+    pub answers: Answers,
+}
+
+impl Operator for FileOperator {
+    fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
+        let Some((text, _)) = self.answers.get(&q.key) else {
+            return Err(self
+                .answers
+                .error(&q.key, format!("no answer to `{}` ({})", q.key, q.prompt))
+                .into());
+        };
+        validate(q.format, text).map_err(|why| {
+            self.answers
+                .error(&q.key, format!("answer to `{}` not accepted: {why}", q.key))
+                .into()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meterbench_procedure::LoadedFile;
+    use std::path::Path;
+
+    fn lrs() -> Question {
+        Question {
+            key: "lcd.lrs_hash".into(),
+            prompt: "LRS hash on the LCD".into(),
+            format: AnswerFormat::HexHash { digits: 8 },
+        }
+    }
+
+    #[test]
+    fn formats() {
+        let hash = AnswerFormat::HexHash { digits: 8 };
+        assert_eq!(validate(hash, " a3f09c4e\n"), Ok("A3F09C4E".into()));
+        assert!(
+            validate(hash, "A3F0-9C4E")
+                .unwrap_err()
+                .contains("9 characters")
+        );
+        assert!(validate(hash, "A3F09C4G").unwrap_err().contains("`G`"));
+        assert_eq!(validate(AnswerFormat::Version, "1.8.4"), Ok("1.8.4".into()));
+        assert!(validate(AnswerFormat::Version, "1..4").is_err());
+        let kwh = AnswerFormat::Reading { decimals: 4 };
+        assert_eq!(
+            validate(kwh, "000123.4500"),
+            Ok("000123.4500".into()),
+            "never rounded"
+        );
+        assert!(
+            validate(kwh, "12.34567")
+                .unwrap_err()
+                .contains("5 decimals")
+        );
+        assert!(validate(kwh, "12,5").is_err());
+        assert_eq!(validate(AnswerFormat::YesNo, "Y"), Ok("yes".into()));
+        assert!(validate(AnswerFormat::SerialNumber, "CP 123").is_err());
+    }
+
+    #[test]
+    fn a_mistyped_entry_is_refused_and_asked_again() {
+        let input = b"A3F0-9C4E\na3f09c4e\n";
+        let mut out = Vec::new();
+        let answer = TerminalOperator::new(&input[..], &mut out)
+            .ask(&lrs())
+            .unwrap();
+        assert_eq!(answer, "A3F09C4E");
+        let shown = String::from_utf8(out).unwrap();
+        assert_eq!(
+            shown
+                .matches("LRS hash on the LCD (8 hex digits): ")
+                .count(),
+            2,
+            "{shown}"
+        );
+        assert!(shown.contains("not accepted: 9 characters"), "{shown}");
+    }
+
+    #[test]
+    fn the_terminal_gives_up_after_the_attempts() {
+        let input = b"x\ny\nz\n";
+        let mut t = TerminalOperator::new(&input[..], Vec::new());
+        t.max_attempts = 3;
+        let e = t.ask(&lrs()).unwrap_err();
+        assert!(
+            matches!(e, OperatorError::GaveUp { attempts: 3, .. }),
+            "{e}"
+        );
+        let e = TerminalOperator::new(&b""[..], Vec::new())
+            .ask(&lrs())
+            .unwrap_err();
+        assert!(matches!(e, OperatorError::InputEnded { .. }), "{e}");
+    }
+
+    #[test]
+    fn an_answers_file_names_line_and_key() {
+        let text = "schema: meterbench.answers/1\nanswers:\n  serial_number: \"CP-1\"\n  lcd.lrs_hash: \"A3F09C4\"\n";
+        let answers =
+            Answers::from_file(LoadedFile::from_text(Path::new("eol.yaml"), text.into())).unwrap();
+        let mut op = FileOperator { answers };
+        let serial = Question {
+            key: "serial_number".into(),
+            prompt: "serial".into(),
+            format: AnswerFormat::SerialNumber,
+        };
+        assert_eq!(op.ask(&serial).unwrap(), "CP-1");
+        let e = op.ask(&lrs()).unwrap_err().to_string();
+        assert!(e.starts_with("eol.yaml:4:"), "{e}");
+        assert!(
+            e.contains("lcd.lrs_hash") && e.contains("7 characters"),
+            "{e}"
+        );
+        let seal = Question {
+            key: "seal.power_plate".into(),
+            prompt: "user seal on the power plate intact".into(),
+            format: AnswerFormat::YesNo,
+        };
+        let e = op.ask(&seal).unwrap_err().to_string();
+        assert!(e.contains("no answer to `seal.power_plate`"), "{e}");
+    }
+}
