@@ -145,3 +145,39 @@ fn list_only_sends_nothing() {
     assert!(out.starts_with("Serial ports\n"), "{out}");
     assert!(!out.contains("answers"), "{out}");
 }
+
+#[test]
+fn a_usb_can_adapter_is_identified_by_its_slcan_answers() {
+    use meterbench_sim::{CpimSoftware, spawn_cpim_can_node};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
+    let (mut master, slave) = TTYPort::pair().unwrap();
+    master.set_timeout(Duration::from_millis(10)).unwrap();
+    let path = slave.name().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let software = CpimSoftware {
+        software_version: "1.8.4".into(),
+        software_hash: "5D2C8A17".into(),
+        lrs_hash: Default::default(),
+        silent: false,
+    };
+    let node = spawn_cpim_can_node(
+        master,
+        fixture.can.as_ref().unwrap(),
+        software,
+        stop.clone(),
+    );
+    let (code, out, err) = devices(&["--probe", &path, "--timeout-ms", "300"]);
+    stop.store(true, Ordering::SeqCst);
+    node.join().unwrap();
+    drop(slave);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("answers SLCAN: USB-CAN adapter, version 1010, serial SIMCAN01"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("meterbench can identity {path}")),
+        "{out}"
+    );
+}

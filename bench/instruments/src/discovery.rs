@@ -132,13 +132,49 @@ pub enum Answer {
         channels: u8,
         external_clock: bool,
     },
+    /// A USB-CAN adapter speaking SLCAN (Lawicel): its `V` and `N` answers.
+    Slcan {
+        version: String,
+        serial_number: String,
+    },
     /// Nothing we know answered; what each attempt said.
     Nothing { tried: Vec<String> },
 }
 
+/// Ask an SLCAN adapter for its version (`V`) and serial number (`N`). A CR first ends
+/// whatever half command an earlier probe left; BEL (refused) bytes before the answer
+/// are skipped.
+fn slcan_identity<T: Transport>(t: &mut T, timeout: Duration) -> Result<(String, String), String> {
+    let _ = t.write_all(b"\r");
+    std::thread::sleep(Duration::from_millis(20));
+    let _ = t.discard_input();
+    let mut ask = |cmd: u8| -> Result<String, String> {
+        t.write_all(&[cmd, b'\r']).map_err(|e| e.to_string())?;
+        let line = t.read_until(b'\r', timeout).map_err(|e| e.to_string())?;
+        let text: String = String::from_utf8_lossy(&line)
+            .chars()
+            .filter(|&c| c != '\x07')
+            .collect();
+        match text.strip_prefix(cmd as char) {
+            Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_graphic()) => {
+                Ok(rest.to_string())
+            }
+            _ => Err(format!(
+                "`{}` is not an SLCAN `{}` answer",
+                text.escape_debug(),
+                cmd as char
+            )),
+        }
+    };
+    let version = ask(b'V')?;
+    let serial = ask(b'N')?;
+    Ok((version, serial))
+}
+
 /// Ask what is on the far end of a transport: first `*IDN?` (an SCPI instrument answers
 /// a text line), then the counter's GetHello (a framed binary request; the counter
-/// discards the `*IDN?` line as a broken frame). `reopen` gives a fresh transport to the
+/// discards the `*IDN?` line as a broken frame), then SLCAN's `V` and `N` (a USB-CAN
+/// adapter refuses the earlier bytes with BEL). `reopen` gives a fresh transport to the
 /// same port for the second attempt, so nothing from the first is left in a buffer.
 pub fn identify<T: Transport>(
     mut reopen: impl FnMut() -> Result<T, TransportError>,
@@ -169,6 +205,15 @@ pub fn identify<T: Transport>(
             });
         }
         Err(e) => tried.push(format!("counter hello: {e}")),
+    }
+    match slcan_identity(&mut reopen()?, timeout) {
+        Ok((version, serial_number)) => {
+            return Ok(Answer::Slcan {
+                version,
+                serial_number,
+            });
+        }
+        Err(e) => tried.push(format!("SLCAN V/N: {e}")),
     }
     Ok(Answer::Nothing { tried })
 }

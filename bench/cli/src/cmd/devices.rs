@@ -194,6 +194,21 @@ fn text(r: &Report, identified: bool) -> String {
                     p.port, i.serial_number
                 ));
             }
+            (
+                Some(Answer::Slcan {
+                    version,
+                    serial_number,
+                }),
+                _,
+            ) => {
+                out.push_str(&format!(
+                    "      answers SLCAN: USB-CAN adapter, version {version}, serial {serial_number}\n"
+                ));
+                out.push_str(&format!(
+                    "      CAN through it: meterbench can identity {}\n",
+                    p.port
+                ));
+            }
             (Some(Answer::Nothing { tried }), _) => {
                 out.push_str("      no known instrument answered:\n");
                 for t in tried {
