@@ -2,21 +2,14 @@
 //! simulated SLCAN adapter on a pseudo-terminal.
 
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
-use meterbench_procedure::Fixture;
 use meterbench_sim::{CpimSoftware, spawn_cpim_can_node};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+mod common;
+use common::{cpim1000, meterbench};
 
 /// The identity the fixture certifies, with `edit` applied.
 fn software(edit: impl FnOnce(&mut CpimSoftware)) -> CpimSoftware {
@@ -34,25 +27,17 @@ fn software(edit: impl FnOnce(&mut CpimSoftware)) -> CpimSoftware {
 }
 
 fn identity_against(sw: CpimSoftware) -> (i32, String, String) {
-    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
+    let fixture = cpim1000();
     let (mut master, slave) = TTYPort::pair().unwrap();
     master.set_timeout(Duration::from_millis(10)).unwrap();
     let path = slave.name().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let node = spawn_cpim_can_node(master, fixture.can.as_ref().unwrap(), sw, stop.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .args(["can", "identity", &path, "--timeout-ms", "300"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let result = meterbench(&["can", "identity", &path, "--timeout-ms", "300"]);
     stop.store(true, Ordering::SeqCst);
     node.join().unwrap();
     drop(slave);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    result
 }
 
 #[test]

@@ -3,41 +3,16 @@
 //! station file.
 
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
-use meterbench_procedure::{Fixture, Station};
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
-use meterbench_sim::{World, spawn_counter_device};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use meterbench_sim::spawn_counter_device;
+use std::sync::Arc;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn world() -> meterbench_sim::SharedWorld {
-    let station = Station::load(&repo().join("hw/stations/sim.yaml")).unwrap();
-    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
-    Arc::new(Mutex::new(World::new(
-        station.simulation.as_ref().unwrap(),
-        &fixture,
-    )))
-}
+mod common;
+use common::{cpim1000, meterbench, sim_world as world};
 
 fn devices(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .arg("devices")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    meterbench(&[&["devices"], args].concat())
 }
 
 #[test]
@@ -150,7 +125,7 @@ fn list_only_sends_nothing() {
 fn a_usb_can_adapter_is_identified_by_its_slcan_answers() {
     use meterbench_sim::{CpimSoftware, spawn_cpim_can_node};
     use std::sync::atomic::{AtomicBool, Ordering};
-    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
+    let fixture = cpim1000();
     let (mut master, slave) = TTYPort::pair().unwrap();
     master.set_timeout(Duration::from_millis(10)).unwrap();
     let path = slave.name().unwrap();

@@ -2,43 +2,20 @@
 //! refusals of `hw flash` / `hw info` when nothing is attached (no probe or counter is
 //! on a CI machine; flashing a real board is a manual check, see hw/pulse-counter/README.md).
 
+mod common;
+
+use common::{meterbench, sim_world};
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
-use meterbench_procedure::{Fixture, Station};
-use meterbench_sim::{World, spawn_counter_device};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use meterbench_sim::spawn_counter_device;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn hw(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .arg("hw")
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    meterbench(&[&["hw"], args].concat())
 }
 
 #[test]
 fn info_reads_the_counters_hello() {
-    let station = Station::load(&repo().join("hw/stations/sim.yaml")).unwrap();
-    let fixture = Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap();
-    let world = Arc::new(Mutex::new(World::new(
-        station.simulation.as_ref().unwrap(),
-        &fixture,
-    )));
+    let world = sim_world();
     let (mut master, slave) = TTYPort::pair().unwrap();
     master.set_timeout(Duration::from_millis(50)).unwrap();
     let path = slave.name().unwrap();

@@ -4,28 +4,9 @@
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
 use meterbench_p1::{Csp1Params, encode_csp1_telegram};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn meterbench(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{meterbench, repo};
 
 #[test]
 fn decode_prints_the_manuals_example_as_json() {

@@ -1,0 +1,41 @@
+//! Helpers shared by the command-line tests: the repository, the binary, a simulated
+//! world to put behind pseudo-terminals.
+#![allow(dead_code)] // each test file uses its part
+
+use meterbench_procedure::{Fixture, Station};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Run `meterbench ARGS` in the repository: (exit code, stdout, stderr).
+pub fn meterbench(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The simulated station's world with the CPIM1000 fixture mounted.
+pub fn sim_world() -> meterbench_sim::SharedWorld {
+    let station = Station::load(&repo().join("hw/stations/sim.yaml")).unwrap();
+    std::sync::Arc::new(std::sync::Mutex::new(meterbench_sim::World::new(
+        station.simulation.as_ref().unwrap(),
+        &cpim1000(),
+    )))
+}
+
+pub fn cpim1000() -> Fixture {
+    Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap()
+}
