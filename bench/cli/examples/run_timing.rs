@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
                 reference: b.reference.as_mut(),
                 counter: b.counter.as_mut(),
                 clock: b.clock.as_mut(),
+                dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
             },
             &mut Silent,
         )?;

@@ -3,16 +3,19 @@
 //! the simulated world's device on the far end of a pseudo-terminal or a loopback socket,
 //! so the real driver's bytes and serial settings are exercised. Drivers never know.
 
+use crate::dut_can::CanDutSoftware;
 use meterbench_instruments::counter::ProtocolCounter;
 use meterbench_instruments::source::ScpiAcSource;
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
 use meterbench_instruments::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
-use meterbench_instruments::{AcSource, Clock, PulseCounter, ReferenceStandard, SystemClock};
+use meterbench_instruments::{
+    AcSource, Clock, DutSoftware, PulseCounter, ReferenceStandard, SystemClock,
+};
 use meterbench_procedure::{Driver, Fixture, PortSpec, RoleBinding, SimFault, Station};
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
 use meterbench_sim::{
-    CounterLinkFault, SharedWorld, SimAcSource, SimClock, SimPulseCounter, SimReference, World,
-    spawn_counter_device,
+    CounterLinkFault, CpimSoftware, SharedWorld, SimAcSource, SimClock, SimPulseCounter,
+    SimReference, World, spawn_counter_device, spawn_cpim_can_node,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -38,6 +41,8 @@ pub struct BoundStation {
     pub reference: Box<dyn ReferenceStandard>,
     pub counter: Box<dyn PulseCounter>,
     pub clock: Box<dyn Clock>,
+    /// The DUT's software identity interface (the station's `dut_can`), if any.
+    pub dut_software: Option<Box<dyn DutSoftware>>,
     /// The simulated world, when the station has one (tests look at it afterwards).
     pub world: Option<SharedWorld>,
     /// Simulated far ends; dropping them closes their links.
@@ -176,6 +181,57 @@ pub fn bind(
             Box::new(ProtocolCounter::open(transport, TIMEOUT)?)
         }
     };
+    let dut_software: Option<Box<dyn DutSoftware>> = match &station.dut_can {
+        None => None,
+        Some(PortSpec::SimPty) => {
+            let sw = station
+                .simulation
+                .as_ref()
+                .and_then(|s| s.dut.software.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "station `{}`: dut_can is sim+pty but the simulated DUT has no `software:`",
+                        station.id
+                    )
+                })?;
+            let profile = fixture.can.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("fixture `{}` declares no `can:` profile", fixture.id)
+            })?;
+            let (mut master, slave) = TTYPort::pair()?;
+            master.set_timeout(Duration::from_millis(10))?;
+            let path = slave
+                .name()
+                .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+            let stop = StopOnDrop::default();
+            let node = spawn_cpim_can_node(
+                master,
+                profile,
+                CpimSoftware {
+                    software_version: sw.software_version,
+                    software_hash: sw.software_hash,
+                    lrs_hash: sw.lrs_hash,
+                    silent: sw.can_silent,
+                },
+                stop.0.clone(),
+            );
+            let host = serialport::new(&path, 115_200)
+                .timeout(Duration::from_millis(10))
+                .open_native()?;
+            let d = CanDutSoftware::open(host, &path, fixture, TIMEOUT)?;
+            far_ends.push(Box::new((stop, slave, node)));
+            Some(Box::new(d))
+        }
+        Some(PortSpec::Serial(path)) => {
+            let host = serialport::new(path, 115_200)
+                .timeout(Duration::from_millis(10))
+                .open_native()
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            Some(Box::new(CanDutSoftware::open(
+                host, path, fixture, TIMEOUT,
+            )?))
+        }
+        Some(other) => anyhow::bail!("dut_can port {other} is not an SLCAN adapter's"),
+    };
     let clock: Box<dyn Clock> = match &world {
         Some(w) => Box::new(SimClock::new(w.clone(), sim.realtime)),
         None => Box::new(SystemClock::new()),
@@ -185,7 +241,18 @@ pub fn bind(
         reference,
         counter,
         clock,
+        dut_software,
         world,
         far_ends,
     })
+}
+
+/// Sets its flag when dropped: stops a simulated far end with the station.
+#[derive(Default)]
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

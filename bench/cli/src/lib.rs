@@ -4,4 +4,5 @@
 pub mod bind;
 pub mod cmd;
 pub mod console;
+pub mod dut_can;
 pub mod issue;

@@ -84,11 +84,12 @@ fn run_with(
     wrap: Option<CounterWrap<'_>>,
 ) -> Result<RunRecord, RunError> {
     let req = request(s);
-    let (source, reference, counter, clock) = (
+    let (source, reference, counter, clock, dut_software) = (
         b.source.as_mut(),
         b.reference.as_mut(),
         b.counter.as_mut(),
         b.clock.as_mut(),
+        b.dut_software.as_deref_mut(),
     );
     let mut wrapped;
     let counter: &mut dyn PulseCounter = match wrap {
@@ -105,6 +106,7 @@ fn run_with(
             reference,
             counter,
             clock,
+            dut_software: dut_software.map(|d| d as _),
         },
         &mut Silent,
     )?;

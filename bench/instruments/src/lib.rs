@@ -179,6 +179,23 @@ pub trait Clock: Send {
     }
 }
 
+/// A software identity as the DUT reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwareReading {
+    pub software_version: String,
+    /// Upper-case hex.
+    pub software_hash: String,
+    /// (port, upper-case hex), in the fixture's port order.
+    pub lrs_hash: Vec<(String, String)>,
+}
+
+/// The DUT's own interface for its software identity (CAN, or the LCD read by a person).
+pub trait DutSoftware: Send {
+    /// The link, for messages: "CAN via SLCAN on /dev/ttyACM0, ids 0x7E0/0x7E8".
+    fn describe(&self) -> String;
+    fn read_identity(&mut self) -> InstrumentResult<SoftwareReading>;
+}
+
 /// Wall-clock time for real stations.
 #[derive(Debug)]
 pub struct SystemClock {

@@ -170,6 +170,7 @@ fn certificate_without_optional_parts_renders() {
     ctx["r"]["outcome_reason"] = json!("counter timed out");
     ctx["r"]["budget_columns"] = json!([]);
     ctx["r"]["checks"] = json!([]);
+    ctx["r"]["software"] = json!([]);
     ctx["r"]["unmeasured"] = json!([{"name": "Imax PF1", "outcome": "ERROR", "message": "counter timed out after 30 s"}]);
     ctx["r"]["simulated"] = json!(false);
     let source = certificate_source(&ctx).expect("template renders");

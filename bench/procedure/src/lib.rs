@@ -16,8 +16,8 @@ pub use fixture::{
     CanProfile, CertifiedIdentity, Fixture, Port, RatedCurrent, RatedCurrents, Wiring,
 };
 pub use procedure::{
-    AccuracyStep, CurrentSpec, LimitSpec, NoLoadStep, Phase, Procedure, PulseCheckStep,
-    StartingStep, Step, StepKind,
+    AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, LimitSpec, NoLoadStep, Phase,
+    Procedure, PulseCheckStep, StartingStep, Step, StepKind,
 };
 pub use station::{
     CalibrationRecord, Driver, PortSpec, RoleBinding, SimDutSpec, SimFault, SimMeterSpec,

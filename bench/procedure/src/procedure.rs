@@ -100,10 +100,20 @@ mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "snake_case")]
     pub enum Step {
+        Identity(Identity),
         PulseCheck(PulseCheck),
         Starting(Starting),
         NoLoad(NoLoad),
         Accuracy(Accuracy),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Identity {
+        pub name: Spanned<String>,
+        pub read_from: Spanned<IdentitySource>,
+        pub settle_s: Spanned<f64>,
+        pub source: String,
     }
 
     #[derive(Debug, Deserialize)]
@@ -249,9 +259,29 @@ pub struct AccuracyStep {
     pub pulses_pos: Pos,
 }
 
+/// Where the software identity is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// UDS ReadDataByIdentifier over CAN, at the fixture's identifiers.
+    Can,
+}
+
+/// Read the DUT's software version, software hash and each port's LRS hash, with the
+/// DUT powered at nominal voltage and no current, and compare them with the fixture's
+/// certified identities. A mismatch fails the run before any energy test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityStep {
+    pub read_from: IdentitySource,
+    /// Time for the meter to boot after the voltage is applied, s.
+    pub settle_s: f64,
+    pub source: String,
+}
+
 /// The closed set of step kinds; the runner has one function per variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
+    Identity(IdentityStep),
     PulseCheck(PulseCheckStep),
     Starting(StartingStep),
     NoLoad(NoLoadStep),
@@ -442,6 +472,14 @@ impl Procedure {
         for s in &raw.steps.value {
             let pos = Pos::of(s);
             let (name, kind) = match &s.value {
+                raw::Step::Identity(p) => (
+                    &p.name,
+                    StepKind::Identity(IdentityStep {
+                        read_from: p.read_from.value,
+                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        source: p.source.clone(),
+                    }),
+                ),
                 raw::Step::PulseCheck(p) => (
                     &p.name,
                     StepKind::PulseCheck(PulseCheckStep {
@@ -583,6 +621,26 @@ impl Procedure {
         }
         let rules: Vec<LimitRule> = self.limits.iter().map(|l| l.resolve(fixture)).collect();
         for step in &self.steps {
+            if let StepKind::Identity(i) = &step.kind {
+                if i.read_from == IdentitySource::Can && fixture.can.is_none() {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` reads the identity over CAN but fixture `{}` declares no `can:` profile",
+                            step.name, fixture.id
+                        ),
+                    ));
+                }
+                if fixture.certified_software.is_empty() {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` checks the software identity but fixture `{}` lists no certified identities",
+                            step.name, fixture.id
+                        ),
+                    ));
+                }
+            }
             if let StepKind::Accuracy(a) = &step.kind {
                 if let CurrentSpec::Rated(rc) = a.current
                     && let Some(&min) = fixture.min_pulses.get(&rc)

@@ -5,6 +5,7 @@ use crate::yaml::{DataError, LoadedFile, Pos};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const STATION_SCHEMA: &str = "meterbench.station/1";
@@ -20,7 +21,26 @@ mod raw {
         pub name: String,
         pub laboratory: Laboratory,
         pub roles: Roles,
+        #[serde(default)]
+        pub dut_can: Option<Spanned<DutCan>>,
         pub simulation: Option<Spanned<Simulation>>,
+    }
+
+    /// Where the DUT's CAN bus reaches the bench: an SLCAN USB-CAN adapter's port.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DutCan {
+        pub port: Spanned<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimSoftware {
+        pub software_version: String,
+        pub software_hash: String,
+        pub lrs_hash: BTreeMap<String, String>,
+        #[serde(default)]
+        pub can_silent: bool,
     }
 
     #[derive(Debug, Deserialize)]
@@ -139,6 +159,8 @@ mod raw {
         pub meters: Vec<Spanned<SimMeter>>,
         #[serde(default)]
         pub faults: Vec<Spanned<super::SimFault>>,
+        #[serde(default)]
+        pub software: Option<SimSoftware>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -373,6 +395,18 @@ pub struct SimDutSpec {
     pub led_pulse_width_s: f64,
     pub meters: Vec<SimMeterSpec>,
     pub faults: Vec<SimFault>,
+    /// What the simulated meter's software reports (over its CAN node).
+    pub software: Option<SimSoftwareSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimSoftwareSpec {
+    pub software_version: String,
+    pub software_hash: String,
+    /// Per port.
+    pub lrs_hash: BTreeMap<String, String>,
+    /// The CAN node never answers (a meter that does not start, or a broken bus).
+    pub can_silent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,6 +430,8 @@ pub struct Station {
     pub source: SourceRole,
     pub reference: ReferenceRole,
     pub counter: CounterRole,
+    /// The SLCAN adapter on the DUT's CAN bus, if the station has one.
+    pub dut_can: Option<PortSpec>,
     pub simulation: Option<SimulationSpec>,
 }
 
@@ -552,9 +588,25 @@ impl Station {
             },
         };
 
+        let dut_can = match &raw.dut_can {
+            None => None,
+            Some(d) => match PortSpec::parse(&d.value.port.value) {
+                Some(p @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(p),
+                _ => {
+                    return Err(err(
+                        Pos::of(&d.value.port),
+                        format!(
+                            "`{}` is not a port for an SLCAN adapter (a serial port such as /dev/ttyACM0, or sim+pty)",
+                            d.value.port.value
+                        ),
+                    ));
+                }
+            },
+        };
         let uses_sim = [&source.binding, &reference.binding, &counter.binding]
             .iter()
-            .any(|b| b.driver == Driver::Sim || b.port.as_ref().is_some_and(|p| p.is_simulated()));
+            .any(|b| b.driver == Driver::Sim || b.port.as_ref().is_some_and(|p| p.is_simulated()))
+            || dut_can.as_ref().is_some_and(|p| p.is_simulated());
         let simulation = match (&raw.simulation, uses_sim) {
             (Some(sim), true) => Some(simulation_spec(&path, sim)?),
             (None, true) => {
@@ -581,6 +633,7 @@ impl Station {
             source,
             reference,
             counter,
+            dut_can,
             simulation,
             file,
         })
@@ -673,6 +726,12 @@ fn simulation_spec(
             led_pulse_width_s: s.dut.led_pulse_width_s,
             meters,
             faults: s.dut.faults.iter().map(|f| f.value.clone()).collect(),
+            software: s.dut.software.as_ref().map(|w| SimSoftwareSpec {
+                software_version: w.software_version.clone(),
+                software_hash: w.software_hash.clone(),
+                lrs_hash: w.lrs_hash.clone(),
+                can_silent: w.can_silent,
+            }),
         },
     })
 }

@@ -25,6 +25,23 @@ pub fn results_table(r: &RunRecord) -> String {
     for step in &r.steps {
         for p in &step.ports {
             let (error, u, mpe, detail, verdict) = match &p.result {
+                Some(PortResult::Identity {
+                    software_version,
+                    lrs_hash,
+                    passed,
+                    ..
+                }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("v{software_version} LRS {lrs_hash}"),
+                    if *passed {
+                        "certified"
+                    } else {
+                        "NOT CERTIFIED"
+                    }
+                    .to_string(),
+                ),
                 Some(PortResult::Accuracy {
                     error_percent,
                     expanded_u_percent,

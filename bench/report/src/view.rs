@@ -38,6 +38,10 @@ pub(crate) struct View {
     pub starting: Vec<StartingRow>,
     pub no_load: Vec<NoLoadRow>,
     pub checks: Vec<CheckRow>,
+    /// Software identification per port (empty when the procedure reads none).
+    pub software: Vec<SoftwareRow>,
+    /// The run stopped because the software is not the certified one.
+    pub software_failed: bool,
     pub unmeasured: Vec<UnmeasuredStep>,
     pub limits: Vec<LimitView>,
     /// Distinct sources of the limits, in order of first use.
@@ -194,6 +198,21 @@ pub(crate) struct NoLoadRow {
 }
 
 #[derive(Debug, Serialize)]
+pub(crate) struct SoftwareRow {
+    pub port: String,
+    /// `can` or `lcd`.
+    pub read_from: String,
+    pub version: String,
+    pub software_hash: String,
+    pub lrs_hash: String,
+    /// The certified LRS hash of that version, or an en dash.
+    pub certified_lrs_hash: String,
+    pub passed: bool,
+    /// What differs, for a port that failed.
+    pub problem: String,
+}
+
+#[derive(Debug, Serialize)]
 pub(crate) struct CheckRow {
     pub name: String,
     pub port: String,
@@ -240,6 +259,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut starting = Vec::new();
     let mut no_load = Vec::new();
     let mut checks = Vec::new();
+    let mut software = Vec::new();
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
@@ -256,6 +276,26 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         }
         for p in &step.ports {
             match &p.result {
+                Some(PortResult::Identity {
+                    read_from,
+                    software_version,
+                    software_hash,
+                    lrs_hash,
+                    certified,
+                    mismatches,
+                    passed,
+                }) => software.push(SoftwareRow {
+                    port: p.port.clone(),
+                    read_from: read_from.clone(),
+                    version: software_version.clone(),
+                    software_hash: software_hash.clone(),
+                    lrs_hash: lrs_hash.clone(),
+                    certified_lrs_hash: certified
+                        .as_ref()
+                        .map_or_else(|| "–".to_string(), |c| c.lrs_hash.to_ascii_uppercase()),
+                    passed: *passed,
+                    problem: mismatches.join("; "),
+                }),
                 Some(PortResult::Accuracy { budget, .. }) => {
                     for c in &budget.contributions {
                         if !budget_columns.contains(&c.name) {
@@ -455,6 +495,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         starting,
         no_load,
         checks,
+        software_failed: software.iter().any(|s| !s.passed),
+        software,
         unmeasured,
         limits,
         limit_sources,

@@ -3,6 +3,7 @@
 //! source is behind a guard that switches it off however the run ends.
 
 pub mod events;
+pub mod identity;
 pub mod operator;
 pub mod plan;
 pub mod record;
@@ -15,9 +16,9 @@ pub use record::{Outcome, RunRecord};
 
 use chrono::{NaiveDate, Utc};
 use meterbench_instruments::{
-    AcSource, ChannelConfig, Clock, InstrumentError, PulseCounter, ReferenceStandard,
+    AcSource, ChannelConfig, Clock, DutSoftware, InstrumentError, PulseCounter, ReferenceStandard,
 };
-use meterbench_procedure::{DataError, Fixture, Procedure, Station};
+use meterbench_procedure::{DataError, Fixture, Procedure, Station, StepKind};
 use record::*;
 use safety::SourceGuard;
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub struct Instruments<'a> {
     pub reference: &'a mut dyn ReferenceStandard,
     pub counter: &'a mut dyn PulseCounter,
     pub clock: &'a mut dyn Clock,
+    /// The DUT's software identity interface, for identity steps (`None`: the station
+    /// binds none; an identity step then ends as ERROR).
+    pub dut_software: Option<&'a mut dyn DutSoftware>,
 }
 
 /// What to run, on what, and where the record goes.
@@ -190,6 +194,7 @@ pub fn run(
         reference,
         counter,
         clock,
+        dut_software,
     } = ins;
     let t_start = clock.now();
     let mut guard = SourceGuard::new(source);
@@ -198,6 +203,7 @@ pub fn run(
         counter,
         clock,
         observer,
+        dut_software: dut_software.map(|d| d as &mut dyn DutSoftware),
         last_sequence: 0,
         t_start,
         polls: 0,
@@ -274,6 +280,19 @@ pub fn run(
                     stop = Some((
                         outcome,
                         format!("step `{}`: {}", ps.step.name, message.unwrap_or_default()),
+                    ));
+                    break;
+                }
+                // Software that is not the certified one makes every measurement moot:
+                // no energy test runs.
+                Outcome::Fail if matches!(ps.step.kind, StepKind::Identity(_)) => {
+                    stop = Some((
+                        Outcome::Fail,
+                        format!(
+                            "software identity not certified ({}): {}; no energy test was run",
+                            ps.step.name,
+                            message.unwrap_or_default()
+                        ),
                     ));
                     break;
                 }

@@ -114,6 +114,8 @@ fn step_load(
 ) -> (f64, String, PowerFactor, Vec<Phase>, f64) {
     let un = fixture.nominal_voltage_v;
     match &step.kind {
+        // The meter is powered to answer; no current flows.
+        StepKind::Identity(_) => (0.0, "0".to_string(), PowerFactor::UNITY, Vec::new(), un),
         StepKind::PulseCheck(p) => (
             p.current.amps(fixture),
             p.current.to_string(),

@@ -104,6 +104,19 @@ pub struct RepeatResult {
 // A record holds a few dozen of these; boxing the large variant would only complicate serde.
 #[allow(clippy::large_enum_variant)]
 pub enum PortResult {
+    /// The port's software identity as read, against the certified one.
+    Identity {
+        /// `can` or `lcd`.
+        read_from: String,
+        software_version: String,
+        software_hash: String,
+        lrs_hash: String,
+        /// The certified identity of that version, if there is one.
+        certified: Option<meterbench_procedure::CertifiedIdentity>,
+        /// What differs, each "X is A, the certified one is B".
+        mismatches: Vec<String>,
+        passed: bool,
+    },
     PulseCheck {
         required: u64,
         seen: u64,
@@ -141,7 +154,8 @@ impl PortResult {
         match self {
             PortResult::PulseCheck { passed, .. }
             | PortResult::Starting { passed, .. }
-            | PortResult::NoLoad { passed, .. } => *passed,
+            | PortResult::NoLoad { passed, .. }
+            | PortResult::Identity { passed, .. } => *passed,
             PortResult::Accuracy { decision, .. } => decision.accepted,
         }
     }

@@ -2,11 +2,12 @@
 //! declared limits through the metrology crate.
 
 use crate::events::{Event, Observer};
+use crate::identity::check_identity;
 use crate::plan::PlannedStep;
 use crate::record::*;
 use crate::safety::SourceGuard;
 use crate::{RunRequest, StepStop};
-use meterbench_instruments::{Clock, EdgeEvent, PulseCounter};
+use meterbench_instruments::{Clock, DutSoftware, EdgeEvent, PulseCounter};
 use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
@@ -14,7 +15,7 @@ use meterbench_metrology::{
     repeat_statistics, starting_pulse_period_s, timed_error_percent, uncertainty_budget,
 };
 use meterbench_procedure::{
-    AccuracyStep, Fixture, NoLoadStep, PulseCheckStep, StartingStep, StepKind,
+    AccuracyStep, Fixture, IdentityStep, NoLoadStep, PulseCheckStep, StartingStep, StepKind,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,7 @@ pub(crate) struct StepContext<'r, 'a> {
     pub counter: &'a mut dyn PulseCounter,
     pub clock: &'a mut dyn Clock,
     pub observer: &'a mut dyn Observer,
+    pub dut_software: Option<&'a mut dyn DutSoftware>,
     pub last_sequence: u64,
     pub t_start: Duration,
     /// Counter round trips so far (each poll drains the counter once).
@@ -79,6 +81,7 @@ fn time_to_pulses(
 /// Expected duration of a step for the progress display, s.
 pub(crate) fn expected_duration_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
     match &ps.step.kind {
+        StepKind::Identity(i) => i.settle_s + 1.0,
         StepKind::PulseCheck(p) => p.settle_s + p.pulses as f64 * ps.nominal_period_s,
         StepKind::Starting(s) => s.settle_s + s.pulses as f64 * ps.nominal_period_s,
         StepKind::NoLoad(n) => n.settle_s + no_load_s(n, ps, fixture),
@@ -129,6 +132,7 @@ pub(crate) fn failed_step(
 
 fn kind_name(k: &StepKind) -> &'static str {
     match k {
+        StepKind::Identity(_) => "identity",
         StepKind::PulseCheck(_) => "pulse_check",
         StepKind::Starting(_) => "starting",
         StepKind::NoLoad(_) => "no_load",
@@ -189,6 +193,7 @@ impl StepContext<'_, '_> {
                 .collect(),
         };
         let result = match &ps.step.kind {
+            StepKind::Identity(i) => self.identity(ps, i, guard, &mut record),
             StepKind::PulseCheck(p) => self.pulse_check(index, ps, p, guard, &mut record),
             StepKind::Starting(s) => self.starting(index, ps, s, guard, &mut record),
             StepKind::NoLoad(n) => self.no_load(index, ps, n, guard, &mut record),
@@ -206,7 +211,7 @@ impl StepContext<'_, '_> {
                 } else {
                     Outcome::Fail
                 };
-                if !all_pass {
+                if !all_pass && record.message.is_none() {
                     let failed: Vec<&str> = record
                         .ports
                         .iter()
@@ -348,6 +353,57 @@ impl StepContext<'_, '_> {
             .iter()
             .map(|p| (p.name.clone(), p.counter_channel))
             .collect()
+    }
+
+    /// Power the meter (nominal voltage, no current), read its software identity and
+    /// compare it with the certified ones: per port, the version and software hash (the
+    /// meter's) and the port's LRS hash.
+    fn identity(
+        &mut self,
+        ps: &PlannedStep,
+        i: &IdentityStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        self.settle(ps, i.settle_s, guard)?;
+        let Some(dut) = self.dut_software.as_deref_mut() else {
+            return Err(StepStop::Bench(format!(
+                "step `{}` reads the software identity over {:?}, but the station binds no DUT interface for it (`dut_can`)",
+                ps.step.name, i.read_from
+            )));
+        };
+        let reading = dut.read_identity()?;
+        let (certified, mismatches) =
+            check_identity(&reading, &self.req.fixture.certified_software);
+        let read_from = format!("{:?}", i.read_from).to_lowercase();
+        for port in &mut rec.ports {
+            let lrs = reading
+                .lrs_hash
+                .iter()
+                .find(|(p, _)| *p == port.port)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default();
+            let mine: Vec<String> = mismatches
+                .iter()
+                .filter(|m| m.port.as_deref().is_none_or(|p| p == port.port))
+                .map(ToString::to_string)
+                .collect();
+            port.result = Some(PortResult::Identity {
+                read_from: read_from.clone(),
+                software_version: reading.software_version.clone(),
+                software_hash: reading.software_hash.clone(),
+                lrs_hash: lrs,
+                certified: certified.cloned(),
+                passed: mine.is_empty(),
+                mismatches: mine,
+            });
+        }
+        if !mismatches.is_empty() {
+            let all: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+            rec.message = Some(all.join("; "));
+        }
+        rec.physical_floor_s = i.settle_s;
+        Ok(())
     }
 
     fn pulse_check(

@@ -38,6 +38,7 @@ fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
             reference: &mut b.reference,
             counter: &mut b.counter,
             clock: &mut b.clock,
+            dut_software: None,
         },
         &mut Silent,
     )

@@ -215,6 +215,7 @@ mod tests {
             led_pulse_width_s: 0.002,
             meters: vec![meter()],
             faults,
+            software: None,
         }
     }
 

@@ -121,6 +121,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
             reference: bound.reference.as_mut(),
             counter: bound.counter.as_mut(),
             clock: bound.clock.as_mut(),
+            dut_software: bound.dut_software.as_deref_mut().map(|d| d as _),
         },
         &mut observer,
     );

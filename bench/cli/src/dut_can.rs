@@ -1,0 +1,84 @@
+//! The DUT's software identity over CAN: an SLCAN adapter, ISO-TP and UDS
+//! ReadDataByIdentifier at the fixture's identifiers.
+
+use meterbench_can::{
+    Bitrate, IdentityDids, IsoTpClient, IsoTpConfig, SlcanBus, read_software_identity,
+};
+use meterbench_instruments::{DutSoftware, InstrumentError, InstrumentResult, SoftwareReading};
+use meterbench_procedure::Fixture;
+use meterbench_sim::cpim_can::can_id;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+pub struct CanDutSoftware<S: Read + Write + Send> {
+    isotp: IsoTpClient<SlcanBus<S>>,
+    dids: IdentityDids,
+    timeout: Duration,
+    label: String,
+}
+
+impl<S: Read + Write + Send> CanDutSoftware<S> {
+    /// Open the adapter on `stream` at the fixture's bitrate.
+    pub fn open(
+        stream: S,
+        port_label: &str,
+        fixture: &Fixture,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let profile = fixture.can.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "fixture `{}` declares no `can:` profile for the station's dut_can",
+                fixture.id
+            )
+        })?;
+        let bitrate = Bitrate::from_bits_per_second(profile.bitrate_kbps * 1000)
+            .ok_or_else(|| anyhow::anyhow!("bitrate {} kbit/s", profile.bitrate_kbps))?;
+        let bus = SlcanBus::open(stream, bitrate, port_label.to_string())
+            .map_err(|e| anyhow::anyhow!("SLCAN adapter on {port_label}: {e}"))?;
+        Ok(CanDutSoftware {
+            isotp: IsoTpClient::new(bus, IsoTpConfig::default()),
+            dids: IdentityDids {
+                request_id: can_id(profile.request_id, profile.extended),
+                response_id: can_id(profile.response_id, profile.extended),
+                software_version: profile.did_software_version,
+                software_hash: profile.did_software_hash,
+                lrs_hash: fixture
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        profile
+                            .did_lrs_hash
+                            .get(&p.name)
+                            .map(|d| (p.name.clone(), *d))
+                    })
+                    .collect(),
+            },
+            timeout,
+            label: format!(
+                "CAN via SLCAN on {port_label}, ids {}/{}",
+                can_id(profile.request_id, profile.extended),
+                can_id(profile.response_id, profile.extended)
+            ),
+        })
+    }
+}
+
+impl<S: Read + Write + Send> DutSoftware for CanDutSoftware<S> {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn read_identity(&mut self) -> InstrumentResult<SoftwareReading> {
+        let r = read_software_identity(&mut self.isotp, &self.dids, self.timeout).map_err(|e| {
+            InstrumentError::Link {
+                instrument: format!("DUT ({})", self.label),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(SoftwareReading {
+            software_version: r.software_version,
+            software_hash: r.software_hash,
+            lrs_hash: r.lrs_hash,
+        })
+    }
+}
