@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
                 counter: b.counter.as_mut(),
                 clock: b.clock.as_mut(),
                 dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
+                operator: None,
             },
             &mut Silent,
         )?;

@@ -41,6 +41,7 @@ fn run_with_station_edit(from: &str, to: &str) -> (RunRecord, BoundStation) {
             counter: b.counter.as_mut(),
             clock: b.clock.as_mut(),
             dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
+            operator: None,
         },
         &mut Silent,
     )
@@ -128,4 +129,71 @@ fn a_silent_meter_is_an_error_naming_the_ids_it_was_asked_on() {
     assert!(reason.contains("sent on 0x7E0"), "{reason}");
     assert_eq!(rec.steps.len(), 1);
     assert!(source_is_off(&b));
+}
+
+/// The end-of-line procedure as a production line runs it: unattended, the LCD's
+/// identity from the station's answers file.
+#[test]
+fn the_eol_procedure_runs_unattended_from_an_answers_file() {
+    let reports = tempfile::tempdir().unwrap();
+    let key = reports.path().join("key.pem");
+    let run = |answers: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args([
+                "run",
+                "--quiet",
+                "--procedure",
+                "procedures/cpim1000-eol.yaml",
+                "--answers",
+                answers,
+                "--reports",
+                reports.path().to_str().unwrap(),
+            ])
+            .env("METERBENCH_SIGNING_KEY", &key)
+            .current_dir(repo())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run("hw/answers/sim-cpim1000.yaml");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("VERDICT: PASS"), "{stdout}");
+    assert!(
+        stdout.contains("v1.8.4 LRS A3F09C4E  certified"),
+        "{stdout}"
+    );
+
+    // A mistyped hash in the file: an ERROR naming the file, line and key; nothing measured.
+    let text = std::fs::read_to_string(repo().join("hw/answers/sim-cpim1000.yaml")).unwrap();
+    let bad = reports.path().join("bad-answers.yaml");
+    std::fs::write(&bad, text.replace("\"A3F09C4E\"", "\"A3F09C4\"")).unwrap();
+    let out = run(bad.to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("bad-answers.yaml:"), "{stdout}");
+    assert!(
+        stdout.contains("lcd.lrs_hash") && stdout.contains("7 characters"),
+        "{stdout}"
+    );
+
+    // The boot-loader fault on the LCD: an ERROR with the guide's instruction.
+    let fault = reports.path().join("fault-answers.yaml");
+    std::fs::write(
+        &fault,
+        text.replace("lcd.startup_fault: \"no\"", "lcd.startup_fault: \"yes\""),
+    )
+    .unwrap();
+    let out = run(fault.to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("-CHARGEPOIN+") && stdout.contains("must be replaced"),
+        "{stdout}"
+    );
 }

@@ -107,6 +107,7 @@ fn run_with(
             counter,
             clock,
             dut_software: dut_software.map(|d| d as _),
+            operator: None,
         },
         &mut Silent,
     )?;

@@ -81,6 +81,8 @@ mod raw {
         pub can: Option<Spanned<CanProfile>>,
         #[serde(default)]
         pub software: Option<Software>,
+        #[serde(default)]
+        pub startup_fault: Option<String>,
         pub source: String,
     }
 
@@ -252,6 +254,8 @@ pub struct Fixture {
     /// The software identities the type-examination certificate allows (empty: none declared).
     pub certified_software: Vec<CertifiedIdentity>,
     pub certified_software_source: Option<String>,
+    /// The guide's instruction when the meter does not start (shown with the ERROR).
+    pub startup_fault: Option<String>,
     pub source: String,
 }
 
@@ -477,6 +481,7 @@ impl Fixture {
             can,
             certified_software,
             certified_software_source: raw.software.as_ref().map(|s| s.source.clone()),
+            startup_fault: raw.startup_fault.clone(),
             id: raw.id,
             manufacturer: raw.device.manufacturer,
             device_type: raw.device.type_name,
@@ -502,6 +507,15 @@ impl Fixture {
             source: raw.source,
             file,
         })
+    }
+
+    /// What the maker's guide says to do when the meter does not come up (a silent
+    /// meter, or the boot-loader fault on its LCD).
+    pub fn startup_fault_hint(&self) -> String {
+        match &self.startup_fault {
+            Some(h) => h.clone(),
+            None => format!("the {} did not answer", self.device_type),
+        }
     }
 
     pub fn port(&self, name: &str) -> Option<&Port> {

@@ -265,6 +265,8 @@ pub struct AccuracyStep {
 pub enum IdentitySource {
     /// UDS ReadDataByIdentifier over CAN, at the fixture's identifiers.
     Can,
+    /// What the LCD shows, typed by the operator or taken from an answers file.
+    Lcd,
 }
 
 /// Read the DUT's software version, software hash and each port's LRS hash, with the

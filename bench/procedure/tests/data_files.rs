@@ -33,6 +33,13 @@ fn every_station_validates() {
 }
 
 #[test]
+fn every_answers_file_validates() {
+    for f in yaml_files("hw/answers") {
+        meterbench_procedure::Answers::load(&f).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
 fn every_procedure_validates_against_the_fixture_of_its_class() {
     let fixtures: Vec<Fixture> = yaml_files("fixtures")
         .iter()

@@ -35,6 +35,9 @@ pub struct Instruments<'a> {
     /// The DUT's software identity interface, for identity steps (`None`: the station
     /// binds none; an identity step then ends as ERROR).
     pub dut_software: Option<&'a mut dyn DutSoftware>,
+    /// Who answers the procedure's questions (LCD readings, seals, scans); `None`: no
+    /// one, and a step that asks ends as ERROR.
+    pub operator: Option<&'a mut dyn operator::Operator>,
 }
 
 /// What to run, on what, and where the record goes.
@@ -195,6 +198,7 @@ pub fn run(
         counter,
         clock,
         dut_software,
+        operator,
     } = ins;
     let t_start = clock.now();
     let mut guard = SourceGuard::new(source);
@@ -204,6 +208,7 @@ pub fn run(
         clock,
         observer,
         dut_software: dut_software.map(|d| d as &mut dyn DutSoftware),
+        operator: operator.map(|o| o as &mut dyn operator::Operator),
         last_sequence: 0,
         t_start,
         polls: 0,

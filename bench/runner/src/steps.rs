@@ -3,11 +3,12 @@
 
 use crate::events::{Event, Observer};
 use crate::identity::check_identity;
+use crate::operator::{AnswerFormat, Operator, Question};
 use crate::plan::PlannedStep;
 use crate::record::*;
 use crate::safety::SourceGuard;
 use crate::{RunRequest, StepStop};
-use meterbench_instruments::{Clock, DutSoftware, EdgeEvent, PulseCounter};
+use meterbench_instruments::{Clock, DutSoftware, EdgeEvent, PulseCounter, SoftwareReading};
 use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
@@ -15,7 +16,8 @@ use meterbench_metrology::{
     repeat_statistics, starting_pulse_period_s, timed_error_percent, uncertainty_budget,
 };
 use meterbench_procedure::{
-    AccuracyStep, Fixture, IdentityStep, NoLoadStep, PulseCheckStep, StartingStep, StepKind,
+    AccuracyStep, CertifiedIdentity, Fixture, IdentitySource, IdentityStep, NoLoadStep,
+    PulseCheckStep, StartingStep, StepKind,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -32,6 +34,7 @@ pub(crate) struct StepContext<'r, 'a> {
     pub clock: &'a mut dyn Clock,
     pub observer: &'a mut dyn Observer,
     pub dut_software: Option<&'a mut dyn DutSoftware>,
+    pub operator: Option<&'a mut dyn Operator>,
     pub last_sequence: u64,
     pub t_start: Duration,
     /// Counter round trips so far (each poll drains the counter once).
@@ -366,13 +369,20 @@ impl StepContext<'_, '_> {
         rec: &mut StepRecord,
     ) -> Result<(), StepStop> {
         self.settle(ps, i.settle_s, guard)?;
-        let Some(dut) = self.dut_software.as_deref_mut() else {
-            return Err(StepStop::Bench(format!(
-                "step `{}` reads the software identity over {:?}, but the station binds no DUT interface for it (`dut_can`)",
-                ps.step.name, i.read_from
-            )));
+        let reading = match i.read_from {
+            IdentitySource::Can => {
+                let Some(dut) = self.dut_software.as_deref_mut() else {
+                    return Err(StepStop::Bench(format!(
+                        "step `{}` reads the software identity over CAN, but the station binds no DUT interface for it (`dut_can`)",
+                        ps.step.name
+                    )));
+                };
+                let hint = self.req.fixture.startup_fault_hint();
+                dut.read_identity()
+                    .map_err(|e| StepStop::Bench(format!("{e}. {hint}")))?
+            }
+            IdentitySource::Lcd => self.identity_from_lcd(ps)?,
         };
-        let reading = dut.read_identity()?;
         let (certified, mismatches) =
             check_identity(&reading, &self.req.fixture.certified_software);
         let read_from = format!("{:?}", i.read_from).to_lowercase();
@@ -404,6 +414,70 @@ impl StepContext<'_, '_> {
         }
         rec.physical_floor_s = i.settle_s;
         Ok(())
+    }
+
+    /// The identity as the LCD shows it, asked of the operator (or the answers file).
+    /// The LCD shows one LRS hash for the meter; it stands for every port.
+    fn identity_from_lcd(&mut self, ps: &PlannedStep) -> Result<SoftwareReading, StepStop> {
+        let fixture = self.req.fixture;
+        let Some(op) = self.operator.as_deref_mut() else {
+            return Err(StepStop::Bench(format!(
+                "step `{}` reads the LCD, but no operator or answers file is there to answer",
+                ps.step.name
+            )));
+        };
+        let ask = |op: &mut dyn Operator, key: &str, prompt: &str, format| {
+            op.ask(&Question {
+                key: key.into(),
+                prompt: prompt.into(),
+                format,
+            })
+            .map_err(|e| StepStop::Bench(e.to_string()))
+        };
+        let fault = ask(
+            op,
+            "lcd.startup_fault",
+            "Does the LCD show \"-CHARGEPOIN+\" (the meter did not leave its boot loader)?",
+            AnswerFormat::YesNo,
+        )?;
+        if fault == "yes" {
+            return Err(StepStop::Bench(fixture.startup_fault_hint()));
+        }
+        // Hash lengths as the certificate lists them.
+        let digits = |f: fn(&CertifiedIdentity) -> &str| {
+            fixture.certified_software.first().map_or(8, |c| f(c).len())
+        };
+        let version = ask(
+            op,
+            "lcd.software_version",
+            "Overall software version on the LCD",
+            AnswerFormat::Version,
+        )?;
+        let software_hash = ask(
+            op,
+            "lcd.software_hash",
+            "Overall software hash on the LCD",
+            AnswerFormat::HexHash {
+                digits: digits(|c| &c.software_hash),
+            },
+        )?;
+        let lrs = ask(
+            op,
+            "lcd.lrs_hash",
+            "Legally relevant software (LRS) hash on the LCD",
+            AnswerFormat::HexHash {
+                digits: digits(|c| &c.lrs_hash),
+            },
+        )?;
+        Ok(SoftwareReading {
+            software_version: version,
+            software_hash,
+            lrs_hash: fixture
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), lrs.clone()))
+                .collect(),
+        })
     }
 
     fn pulse_check(

@@ -39,6 +39,7 @@ fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
             counter: &mut b.counter,
             clock: &mut b.clock,
             dut_software: None,
+            operator: None,
         },
         &mut Silent,
     )

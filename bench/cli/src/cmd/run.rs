@@ -3,7 +3,8 @@ use crate::console::ConsoleObserver;
 use crate::issue::{default_key_path, default_store_path, issue, load_or_create_key};
 use chrono::Local;
 use clap::Args;
-use meterbench_procedure::{Fixture, Procedure, SimFault, Station};
+use meterbench_procedure::{Answers, Fixture, Procedure, SimFault, Station};
+use meterbench_runner::operator::{FileOperator, Operator, TerminalOperator};
 use meterbench_runner::{Instruments, RunError, RunRequest, run};
 use meterbench_signing::key_id;
 use std::path::PathBuf;
@@ -49,6 +50,11 @@ pub struct RunArgs {
     /// Who signs the certificate [default: the station's laboratory and id].
     #[arg(long)]
     pub signer: Option<String>,
+    /// Answers to the procedure's questions (LCD readings, seals, scans) for an
+    /// unattended station: a `meterbench.answers/1` file. Without it the questions are
+    /// asked at this terminal.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
     /// Results store the finished run is filed into (for `runs` and `audit`)
     /// [default: $METERBENCH_STORE or REPORTS/store].
     #[arg(long)]
@@ -114,6 +120,15 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         today: Local::now().date_naive(),
     };
     let mut observer = ConsoleObserver::new(!args.quiet);
+    let mut operator: Box<dyn Operator> = match &args.answers {
+        Some(path) => Box::new(FileOperator {
+            answers: Answers::load(path)?,
+        }),
+        None => Box::new(TerminalOperator::new(
+            std::io::stdin().lock(),
+            std::io::stderr(),
+        )),
+    };
     let finished = run(
         &request,
         Instruments {
@@ -122,6 +137,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
             counter: bound.counter.as_mut(),
             clock: bound.clock.as_mut(),
             dut_software: bound.dut_software.as_deref_mut().map(|d| d as _),
+            operator: Some(operator.as_mut()),
         },
         &mut observer,
     );

@@ -20,6 +20,7 @@ enum Loaded {
     Procedure(Box<Procedure>),
     Fixture(Box<Fixture>),
     Station,
+    Answers,
 }
 
 fn load(path: &Path) -> Result<Loaded, DataError> {
@@ -29,7 +30,7 @@ fn load(path: &Path) -> Result<Loaded, DataError> {
             .location()
             .map(|l| meterbench_procedure::Pos { line: l.line(), column: l.column() })
             .unwrap_or_default();
-        DataError::at(path, pos, "no `schema:` naming what this file is (meterbench.procedure/1, meterbench.fixture/1 or meterbench.station/1)")
+        DataError::at(path, pos, "no `schema:` naming what this file is (meterbench.procedure/1, meterbench.fixture/1, meterbench.station/1 or meterbench.answers/1)")
     })?;
     match head.schema.as_str() {
         s if s.starts_with("meterbench.procedure/") => {
@@ -41,6 +42,9 @@ fn load(path: &Path) -> Result<Loaded, DataError> {
         s if s.starts_with("meterbench.station/") => {
             Station::from_file(file).map(|_| Loaded::Station)
         }
+        s if s.starts_with("meterbench.answers/") => {
+            meterbench_procedure::Answers::from_file(file).map(|_| Loaded::Answers)
+        }
         other => Err(DataError::at(
             path,
             meterbench_procedure::Pos { line: 1, column: 1 },
@@ -51,7 +55,7 @@ fn load(path: &Path) -> Result<Loaded, DataError> {
 
 fn default_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["procedures", "fixtures", "hw/stations"] {
+    for dir in ["procedures", "fixtures", "hw/stations", "hw/answers"] {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut v: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -88,6 +92,7 @@ pub fn main(args: ValidateArgs) -> i32 {
                 fixtures.push(x);
             }
             Ok(Loaded::Station) => println!("ok    {} (station)", f.display()),
+            Ok(Loaded::Answers) => println!("ok    {} (answers)", f.display()),
             Err(e) => {
                 println!("error {e}");
                 errors += 1;
