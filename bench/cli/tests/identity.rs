@@ -182,6 +182,17 @@ fn the_eol_procedure_runs_unattended_from_an_answers_file() {
         "{stdout}"
     );
 
+    // A typed LRS hash that differs from the certified one: FAIL, naming both.
+    let other = reports.path().join("other-lrs.yaml");
+    std::fs::write(&other, text.replace("\"A3F09C4E\"", "\"A3F09C4F\"")).unwrap();
+    let out = run(other.to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("LRS hash of port left is A3F09C4F, the certified one is A3F09C4E"),
+        "{stdout}"
+    );
+
     // The boot-loader fault on the LCD: an ERROR with the guide's instruction.
     let fault = reports.path().join("fault-answers.yaml");
     std::fs::write(
