@@ -41,6 +41,17 @@ impl CanId {
         })
     }
 
+    /// A 29-bit identifier when `extended`, else an 11-bit one.
+    pub const fn new(id: u32, extended: bool) -> Result<Self, FrameError> {
+        if extended {
+            Self::extended(id)
+        } else if id > u16::MAX as u32 {
+            Err(FrameError::StandardIdOutOfRange(u16::MAX))
+        } else {
+            Self::standard(id as u16)
+        }
+    }
+
     /// The identifier's numeric value.
     pub const fn raw(self) -> u32 {
         self.raw

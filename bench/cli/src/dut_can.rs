@@ -2,11 +2,10 @@
 //! ReadDataByIdentifier at the fixture's identifiers.
 
 use meterbench_can::{
-    Bitrate, IdentityDids, IsoTpClient, IsoTpConfig, SlcanBus, read_software_identity,
+    Bitrate, CanId, IdentityDids, IsoTpClient, IsoTpConfig, SlcanBus, read_software_identity,
 };
 use meterbench_instruments::{DutSoftware, InstrumentError, InstrumentResult, SoftwareReading};
 use meterbench_procedure::Fixture;
-use meterbench_sim::cpim_can::can_id;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -35,11 +34,12 @@ impl<S: Read + Write + Send> CanDutSoftware<S> {
             .ok_or_else(|| anyhow::anyhow!("bitrate {} kbit/s", profile.bitrate_kbps))?;
         let bus = SlcanBus::open(stream, bitrate, port_label.to_string())
             .map_err(|e| anyhow::anyhow!("SLCAN adapter on {port_label}: {e}"))?;
+        let can_id = |raw| CanId::new(raw, profile.extended).expect("validated by the fixture");
         Ok(CanDutSoftware {
             isotp: IsoTpClient::new(bus, IsoTpConfig::default()),
             dids: IdentityDids {
-                request_id: can_id(profile.request_id, profile.extended),
-                response_id: can_id(profile.response_id, profile.extended),
+                request_id: can_id(profile.request_id),
+                response_id: can_id(profile.response_id),
                 software_version: profile.did_software_version,
                 software_hash: profile.did_software_hash,
                 lrs_hash: fixture
@@ -56,8 +56,8 @@ impl<S: Read + Write + Send> CanDutSoftware<S> {
             timeout,
             label: format!(
                 "CAN via SLCAN on {port_label}, ids {}/{}",
-                can_id(profile.request_id, profile.extended),
-                can_id(profile.response_id, profile.extended)
+                can_id(profile.request_id),
+                can_id(profile.response_id)
             ),
         })
     }

@@ -208,3 +208,54 @@ fn the_eol_procedure_runs_unattended_from_an_answers_file() {
         "{stdout}"
     );
 }
+
+/// Ctrl-C while the bench waits at an LCD prompt (the meter powered): the question is
+/// abandoned, the source switched off, the run ends ABORTED.
+#[test]
+fn a_stop_at_an_unanswered_prompt_aborts_with_the_source_off() {
+    use std::process::{Command, Stdio};
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "run",
+            "--quiet",
+            "--procedure",
+            "procedures/cpim1000-eol.yaml",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .env("METERBENCH_SIGNING_KEY", reports.path().join("key.pem"))
+        .current_dir(repo())
+        .stdin(Stdio::piped()) // kept open, never written: nobody answers
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    // The identity step settles 2 s of simulated time (instant), then asks.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("VERDICT: ABORTED"), "{stdout}");
+    let run = std::fs::read_dir(reports.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("record.json").is_file())
+        .unwrap();
+    let rec: RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(run.join("record.json")).unwrap()).unwrap();
+    assert_eq!(rec.outcome, Outcome::Aborted);
+    assert!(rec.log.iter().any(|l| l.message == "source output off"));
+}

@@ -91,11 +91,7 @@ pub fn render_certificate_html(
             }
         }
     }
-    let issue_date = ctx.issue_date.clone().unwrap_or_else(|| {
-        v.finished
-            .as_ref()
-            .map_or_else(|| v.started.date.clone(), |f| f.date.clone())
-    });
+    let issue_date = issue_date(ctx, &v);
     let page = Page {
         r: &v,
         signer: ctx.signer.trim(),
@@ -158,11 +154,7 @@ pub fn certificate_pdf_parts(
             });
         }
     }
-    let issue_date = ctx.issue_date.clone().unwrap_or_else(|| {
-        v.finished
-            .as_ref()
-            .map_or_else(|| v.started.date.clone(), |f| f.date.clone())
-    });
+    let issue_date = issue_date(ctx, &v);
     let page = PdfPage {
         r: &v,
         signer: ctx.signer.trim(),
@@ -175,4 +167,13 @@ pub fn certificate_pdf_parts(
     let value =
         serde_json::to_value(&page).map_err(|e| RenderError::InvalidRecord(e.to_string()))?;
     Ok((value, files))
+}
+
+/// The date the certificate is issued: as given, else the day the run finished (or started).
+fn issue_date(ctx: &CertificateContext, v: &view::View) -> String {
+    ctx.issue_date.clone().unwrap_or_else(|| {
+        v.finished
+            .as_ref()
+            .map_or_else(|| v.started.date.clone(), |f| f.date.clone())
+    })
 }

@@ -5,6 +5,10 @@
 
 use meterbench_procedure::Answers;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 /// The shape of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +118,8 @@ pub enum OperatorError {
     },
     #[error("{key}: the operator's input ended")]
     InputEnded { key: String },
+    #[error("{key}: stopped while waiting for the answer")]
+    Stopped { key: String },
     #[error("{0}")]
     AnswersFile(#[from] meterbench_procedure::DataError),
     #[error("{key}: {message}")]
@@ -125,24 +131,92 @@ pub trait Operator {
     fn ask(&mut self, question: &Question) -> Result<String, OperatorError>;
 }
 
-/// A person at a terminal (a barcode scanner types into the same input).
+/// A person at a terminal (a barcode scanner types into the same input). Lines are read
+/// on a thread of their own, so a stop (Ctrl-C, SIGTERM) ends a question promptly: a
+/// powered meter never waits on a prompt nobody answers after the run was stopped.
 pub struct TerminalOperator<R, W> {
-    input: R,
+    input: Option<R>,
+    lines: Option<Receiver<std::io::Result<String>>>,
     output: W,
+    stop: Option<Arc<AtomicBool>>,
     pub max_attempts: u32,
 }
 
-impl<R: BufRead, W: Write> TerminalOperator<R, W> {
+impl<R: BufRead + Send + 'static, W: Write> TerminalOperator<R, W> {
     pub fn new(input: R, output: W) -> Self {
         TerminalOperator {
-            input,
+            input: Some(input),
+            lines: None,
             output,
+            stop: None,
             max_attempts: 5,
+        }
+    }
+
+    /// Give up waiting for an answer once `flag` is set.
+    pub fn stop_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// The next line typed, `None` at the end of the input. The reader thread starts at
+    /// the first question, so nothing is read from a terminal no step asks.
+    fn next_line(&mut self, key: &str) -> Result<Option<String>, OperatorError> {
+        if let Some(mut input) = self.input.take() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                loop {
+                    let mut line = String::new();
+                    match input.read_line(&mut line) {
+                        Ok(0) => return,
+                        Ok(_) => {
+                            if tx.send(Ok(line)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            self.lines = Some(rx);
+        }
+        let Some(lines) = &self.lines else {
+            return Ok(None);
+        };
+        loop {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(line)) => return Ok(Some(line)),
+                Ok(Err(e)) => {
+                    return Err(OperatorError::Io {
+                        key: key.to_string(),
+                        message: e.to_string(),
+                    });
+                }
+                // The input ended: a stop that came with it (a closed terminal) is a stop.
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                        return Err(OperatorError::Stopped {
+                            key: key.to_string(),
+                        });
+                    }
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                        return Err(OperatorError::Stopped {
+                            key: key.to_string(),
+                        });
+                    }
+                }
+            }
         }
     }
 }
 
-impl<R: BufRead, W: Write> Operator for TerminalOperator<R, W> {
+impl<R: BufRead + Send + 'static, W: Write> Operator for TerminalOperator<R, W> {
     fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
         let io = |e: std::io::Error| OperatorError::Io {
             key: q.key.clone(),
@@ -152,10 +226,9 @@ impl<R: BufRead, W: Write> Operator for TerminalOperator<R, W> {
         for _ in 0..self.max_attempts {
             write!(self.output, "{} ({}): ", q.prompt, q.format.hint()).map_err(io)?;
             self.output.flush().map_err(io)?;
-            let mut line = String::new();
-            if self.input.read_line(&mut line).map_err(io)? == 0 {
+            let Some(line) = self.next_line(&q.key)? else {
                 return Err(OperatorError::InputEnded { key: q.key.clone() });
-            }
+            };
             match validate(q.format, &line) {
                 Ok(answer) => return Ok(answer),
                 Err(why) => {
@@ -269,6 +342,33 @@ mod tests {
             .ask(&lrs())
             .unwrap_err();
         assert!(matches!(e, OperatorError::InputEnded { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_stop_ends_a_question_nobody_answers() {
+        // An input that never delivers a line (a terminal nobody types at).
+        struct Silent;
+        impl std::io::Read for Silent {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(0)
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut t = TerminalOperator::new(std::io::BufReader::new(Silent), Vec::new())
+            .stop_on(stop.clone());
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let started = std::time::Instant::now();
+        let e = t.ask(&lrs()).unwrap_err();
+        setter.join().unwrap();
+        assert!(matches!(e, OperatorError::Stopped { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

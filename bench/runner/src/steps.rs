@@ -432,7 +432,11 @@ impl StepContext<'_, '_> {
                 prompt: prompt.into(),
                 format,
             })
-            .map_err(|e| StepStop::Bench(e.to_string()))
+            .map_err(|e| match e {
+                // Ctrl-C or SIGTERM while the question was open.
+                crate::operator::OperatorError::Stopped { .. } => StepStop::Aborted,
+                e => StepStop::Bench(e.to_string()),
+            })
         };
         let fault = ask(
             op,

@@ -27,13 +27,9 @@ pub struct CpimSoftware {
     pub silent: bool,
 }
 
-/// A CAN id as the profile means it (29-bit when the profile says extended).
+/// A CAN id as the fixture profile means it (validated there: in range).
 pub fn can_id(raw: u32, extended: bool) -> CanId {
-    if extended {
-        CanId::extended(raw).expect("validated by the fixture")
-    } else {
-        CanId::standard(raw as u16).expect("validated by the fixture")
-    }
+    CanId::new(raw, extended).expect("validated by the fixture")
 }
 
 /// Start the node on `stream` (a PTY master). It ends when the far end closes or

@@ -116,7 +116,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         station: &station,
         dut_serial: serial,
         reports_dir: args.reports.clone(),
-        abort,
+        abort: abort.clone(),
         today: Local::now().date_naive(),
     };
     let mut observer = ConsoleObserver::new(!args.quiet);
@@ -124,10 +124,10 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => Box::new(FileOperator {
             answers: Answers::load(path)?,
         }),
-        None => Box::new(TerminalOperator::new(
-            std::io::stdin().lock(),
-            std::io::stderr(),
-        )),
+        None => Box::new(
+            TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
+                .stop_on(abort.clone()),
+        ),
     };
     let finished = run(
         &request,
