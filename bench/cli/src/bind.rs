@@ -14,8 +14,8 @@ use meterbench_instruments::{
 use meterbench_procedure::{Driver, Fixture, PortSpec, RoleBinding, SimFault, Station};
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
 use meterbench_sim::{
-    CounterLinkFault, CpimSoftware, SharedWorld, SimAcSource, SimClock, SimPulseCounter,
-    SimReference, World, spawn_counter_device, spawn_cpim_can_node,
+    CounterLinkFault, CpimRegisters, CpimSoftware, SharedWorld, SimAcSource, SimClock,
+    SimPulseCounter, SimReference, World, spawn_counter_device, spawn_cpim_can_node,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -212,6 +212,10 @@ pub fn bind(
                     lrs_hash: sw.lrs_hash,
                     silent: sw.can_silent,
                 },
+                fixture.register.as_ref().map(|r| CpimRegisters {
+                    world: world.clone().expect("a simulated DUT has a world"),
+                    decimals: r.decimals,
+                }),
                 stop.0.clone(),
             );
             let host = serialport::new(&path, 115_200)

@@ -2,7 +2,8 @@
 //! ReadDataByIdentifier at the fixture's identifiers.
 
 use meterbench_can::{
-    Bitrate, CanId, IdentityDids, IsoTpClient, IsoTpConfig, SlcanBus, read_software_identity,
+    Bitrate, CanId, IdentityDids, IsoTpClient, IsoTpConfig, SlcanBus, read_data_by_identifier,
+    read_software_identity,
 };
 use meterbench_instruments::{DutSoftware, InstrumentError, InstrumentResult, SoftwareReading};
 use meterbench_procedure::Fixture;
@@ -12,6 +13,8 @@ use std::time::Duration;
 pub struct CanDutSoftware<S: Read + Write + Send> {
     isotp: IsoTpClient<SlcanBus<S>>,
     dids: IdentityDids,
+    /// Per port: the energy register's identifier (ASCII display text).
+    register_dids: std::collections::BTreeMap<String, u16>,
     timeout: Duration,
     label: String,
 }
@@ -36,6 +39,7 @@ impl<S: Read + Write + Send> CanDutSoftware<S> {
             .map_err(|e| anyhow::anyhow!("SLCAN adapter on {port_label}: {e}"))?;
         let can_id = |raw| CanId::new(raw, profile.extended).expect("validated by the fixture");
         Ok(CanDutSoftware {
+            register_dids: profile.did_energy_register.clone(),
             isotp: IsoTpClient::new(bus, IsoTpConfig::default()),
             dids: IdentityDids {
                 request_id: can_id(profile.request_id),
@@ -80,5 +84,40 @@ impl<S: Read + Write + Send> DutSoftware for CanDutSoftware<S> {
             software_hash: r.software_hash,
             lrs_hash: r.lrs_hash,
         })
+    }
+
+    fn read_register_kwh(&mut self, port: &str) -> InstrumentResult<String> {
+        let instrument = format!("DUT ({})", self.label);
+        let Some(&did) = self.register_dids.get(port) else {
+            return Err(InstrumentError::Link {
+                instrument,
+                message: format!(
+                    "the fixture's CAN profile has no energy register identifier for port {port}"
+                ),
+            });
+        };
+        let data = read_data_by_identifier(
+            &mut self.isotp,
+            self.dids.request_id,
+            self.dids.response_id,
+            did,
+            self.timeout,
+        )
+        .map_err(|e| InstrumentError::Link {
+            instrument: instrument.clone(),
+            message: e.to_string(),
+        })?;
+        // The display text, as the LCD shows it; anything else is the meter's error,
+        // reported with its bytes.
+        match std::str::from_utf8(&data) {
+            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+            _ => Err(InstrumentError::Device {
+                instrument,
+                request: format!(
+                    "ReadDataByIdentifier 0x{did:04X} (energy register of port {port})"
+                ),
+                reply: format!("{data:02X?}"),
+            }),
+        }
     }
 }

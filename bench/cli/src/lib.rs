@@ -6,3 +6,4 @@ pub mod cmd;
 pub mod console;
 pub mod dut_can;
 pub mod issue;
+pub mod sim_technician;

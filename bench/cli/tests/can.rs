@@ -32,7 +32,13 @@ fn identity_against(sw: CpimSoftware) -> (i32, String, String) {
     master.set_timeout(Duration::from_millis(10)).unwrap();
     let path = slave.name().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let node = spawn_cpim_can_node(master, fixture.can.as_ref().unwrap(), sw, stop.clone());
+    let node = spawn_cpim_can_node(
+        master,
+        fixture.can.as_ref().unwrap(),
+        sw,
+        None,
+        stop.clone(),
+    );
     let result = meterbench(&["can", "identity", &path, "--timeout-ms", "300"]);
     stop.store(true, Ordering::SeqCst);
     node.join().unwrap();

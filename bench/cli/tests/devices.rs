@@ -140,6 +140,7 @@ fn a_usb_can_adapter_is_identified_by_its_slcan_answers() {
         master,
         fixture.can.as_ref().unwrap(),
         software,
+        None,
         stop.clone(),
     );
     let (code, out, err) = devices(&["--probe", &path, "--timeout-ms", "300"]);

@@ -438,6 +438,9 @@ impl PulseCounter for Misbehaving<'_> {
         }
         Ok(batch)
     }
+    fn reference_count(&mut self) -> InstrumentResult<meterbench_instruments::ReferenceCount> {
+        self.inner.reference_count()
+    }
 }
 
 /// `after` counts counter drains; the full procedure makes about 60 (a settle drain per

@@ -134,6 +134,14 @@ pub struct CounterBatch {
     pub now_ticks: u64,
 }
 
+/// The counter's reference-frequency count (the reference standard's energy pulses
+/// since Arm) at a moment of the counter's timebase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceCount {
+    pub now_ticks: u64,
+    pub ref_count: u64,
+}
+
 /// Pulse counter with a timebase and a reference-count latch.
 pub trait PulseCounter: Send {
     fn identity(&mut self) -> InstrumentResult<InstrumentIdentity>;
@@ -144,6 +152,9 @@ pub trait PulseCounter: Send {
     fn disarm(&mut self) -> InstrumentResult<()>;
     /// Every event timestamped since the last drain, in order, and the counter's time.
     fn drain(&mut self) -> InstrumentResult<CounterBatch>;
+    /// The reference count now, at the counter's next status report. Edges that arrive
+    /// meanwhile are kept for the next drain.
+    fn reference_count(&mut self) -> InstrumentResult<ReferenceCount>;
 }
 
 /// The bench's notion of time. A real station sleeps on the wall clock; the simulated
@@ -194,6 +205,9 @@ pub trait DutSoftware: Send {
     /// The link, for messages: "CAN via SLCAN on /dev/ttyACM0, ids 0x7E0/0x7E8".
     fn describe(&self) -> String;
     fn read_identity(&mut self) -> InstrumentResult<SoftwareReading>;
+    /// A port's energy register as the meter's display shows it (kWh text, never
+    /// rounded), where the interface offers it.
+    fn read_register_kwh(&mut self, port: &str) -> InstrumentResult<String>;
 }
 
 /// Wall-clock time for real stations.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod limits;
 pub mod load;
 pub mod pulses;
+pub mod register;
 pub mod stats;
 pub mod tests_timing;
 pub mod uncertainty;
@@ -16,6 +17,10 @@ pub use error::{gated_error_percent, timed_error_percent};
 pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};
 pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};
 pub use pulses::{physical_floor_s, pulse_frequency_hz, pulse_period_s};
+pub use register::{
+    RegisterComparison, RegisterSteps, compare_register, min_register_energy_wh, parse_register,
+    register_resolution_u_percent,
+};
 pub use stats::{RepeatStatistics, interval_scatter, repeat_statistics};
 pub use tests_timing::{no_load_duration_s, starting_pulse_period_s, starting_pulses_in_window};
 pub use uncertainty::{

@@ -149,6 +149,10 @@ fn certificate_template_renders_from_a_hand_made_context() {
         "MISMATCH",
         "OVERDUE",
         "approximately 95",
+        "Register (meter constant)",
+        "001234.6715",
+        "disagrees",
+        "User seals on the connection surface",
     ] {
         assert!(all.contains(expected), "{expected:?} missing from\n{all}");
     }

@@ -83,6 +83,26 @@ mod raw {
         pub software: Option<Software>,
         #[serde(default)]
         pub startup_fault: Option<String>,
+        #[serde(default)]
+        pub register: Option<Spanned<Register>>,
+        #[serde(default)]
+        pub inspection: Option<Spanned<Inspection>>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Register {
+        pub unit: Spanned<String>,
+        pub decimals: Spanned<u32>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Inspection {
+        pub seals: Vec<Spanned<super::Seal>>,
+        pub labels: Vec<Spanned<super::Label>>,
         pub source: String,
     }
 
@@ -103,6 +123,9 @@ mod raw {
         pub software_version: Spanned<String>,
         pub software_hash: Spanned<String>,
         pub lrs_hash: Spanned<BTreeMap<String, Spanned<String>>>,
+        /// Per port; the register as display text (`001234.5678`).
+        #[serde(default)]
+        pub energy_register: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -184,6 +207,47 @@ pub struct CanProfile {
     pub did_software_hash: u16,
     /// Per port.
     pub did_lrs_hash: BTreeMap<String, u16>,
+    /// Per port: the energy register as the display shows it, ASCII (`001234.5678`).
+    /// Empty: the register is not readable over CAN.
+    pub did_energy_register: BTreeMap<String, u16>,
+    pub source: String,
+}
+
+/// The DUT's energy register as its display shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterProfile {
+    /// Decimals of the kWh reading; one step of the last digit is the resolution.
+    pub decimals: u32,
+    /// One step of the last digit, Wh.
+    pub resolution_wh: f64,
+    pub source: String,
+}
+
+/// A seal the inspection asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    /// Answer key: `seal.<key>`.
+    pub key: String,
+    /// What to look at, in the guide's words.
+    pub check: String,
+}
+
+/// A label (nameplate) and the fields the guide says it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Label {
+    /// Answer key: `label.<key>`.
+    pub key: String,
+    pub title: String,
+    pub fields: Vec<String>,
+}
+
+/// What a visual inspection of the DUT checks: seals and labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionProfile {
+    pub seals: Vec<Seal>,
+    pub labels: Vec<Label>,
     pub source: String,
 }
 
@@ -256,6 +320,8 @@ pub struct Fixture {
     pub certified_software_source: Option<String>,
     /// The guide's instruction when the meter does not start (shown with the ERROR).
     pub startup_fault: Option<String>,
+    pub register: Option<RegisterProfile>,
+    pub inspection: Option<InspectionProfile>,
     pub source: String,
 }
 
@@ -442,7 +508,29 @@ impl Fixture {
                         format!("port `{}` has no LRS hash identifier", p.name),
                     ));
                 }
+                let mut did_energy_register = BTreeMap::new();
+                if let Some(regs) = &v.dids.energy_register {
+                    for (port, d) in &regs.value {
+                        if !ports.iter().any(|p| &p.name == port) {
+                            return Err(err(
+                                Pos::of(d),
+                                format!("`{port}` is not a port of this fixture"),
+                            ));
+                        }
+                        did_energy_register.insert(port.clone(), did(d)?);
+                    }
+                    if let Some(p) = ports
+                        .iter()
+                        .find(|p| !did_energy_register.contains_key(&p.name))
+                    {
+                        return Err(err(
+                            Pos::of(regs),
+                            format!("port `{}` has no energy register identifier", p.name),
+                        ));
+                    }
+                }
                 Some(CanProfile {
+                    did_energy_register,
                     assumed: v.assumed,
                     bitrate_kbps: v.bitrate_kbps.value,
                     request_id,
@@ -477,7 +565,75 @@ impl Fixture {
             }
         }
 
+        let register = match &raw.register {
+            None => None,
+            Some(r) => {
+                if r.value.unit.value != "kWh" {
+                    return Err(err(
+                        Pos::of(&r.value.unit),
+                        format!("register unit `{}` is not kWh", r.value.unit.value),
+                    ));
+                }
+                let decimals = r.value.decimals.value;
+                if decimals > 6 {
+                    return Err(err(
+                        Pos::of(&r.value.decimals),
+                        format!("{decimals} decimals of a kWh register is beyond a milliwatt-hour"),
+                    ));
+                }
+                Some(RegisterProfile {
+                    decimals,
+                    resolution_wh: 1000.0 / 10f64.powi(decimals as i32),
+                    source: r.value.source.clone(),
+                })
+            }
+        };
+        let inspection = match &raw.inspection {
+            None => None,
+            Some(i) => {
+                let mut keys: Vec<&str> = Vec::new();
+                for (key, pos) in i
+                    .value
+                    .seals
+                    .iter()
+                    .map(|s| (s.value.key.as_str(), Pos::of(s)))
+                    .chain(
+                        i.value
+                            .labels
+                            .iter()
+                            .map(|l| (l.value.key.as_str(), Pos::of(l))),
+                    )
+                {
+                    if key.is_empty()
+                        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
+                        return Err(err(
+                            pos,
+                            format!("key `{key}` must be letters, digits and _"),
+                        ));
+                    }
+                    if keys.contains(&key) {
+                        return Err(err(pos, format!("key `{key}` is used twice")));
+                    }
+                    keys.push(key);
+                }
+                if let Some(l) = i.value.labels.iter().find(|l| l.value.fields.is_empty()) {
+                    return Err(err(
+                        Pos::of(l),
+                        format!("label `{}` lists no fields", l.value.key),
+                    ));
+                }
+                Some(InspectionProfile {
+                    seals: i.value.seals.iter().map(|s| s.value.clone()).collect(),
+                    labels: i.value.labels.iter().map(|l| l.value.clone()).collect(),
+                    source: i.value.source.clone(),
+                })
+            }
+        };
+
         Ok(Fixture {
+            register,
+            inspection,
             can,
             certified_software,
             certified_software_source: raw.software.as_ref().map(|s| s.source.clone()),

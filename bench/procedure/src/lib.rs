@@ -13,14 +13,15 @@ mod yaml;
 
 pub use answers::{ANSWERS_SCHEMA, Answers};
 pub use fixture::{
-    CanProfile, CertifiedIdentity, Fixture, Port, RatedCurrent, RatedCurrents, Wiring,
+    CanProfile, CertifiedIdentity, Fixture, InspectionProfile, Label, Port, RatedCurrent,
+    RatedCurrents, RegisterProfile, Seal, Wiring,
 };
 pub use procedure::{
-    AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, LimitSpec, NoLoadStep, Phase,
-    Procedure, PulseCheckStep, StartingStep, Step, StepKind,
+    AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec, NoLoadStep,
+    Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind,
 };
 pub use station::{
-    CalibrationRecord, Driver, PortSpec, RoleBinding, SimDutSpec, SimFault, SimMeterSpec,
-    SimulationSpec, Station, UncertaintyByPf,
+    CalibrationRecord, Driver, PortSpec, RegisterFault, RoleBinding, SimDutSpec, SimFault,
+    SimMeterSpec, SimulationSpec, Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

@@ -101,6 +101,8 @@ mod raw {
     #[serde(rename_all = "snake_case")]
     pub enum Step {
         Identity(Identity),
+        Inspection(Inspection),
+        Register(Register),
         PulseCheck(PulseCheck),
         Starting(Starting),
         NoLoad(NoLoad),
@@ -113,6 +115,31 @@ mod raw {
         pub name: Spanned<String>,
         pub read_from: Spanned<IdentitySource>,
         pub settle_s: Spanned<f64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Inspection {
+        pub name: Spanned<String>,
+        #[serde(default)]
+        pub scan_serial: bool,
+        #[serde(default)]
+        pub seals: bool,
+        #[serde(default)]
+        pub labels: Vec<Spanned<String>>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Register {
+        pub name: Spanned<String>,
+        pub current: Spanned<Scalar>,
+        pub power_factor: Spanned<Scalar>,
+        pub settle_s: Spanned<f64>,
+        pub read_from: Spanned<IdentitySource>,
+        pub min_register_steps: Spanned<u64>,
         pub source: String,
     }
 
@@ -280,10 +307,40 @@ pub struct IdentityStep {
     pub source: String,
 }
 
+/// A visual inspection by the operator (or the line's answers file and scanner): scan
+/// the serial number, confirm the fixture's seals and labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectionStep {
+    /// The scanned serial number must be the run's DUT serial.
+    pub scan_serial: bool,
+    /// Confirm every seal the fixture lists.
+    pub seals: bool,
+    /// Keys of the fixture's labels to confirm.
+    pub labels: Vec<String>,
+    pub source: String,
+}
+
+/// The register (meter constant) test: read each port's energy register, dose energy at
+/// the load point until one register step is at most a tenth of the point's limit (and
+/// at least `min_register_steps` steps), read again, compare with the pulses and the
+/// reference energy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisterStep {
+    pub current: CurrentSpec,
+    pub power_factor: PowerFactor,
+    /// After the voltage or the current changes, before a reading or counting, s.
+    pub settle_s: f64,
+    pub read_from: IdentitySource,
+    pub min_register_steps: u64,
+    pub source: String,
+}
+
 /// The closed set of step kinds; the runner has one function per variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
     Identity(IdentityStep),
+    Inspection(InspectionStep),
+    Register(RegisterStep),
     PulseCheck(PulseCheckStep),
     Starting(StartingStep),
     NoLoad(NoLoadStep),
@@ -482,6 +539,35 @@ impl Procedure {
                         source: p.source.clone(),
                     }),
                 ),
+                raw::Step::Inspection(p) => {
+                    if !p.scan_serial && !p.seals && p.labels.is_empty() {
+                        return Err(c.err(
+                            pos,
+                            "an inspection needs at least one of scan_serial, seals, labels",
+                        ));
+                    }
+                    (
+                        &p.name,
+                        StepKind::Inspection(InspectionStep {
+                            scan_serial: p.scan_serial,
+                            seals: p.seals,
+                            labels: p.labels.iter().map(|l| l.value.clone()).collect(),
+                            source: p.source.clone(),
+                        }),
+                    )
+                }
+                raw::Step::Register(p) => (
+                    &p.name,
+                    StepKind::Register(RegisterStep {
+                        current: c.current(&p.current)?,
+                        power_factor: c.pf(&p.power_factor)?,
+                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        read_from: p.read_from.value,
+                        min_register_steps: c
+                            .at_least_one("min_register_steps", &p.min_register_steps)?,
+                        source: p.source.clone(),
+                    }),
+                ),
                 raw::Step::PulseCheck(p) => (
                     &p.name,
                     StepKind::PulseCheck(PulseCheckStep {
@@ -642,6 +728,77 @@ impl Procedure {
                         ),
                     ));
                 }
+            }
+            if let StepKind::Inspection(i) = &step.kind {
+                let profile = fixture.inspection.as_ref();
+                if (i.seals || !i.labels.is_empty()) && profile.is_none() {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` inspects seals or labels but fixture `{}` declares no `inspection:`",
+                            step.name, fixture.id
+                        ),
+                    ));
+                }
+                if let Some(bad) = i
+                    .labels
+                    .iter()
+                    .find(|l| !profile.is_some_and(|p| p.labels.iter().any(|x| &x.key == *l)))
+                {
+                    let known: Vec<&str> = profile
+                        .map(|p| p.labels.iter().map(|l| l.key.as_str()).collect())
+                        .unwrap_or_default();
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}`: fixture `{}` has no label `{bad}` (it has: {})",
+                            step.name,
+                            fixture.id,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let StepKind::Register(r) = &step.kind {
+                if fixture.register.is_none() {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` tests the register but fixture `{}` declares no `register:` (its unit and decimals)",
+                            step.name, fixture.id
+                        ),
+                    ));
+                }
+                if r.read_from == IdentitySource::Can
+                    && fixture
+                        .can
+                        .as_ref()
+                        .is_none_or(|c| c.did_energy_register.is_empty())
+                {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` reads the register over CAN but fixture `{}` declares no `can.dids.energy_register`",
+                            step.name, fixture.id
+                        ),
+                    ));
+                }
+                if self.method != ReferenceMethod::GatedReferenceCount {
+                    return Err(err(
+                        step.pos,
+                        format!(
+                            "step `{}` takes the dose's reference energy from the reference's pulse count: the procedure's method must be gated_reference_count",
+                            step.name
+                        ),
+                    ));
+                }
+                lookup_limit(
+                    &rules,
+                    r.current.amps(fixture),
+                    r.power_factor,
+                    LoadKind::Balanced,
+                )
+                .map_err(|e| err(step.pos, format!("step `{}`: {e}", step.name)))?;
             }
             if let StepKind::Accuracy(a) = &step.kind {
                 if let CurrentSpec::Rated(rc) = a.current

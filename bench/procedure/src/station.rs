@@ -161,12 +161,16 @@ mod raw {
         pub faults: Vec<Spanned<super::SimFault>>,
         #[serde(default)]
         pub software: Option<SimSoftware>,
+        #[serde(default)]
+        pub broken_seals: Vec<String>,
     }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimMeter {
         pub port: String,
+        #[serde(default)]
+        pub register_start_kwh: f64,
         pub error_curve_percent: Vec<(f64, f64)>,
         pub pf_inductive_0_5_percent: f64,
         pub pf_capacitive_0_8_percent: f64,
@@ -189,6 +193,16 @@ pub enum SimFault {
     DeadLed(PortFault),
     /// Extra error, %, for per-phase currents within [from_a, to_a] at this PF.
     ErrorBump(BumpFault),
+    /// The energy register adds this error, %, to what the meter measures; the LED
+    /// does not (a register that disagrees with the meter constant).
+    RegisterError(RegisterFault),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFault {
+    pub port: String,
+    pub error_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +251,7 @@ impl SimFault {
             SimFault::Creep(f) => &f.port,
             SimFault::WrongConstant(f) => &f.port,
             SimFault::ErrorBump(f) => &f.port,
+            SimFault::RegisterError(f) => &f.port,
         }
     }
 
@@ -397,6 +412,8 @@ pub struct SimDutSpec {
     pub faults: Vec<SimFault>,
     /// What the simulated meter's software reports (over its CAN node).
     pub software: Option<SimSoftwareSpec>,
+    /// Keys of the fixture's seals that are broken on this unit (what an inspection finds).
+    pub broken_seals: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -412,6 +429,8 @@ pub struct SimSoftwareSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimMeterSpec {
     pub port: String,
+    /// What the register holds when the world starts, kWh.
+    pub register_start_kwh: f64,
     /// (current A, error %) points, interpolated in log(current).
     pub error_curve_percent: Vec<(f64, f64)>,
     pub pf_inductive_0_5_percent: f64,
@@ -692,7 +711,14 @@ fn simulation_spec(
                 "error_curve_percent needs (current, error) points with positive, increasing currents".into(),
             ));
         }
+        if !(m.value.register_start_kwh.is_finite() && m.value.register_start_kwh >= 0.0) {
+            return Err(err(
+                Pos::of(m),
+                "register_start_kwh must be a reading of zero or more".into(),
+            ));
+        }
         meters.push(SimMeterSpec {
+            register_start_kwh: m.value.register_start_kwh,
             port: m.value.port.clone(),
             error_curve_percent: curve.clone(),
             pf_inductive_0_5_percent: m.value.pf_inductive_0_5_percent,
@@ -726,6 +752,7 @@ fn simulation_spec(
             led_pulse_width_s: s.dut.led_pulse_width_s,
             meters,
             faults: s.dut.faults.iter().map(|f| f.value.clone()).collect(),
+            broken_seals: s.dut.broken_seals.clone(),
             software: s.dut.software.as_ref().map(|w| SimSoftwareSpec {
                 software_version: w.software_version.clone(),
                 software_hash: w.software_hash.clone(),

@@ -169,3 +169,121 @@ fn bad_can_profile_entries_are_rejected_where_they_are() {
     );
     assert!(err.message.contains("not hexadecimal"), "{err}");
 }
+
+/// The Eichrecht procedure (with `procedure_edit`) checked against the CPIM1000 fixture
+/// (with `fixture_edit` applied to its text): the error, and the line of the step that
+/// `at` finds in the procedure.
+fn eichrecht_against_fixture(
+    procedure_edit: (&str, &str),
+    fixture_edit: impl Fn(String) -> String,
+    at: &str,
+) -> (DataError, u64) {
+    let (ppath, ptext) = repo_file("procedures/cpim1000-eichrecht.yaml");
+    let (fpath, ftext) = repo_file("fixtures/cpim1000.yaml");
+    let ptext = ptext.replacen(procedure_edit.0, procedure_edit.1, 1);
+    let step = ptext.find(at).expect("step in the procedure");
+    let line = ptext[..step].matches('\n').count() as u64 + 1;
+    let procedure = Procedure::from_file(LoadedFile::from_text(&ppath, ptext)).unwrap();
+    let fixture = meterbench_procedure::Fixture::from_file(LoadedFile::from_text(
+        &fpath,
+        fixture_edit(ftext),
+    ))
+    .unwrap();
+    let err = procedure.check_against(&fixture).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:", ppath.display())),
+        "{err}"
+    );
+    (err, line)
+}
+
+/// The fixture text without its top-level `name:` section.
+fn without_section(text: String, name: &str) -> String {
+    let start = text.find(&format!("\n{name}:\n")).expect("section") + 1;
+    let end = text[start + 1..]
+        .find("\n# ")
+        .or_else(|| text[start + 1..].find("\ninspection:"))
+        .map_or(text.len(), |i| start + 1 + i + 1);
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+#[test]
+fn a_register_step_needs_the_fixtures_register() {
+    let (err, line) = eichrecht_against_fixture(
+        ("", ""),
+        |t| without_section(t, "register"),
+        "  - register:",
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("declares no `register:`"), "{err}");
+}
+
+#[test]
+fn a_register_step_needs_the_reference_pulse_count() {
+    let (err, line) = eichrecht_against_fixture(
+        ("method: gated_reference_count", "method: timed"),
+        |t| t,
+        "  - register:",
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message.contains("must be gated_reference_count"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_register_read_over_can_needs_the_register_identifiers() {
+    let (err, line) = eichrecht_against_fixture(
+        (
+            "read_from: lcd\n      min_register_steps",
+            "read_from: can\n      min_register_steps",
+        ),
+        |t| {
+            t.replacen(
+                "    energy_register: { left: \"0xF1B1\", right: \"0xF1B2\" }\n",
+                "",
+                1,
+            )
+        },
+        "  - register:",
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("can.dids.energy_register"), "{err}");
+}
+
+#[test]
+fn an_inspection_of_a_label_the_fixture_does_not_list_is_refused() {
+    let (err, line) = eichrecht_against_fixture(
+        ("labels: [mid_mir, eichrecht]", "labels: [mid_mir, ukca]"),
+        |t| t,
+        "  - inspection:",
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message
+            .contains("has no label `ukca` (it has: mid_mir, eichrecht)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_inspection_is_refused_where_it_is() {
+    let (err, line, _) = edited(
+        "procedures/cpim1000-eichrecht.yaml",
+        "      scan_serial: true\n      seals: true\n      labels: [mid_mir, eichrecht]\n",
+        "",
+        Procedure::from_file,
+    );
+    // The step's mapping starts on the line after `- inspection:`.
+    assert!(
+        err.pos.line + 2 >= line && err.pos.line <= line,
+        "{err} (edit at line {line})"
+    );
+    assert!(
+        err.message
+            .contains("at least one of scan_serial, seals, labels"),
+        "{err}"
+    );
+}

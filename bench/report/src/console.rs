@@ -42,6 +42,38 @@ pub fn results_table(r: &RunRecord) -> String {
                     }
                     .to_string(),
                 ),
+                Some(PortResult::Inspection { checks, passed, .. }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!(
+                        "{}/{} confirmed",
+                        checks.iter().filter(|c| c.confirmed).count(),
+                        checks.len()
+                    ),
+                    if *passed { "pass" } else { "FAIL" }.to_string(),
+                ),
+                Some(PortResult::Register {
+                    comparison,
+                    expanded_u_percent,
+                    limit,
+                    decision,
+                    consistent_with_pulses,
+                    ..
+                }) => (
+                    format!("{:+.4}", comparison.error_vs_reference_percent),
+                    format!("{expanded_u_percent:.4}"),
+                    format!("±{}", limit.mpe_percent),
+                    format!(
+                        "{:.1} Wh reg, {:.2} Wh LED",
+                        comparison.register_wh, comparison.pulses_wh
+                    ),
+                    if *consistent_with_pulses {
+                        format!("{:?}", decision.conformity).to_lowercase()
+                    } else {
+                        "fail: register ≠ pulses".into()
+                    },
+                ),
                 Some(PortResult::Accuracy {
                     error_percent,
                     expanded_u_percent,

@@ -42,6 +42,15 @@ pub(crate) struct View {
     pub software: Vec<SoftwareRow>,
     /// The run stopped because the software is not the certified one.
     pub software_failed: bool,
+    /// The seals and labels confirmed, once per DUT (empty when none were inspected).
+    pub inspection: Vec<InspectionRow>,
+    /// The serial number the operator scanned, when the inspection asked for it.
+    pub scanned_serial: Option<String>,
+    /// The run stopped at a failed inspection.
+    pub inspection_failed: bool,
+    pub inspection_problems: Vec<String>,
+    /// Register (meter constant) tests, per port.
+    pub register: Vec<RegisterRow>,
     pub unmeasured: Vec<UnmeasuredStep>,
     pub limits: Vec<LimitView>,
     /// Distinct sources of the limits, in order of first use.
@@ -198,6 +207,33 @@ pub(crate) struct NoLoadRow {
 }
 
 #[derive(Debug, Serialize)]
+pub(crate) struct InspectionRow {
+    pub what: String,
+    pub confirmed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct RegisterRow {
+    pub port: String,
+    pub read_from: String,
+    pub before_kwh: String,
+    pub after_kwh: String,
+    pub register_wh: String,
+    pub pulses: u64,
+    pub pulses_wh: String,
+    pub reference_wh: String,
+    pub error_percent: String,
+    pub u_percent: String,
+    pub mpe_percent: String,
+    pub resolution_percent: String,
+    pub register_minus_pulses_wh: String,
+    pub pulses_tolerance_wh: String,
+    pub consistent_with_pulses: bool,
+    pub passed: bool,
+    pub conformity: String,
+}
+
+#[derive(Debug, Serialize)]
 pub(crate) struct SoftwareRow {
     pub port: String,
     /// `can` or `lcd`.
@@ -260,6 +296,11 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut no_load = Vec::new();
     let mut checks = Vec::new();
     let mut software = Vec::new();
+    let mut inspection: Vec<InspectionRow> = Vec::new();
+    let mut scanned_serial = None;
+    let mut inspection_failed = false;
+    let mut inspection_problems: Vec<String> = Vec::new();
+    let mut register = Vec::new();
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
@@ -295,6 +336,59 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         .map_or_else(|| "–".to_string(), |c| c.lrs_hash.to_ascii_uppercase()),
                     passed: *passed,
                     problem: mismatches.join("; "),
+                }),
+                // The inspection concerns the whole DUT: every port carries it; show it once.
+                Some(PortResult::Inspection {
+                    scanned_serial: scanned,
+                    checks,
+                    problems,
+                    passed,
+                }) if p.port == step.ports[0].port => {
+                    scanned_serial = scanned.clone().or(scanned_serial);
+                    inspection.extend(checks.iter().map(|c| InspectionRow {
+                        what: c.what.clone(),
+                        confirmed: c.confirmed,
+                    }));
+                    inspection_failed |= !passed;
+                    inspection_problems.extend(problems.iter().cloned());
+                }
+                Some(PortResult::Inspection { .. }) => {}
+                Some(PortResult::Register {
+                    read_from,
+                    before_kwh,
+                    after_kwh,
+                    pulses,
+                    comparison,
+                    expanded_u_percent,
+                    limit,
+                    decision,
+                    consistent_with_pulses,
+                    ..
+                }) => register.push(RegisterRow {
+                    port: p.port.clone(),
+                    read_from: read_from.clone(),
+                    before_kwh: before_kwh.clone(),
+                    after_kwh: after_kwh.clone(),
+                    register_wh: format!("{:.1}", comparison.register_wh),
+                    pulses: *pulses,
+                    pulses_wh: format!("{:.2}", comparison.pulses_wh),
+                    reference_wh: format!("{:.3}", comparison.reference_wh),
+                    error_percent: format!("{:+.3}", comparison.error_vs_reference_percent),
+                    u_percent: format!("{expanded_u_percent:.3}"),
+                    mpe_percent: format!("±{}", fmt_num(limit.mpe_percent)),
+                    resolution_percent: format!("{:.3}", comparison.resolution_percent),
+                    register_minus_pulses_wh: format!(
+                        "{:+.2}",
+                        comparison.register_minus_pulses_wh
+                    ),
+                    pulses_tolerance_wh: format!("{:.2}", comparison.pulses_tolerance_wh),
+                    consistent_with_pulses: *consistent_with_pulses,
+                    passed: decision.accepted && *consistent_with_pulses,
+                    conformity: if !*consistent_with_pulses {
+                        "FAIL: register disagrees with its pulses".into()
+                    } else {
+                        format!("{:?}", decision.conformity).to_lowercase()
+                    },
                 }),
                 Some(PortResult::Accuracy { budget, .. }) => {
                     for c in &budget.contributions {
@@ -497,6 +591,11 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         checks,
         software_failed: software.iter().any(|s| !s.passed),
         software,
+        inspection,
+        scanned_serial,
+        inspection_failed,
+        inspection_problems,
+        register,
         unmeasured,
         limits,
         limit_sources,

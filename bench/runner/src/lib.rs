@@ -301,6 +301,18 @@ pub fn run(
                     ));
                     break;
                 }
+                // Broken seals or a wrong serial: the unit is not the one, or not intact.
+                Outcome::Fail if matches!(ps.step.kind, StepKind::Inspection(_)) => {
+                    stop = Some((
+                        Outcome::Fail,
+                        format!(
+                            "inspection failed ({}): {}; no energy test was run",
+                            ps.step.name,
+                            message.unwrap_or_default()
+                        ),
+                    ));
+                    break;
+                }
                 _ => {}
             }
             rec.timing.bench_duration_s = ctx.elapsed_s();

@@ -3,7 +3,7 @@
 
 use crate::record::LoadPoint;
 use meterbench_instruments::{Phase, PhaseSetpoint, SourceSetpoint};
-use meterbench_metrology::{LimitRule, PowerFactor, lookup_limit, pulse_period_s};
+use meterbench_metrology::{LimitRule, LoadKind, PowerFactor, lookup_limit, pulse_period_s};
 use meterbench_procedure::{DataError, Fixture, Procedure, Station, Step, StepKind, Wiring};
 
 #[derive(Debug, Clone)]
@@ -70,6 +70,17 @@ pub fn plan(
     for step in &procedure.steps {
         let (current, current_name, pf, phases, voltage) = step_load(step, fixture, &all);
         let limit = match &step.kind {
+            StepKind::Register(r) => Some(
+                lookup_limit(&rules, current, r.power_factor, LoadKind::Balanced)
+                    .map_err(|e| {
+                        DataError::at(
+                            &procedure.file.path,
+                            step.pos,
+                            format!("step `{}`: {e}", step.name),
+                        )
+                    })?
+                    .clone(),
+            ),
             StepKind::Accuracy(a) => Some(
                 lookup_limit(&rules, current, a.power_factor, a.load)
                     .map_err(|e| {
@@ -116,6 +127,15 @@ fn step_load(
     match &step.kind {
         // The meter is powered to answer; no current flows.
         StepKind::Identity(_) => (0.0, "0".to_string(), PowerFactor::UNITY, Vec::new(), un),
+        // A look at the unpowered DUT: nothing is switched on.
+        StepKind::Inspection(_) => (0.0, "0".to_string(), PowerFactor::UNITY, Vec::new(), 0.0),
+        StepKind::Register(r) => (
+            r.current.amps(fixture),
+            r.current.to_string(),
+            r.power_factor,
+            all.to_vec(),
+            un,
+        ),
         StepKind::PulseCheck(p) => (
             p.current.amps(fixture),
             p.current.to_string(),

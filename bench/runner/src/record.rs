@@ -1,7 +1,9 @@
 //! The run record: one JSON document per run from which every report is made.
 
 use meterbench_instruments::{InstrumentIdentity, SourceSetpoint};
-use meterbench_metrology::{Decision, LimitRule, RepeatStatistics, UncertaintyBudget};
+use meterbench_metrology::{
+    Decision, LimitRule, RegisterComparison, RepeatStatistics, UncertaintyBudget,
+};
 use meterbench_procedure::CalibrationRecord;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -117,6 +119,32 @@ pub enum PortResult {
         mismatches: Vec<String>,
         passed: bool,
     },
+    /// The visual inspection: the scanned serial number, each seal and label confirmed.
+    Inspection {
+        scanned_serial: Option<String>,
+        checks: Vec<InspectionCheck>,
+        /// What is wrong, in words (empty when it passed).
+        problems: Vec<String>,
+        passed: bool,
+    },
+    /// The register (meter constant) test.
+    Register {
+        /// `can` or `lcd`.
+        read_from: String,
+        /// The readings as shown, kWh (exact text).
+        before_kwh: String,
+        after_kwh: String,
+        /// LED pulses over the dose.
+        pulses: u64,
+        /// How long the load was applied, s.
+        dose_s: f64,
+        comparison: RegisterComparison,
+        expanded_u_percent: f64,
+        limit: LimitRule,
+        decision: Decision,
+        /// The register advance agrees with the pulses within their resolutions.
+        consistent_with_pulses: bool,
+    },
     PulseCheck {
         required: u64,
         seen: u64,
@@ -155,10 +183,25 @@ impl PortResult {
             PortResult::PulseCheck { passed, .. }
             | PortResult::Starting { passed, .. }
             | PortResult::NoLoad { passed, .. }
-            | PortResult::Identity { passed, .. } => *passed,
+            | PortResult::Identity { passed, .. }
+            | PortResult::Inspection { passed, .. } => *passed,
+            PortResult::Register {
+                decision,
+                consistent_with_pulses,
+                ..
+            } => decision.accepted && *consistent_with_pulses,
             PortResult::Accuracy { decision, .. } => decision.accepted,
         }
     }
+}
+
+/// One seal or label the operator confirmed (or not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionCheck {
+    /// `seal.power_plate`, `label.eichrecht`.
+    pub key: String,
+    pub what: String,
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,16 +8,19 @@ use crate::plan::PlannedStep;
 use crate::record::*;
 use crate::safety::SourceGuard;
 use crate::{RunRequest, StepStop};
-use meterbench_instruments::{Clock, DutSoftware, EdgeEvent, PulseCounter, SoftwareReading};
+use meterbench_instruments::{
+    Clock, DutSoftware, EdgeEvent, PulseCounter, SoftwareReading, SourceSetpoint,
+};
 use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
-    BudgetInputs, decide, gated_error_percent, interval_scatter, no_load_duration_s,
+    BudgetInputs, RegisterSteps, compare_register, decide, gated_error_percent, interval_scatter,
+    min_register_energy_wh, no_load_duration_s, parse_register, register_resolution_u_percent,
     repeat_statistics, starting_pulse_period_s, timed_error_percent, uncertainty_budget,
 };
 use meterbench_procedure::{
-    AccuracyStep, CertifiedIdentity, Fixture, IdentitySource, IdentityStep, NoLoadStep,
-    PulseCheckStep, StartingStep, StepKind,
+    AccuracyStep, CertifiedIdentity, Fixture, IdentitySource, IdentityStep, InspectionStep,
+    NoLoadStep, PulseCheckStep, RegisterStep, StartingStep, StepKind,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -85,6 +88,8 @@ fn time_to_pulses(
 pub(crate) fn expected_duration_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
     match &ps.step.kind {
         StepKind::Identity(i) => i.settle_s + 1.0,
+        StepKind::Inspection(_) => 0.0,
+        StepKind::Register(r) => 2.0 * r.settle_s + register_dose_s(r, ps, fixture),
         StepKind::PulseCheck(p) => p.settle_s + p.pulses as f64 * ps.nominal_period_s,
         StepKind::Starting(s) => s.settle_s + s.pulses as f64 * ps.nominal_period_s,
         StepKind::NoLoad(n) => n.settle_s + no_load_s(n, ps, fixture),
@@ -92,6 +97,30 @@ pub(crate) fn expected_duration_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
             a.settle_s + (a.pulses * a.repeats as u64 + 1) as f64 * ps.nominal_period_s
         }
     }
+}
+
+/// How long the register step applies its load: until one register step is at most a
+/// tenth of the point's limit and at least `min_register_steps` steps have passed.
+fn register_dose_s(r: &RegisterStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    let (Some(profile), Some(limit)) = (&fixture.register, &ps.limit) else {
+        return 0.0;
+    };
+    let energy_wh = min_register_energy_wh(
+        profile.resolution_wh,
+        limit.mpe_percent,
+        r.min_register_steps,
+    );
+    energy_wh / ps.setpoint.active_power_w() * 3600.0
+}
+
+/// The same voltages with no current: the meter is powered, its register stands still.
+fn idle(setpoint: &SourceSetpoint) -> SourceSetpoint {
+    let mut s = *setpoint;
+    for p in &mut s.phases {
+        p.current_a = 0.0;
+        p.current_lag_deg = 0.0;
+    }
+    s
 }
 
 fn no_load_s(n: &NoLoadStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
@@ -136,6 +165,8 @@ pub(crate) fn failed_step(
 fn kind_name(k: &StepKind) -> &'static str {
     match k {
         StepKind::Identity(_) => "identity",
+        StepKind::Inspection(_) => "inspection",
+        StepKind::Register(_) => "register",
         StepKind::PulseCheck(_) => "pulse_check",
         StepKind::Starting(_) => "starting",
         StepKind::NoLoad(_) => "no_load",
@@ -197,6 +228,8 @@ impl StepContext<'_, '_> {
         };
         let result = match &ps.step.kind {
             StepKind::Identity(i) => self.identity(ps, i, guard, &mut record),
+            StepKind::Inspection(i) => self.inspection(ps, i, &mut record),
+            StepKind::Register(r) => self.register(index, ps, r, guard, &mut record),
             StepKind::PulseCheck(p) => self.pulse_check(index, ps, p, guard, &mut record),
             StepKind::Starting(s) => self.starting(index, ps, s, guard, &mut record),
             StepKind::NoLoad(n) => self.no_load(index, ps, n, guard, &mut record),
@@ -416,30 +449,38 @@ impl StepContext<'_, '_> {
         Ok(())
     }
 
+    /// Ask the operator (or the answers file) one question of step `ps`.
+    fn ask(
+        &mut self,
+        ps: &PlannedStep,
+        key: &str,
+        prompt: &str,
+        format: AnswerFormat,
+    ) -> Result<String, StepStop> {
+        let Some(op) = self.operator.as_deref_mut() else {
+            return Err(StepStop::Bench(format!(
+                "step `{}` asks the operator ({key}), but no operator or answers file is there to answer",
+                ps.step.name
+            )));
+        };
+        op.ask(&Question {
+            key: key.into(),
+            prompt: prompt.into(),
+            format,
+        })
+        .map_err(|e| match e {
+            // Ctrl-C or SIGTERM while the question was open.
+            crate::operator::OperatorError::Stopped { .. } => StepStop::Aborted,
+            e => StepStop::Bench(e.to_string()),
+        })
+    }
+
     /// The identity as the LCD shows it, asked of the operator (or the answers file).
     /// The LCD shows one LRS hash for the meter; it stands for every port.
     fn identity_from_lcd(&mut self, ps: &PlannedStep) -> Result<SoftwareReading, StepStop> {
         let fixture = self.req.fixture;
-        let Some(op) = self.operator.as_deref_mut() else {
-            return Err(StepStop::Bench(format!(
-                "step `{}` reads the LCD, but no operator or answers file is there to answer",
-                ps.step.name
-            )));
-        };
-        let ask = |op: &mut dyn Operator, key: &str, prompt: &str, format| {
-            op.ask(&Question {
-                key: key.into(),
-                prompt: prompt.into(),
-                format,
-            })
-            .map_err(|e| match e {
-                // Ctrl-C or SIGTERM while the question was open.
-                crate::operator::OperatorError::Stopped { .. } => StepStop::Aborted,
-                e => StepStop::Bench(e.to_string()),
-            })
-        };
-        let fault = ask(
-            op,
+        let fault = self.ask(
+            ps,
             "lcd.startup_fault",
             "Does the LCD show \"-CHARGEPOIN+\" (the meter did not leave its boot loader)?",
             AnswerFormat::YesNo,
@@ -451,22 +492,22 @@ impl StepContext<'_, '_> {
         let digits = |f: fn(&CertifiedIdentity) -> &str| {
             fixture.certified_software.first().map_or(8, |c| f(c).len())
         };
-        let version = ask(
-            op,
+        let version = self.ask(
+            ps,
             "lcd.software_version",
             "Overall software version on the LCD",
             AnswerFormat::Version,
         )?;
-        let software_hash = ask(
-            op,
+        let software_hash = self.ask(
+            ps,
             "lcd.software_hash",
             "Overall software hash on the LCD",
             AnswerFormat::HexHash {
                 digits: digits(|c| &c.software_hash),
             },
         )?;
-        let lrs = ask(
-            op,
+        let lrs = self.ask(
+            ps,
             "lcd.lrs_hash",
             "Legally relevant software (LRS) hash on the LCD",
             AnswerFormat::HexHash {
@@ -482,6 +523,280 @@ impl StepContext<'_, '_> {
                 .map(|p| (p.name.clone(), lrs.clone()))
                 .collect(),
         })
+    }
+
+    /// Scan the serial number, confirm the fixture's seals and the procedure's labels.
+    /// The DUT is not powered: nothing is switched on.
+    fn inspection(
+        &mut self,
+        ps: &PlannedStep,
+        i: &InspectionStep,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let fixture = self.req.fixture;
+        let mut problems = Vec::new();
+        let mut checks = Vec::new();
+        let mut scanned_serial = None;
+        if i.scan_serial {
+            let s = self.ask(
+                ps,
+                "serial.scan",
+                "Scan the serial number (QR code on the label)",
+                AnswerFormat::SerialNumber,
+            )?;
+            if s != self.req.dut_serial {
+                problems.push(format!(
+                    "the scanned serial number {s} is not the one this run is for ({})",
+                    self.req.dut_serial
+                ));
+            }
+            scanned_serial = Some(s);
+        }
+        let profile = fixture.inspection.as_ref();
+        let seals = if i.seals {
+            profile.map_or(&[][..], |p| p.seals.as_slice())
+        } else {
+            &[]
+        };
+        for seal in seals {
+            let key = format!("seal.{}", seal.key);
+            let answer = self.ask(
+                ps,
+                &key,
+                &format!("{}: present and intact?", seal.check),
+                AnswerFormat::YesNo,
+            )?;
+            let confirmed = answer == "yes";
+            if !confirmed {
+                problems.push(format!("seal not intact: {}", seal.check));
+            }
+            checks.push(InspectionCheck {
+                key,
+                what: seal.check.clone(),
+                confirmed,
+            });
+        }
+        for label_key in &i.labels {
+            let label = profile
+                .and_then(|p| p.labels.iter().find(|l| &l.key == label_key))
+                .expect("checked against the fixture");
+            let key = format!("label.{}", label.key);
+            let answer = self.ask(
+                ps,
+                &key,
+                &format!(
+                    "{}: present, legible and showing every field: {}?",
+                    label.title,
+                    label.fields.join("; ")
+                ),
+                AnswerFormat::YesNo,
+            )?;
+            let confirmed = answer == "yes";
+            if !confirmed {
+                problems.push(format!("{} is missing a field or illegible", label.title));
+            }
+            checks.push(InspectionCheck {
+                key,
+                what: label.title.clone(),
+                confirmed,
+            });
+        }
+        for port in &mut rec.ports {
+            port.result = Some(PortResult::Inspection {
+                scanned_serial: scanned_serial.clone(),
+                checks: checks.clone(),
+                problems: problems.clone(),
+                passed: problems.is_empty(),
+            });
+        }
+        if !problems.is_empty() {
+            rec.message = Some(problems.join("; "));
+        }
+        Ok(())
+    }
+
+    /// Every port's register, as the LCD (operator) or the CAN interface shows it.
+    fn read_registers(
+        &mut self,
+        ps: &PlannedStep,
+        r: &RegisterStep,
+        when: &str,
+        decimals: u32,
+    ) -> Result<Vec<(String, RegisterSteps)>, StepStop> {
+        let mut out = Vec::new();
+        for (port, _) in self.ports() {
+            let text = match r.read_from {
+                IdentitySource::Lcd => self.ask(
+                    ps,
+                    &format!("lcd.register_{when}.{port}"),
+                    &format!(
+                        "Energy register of the {port} port on the LCD, kWh ({when} the dose)"
+                    ),
+                    AnswerFormat::Reading {
+                        decimals: decimals as usize,
+                    },
+                )?,
+                IdentitySource::Can => {
+                    let Some(dut) = self.dut_software.as_deref_mut() else {
+                        return Err(StepStop::Bench(format!(
+                            "step `{}` reads the register over CAN, but the station binds no DUT interface for it (`dut_can`)",
+                            ps.step.name
+                        )));
+                    };
+                    dut.read_register_kwh(&port)?
+                }
+            };
+            let steps = parse_register(&text, decimals).map_err(|e| {
+                StepStop::Bench(format!("register of port {port} {when} the dose: {e}"))
+            })?;
+            out.push((text, steps));
+        }
+        Ok(out)
+    }
+
+    /// The reference count once the counter's status is newer than `after_ticks` (a
+    /// status report sent before then may still be in flight).
+    fn reference_count_after(&mut self, after_ticks: u64) -> Result<u64, StepStop> {
+        for _ in 0..5 {
+            let r = self.counter.reference_count()?;
+            if r.now_ticks >= after_ticks {
+                return Ok(r.ref_count);
+            }
+        }
+        Err(StepStop::Bench(
+            "the counter's status reports lag behind its edges; cannot read the reference count"
+                .into(),
+        ))
+    }
+
+    /// Read the registers at rest, apply the load for the dose, rest again, read again;
+    /// compare each register's advance with its LED pulses and the reference energy.
+    fn register(
+        &mut self,
+        index: usize,
+        ps: &PlannedStep,
+        r: &RegisterStep,
+        guard: &mut SourceGuard<'_>,
+        rec: &mut StepRecord,
+    ) -> Result<(), StepStop> {
+        let f = self.req.fixture;
+        let station = self.req.station;
+        let profile = f.register.as_ref().expect("checked against the fixture");
+        let limit = ps
+            .limit
+            .clone()
+            .expect("register steps are planned with a limit");
+        let dose_s = register_dose_s(r, ps, f);
+        let ports = self.ports();
+
+        // At rest: voltage on, no current; the LED's last pulses and the register's last
+        // update are over after settle_s.
+        let rest = idle(&ps.setpoint);
+        guard.energise(&rest)?;
+        self.wait(r.settle_s)?;
+        let mut c = Collected {
+            start_ticks: 0,
+            now_ticks: 0,
+            by_channel: BTreeMap::new(),
+        };
+        self.drain_into(&mut c, false)?;
+        let ref_before = self.reference_count_after(c.now_ticks)?;
+        let before = self.read_registers(ps, r, "before", profile.decimals)?;
+
+        // The dose. Every pulse from here until the rest after it counts.
+        guard.energise(&ps.setpoint)?;
+        self.drain_into(&mut c, true)?;
+        c.start_ticks = c.now_ticks;
+        let period = ps.nominal_period_s;
+        let needed = (dose_s / period).ceil() as u64;
+        self.collect(
+            &mut c,
+            period,
+            0.25,
+            |_, elapsed| Ok(elapsed >= dose_s),
+            |c, elapsed| {
+                let n = ports
+                    .iter()
+                    .map(|(_, ch)| c.pulses(*ch).len() as u64)
+                    .min()
+                    .unwrap_or(0);
+                (n, needed, (dose_s - elapsed).max(0.0))
+            },
+            index,
+        )?;
+        let dosed_s = (c.now_ticks - c.start_ticks) as f64 / self.tb();
+        guard.energise(&rest)?;
+        self.wait(r.settle_s)?;
+        self.drain_into(&mut c, true)?;
+        let ref_after = self.reference_count_after(c.now_ticks)?;
+        let after = self.read_registers(ps, r, "after", profile.decimals)?;
+
+        let reference_wh =
+            (ref_after - ref_before) as f64 / station.reference.pulse_constant_imp_per_kwh * 1000.0;
+        let unity = ps.setpoint.phases.iter().all(|p| p.current_lag_deg == 0.0);
+        let read_from = format!("{:?}", r.read_from).to_lowercase();
+        for (k, (name, ch)) in ports.iter().enumerate() {
+            let pulses = c.pulses(*ch).len() as u64;
+            let comparison = compare_register(
+                before[k].1,
+                after[k].1,
+                profile.resolution_wh,
+                pulses,
+                f.meter_constant_imp_per_kwh,
+                reference_wh,
+            )
+            .map_err(|e| StepStop::Bench(format!("port {name}: {e}")))?;
+            // Reference (k = 2 on its certificate) and the register's resolution.
+            let u_ref = station.reference.energy_uncertainty_k2_percent.at(unity) / 2.0;
+            let u_res = register_resolution_u_percent(
+                profile.resolution_wh,
+                comparison.register_wh.max(profile.resolution_wh),
+            );
+            let expanded_u_percent = 2.0 * (u_ref * u_ref + u_res * u_res).sqrt();
+            let decision = decide(
+                self.req.procedure.decision_rule,
+                comparison.error_vs_reference_percent,
+                expanded_u_percent,
+                limit.mpe_percent,
+            );
+            let consistent = comparison.consistent_with_pulses();
+            rec.ports[k].pulses = samples(c.pulses(*ch));
+            rec.ports[k].result = Some(PortResult::Register {
+                read_from: read_from.clone(),
+                before_kwh: before[k].0.clone(),
+                after_kwh: after[k].0.clone(),
+                pulses,
+                dose_s: dosed_s,
+                consistent_with_pulses: consistent,
+                comparison,
+                expanded_u_percent,
+                limit: limit.clone(),
+                decision,
+            });
+        }
+        let disagreeing: Vec<String> = rec
+            .ports
+            .iter()
+            .filter_map(|p| match &p.result {
+                Some(PortResult::Register {
+                    comparison,
+                    consistent_with_pulses: false,
+                    ..
+                }) => Some(format!(
+                    "port {}: register advanced {:.1} Wh, its pulses {:.2} Wh (more than {:.2} Wh apart)",
+                    p.port,
+                    comparison.register_wh,
+                    comparison.pulses_wh,
+                    comparison.pulses_tolerance_wh
+                )),
+                _ => None,
+            })
+            .collect();
+        if !disagreeing.is_empty() {
+            rec.message = Some(disagreeing.join("; "));
+        }
+        rec.physical_floor_s = 2.0 * r.settle_s + dose_s;
+        Ok(())
     }
 
     fn pulse_check(

@@ -4,6 +4,7 @@
 //! fixture profile declares. A silent node (a meter that never answers) takes the
 //! adapter's commands but never answers on the bus.
 
+use crate::world::SharedWorld;
 use meterbench_can::{
     CanError, CanId, IsoTpConfig, IsoTpError, IsoTpServer, SlcanDevice, UdsServer, hash_bytes,
 };
@@ -32,14 +33,29 @@ pub fn can_id(raw: u32, extended: bool) -> CanId {
     CanId::new(raw, extended).expect("validated by the fixture")
 }
 
+/// Where the node's energy registers come from: the simulated world's meters, shown
+/// with the display's decimals.
+#[derive(Clone)]
+pub struct CpimRegisters {
+    pub world: SharedWorld,
+    pub decimals: u32,
+}
+
 /// Start the node on `stream` (a PTY master). It ends when the far end closes or
-/// `stop` is set.
+/// `stop` is set. With `registers`, it also answers the profile's energy register
+/// identifiers with the display text of the port's register at that moment.
 pub fn spawn_cpim_can_node<S: Read + Write + Send + 'static>(
     stream: S,
     profile: &CanProfile,
     software: CpimSoftware,
+    registers: Option<CpimRegisters>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
+    let register_dids: Vec<(u16, String)> = profile
+        .did_energy_register
+        .iter()
+        .map(|(port, did)| (*did, port.clone()))
+        .collect();
     let mut uds = UdsServer::new()
         .with_did(
             profile.did_software_version,
@@ -65,7 +81,24 @@ pub fn spawn_cpim_can_node<S: Read + Write + Send + 'static>(
                 IsoTpServer::new(adapter, IsoTpConfig::default()).listen(request, response);
             while !stop.load(Ordering::SeqCst) {
                 let served = server.serve_once(Duration::from_millis(20), |r| {
-                    if silent { None } else { uds.handle(&r.data) }
+                    if silent {
+                        return None;
+                    }
+                    // Registers change as energy flows: read at the moment of the request.
+                    if let (Some(regs), [0x22, hi, lo]) = (&registers, r.data.as_slice()) {
+                        let did = u16::from_be_bytes([*hi, *lo]);
+                        if let Some((_, port)) = register_dids.iter().find(|(d, _)| *d == did) {
+                            let text = regs
+                                .world
+                                .lock()
+                                .unwrap()
+                                .display_register_kwh(port, regs.decimals)?;
+                            let mut answer = vec![0x62, *hi, *lo];
+                            answer.extend_from_slice(text.as_bytes());
+                            return Some(answer);
+                        }
+                    }
+                    uds.handle(&r.data)
                 });
                 // The link is gone (far end closed): the node is unplugged. Protocol
                 // errors (a broken ISO-TP exchange) leave it listening.

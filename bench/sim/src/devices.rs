@@ -3,7 +3,7 @@
 use crate::world::SharedWorld;
 use meterbench_instruments::{
     AcSource, ChannelConfig, Clock, CounterBatch, InstrumentError, InstrumentIdentity,
-    InstrumentResult, PulseCounter, ReferenceStandard, SourceSetpoint,
+    InstrumentResult, PulseCounter, ReferenceCount, ReferenceStandard, SourceSetpoint,
 };
 use meterbench_procedure::station::{RoleBinding, SourceRole};
 use std::time::{Duration, Instant};
@@ -135,6 +135,14 @@ impl PulseCounter for SimPulseCounter {
     fn drain(&mut self) -> InstrumentResult<CounterBatch> {
         let (events, now_ticks) = self.world.lock().unwrap().counter_drain();
         Ok(CounterBatch { events, now_ticks })
+    }
+
+    fn reference_count(&mut self) -> InstrumentResult<ReferenceCount> {
+        let w = self.world.lock().unwrap();
+        Ok(ReferenceCount {
+            now_ticks: w.counter_now_ticks(),
+            ref_count: w.counter_ref_count_now(),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ pub mod scpi;
 mod world;
 
 pub use counter_device::{CounterLinkFault, spawn_counter_device};
-pub use cpim_can::{CpimSoftware, spawn_cpim_can_node};
+pub use cpim_can::{CpimRegisters, CpimSoftware, spawn_cpim_can_node};
 pub use csp1_device::{Csp1SimConfig, RequestWire, WiredPty, spawn_csp1_device};
 pub use devices::{SimAcSource, SimClock, SimPulseCounter, SimReference};
 pub use meter::MeterModel;

@@ -40,6 +40,8 @@ pub struct MeterModel {
     led_register_j: f64,
     /// Total registered energy, J (the LCD register).
     pub register_j: f64,
+    /// The register's own error on top of the meter's (a fault), as a factor.
+    register_gain: f64,
 }
 
 /// A pulse the meter's LED emitted.
@@ -65,7 +67,8 @@ impl MeterModel {
             interval_energy_j: 0.0,
             led_rate_w: 0.0,
             led_register_j: 0.0,
-            register_j: 0.0,
+            register_j: spec.register_start_kwh * 3.6e6,
+            register_gain: 1.0,
         };
         m.led_register_j = led_phase.clamp(0.0, 1.0) * m.pulse_energy_j();
         for f in dut.faults.iter().filter(|f| f.port() == spec.port) {
@@ -77,6 +80,7 @@ impl MeterModel {
                 SimFault::ErrorBump(b) => {
                     m.bumps.push((b.from_a, b.to_a, b.cos_phi, b.error_percent))
                 }
+                SimFault::RegisterError(r) => m.register_gain = 1.0 + r.error_percent / 100.0,
             }
         }
         m
@@ -84,6 +88,20 @@ impl MeterModel {
 
     fn pulse_energy_j(&self) -> f64 {
         3.6e6 / self.led_imp_per_kwh
+    }
+
+    /// The register as the LCD shows it: kWh with `decimals` decimals, six digits
+    /// before the point, the last digit truncated (a register never shows energy it has
+    /// not yet counted).
+    pub fn display_register_kwh(&self, decimals: u32) -> String {
+        let steps = (self.register_j / 3.6e6 * 10f64.powi(decimals as i32)).floor() as u64;
+        let scale = 10u64.pow(decimals);
+        format!(
+            "{:06}.{:0width$}",
+            steps / scale,
+            steps % scale,
+            width = decimals as usize
+        )
     }
 
     pub fn update_period_s(&self) -> f64 {
@@ -167,7 +185,7 @@ impl MeterModel {
         let measured =
             self.measured_power_w(loads) * dt * (1.0 + noise * self.spec.noise_percent / 100.0);
         self.interval_energy_j += measured;
-        self.register_j += measured;
+        self.register_j += measured * self.register_gain;
         // The pulse generator spends the previous interval's energy at a constant rate.
         let e_pulse = self.pulse_energy_j();
         let mut spent_until = 0.0;
@@ -216,12 +234,14 @@ mod tests {
             meters: vec![meter()],
             faults,
             software: None,
+            broken_seals: Vec::new(),
         }
     }
 
     fn meter() -> SimMeterSpec {
         SimMeterSpec {
             port: "left".into(),
+            register_start_kwh: 0.0,
             error_curve_percent: vec![(0.25, 0.4), (5.0, 0.1), (32.0, -0.1)],
             pf_inductive_0_5_percent: 0.2,
             pf_capacitive_0_8_percent: -0.1,
@@ -280,6 +300,42 @@ mod tests {
             let ticks = p.rising_s * 3906.25;
             assert!((ticks - ticks.round()).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn the_register_shows_truncated_kwh_and_a_register_fault_skews_it_alone() {
+        let mut spec = meter();
+        spec.register_start_kwh = 12.34567;
+        let run = |faults| {
+            let mut m = MeterModel::new(&dut(faults), &spec, 0.0);
+            let mut out = Vec::new();
+            // 10 s at 3 × 230 V × 5 A, PF 1: 34.5 kJ = 9.583 Wh, +0.1 % meter error.
+            for k in 0..1000 {
+                m.advance(
+                    k as f64 * 0.01,
+                    0.01,
+                    true,
+                    &balanced(5.0, 0.0),
+                    0.0,
+                    &mut out,
+                );
+            }
+            (m.display_register_kwh(4), out.len())
+        };
+        let fresh = MeterModel::new(&dut(vec![]), &spec, 0.0).display_register_kwh(4);
+        assert_eq!(fresh, "000012.3456");
+        let (good, good_pulses) = run(vec![]);
+        // 12.34567 + 0.0095929 kWh = 12.3552629 → shown 12.3552.
+        assert_eq!(good, "000012.3552");
+        let (skewed, skewed_pulses) = run(vec![SimFault::RegisterError(
+            meterbench_procedure::RegisterFault {
+                port: "left".into(),
+                error_percent: 2.0,
+            },
+        )]);
+        // 12.34567 + 0.0095929 × 1.02 = 12.3554547 → 12.3554; the LED is unchanged.
+        assert_eq!(skewed, "000012.3554");
+        assert_eq!(skewed_pulses, good_pulses);
     }
 
     #[test]

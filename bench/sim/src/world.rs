@@ -183,6 +183,15 @@ impl World {
             .map(|m| m.injected_error_percent(&loads))
     }
 
+    /// A port's register as its LCD (and its CAN interface) shows it: kWh text with
+    /// `decimals` decimals.
+    pub fn display_register_kwh(&self, port: &str, decimals: u32) -> Option<String> {
+        self.meters
+            .iter()
+            .find(|m| m.port == port)
+            .map(|m| m.display_register_kwh(decimals))
+    }
+
     /// Registered energy of a port's meter, Wh (what its LCD register holds).
     pub fn register_wh(&self, port: &str) -> Option<f64> {
         self.meters

@@ -1,6 +1,7 @@
 use crate::bind::{SimOptions, bind};
 use crate::console::ConsoleObserver;
 use crate::issue::{default_key_path, default_store_path, issue, load_or_create_key};
+use crate::sim_technician::SimulatedTechnician;
 use chrono::Local;
 use clap::Args;
 use meterbench_procedure::{Answers, Fixture, Procedure, SimFault, Station};
@@ -52,9 +53,14 @@ pub struct RunArgs {
     pub signer: Option<String>,
     /// Answers to the procedure's questions (LCD readings, seals, scans) for an
     /// unattended station: a `meterbench.answers/1` file. Without it the questions are
-    /// asked at this terminal.
+    /// asked at this terminal; on a simulated station the simulated technician answers
+    /// them from the simulated DUT (unless --ask).
     #[arg(long)]
     pub answers: Option<PathBuf>,
+    /// Simulated bench only: ask the procedure's questions at this terminal instead of
+    /// letting the simulated technician answer them.
+    #[arg(long, conflicts_with = "answers")]
+    pub ask: bool,
     /// Results store the finished run is filed into (for `runs` and `audit`)
     /// [default: $METERBENCH_STORE or REPORTS/store].
     #[arg(long)]
@@ -120,11 +126,14 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         today: Local::now().date_naive(),
     };
     let mut observer = ConsoleObserver::new(!args.quiet);
-    let mut operator: Box<dyn Operator> = match &args.answers {
-        Some(path) => Box::new(FileOperator {
+    let mut operator: Box<dyn Operator> = match (&args.answers, &bound.world, &station.simulation) {
+        (Some(path), _, _) => Box::new(FileOperator {
             answers: Answers::load(path)?,
         }),
-        None => Box::new(
+        (None, Some(world), Some(sim)) if !args.ask => {
+            Box::new(SimulatedTechnician::new(world.clone(), sim.dut.clone()))
+        }
+        _ => Box::new(
             TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
                 .stop_on(abort.clone()),
         ),

@@ -5,7 +5,7 @@
 use crate::transport::Transport;
 use crate::{
     ChannelConfig, CounterBatch, EdgeEvent, InstrumentError, InstrumentIdentity, InstrumentResult,
-    PulseCounter,
+    PulseCounter, ReferenceCount,
 };
 use meterbench_counter_protocol::{
     DeviceMessage, Edges, FrameDecoder, Hello, HostMessage, MAX_FRAME_LEN, SequenceTracker, encode,
@@ -24,6 +24,8 @@ pub struct ProtocolCounter<T: Transport> {
     last_sequence32: u32,
     token: u32,
     timeout: Duration,
+    /// Edges read while waiting for something else; the next drain returns them first.
+    pending: Vec<EdgeEvent>,
 }
 
 impl<T: Transport> ProtocolCounter<T> {
@@ -49,6 +51,7 @@ impl<T: Transport> ProtocolCounter<T> {
             last_sequence32: 0,
             token: 0,
             timeout,
+            pending: Vec::new(),
         };
         c.send(&HostMessage::GetHello)?;
         let deadline = Instant::now() + timeout;
@@ -70,6 +73,21 @@ impl<T: Transport> ProtocolCounter<T> {
             });
         }
         Ok(c)
+    }
+
+    /// An Edge with its sequence extended past 32-bit wrap-around.
+    fn edge_event(&mut self, e: &meterbench_counter_protocol::Edge) -> EdgeEvent {
+        if e.sequence < self.last_sequence32 {
+            self.sequence_epoch += 1 << 32;
+        }
+        self.last_sequence32 = e.sequence;
+        EdgeEvent {
+            channel: e.channel,
+            timestamp_ticks: e.timestamp_ticks,
+            width_ticks: e.width_ticks,
+            ref_count: e.ref_count,
+            sequence: self.sequence_epoch + e.sequence as u64,
+        }
     }
 
     pub fn hello(&self) -> &Hello {
@@ -243,6 +261,39 @@ impl<T: Transport> PulseCounter for ProtocolCounter<T> {
         self.expect_ack(id::DISARM, "Disarm")
     }
 
+    /// Wait for the next Heartbeat: it carries the reference count at its time. Edges
+    /// that come first are kept for the next drain.
+    fn reference_count(&mut self) -> InstrumentResult<ReferenceCount> {
+        // A heartbeat is due every HEARTBEAT_PERIOD_MS; the reply timeout covers it.
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let msg = self.next_message(deadline, "Heartbeat")?;
+            if let Err(e) = self.tracker.observe(&msg) {
+                return Err(self.lost(format!("counter reported or showed lost events: {e:?}")));
+            }
+            match msg {
+                DeviceMessage::Edge(e) => {
+                    let ev = self.edge_event(&e);
+                    self.pending.push(ev);
+                }
+                DeviceMessage::Heartbeat(h) => {
+                    return Ok(ReferenceCount {
+                        now_ticks: h.timestamp_ticks,
+                        ref_count: h.ref_count,
+                    });
+                }
+                DeviceMessage::Pong(_) => {}
+                other => {
+                    return Err(InstrumentError::Device {
+                        instrument: self.name(),
+                        request: "Heartbeat".into(),
+                        reply: format!("unexpected {other:?}"),
+                    });
+                }
+            }
+        }
+    }
+
     /// Ping, then collect every Edge until the matching Pong: the device sends the Pong
     /// only after every edge timestamped before the Ping.
     fn drain(&mut self) -> InstrumentResult<CounterBatch> {
@@ -250,26 +301,14 @@ impl<T: Transport> PulseCounter for ProtocolCounter<T> {
         let token = self.token;
         self.send(&HostMessage::Ping { token })?;
         let deadline = Instant::now() + self.timeout;
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.pending);
         loop {
             let msg = self.next_message(deadline, "Ping")?;
             if let Err(e) = self.tracker.observe(&msg) {
                 return Err(self.lost(format!("counter reported or showed lost events: {e:?}")));
             }
             match msg {
-                DeviceMessage::Edge(e) => {
-                    if e.sequence < self.last_sequence32 {
-                        self.sequence_epoch += 1 << 32;
-                    }
-                    self.last_sequence32 = e.sequence;
-                    events.push(EdgeEvent {
-                        channel: e.channel,
-                        timestamp_ticks: e.timestamp_ticks,
-                        width_ticks: e.width_ticks,
-                        ref_count: e.ref_count,
-                        sequence: self.sequence_epoch + e.sequence as u64,
-                    });
-                }
+                DeviceMessage::Edge(e) => events.push(self.edge_event(&e)),
                 DeviceMessage::Pong(p) if p.token == token => {
                     return Ok(CounterBatch {
                         events,
@@ -287,5 +326,86 @@ impl<T: Transport> PulseCounter for ProtocolCounter<T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::scripted::{ScriptStep, ScriptedTransport};
+    use meterbench_counter_protocol::{Edge, Heartbeat, Pong};
+
+    fn frame<M: meterbench_counter_protocol::Message>(m: &M) -> Vec<u8> {
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let n = encode(m, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn hello() -> DeviceMessage {
+        let mut serial_number = [0u8; 16];
+        serial_number[..8].copy_from_slice(b"CNT-0001");
+        DeviceMessage::Hello(Hello {
+            protocol_version: 1,
+            firmware_version: (1, 0, 0),
+            serial_number,
+            timebase_hz: 125_000_000,
+            channel_count: 8,
+            reference_input: true,
+            external_clock: false,
+        })
+    }
+
+    fn edge(sequence: u32, ticks: u64, ref_count: u64) -> DeviceMessage {
+        DeviceMessage::Edge(Edge {
+            sequence,
+            channel: 1,
+            timestamp_ticks: ticks,
+            width_ticks: 250_000,
+            ref_count,
+            flags: 0,
+        })
+    }
+
+    /// The reference count comes from the next Heartbeat; an Edge that arrives first is
+    /// not lost but returned by the next drain, before the Pong's edges.
+    #[test]
+    fn reference_count_waits_for_a_heartbeat_and_keeps_earlier_edges() {
+        let mut after_hello = frame(&hello());
+        after_hello.extend(frame(&edge(1, 1_000, 50)));
+        after_hello.extend(frame(&DeviceMessage::Heartbeat(Heartbeat {
+            sequence: 1,
+            timestamp_ticks: 2_000,
+            ref_count: 77,
+            dropped_events: 0,
+            flags: 0,
+        })));
+        let mut pong = frame(&edge(2, 3_000, 90));
+        pong.extend(frame(&DeviceMessage::Pong(Pong {
+            token: 1,
+            timestamp_ticks: 4_000,
+            last_sequence: 2,
+        })));
+        let t = ScriptedTransport::new([
+            ScriptStep::command([0u8]),
+            ScriptStep::exchange(frame(&HostMessage::GetHello), after_hello),
+            ScriptStep::exchange(frame(&HostMessage::Ping { token: 1 }), pong),
+        ]);
+        let mut c = ProtocolCounter::open(t, Duration::from_millis(200)).unwrap();
+        let r = c.reference_count().unwrap();
+        assert_eq!(
+            r,
+            ReferenceCount {
+                now_ticks: 2_000,
+                ref_count: 77
+            }
+        );
+        let batch = c.drain().unwrap();
+        let seen: Vec<(u64, u64)> = batch
+            .events
+            .iter()
+            .map(|e| (e.sequence, e.ref_count))
+            .collect();
+        assert_eq!(seen, [(1, 50), (2, 90)]);
+        assert_eq!(batch.now_ticks, 4_000);
     }
 }
