@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     let mut walls = Vec::new();
     for _ in 0..runs {
         let t_bind = Instant::now();
-        let mut b = bind(&station, &fixture, &SimOptions::default())?;
+        let mut b = bind(&station, Some(&fixture), &SimOptions::default())?;
         let bind_s = t_bind.elapsed().as_secs_f64();
         let req = RunRequest {
             procedure: &procedure,

@@ -5,17 +5,20 @@
 
 use crate::dut_can::CanDutSoftware;
 use meterbench_instruments::counter::ProtocolCounter;
+use meterbench_instruments::p1::{P1CurrentSensor, P1Settings, RequestLine, p1_serial_settings};
 use meterbench_instruments::source::ScpiAcSource;
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
 use meterbench_instruments::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
 use meterbench_instruments::{
-    AcSource, Clock, DutSoftware, PulseCounter, ReferenceStandard, SystemClock,
+    AcSource, Clock, CurrentSensor, DutSoftware, PulseCounter, ReferenceStandard, SystemClock,
 };
-use meterbench_procedure::{Driver, Fixture, PortSpec, RoleBinding, SimFault, Station};
+use meterbench_p1::Csp1Params;
+use meterbench_procedure::{Driver, Fixture, P1Request, PortSpec, RoleBinding, SimFault, Station};
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
 use meterbench_sim::{
-    CounterLinkFault, CpimRegisters, CpimSoftware, SharedWorld, SimAcSource, SimClock,
-    SimPulseCounter, SimReference, World, spawn_counter_device, spawn_cpim_can_node,
+    CounterLinkFault, CpimRegisters, CpimSoftware, Csp1SimConfig, RequestWire, SharedWorld,
+    SimAcSource, SimClock, SimPulseCounter, SimReference, WiredPty, World, spawn_counter_device,
+    spawn_cpim_can_node, spawn_csp1_device,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -62,10 +65,11 @@ fn open_transport(b: &RoleBinding, port: &PortSpec) -> anyhow::Result<Box<dyn Tr
     })
 }
 
-/// Bind every role of the station.
+/// Bind every role of the station for a DUT of `fixture` (`None`: a current sensor, not
+/// a meter: no scanning heads, no CAN).
 pub fn bind(
     station: &Station,
-    fixture: &Fixture,
+    fixture: Option<&Fixture>,
     sim: &SimOptions,
 ) -> anyhow::Result<BoundStation> {
     let world: Option<SharedWorld> = match &station.simulation {
@@ -80,7 +84,11 @@ pub fn bind(
                 }
                 spec.dut.faults.push(f.clone());
             }
-            Some(Arc::new(Mutex::new(World::new(&spec, fixture))))
+            Some(Arc::new(Mutex::new(World::with_heads(&spec, |port| {
+                fixture
+                    .and_then(|f| f.port(port))
+                    .map(|p| p.counter_channel)
+            }))))
         }
         None => {
             if !sim.dut_faults.is_empty() || !sim.counter_link_faults.is_empty() {
@@ -181,10 +189,11 @@ pub fn bind(
             Box::new(ProtocolCounter::open(transport, TIMEOUT)?)
         }
     };
-    let dut_software: Option<Box<dyn DutSoftware>> = match &station.dut_can {
-        None => None,
-        Some(PortSpec::SimPty) => {
-            let sw = station
+    let dut_software: Option<Box<dyn DutSoftware>> = match (&station.dut_can, fixture) {
+        (None, _) | (_, None) => None,
+        (Some(port), Some(fixture)) => match port {
+            PortSpec::SimPty => {
+                let sw = station
                 .simulation
                 .as_ref()
                 .and_then(|s| s.dut.software.clone())
@@ -194,47 +203,48 @@ pub fn bind(
                         station.id
                     )
                 })?;
-            let profile = fixture.can.as_ref().ok_or_else(|| {
-                anyhow::anyhow!("fixture `{}` declares no `can:` profile", fixture.id)
-            })?;
-            let (mut master, slave) = TTYPort::pair()?;
-            master.set_timeout(Duration::from_millis(10))?;
-            let path = slave
-                .name()
-                .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
-            let stop = StopOnDrop::default();
-            let node = spawn_cpim_can_node(
-                master,
-                profile,
-                CpimSoftware {
-                    software_version: sw.software_version,
-                    software_hash: sw.software_hash,
-                    lrs_hash: sw.lrs_hash,
-                    silent: sw.can_silent,
-                },
-                fixture.register.as_ref().map(|r| CpimRegisters {
-                    world: world.clone().expect("a simulated DUT has a world"),
-                    decimals: r.decimals,
-                }),
-                stop.0.clone(),
-            );
-            let host = serialport::new(&path, 115_200)
-                .timeout(Duration::from_millis(10))
-                .open_native()?;
-            let d = CanDutSoftware::open(host, &path, fixture, TIMEOUT)?;
-            far_ends.push(Box::new((stop, slave, node)));
-            Some(Box::new(d))
-        }
-        Some(PortSpec::Serial(path)) => {
-            let host = serialport::new(path, 115_200)
-                .timeout(Duration::from_millis(10))
-                .open_native()
-                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-            Some(Box::new(CanDutSoftware::open(
-                host, path, fixture, TIMEOUT,
-            )?))
-        }
-        Some(other) => anyhow::bail!("dut_can port {other} is not an SLCAN adapter's"),
+                let profile = fixture.can.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("fixture `{}` declares no `can:` profile", fixture.id)
+                })?;
+                let (mut master, slave) = TTYPort::pair()?;
+                master.set_timeout(Duration::from_millis(10))?;
+                let path = slave
+                    .name()
+                    .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+                let stop = StopOnDrop::default();
+                let node = spawn_cpim_can_node(
+                    master,
+                    profile,
+                    CpimSoftware {
+                        software_version: sw.software_version,
+                        software_hash: sw.software_hash,
+                        lrs_hash: sw.lrs_hash,
+                        silent: sw.can_silent,
+                    },
+                    fixture.register.as_ref().map(|r| CpimRegisters {
+                        world: world.clone().expect("a simulated DUT has a world"),
+                        decimals: r.decimals,
+                    }),
+                    stop.0.clone(),
+                );
+                let host = serialport::new(&path, 115_200)
+                    .timeout(Duration::from_millis(10))
+                    .open_native()?;
+                let d = CanDutSoftware::open(host, &path, fixture, TIMEOUT)?;
+                far_ends.push(Box::new((stop, slave, node)));
+                Some(Box::new(d))
+            }
+            PortSpec::Serial(path) => {
+                let host = serialport::new(path, 115_200)
+                    .timeout(Duration::from_millis(10))
+                    .open_native()
+                    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                Some(Box::new(CanDutSoftware::open(
+                    host, path, fixture, TIMEOUT,
+                )?))
+            }
+            other => anyhow::bail!("dut_can port {other} is not an SLCAN adapter's"),
+        },
     };
     let clock: Box<dyn Clock> = match &world {
         Some(w) => Box::new(SimClock::new(w.clone(), sim.realtime)),
@@ -258,5 +268,86 @@ struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Open the station's P1 port to the current sensor under test (`dut_p1`) and raise its
+/// request line. A `sim+pty` port puts the simulated CSP1 of the station's simulation on
+/// the far end of a pseudo-terminal, its request pin wired to the cable's RTS/DTR.
+pub fn bind_current_sensor(
+    station: &Station,
+    bound: &mut BoundStation,
+) -> anyhow::Result<Box<dyn CurrentSensor>> {
+    let spec = station.dut_p1.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "station `{}` has no `dut_p1:` port for a current sensor",
+            station.id
+        )
+    })?;
+    let settings = P1Settings {
+        request_line: match spec.request {
+            P1Request::Rts => RequestLine::Rts,
+            P1Request::Dtr => RequestLine::Dtr,
+            P1Request::None => RequestLine::None,
+        },
+        inverted: spec.inverted,
+        ..P1Settings::default()
+    };
+    match &spec.port {
+        PortSpec::SimPty => {
+            let world = bound.world.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "station `{}`: dut_p1 is sim+pty but there is no simulated world",
+                    station.id
+                )
+            })?;
+            let sim = station
+                .simulation
+                .as_ref()
+                .and_then(|s| s.csp1.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "station `{}`: dut_p1 is sim+pty but the simulation has no `csp1:`",
+                        station.id
+                    )
+                })?;
+            let (master, slave) = TTYPort::pair()?;
+            let path = slave
+                .name()
+                .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+            let wire = RequestWire::default();
+            let stop = StopOnDrop::default();
+            let device = spawn_csp1_device(
+                world,
+                master,
+                Csp1SimConfig {
+                    identity: Csp1Params {
+                        equipment_id: sim.serial_number.clone(),
+                        firmware: sim.firmware.clone(),
+                        ..Csp1Params::default()
+                    },
+                    gain_percent: sim.gain_percent,
+                    offset_a: sim.offset_a,
+                },
+                wire.clone(),
+                stop.0.clone(),
+            );
+            let serial = SerialTransport::open(&p1_serial_settings(path, false))?;
+            let sensor = P1CurrentSensor::open(
+                WiredPty {
+                    serial,
+                    request: wire,
+                },
+                settings,
+            )?;
+            // Dropped after the sensor (far ends go last): the device stops, then the PTY.
+            bound.far_ends.push(Box::new((stop, slave, device)));
+            Ok(Box::new(sensor))
+        }
+        PortSpec::Serial(path) => {
+            let serial = SerialTransport::open(&p1_serial_settings(path.clone(), false))?;
+            Ok(Box::new(P1CurrentSensor::open(serial, settings)?))
+        }
+        other => anyhow::bail!("dut_p1 port {other} is not a P1 cable's"),
     }
 }

@@ -39,7 +39,7 @@ fn run_eichrecht(
     let reports = tempfile::tempdir().unwrap();
     let mut b = bind(
         &station,
-        &fixture,
+        Some(&fixture),
         &SimOptions {
             dut_faults,
             ..SimOptions::default()

@@ -52,7 +52,7 @@ fn sim_with(s: &Setup, faults: &[&str], link: Vec<CounterLinkFault>) -> BoundSta
     let dut_faults: Vec<SimFault> = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
     bind(
         &s.station,
-        &s.fixture,
+        Some(&s.fixture),
         &SimOptions {
             realtime: false,
             dut_faults,

@@ -134,6 +134,36 @@ pub struct CounterBatch {
     pub now_ticks: u64,
 }
 
+/// One reading of a current sensor (one P1 telegram of the CSP1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorReading {
+    /// L1, L2, L3 exactly as sent (`024`), when sent.
+    pub currents: [Option<String>; 3],
+    /// The same as numbers, A.
+    pub currents_a: [Option<f64>; 3],
+    /// The firmware id the device reported with it, if any.
+    pub firmware: Option<String>,
+}
+
+/// How the sensor's link went: telegrams, CRC failures, other decoding errors, gaps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SensorLinkStats {
+    pub telegrams: u64,
+    pub crc_failures: u64,
+    pub other_errors: u64,
+    pub gaps: u64,
+}
+
+/// A current sensor under test that reports readings on its own (the CSP1 once a
+/// second while its request line is raised).
+pub trait CurrentSensor: Send {
+    fn describe(&self) -> String;
+    /// The next good reading, waiting at most `timeout`; `None`: nothing arrived.
+    /// Corrupt telegrams are counted in the stats and never returned.
+    fn next_reading(&mut self, timeout: Duration) -> InstrumentResult<Option<SensorReading>>;
+    fn stats(&self) -> SensorLinkStats;
+}
+
 /// The counter's reference-frequency count (the reference standard's energy pulses
 /// since Arm) at a moment of the counter's timebase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -197,6 +197,69 @@ impl<T: Transport> P1Reader<T> {
     }
 }
 
+/// A P1 device as a current sensor: each telegram's three currents and firmware id.
+pub struct P1CurrentSensor<T: Transport> {
+    reader: P1Reader<T>,
+    label: String,
+}
+
+impl<T: Transport> P1CurrentSensor<T> {
+    /// Raise the request line and start reading.
+    pub fn open(transport: T, settings: P1Settings) -> Result<Self, TransportError> {
+        let label = format!("P1 on {}", transport.describe());
+        Ok(P1CurrentSensor {
+            reader: P1Reader::open(transport, settings)?,
+            label,
+        })
+    }
+}
+
+impl<T: Transport + Send> crate::CurrentSensor for P1CurrentSensor<T> {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn next_reading(
+        &mut self,
+        timeout: Duration,
+    ) -> crate::InstrumentResult<Option<crate::SensorReading>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self
+                .reader
+                .next_event(left)
+                .map_err(|e| crate::InstrumentError::Link {
+                    instrument: format!("current sensor ({})", self.label),
+                    message: e.to_string(),
+                })?;
+            match event {
+                None => return Ok(None),
+                // Counted in the stats; a corrupt telegram is never a reading.
+                Some(P1Event::Error(_)) => continue,
+                Some(P1Event::Telegram(t)) => {
+                    let currents = t.telegram.currents();
+                    return Ok(Some(crate::SensorReading {
+                        currents: currents.map(|c| c.map(|d| d.to_string())),
+                        currents_a: currents.map(|c| c.map(|d| d.to_f64())),
+                        firmware: t.telegram.firmware_id().map(str::to_string),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> crate::SensorLinkStats {
+        let s = self.reader.stats();
+        crate::SensorLinkStats {
+            telegrams: s.telegrams,
+            crc_failures: s.crc_failures,
+            other_errors: s.other_errors,
+            gaps: s.gaps,
+        }
+    }
+}
+
 impl<T: Transport> Drop for P1Reader<T> {
     fn drop(&mut self) {
         if !self.closed {

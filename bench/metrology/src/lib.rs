@@ -2,6 +2,7 @@
 //! (limits, pulse minimums, durations) comes in as an argument from the
 //! procedure or fixture; this crate only computes.
 
+pub mod current;
 pub mod decision;
 pub mod error;
 pub mod limits;
@@ -12,6 +13,7 @@ pub mod stats;
 pub mod tests_timing;
 pub mod uncertainty;
 
+pub use current::{current_budget, current_error_percent};
 pub use decision::{Conformity, Decision, DecisionRule, decide};
 pub use error::{gated_error_percent, timed_error_percent};
 pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};

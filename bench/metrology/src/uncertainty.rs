@@ -11,6 +11,8 @@ pub enum ReferenceMethod {
     GatedReferenceCount,
     /// A power standard's known power times the counter-timed gate.
     Timed,
+    /// A current sensor's readings against the calibrated source's current.
+    ReferenceCurrent,
 }
 
 /// What the budget is computed from: the instruments' certificate data and the
@@ -84,6 +86,9 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
                     .into(),
             },
         ),
+        ReferenceMethod::ReferenceCurrent => {
+            unreachable!("energy budgets are for meters; a current sensor has current_budget")
+        }
         ReferenceMethod::Timed => (
             Contribution {
                 name: "counter timebase".into(),

@@ -9,6 +9,7 @@ pub mod fixture;
 pub mod procedure;
 pub mod station;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
+pub mod sensor;
 mod yaml;
 
 pub use answers::{ANSWERS_SCHEMA, Answers};
@@ -20,8 +21,9 @@ pub use procedure::{
     AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec, NoLoadStep,
     Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind,
 };
+pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{
-    CalibrationRecord, Driver, PortSpec, RegisterFault, RoleBinding, SimDutSpec, SimFault,
-    SimMeterSpec, SimulationSpec, Station, UncertaintyByPf,
+    CalibrationRecord, Driver, DutP1Spec, P1Request, PortSpec, RegisterFault, RoleBinding,
+    SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec, Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

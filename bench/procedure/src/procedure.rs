@@ -57,7 +57,7 @@ mod raw {
         pub title: String,
         pub applies_to: AppliesTo,
         pub wiring: Spanned<Wiring>,
-        pub method: ReferenceMethod,
+        pub method: Spanned<ReferenceMethod>,
         pub decision_rule: DecisionRule,
         pub limits: Spanned<Vec<Spanned<Limit>>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
@@ -468,6 +468,12 @@ impl Procedure {
             ));
         }
 
+        if raw.method.value == ReferenceMethod::ReferenceCurrent {
+            return Err(c.err(
+                Pos::of(&raw.method),
+                "reference_current is the method of current sensor procedures (meterbench.sensor-procedure/1), not of meters",
+            ));
+        }
         let mut limits: Vec<LimitSpec> = Vec::new();
         for l in &raw.limits.value {
             let pos = Pos::of(l);
@@ -680,7 +686,7 @@ impl Procedure {
             accuracy_class_pos: Pos::of(&raw.applies_to.accuracy_class),
             wiring: raw.wiring.value,
             wiring_pos: Pos::of(&raw.wiring),
-            method: raw.method,
+            method: raw.method.value,
             decision_rule: raw.decision_rule,
             limits,
             steps,

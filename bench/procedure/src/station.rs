@@ -23,7 +23,38 @@ mod raw {
         pub roles: Roles,
         #[serde(default)]
         pub dut_can: Option<Spanned<DutCan>>,
+        #[serde(default)]
+        pub dut_p1: Option<Spanned<DutP1>>,
         pub simulation: Option<Spanned<Simulation>>,
+    }
+
+    /// Where a P1 device (the CSP1) reaches the bench: a USB-P1 cable's serial port.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DutP1 {
+        pub port: Spanned<String>,
+        #[serde(default)]
+        pub request: Option<super::P1Request>,
+        #[serde(default)]
+        pub inverted: bool,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimCsp1 {
+        pub serial_number: String,
+        pub firmware: String,
+        #[serde(default)]
+        pub gain_percent: [f64; 3],
+        #[serde(default)]
+        pub offset_a: [f64; 3],
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CurrentUncertainty {
+        pub value: Spanned<f64>,
+        pub source: String,
     }
 
     /// Where the DUT's CAN bus reaches the bench: an SLCAN USB-CAN adapter's port.
@@ -80,6 +111,9 @@ mod raw {
         pub max_current_a: Spanned<f64>,
         /// Expanded uncertainty (k=2) of the delivered power, %, for the timed method.
         pub power_uncertainty_k2_percent: UncertaintyPair,
+        /// Expanded uncertainty (k=2) of the delivered current, %, for current sensors.
+        #[serde(default)]
+        pub current_uncertainty_k2_percent: Option<CurrentUncertainty>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -124,6 +158,8 @@ mod raw {
         pub reference: SimReference,
         pub counter: SimCounter,
         pub dut: SimDut,
+        #[serde(default)]
+        pub csp1: Option<SimCsp1>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -369,6 +405,35 @@ pub struct SourceRole {
     pub max_current_a: f64,
     pub power_uncertainty_k2_percent: UncertaintyByPf,
     pub uncertainty_source: String,
+    /// Expanded uncertainty (k=2) of the delivered current, % (current sensors), and
+    /// where it comes from.
+    pub current_uncertainty_k2_percent: Option<(f64, String)>,
+}
+
+/// The line that asks a P1 device to send, as the cable wires it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum P1Request {
+    Rts,
+    Dtr,
+    None,
+}
+
+/// The P1 port of a current sensor under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DutP1Spec {
+    pub port: PortSpec,
+    pub request: P1Request,
+    pub inverted: bool,
+}
+
+/// The simulated CSP1: its identity and its errors per CT.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimCsp1Spec {
+    pub serial_number: String,
+    pub firmware: String,
+    pub gain_percent: [f64; 3],
+    pub offset_a: [f64; 3],
 }
 
 #[derive(Debug, Clone)]
@@ -396,6 +461,8 @@ pub struct SimulationSpec {
     pub counter_timebase_hz: f64,
     pub counter_timebase_offset_ppm: f64,
     pub dut: SimDutSpec,
+    /// The simulated current sensor on the P1 port, if any.
+    pub csp1: Option<SimCsp1Spec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -451,6 +518,8 @@ pub struct Station {
     pub counter: CounterRole,
     /// The SLCAN adapter on the DUT's CAN bus, if the station has one.
     pub dut_can: Option<PortSpec>,
+    /// The P1 cable to a current sensor under test, if the station has one.
+    pub dut_p1: Option<DutP1Spec>,
     pub simulation: Option<SimulationSpec>,
 }
 
@@ -564,6 +633,13 @@ impl Station {
             max_current_a: positive("max_current_a", &s.max_current_a)?,
             power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
             uncertainty_source: s.power_uncertainty_k2_percent.source.clone(),
+            current_uncertainty_k2_percent: match &s.current_uncertainty_k2_percent {
+                None => None,
+                Some(c) => Some((
+                    positive("current_uncertainty_k2_percent", &c.value)?,
+                    c.source.clone(),
+                )),
+            },
         };
         let r = &raw.roles.reference.value;
         let reference = ReferenceRole {
@@ -622,10 +698,30 @@ impl Station {
                 }
             },
         };
+        let dut_p1 = match &raw.dut_p1 {
+            None => None,
+            Some(d) => match PortSpec::parse(&d.value.port.value) {
+                Some(p @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(DutP1Spec {
+                    port: p,
+                    request: d.value.request.unwrap_or(P1Request::Rts),
+                    inverted: d.value.inverted,
+                }),
+                _ => {
+                    return Err(err(
+                        Pos::of(&d.value.port),
+                        format!(
+                            "`{}` is not a port for a P1 cable (a serial port such as /dev/ttyUSB0, or sim+pty)",
+                            d.value.port.value
+                        ),
+                    ));
+                }
+            },
+        };
         let uses_sim = [&source.binding, &reference.binding, &counter.binding]
             .iter()
             .any(|b| b.driver == Driver::Sim || b.port.as_ref().is_some_and(|p| p.is_simulated()))
-            || dut_can.as_ref().is_some_and(|p| p.is_simulated());
+            || dut_can.as_ref().is_some_and(|p| p.is_simulated())
+            || dut_p1.as_ref().is_some_and(|p| p.port.is_simulated());
         let simulation = match (&raw.simulation, uses_sim) {
             (Some(sim), true) => Some(simulation_spec(&path, sim)?),
             (None, true) => {
@@ -653,6 +749,7 @@ impl Station {
             reference,
             counter,
             dut_can,
+            dut_p1,
             simulation,
             file,
         })
@@ -736,6 +833,12 @@ fn simulation_spec(
         }
     }
     Ok(SimulationSpec {
+        csp1: s.csp1.as_ref().map(|c| SimCsp1Spec {
+            serial_number: c.serial_number.clone(),
+            firmware: c.firmware.clone(),
+            gain_percent: c.gain_percent,
+            offset_a: c.offset_a,
+        }),
         seed: s.seed,
         source_settling_time_constant_s: s.source.settling_time_constant_s,
         source_amplitude_error_percent: s.source.amplitude_error_percent,

@@ -42,6 +42,60 @@ pub fn results_table(r: &RunRecord) -> String {
                     }
                     .to_string(),
                 ),
+                Some(PortResult::CurrentSensor {
+                    reference_a,
+                    readings,
+                    mean_error_percent,
+                    expanded_u_percent,
+                    limit_percent,
+                    decision,
+                    passed,
+                    ..
+                }) => match decision {
+                    Some(d) => (
+                        format!("{mean_error_percent:+.4}"),
+                        format!("{expanded_u_percent:.4}"),
+                        format!("±{limit_percent}"),
+                        format!(
+                            "{} × {} A",
+                            readings.len(),
+                            readings.first().map_or("", |r| r.as_str())
+                        ),
+                        if *passed {
+                            format!("{:?}", d.conformity).to_lowercase()
+                        } else {
+                            "FAIL".into()
+                        },
+                    ),
+                    None => (
+                        String::new(),
+                        String::new(),
+                        format!("{reference_a} A"),
+                        readings.join(" "),
+                        if *passed {
+                            "reads 0 A"
+                        } else {
+                            "FAIL: reads current"
+                        }
+                        .into(),
+                    ),
+                },
+                Some(PortResult::Telegrams {
+                    telegrams,
+                    crc_failures,
+                    firmware_seen,
+                    passed,
+                    ..
+                }) => (
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!(
+                        "{telegrams} ok, {crc_failures} CRC, fw {}",
+                        firmware_seen.join(",")
+                    ),
+                    if *passed { "pass" } else { "FAIL" }.to_string(),
+                ),
                 Some(PortResult::Inspection { checks, passed, .. }) => (
                     String::new(),
                     String::new(),

@@ -51,6 +51,10 @@ pub(crate) struct View {
     pub inspection_problems: Vec<String>,
     /// Register (meter constant) tests, per port.
     pub register: Vec<RegisterRow>,
+    /// A current sensor's readings, per point and channel.
+    pub sensor: Vec<SensorRow>,
+    /// A current sensor's telegram stream checks.
+    pub telegrams: Option<TelegramsView>,
     pub unmeasured: Vec<UnmeasuredStep>,
     pub limits: Vec<LimitView>,
     /// Distinct sources of the limits, in order of first use.
@@ -89,6 +93,35 @@ pub(crate) struct Dut {
     pub accuracy_class: String,
     pub meter_constant: String,
     pub ports: Vec<String>,
+    /// `meter` or `current_sensor`.
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SensorRow {
+    pub point: String,
+    pub channel: String,
+    pub reference_a: String,
+    pub readings: String,
+    pub error: String,
+    pub u: String,
+    pub limit: String,
+    pub passed: bool,
+    pub conformity: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TelegramsView {
+    pub telegrams: u64,
+    pub crc_failures: u64,
+    pub crc_error_percent: String,
+    pub max_crc_error_percent: String,
+    pub gaps: u64,
+    pub period: String,
+    pub firmware_seen: String,
+    pub firmware_certified: String,
+    pub problems: Vec<String>,
+    pub passed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -301,6 +334,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut inspection_failed = false;
     let mut inspection_problems: Vec<String> = Vec::new();
     let mut register = Vec::new();
+    let mut sensor: Vec<SensorRow> = Vec::new();
+    let mut telegrams: Option<TelegramsView> = None;
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
@@ -390,6 +425,76 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         format!("{:?}", decision.conformity).to_lowercase()
                     },
                 }),
+                Some(PortResult::CurrentSensor {
+                    reference_a,
+                    readings,
+                    mean_error_percent,
+                    expanded_u_percent,
+                    limit_percent,
+                    decision,
+                    passed,
+                    ..
+                }) => sensor.push(SensorRow {
+                    point: step.name.clone(),
+                    channel: p.port.clone(),
+                    reference_a: fmt_num(*reference_a),
+                    readings: readings.join(" "),
+                    error: if decision.is_some() {
+                        format!("{mean_error_percent:+.2}")
+                    } else {
+                        "–".into()
+                    },
+                    u: if decision.is_some() {
+                        format!("{expanded_u_percent:.2}")
+                    } else {
+                        "–".into()
+                    },
+                    limit: if decision.is_some() {
+                        format!("±{}", fmt_num(*limit_percent))
+                    } else {
+                        "0 A".into()
+                    },
+                    passed: *passed,
+                    conformity: match decision {
+                        Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
+                        Some(_) => "FAIL".into(),
+                        None if *passed => "reads 0 A".into(),
+                        None => "FAIL: reads current it does not carry".into(),
+                    },
+                }),
+                Some(PortResult::Telegrams {
+                    telegrams: n,
+                    crc_failures,
+                    crc_error_percent,
+                    max_crc_error_percent,
+                    gaps,
+                    period_min_s,
+                    period_max_s,
+                    period_s,
+                    period_tolerance_s,
+                    firmware_seen,
+                    firmware_certified,
+                    problems,
+                    passed,
+                    ..
+                }) => {
+                    telegrams.get_or_insert(TelegramsView {
+                        telegrams: *n,
+                        crc_failures: *crc_failures,
+                        crc_error_percent: format!("{crc_error_percent:.1}"),
+                        max_crc_error_percent: fmt_num(*max_crc_error_percent),
+                        gaps: *gaps,
+                        period: format!(
+                            "{period_min_s:.2} … {period_max_s:.2} s (required {} ± {} s)",
+                            fmt_num(*period_s),
+                            fmt_num(*period_tolerance_s)
+                        ),
+                        firmware_seen: firmware_seen.join(", "),
+                        firmware_certified: firmware_certified.join(", "),
+                        problems: problems.clone(),
+                        passed: *passed,
+                    });
+                }
                 Some(PortResult::Accuracy { budget, .. }) => {
                     for c in &budget.contributions {
                         if !budget_columns.contains(&c.name) {
@@ -490,12 +595,13 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     }
     ports.retain(|t| !t.rows.is_empty());
 
-    let point_count = ports.iter().map(|t| t.rows.len()).sum();
+    let point_count = ports.iter().map(|t| t.rows.len()).sum::<usize>() + sensor.len();
     let fail_count = ports
         .iter()
         .flat_map(|t| &t.rows)
         .filter(|r| !r.accepted)
-        .count();
+        .count()
+        + sensor.iter().filter(|s| !s.passed).count();
 
     let mut limit_sources = Vec::new();
     for l in &limits {
@@ -542,6 +648,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
             accuracy_class: r.dut.accuracy_class.clone(),
             meter_constant: fmt_num(r.dut.meter_constant_imp_per_kwh),
             ports: r.dut.ports.clone(),
+            kind: r.dut.kind.clone(),
         },
         fixture: FileRef {
             id: r.fixture.id.clone(),
@@ -596,6 +703,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         inspection_failed,
         inspection_problems,
         register,
+        sensor,
+        telegrams,
         unmeasured,
         limits,
         limit_sources,
@@ -704,6 +813,16 @@ fn method(r: &RunRecord) -> Method {
                 fmt_num(r.reference_imp_per_kwh)
             ),
             norm: METHOD_NORM,
+        },
+        ReferenceMethod::ReferenceCurrent => Method {
+            key: "reference_current",
+            name: "Reference current",
+            description: "The calibrated source drives a known current through the sensor's \
+                          CTs; each telegram's reading, taken over a whole second inside the \
+                          settled interval, is compared with it. e = (I_read − I_ref) / I_ref \
+                          × 100 %."
+                .to_string(),
+            norm: "CSP1 user manual; JCGM 100:2008",
         },
         ReferenceMethod::Timed => Method {
             key: "timed",

@@ -8,6 +8,7 @@ pub mod operator;
 pub mod plan;
 pub mod record;
 pub mod safety;
+pub mod sensor;
 mod steps;
 
 pub use events::{Event, Observer, Silent};
@@ -88,7 +89,7 @@ impl From<InstrumentError> for StepStop {
     }
 }
 
-fn run_id(station: &Station, serial: &str) -> String {
+pub(crate) fn run_id(station: &Station, serial: &str) -> String {
     let clean: String = serial
         .chars()
         .map(|c| {
@@ -107,7 +108,7 @@ fn run_id(station: &Station, serial: &str) -> String {
     )
 }
 
-fn rel(p: &std::path::Path) -> String {
+pub(crate) fn rel(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
@@ -166,6 +167,7 @@ pub fn run(
             accuracy_class: req.fixture.accuracy_class.clone(),
             meter_constant_imp_per_kwh: req.fixture.meter_constant_imp_per_kwh,
             ports: req.fixture.ports.iter().map(|p| p.name.clone()).collect(),
+            kind: "meter".into(),
         },
         procedure: ProcedureRef {
             id: req.procedure.id.clone(),

@@ -82,6 +82,13 @@ pub struct DutRecord {
     pub accuracy_class: String,
     pub meter_constant_imp_per_kwh: f64,
     pub ports: Vec<String>,
+    /// `meter` or `current_sensor` (records before sensors existed are meters).
+    #[serde(default = "meter_kind")]
+    pub kind: String,
+}
+
+fn meter_kind() -> String {
+    "meter".into()
 }
 
 /// One DUT pulse as recorded, raw.
@@ -145,6 +152,43 @@ pub enum PortResult {
         /// The register advance agrees with the pulses within their resolutions.
         consistent_with_pulses: bool,
     },
+    /// A current sensor's channel at one current point: each reading against the
+    /// reference current (0 A on a channel whose phase carries no current).
+    CurrentSensor {
+        /// The phase conductor the channel's CT is clamped around.
+        phase: meterbench_instruments::Phase,
+        reference_a: f64,
+        /// The readings exactly as sent.
+        readings: Vec<String>,
+        /// Bench time each reading's telegram was taken in, s since the run began.
+        reading_times_s: Vec<f64>,
+        /// Each reading's error, % (empty without current: no relative error).
+        errors_percent: Vec<f64>,
+        mean_error_percent: f64,
+        budget: Option<UncertaintyBudget>,
+        expanded_u_percent: f64,
+        limit_percent: f64,
+        decision: Option<Decision>,
+        passed: bool,
+    },
+    /// The sensor's telegram stream over the whole run: period, firmware id, CRC.
+    Telegrams {
+        telegrams: u64,
+        crc_failures: u64,
+        other_errors: u64,
+        gaps: u64,
+        crc_error_percent: f64,
+        max_crc_error_percent: f64,
+        /// Shortest and longest time between two telegrams, s.
+        period_min_s: f64,
+        period_max_s: f64,
+        period_s: f64,
+        period_tolerance_s: f64,
+        firmware_seen: Vec<String>,
+        firmware_certified: Vec<String>,
+        problems: Vec<String>,
+        passed: bool,
+    },
     PulseCheck {
         required: u64,
         seen: u64,
@@ -184,7 +228,9 @@ impl PortResult {
             | PortResult::Starting { passed, .. }
             | PortResult::NoLoad { passed, .. }
             | PortResult::Identity { passed, .. }
-            | PortResult::Inspection { passed, .. } => *passed,
+            | PortResult::Inspection { passed, .. }
+            | PortResult::CurrentSensor { passed, .. }
+            | PortResult::Telegrams { passed, .. } => *passed,
             PortResult::Register {
                 decision,
                 consistent_with_pulses,

@@ -1064,6 +1064,9 @@ impl StepContext<'_, '_> {
                         ref_counts,
                         station.reference.pulse_constant_imp_per_kwh,
                     ),
+                    ReferenceMethod::ReferenceCurrent => {
+                        unreachable!("meter procedures refuse reference_current")
+                    }
                     ReferenceMethod::Timed => timed_error_percent(
                         a.pulses,
                         f.meter_constant_imp_per_kwh,
@@ -1089,6 +1092,9 @@ impl StepContext<'_, '_> {
                         station.reference.energy_uncertainty_k2_percent.at(unity)
                     }
                     ReferenceMethod::Timed => station.source.power_uncertainty_k2_percent.at(unity),
+                    ReferenceMethod::ReferenceCurrent => {
+                        unreachable!("meter procedures refuse reference_current")
+                    }
                 },
                 timebase_accuracy_ppm: station.counter.timebase_accuracy_ppm,
                 timebase_resolution_s: 1.0 / tb,

@@ -74,6 +74,13 @@ const CT_SECONDS_KEPT: usize = 3600;
 
 impl World {
     pub fn new(spec: &SimulationSpec, fixture: &Fixture) -> World {
+        World::with_heads(spec, |port| fixture.port(port).map(|p| p.counter_channel))
+    }
+
+    /// The world with the scanning head of each meter port on the counter channel
+    /// `head(port)` gives (`None`: no head over that LED, e.g. when the bench tests a
+    /// current sensor).
+    pub fn with_heads(spec: &SimulationSpec, head: impl Fn(&str) -> Option<u8>) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut meters = Vec::new();
         let mut meter_channels = Vec::new();
@@ -81,7 +88,7 @@ impl World {
             let phase: f64 = rng.random();
             meters.push(MeterModel::new(&spec.dut, m, phase));
             // A meter whose port the fixture does not mount has no scanning head.
-            meter_channels.push(fixture.port(&m.port).map_or(u8::MAX, |p| p.counter_channel));
+            meter_channels.push(head(&m.port).unwrap_or(u8::MAX));
         }
         World {
             t: 0.0,

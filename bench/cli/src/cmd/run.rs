@@ -1,12 +1,17 @@
+use crate::bind::bind_current_sensor;
 use crate::bind::{SimOptions, bind};
+use crate::cmd::validate::schema_of;
 use crate::console::ConsoleObserver;
 use crate::issue::{default_key_path, default_store_path, issue, load_or_create_key};
 use crate::sim_technician::SimulatedTechnician;
 use chrono::Local;
 use clap::Args;
-use meterbench_procedure::{Answers, Fixture, Procedure, SimFault, Station};
+use meterbench_procedure::{
+    Answers, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, SimFault, Station,
+};
 use meterbench_runner::operator::{FileOperator, Operator, TerminalOperator};
-use meterbench_runner::{Instruments, RunError, RunRequest, run};
+use meterbench_runner::sensor::{SensorInstruments, SensorRunRequest, run_sensor};
+use meterbench_runner::{Finished, Instruments, RunError, RunRequest, run};
 use meterbench_signing::key_id;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,8 +83,8 @@ pub fn main(args: RunArgs) -> i32 {
 }
 
 fn execute(args: RunArgs) -> anyhow::Result<i32> {
-    let procedure = Procedure::load(&args.procedure)?;
-    let fixture = Fixture::load(&args.fixture)?;
+    let procedure_file = LoadedFile::read(&args.procedure)?;
+    let sensor = schema_of(&procedure_file)?.starts_with("meterbench.sensor-procedure/");
     let station = Station::load(&args.station)?;
     let faults = args
         .sim_faults
@@ -102,15 +107,93 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         })?;
     }
 
-    let mut bound = bind(
-        &station,
-        &fixture,
-        &SimOptions {
-            realtime: args.realtime,
-            dut_faults: faults,
-            counter_link_faults: Vec::new(),
+    let sim_options = SimOptions {
+        realtime: args.realtime,
+        dut_faults: faults,
+        counter_link_faults: Vec::new(),
+    };
+    let finished = if sensor {
+        run_current_sensor(&args, procedure_file, &station, &sim_options, abort)?
+    } else {
+        run_meter(&args, procedure_file, &station, &sim_options, abort)?
+    };
+    let finished = match finished {
+        Ok(f) => f,
+        Err(RunError::Data(e)) => anyhow::bail!("{e}"),
+        Err(e) => return Err(e.into()),
+    };
+    issue_and_file(&args, &station, finished)
+}
+
+/// A current sensor (the CSP1) on the station's P1 port, against the source's current.
+fn run_current_sensor(
+    args: &RunArgs,
+    procedure_file: LoadedFile,
+    station: &Station,
+    sim: &SimOptions,
+    abort: Arc<AtomicBool>,
+) -> anyhow::Result<Result<Finished, RunError>> {
+    let procedure = SensorProcedure::from_file(procedure_file)?;
+    let fixture_file = LoadedFile::read(&args.fixture)?;
+    if !schema_of(&fixture_file)?.starts_with("meterbench.sensor-fixture/") {
+        anyhow::bail!(
+            "{} is a current sensor procedure: name a sensor fixture with --fixture (e.g. fixtures/csp1.yaml), not {}",
+            args.procedure.display(),
+            args.fixture.display()
+        );
+    }
+    let fixture = SensorFixture::from_file(fixture_file)?;
+    if !sim.dut_faults.is_empty() {
+        anyhow::bail!(
+            "--sim-fault gives faults to the simulated meter; a sensor's errors are in the station's simulation.csp1"
+        );
+    }
+    // Everything about the data first: nothing is bound (or switched on) for bad input.
+    procedure.check_against(&fixture)?;
+    let mut bound = bind(station, None, sim)?;
+    let mut sensor = bind_current_sensor(station, &mut bound)?;
+    let serial = match (
+        &args.serial,
+        station.simulation.as_ref().and_then(|s| s.csp1.as_ref()),
+    ) {
+        (Some(s), _) => s.clone(),
+        (None, Some(csp1)) => csp1.serial_number.clone(),
+        (None, None) => {
+            anyhow::bail!("--serial is required on a real station: scan the sensor's label")
+        }
+    };
+    let request = SensorRunRequest {
+        procedure: &procedure,
+        fixture: &fixture,
+        station,
+        dut_serial: serial,
+        reports_dir: args.reports.clone(),
+        abort,
+        today: Local::now().date_naive(),
+    };
+    let mut observer = ConsoleObserver::new(!args.quiet);
+    Ok(run_sensor(
+        &request,
+        SensorInstruments {
+            source: bound.source.as_mut(),
+            clock: bound.clock.as_mut(),
+            sensor: sensor.as_mut(),
         },
-    )?;
+        &mut observer,
+    ))
+}
+
+/// A meter (the CPIM1000) through its LED pulses, registers and identity.
+fn run_meter(
+    args: &RunArgs,
+    procedure_file: LoadedFile,
+    station: &Station,
+    sim: &SimOptions,
+    abort: Arc<AtomicBool>,
+) -> anyhow::Result<Result<Finished, RunError>> {
+    let procedure = Procedure::from_file(procedure_file)?;
+    let fixture = Fixture::load(&args.fixture)?;
+    let mut bound = bind(station, Some(&fixture), sim)?;
     let serial = match (&args.serial, &station.simulation) {
         (Some(s), _) => s.clone(),
         (None, Some(sim)) => sim.dut.serial_number.clone(),
@@ -119,7 +202,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let request = RunRequest {
         procedure: &procedure,
         fixture: &fixture,
-        station: &station,
+        station,
         dut_serial: serial,
         reports_dir: args.reports.clone(),
         abort: abort.clone(),
@@ -138,7 +221,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
                 .stop_on(abort.clone()),
         ),
     };
-    let finished = run(
+    Ok(run(
         &request,
         Instruments {
             source: bound.source.as_mut(),
@@ -149,12 +232,11 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
             operator: Some(operator.as_mut()),
         },
         &mut observer,
-    );
-    let finished = match finished {
-        Ok(f) => f,
-        Err(RunError::Data(e)) => anyhow::bail!("{e}"),
-        Err(e) => return Err(e.into()),
-    };
+    ))
+}
+
+/// Print the results, sign the bundle, log the issuance and file the run.
+fn issue_and_file(args: &RunArgs, station: &Station, finished: Finished) -> anyhow::Result<i32> {
     println!(
         "{}",
         meterbench_report::console::results_table(&finished.record)

@@ -1,5 +1,7 @@
 use clap::Args;
-use meterbench_procedure::{DataError, Fixture, LoadedFile, Procedure, Station};
+use meterbench_procedure::{
+    DataError, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, Station,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -19,20 +21,33 @@ struct SchemaOnly {
 enum Loaded {
     Procedure(Box<Procedure>),
     Fixture(Box<Fixture>),
+    SensorProcedure(Box<SensorProcedure>),
+    SensorFixture(Box<SensorFixture>),
     Station,
     Answers,
 }
 
-fn load(path: &Path) -> Result<Loaded, DataError> {
-    let file = LoadedFile::read(path)?;
+/// The `schema:` of a data file: what kind of file it is.
+pub fn schema_of(file: &LoadedFile) -> Result<String, DataError> {
     let head: SchemaOnly = serde_saphyr::from_str(&file.text).map_err(|e| {
         let pos = e
             .location()
             .map(|l| meterbench_procedure::Pos { line: l.line(), column: l.column() })
             .unwrap_or_default();
-        DataError::at(path, pos, "no `schema:` naming what this file is (meterbench.procedure/1, meterbench.fixture/1, meterbench.station/1 or meterbench.answers/1)")
+        DataError::at(&file.path, pos, "no `schema:` naming what this file is (meterbench.procedure/1, meterbench.fixture/1, meterbench.sensor-procedure/1, meterbench.sensor-fixture/1, meterbench.station/1 or meterbench.answers/1)")
     })?;
-    match head.schema.as_str() {
+    Ok(head.schema)
+}
+
+fn load(path: &Path) -> Result<Loaded, DataError> {
+    let file = LoadedFile::read(path)?;
+    match schema_of(&file)?.as_str() {
+        s if s.starts_with("meterbench.sensor-procedure/") => Ok(Loaded::SensorProcedure(
+            Box::new(SensorProcedure::from_file(file)?),
+        )),
+        s if s.starts_with("meterbench.sensor-fixture/") => Ok(Loaded::SensorFixture(Box::new(
+            SensorFixture::from_file(file)?,
+        ))),
         s if s.starts_with("meterbench.procedure/") => {
             Ok(Loaded::Procedure(Box::new(Procedure::from_file(file)?)))
         }
@@ -81,6 +96,8 @@ pub fn main(args: ValidateArgs) -> i32 {
     let mut errors = 0;
     let mut procedures = Vec::new();
     let mut fixtures = Vec::new();
+    let mut sensor_procedures = Vec::new();
+    let mut sensor_fixtures = Vec::new();
     for f in &files {
         match load(f) {
             Ok(Loaded::Procedure(p)) => {
@@ -90,6 +107,19 @@ pub fn main(args: ValidateArgs) -> i32 {
             Ok(Loaded::Fixture(x)) => {
                 println!("ok    {} (fixture {})", f.display(), x.id);
                 fixtures.push(x);
+            }
+            Ok(Loaded::SensorProcedure(p)) => {
+                println!(
+                    "ok    {} (sensor procedure {} {})",
+                    f.display(),
+                    p.id,
+                    p.version
+                );
+                sensor_procedures.push(p);
+            }
+            Ok(Loaded::SensorFixture(x)) => {
+                println!("ok    {} (sensor fixture {})", f.display(), x.id);
+                sensor_fixtures.push(x);
             }
             Ok(Loaded::Station) => println!("ok    {} (station)", f.display()),
             Ok(Loaded::Answers) => println!("ok    {} (answers)", f.display()),
@@ -106,6 +136,14 @@ pub fn main(args: ValidateArgs) -> i32 {
         {
             if let Err(e) = p.check_against(x) {
                 println!("error {e} (against fixture {})", x.id);
+                errors += 1;
+            }
+        }
+    }
+    for p in &sensor_procedures {
+        for x in &sensor_fixtures {
+            if let Err(e) = p.check_against(x) {
+                println!("error {e} (against sensor fixture {})", x.id);
                 errors += 1;
             }
         }
