@@ -1,6 +1,6 @@
 //! Every procedure, fixture and station in the repository loads and validates.
 
-use meterbench_procedure::{Fixture, Procedure, Station};
+use meterbench_procedure::{Fixture, Procedure, SensorFixture, SensorProcedure, Station};
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
@@ -18,10 +18,21 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Current sensor files (the CSP1) are a kind of their own, named by their schema.
+fn is_sensor(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .contains("schema: meterbench.sensor-")
+}
+
 #[test]
 fn every_fixture_validates() {
     for f in yaml_files("fixtures") {
-        Fixture::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        if is_sensor(&f) {
+            SensorFixture::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            Fixture::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
 
@@ -41,11 +52,26 @@ fn every_answers_file_validates() {
 
 #[test]
 fn every_procedure_validates_against_the_fixture_of_its_class() {
-    let fixtures: Vec<Fixture> = yaml_files("fixtures")
+    let (sensor_files, meter_files): (Vec<PathBuf>, Vec<PathBuf>) = yaml_files("fixtures")
+        .into_iter()
+        .partition(|f| is_sensor(f));
+    let fixtures: Vec<Fixture> = meter_files
         .iter()
         .map(|f| Fixture::load(f).unwrap())
         .collect();
+    let sensors: Vec<SensorFixture> = sensor_files
+        .iter()
+        .map(|f| SensorFixture::load(f).unwrap())
+        .collect();
     for f in yaml_files("procedures") {
+        if is_sensor(&f) {
+            let p = SensorProcedure::load(&f).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!sensors.is_empty(), "{}: no sensor fixture", f.display());
+            for s in &sensors {
+                p.check_against(s).unwrap_or_else(|e| panic!("{e}"));
+            }
+            continue;
+        }
         let p = Procedure::load(&f).unwrap_or_else(|e| panic!("{e}"));
         let matching: Vec<&Fixture> = fixtures
             .iter()
@@ -84,4 +110,24 @@ fn the_cpim_fixture_carries_the_guide_numbers() {
     let mins: Vec<u64> = f.min_pulses.values().copied().collect();
     assert_eq!(mins, [5, 15, 100, 300]);
     assert!(f.min_pulses_source.contains("CPIM1000 guide"));
+}
+
+#[test]
+fn the_csp1_fixture_carries_the_manuals_numbers() {
+    let f = SensorFixture::load(&repo().join("fixtures/csp1.yaml")).unwrap();
+    assert_eq!(
+        f.channels
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["L1", "L2", "L3"]
+    );
+    assert_eq!(
+        (f.range_from_a, f.range_through_a, f.ct_ratio),
+        (1.0, 80.0, 2000.0)
+    );
+    assert_eq!((f.resolution_a, f.limit_percent), (1.0, 5.0));
+    assert!(f.limit_source.contains("CSP1 user manual"));
+    assert_eq!(f.firmware, ["XMX_P1CS_V05"]);
+    assert_eq!(f.telegram_period_s, 1.0);
 }

@@ -287,3 +287,32 @@ fn an_empty_inspection_is_refused_where_it_is() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sensor_fixture_without_a_positive_limit_is_refused_where_it_is() {
+    let (err, line, col) = edited(
+        "fixtures/csp1.yaml",
+        "limit_percent: 5",
+        "limit_percent: -5",
+        meterbench_procedure::SensorFixture::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.pos.column >= col, "{err}");
+    assert!(
+        err.message
+            .contains("accuracy.limit_percent must be a positive number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sensor_step_with_a_misspelt_key_is_refused_where_it_is() {
+    let (err, line, _) = edited(
+        "procedures/csp1-accuracy.yaml",
+        "{ name: 5 A balanced,   current_a: 5,",
+        "{ name: 5 A balanced,   curent_a: 5,",
+        meterbench_procedure::SensorProcedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("curent_a"), "{err}");
+}

@@ -431,37 +431,49 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     mean_error_percent,
                     expanded_u_percent,
                     limit_percent,
+                    limit_source,
                     decision,
                     passed,
                     ..
-                }) => sensor.push(SensorRow {
-                    point: step.name.clone(),
-                    channel: p.port.clone(),
-                    reference_a: fmt_num(*reference_a),
-                    readings: readings.join(" "),
-                    error: if decision.is_some() {
-                        format!("{mean_error_percent:+.2}")
-                    } else {
-                        "–".into()
-                    },
-                    u: if decision.is_some() {
-                        format!("{expanded_u_percent:.2}")
-                    } else {
-                        "–".into()
-                    },
-                    limit: if decision.is_some() {
-                        format!("±{}", fmt_num(*limit_percent))
-                    } else {
-                        "0 A".into()
-                    },
-                    passed: *passed,
-                    conformity: match decision {
-                        Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
-                        Some(_) => "FAIL".into(),
-                        None if *passed => "reads 0 A".into(),
-                        None => "FAIL: reads current it does not carry".into(),
-                    },
-                }),
+                }) => {
+                    if decision.is_some() && !limits.iter().any(|l| l.source == *limit_source) {
+                        limits.push(LimitView {
+                            name: format!("{} accuracy", r.dut.device_type),
+                            load: "per channel",
+                            current: "every point".into(),
+                            mpe: fmt_num(*limit_percent),
+                            source: limit_source.clone(),
+                        });
+                    }
+                    sensor.push(SensorRow {
+                        point: step.name.clone(),
+                        channel: p.port.clone(),
+                        reference_a: fmt_num(*reference_a),
+                        readings: readings.join(" "),
+                        error: if decision.is_some() {
+                            format!("{mean_error_percent:+.2}")
+                        } else {
+                            "–".into()
+                        },
+                        u: if decision.is_some() {
+                            format!("{expanded_u_percent:.2}")
+                        } else {
+                            "–".into()
+                        },
+                        limit: if decision.is_some() {
+                            format!("±{}", fmt_num(*limit_percent))
+                        } else {
+                            "0 A".into()
+                        },
+                        passed: *passed,
+                        conformity: match decision {
+                            Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
+                            Some(_) => "FAIL".into(),
+                            None if *passed => "reads 0 A".into(),
+                            None => "FAIL: reads current it does not carry".into(),
+                        },
+                    })
+                }
                 Some(PortResult::Telegrams {
                     telegrams: n,
                     crc_failures,
@@ -610,7 +622,11 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let k = coverage_factor.unwrap_or(2.0);
     let mut frequencies_hz: Vec<String> = Vec::new();
     let mut voltages_v: Vec<String> = Vec::new();
-    for step in r.steps.iter().filter(|s| s.kind == "accuracy") {
+    for step in r
+        .steps
+        .iter()
+        .filter(|s| s.kind == "accuracy" || s.kind == "current")
+    {
         push_unique(&mut frequencies_hz, fmt_num(step.setpoint.frequency_hz));
         push_unique(&mut voltages_v, fmt_num(step.load.voltage_v));
     }

@@ -168,6 +168,8 @@ pub enum PortResult {
         budget: Option<UncertaintyBudget>,
         expanded_u_percent: f64,
         limit_percent: f64,
+        /// Where the limit comes from (the fixture's note).
+        limit_source: String,
         decision: Option<Decision>,
         passed: bool,
     },

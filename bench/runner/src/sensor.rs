@@ -454,6 +454,7 @@ fn judge(
                 budget: None,
                 expanded_u_percent: 0.0,
                 limit_percent: f.limit_percent,
+                limit_source: f.limit_source.clone(),
                 decision: None,
                 passed,
             }
@@ -487,6 +488,7 @@ fn judge(
                 expanded_u_percent: budget.expanded_u_percent,
                 budget: Some(budget),
                 limit_percent: f.limit_percent,
+                limit_source: f.limit_source.clone(),
                 passed: decision.accepted && !missing,
                 decision: Some(decision),
             }
@@ -588,5 +590,76 @@ fn telegram_checks(
                 result: Some(result.clone()),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meterbench_instruments::SensorLinkStats;
+    use std::path::Path;
+
+    fn csp1() -> SensorFixture {
+        SensorFixture::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/csp1.yaml"))
+            .unwrap()
+    }
+
+    fn check(stats: SensorLinkStats, intervals: &[f64], firmware: &[&str]) -> (bool, Vec<String>) {
+        let fw: Vec<String> = firmware.iter().map(|s| s.to_string()).collect();
+        let step = telegram_checks(&csp1(), &stats, intervals, &fw, 9, 70.0);
+        match &step.ports[0].result {
+            Some(PortResult::Telegrams {
+                passed, problems, ..
+            }) => {
+                assert_eq!(*passed, step.outcome == Outcome::Pass);
+                (*passed, problems.clone())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn clean(telegrams: u64) -> SensorLinkStats {
+        SensorLinkStats {
+            telegrams,
+            ..SensorLinkStats::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_stream_passes() {
+        let (ok, problems) = check(clean(60), &[1.0, 0.9, 1.1, 1.0], &["XMX_P1CS_V05"]);
+        assert!(ok, "{problems:?}");
+    }
+
+    #[test]
+    fn a_late_telegram_fails_the_period() {
+        let (ok, problems) = check(clean(60), &[1.0, 2.0, 1.0], &["XMX_P1CS_V05"]);
+        assert!(!ok);
+        assert_eq!(problems, ["telegrams 1.00 … 2.00 s apart, not 1 ± 0.5 s"]);
+    }
+
+    #[test]
+    fn another_firmware_fails() {
+        let (ok, problems) = check(clean(60), &[1.0], &["XMX_P1CS_V05", "XMX_P1CS_V09"]);
+        assert!(!ok);
+        assert_eq!(
+            problems,
+            ["firmware id XMX_P1CS_V09 is not one of XMX_P1CS_V05"]
+        );
+    }
+
+    #[test]
+    fn crc_failures_beyond_the_fixtures_rate_fail() {
+        let stats = SensorLinkStats {
+            telegrams: 59,
+            crc_failures: 1,
+            ..SensorLinkStats::default()
+        };
+        let (ok, problems) = check(stats, &[1.0], &["XMX_P1CS_V05"]);
+        assert!(!ok);
+        assert_eq!(
+            problems,
+            ["1 of 60 telegrams failed their CRC (1.7 %, at most 0 % allowed)"]
+        );
     }
 }
