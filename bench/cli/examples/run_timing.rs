@@ -1,13 +1,110 @@
 //! Wall time of the runner alone (no bundle) on a station, N runs:
 //! `cargo run -p meterbench --example run_timing -- hw/stations/sim.yaml 10`.
-//! Prints the median and each run's wall time, counter polls and bench time.
+//! Prints the median and each run's wall time, counter polls and bench time, and how
+//! much of the wall time the runner spent waiting on the source and the counter (their
+//! round trips) and on the clock (the simulated world advancing).
 use meterbench::bind::{SimOptions, bind};
+use meterbench_instruments::{
+    AcSource, ChannelConfig, Clock, CounterBatch, InstrumentIdentity, InstrumentResult,
+    PulseCounter, ReferenceCount, SourceSetpoint,
+};
 use meterbench_procedure::{Fixture, Procedure, Station};
 use meterbench_runner::{Instruments, RunRequest, Silent, run};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Time spent in calls, and how many.
+#[derive(Default)]
+struct Spent {
+    calls: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl Spent {
+    fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+    fn show(&self, what: &str) -> String {
+        format!(
+            "{what} {} calls {:.1} ms",
+            self.calls.load(Ordering::Relaxed),
+            self.nanos.load(Ordering::Relaxed) as f64 / 1e6
+        )
+    }
+}
+
+struct TimedSource<'a>(&'a mut dyn AcSource, &'a Spent);
+impl AcSource for TimedSource<'_> {
+    fn identity(&mut self) -> InstrumentResult<InstrumentIdentity> {
+        self.1.time(|| self.0.identity())
+    }
+    fn apply(&mut self, s: &SourceSetpoint) -> InstrumentResult<()> {
+        self.1.time(|| self.0.apply(s))
+    }
+    fn set_output(&mut self, on: bool) -> InstrumentResult<()> {
+        self.1.time(|| self.0.set_output(on))
+    }
+    fn output_is_on(&mut self) -> InstrumentResult<bool> {
+        self.1.time(|| self.0.output_is_on())
+    }
+}
+
+struct TimedCounter<'a>(&'a mut dyn PulseCounter, &'a Spent);
+impl PulseCounter for TimedCounter<'_> {
+    fn identity(&mut self) -> InstrumentResult<InstrumentIdentity> {
+        self.1.time(|| self.0.identity())
+    }
+    fn timebase_hz(&self) -> f64 {
+        self.0.timebase_hz()
+    }
+    fn arm(&mut self, c: &[ChannelConfig]) -> InstrumentResult<()> {
+        self.1.time(|| self.0.arm(c))
+    }
+    fn disarm(&mut self) -> InstrumentResult<()> {
+        self.1.time(|| self.0.disarm())
+    }
+    fn drain(&mut self) -> InstrumentResult<CounterBatch> {
+        let t = Instant::now();
+        let b = self.1.time(|| self.0.drain());
+        if let Ok(b) = &b
+            && std::env::var_os("RUN_TIMING_DRAINS").is_some()
+        {
+            eprintln!(
+                "drain: {} events in {:.3} ms",
+                b.events.len(),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        b
+    }
+    fn reference_count(&mut self) -> InstrumentResult<ReferenceCount> {
+        self.1.time(|| self.0.reference_count())
+    }
+}
+
+struct TimedClock<'a>(&'a mut dyn Clock, &'a Spent);
+impl Clock for TimedClock<'_> {
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+    fn sleep(&mut self, d: Duration) {
+        self.1.time(|| self.0.sleep(d))
+    }
+    fn rate(&self) -> Option<f64> {
+        self.0.rate()
+    }
+    fn sleep_unless(&mut self, d: Duration, stop: &std::sync::atomic::AtomicBool) -> bool {
+        self.1.time(|| self.0.sleep_unless(d, stop))
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,14 +128,19 @@ fn main() -> anyhow::Result<()> {
             abort: Arc::new(AtomicBool::new(false)),
             today: chrono::Local::now().date_naive(),
         };
+        let (in_source, in_counter, in_clock) =
+            (Spent::default(), Spent::default(), Spent::default());
+        let mut source = TimedSource(b.source.as_mut(), &in_source);
+        let mut counter = TimedCounter(b.counter.as_mut(), &in_counter);
+        let mut clock = TimedClock(b.clock.as_mut(), &in_clock);
         let t = Instant::now();
         let finished = run(
             &req,
             Instruments {
-                source: b.source.as_mut(),
+                source: &mut source,
                 reference: b.reference.as_mut(),
-                counter: b.counter.as_mut(),
-                clock: b.clock.as_mut(),
+                counter: &mut counter,
+                clock: &mut clock,
                 dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
                 operator: None,
             },
@@ -48,8 +150,13 @@ fn main() -> anyhow::Result<()> {
         walls.push(wall);
         let tm = &finished.record.timing;
         println!(
-            "{:?}: run {wall:.3} s wall (bind {bind_s:.3} s), {} counter polls, bench {:.1} s",
-            finished.record.outcome, tm.counter_polls, tm.bench_duration_s
+            "{:?}: run {wall:.3} s wall (bind {bind_s:.3} s), {} counter polls, bench {:.1} s; {}, {}, {}",
+            finished.record.outcome,
+            tm.counter_polls,
+            tm.bench_duration_s,
+            in_source.show("source"),
+            in_counter.show("counter"),
+            in_clock.show("clock")
         );
     }
     walls.sort_by(f64::total_cmp);

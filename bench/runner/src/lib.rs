@@ -214,6 +214,7 @@ pub fn run(
         last_sequence: 0,
         t_start,
         polls: 0,
+        counter_time: (0, t_start),
     };
 
     // Identify every instrument by what it reports on the wire.
@@ -239,6 +240,8 @@ pub fn run(
             })
             .collect();
         ctx.counter.arm(&channels)?;
+        // The timebase restarts at 0 when armed.
+        ctx.counter_time = (0, ctx.clock.now());
         Ok(())
     })();
 

@@ -6,6 +6,9 @@ use meterbench_instruments::{AcSource, InstrumentResult, SourceSetpoint};
 pub struct SourceGuard<'a> {
     source: &'a mut dyn AcSource,
     switched_off: bool,
+    /// This guard switched the output on (confirmed by the source's error queue) and
+    /// has not switched it off since: a new setpoint need not ask again.
+    known_on: bool,
 }
 
 impl<'a> SourceGuard<'a> {
@@ -13,15 +16,22 @@ impl<'a> SourceGuard<'a> {
         SourceGuard {
             source,
             switched_off: false,
+            known_on: false,
         }
     }
 
-    /// Program a setpoint and make sure the output is on.
+    /// Program a setpoint and make sure the output is on. The first time the output's
+    /// state is asked; after the guard has switched it on itself, a setpoint is one
+    /// command group (one round trip). An output that trips off on its own shows as a
+    /// point without pulses, which ends the run as ERROR.
     pub fn energise(&mut self, setpoint: &SourceSetpoint) -> InstrumentResult<()> {
         self.source.apply(setpoint)?;
         self.switched_off = false;
-        if !self.source.output_is_on()? {
-            self.source.set_output(true)?;
+        if !self.known_on {
+            if !self.source.output_is_on()? {
+                self.source.set_output(true)?;
+            }
+            self.known_on = true;
         }
         Ok(())
     }
@@ -33,6 +43,7 @@ impl<'a> SourceGuard<'a> {
     /// Switch off now and confirm; the error (if any) is reported to the caller.
     pub fn off(&mut self) -> InstrumentResult<()> {
         self.switched_off = true;
+        self.known_on = false;
         self.source.set_output(false)?;
         if self.source.output_is_on()? {
             self.switched_off = false;

@@ -42,6 +42,9 @@ pub(crate) struct StepContext<'r, 'a> {
     pub t_start: Duration,
     /// Counter round trips so far (each poll drains the counter once).
     pub polls: u64,
+    /// The counter's time at the last drain and the bench clock then: from them the
+    /// counter's time at any later moment, to within the link's latency.
+    pub counter_time: (u64, Duration),
 }
 
 /// What the counter delivered for the ports during a step.
@@ -287,7 +290,11 @@ impl StepContext<'_, '_> {
         Ok(())
     }
 
-    /// Energise the setpoint, let it settle, and start collecting from a fresh drain.
+    /// Energise the setpoint, let it settle, and start collecting from the end of the
+    /// settling time. The counter is not asked when that is: its time is carried forward
+    /// from the last drain on the bench clock (to within a link latency, a few ms in a
+    /// settling time of seconds). The next drain checks the settling time's events for
+    /// gaps and drops them.
     fn settle(
         &mut self,
         ps: &PlannedStep,
@@ -296,19 +303,19 @@ impl StepContext<'_, '_> {
     ) -> Result<Collected, StepStop> {
         guard.energise(&ps.setpoint)?;
         self.wait(settle_s)?;
-        let mut c = Collected {
-            start_ticks: 0,
-            now_ticks: 0,
+        let (ticks, at) = self.counter_time;
+        let since = self.clock.now().saturating_sub(at).as_secs_f64();
+        let start_ticks = ticks + (since * self.tb()).round() as u64;
+        Ok(Collected {
+            start_ticks,
+            now_ticks: start_ticks,
             by_channel: BTreeMap::new(),
-        };
-        // Events from the settling time are checked for gaps, then dropped.
-        self.drain_into(&mut c, false)?;
-        c.start_ticks = c.now_ticks;
-        Ok(c)
+        })
     }
 
     fn drain_into(&mut self, c: &mut Collected, keep: bool) -> Result<(), StepStop> {
         let batch = self.counter.drain()?;
+        self.counter_time = (batch.now_ticks, self.clock.now());
         for e in &batch.events {
             if e.sequence != self.last_sequence + 1 {
                 return Err(StepStop::Bench(format!(
@@ -317,11 +324,12 @@ impl StepContext<'_, '_> {
                 )));
             }
             self.last_sequence = e.sequence;
-            if keep {
+            // Edges from before the collection began (the settling time) are dropped.
+            if keep && e.timestamp_ticks >= c.start_ticks {
                 c.by_channel.entry(e.channel).or_default().push(*e);
             }
         }
-        c.now_ticks = batch.now_ticks;
+        c.now_ticks = c.now_ticks.max(batch.now_ticks);
         Ok(())
     }
 

@@ -288,9 +288,10 @@ impl SimScpiInstrument {
             while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
                 let text = String::from_utf8_lossy(&line[..i]).into_owned();
-                if let Some(reply) = self.handle_line(&text) {
+                if let Some(mut reply) = self.handle_line(&text) {
+                    // One write: the driver wakes once, for the whole line.
+                    reply.push('\n');
                     stream.write_all(reply.as_bytes())?;
-                    stream.write_all(b"\n")?;
                     stream.flush()?;
                 }
             }
