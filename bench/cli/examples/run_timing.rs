@@ -1,5 +1,5 @@
 //! Wall time of the runner alone (no bundle) on a station, N runs:
-//! `cargo run -p meterbench --example run_timing -- hw/stations/sim.yaml 10`.
+//! `cargo run -p meterbench --example run_timing -- hw/stations/sim.yaml hw/stations/sim-inprocess.yaml 20`.
 //! Prints the median and each run's wall time, counter polls and bench time, and how
 //! much of the wall time the runner spent waiting on the source and the counter (their
 //! round trips) and on the clock (the simulated world advancing).
@@ -106,65 +106,106 @@ impl Clock for TimedClock<'_> {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let station_path = PathBuf::from(args.first().map_or("hw/stations/sim.yaml", |s| s));
-    let runs: usize = args.get(1).map_or(Ok(10), |s| s.parse())?;
-    let procedure = Procedure::load(&PathBuf::from("procedures/en50470-3-class-b.yaml"))?;
-    let fixture = Fixture::load(&PathBuf::from("fixtures/cpim1000.yaml"))?;
-    let station = Station::load(&station_path)?;
-    let reports = tempfile::tempdir()?;
-    let mut walls = Vec::new();
-    for _ in 0..runs {
-        let t_bind = Instant::now();
-        let mut b = bind(&station, Some(&fixture), &SimOptions::default())?;
-        let bind_s = t_bind.elapsed().as_secs_f64();
-        let req = RunRequest {
-            procedure: &procedure,
-            fixture: &fixture,
-            station: &station,
-            dut_serial: "TIMING-0001".into(),
-            reports_dir: reports.path().to_path_buf(),
-            abort: Arc::new(AtomicBool::new(false)),
-            today: chrono::Local::now().date_naive(),
-        };
-        let (in_source, in_counter, in_clock) =
-            (Spent::default(), Spent::default(), Spent::default());
-        let mut source = TimedSource(b.source.as_mut(), &in_source);
-        let mut counter = TimedCounter(b.counter.as_mut(), &in_counter);
-        let mut clock = TimedClock(b.clock.as_mut(), &in_clock);
-        let t = Instant::now();
-        let finished = run(
-            &req,
-            Instruments {
-                source: &mut source,
-                reference: b.reference.as_mut(),
-                counter: &mut counter,
-                clock: &mut clock,
-                dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
-                operator: None,
-            },
-            &mut Silent,
-        )?;
-        let wall = t.elapsed().as_secs_f64();
-        walls.push(wall);
-        let tm = &finished.record.timing;
-        println!(
-            "{:?}: run {wall:.3} s wall (bind {bind_s:.3} s), {} counter polls, bench {:.1} s; {}, {}, {}",
-            finished.record.outcome,
+/// One run of the procedure on a station: wall seconds and what it spent where.
+fn one_run(
+    station: &Station,
+    procedure: &Procedure,
+    fixture: &Fixture,
+    reports: &std::path::Path,
+) -> anyhow::Result<(f64, String)> {
+    let mut b = bind(station, Some(fixture), &SimOptions::default())?;
+    let req = RunRequest {
+        procedure,
+        fixture,
+        station,
+        dut_serial: "TIMING-0001".into(),
+        reports_dir: reports.to_path_buf(),
+        abort: Arc::new(AtomicBool::new(false)),
+        today: chrono::Local::now().date_naive(),
+    };
+    let (in_source, in_counter, in_clock) = (Spent::default(), Spent::default(), Spent::default());
+    let mut source = TimedSource(b.source.as_mut(), &in_source);
+    let mut counter = TimedCounter(b.counter.as_mut(), &in_counter);
+    let mut clock = TimedClock(b.clock.as_mut(), &in_clock);
+    let t = Instant::now();
+    let finished = run(
+        &req,
+        Instruments {
+            source: &mut source,
+            reference: b.reference.as_mut(),
+            counter: &mut counter,
+            clock: &mut clock,
+            dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
+            operator: None,
+        },
+        &mut Silent,
+    )?;
+    let wall = t.elapsed().as_secs_f64();
+    let tm = &finished.record.timing;
+    anyhow::ensure!(
+        finished.record.outcome == meterbench_runner::Outcome::Pass,
+        "{:?}",
+        finished.record.outcome_reason
+    );
+    Ok((
+        wall,
+        format!(
+            "{wall:.3} s wall, {} counter polls, bench {:.1} s; {}, {}, {}",
             tm.counter_polls,
             tm.bench_duration_s,
             in_source.show("source"),
             in_counter.show("counter"),
             in_clock.show("clock")
+        ),
+    ))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `run_timing STATION N` times N runs on one station; `run_timing A B N` alternates
+/// A and B (so both see the same machine load) and prints the ratio of their medians.
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (stations, runs): (Vec<PathBuf>, usize) = match args.as_slice() {
+        [] => (vec!["hw/stations/sim.yaml".into()], 10),
+        [a] => (vec![a.into()], 10),
+        [a, n] if n.parse::<usize>().is_ok() => (vec![a.into()], n.parse()?),
+        [a, b] => (vec![a.into(), b.into()], 10),
+        [a, b, n, ..] => (vec![a.into(), b.into()], n.parse()?),
+    };
+    let procedure = Procedure::load(&PathBuf::from("procedures/en50470-3-class-b.yaml"))?;
+    let fixture = Fixture::load(&PathBuf::from("fixtures/cpim1000.yaml"))?;
+    let loaded: Vec<Station> = stations
+        .iter()
+        .map(|p| Station::load(p))
+        .collect::<Result<_, _>>()?;
+    let reports = tempfile::tempdir()?;
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
+    for _ in 0..runs {
+        for (k, station) in loaded.iter().enumerate() {
+            let (wall, line) = one_run(station, &procedure, &fixture, reports.path())?;
+            println!("{}: {line}", stations[k].display());
+            walls[k].push(wall);
+        }
+    }
+    let medians: Vec<f64> = walls.iter_mut().map(|w| median(w)).collect();
+    for (k, m) in medians.iter().enumerate() {
+        println!(
+            "{}: median {m:.3} s, min {:.3} s over {runs} runs",
+            stations[k].display(),
+            walls[k][0]
         );
     }
-    walls.sort_by(f64::total_cmp);
-    println!(
-        "{}: median {:.3} s, min {:.3} s over {runs} runs",
-        station_path.display(),
-        walls[walls.len() / 2],
-        walls[0]
-    );
+    if let [a, b] = medians.as_slice() {
+        println!(
+            "ratio of medians {}/{}: {:.2}",
+            stations[0].display(),
+            stations[1].display(),
+            a / b
+        );
+    }
     Ok(())
 }
