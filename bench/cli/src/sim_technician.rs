@@ -60,6 +60,10 @@ impl SimulatedTechnician {
         if key.starts_with("label.") {
             return Ok("yes".into());
         }
+        // The simulated LCD shows no flags.
+        if key.starts_with("lcd.flags.") {
+            return Ok("-".into());
+        }
         Ok(match key {
             // A simulated meter that never answers on CAN did not start: the LCD shows
             // the boot-loader text.

@@ -349,6 +349,24 @@ fn the_eol_procedure_runs_unattended_from_an_answers_file() {
         stdout.contains("v1.8.4 LRS A3F09C4E  certified"),
         "{stdout}"
     );
+    // The LCD's flags are recorded as the line's answers file gives them.
+    let bundle = std::fs::read_dir(reports.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("record.json").is_file())
+        .unwrap();
+    let rec: RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("record.json")).unwrap())
+            .unwrap();
+    let flags: Vec<Option<&str>> = rec.steps[0]
+        .ports
+        .iter()
+        .map(|p| match &p.result {
+            Some(PortResult::Identity { lcd_flags, .. }) => lcd_flags.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flags, [Some("-"), Some("-")]);
     // The registers were read over CAN (no person at the LCD) and agree.
     let register_rows: Vec<&str> = stdout
         .lines()

@@ -279,6 +279,8 @@ pub(crate) struct SoftwareRow {
     pub passed: bool,
     /// What differs, for a port that failed.
     pub problem: String,
+    /// The port's flags as the LCD showed them (empty when not read from the LCD).
+    pub lcd_flags: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -360,7 +362,9 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     certified,
                     mismatches,
                     passed,
+                    lcd_flags,
                 }) => software.push(SoftwareRow {
+                    lcd_flags: lcd_flags.clone().unwrap_or_default(),
                     port: p.port.clone(),
                     read_from: read_from.clone(),
                     version: software_version.clone(),

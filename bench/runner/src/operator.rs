@@ -24,6 +24,9 @@ pub enum AnswerFormat {
     SerialNumber,
     /// `yes` or `no` (`y`/`n`, any case); normalised to `yes`/`no`.
     YesNo,
+    /// Text as shown (symbols the guide gives no meaning to): 1 to 40 printable ASCII
+    /// characters; `-` when nothing is shown.
+    Shown,
 }
 
 impl AnswerFormat {
@@ -35,6 +38,7 @@ impl AnswerFormat {
             AnswerFormat::Reading { decimals } => format!("digits, up to {decimals} decimals"),
             AnswerFormat::SerialNumber => "scan or type the serial number".into(),
             AnswerFormat::YesNo => "yes/no".into(),
+            AnswerFormat::Shown => "as shown, - if nothing".into(),
         }
     }
 }
@@ -86,6 +90,18 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
                 Err("empty".into())
             } else if let Some(c) = t.chars().find(|c| !c.is_ascii_graphic()) {
                 Err(format!("{c:?} is not allowed in a serial number"))
+            } else {
+                Ok(t.to_string())
+            }
+        }
+        AnswerFormat::Shown => {
+            if t.is_empty() || t.len() > 40 {
+                Err(format!(
+                    "{} characters; type 1 to 40 (- if nothing is shown)",
+                    t.len()
+                ))
+            } else if let Some(c) = t.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+                Err(format!("{c:?} is not a printable character"))
             } else {
                 Ok(t.to_string())
             }
@@ -307,6 +323,16 @@ mod tests {
         assert!(validate(kwh, "12,5").is_err());
         assert_eq!(validate(AnswerFormat::YesNo, "Y"), Ok("yes".into()));
         assert!(validate(AnswerFormat::SerialNumber, "CP 123").is_err());
+        assert_eq!(validate(AnswerFormat::Shown, " - "), Ok("-".into()));
+        assert_eq!(
+            validate(AnswerFormat::Shown, "E1 Δ"),
+            Err("'Δ' is not a printable character".into())
+        );
+        assert!(
+            validate(AnswerFormat::Shown, "")
+                .unwrap_err()
+                .contains("0 characters")
+        );
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub enum PortResult {
         /// What differs, each "X is A, the certified one is B".
         mismatches: Vec<String>,
         passed: bool,
+        /// The port's flags as the LCD shows them (read from the LCD only); the guide
+        /// gives them no meaning, so they are recorded, not judged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lcd_flags: Option<String>,
     },
     /// The visual inspection: the scanned serial number, each seal and label confirmed.
     Inspection {

@@ -410,6 +410,7 @@ impl StepContext<'_, '_> {
         rec: &mut StepRecord,
     ) -> Result<(), StepStop> {
         self.settle(ps, i.settle_s, guard)?;
+        let mut flags: Vec<(String, String)> = Vec::new();
         let reading = match i.read_from {
             IdentitySource::Can => {
                 let Some(dut) = self.dut_software.as_deref_mut() else {
@@ -422,7 +423,11 @@ impl StepContext<'_, '_> {
                 dut.read_identity()
                     .map_err(|e| StepStop::Bench(format!("{e}. {hint}")))?
             }
-            IdentitySource::Lcd => self.identity_from_lcd(ps)?,
+            IdentitySource::Lcd => {
+                let (reading, shown) = self.identity_from_lcd(ps)?;
+                flags = shown;
+                reading
+            }
         };
         let (certified, mismatches) =
             check_identity(&reading, &self.req.fixture.certified_software);
@@ -447,6 +452,10 @@ impl StepContext<'_, '_> {
                 certified: certified.cloned(),
                 passed: mine.is_empty(),
                 mismatches: mine,
+                lcd_flags: flags
+                    .iter()
+                    .find(|(p, _)| *p == port.port)
+                    .map(|(_, f)| f.clone()),
             });
         }
         if !mismatches.is_empty() {
@@ -483,9 +492,13 @@ impl StepContext<'_, '_> {
         })
     }
 
-    /// The identity as the LCD shows it, asked of the operator (or the answers file).
-    /// The LCD shows one LRS hash for the meter; it stands for every port.
-    fn identity_from_lcd(&mut self, ps: &PlannedStep) -> Result<SoftwareReading, StepStop> {
+    /// The identity as the LCD shows it, asked of the operator (or the answers file),
+    /// and each port's flags as shown. The LCD shows one LRS hash for the meter; it
+    /// stands for every port.
+    fn identity_from_lcd(
+        &mut self,
+        ps: &PlannedStep,
+    ) -> Result<(SoftwareReading, Vec<(String, String)>), StepStop> {
         let fixture = self.req.fixture;
         let fault = self.ask(
             ps,
@@ -522,15 +535,28 @@ impl StepContext<'_, '_> {
                 digits: digits(|c| &c.lrs_hash),
             },
         )?;
-        Ok(SoftwareReading {
-            software_version: version,
-            software_hash,
-            lrs_hash: fixture
-                .ports
-                .iter()
-                .map(|p| (p.name.clone(), lrs.clone()))
-                .collect(),
-        })
+        let mut flags = Vec::new();
+        for p in &fixture.ports {
+            let shown = self.ask(
+                ps,
+                &format!("lcd.flags.{}", p.name),
+                &format!("Flags of the {} port on the LCD, as shown", p.name),
+                AnswerFormat::Shown,
+            )?;
+            flags.push((p.name.clone(), shown));
+        }
+        Ok((
+            SoftwareReading {
+                software_version: version,
+                software_hash,
+                lrs_hash: fixture
+                    .ports
+                    .iter()
+                    .map(|p| (p.name.clone(), lrs.clone()))
+                    .collect(),
+            },
+            flags,
+        ))
     }
 
     /// Scan the serial number, confirm the fixture's seals and the procedure's labels.
