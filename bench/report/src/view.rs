@@ -102,6 +102,12 @@ pub(crate) struct SensorRow {
     pub point: String,
     pub channel: String,
     pub reference_a: String,
+    /// Numbers for the DCC (no sign for positive values); empty without current.
+    pub error_value: String,
+    pub u_value: String,
+    pub limit_value: String,
+    /// `pass` or `fail` (the DCC's vocabulary).
+    pub dcc_conformity: &'static str,
     pub readings: String,
     pub error: String,
     pub u: String,
@@ -247,6 +253,13 @@ pub(crate) struct InspectionRow {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct RegisterRow {
+    /// Numbers for the DCC.
+    pub error_value: String,
+    pub u_value: String,
+    pub register_value_wh: String,
+    pub reference_value_wh: String,
+    pub mpe_value: String,
+    pub dcc_conformity: &'static str,
     pub port: String,
     pub read_from: String,
     pub before_kwh: String,
@@ -404,6 +417,12 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     consistent_with_pulses,
                     ..
                 }) => register.push(RegisterRow {
+                    error_value: format!("{:.4}", comparison.error_vs_reference_percent),
+                    u_value: format!("{expanded_u_percent:.4}"),
+                    register_value_wh: format!("{:.1}", comparison.register_wh),
+                    reference_value_wh: format!("{:.4}", comparison.reference_wh),
+                    mpe_value: fmt_num(limit.mpe_percent),
+                    dcc_conformity: pass_fail(decision.accepted && *consistent_with_pulses),
                     port: p.port.clone(),
                     read_from: read_from.clone(),
                     before_kwh: before_kwh.clone(),
@@ -450,6 +469,14 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         });
                     }
                     sensor.push(SensorRow {
+                        error_value: if decision.is_some() {
+                            format!("{mean_error_percent:.4}")
+                        } else {
+                            String::new()
+                        },
+                        u_value: format!("{expanded_u_percent:.4}"),
+                        limit_value: fmt_num(*limit_percent),
+                        dcc_conformity: pass_fail(*passed),
                         point: step.name.clone(),
                         channel: p.port.clone(),
                         reference_a: fmt_num(*reference_a),

@@ -151,3 +151,37 @@ fn refuses_a_run_in_progress_and_an_unsigned_certificate() {
         Err(RenderError::NotFinished { .. })
     ));
 }
+
+#[test]
+fn the_inspection_and_a_failing_register_are_on_the_certificate() {
+    let r = record("record-eichrecht-register-fail.json");
+    let html = render_certificate_html(&r, &ctx()).unwrap();
+    for expected in [
+        "<h3>Inspection</h3>",
+        "User seals on the connection surface from the power plate to the meter",
+        "Eichrecht type label",
+        "<h3>Register (meter constant)</h3>",
+        "FAIL: register disagrees with its pulses",
+        "outside its limits</strong> (out of limits: Register (meter constant))",
+    ] {
+        assert!(html.contains(expected), "{expected:?} missing");
+    }
+}
+
+#[test]
+fn a_current_sensor_has_its_own_certificate_wording() {
+    let r = record("record-csp1-fail.json");
+    let html = render_certificate_html(&r, &ctx()).unwrap();
+    for expected in [
+        "Current sensor &middot;",
+        "<h3>Current readings</h3>",
+        "86 86 86 86 86",
+        "<h3>Telegrams</h3>",
+        "XMX_P1CS_V05",
+        "The sensor is <strong>outside its limits</strong>",
+        "the sensor&rsquo;s reading resolution",
+    ] {
+        assert!(html.contains(expected), "{expected:?} missing");
+    }
+    assert!(!html.contains("Meter constant (test output)"));
+}

@@ -171,3 +171,64 @@ fn schema_locations_are_made_local() {
     assert!(local.contains(r#"schemaLocation="SI_Format-2.1.0.xsd""#));
     assert!(local.contains(r#"schemaLocation="xmldsig-core-schema.xsd""#));
 }
+
+/// (conformity, value, U) of every quantity with an expanded uncertainty whose name is
+/// `name`.
+fn named_points(xml: &str, name: &str) -> Vec<(String, String, String)> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name((DCC, "quantity")))
+        .filter(|q| {
+            q.children()
+                .find(|c| c.has_tag_name((DCC, "name")))
+                .and_then(|n| n.descendants().find(|c| c.has_tag_name((DCC, "content"))))
+                .and_then(|c| c.text())
+                == Some(name)
+        })
+        .map(|q| {
+            let text = |tag: (&str, &str)| {
+                q.descendants()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (
+                text((DCC, "conformity")),
+                text((SI, "value")),
+                text((SI, "uncertainty")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_register_test_and_the_inspection_are_in_the_dcc() {
+    let r = record("record-eichrecht-register-fail.json");
+    let xml = render_dcc_xml(&r, &ctx()).unwrap();
+    assert_valid(&xml);
+    let register = named_points(&xml, "Error of the register");
+    assert_eq!(register.len(), 2, "{register:?}");
+    assert_eq!(register[0].0, "pass");
+    assert_eq!(register[1].0, "fail", "the right port's register runs away");
+    assert!(xml.contains("Inspection: serial number, seals and labels"));
+    assert_eq!(named_points(&xml, "Checks confirmed")[0].0, "pass");
+}
+
+#[test]
+fn a_current_sensors_readings_are_in_the_dcc() {
+    let r = record("record-csp1-fail.json");
+    let xml = render_dcc_xml(&r, &ctx()).unwrap();
+    assert_valid(&xml);
+    let errors = named_points(&xml, "Mean error of the readings");
+    assert!(!errors.is_empty());
+    // Only L2 fails; its 80 A point reads 86 A: +7.5 %.
+    let fails = xml.matches("<dcc:conformity>fail</dcc:conformity>").count();
+    assert!(fails > 0);
+    assert!(
+        xml.contains("Channel L2, 80 A balanced") && xml.contains("<si:value>7.5000</si:value>"),
+        "the failing reading is missing"
+    );
+    assert!(xml.contains("Telegram stream: period, firmware id, CRC"));
+    assert!(xml.contains("the sensor's reading resolution"));
+}
