@@ -348,28 +348,7 @@ pub fn run(
     rec.timing.physical_floor_s = rec.steps.iter().map(|s| s.physical_floor_s).sum();
     rec.timing.wall_s = wall.elapsed().as_secs_f64();
     rec.timing.counter_polls = ctx.polls;
-    let (outcome, reason) = match stop {
-        Some((o, r)) => (o, Some(r)),
-        None => {
-            let failed: Vec<&str> = rec
-                .steps
-                .iter()
-                .filter(|s| s.outcome == Outcome::Fail)
-                .map(|s| s.name.as_str())
-                .collect();
-            if failed.is_empty() {
-                (Outcome::Pass, None)
-            } else {
-                (
-                    Outcome::Fail,
-                    Some(format!("out of limits: {}", failed.join(", "))),
-                )
-            }
-        }
-    };
-    rec.outcome = outcome;
-    rec.outcome_reason = reason;
-    rec.finished_utc = Some(Utc::now().to_rfc3339());
+    rec.conclude(stop);
     rec.write_atomically(&record_path)
         .map_err(|source| RunError::Record {
             path: record_path.clone(),

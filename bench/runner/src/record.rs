@@ -326,7 +326,55 @@ pub struct RunRecord {
     pub log: Vec<LogEntry>,
 }
 
+impl StepRecord {
+    /// PASS when every port's result passed, else FAIL with a message naming the ports
+    /// (`port` or `channel`) unless the step already said what went wrong.
+    pub fn conclude_from_ports(&mut self, port_word: &str) {
+        let failed: Vec<&str> = self
+            .ports
+            .iter()
+            .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
+            .map(|p| p.port.as_str())
+            .collect();
+        if failed.is_empty() {
+            self.outcome = Outcome::Pass;
+        } else {
+            self.outcome = Outcome::Fail;
+            if self.message.is_none() {
+                self.message = Some(format!("{port_word} {} out of limits", failed.join(", ")));
+            }
+        }
+    }
+}
+
 impl RunRecord {
+    /// The run's verdict: the stop that ended it, else FAIL naming the failed steps, else
+    /// PASS; and the time it finished.
+    pub fn conclude(&mut self, stop: Option<(Outcome, String)>) {
+        let (outcome, reason) = match stop {
+            Some((o, r)) => (o, Some(r)),
+            None => {
+                let failed: Vec<&str> = self
+                    .steps
+                    .iter()
+                    .filter(|s| s.outcome == Outcome::Fail)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if failed.is_empty() {
+                    (Outcome::Pass, None)
+                } else {
+                    (
+                        Outcome::Fail,
+                        Some(format!("out of limits: {}", failed.join(", "))),
+                    )
+                }
+            }
+        };
+        self.outcome = outcome;
+        self.outcome_reason = reason;
+        self.finished_utc = Some(chrono::Utc::now().to_rfc3339());
+    }
+
     /// Write the record atomically: a crash leaves the previous complete version.
     pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));

@@ -299,23 +299,7 @@ pub fn run_sensor(
             match taken {
                 Ok(taken) => {
                     judge(req, step, &taken, reference_u, &mut record);
-                    let all_pass = record
-                        .ports
-                        .iter()
-                        .all(|p| p.result.as_ref().is_some_and(|r| r.passed()));
-                    record.outcome = if all_pass {
-                        Outcome::Pass
-                    } else {
-                        let failed: Vec<&str> = record
-                            .ports
-                            .iter()
-                            .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
-                            .map(|p| p.port.as_str())
-                            .collect();
-                        record.message =
-                            Some(format!("channel {} out of limits", failed.join(", ")));
-                        Outcome::Fail
-                    };
+                    record.conclude_from_ports("channel");
                 }
                 Err(s) => {
                     let (outcome, message) = match s {
@@ -375,28 +359,7 @@ pub fn run_sensor(
     rec.timing.bench_duration_s = now_s(clock);
     rec.timing.physical_floor_s = rec.steps.iter().map(|s| s.physical_floor_s).sum();
     rec.timing.wall_s = wall.elapsed().as_secs_f64();
-    let (outcome, reason) = match stop {
-        Some((o, r)) => (o, Some(r)),
-        None => {
-            let failed: Vec<&str> = rec
-                .steps
-                .iter()
-                .filter(|s| s.outcome == Outcome::Fail)
-                .map(|s| s.name.as_str())
-                .collect();
-            if failed.is_empty() {
-                (Outcome::Pass, None)
-            } else {
-                (
-                    Outcome::Fail,
-                    Some(format!("out of limits: {}", failed.join(", "))),
-                )
-            }
-        }
-    };
-    rec.outcome = outcome;
-    rec.outcome_reason = reason;
-    rec.finished_utc = Some(Utc::now().to_rfc3339());
+    rec.conclude(stop);
     rec.write_atomically(&record_path)
         .map_err(|source| RunError::Record {
             path: record_path.clone(),

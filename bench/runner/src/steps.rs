@@ -240,26 +240,7 @@ impl StepContext<'_, '_> {
         };
         record.duration_s = self.elapsed_s() - started;
         match result {
-            Ok(()) => {
-                let all_pass = record
-                    .ports
-                    .iter()
-                    .all(|p| p.result.as_ref().is_some_and(|r| r.passed()));
-                record.outcome = if all_pass {
-                    Outcome::Pass
-                } else {
-                    Outcome::Fail
-                };
-                if !all_pass && record.message.is_none() {
-                    let failed: Vec<&str> = record
-                        .ports
-                        .iter()
-                        .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
-                        .map(|p| p.port.as_str())
-                        .collect();
-                    record.message = Some(format!("port {} out of limits", failed.join(", ")));
-                }
-            }
+            Ok(()) => record.conclude_from_ports("port"),
             Err(StepStop::Aborted) => {
                 record.outcome = Outcome::Aborted;
                 record.message = Some("stopped by the operator (signal)".into());
@@ -592,46 +573,41 @@ impl StepContext<'_, '_> {
         } else {
             &[]
         };
-        for seal in seals {
-            let key = format!("seal.{}", seal.key);
-            let answer = self.ask(
-                ps,
-                &key,
-                &format!("{}: present and intact?", seal.check),
-                AnswerFormat::YesNo,
-            )?;
-            let confirmed = answer == "yes";
-            if !confirmed {
-                problems.push(format!("seal not intact: {}", seal.check));
-            }
-            checks.push(InspectionCheck {
-                key,
-                what: seal.check.clone(),
-                confirmed,
-            });
-        }
+        // What to confirm: (answer key, what it is, the question, the problem if not).
+        let mut to_confirm: Vec<(String, String, String, String)> = seals
+            .iter()
+            .map(|seal| {
+                (
+                    format!("seal.{}", seal.key),
+                    seal.check.clone(),
+                    format!("{}: present and intact?", seal.check),
+                    format!("seal not intact: {}", seal.check),
+                )
+            })
+            .collect();
         for label_key in &i.labels {
             let label = profile
                 .and_then(|p| p.labels.iter().find(|l| &l.key == label_key))
                 .expect("checked against the fixture");
-            let key = format!("label.{}", label.key);
-            let answer = self.ask(
-                ps,
-                &key,
-                &format!(
+            to_confirm.push((
+                format!("label.{}", label.key),
+                label.title.clone(),
+                format!(
                     "{}: present, legible and showing every field: {}?",
                     label.title,
                     label.fields.join("; ")
                 ),
-                AnswerFormat::YesNo,
-            )?;
-            let confirmed = answer == "yes";
+                format!("{} is missing a field or illegible", label.title),
+            ));
+        }
+        for (key, what, question, problem) in to_confirm {
+            let confirmed = self.ask(ps, &key, &question, AnswerFormat::YesNo)? == "yes";
             if !confirmed {
-                problems.push(format!("{} is missing a field or illegible", label.title));
+                problems.push(problem);
             }
             checks.push(InspectionCheck {
                 key,
-                what: label.title.clone(),
+                what,
                 confirmed,
             });
         }
