@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Render what the bench hands out to PNG, to look at with one's own eyes: the PDF
 # certificate of a PASS and of a FAIL run, the audit report over both, and (when a
-# headless Chromium is installed) the HTML certificate and audit.
+# headless Chromium is installed) the HTML certificate and audit; then the CPIM1000
+# Eichrecht certificate with a runaway register and the CSP1 certificate with +7 % on L2.
 #   scripts/preview.sh [OUT]        (default OUT: reports/preview)
 # Needs pdftoppm (Debian: poppler-utils). Uses a throwaway signing key and store.
 set -euo pipefail
@@ -40,5 +41,16 @@ for run in "$work"/reports/*/; do
 done
 pdftoppm -r 80 -png "$work/audit/audit.pdf" "$out/audit"
 html_to_png "$work/audit/audit.html" "$out/audit-html.png"
+
+"$bin" run --quiet --procedure procedures/cpim1000-eichrecht.yaml --reports "$work/eichrecht" \
+  --sim-fault '{register_error: {port: right, error_percent: 1.5}}' >>"$work/run.log" 2>&1 || true
+sed 's/gain_percent: \[0.8, -0.6, 0.5\]/gain_percent: [0.0, 7.0, 0.0]/' hw/stations/sim.yaml >"$work/csp1-station.yaml"
+"$bin" run --quiet --procedure procedures/csp1-accuracy.yaml --fixture fixtures/csp1.yaml \
+  --station "$work/csp1-station.yaml" --reports "$work/csp1" >>"$work/run.log" 2>&1 || true
+for kind in eichrecht csp1; do
+  for run in "$work/$kind"/*/; do
+    [ -f "$run/certificate.pdf" ] && pdftoppm -r 80 -png "$run/certificate.pdf" "$out/certificate-$kind"
+  done
+done
 echo "runs of $today rendered; look at:"
 ls -1 "$out"/*.png
