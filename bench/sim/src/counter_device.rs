@@ -7,6 +7,7 @@ use meterbench_counter_protocol::{
     DeviceMessage, Edge, FrameDecoder, Heartbeat, Hello, HostMessage, MAX_FRAME_LEN, Message,
     PROTOCOL_VERSION, Pong, encode, id,
 };
+use meterbench_instruments::EdgeEvent;
 use std::io::{ErrorKind, Read, Write};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -212,6 +213,47 @@ impl<S: Read + Write> Device<S> {
     fn pong(&mut self, token: u32) -> bool {
         self.pings += 1;
         let (events, now_ticks) = self.world.lock().unwrap().counter_drain();
+        if !self.faults.is_empty() {
+            return self.pong_with_faults(token, &events, now_ticks);
+        }
+        // As a USB device sends packets while it has more to send: the host decodes the
+        // first edges while the last are still being written.
+        const PACKET: usize = 4096;
+        let mut out = Vec::with_capacity(2 * PACKET);
+        let mut frame_buf = [0u8; MAX_FRAME_LEN];
+        for e in &events {
+            self.last_sequence = e.sequence as u32;
+            let edge = DeviceMessage::Edge(Edge {
+                sequence: e.sequence as u32,
+                channel: e.channel,
+                timestamp_ticks: e.timestamp_ticks,
+                width_ticks: e.width_ticks,
+                ref_count: e.ref_count,
+                flags: 0,
+            });
+            let n = encode(&edge, &mut frame_buf).expect("every v1 message fits a frame");
+            out.extend_from_slice(&frame_buf[..n]);
+            if out.len() >= PACKET {
+                if self.stream.write_all(&out).is_err() {
+                    return false;
+                }
+                out.clear();
+            }
+        }
+        out.extend_from_slice(&frame(&DeviceMessage::Pong(Pong {
+            token,
+            timestamp_ticks: now_ticks,
+            last_sequence: self.last_sequence,
+        })));
+        self.stream
+            .write_all(&out)
+            .and_then(|_| self.stream.flush())
+            .is_ok()
+    }
+
+    /// The answer to a Ping while link faults are pending: the whole answer is built
+    /// first, so a fault can spoil any part of it.
+    fn pong_with_faults(&mut self, token: u32, events: &[EdgeEvent], now_ticks: u64) -> bool {
         let mut frames: Vec<Vec<u8>> = events
             .iter()
             .map(|e| {

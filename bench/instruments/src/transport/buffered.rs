@@ -10,15 +10,33 @@ pub(crate) trait TimedRead {
     fn read_timed(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
 }
 
-/// Bytes received but not yet handed out.
+/// Bytes received but not yet handed out: `buf[start..]`. Messages are handed out by
+/// moving `start`, not by shifting the rest to the front each time (a read of 4 KB can
+/// hold a hundred counter frames).
 #[derive(Debug, Default)]
 pub(crate) struct InputBuffer {
     buf: Vec<u8>,
+    start: usize,
 }
 
 impl InputBuffer {
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
+        self.start = 0;
+    }
+
+    fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Hand out `len` bytes from the front, then skip `skip` more (a terminator).
+    fn take(&mut self, len: usize, skip: usize) -> Vec<u8> {
+        let out = self.buf[self.start..self.start + len].to_vec();
+        self.start += len + skip;
+        if self.start == self.buf.len() {
+            self.clear();
+        }
+        out
     }
 
     pub(crate) fn read_until<S: TimedRead>(
@@ -28,17 +46,16 @@ impl InputBuffer {
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
         let deadline = Instant::now() + timeout;
+        // Bytes of the pending data already searched for the terminator.
         let mut scanned = 0;
         loop {
-            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == terminator) {
-                let end = scanned + i;
-                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                line.pop();
-                return Ok(line);
+            let from = self.start + scanned;
+            if let Some(i) = self.buf[from..].iter().position(|&b| b == terminator) {
+                return Ok(self.take(scanned + i, 1));
             }
-            scanned = self.buf.len();
+            scanned = self.pending();
             if scanned > MAX_MESSAGE_BYTES {
-                self.buf.clear();
+                self.clear();
                 return Err(TransportError::Overflow(MAX_MESSAGE_BYTES));
             }
             self.fill(source, deadline, timeout)?;
@@ -52,10 +69,10 @@ impl InputBuffer {
         timeout: Duration,
     ) -> Result<Vec<u8>, TransportError> {
         let deadline = Instant::now() + timeout;
-        while self.buf.len() < n {
+        while self.pending() < n {
             self.fill(source, deadline, timeout)?;
         }
-        Ok(self.buf.drain(..n).collect())
+        Ok(self.take(n, 0))
     }
 
     fn fill<S: TimedRead>(
@@ -64,6 +81,11 @@ impl InputBuffer {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(), TransportError> {
+        // What was handed out goes before more comes in: one move per read, not per message.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         let mut chunk = [0u8; 4096];
         loop {
             let now = Instant::now();
@@ -141,6 +163,30 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(b.read_exact(&mut src, 4, t).unwrap(), b"rest");
+    }
+
+    #[test]
+    fn many_messages_in_one_read_then_the_rest_of_a_cut_one() {
+        let mut src = Chunks(VecDeque::from([
+            Ok(b"a\0bb\0\0ccc\0dd".to_vec()),
+            Ok(b"d\0eeee".to_vec()),
+        ]));
+        let mut b = InputBuffer::default();
+        let t = Duration::from_millis(50);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(b.read_until(&mut src, 0, t).unwrap());
+        }
+        assert_eq!(
+            got,
+            [&b"a"[..], b"bb", b"", b"ccc", b"ddd"].map(|x| x.to_vec())
+        );
+        assert_eq!(b.read_exact(&mut src, 2, t).unwrap(), b"ee");
+        assert_eq!(b.read_exact(&mut src, 2, t).unwrap(), b"ee");
+        assert!(matches!(
+            b.read_until(&mut src, 0, t),
+            Err(TransportError::Timeout { partial, .. }) if partial.is_empty()
+        ));
     }
 
     #[test]
