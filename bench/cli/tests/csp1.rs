@@ -199,3 +199,59 @@ fn a_current_point_beyond_the_sensors_range_is_refused_before_anything_is_switch
     );
     assert!(!dir.path().join("issuance-log.jsonl").exists());
 }
+
+/// Run the CSP1 procedure on the sim station with one edit of the station file:
+/// (exit code, stdout, stderr, the reports folder).
+fn calibrate_on_edited_station(from: &str, to: &str) -> (i32, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    let station = dir.path().join("station.yaml");
+    std::fs::write(&station, text.replacen(from, to, 1)).unwrap();
+    let key = dir.path().join("key.pem");
+    let (code, out, err) = common::meterbench(&[
+        "run",
+        "--quiet",
+        "--procedure",
+        "procedures/csp1-accuracy.yaml",
+        "--fixture",
+        "fixtures/csp1.yaml",
+        "--station",
+        station.to_str().unwrap(),
+        "--reports",
+        dir.path().join("reports").to_str().unwrap(),
+        "--signing-key",
+        key.to_str().unwrap(),
+    ]);
+    (code, out, err, dir)
+}
+
+#[test]
+fn a_silent_sensor_ends_as_error_with_the_source_off() {
+    // The cable does not drive the request line: the CSP1 never sends.
+    let (code, stdout, stderr, dir) =
+        calibrate_on_edited_station("  request: rts\n", "  request: none\n");
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.contains("VERDICT: ERROR"), "{stdout}");
+    assert!(stdout.contains("no telegram from the sensor"), "{stdout}");
+    let rec: RunRecord = serde_json::from_str(
+        &std::fs::read_to_string(bundle(&dir.path().join("reports")).join("record.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec.outcome, Outcome::Error);
+    assert!(rec.log.iter().any(|l| l.message == "source output off"));
+}
+
+#[test]
+fn a_station_without_a_current_uncertainty_is_refused_where_its_source_is() {
+    let (code, stdout, stderr, dir) = calibrate_on_edited_station(
+        "    current_uncertainty_k2_percent:\n      value: 0.02\n      source: simulated certificate SIM-CAL-SRC-2026-01\n",
+        "",
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("station.yaml:13:") && stderr.contains("no current_uncertainty_k2_percent"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("reports").exists(), "nothing was run");
+}

@@ -408,6 +408,8 @@ pub struct SourceRole {
     /// Expanded uncertainty (k=2) of the delivered current, % (current sensors), and
     /// where it comes from.
     pub current_uncertainty_k2_percent: Option<(f64, String)>,
+    /// Where the role is in the station file.
+    pub pos: Pos,
 }
 
 /// The line that asks a P1 device to send, as the cable wires it.
@@ -633,6 +635,7 @@ impl Station {
             max_current_a: positive("max_current_a", &s.max_current_a)?,
             power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
             uncertainty_source: s.power_uncertainty_k2_percent.source.clone(),
+            pos: Pos::of(&raw.roles.source),
             current_uncertainty_k2_percent: match &s.current_uncertainty_k2_percent {
                 None => None,
                 Some(c) => Some((

@@ -108,10 +108,6 @@ pub(crate) fn run_id(station: &Station, serial: &str) -> String {
     )
 }
 
-pub(crate) fn rel(p: &std::path::Path) -> String {
-    p.display().to_string()
-}
-
 /// Run a procedure. Data errors (including setpoints beyond ratings and calibrations
 /// past due) are returned before anything is switched on; everything else ends in a
 /// record with an outcome.
@@ -126,69 +122,39 @@ pub fn run(
     let wall = Instant::now();
     let id = run_id(req.station, &req.dut_serial);
     let record_path = req.reports_dir.join(&id).join("record.json");
-    let mut rec = RunRecord {
-        schema: RUN_SCHEMA.into(),
-        run_id: id.clone(),
-        bench_version: env!("CARGO_PKG_VERSION").into(),
-        started_utc: Utc::now().to_rfc3339(),
-        finished_utc: None,
-        outcome: Outcome::InProgress,
-        outcome_reason: None,
-        station: StationRef {
-            id: req.station.id.clone(),
-            name: req.station.name.clone(),
-            laboratory: req.station.laboratory_name.clone(),
-            path: rel(&req.station.file.path),
-            sha256: req.station.file.sha256.clone(),
+    let mut rec = RunRecord::begin(
+        &id,
+        req.station,
+        RunSubject {
+            instruments: req
+                .station
+                .bindings()
+                .iter()
+                .map(|b| InstrumentRecord::declared(b))
+                .collect(),
+            fixture: FileRef::of(&req.fixture.id, &req.fixture.file),
+            dut: DutRecord {
+                manufacturer: req.fixture.manufacturer.clone(),
+                device_type: req.fixture.device_type.clone(),
+                serial_number: req.dut_serial.clone(),
+                accuracy_class: req.fixture.accuracy_class.clone(),
+                meter_constant_imp_per_kwh: req.fixture.meter_constant_imp_per_kwh,
+                ports: req.fixture.ports.iter().map(|p| p.name.clone()).collect(),
+                kind: "meter".into(),
+            },
+            procedure: ProcedureRef {
+                id: req.procedure.id.clone(),
+                version: req.procedure.version.clone(),
+                title: req.procedure.title.clone(),
+                path: req.procedure.file.path.display().to_string(),
+                sha256: req.procedure.file.sha256.clone(),
+                method: req.procedure.method,
+                decision_rule: req.procedure.decision_rule,
+            },
+            counter_timebase_hz: ins.counter.timebase_hz(),
+            reference_imp_per_kwh: req.station.reference.pulse_constant_imp_per_kwh,
         },
-        instruments: req
-            .station
-            .bindings()
-            .iter()
-            .map(|b| InstrumentRecord {
-                role: b.role.clone(),
-                driver: b.driver.name().to_string(),
-                port: b.port.as_ref().map(|p| p.to_string()),
-                declared_model: b.model.clone(),
-                declared_serial_number: b.serial_number.clone(),
-                calibration: b.calibration.clone(),
-                reported: None,
-            })
-            .collect(),
-        fixture: FileRef {
-            id: req.fixture.id.clone(),
-            path: rel(&req.fixture.file.path),
-            sha256: req.fixture.file.sha256.clone(),
-        },
-        dut: DutRecord {
-            manufacturer: req.fixture.manufacturer.clone(),
-            device_type: req.fixture.device_type.clone(),
-            serial_number: req.dut_serial.clone(),
-            accuracy_class: req.fixture.accuracy_class.clone(),
-            meter_constant_imp_per_kwh: req.fixture.meter_constant_imp_per_kwh,
-            ports: req.fixture.ports.iter().map(|p| p.name.clone()).collect(),
-            kind: "meter".into(),
-        },
-        procedure: ProcedureRef {
-            id: req.procedure.id.clone(),
-            version: req.procedure.version.clone(),
-            title: req.procedure.title.clone(),
-            path: rel(&req.procedure.file.path),
-            sha256: req.procedure.file.sha256.clone(),
-            method: req.procedure.method,
-            decision_rule: req.procedure.decision_rule,
-        },
-        counter_timebase_hz: ins.counter.timebase_hz(),
-        reference_imp_per_kwh: req.station.reference.pulse_constant_imp_per_kwh,
-        steps: Vec::new(),
-        timing: Timing {
-            bench_duration_s: 0.0,
-            physical_floor_s: 0.0,
-            wall_s: 0.0,
-            counter_polls: 0,
-        },
-        log: Vec::new(),
-    };
+    );
     observer.event(&Event::RunStarted {
         run_id: &id,
         steps: planned.len(),

@@ -4,7 +4,7 @@ use meterbench_instruments::{InstrumentIdentity, SourceSetpoint};
 use meterbench_metrology::{
     Decision, LimitRule, RegisterComparison, RepeatStatistics, UncertaintyBudget,
 };
-use meterbench_procedure::CalibrationRecord;
+use meterbench_procedure::{CalibrationRecord, LoadedFile, RoleBinding, Station};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -347,7 +347,77 @@ impl StepRecord {
     }
 }
 
+impl FileRef {
+    /// A data file by its id, path and content hash.
+    pub fn of(id: &str, file: &LoadedFile) -> FileRef {
+        FileRef {
+            id: id.to_string(),
+            path: file.path.display().to_string(),
+            sha256: file.sha256.clone(),
+        }
+    }
+}
+
+impl InstrumentRecord {
+    /// An instrument as the station file declares it (what it reports comes later).
+    pub fn declared(b: &RoleBinding) -> InstrumentRecord {
+        InstrumentRecord {
+            role: b.role.clone(),
+            driver: b.driver.name().to_string(),
+            port: b.port.as_ref().map(|p| p.to_string()),
+            declared_model: b.model.clone(),
+            declared_serial_number: b.serial_number.clone(),
+            calibration: b.calibration.clone(),
+            reported: None,
+        }
+    }
+}
+
+/// What a run is of: the parts of its record known before anything is switched on.
+pub struct RunSubject {
+    pub instruments: Vec<InstrumentRecord>,
+    pub fixture: FileRef,
+    pub dut: DutRecord,
+    pub procedure: ProcedureRef,
+    pub counter_timebase_hz: f64,
+    pub reference_imp_per_kwh: f64,
+}
+
 impl RunRecord {
+    /// The record of a run that starts now on `station`: nothing measured yet.
+    pub fn begin(run_id: &str, station: &Station, subject: RunSubject) -> RunRecord {
+        RunRecord {
+            schema: RUN_SCHEMA.into(),
+            run_id: run_id.to_string(),
+            bench_version: env!("CARGO_PKG_VERSION").into(),
+            started_utc: chrono::Utc::now().to_rfc3339(),
+            finished_utc: None,
+            outcome: Outcome::InProgress,
+            outcome_reason: None,
+            station: StationRef {
+                id: station.id.clone(),
+                name: station.name.clone(),
+                laboratory: station.laboratory_name.clone(),
+                path: station.file.path.display().to_string(),
+                sha256: station.file.sha256.clone(),
+            },
+            instruments: subject.instruments,
+            fixture: subject.fixture,
+            dut: subject.dut,
+            procedure: subject.procedure,
+            counter_timebase_hz: subject.counter_timebase_hz,
+            reference_imp_per_kwh: subject.reference_imp_per_kwh,
+            steps: Vec::new(),
+            timing: Timing {
+                bench_duration_s: 0.0,
+                physical_floor_s: 0.0,
+                wall_s: 0.0,
+                counter_polls: 0,
+            },
+            log: Vec::new(),
+        }
+    }
+
     /// The run's verdict: the stop that ended it, else FAIL naming the failed steps, else
     /// PASS; and the time it finished.
     pub fn conclude(&mut self, stop: Option<(Outcome, String)>) {

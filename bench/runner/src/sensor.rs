@@ -7,8 +7,8 @@
 use crate::events::{Event, Observer};
 use crate::record::*;
 use crate::safety::SourceGuard;
-use crate::{Finished, RunError, rel, run_id};
-use chrono::{NaiveDate, Utc};
+use crate::{Finished, RunError, run_id};
+use chrono::NaiveDate;
 use meterbench_instruments::{
     AcSource, Clock, CurrentSensor, InstrumentError, Phase, PhaseSetpoint, SensorReading,
     SourceSetpoint,
@@ -108,8 +108,8 @@ fn check(req: &SensorRunRequest<'_>) -> Result<f64, DataError> {
         .ok_or_else(|| {
             DataError::at(
                 &req.station.file.path,
-                meterbench_procedure::Pos { line: 1, column: 1 },
-                "the source declares no current_uncertainty_k2_percent: a current sensor is compared with the source's current",
+                req.station.source.pos,
+                "the source declares no current_uncertainty_k2_percent: a current sensor is compared with the source's current, so its uncertainty is needed",
             )
         })
 }
@@ -126,66 +126,35 @@ pub fn run_sensor(
     let f = req.fixture;
     let id = run_id(req.station, &req.dut_serial);
     let record_path = req.reports_dir.join(&id).join("record.json");
-    let source_binding = &req.station.source.binding;
-    let mut rec = RunRecord {
-        schema: RUN_SCHEMA.into(),
-        run_id: id.clone(),
-        bench_version: env!("CARGO_PKG_VERSION").into(),
-        started_utc: Utc::now().to_rfc3339(),
-        finished_utc: None,
-        outcome: Outcome::InProgress,
-        outcome_reason: None,
-        station: StationRef {
-            id: req.station.id.clone(),
-            name: req.station.name.clone(),
-            laboratory: req.station.laboratory_name.clone(),
-            path: rel(&req.station.file.path),
-            sha256: req.station.file.sha256.clone(),
+    let mut rec = RunRecord::begin(
+        &id,
+        req.station,
+        RunSubject {
+            // The source's current is the reference: the only instrument of the result.
+            instruments: vec![InstrumentRecord::declared(&req.station.source.binding)],
+            fixture: FileRef::of(&f.id, &f.file),
+            dut: DutRecord {
+                manufacturer: f.manufacturer.clone(),
+                device_type: f.device_type.clone(),
+                serial_number: req.dut_serial.clone(),
+                accuracy_class: format!("±{} %", f.limit_percent),
+                meter_constant_imp_per_kwh: 0.0,
+                ports: f.channels.iter().map(|c| c.name.clone()).collect(),
+                kind: "current_sensor".into(),
+            },
+            procedure: ProcedureRef {
+                id: req.procedure.id.clone(),
+                version: req.procedure.version.clone(),
+                title: req.procedure.title.clone(),
+                path: req.procedure.file.path.display().to_string(),
+                sha256: req.procedure.file.sha256.clone(),
+                method: ReferenceMethod::ReferenceCurrent,
+                decision_rule: req.procedure.decision_rule,
+            },
+            counter_timebase_hz: 0.0,
+            reference_imp_per_kwh: 0.0,
         },
-        // The source's current is the reference: the only instrument of the result.
-        instruments: vec![InstrumentRecord {
-            role: source_binding.role.clone(),
-            driver: source_binding.driver.name().to_string(),
-            port: source_binding.port.as_ref().map(|p| p.to_string()),
-            declared_model: source_binding.model.clone(),
-            declared_serial_number: source_binding.serial_number.clone(),
-            calibration: source_binding.calibration.clone(),
-            reported: None,
-        }],
-        fixture: FileRef {
-            id: f.id.clone(),
-            path: rel(&f.file.path),
-            sha256: f.file.sha256.clone(),
-        },
-        dut: DutRecord {
-            manufacturer: f.manufacturer.clone(),
-            device_type: f.device_type.clone(),
-            serial_number: req.dut_serial.clone(),
-            accuracy_class: format!("±{} %", f.limit_percent),
-            meter_constant_imp_per_kwh: 0.0,
-            ports: f.channels.iter().map(|c| c.name.clone()).collect(),
-            kind: "current_sensor".into(),
-        },
-        procedure: ProcedureRef {
-            id: req.procedure.id.clone(),
-            version: req.procedure.version.clone(),
-            title: req.procedure.title.clone(),
-            path: rel(&req.procedure.file.path),
-            sha256: req.procedure.file.sha256.clone(),
-            method: ReferenceMethod::ReferenceCurrent,
-            decision_rule: req.procedure.decision_rule,
-        },
-        counter_timebase_hz: 0.0,
-        reference_imp_per_kwh: 0.0,
-        steps: Vec::new(),
-        timing: Timing {
-            bench_duration_s: 0.0,
-            physical_floor_s: 0.0,
-            wall_s: 0.0,
-            counter_polls: 0,
-        },
-        log: Vec::new(),
-    };
+    );
     observer.event(&Event::RunStarted {
         run_id: &id,
         steps: req.procedure.steps.len() + 1,

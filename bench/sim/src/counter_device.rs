@@ -222,15 +222,7 @@ impl<S: Read + Write> Device<S> {
         let mut out = Vec::with_capacity(2 * PACKET);
         let mut frame_buf = [0u8; MAX_FRAME_LEN];
         for e in &events {
-            self.last_sequence = e.sequence as u32;
-            let edge = DeviceMessage::Edge(Edge {
-                sequence: e.sequence as u32,
-                channel: e.channel,
-                timestamp_ticks: e.timestamp_ticks,
-                width_ticks: e.width_ticks,
-                ref_count: e.ref_count,
-                flags: 0,
-            });
+            let edge = self.edge(e);
             let n = encode(&edge, &mut frame_buf).expect("every v1 message fits a frame");
             out.extend_from_slice(&frame_buf[..n]);
             if out.len() >= PACKET {
@@ -251,23 +243,23 @@ impl<S: Read + Write> Device<S> {
             .is_ok()
     }
 
+    /// The Edge message of a world edge; it is the last one sent.
+    fn edge(&mut self, e: &EdgeEvent) -> DeviceMessage {
+        self.last_sequence = e.sequence as u32;
+        DeviceMessage::Edge(Edge {
+            sequence: e.sequence as u32,
+            channel: e.channel,
+            timestamp_ticks: e.timestamp_ticks,
+            width_ticks: e.width_ticks,
+            ref_count: e.ref_count,
+            flags: 0,
+        })
+    }
+
     /// The answer to a Ping while link faults are pending: the whole answer is built
     /// first, so a fault can spoil any part of it.
     fn pong_with_faults(&mut self, token: u32, events: &[EdgeEvent], now_ticks: u64) -> bool {
-        let mut frames: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| {
-                self.last_sequence = e.sequence as u32;
-                frame(&DeviceMessage::Edge(Edge {
-                    sequence: e.sequence as u32,
-                    channel: e.channel,
-                    timestamp_ticks: e.timestamp_ticks,
-                    width_ticks: e.width_ticks,
-                    ref_count: e.ref_count,
-                    flags: 0,
-                }))
-            })
-            .collect();
+        let mut frames: Vec<Vec<u8>> = events.iter().map(|e| frame(&self.edge(e))).collect();
         let mut out = Vec::new();
         match self.take_fault(frames.len()) {
             Some(CounterLinkFault::Unplug { .. }) => return false,
