@@ -170,23 +170,26 @@ impl MeterModel {
         p
     }
 
-    /// Advance by `dt` (never across an update boundary) at constant load, starting at
-    /// world time `t0`; `ends_interval` when the slice ends on the energy update grid.
-    /// `noise` is a standard normal draw for this slice. Emitted pulses are appended to `out`.
-    pub fn advance(
-        &mut self,
-        t0: f64,
-        dt: f64,
-        ends_interval: bool,
-        loads: &[PhaseLoad; 3],
-        noise: f64,
-        out: &mut Vec<LedPulse>,
-    ) {
+    /// `dt` seconds at a constant load: the energy the meter measures (off by
+    /// `noise`, the standard normal draw of the update interval under way) goes to the
+    /// interval and the register.
+    pub fn accumulate(&mut self, loads: &[PhaseLoad; 3], dt: f64, noise: f64) {
         let measured =
             self.measured_power_w(loads) * dt * (1.0 + noise * self.spec.noise_percent / 100.0);
         self.interval_energy_j += measured;
         self.register_j += measured * self.register_gain;
-        // The pulse generator spends the previous interval's energy at a constant rate.
+    }
+
+    /// The energy update: the interval's energy is what the pulse generator spends over
+    /// the next one.
+    pub fn end_interval(&mut self) {
+        self.led_rate_w = self.interval_energy_j / self.update_period_s;
+        self.interval_energy_j = 0.0;
+    }
+
+    /// The pulses the LED emits from `t0` over `dt`, spending the last interval's energy
+    /// at a constant rate, each on the device's pulse timer; appended to `out`.
+    pub fn emit(&mut self, t0: f64, dt: f64, out: &mut Vec<LedPulse>) {
         let e_pulse = self.pulse_energy_j();
         let mut spent_until = 0.0;
         if self.led_rate_w > 0.0 {
@@ -208,11 +211,24 @@ impl MeterModel {
                 }
             }
         }
-        // The world owns the update grid, so float sums of slice lengths cannot make the
-        // meter skip an update and spend two intervals' energy in one.
+    }
+
+    /// One slice of `dt` at a constant load from `t0` (never across an update grid
+    /// line), as the world runs it: emit, measure, and when the slice ends on the grid,
+    /// the energy update.
+    pub fn advance(
+        &mut self,
+        t0: f64,
+        dt: f64,
+        ends_interval: bool,
+        loads: &[PhaseLoad; 3],
+        noise: f64,
+        out: &mut Vec<LedPulse>,
+    ) {
+        self.emit(t0, dt, out);
+        self.accumulate(loads, dt, noise);
         if ends_interval {
-            self.led_rate_w = self.interval_energy_j / self.update_period_s;
-            self.interval_energy_j = 0.0;
+            self.end_interval();
         }
     }
 }

@@ -23,11 +23,54 @@ struct SourceModel {
     target: SourceSetpoint,
     on: bool,
     ever_on: bool,
-    /// Present amplitudes per phase (V, A), relaxing towards the target.
+    /// Present amplitudes per phase (V, A): constant between update grid lines, where
+    /// they follow the settling exponential from the last change.
     voltage: [f64; 3],
     current: [f64; 3],
+    /// Amplitudes at the last change of setpoint or output, and when it was.
+    from_voltage: [f64; 3],
+    from_current: [f64; 3],
+    changed_at: f64,
     settling_tau_s: f64,
     amplitude_gain: f64,
+}
+
+impl SourceModel {
+    /// The amplitudes the output settles to.
+    fn targets(&self) -> ([f64; 3], [f64; 3]) {
+        if !self.on {
+            return ([0.0; 3], [0.0; 3]);
+        }
+        let g = self.amplitude_gain;
+        (
+            self.target.phases.map(|p| p.voltage_v * g),
+            self.target.phases.map(|p| p.current_a * g),
+        )
+    }
+
+    /// A change of setpoint or output at `t`: settling starts from what is there now.
+    fn changed(&mut self, t: f64) {
+        self.from_voltage = self.voltage;
+        self.from_current = self.current;
+        self.changed_at = t;
+        if self.settling_tau_s <= 0.0 {
+            (self.voltage, self.current) = self.targets();
+        }
+    }
+
+    /// The amplitudes at grid line `t`, on the exponential from the last change.
+    fn settle_to(&mut self, t: f64) {
+        let (tv, ti) = self.targets();
+        let relax = if self.settling_tau_s > 0.0 {
+            (-(t - self.changed_at) / self.settling_tau_s).exp()
+        } else {
+            0.0
+        };
+        for k in 0..3 {
+            self.voltage[k] = tv[k] + (self.from_voltage[k] - tv[k]) * relax;
+            self.current[k] = ti[k] + (self.from_current[k] - ti[k]) * relax;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -41,21 +84,45 @@ struct CounterModel {
     sequence: u64,
 }
 
+/// One meter of a simulated DUT, where its LED's scanning head is wired, and its own
+/// noise.
+#[derive(Debug)]
+struct MeterSlot {
+    model: MeterModel,
+    /// Counter channel of the scanning head over its LED (`u8::MAX`: none).
+    channel: u8,
+    /// Its own noise source: a device's noise does not depend on which other devices
+    /// share the world.
+    rng: ChaCha8Rng,
+    /// The noise draw of the energy update interval under way.
+    noise: f64,
+}
+
+/// The simulated world. Its physics changes only at the meters' energy update grid
+/// lines and at the bench's own actions (a new setpoint, the output switched): how
+/// often the bench looks in between changes nothing the devices do.
 #[derive(Debug)]
 pub struct World {
+    /// The bench's time, s.
     t: f64,
-    rng: ChaCha8Rng,
+    /// Start of the open segment: amplitudes are constant from here to the next grid
+    /// line or bench action.
+    seg_start: f64,
+    /// Index of the next grid line (at `k · update_period_s`).
+    next_line: u64,
     source: SourceModel,
     reference_gain: f64,
     reference_imp_per_kwh: f64,
     reference_phase: f64,
-    true_energy_j: f64,
-    meters: Vec<MeterModel>,
-    /// Counter channel of each meter's scanning head (from the fixture's ports).
-    meter_channels: Vec<u8>,
+    /// True energy delivered up to `seg_start`, J, and the open segment's power, W.
+    energy_at_seg_start_j: f64,
+    seg_power_w: f64,
+    meters: Vec<MeterSlot>,
     update_period_s: f64,
     counter: CounterModel,
-    scratch: Vec<LedPulse>,
+    /// Pulses the LEDs emit in the interval under way, not yet seen by a counter: (meter,
+    /// pulse), in time order.
+    led: Vec<(usize, LedPulse)>,
     ct: CtSeconds,
 }
 
@@ -83,31 +150,40 @@ impl World {
     pub fn with_heads(spec: &SimulationSpec, head: impl Fn(&str) -> Option<u8>) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut meters = Vec::new();
-        let mut meter_channels = Vec::new();
         for m in &spec.dut.meters {
-            let phase: f64 = rng.random();
-            meters.push(MeterModel::new(&spec.dut, m, phase));
-            // A meter whose port the fixture does not mount has no scanning head.
-            meter_channels.push(head(&m.port).unwrap_or(u8::MAX));
+            let mut own = ChaCha8Rng::seed_from_u64(device_seed(spec.seed, 1, &m.port));
+            let phase: f64 = own.random();
+            let noise = standard_normal(&mut own);
+            meters.push(MeterSlot {
+                model: MeterModel::new(&spec.dut, m, phase),
+                // A meter whose port the fixture does not mount has no scanning head.
+                channel: head(&m.port).unwrap_or(u8::MAX),
+                rng: own,
+                noise,
+            });
         }
         World {
             t: 0.0,
+            seg_start: 0.0,
+            next_line: 1,
             reference_phase: rng.random(),
-            rng,
             source: SourceModel {
                 target: SourceSetpoint::default(),
                 on: false,
                 ever_on: false,
                 voltage: [0.0; 3],
                 current: [0.0; 3],
+                from_voltage: [0.0; 3],
+                from_current: [0.0; 3],
+                changed_at: 0.0,
                 settling_tau_s: spec.source_settling_time_constant_s,
                 amplitude_gain: 1.0 + spec.source_amplitude_error_percent / 100.0,
             },
             reference_gain: 1.0 + spec.reference_actual_error_percent / 100.0,
             reference_imp_per_kwh: 0.0,
-            true_energy_j: 0.0,
+            energy_at_seg_start_j: 0.0,
+            seg_power_w: 0.0,
             meters,
-            meter_channels,
             update_period_s: 1.0 / spec.dut.energy_update_hz,
             counter: CounterModel {
                 timebase_hz: spec.counter_timebase_hz,
@@ -118,7 +194,7 @@ impl World {
                 pending: Vec::new(),
                 sequence: 0,
             },
-            scratch: Vec::new(),
+            led: Vec::new(),
             ct: CtSeconds::default(),
         }
     }
@@ -131,16 +207,27 @@ impl World {
     // --- source ---------------------------------------------------------------------
 
     pub fn source_apply(&mut self, setpoint: SourceSetpoint) {
+        self.close_segment(self.t);
         self.source.target = setpoint;
+        self.source.changed(self.t);
+        self.seg_power_w = self.power_now_w();
     }
 
     pub fn source_set_output(&mut self, on: bool) {
+        self.close_segment(self.t);
         self.source.on = on;
         self.source.ever_on |= on;
         if !on {
+            // Off is off at once: no voltage, no current.
             self.source.voltage = [0.0; 3];
             self.source.current = [0.0; 3];
         }
+        self.source.changed(self.t);
+        self.seg_power_w = self.power_now_w();
+    }
+
+    fn power_now_w(&self) -> f64 {
+        self.loads().iter().map(|l| l.power_w()).sum()
     }
 
     pub fn source_output_is_on(&self) -> bool {
@@ -184,27 +271,25 @@ impl World {
     /// apart from the reference standard's own error).
     pub fn injected_error_percent(&self, port: &str, setpoint: &SourceSetpoint) -> Option<f64> {
         let loads = self.settled_loads(setpoint);
-        self.meters
-            .iter()
-            .find(|m| m.port == port)
-            .map(|m| m.injected_error_percent(&loads))
+        self.meter(port).map(|m| m.injected_error_percent(&loads))
     }
 
     /// A port's register as its LCD (and its CAN interface) shows it: kWh text with
     /// `decimals` decimals.
     pub fn display_register_kwh(&self, port: &str, decimals: u32) -> Option<String> {
-        self.meters
-            .iter()
-            .find(|m| m.port == port)
-            .map(|m| m.display_register_kwh(decimals))
+        self.meter(port).map(|m| m.display_register_kwh(decimals))
     }
 
     /// Registered energy of a port's meter, Wh (what its LCD register holds).
     pub fn register_wh(&self, port: &str) -> Option<f64> {
+        self.meter(port).map(|m| m.register_j / 3600.0)
+    }
+
+    fn meter(&self, port: &str) -> Option<&MeterModel> {
         self.meters
             .iter()
+            .map(|m| &m.model)
             .find(|m| m.port == port)
-            .map(|m| m.register_j / 3600.0)
     }
 
     // --- reference standard ---------------------------------------------------------
@@ -227,7 +312,7 @@ impl World {
 
     pub fn counter_arm(&mut self, channels: &[(u8, f64)]) {
         self.counter.armed_at = Some(self.t);
-        self.counter.ref_count_at_arm = self.reference_count_at(self.true_energy_j);
+        self.counter.ref_count_at_arm = self.reference_count_at(self.energy_at(self.t));
         self.counter.channels = channels.to_vec();
         self.counter.pending.clear();
         self.counter.sequence = 0;
@@ -256,7 +341,7 @@ impl World {
 
     /// The reference count since arming, now.
     pub fn counter_ref_count_now(&self) -> u64 {
-        self.reference_count_at(self.true_energy_j)
+        self.reference_count_at(self.energy_at(self.t))
             .saturating_sub(self.counter.ref_count_at_arm)
     }
 
@@ -326,75 +411,106 @@ impl World {
 
     // --- time -----------------------------------------------------------------------
 
+    /// True energy delivered up to `t` (not before the open segment's start), J.
+    fn energy_at(&self, t: f64) -> f64 {
+        self.energy_at_seg_start_j + self.seg_power_w * (t - self.seg_start).max(0.0)
+    }
+
     /// Advance the world by `duration_s` seconds of virtual time.
     pub fn advance(&mut self, duration_s: f64) {
         let end = self.t + duration_s.max(0.0);
-        while self.t < end - 1e-12 {
-            // Index of the next grid line; a time within 1 ns of a line counts as on it.
-            let k = ((self.t + 1e-9) / self.update_period_s).floor() + 1.0;
-            let boundary = k * self.update_period_s;
-            let (t1, ends_interval) = if boundary <= end + 1e-9 {
-                (boundary, true)
-            } else {
-                (end, false)
-            };
-            self.step(self.t, t1 - self.t, ends_interval);
-            self.t = t1;
-        }
-    }
-
-    fn step(&mut self, t0: f64, dt: f64, ends_interval: bool) {
-        // The source's amplitudes relax towards the target; use the slice's mean value.
-        let s = &mut self.source;
-        let relax = if s.settling_tau_s > 0.0 {
-            (-dt / s.settling_tau_s).exp()
-        } else {
-            0.0
-        };
-        for k in 0..3 {
-            let (tv, ti) = if s.on {
-                (
-                    s.target.phases[k].voltage_v * s.amplitude_gain,
-                    s.target.phases[k].current_a * s.amplitude_gain,
-                )
-            } else {
-                (0.0, 0.0)
-            };
-            s.voltage[k] = tv + (s.voltage[k] - tv) * relax;
-            s.current[k] = ti + (s.current[k] - ti) * relax;
-        }
-        self.ct_accumulate(t0, dt);
-        let loads = self.loads();
-        let power: f64 = loads.iter().map(|l| l.power_w()).sum();
-        let energy_before = self.true_energy_j;
-        self.true_energy_j += power * dt;
-
-        for m in 0..self.meters.len() {
-            let noise = standard_normal(&mut self.rng);
-            self.scratch.clear();
-            let mut pulses = std::mem::take(&mut self.scratch);
-            self.meters[m].advance(t0, dt, ends_interval, &loads, noise, &mut pulses);
-            let channel = self.meter_channels[m];
-            if let Some(&(_, glitch_s)) = self.counter.channels.iter().find(|c| c.0 == channel)
-                && self.counter.armed_at.is_some()
-            {
-                for p in &pulses {
-                    if p.width_s < glitch_s {
-                        continue;
-                    }
-                    let e = energy_before + power * (p.rising_s - t0);
-                    let ref_count = self.reference_count_at(e);
-                    self.counter.pending.push(PendingEdge {
-                        t: p.rising_s,
-                        channel,
-                        width_s: p.width_s,
-                        ref_count,
-                    });
-                }
+        loop {
+            let line = self.next_line as f64 * self.update_period_s;
+            // A time within 1 ns of a line counts as on it.
+            if line > end + 1e-9 {
+                break;
             }
-            self.scratch = pulses;
+            self.cross_line(line);
+        }
+        self.route_pulses(end);
+        self.t = self.t.max(end);
+    }
+
+    /// The meters' energy update at grid line `line`: the interval that ends there is
+    /// measured, the source's amplitudes move on along their settling curve, and each LED
+    /// is given the pulses it emits over the next interval.
+    fn cross_line(&mut self, line: f64) {
+        self.close_segment(line);
+        for m in &mut self.meters {
+            m.model.end_interval();
+            m.noise = standard_normal(&mut m.rng);
+        }
+        self.source.settle_to(line);
+        self.seg_power_w = self.power_now_w();
+        let mut pulses = Vec::new();
+        for (k, m) in self.meters.iter_mut().enumerate() {
+            pulses.clear();
+            m.model.emit(line, self.update_period_s, &mut pulses);
+            self.led.extend(pulses.iter().map(|p| (k, *p)));
+        }
+        // Time order, ties in meter order: the counter sees them so.
+        self.led
+            .sort_by(|a, b| a.1.rising_s.total_cmp(&b.1.rising_s).then(a.0.cmp(&b.0)));
+        self.next_line += 1;
+    }
+
+    /// The open segment ends at `at`: its energy goes to the meters, the current sensors'
+    /// seconds and the reference; the LED pulses inside it reach the counter.
+    fn close_segment(&mut self, at: f64) {
+        self.route_pulses(at);
+        let dt = at - self.seg_start;
+        if dt <= 0.0 {
+            return;
+        }
+        let loads = self.loads();
+        for m in &mut self.meters {
+            m.model.accumulate(&loads, dt, m.noise);
+        }
+        self.ct_accumulate(self.seg_start, dt);
+        self.energy_at_seg_start_j += self.seg_power_w * dt;
+        self.seg_start = at;
+    }
+
+    /// LED pulses up to `until` reach the counter's armed channels, each with the
+    /// reference count at its rising edge.
+    fn route_pulses(&mut self, until: f64) {
+        let due = self.led.partition_point(|(_, p)| p.rising_s <= until);
+        if due == 0 {
+            return;
+        }
+        let pulses: Vec<(usize, LedPulse)> = self.led.drain(..due).collect();
+        let Some(armed_at) = self.counter.armed_at else {
+            return;
+        };
+        for (m, p) in pulses {
+            let channel = self.meters[m].channel;
+            let Some(&(_, glitch_s)) = self.counter.channels.iter().find(|c| c.0 == channel) else {
+                continue;
+            };
+            if p.rising_s < armed_at || p.width_s < glitch_s {
+                continue;
+            }
+            let ref_count = self.reference_count_at(self.energy_at(p.rising_s));
+            self.counter.pending.push(PendingEdge {
+                t: p.rising_s,
+                channel,
+                width_s: p.width_s,
+                ref_count,
+            });
         }
     }
+}
+
+/// The seed of one device's noise: the world's seed and where the device sits, so that
+/// a meter behaves the same whichever other devices share the rack (FNV-1a, stable
+/// across builds, unlike the standard library's hasher).
+fn device_seed(seed: u64, position: u32, port: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in position.to_le_bytes().iter().chain(port.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// A standard normal draw (Box–Muller), so the model needs no distribution crate.
@@ -402,4 +518,56 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meterbench_instruments::PhaseSetpoint;
+    use meterbench_procedure::Station;
+    use std::path::Path;
+
+    fn station() -> Station {
+        Station::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw/stations/sim.yaml"))
+            .unwrap()
+    }
+
+    /// A world at 5 A balanced, PF 1, with both scanning heads armed.
+    fn energised() -> World {
+        let st = station();
+        let mut w = World::with_heads(st.simulation.as_ref().unwrap(), |port| match port {
+            "left" => Some(1),
+            _ => Some(2),
+        });
+        w.reference_configure(1.6e8);
+        w.counter_arm(&[(1, 0.0), (2, 0.0)]);
+        w.source_apply(SourceSetpoint {
+            frequency_hz: 50.0,
+            phases: [PhaseSetpoint {
+                voltage_v: 230.0,
+                current_a: 5.0,
+                current_lag_deg: 0.0,
+            }; 3],
+        });
+        w.source_set_output(true);
+        w
+    }
+
+    #[test]
+    fn what_the_meters_do_does_not_depend_on_how_often_the_bench_looks() {
+        let mut once = energised();
+        once.advance(10.0);
+        let (a, _) = once.counter_drain();
+        let mut often = energised();
+        let mut b = Vec::new();
+        // Slices that cut the 10 ms update grid anywhere: 3.7 ms each.
+        for _ in 0..2703 {
+            often.advance(0.0037);
+            b.extend(often.counter_drain().0);
+        }
+        often.advance(10.0 - often.now_s());
+        b.extend(often.counter_drain().0);
+        assert!(a.len() > 100, "{} edges", a.len());
+        assert_eq!(a, b);
+    }
 }
