@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-8}
 cargo build --quiet --bin meterbench
-cargo build --quiet -p meterbench --example run_timing
+cargo build --quiet -p meterbench-session --example run_timing
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for _ in $(seq "$runs"); do

@@ -1,84 +1,192 @@
-//! Live progress on the terminal while a run goes on.
+//! Live progress on the terminal while a session goes on: a bar per position during each
+//! step, a line per position when it ends, and a summary of the rack at the end.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use meterbench_runner::{Event, Observer, Outcome};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use meterbench_runner::{Event, EventKind, Observer, Outcome, Session};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 pub struct ConsoleObserver {
-    bar: Option<ProgressBar>,
+    multi: MultiProgress,
+    bars: BTreeMap<u32, ProgressBar>,
     draw: bool,
+    /// The session measures several positions: lines name theirs.
+    several: bool,
+    step: String,
 }
 
 impl ConsoleObserver {
-    pub fn new(draw: bool) -> Self {
-        ConsoleObserver { bar: None, draw }
+    pub fn new(draw: bool, several: bool) -> Self {
+        let multi = MultiProgress::with_draw_target(if draw {
+            ProgressDrawTarget::stderr_with_hz(10)
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        ConsoleObserver {
+            multi,
+            bars: BTreeMap::new(),
+            draw,
+            several,
+            step: String::new(),
+        }
+    }
+
+    /// A line above the bars (or on stderr when they are hidden); a closed terminal
+    /// loses the line, never the run.
+    fn line(&self, text: &str) {
+        if self.draw {
+            let _ = self.multi.println(text);
+        } else {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    }
+
+    fn position_label(&self, position: u32) -> String {
+        if self.several {
+            format!("P{position:<2} ")
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn mark(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "PASS ",
+        Outcome::Fail => "FAIL ",
+        Outcome::Error => "ERROR",
+        Outcome::Aborted => "ABORT",
+        Outcome::InProgress => "…    ",
     }
 }
 
 impl Observer for ConsoleObserver {
-    fn event(&mut self, event: &Event<'_>) {
-        match event {
-            Event::RunStarted { run_id, steps } => {
-                eprintln!("run {run_id}: {steps} steps");
-            }
-            Event::StepStarted {
-                index,
-                total,
-                name,
-                expected_s,
-            } => {
-                let bar = ProgressBar::new(1);
-                bar.set_draw_target(if self.draw {
-                    ProgressDrawTarget::stderr_with_hz(10)
-                } else {
-                    ProgressDrawTarget::hidden()
-                });
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>22} [{bar:30}] {pos}/{len} pulses  {msg}",
-                    )
-                    .expect("template")
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(format!("{}/{} {}", index + 1, total, name));
-                bar.set_message(format!("≈{expected_s:.0} s"));
-                self.bar = Some(bar);
-            }
-            Event::Progress {
-                counted,
-                needed,
-                remaining_s,
-                elapsed_s,
+    fn event(&mut self, event: &Event) {
+        match &event.what {
+            EventKind::SessionStarted {
+                session_id,
+                positions,
+                steps,
                 ..
             } => {
-                if let Some(bar) = &self.bar {
-                    bar.set_length((*needed).max(1));
-                    bar.set_position(*counted);
-                    bar.set_message(format!("{elapsed_s:.1} s, ≈{remaining_s:.1} s left"));
+                if positions.len() == 1 {
+                    self.line(&format!(
+                        "run {}: {} steps",
+                        positions[0].run_id,
+                        steps.len()
+                    ));
+                } else {
+                    self.line(&format!(
+                        "session {session_id}: {} positions, {} steps",
+                        positions.len(),
+                        steps.len()
+                    ));
+                    for p in positions {
+                        self.line(&format!(
+                            "  P{:<2} {}  run {}",
+                            p.position, p.serial, p.run_id
+                        ));
+                    }
                 }
             }
-            Event::StepFinished(step) => {
-                if let Some(bar) = self.bar.take() {
+            EventKind::StepStarted {
+                index,
+                name,
+                attempt,
+                positions,
+                expected_s,
+                ..
+            } => {
+                for bar in std::mem::take(&mut self.bars).into_values() {
                     bar.finish_and_clear();
                 }
-                let mark = match step.outcome {
-                    Outcome::Pass => "PASS ",
-                    Outcome::Fail => "FAIL ",
-                    Outcome::Error => "ERROR",
-                    Outcome::Aborted => "ABORT",
-                    Outcome::InProgress => "…    ",
+                self.step = if *attempt > 1 {
+                    format!("{} {name} (attempt {attempt})", index + 1)
+                } else {
+                    format!("{} {name}", index + 1)
                 };
-                eprintln!(
-                    "{mark} {:<22} {:>7.1} s{}",
+                for &p in positions {
+                    let bar = self.multi.add(ProgressBar::new(1));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {msg}")
+                            .expect("template")
+                            .progress_chars("=> "),
+                    );
+                    bar.set_prefix(format!("{}{}", self.position_label(p), self.step));
+                    bar.set_message(format!("≈{expected_s:.0} s"));
+                    self.bars.insert(p, bar);
+                }
+            }
+            EventKind::Progress {
+                elapsed_s,
+                remaining_s,
+                ports,
+                ..
+            } => {
+                // Each position's slowest port.
+                let mut slowest: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+                for p in ports {
+                    let e = slowest.entry(p.position).or_insert((p.counted, p.needed));
+                    if p.counted < e.0 {
+                        *e = (p.counted, p.needed);
+                    }
+                }
+                for (position, (counted, needed)) in slowest {
+                    if let Some(bar) = self.bars.get(&position) {
+                        bar.set_length(needed.max(1));
+                        bar.set_position(counted);
+                        bar.set_message(format!("{elapsed_s:.1} s, ≈{remaining_s:.1} s left"));
+                    }
+                }
+            }
+            EventKind::StepFinished { position, step } => {
+                if let Some(bar) = self.bars.remove(position) {
+                    bar.finish_and_clear();
+                }
+                self.line(&format!(
+                    "{} {}{:<22} {:>7.1} s{}",
+                    mark(step.outcome),
+                    self.position_label(*position),
                     step.name,
                     step.duration_s,
                     step.message
                         .as_deref()
                         .map(|m| format!("  {m}"))
                         .unwrap_or_default()
-                );
+                ));
             }
-            Event::Log(m) => eprintln!("{m}"),
-            Event::RunFinished(_) => {}
+            EventKind::Log { position, message } => match position {
+                Some(p) => self.line(&format!("{}{message}", self.position_label(*p))),
+                None => self.line(message),
+            },
+            EventKind::PositionFinished { .. }
+            | EventKind::Load { .. }
+            | EventKind::SessionFinished { .. } => {}
         }
     }
+}
+
+/// One line per position: its device, verdict and why.
+pub fn session_summary(session: &Session) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\nsession {}", session.session_id);
+    let _ = writeln!(
+        s,
+        "{:<9} {:<20} {:<8} reason",
+        "position", "serial", "verdict"
+    );
+    for r in &session.runs {
+        let rec = &r.record;
+        let _ = writeln!(
+            s,
+            "{:<9} {:<20} {:<8} {}",
+            rec.position.as_ref().map_or(0, |p| p.id),
+            rec.dut.serial_number,
+            rec.outcome.word(),
+            rec.outcome_reason.as_deref().unwrap_or("")
+        );
+    }
+    let _ = write!(s, "SESSION VERDICT: {}", session.outcome().word());
+    s
 }

@@ -92,7 +92,10 @@ fn a_csp1_with_3_percent_gain_on_l2_passes_with_l2_at_about_3_percent() {
     let (code, stdout, rec, _dir) = calibrate("[0.0, 3.0, 0.0]");
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(rec.outcome, Outcome::Pass);
-    assert_eq!(rec.dut.kind, "current_sensor");
+    assert_eq!(
+        rec.dut.kind,
+        meterbench_procedure::DeviceKind::CurrentSensor
+    );
     assert_eq!(rec.dut.serial_number, "SIM-CSP1-000042");
     let points = loaded(&rec);
     assert!(points.iter().all(|p| p.4), "{points:?}");
@@ -107,7 +110,7 @@ fn a_csp1_with_3_percent_gain_on_l2_passes_with_l2_at_about_3_percent() {
     }
     // The telegram stream: a telegram a second, the certified firmware, no CRC errors.
     let telegrams = rec.steps.last().unwrap();
-    assert_eq!(telegrams.kind, "telegrams");
+    assert_eq!(telegrams.kind, meterbench_runner::StepKind::Telegrams);
     match &telegrams.ports[0].result {
         Some(PortResult::Telegrams {
             firmware_seen,
@@ -230,7 +233,7 @@ fn calibrate_on_edited_station(from: &str, to: &str) -> (i32, String, String, te
 fn a_silent_sensor_ends_as_error_with_the_source_off() {
     // The cable does not drive the request line: the CSP1 never sends.
     let (code, stdout, stderr, dir) =
-        calibrate_on_edited_station("  request: rts\n", "  request: none\n");
+        calibrate_on_edited_station("request: rts }", "request: none }");
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(stdout.contains("VERDICT: ERROR"), "{stdout}");
     assert!(stdout.contains("no telegram from the sensor"), "{stdout}");

@@ -30,7 +30,7 @@ fn instruments_on_ports_are_identified_with_station_lines() {
     let (mut master, slave) = TTYPort::pair().unwrap();
     master.set_timeout(Duration::from_millis(50)).unwrap();
     let counter_path = slave.name().unwrap();
-    let _counter = spawn_counter_device(w, master, "CNT-0042", 8, Vec::new());
+    let _counter = spawn_counter_device(w, 0, master, "CNT-0042", 8, Vec::new());
     // A port where nothing answers.
     let (_silent_master, silent_slave) = TTYPort::pair().unwrap();
     let silent_path = silent_slave.name().unwrap();

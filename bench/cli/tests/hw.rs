@@ -19,7 +19,7 @@ fn info_reads_the_counters_hello() {
     let (mut master, slave) = TTYPort::pair().unwrap();
     master.set_timeout(Duration::from_millis(50)).unwrap();
     let path = slave.name().unwrap();
-    let _device = spawn_counter_device(world, master, "CNT-7781", 8, Vec::new());
+    let _device = spawn_counter_device(world, 0, master, "CNT-7781", 8, Vec::new());
     let (code, out, err) = hw(&["info", &path]);
     assert_eq!(code, 0, "{out}\n{err}");
     for line in [

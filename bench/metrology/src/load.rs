@@ -13,8 +13,10 @@ pub enum PfCharacter {
     Capacitive,
 }
 
-/// cos φ with its character. Unity is exactly 1.
+/// cos φ with its character. Unity is exactly 1. Written (and stored in records) as a
+/// technician writes it: `"1"`, `"0.5i"`, `"0.8c"`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct PowerFactor {
     pub cos_phi: f64,
     pub character: PfCharacter,
@@ -79,6 +81,19 @@ impl FromStr for PowerFactor {
     }
 }
 
+impl From<PowerFactor> for String {
+    fn from(pf: PowerFactor) -> String {
+        pf.to_string()
+    }
+}
+
+impl TryFrom<String> for PowerFactor {
+    type Error = PowerFactorParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for PowerFactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.character {
@@ -114,6 +129,15 @@ mod tests {
         let cap: PowerFactor = "0.8c".parse().unwrap();
         assert!((cap.current_lag_deg() + 36.869_897_645_844).abs() < 1e-9);
         assert_eq!(PowerFactor::UNITY.current_lag_deg(), 0.0);
+    }
+
+    #[test]
+    fn is_stored_as_written() {
+        let pf: PowerFactor = "0.5i".parse().unwrap();
+        assert_eq!(serde_json::to_string(&pf).unwrap(), "\"0.5i\"");
+        let back: PowerFactor = serde_json::from_str("\"0.8c\"").unwrap();
+        assert_eq!(back.to_string(), "0.8c");
+        assert!(serde_json::from_str::<PowerFactor>("\"0.8\"").is_err());
     }
 
     #[test]

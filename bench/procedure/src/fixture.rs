@@ -171,7 +171,8 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Port {
         pub name: String,
-        pub counter_channel: u8,
+        /// The scanning head of the position that sits over this port's LED (1, 2, …).
+        pub head: Spanned<u8>,
         pub description: String,
     }
 
@@ -265,12 +266,14 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A measuring port of the DUT (one meter of a multi-meter housing) and the counter
-/// channel its LED's scanning head is wired to.
+/// A measuring port of the DUT (one meter of a multi-meter housing) and the scanning
+/// head of a position that sits over its LED; which counter channel that head is wired
+/// to is the station's business.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     pub name: String,
-    pub counter_channel: u8,
+    /// 1 for the position's first head.
+    pub head: u8,
     pub description: String,
 }
 
@@ -325,7 +328,7 @@ pub struct Fixture {
     pub source: String,
 }
 
-pub const FIXTURE_SCHEMA: &str = "meterbench.fixture/1";
+pub const FIXTURE_SCHEMA: &str = "meterbench.fixture/2";
 
 impl Fixture {
     pub fn load(path: &Path) -> Result<Fixture, DataError> {
@@ -333,6 +336,17 @@ impl Fixture {
     }
 
     pub fn from_file(file: LoadedFile) -> Result<Fixture, DataError> {
+        if file
+            .text
+            .lines()
+            .any(|l| l.trim() == "schema: meterbench.fixture/1")
+        {
+            return Err(DataError::at(
+                &file.path,
+                Pos { line: 1, column: 1 },
+                "this is a meterbench.fixture/1 file; in version 2 a port names the scanning head over its LED (`head: 1`) instead of a counter channel, which the station's rack now declares per position. See fixtures/cpim1000.yaml",
+            ));
+        }
         let raw: raw::Fixture = file.parse()?;
         let path = file.path.clone();
         let err = |pos: Pos, m: String| DataError::at(&path, pos, m);
@@ -408,21 +422,22 @@ impl Fixture {
                     format!("port `{}` is declared twice", p.value.name),
                 ));
             }
-            if ports
-                .iter()
-                .any(|q| q.counter_channel == p.value.counter_channel)
-            {
+            let head = p.value.head.value;
+            if head == 0 {
                 return Err(err(
-                    Pos::of(p),
-                    format!(
-                        "counter channel {} is used by two ports",
-                        p.value.counter_channel
-                    ),
+                    Pos::of(&p.value.head),
+                    "scanning heads are numbered from 1".into(),
+                ));
+            }
+            if ports.iter().any(|q| q.head == head) {
+                return Err(err(
+                    Pos::of(&p.value.head),
+                    format!("scanning head {head} sits over two ports"),
                 ));
             }
             ports.push(Port {
                 name: p.value.name.clone(),
-                counter_channel: p.value.counter_channel,
+                head,
                 description: p.value.description.clone(),
             });
         }

@@ -6,6 +6,7 @@
 
 pub mod answers;
 pub mod fixture;
+mod kinds;
 pub mod procedure;
 pub mod station;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
@@ -17,13 +18,15 @@ pub use fixture::{
     CanProfile, CertifiedIdentity, Fixture, InspectionProfile, Label, Port, RatedCurrent,
     RatedCurrents, RegisterProfile, Seal, Wiring,
 };
+pub use kinds::{DataFile, DeviceKind, DutFixture, DutProcedure, schema_of};
 pub use procedure::{
     AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec, NoLoadStep,
     Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind,
 };
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{
-    CalibrationRecord, Driver, DutP1Spec, P1Request, PortSpec, RegisterFault, RoleBinding,
-    SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec, SimulationSpec, Station, UncertaintyByPf,
+    CalibrationRecord, Driver, DutP1Spec, HeadInput, P1Request, PortSpec, Rack, RackPosition,
+    RegisterFault, RoleBinding, SimCounterSpec, SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec,
+    SimPositionSpec, SimulationSpec, Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub const STATION_SCHEMA: &str = "meterbench.station/1";
+pub const STATION_SCHEMA: &str = "meterbench.station/2";
 
 mod raw {
     use super::*;
@@ -21,11 +21,42 @@ mod raw {
         pub name: String,
         pub laboratory: Laboratory,
         pub roles: Roles,
-        #[serde(default)]
-        pub dut_can: Option<Spanned<DutCan>>,
-        #[serde(default)]
-        pub dut_p1: Option<Spanned<DutP1>>,
+        pub rack: Spanned<Rack>,
         pub simulation: Option<Spanned<Simulation>>,
+    }
+
+    /// The positions of the bench: where each device under test sits and how it is
+    /// reached.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Rack {
+        /// Every position's current circuit is isolated from the others' (meters with
+        /// isolated current paths, or ICTs): series circuits need it.
+        pub isolated_current_circuits: Spanned<bool>,
+        pub positions: Spanned<Vec<Spanned<Position>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Position {
+        pub id: Spanned<u32>,
+        /// Scanning heads, in order (head 1 first): the counter and channel each is
+        /// wired to.
+        #[serde(default)]
+        pub heads: Vec<Spanned<Head>>,
+        /// The device's CAN bus through an SLCAN adapter.
+        #[serde(default)]
+        pub can: Option<Spanned<String>>,
+        /// A P1 device's port through a USB-P1 cable.
+        #[serde(default)]
+        pub p1: Option<Spanned<DutP1>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Head {
+        pub counter: Spanned<String>,
+        pub channel: Spanned<u8>,
     }
 
     /// Where a P1 device (the CSP1) reaches the bench: a USB-P1 cable's serial port.
@@ -57,13 +88,6 @@ mod raw {
         pub source: String,
     }
 
-    /// Where the DUT's CAN bus reaches the bench: an SLCAN USB-CAN adapter's port.
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct DutCan {
-        pub port: Spanned<String>,
-    }
-
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimSoftware {
@@ -87,7 +111,8 @@ mod raw {
     pub struct Roles {
         pub source: Spanned<Source>,
         pub reference: Spanned<Reference>,
-        pub counter: Spanned<Counter>,
+        /// One or more pulse counters; each latches the same reference pulse train.
+        pub counters: Spanned<Vec<Spanned<Counter>>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -140,6 +165,7 @@ mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Counter {
+        pub id: Spanned<String>,
         pub driver: Spanned<String>,
         pub port: Option<Spanned<String>>,
         pub baud: Option<u32>,
@@ -156,8 +182,18 @@ mod raw {
         pub seed: u64,
         pub source: SimSource,
         pub reference: SimReference,
-        pub counter: SimCounter,
-        pub dut: SimDut,
+        /// Per counter id.
+        pub counters: Spanned<BTreeMap<String, SimCounter>>,
+        /// What sits at each position of the rack.
+        pub positions: Vec<Spanned<SimPosition>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimPosition {
+        pub position: Spanned<u32>,
+        #[serde(default)]
+        pub cpim1000: Option<Spanned<SimDut>>,
         #[serde(default)]
         pub csp1: Option<SimCsp1>,
     }
@@ -185,7 +221,6 @@ mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimDut {
-        pub model: Spanned<String>,
         pub serial_number: String,
         pub led_imp_per_kwh: f64,
         pub start_threshold_a: f64,
@@ -237,6 +272,9 @@ pub enum SimFault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
     pub error_percent: f64,
 }
@@ -244,12 +282,18 @@ pub struct RegisterFault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
     pub threshold_a: f64,
 }
@@ -257,6 +301,9 @@ pub struct ThresholdFault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreepFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
     pub power_w: f64,
 }
@@ -264,6 +311,9 @@ pub struct CreepFault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConstantFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
     pub imp_per_kwh: f64,
 }
@@ -271,6 +321,9 @@ pub struct ConstantFault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BumpFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
     pub port: String,
     pub from_a: f64,
     pub to_a: f64,
@@ -291,7 +344,20 @@ impl SimFault {
         }
     }
 
-    /// Parse one fault written as YAML, e.g. `{dead_led: {port: right}}`.
+    /// The rack position the fault names, if it names one.
+    pub fn position(&self) -> Option<u32> {
+        match self {
+            SimFault::NoStart(f) => f.position,
+            SimFault::DeadLed(f) => f.position,
+            SimFault::Creep(f) => f.position,
+            SimFault::WrongConstant(f) => f.position,
+            SimFault::ErrorBump(f) => f.position,
+            SimFault::RegisterError(f) => f.position,
+        }
+    }
+
+    /// Parse one fault written as YAML, e.g. `{dead_led: {port: right}}` or
+    /// `{dead_led: {position: 7, port: right}}`.
     pub fn parse(text: &str) -> Result<SimFault, DataError> {
         LoadedFile::from_text(Path::new("<--sim-fault>"), text.to_string()).parse()
     }
@@ -370,6 +436,9 @@ impl PortSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleBinding {
     pub role: String,
+    /// Which instrument of its role: the role's name for the source and the reference,
+    /// the counter's id for a counter (a rack may have several).
+    pub id: String,
     pub driver: Driver,
     pub port: Option<PortSpec>,
     /// Baud rate for serial ports.
@@ -379,6 +448,22 @@ pub struct RoleBinding {
     pub calibration: CalibrationRecord,
     #[serde(skip)]
     pub due_pos: Pos,
+}
+
+impl RoleBinding {
+    /// `source`, `reference`, `counter c1`: the instrument in words.
+    pub fn label(&self) -> String {
+        if self.id == self.role {
+            self.role.clone()
+        } else {
+            format!("{} {}", self.role, self.id)
+        }
+    }
+
+    /// Its far end is the simulated world (the `sim` driver or a `sim+` port).
+    pub fn is_simulated(&self) -> bool {
+        self.driver == Driver::Sim || self.port.as_ref().is_some_and(PortSpec::is_simulated)
+    }
 }
 
 /// Expanded uncertainty (k=2) at unity and at reduced power factor, %.
@@ -453,17 +538,83 @@ pub struct CounterRole {
     pub glitch_filter_s: f64,
 }
 
-/// The simulated world's parameters (only for stations whose roles are `sim`).
+/// One scanning head of a position: the counter (an index into the station's
+/// counters) and the channel its photodiode is wired to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadInput {
+    pub counter: usize,
+    pub channel: u8,
+}
+
+/// A place in the rack for one device under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RackPosition {
+    /// The number the rack shows (1, 2, …).
+    pub id: u32,
+    /// Scanning heads in order: head 1 is `heads[0]`.
+    pub heads: Vec<HeadInput>,
+    /// The device's CAN bus (an SLCAN adapter's port), if wired.
+    pub can: Option<PortSpec>,
+    /// A P1 device's cable, if wired.
+    pub p1: Option<DutP1Spec>,
+    pub pos: Pos,
+}
+
+/// The bench's positions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rack {
+    pub isolated_current_circuits: bool,
+    pub positions: Vec<RackPosition>,
+}
+
+impl Rack {
+    pub fn position(&self, id: u32) -> Option<&RackPosition> {
+        self.positions.iter().find(|p| p.id == id)
+    }
+}
+
+/// The simulated world's parameters (only for stations with simulated roles).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimulationSpec {
     pub seed: u64,
     pub source_settling_time_constant_s: f64,
     pub source_amplitude_error_percent: f64,
     pub reference_actual_error_percent: f64,
-    pub counter_timebase_hz: f64,
-    pub counter_timebase_offset_ppm: f64,
-    pub dut: SimDutSpec,
-    /// The simulated current sensor on the P1 port, if any.
+    /// One per counter of the station, in the station's order.
+    pub counters: Vec<SimCounterSpec>,
+    /// What sits at each position (positions with nothing are left out).
+    pub positions: Vec<SimPositionSpec>,
+}
+
+impl SimulationSpec {
+    pub fn position(&self, id: u32) -> Option<&SimPositionSpec> {
+        self.positions.iter().find(|p| p.position == id)
+    }
+
+    /// The simulated CPIM1000 at a position, if one sits there.
+    pub fn cpim1000(&self, id: u32) -> Option<&SimDutSpec> {
+        self.position(id).and_then(|p| p.cpim1000.as_ref())
+    }
+
+    /// The simulated CSP1 at a position, if one sits there.
+    pub fn csp1(&self, id: u32) -> Option<&SimCsp1Spec> {
+        self.position(id).and_then(|p| p.csp1.as_ref())
+    }
+}
+
+/// A simulated counter's timebase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SimCounterSpec {
+    pub timebase_hz: f64,
+    pub timebase_offset_ppm: f64,
+}
+
+/// The simulated devices at one position: a CPIM1000 in the current circuit under the
+/// scanning heads, a CSP1 with its CTs around the source's conductors, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimPositionSpec {
+    pub position: u32,
+    pub cpim1000: Option<SimDutSpec>,
     pub csp1: Option<SimCsp1Spec>,
 }
 
@@ -517,13 +668,14 @@ pub struct Station {
     pub laboratory_address: String,
     pub source: SourceRole,
     pub reference: ReferenceRole,
-    pub counter: CounterRole,
-    /// The SLCAN adapter on the DUT's CAN bus, if the station has one.
-    pub dut_can: Option<PortSpec>,
-    /// The P1 cable to a current sensor under test, if the station has one.
-    pub dut_p1: Option<DutP1Spec>,
+    /// One or more; each position's heads name one of them.
+    pub counters: Vec<CounterRole>,
+    pub rack: Rack,
     pub simulation: Option<SimulationSpec>,
 }
+
+/// An earlier station format: say what changed instead of a list of unknown keys.
+const STATION_V1_MOVED: &str = "this is a meterbench.station/1 file; version 2 lists the counters under `roles.counters:` (each with an `id:`) and declares the bench's positions under `rack:` (each with its scanning heads as counter and channel, its `can:` and `p1:` ports, formerly `dut_can:`/`dut_p1:`); the simulated devices sit under `simulation.positions:`. See hw/stations/sim.yaml";
 
 impl Station {
     pub fn load(path: &Path) -> Result<Station, DataError> {
@@ -531,6 +683,15 @@ impl Station {
     }
 
     pub fn from_file(file: LoadedFile) -> Result<Station, DataError> {
+        if let Ok(head) = serde_saphyr::from_str::<SchemaHead>(&file.text)
+            && head.schema == "meterbench.station/1"
+        {
+            return Err(DataError::at(
+                &file.path,
+                Pos { line: 1, column: 1 },
+                STATION_V1_MOVED,
+            ));
+        }
         let raw: raw::Station = file.parse()?;
         let path = file.path.clone();
         let err = |pos: Pos, m: String| DataError::at(&path, pos, m);
@@ -577,23 +738,26 @@ impl Station {
                 reduced_pf: positive("reduced_pf", &u.reduced_pf)?,
             })
         };
-        let binding = |role: &str,
-                       d: &Spanned<String>,
-                       port: &Option<Spanned<String>>,
-                       baud: Option<u32>,
-                       model: &str,
-                       serial: &str,
-                       cal: &raw::Calibration|
-         -> Result<RoleBinding, DataError> {
-            let driver = driver(role, d)?;
-            let port = match (driver, port) {
+        struct Declared<'d> {
+            role: &'d str,
+            id: &'d str,
+            driver: &'d Spanned<String>,
+            port: &'d Option<Spanned<String>>,
+            baud: Option<u32>,
+            model: &'d str,
+            serial: &'d str,
+            calibration: &'d raw::Calibration,
+        }
+        let binding = |d: Declared<'_>| -> Result<RoleBinding, DataError> {
+            let driver = driver(d.role, d.driver)?;
+            let port = match (driver, d.port) {
                 (Driver::Sim, None) => None,
                 (Driver::Sim, Some(p)) => {
                     return Err(err(Pos::of(p), "the in-process `sim` driver takes no port".into()));
                 }
                 (_, None) => {
                     return Err(err(
-                        Pos::of(d),
+                        Pos::of(d.driver),
                         format!("the {} driver needs a `port:` (a serial device like /dev/ttyACM0, tcp://HOST:PORT, sim+pty or sim+tcp)", driver.name()),
                     ));
                 }
@@ -605,32 +769,34 @@ impl Station {
                 })?),
             };
             Ok(RoleBinding {
-                role: role.to_string(),
+                role: d.role.to_string(),
+                id: d.id.to_string(),
                 driver,
                 port,
-                baud: baud.unwrap_or(115_200),
-                model: model.to_string(),
-                serial_number: serial.to_string(),
+                baud: d.baud.unwrap_or(115_200),
+                model: d.model.to_string(),
+                serial_number: d.serial.to_string(),
                 calibration: CalibrationRecord {
-                    id: cal.id.clone(),
-                    due: cal.due.value,
-                    issued_by: cal.issued_by.clone(),
+                    id: d.calibration.id.clone(),
+                    due: d.calibration.due.value,
+                    issued_by: d.calibration.issued_by.clone(),
                 },
-                due_pos: Pos::of(&cal.due),
+                due_pos: Pos::of(&d.calibration.due),
             })
         };
 
         let s = &raw.roles.source.value;
         let source = SourceRole {
-            binding: binding(
-                "source",
-                &s.driver,
-                &s.port,
-                s.baud,
-                &s.model,
-                &s.serial_number,
-                &s.calibration,
-            )?,
+            binding: binding(Declared {
+                role: "source",
+                id: "source",
+                driver: &s.driver,
+                port: &s.port,
+                baud: s.baud,
+                model: &s.model,
+                serial: &s.serial_number,
+                calibration: &s.calibration,
+            })?,
             max_voltage_v: positive("max_voltage_v", &s.max_voltage_v)?,
             max_current_a: positive("max_current_a", &s.max_current_a)?,
             power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
@@ -646,15 +812,16 @@ impl Station {
         };
         let r = &raw.roles.reference.value;
         let reference = ReferenceRole {
-            binding: binding(
-                "reference",
-                &r.driver,
-                &r.port,
-                r.baud,
-                &r.model,
-                &r.serial_number,
-                &r.calibration,
-            )?,
+            binding: binding(Declared {
+                role: "reference",
+                id: "reference",
+                driver: &r.driver,
+                port: &r.port,
+                baud: r.baud,
+                model: &r.model,
+                serial: &r.serial_number,
+                calibration: &r.calibration,
+            })?,
             pulse_constant_imp_per_kwh: positive(
                 "pulse_constant_imp_per_kwh",
                 &r.pulse_constant_imp_per_kwh,
@@ -662,71 +829,65 @@ impl Station {
             energy_uncertainty_k2_percent: pair(&r.energy_uncertainty_k2_percent)?,
             uncertainty_source: r.energy_uncertainty_k2_percent.source.clone(),
         };
-        let c = &raw.roles.counter.value;
-        let counter = CounterRole {
-            binding: binding(
-                "counter",
-                &c.driver,
-                &c.port,
-                c.baud,
-                &c.model,
-                &c.serial_number,
-                &c.calibration,
-            )?,
-            timebase_accuracy_ppm: positive("timebase_accuracy_ppm", &c.timebase_accuracy_ppm)?,
-            glitch_filter_s: {
-                let g = &c.glitch_filter_s;
-                if !(g.value.is_finite() && g.value >= 0.0) {
-                    return Err(err(
-                        Pos::of(g),
-                        format!("glitch_filter_s must be ≥ 0, not {}", g.value),
-                    ));
-                }
-                g.value
-            },
-        };
+        if raw.roles.counters.value.is_empty() {
+            return Err(err(
+                Pos::of(&raw.roles.counters),
+                "at least one counter is needed".into(),
+            ));
+        }
+        let mut counters: Vec<CounterRole> = Vec::new();
+        for c in &raw.roles.counters.value {
+            let c = &c.value;
+            if !is_key(&c.id.value) {
+                return Err(err(
+                    Pos::of(&c.id),
+                    format!(
+                        "counter id `{}` must be letters, digits, - and _",
+                        c.id.value
+                    ),
+                ));
+            }
+            if counters.iter().any(|k| k.binding.id == c.id.value) {
+                return Err(err(
+                    Pos::of(&c.id),
+                    format!("counter id `{}` is used twice", c.id.value),
+                ));
+            }
+            counters.push(CounterRole {
+                binding: binding(Declared {
+                    role: "counter",
+                    id: &c.id.value,
+                    driver: &c.driver,
+                    port: &c.port,
+                    baud: c.baud,
+                    model: &c.model,
+                    serial: &c.serial_number,
+                    calibration: &c.calibration,
+                })?,
+                timebase_accuracy_ppm: positive("timebase_accuracy_ppm", &c.timebase_accuracy_ppm)?,
+                glitch_filter_s: {
+                    let g = &c.glitch_filter_s;
+                    if !(g.value.is_finite() && g.value >= 0.0) {
+                        return Err(err(
+                            Pos::of(g),
+                            format!("glitch_filter_s must be ≥ 0, not {}", g.value),
+                        ));
+                    }
+                    g.value
+                },
+            });
+        }
 
-        let dut_can = match &raw.dut_can {
-            None => None,
-            Some(d) => match PortSpec::parse(&d.value.port.value) {
-                Some(p @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(p),
-                _ => {
-                    return Err(err(
-                        Pos::of(&d.value.port),
-                        format!(
-                            "`{}` is not a port for an SLCAN adapter (a serial port such as /dev/ttyACM0, or sim+pty)",
-                            d.value.port.value
-                        ),
-                    ));
-                }
-            },
-        };
-        let dut_p1 = match &raw.dut_p1 {
-            None => None,
-            Some(d) => match PortSpec::parse(&d.value.port.value) {
-                Some(p @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(DutP1Spec {
-                    port: p,
-                    request: d.value.request.unwrap_or(P1Request::Rts),
-                    inverted: d.value.inverted,
-                }),
-                _ => {
-                    return Err(err(
-                        Pos::of(&d.value.port),
-                        format!(
-                            "`{}` is not a port for a P1 cable (a serial port such as /dev/ttyUSB0, or sim+pty)",
-                            d.value.port.value
-                        ),
-                    ));
-                }
-            },
-        };
-        let uses_sim = [&source.binding, &reference.binding, &counter.binding]
-            .iter()
-            .any(|b| b.driver == Driver::Sim || b.port.as_ref().is_some_and(|p| p.is_simulated()))
-            || dut_can.as_ref().is_some_and(|p| p.is_simulated())
-            || dut_p1.as_ref().is_some_and(|p| p.port.is_simulated());
+        let rack = rack(&path, &raw.rack, &counters)?;
+        let uses_sim = source.binding.is_simulated()
+            || reference.binding.is_simulated()
+            || counters.iter().any(|c| c.binding.is_simulated())
+            || rack.positions.iter().any(|p| {
+                p.can.as_ref().is_some_and(PortSpec::is_simulated)
+                    || p.p1.as_ref().is_some_and(|x| x.port.is_simulated())
+            });
         let simulation = match (&raw.simulation, uses_sim) {
-            (Some(sim), true) => Some(simulation_spec(&path, sim)?),
+            (Some(sim), true) => Some(simulation_spec(&path, sim, &counters, &rack)?),
             (None, true) => {
                 return Err(err(
                     Pos::of(&raw.roles.source),
@@ -750,20 +911,18 @@ impl Station {
             laboratory_address: raw.laboratory.address,
             source,
             reference,
-            counter,
-            dut_can,
-            dut_p1,
+            counters,
+            rack,
             simulation,
             file,
         })
     }
 
-    pub fn bindings(&self) -> [&RoleBinding; 3] {
-        [
-            &self.source.binding,
-            &self.reference.binding,
-            &self.counter.binding,
-        ]
+    /// Every instrument of the station: the source, the reference, each counter.
+    pub fn bindings(&self) -> Vec<&RoleBinding> {
+        let mut v = vec![&self.source.binding, &self.reference.binding];
+        v.extend(self.counters.iter().map(|c| &c.binding));
+        v
     }
 
     /// Refuse to measure with an instrument whose calibration is past due.
@@ -775,7 +934,11 @@ impl Station {
                     b.due_pos,
                     format!(
                         "the {} ({} {}) calibration {} was due on {}; recalibrate it or bind another instrument",
-                        b.role, b.model, b.serial_number, b.calibration.id, b.calibration.due
+                        b.label(),
+                        b.model,
+                        b.serial_number,
+                        b.calibration.id,
+                        b.calibration.due
                     ),
                 ));
             }
@@ -784,23 +947,229 @@ impl Station {
     }
 }
 
-fn simulation_spec(
+#[derive(Deserialize)]
+struct SchemaHead {
+    schema: String,
+}
+
+/// An identifier in a data file: letters, digits, `-` and `_`.
+fn is_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn rack(
     path: &Path,
-    sim: &Spanned<raw::Simulation>,
-) -> Result<SimulationSpec, DataError> {
-    let s = &sim.value;
+    raw: &Spanned<raw::Rack>,
+    counters: &[CounterRole],
+) -> Result<Rack, DataError> {
     let err = |pos: Pos, m: String| DataError::at(path, pos, m);
-    if s.dut.model.value != "cpim1000" {
+    let positions_raw = &raw.value.positions;
+    if positions_raw.value.is_empty() {
         return Err(err(
-            Pos::of(&s.dut.model),
+            Pos::of(positions_raw),
+            "the rack needs at least one position".into(),
+        ));
+    }
+    // Meters in series share one current: only isolated current circuits (meters with
+    // isolated current paths, or ICTs) let several be tested at once.
+    if positions_raw.value.len() > 1 && !raw.value.isolated_current_circuits.value {
+        return Err(err(
+            Pos::of(&raw.value.isolated_current_circuits),
             format!(
-                "simulated DUT model `{}` is unknown (known: cpim1000)",
-                s.dut.model.value
+                "a rack of {} positions in series needs isolated current circuits (meters with isolated current paths, or ICTs); with `isolated_current_circuits: false` only one position can be tested at a time",
+                positions_raw.value.len()
             ),
         ));
     }
+    let mut positions: Vec<RackPosition> = Vec::new();
+    let mut wired: Vec<(usize, u8, u32)> = Vec::new();
+    for p in &positions_raw.value {
+        let v = &p.value;
+        if v.id.value == 0 {
+            return Err(err(Pos::of(&v.id), "positions are numbered from 1".into()));
+        }
+        if positions.iter().any(|q| q.id == v.id.value) {
+            return Err(err(
+                Pos::of(&v.id),
+                format!("position {} is declared twice", v.id.value),
+            ));
+        }
+        let mut heads = Vec::new();
+        for h in &v.heads {
+            let Some(counter) = counters
+                .iter()
+                .position(|c| c.binding.id == h.value.counter.value)
+            else {
+                let ids: Vec<&str> = counters.iter().map(|c| c.binding.id.as_str()).collect();
+                return Err(err(
+                    Pos::of(&h.value.counter),
+                    format!(
+                        "no counter `{}` in roles.counters (declared: {})",
+                        h.value.counter.value,
+                        ids.join(", ")
+                    ),
+                ));
+            };
+            let channel = h.value.channel.value;
+            // The counter protocol arms channels by a 32-bit mask.
+            if channel > 31 {
+                return Err(err(
+                    Pos::of(&h.value.channel),
+                    format!("channel {channel} is beyond a counter's 32 channels (0 … 31)"),
+                ));
+            }
+            if let Some((_, _, other)) = wired
+                .iter()
+                .find(|(c, ch, _)| *c == counter && *ch == channel)
+            {
+                return Err(err(
+                    Pos::of(h),
+                    format!(
+                        "counter `{}` channel {channel} is already wired to a head of position {other}",
+                        h.value.counter.value
+                    ),
+                ));
+            }
+            wired.push((counter, channel, v.id.value));
+            heads.push(HeadInput { counter, channel });
+        }
+        let can = match &v.can {
+            None => None,
+            Some(c) => match PortSpec::parse(&c.value) {
+                Some(port @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(port),
+                _ => {
+                    return Err(err(
+                        Pos::of(c),
+                        format!(
+                            "`{}` is not a port for an SLCAN adapter (a serial port such as /dev/ttyACM0, or sim+pty)",
+                            c.value
+                        ),
+                    ));
+                }
+            },
+        };
+        let p1 = match &v.p1 {
+            None => None,
+            Some(d) => match PortSpec::parse(&d.value.port.value) {
+                Some(port @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(DutP1Spec {
+                    port,
+                    request: d.value.request.unwrap_or(P1Request::Rts),
+                    inverted: d.value.inverted,
+                }),
+                _ => {
+                    return Err(err(
+                        Pos::of(&d.value.port),
+                        format!(
+                            "`{}` is not a port for a P1 cable (a serial port such as /dev/ttyUSB0, or sim+pty)",
+                            d.value.port.value
+                        ),
+                    ));
+                }
+            },
+        };
+        positions.push(RackPosition {
+            id: v.id.value,
+            heads,
+            can,
+            p1,
+            pos: Pos::of(p),
+        });
+    }
+    Ok(Rack {
+        isolated_current_circuits: raw.value.isolated_current_circuits.value,
+        positions,
+    })
+}
+
+fn simulation_spec(
+    path: &Path,
+    sim: &Spanned<raw::Simulation>,
+    counters: &[CounterRole],
+    rack: &Rack,
+) -> Result<SimulationSpec, DataError> {
+    let s = &sim.value;
+    let err = |pos: Pos, m: String| DataError::at(path, pos, m);
+    let mut sim_counters = Vec::new();
+    for c in counters {
+        let Some(spec) = s.counters.value.get(&c.binding.id) else {
+            return Err(err(
+                Pos::of(&s.counters),
+                format!("counter `{}` has no simulated timebase here", c.binding.id),
+            ));
+        };
+        if !(spec.timebase_hz.is_finite() && spec.timebase_hz > 0.0) {
+            return Err(err(
+                Pos::of(&s.counters),
+                format!(
+                    "counter `{}`: timebase_hz must be a positive number",
+                    c.binding.id
+                ),
+            ));
+        }
+        sim_counters.push(SimCounterSpec {
+            timebase_hz: spec.timebase_hz,
+            timebase_offset_ppm: spec.timebase_offset_ppm,
+        });
+    }
+    if let Some(id) = s
+        .counters
+        .value
+        .keys()
+        .find(|id| !counters.iter().any(|c| &c.binding.id == *id))
+    {
+        return Err(err(
+            Pos::of(&s.counters),
+            format!("`{id}` is not a counter of roles.counters"),
+        ));
+    }
+    let mut positions: Vec<SimPositionSpec> = Vec::new();
+    for p in &s.positions {
+        let id = p.value.position.value;
+        if rack.position(id).is_none() {
+            return Err(err(
+                Pos::of(&p.value.position),
+                format!("position {id} is not in the rack"),
+            ));
+        }
+        if positions.iter().any(|q| q.position == id) {
+            return Err(err(
+                Pos::of(&p.value.position),
+                format!("position {id} is simulated twice"),
+            ));
+        }
+        positions.push(SimPositionSpec {
+            position: id,
+            cpim1000: p
+                .value
+                .cpim1000
+                .as_ref()
+                .map(|d| sim_dut(path, d))
+                .transpose()?,
+            csp1: p.value.csp1.as_ref().map(|c| SimCsp1Spec {
+                serial_number: c.serial_number.clone(),
+                firmware: c.firmware.clone(),
+                gain_percent: c.gain_percent,
+                offset_a: c.offset_a,
+            }),
+        });
+    }
+    Ok(SimulationSpec {
+        seed: s.seed,
+        source_settling_time_constant_s: s.source.settling_time_constant_s,
+        source_amplitude_error_percent: s.source.amplitude_error_percent,
+        reference_actual_error_percent: s.reference.actual_error_percent,
+        counters: sim_counters,
+        positions,
+    })
+}
+
+fn sim_dut(path: &Path, d: &Spanned<raw::SimDut>) -> Result<SimDutSpec, DataError> {
+    let err = |pos: Pos, m: String| DataError::at(path, pos, m);
+    let dut = &d.value;
     let mut meters = Vec::new();
-    for m in &s.dut.meters {
+    for m in &dut.meters {
         let curve = &m.value.error_curve_percent;
         if curve.is_empty()
             || curve.windows(2).any(|w| w[0].0 >= w[1].0)
@@ -827,44 +1196,36 @@ fn simulation_spec(
             noise_percent: m.value.noise_percent,
         });
     }
-    for f in &s.dut.faults {
+    for f in &dut.faults {
         if !meters.iter().any(|m| m.port == f.value.port()) {
             return Err(err(
                 Pos::of(f),
                 format!("fault names port `{}`, which has no meter", f.value.port()),
             ));
         }
+        if f.value.position().is_some() {
+            return Err(err(
+                Pos::of(f),
+                "a fault listed with its device needs no `position:`".into(),
+            ));
+        }
     }
-    Ok(SimulationSpec {
-        csp1: s.csp1.as_ref().map(|c| SimCsp1Spec {
-            serial_number: c.serial_number.clone(),
-            firmware: c.firmware.clone(),
-            gain_percent: c.gain_percent,
-            offset_a: c.offset_a,
+    Ok(SimDutSpec {
+        model: "cpim1000".into(),
+        serial_number: dut.serial_number.clone(),
+        led_imp_per_kwh: dut.led_imp_per_kwh,
+        start_threshold_a: dut.start_threshold_a,
+        energy_update_hz: dut.energy_update_hz,
+        pulse_timer_hz: dut.pulse_timer_hz,
+        led_pulse_width_s: dut.led_pulse_width_s,
+        meters,
+        faults: dut.faults.iter().map(|f| f.value.clone()).collect(),
+        broken_seals: dut.broken_seals.clone(),
+        software: dut.software.as_ref().map(|w| SimSoftwareSpec {
+            software_version: w.software_version.clone(),
+            software_hash: w.software_hash.clone(),
+            lrs_hash: w.lrs_hash.clone(),
+            can_silent: w.can_silent,
         }),
-        seed: s.seed,
-        source_settling_time_constant_s: s.source.settling_time_constant_s,
-        source_amplitude_error_percent: s.source.amplitude_error_percent,
-        reference_actual_error_percent: s.reference.actual_error_percent,
-        counter_timebase_hz: s.counter.timebase_hz,
-        counter_timebase_offset_ppm: s.counter.timebase_offset_ppm,
-        dut: SimDutSpec {
-            model: s.dut.model.value.clone(),
-            serial_number: s.dut.serial_number.clone(),
-            led_imp_per_kwh: s.dut.led_imp_per_kwh,
-            start_threshold_a: s.dut.start_threshold_a,
-            energy_update_hz: s.dut.energy_update_hz,
-            pulse_timer_hz: s.dut.pulse_timer_hz,
-            led_pulse_width_s: s.dut.led_pulse_width_s,
-            meters,
-            faults: s.dut.faults.iter().map(|f| f.value.clone()).collect(),
-            broken_seals: s.dut.broken_seals.clone(),
-            software: s.dut.software.as_ref().map(|w| SimSoftwareSpec {
-                software_version: w.software_version.clone(),
-                software_hash: w.software_hash.clone(),
-                lrs_hash: w.lrs_hash.clone(),
-                can_silent: w.can_silent,
-            }),
-        },
     })
 }

@@ -93,12 +93,92 @@ fn limit_of_the_wrong_sign_is_rejected_at_the_value() {
 fn unknown_role_is_rejected() {
     let (err, line, col) = edited(
         "hw/stations/sim.yaml",
-        "  counter:\n",
-        "  countr:\n",
+        "  counters:\n",
+        "  countrs:\n",
         Station::from_file,
     );
     assert_eq!((err.pos.line, err.pos.column), (line, col + 2), "{err}");
-    assert!(err.message.contains("countr"), "{err}");
+    assert!(err.message.contains("countrs"), "{err}");
+}
+
+/// Meters in series share one current: a rack of several positions needs isolated
+/// current circuits.
+#[test]
+fn a_series_rack_of_several_positions_is_refused_where_it_says_so() {
+    let (err, line, _) = edited(
+        "hw/stations/sim.yaml",
+        "      p1: { port: sim+pty, request: rts }\n",
+        "      p1: { port: sim+pty, request: rts }\n    - id: 2\n      heads: [{ counter: c1, channel: 3 }]\n",
+        Station::from_file,
+    );
+    assert!(
+        err.message.contains("needs isolated current circuits"),
+        "{err}"
+    );
+    // Reported at the `isolated_current_circuits: false` line, above the edit.
+    assert!(err.pos.line < line, "{err}");
+}
+
+#[test]
+fn a_head_on_an_unknown_counter_or_a_channel_wired_twice_is_refused() {
+    let (err, line, _) = edited(
+        "hw/stations/sim.yaml",
+        "heads: [{ counter: c1, channel: 1 }, { counter: c1, channel: 2 }]",
+        "heads: [{ counter: c1, channel: 1 }, { counter: c9, channel: 2 }]",
+        Station::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message.contains("no counter `c9`") && err.message.contains("declared: c1"),
+        "{err}"
+    );
+    let (err, _, _) = edited(
+        "hw/stations/sim.yaml",
+        "heads: [{ counter: c1, channel: 1 }, { counter: c1, channel: 2 }]",
+        "heads: [{ counter: c1, channel: 1 }, { counter: c1, channel: 1 }]",
+        Station::from_file,
+    );
+    assert!(err.message.contains("channel 1 is already wired"), "{err}");
+}
+
+#[test]
+fn a_simulated_device_at_a_position_the_rack_lacks_is_refused() {
+    let (err, line, _) = edited(
+        "hw/stations/sim.yaml",
+        "    - position: 1\n",
+        "    - position: 4\n",
+        Station::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message.contains("position 4 is not in the rack"),
+        "{err}"
+    );
+}
+
+/// Files of the format before racks say what moved, not which keys are unknown.
+#[test]
+fn version_1_stations_and_fixtures_say_what_moved() {
+    let (err, _, _) = edited(
+        "hw/stations/sim.yaml",
+        "schema: meterbench.station/2",
+        "schema: meterbench.station/1",
+        Station::from_file,
+    );
+    assert!(
+        err.message.contains("roles.counters") && err.message.contains("rack:"),
+        "{err}"
+    );
+    let (err, _, _) = edited(
+        "fixtures/cpim1000.yaml",
+        "schema: meterbench.fixture/2",
+        "schema: meterbench.fixture/1",
+        meterbench_procedure::Fixture::from_file,
+    );
+    assert!(
+        err.message.contains("scanning head") && err.message.contains("station's rack"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,9 +7,13 @@ use std::fmt::Write;
 /// physical floor of the procedure.
 pub fn results_table(r: &RunRecord) -> String {
     let mut s = String::new();
+    let position = match &r.position {
+        Some(p) if p.of > 1 => format!(" | position {}", p.id),
+        _ => String::new(),
+    };
     let _ = writeln!(
         s,
-        "\n{} {} | class {} | station {} | procedure {} {}",
+        "\n{} {}{position} | class {} | station {} | procedure {} {}",
         r.dut.device_type,
         r.dut.serial_number,
         r.dut.accuracy_class,
@@ -201,13 +205,18 @@ pub fn results_table(r: &RunRecord) -> String {
                     format!("{:?}", step.outcome).to_lowercase(),
                 ),
             };
+            let name = if step.attempt > 1 {
+                format!("{} #{}", step.name, step.attempt)
+            } else {
+                step.name.clone()
+            };
             let _ = writeln!(
                 s,
                 "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
-                truncate(&step.name, 18),
+                truncate(&name, 18),
                 p.port,
                 format!("{:.3} A", step.load.current_a),
-                step.load.power_factor,
+                step.load.power_factor.to_string(),
                 error,
                 u,
                 mpe,
@@ -232,6 +241,9 @@ pub fn results_table(r: &RunRecord) -> String {
         "\nbench time {:.1} s | physical floor {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
         t.bench_duration_s, t.physical_floor_s, t.wall_s
     );
+    for d in &r.deviations {
+        let _ = writeln!(s, "deviation: {}", d.describe());
+    }
     let _ = write!(
         s,
         "VERDICT: {}{}",

@@ -11,7 +11,7 @@ use crate::RenderError;
 use crate::glyphs::{FONT_BYTES, Typeset};
 use crate::view::{fmt_num, fmt_sig, pf_label};
 use meterbench_metrology::LoadKind;
-use meterbench_runner::record::{PortResult, RunRecord, StepRecord};
+use meterbench_runner::record::{PortResult, RunRecord, StepKind, StepRecord};
 use plotters::coord::Shift;
 use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
@@ -70,7 +70,7 @@ pub fn render_plots(record: &RunRecord, out_dir: &Path) -> Result<Vec<PathBuf>, 
         written.push(svg);
     }
 
-    for step in record.steps.iter().filter(|s| s.kind == "accuracy") {
+    for step in record.steps.iter().filter(|s| s.kind == StepKind::Accuracy) {
         let Some(data) = PulsePlot::from_step(step, record.counter_timebase_hz) else {
             continue;
         };

@@ -4,7 +4,9 @@
 use crate::RenderError;
 use crate::console::verdict;
 use chrono::{DateTime, NaiveDate, Utc};
-use meterbench_metrology::{Conformity, DecisionRule, LoadKind, ReferenceMethod};
+use meterbench_metrology::{
+    Conformity, DecisionRule, LoadKind, PfCharacter, PowerFactor, ReferenceMethod,
+};
 use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord};
 use serde::Serialize;
 
@@ -329,7 +331,6 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     }
     let started_at = parse_utc(&r.started_utc)?;
     let finished = r.finished_utc.as_deref().map(parse_utc).transpose()?;
-    let run_date = started_at.date_naive();
 
     let mut ports: Vec<PortTable> = r
         .dut
@@ -379,7 +380,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                 }) => software.push(SoftwareRow {
                     lcd_flags: lcd_flags.clone().unwrap_or_default(),
                     port: p.port.clone(),
-                    read_from: read_from.clone(),
+                    read_from: read_from_word(*read_from).into(),
                     version: software_version.clone(),
                     software_hash: software_hash.clone(),
                     lrs_hash: lrs_hash.clone(),
@@ -424,7 +425,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     mpe_value: fmt_num(limit.mpe_percent),
                     dcc_conformity: pass_fail(decision.accepted && *consistent_with_pulses),
                     port: p.port.clone(),
-                    read_from: read_from.clone(),
+                    read_from: read_from_word(*read_from).into(),
                     before_kwh: before_kwh.clone(),
                     after_kwh: after_kwh.clone(),
                     register_wh: format!("{:.1}", comparison.register_wh),
@@ -653,11 +654,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let k = coverage_factor.unwrap_or(2.0);
     let mut frequencies_hz: Vec<String> = Vec::new();
     let mut voltages_v: Vec<String> = Vec::new();
-    for step in r
-        .steps
-        .iter()
-        .filter(|s| s.kind == "accuracy" || s.kind == "current")
-    {
+    for step in r.steps.iter().filter(|s| s.kind.is_point()) {
         push_unique(&mut frequencies_hz, fmt_num(step.setpoint.frequency_hz));
         push_unique(&mut voltages_v, fmt_num(step.load.voltage_v));
     }
@@ -666,7 +663,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         run_id: r.run_id.clone(),
         bench_version: r.bench_version.clone(),
         renderer_version: env!("CARGO_PKG_VERSION"),
-        simulated: r.instruments.iter().any(|i| i.driver == "sim"),
+        simulated: r.simulated,
         started: timestamp(&started_at),
         finished: finished.as_ref().map(timestamp),
         outcome: verdict(r.outcome),
@@ -695,7 +692,11 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
             accuracy_class: r.dut.accuracy_class.clone(),
             meter_constant: fmt_num(r.dut.meter_constant_imp_per_kwh),
             ports: r.dut.ports.clone(),
-            kind: r.dut.kind.clone(),
+            kind: match r.dut.kind {
+                meterbench_procedure::DeviceKind::Meter => "meter",
+                meterbench_procedure::DeviceKind::CurrentSensor => "current_sensor",
+            }
+            .into(),
         },
         fixture: FileRef {
             id: r.fixture.id.clone(),
@@ -723,19 +724,17 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     firmware: x.firmware.clone(),
                 });
                 Instrument {
-                    role: i.role.clone(),
+                    role: i.label(),
                     driver: i.driver.clone(),
                     port: i.port.clone(),
                     declared_model: i.declared_model.clone(),
                     declared_serial: i.declared_serial_number.clone(),
-                    serial_mismatch: reported
-                        .as_ref()
-                        .is_some_and(|x| x.serial.trim() != i.declared_serial_number.trim()),
+                    serial_mismatch: i.serial_differs == Some(true),
                     reported,
                     calibration_id: i.calibration.id.clone(),
                     issued_by: i.calibration.issued_by.clone(),
                     due: i.calibration.due.to_string(),
-                    overdue: i.calibration.due < run_date,
+                    overdue: i.calibration_overdue,
                 }
             })
             .collect(),
@@ -938,21 +937,28 @@ fn load_name(l: LoadKind) -> &'static str {
 }
 
 /// `1` → (`1`, unity); `0.5i` → (`0.5`, inductive); `0.8c` → (`0.8`, capacitive).
-pub(crate) fn split_pf(pf: &str) -> (String, &'static str) {
-    let t = pf.trim();
-    match t.chars().last() {
-        Some('i' | 'I' | 'L') => (t[..t.len() - 1].to_string(), "inductive"),
-        Some('c' | 'C') => (t[..t.len() - 1].to_string(), "capacitive"),
-        _ => (t.to_string(), "unity"),
+pub(crate) fn split_pf(pf: &PowerFactor) -> (String, &'static str) {
+    match pf.character {
+        PfCharacter::Inductive => (fmt_num(pf.cos_phi), "inductive"),
+        PfCharacter::Capacitive => (fmt_num(pf.cos_phi), "capacitive"),
+        PfCharacter::Unity => ("1".to_string(), "unity"),
     }
 }
 
 /// `0.5i` → `0.5 ind.`
-pub(crate) fn pf_label(pf: &str) -> String {
+pub(crate) fn pf_label(pf: &PowerFactor) -> String {
     match split_pf(pf) {
         (n, "inductive") => format!("{n} ind."),
         (n, "capacitive") => format!("{n} cap."),
         (n, _) => n,
+    }
+}
+
+/// `can`, `lcd`: where a reading came from, in the certificate's words.
+fn read_from_word(r: meterbench_procedure::IdentitySource) -> &'static str {
+    match r {
+        meterbench_procedure::IdentitySource::Can => "can",
+        meterbench_procedure::IdentitySource::Lcd => "lcd",
     }
 }
 
@@ -1055,9 +1061,10 @@ mod tests {
 
     #[test]
     fn power_factor_labels() {
-        assert_eq!(pf_label("1"), "1");
-        assert_eq!(pf_label("0.5i"), "0.5 ind.");
-        assert_eq!(split_pf("0.8c"), ("0.8".to_string(), "capacitive"));
+        let pf = |s: &str| s.parse::<PowerFactor>().unwrap();
+        assert_eq!(pf_label(&pf("1")), "1");
+        assert_eq!(pf_label(&pf("0.5i")), "0.5 ind.");
+        assert_eq!(split_pf(&pf("0.8c")), ("0.8".to_string(), "capacitive"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! mistyped entry at the keyboard is refused with the reason and asked again; a wrong
 //! entry in an answers file is an error naming the file, line and key.
 
+use crate::record::AnsweredBy;
 use meterbench_procedure::Answers;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -117,6 +118,8 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
 /// A question to the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
+    /// The rack position the question is about, when the session measures several.
+    pub position: Option<u32>,
     /// Stable key, as in answers files: `lcd.lrs_hash`, `seal.power_plate`.
     pub key: String,
     /// What to do or read, in the words of the guide.
@@ -142,9 +145,62 @@ pub enum OperatorError {
     Io { key: String, message: String },
 }
 
+impl Question {
+    /// The prompt as shown: with the position first when there are several.
+    pub fn shown(&self) -> String {
+        match self.position {
+            Some(p) => format!("Position {p}: {}", self.prompt),
+            None => self.prompt.clone(),
+        }
+    }
+}
+
 /// Whoever answers the bench's questions.
 pub trait Operator {
     fn ask(&mut self, question: &Question) -> Result<String, OperatorError>;
+    /// Who answers the questions about `position` (for the record).
+    fn answered_by(&self, position: Option<u32>) -> AnsweredBy;
+}
+
+/// Each position's questions to its own operator (an unattended line's answers file per
+/// position), the rest to a default one.
+pub struct PerPosition {
+    pub by_position: std::collections::BTreeMap<u32, Box<dyn Operator>>,
+    pub default: Option<Box<dyn Operator>>,
+}
+
+impl PerPosition {
+    fn pick(&mut self, position: Option<u32>) -> Option<&mut Box<dyn Operator>> {
+        match position.and_then(|p| self.by_position.get_mut(&p)) {
+            Some(o) => Some(o),
+            None => self.default.as_mut(),
+        }
+    }
+}
+
+impl Operator for PerPosition {
+    fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
+        match self.pick(q.position) {
+            Some(o) => o.ask(q),
+            None => Err(OperatorError::Io {
+                key: q.key.clone(),
+                message: format!(
+                    "no answers for position {}",
+                    q.position.map_or("-".to_string(), |p| p.to_string())
+                ),
+            }),
+        }
+    }
+
+    fn answered_by(&self, position: Option<u32>) -> AnsweredBy {
+        match position.and_then(|p| self.by_position.get(&p)) {
+            Some(o) => o.answered_by(position),
+            None => self
+                .default
+                .as_ref()
+                .map_or(AnsweredBy::Terminal, |o| o.answered_by(position)),
+        }
+    }
 }
 
 /// A person at a terminal (a barcode scanner types into the same input). Lines are read
@@ -233,6 +289,10 @@ impl<R: BufRead + Send + 'static, W: Write> TerminalOperator<R, W> {
 }
 
 impl<R: BufRead + Send + 'static, W: Write> Operator for TerminalOperator<R, W> {
+    fn answered_by(&self, _: Option<u32>) -> AnsweredBy {
+        AnsweredBy::Terminal
+    }
+
     fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
         let io = |e: std::io::Error| OperatorError::Io {
             key: q.key.clone(),
@@ -240,7 +300,7 @@ impl<R: BufRead + Send + 'static, W: Write> Operator for TerminalOperator<R, W> 
         };
         let mut reason = String::new();
         for _ in 0..self.max_attempts {
-            write!(self.output, "{} ({}): ", q.prompt, q.format.hint()).map_err(io)?;
+            write!(self.output, "{} ({}): ", q.shown(), q.format.hint()).map_err(io)?;
             self.output.flush().map_err(io)?;
             let Some(line) = self.next_line(&q.key)? else {
                 return Err(OperatorError::InputEnded { key: q.key.clone() });
@@ -268,6 +328,13 @@ pub struct FileOperator {
 }
 
 impl Operator for FileOperator {
+    fn answered_by(&self, _: Option<u32>) -> AnsweredBy {
+        AnsweredBy::AnswersFile {
+            path: self.answers.file.path.display().to_string(),
+            sha256: self.answers.file.sha256.clone(),
+        }
+    }
+
     fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
         let Some((text, _)) = self.answers.get(&q.key) else {
             return Err(self
@@ -291,6 +358,7 @@ mod tests {
 
     fn lrs() -> Question {
         Question {
+            position: None,
             key: "lcd.lrs_hash".into(),
             prompt: "LRS hash on the LCD".into(),
             format: AnswerFormat::HexHash { digits: 8 },
@@ -404,6 +472,7 @@ mod tests {
             Answers::from_file(LoadedFile::from_text(Path::new("eol.yaml"), text.into())).unwrap();
         let mut op = FileOperator { answers };
         let serial = Question {
+            position: None,
             key: "serial_number".into(),
             prompt: "serial".into(),
             format: AnswerFormat::SerialNumber,
@@ -416,6 +485,7 @@ mod tests {
             "{e}"
         );
         let seal = Question {
+            position: None,
             key: "seal.power_plate".into(),
             prompt: "user seal on the power plate intact".into(),
             format: AnswerFormat::YesNo,

@@ -1,21 +1,71 @@
-//! Before anything is switched on: resolve every step into a setpoint, refuse what is
-//! beyond the fixture's or the source's ratings, and find each accuracy point's limit.
+//! Before anything is switched on: resolve every step of a procedure of either kind into
+//! a setpoint, refuse what is beyond the fixture's or the source's ratings, and find
+//! each point's limit. One plan, one setpoint builder, for meters and sensors.
 
-use crate::record::LoadPoint;
+use crate::record::{LoadPoint, StepKind};
 use meterbench_instruments::{Phase, PhaseSetpoint, SourceSetpoint};
 use meterbench_metrology::{LimitRule, LoadKind, PowerFactor, lookup_limit, pulse_period_s};
-use meterbench_procedure::{DataError, Fixture, Procedure, Station, Step, StepKind, Wiring};
+use meterbench_procedure::{
+    AccuracyStep, DataError, DutFixture, DutProcedure, Fixture, IdentityStep, InspectionStep,
+    NoLoadStep, Pos, Procedure, PulseCheckStep, RegisterStep, SensorFixture, SensorProcedure,
+    SensorStep, StartingStep, Station, StepKind as ProcedureStep, Wiring,
+};
+
+/// What a planned step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Identity(IdentityStep),
+    Inspection(InspectionStep),
+    Register(RegisterStep),
+    PulseCheck(PulseCheckStep),
+    Starting(StartingStep),
+    NoLoad(NoLoadStep),
+    Accuracy(AccuracyStep),
+    /// A current sensor's readings at one current point.
+    Current(SensorStep),
+    /// A current sensor's telegram stream over the whole run, judged after the source is
+    /// off.
+    Telegrams,
+}
+
+impl Action {
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Action::Identity(_) => StepKind::Identity,
+            Action::Inspection(_) => StepKind::Inspection,
+            Action::Register(_) => StepKind::Register,
+            Action::PulseCheck(_) => StepKind::PulseCheck,
+            Action::Starting(_) => StepKind::Starting,
+            Action::NoLoad(_) => StepKind::NoLoad,
+            Action::Accuracy(_) => StepKind::Accuracy,
+            Action::Current(_) => StepKind::Current,
+            Action::Telegrams => StepKind::Telegrams,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct PlannedStep {
-    pub step: Step,
+    /// Its place in the plan.
+    pub index: usize,
+    pub name: String,
+    /// Where the procedure declares it.
+    pub pos: Pos,
+    pub action: Action,
     pub load: LoadPoint,
     pub setpoint: SourceSetpoint,
     /// Measuring elements carrying current.
     pub elements: u32,
     pub limit: Option<LimitRule>,
-    /// Nominal LED period at this load for a perfect meter, s (∞ without current).
+    /// Nominal LED period at this load for a perfect meter, s (∞ without current; a
+    /// sensor's telegram period for a current point).
     pub nominal_period_s: f64,
+}
+
+impl PlannedStep {
+    pub fn kind(&self) -> StepKind {
+        self.action.kind()
+    }
 }
 
 pub fn wiring_phases(w: Wiring) -> Vec<Phase> {
@@ -25,191 +75,301 @@ pub fn wiring_phases(w: Wiring) -> Vec<Phase> {
     }
 }
 
-fn setpoint(
-    fixture: &Fixture,
-    wiring: Wiring,
+/// The source's setpoint: `voltage_v` on the wiring's phases, `current_a` at `pf` on the
+/// loaded ones.
+pub fn setpoint(
+    frequency_hz: f64,
+    wired: &[Phase],
     voltage_v: f64,
     current_a: f64,
     pf: PowerFactor,
     loaded: &[Phase],
 ) -> SourceSetpoint {
     let mut s = SourceSetpoint {
-        frequency_hz: fixture.frequency_hz,
+        frequency_hz,
         phases: [PhaseSetpoint::default(); 3],
     };
-    for ph in wiring_phases(wiring) {
+    for ph in wired {
+        let on = loaded.contains(ph);
         s.phases[ph.index()] = PhaseSetpoint {
             voltage_v,
-            current_a: if loaded.contains(&ph) { current_a } else { 0.0 },
-            current_lag_deg: if loaded.contains(&ph) {
-                pf.current_lag_deg()
-            } else {
-                0.0
-            },
+            current_a: if on { current_a } else { 0.0 },
+            current_lag_deg: if on { pf.current_lag_deg() } else { 0.0 },
         };
     }
     s
 }
 
+/// Plan a procedure for its fixture on a station: every step's setpoint, limit and
+/// timing. Data errors (a setpoint beyond a rating, a procedure for another kind of
+/// device) come back before anything is switched on.
 pub fn plan(
+    procedure: &DutProcedure,
+    fixture: &DutFixture,
+    station: &Station,
+) -> Result<Vec<PlannedStep>, DataError> {
+    match (procedure, fixture) {
+        (DutProcedure::Meter(p), DutFixture::Meter(f)) => plan_meter(p, f, station),
+        (DutProcedure::CurrentSensor(p), DutFixture::CurrentSensor(f)) => {
+            plan_sensor(p, f, station)
+        }
+        _ => Err(procedure.check_against(fixture).expect_err("kinds differ")),
+    }
+}
+
+/// A setpoint against the fixture's and the source's ratings.
+fn check_rating(
+    path: &std::path::Path,
+    pos: Pos,
+    name: &str,
+    current_a: f64,
+    voltage_v: f64,
+    device: Option<(&str, f64, f64)>,
+    station: &Station,
+) -> Result<(), DataError> {
+    let refuse = |what: String| {
+        Err(DataError::at(
+            path,
+            pos,
+            format!("step `{name}` {what}; refused before anything is switched on"),
+        ))
+    };
+    if let Some((id, max_a, max_v)) = device {
+        if current_a > max_a {
+            return refuse(format!(
+                "asks {current_a} A, beyond fixture `{id}`'s rating of {max_a} A"
+            ));
+        }
+        if voltage_v > max_v {
+            return refuse(format!(
+                "asks {voltage_v} V, beyond fixture `{id}`'s rating of {max_v} V"
+            ));
+        }
+    }
+    if current_a > station.source.max_current_a {
+        return refuse(format!(
+            "asks {current_a} A, beyond the source's rating of {} A",
+            station.source.max_current_a
+        ));
+    }
+    if voltage_v > station.source.max_voltage_v {
+        return refuse(format!(
+            "asks {voltage_v} V, beyond the source's rating of {} V",
+            station.source.max_voltage_v
+        ));
+    }
+    Ok(())
+}
+
+fn plan_meter(
     procedure: &Procedure,
     fixture: &Fixture,
     station: &Station,
 ) -> Result<Vec<PlannedStep>, DataError> {
+    let all = wiring_phases(procedure.wiring);
+    let path = &procedure.file.path;
     // Ratings first: a setpoint beyond them is refused whatever else is wrong.
-    check_ratings(procedure, fixture, station)?;
+    for step in &procedure.steps {
+        let l = meter_load(&step.kind, fixture, &all);
+        check_rating(
+            path,
+            step.pos,
+            &step.name,
+            l.current_a,
+            l.voltage_v,
+            Some((&fixture.id, fixture.max_current_a, fixture.max_voltage_v)),
+            station,
+        )?;
+    }
     procedure.check_against(fixture)?;
     let rules: Vec<LimitRule> = procedure
         .limits
         .iter()
         .map(|l| l.resolve(fixture))
         .collect();
-    let all = wiring_phases(procedure.wiring);
+    let limit_of = |step: &meterbench_procedure::Step, pf, load| {
+        lookup_limit(
+            &rules,
+            meter_load(&step.kind, fixture, &all).current_a,
+            pf,
+            load,
+        )
+        .cloned()
+        .map_err(|e| DataError::at(path, step.pos, format!("step `{}`: {e}", step.name)))
+    };
     let k = fixture.meter_constant_imp_per_kwh;
     let mut out = Vec::new();
-    for step in &procedure.steps {
-        let (current, current_name, pf, phases, voltage) = step_load(step, fixture, &all);
-        let limit = match &step.kind {
-            StepKind::Register(r) => Some(
-                lookup_limit(&rules, current, r.power_factor, LoadKind::Balanced)
-                    .map_err(|e| {
-                        DataError::at(
-                            &procedure.file.path,
-                            step.pos,
-                            format!("step `{}`: {e}", step.name),
-                        )
-                    })?
-                    .clone(),
+    for (index, step) in procedure.steps.iter().enumerate() {
+        let l = meter_load(&step.kind, fixture, &all);
+        let (limit, action) = match &step.kind {
+            ProcedureStep::Register(r) => (
+                Some(limit_of(step, r.power_factor, LoadKind::Balanced)?),
+                Action::Register(r.clone()),
             ),
-            StepKind::Accuracy(a) => Some(
-                lookup_limit(&rules, current, a.power_factor, a.load)
-                    .map_err(|e| {
-                        DataError::at(
-                            &procedure.file.path,
-                            step.pos,
-                            format!("step `{}`: {e}", step.name),
-                        )
-                    })?
-                    .clone(),
+            ProcedureStep::Accuracy(a) => (
+                Some(limit_of(step, a.power_factor, a.load)?),
+                Action::Accuracy(a.clone()),
             ),
-            _ => None,
+            ProcedureStep::Identity(i) => (None, Action::Identity(i.clone())),
+            ProcedureStep::Inspection(i) => (None, Action::Inspection(i.clone())),
+            ProcedureStep::PulseCheck(p) => (None, Action::PulseCheck(p.clone())),
+            ProcedureStep::Starting(s) => (None, Action::Starting(s.clone())),
+            ProcedureStep::NoLoad(n) => (None, Action::NoLoad(n.clone())),
         };
-        let sp = setpoint(fixture, procedure.wiring, voltage, current, pf, &phases);
+        let sp = setpoint(
+            fixture.frequency_hz,
+            &all,
+            l.voltage_v,
+            l.current_a,
+            l.power_factor,
+            &l.phases,
+        );
         out.push(PlannedStep {
+            index,
+            name: step.name.clone(),
+            pos: step.pos,
             nominal_period_s: pulse_period_s(sp.active_power_w(), k),
-            elements: phases.len() as u32,
-            load: LoadPoint {
-                current_a: current,
-                current_name: if matches!(step.kind, StepKind::NoLoad(_)) {
-                    "no current".into()
-                } else {
-                    current_name
-                },
-                power_factor: pf.to_string(),
-                phases,
-                voltage_v: voltage,
-            },
+            elements: l.phases.len() as u32,
+            load: l,
             setpoint: sp,
             limit,
-            step: step.clone(),
+            action,
         });
     }
     Ok(out)
 }
 
-/// Current, its name, PF, loaded phases and voltage of a step.
-fn step_load(
-    step: &Step,
-    fixture: &Fixture,
-    all: &[Phase],
-) -> (f64, String, PowerFactor, Vec<Phase>, f64) {
+/// The load a meter step applies: current, its name, PF, loaded phases and voltage.
+fn meter_load(kind: &ProcedureStep, fixture: &Fixture, all: &[Phase]) -> LoadPoint {
     let un = fixture.nominal_voltage_v;
-    match &step.kind {
+    let point =
+        |current_a: f64, current_name: String, pf: PowerFactor, phases: &[Phase], v| LoadPoint {
+            current_a,
+            current_name,
+            power_factor: pf,
+            phases: phases.to_vec(),
+            voltage_v: v,
+        };
+    match kind {
         // The meter is powered to answer; no current flows.
-        StepKind::Identity(_) => (0.0, "0".to_string(), PowerFactor::UNITY, Vec::new(), un),
+        ProcedureStep::Identity(_) => point(0.0, "0".into(), PowerFactor::UNITY, &[], un),
         // A look at the unpowered DUT: nothing is switched on.
-        StepKind::Inspection(_) => (0.0, "0".to_string(), PowerFactor::UNITY, Vec::new(), 0.0),
-        StepKind::Register(r) => (
+        ProcedureStep::Inspection(_) => point(0.0, "0".into(), PowerFactor::UNITY, &[], 0.0),
+        ProcedureStep::Register(r) => point(
             r.current.amps(fixture),
             r.current.to_string(),
             r.power_factor,
-            all.to_vec(),
+            all,
             un,
         ),
-        StepKind::PulseCheck(p) => (
+        ProcedureStep::PulseCheck(p) => point(
             p.current.amps(fixture),
             p.current.to_string(),
             p.power_factor,
-            all.to_vec(),
+            all,
             un,
         ),
-        StepKind::Starting(s) => (
+        ProcedureStep::Starting(s) => point(
             s.current.amps(fixture),
             s.current.to_string(),
             PowerFactor::UNITY,
-            all.to_vec(),
+            all,
             un,
         ),
-        StepKind::NoLoad(n) => (
+        ProcedureStep::NoLoad(n) => point(
             0.0,
-            "0".to_string(),
+            "no current".into(),
             PowerFactor::UNITY,
-            Vec::new(),
+            &[],
             un * n.voltage_percent_of_un / 100.0,
         ),
-        StepKind::Accuracy(a) => (
+        ProcedureStep::Accuracy(a) => point(
             a.current.amps(fixture),
             a.current.to_string(),
             a.power_factor,
-            a.phases.clone(),
+            &a.phases,
             un,
         ),
     }
 }
 
-/// Every setpoint against the fixture's and the source's ratings, first of all checks.
-fn check_ratings(
-    procedure: &Procedure,
-    fixture: &Fixture,
+fn plan_sensor(
+    procedure: &SensorProcedure,
+    fixture: &SensorFixture,
     station: &Station,
-) -> Result<(), DataError> {
-    let all = wiring_phases(procedure.wiring);
-    for step in &procedure.steps {
-        let (current, _, _, _, voltage) = step_load(step, fixture, &all);
-        let refuse = |what: String| {
-            Err(DataError::at(
-                &procedure.file.path,
-                step.pos,
-                format!(
-                    "step `{}` {what}; refused before anything is switched on",
-                    step.name
-                ),
-            ))
-        };
-        if current > fixture.max_current_a {
-            return refuse(format!(
-                "asks {current} A, beyond fixture `{}`'s rating of {} A",
-                fixture.id, fixture.max_current_a
-            ));
-        }
-        if voltage > fixture.max_voltage_v {
-            return refuse(format!(
-                "asks {voltage} V, beyond fixture `{}`'s rating of {} V",
-                fixture.id, fixture.max_voltage_v
-            ));
-        }
-        if current > station.source.max_current_a {
-            return refuse(format!(
-                "asks {current} A, beyond the source's rating of {} A",
-                station.source.max_current_a
-            ));
-        }
-        if voltage > station.source.max_voltage_v {
-            return refuse(format!(
-                "asks {voltage} V, beyond the source's rating of {} V",
-                station.source.max_voltage_v
-            ));
-        }
+) -> Result<Vec<PlannedStep>, DataError> {
+    procedure.check_against(fixture)?;
+    let all = Phase::ALL;
+    for s in &procedure.steps {
+        check_rating(
+            &procedure.file.path,
+            s.pos,
+            &s.name,
+            s.current_a,
+            fixture.nominal_voltage_v,
+            None,
+            station,
+        )?;
     }
-    Ok(())
+    // A sensor is compared with the source's current: its uncertainty is needed.
+    if station.source.current_uncertainty_k2_percent.is_none() {
+        return Err(DataError::at(
+            &station.file.path,
+            station.source.pos,
+            "the source declares no current_uncertainty_k2_percent: a current sensor is compared with the source's current, so its uncertainty is needed",
+        ));
+    }
+    let mut out: Vec<PlannedStep> = procedure
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let sp = setpoint(
+                fixture.frequency_hz,
+                &all,
+                fixture.nominal_voltage_v,
+                s.current_a,
+                PowerFactor::UNITY,
+                &s.phases,
+            );
+            PlannedStep {
+                index,
+                name: s.name.clone(),
+                pos: s.pos,
+                action: Action::Current(s.clone()),
+                load: LoadPoint {
+                    current_a: s.current_a,
+                    current_name: format!("{} A", s.current_a),
+                    power_factor: PowerFactor::UNITY,
+                    phases: s.phases.clone(),
+                    voltage_v: fixture.nominal_voltage_v,
+                },
+                setpoint: sp,
+                elements: s.phases.len() as u32,
+                limit: None,
+                nominal_period_s: fixture.telegram_period_s,
+            }
+        })
+        .collect();
+    out.push(PlannedStep {
+        index: out.len(),
+        name: "Telegrams (period, firmware, CRC)".into(),
+        pos: Pos::default(),
+        action: Action::Telegrams,
+        load: LoadPoint {
+            current_a: 0.0,
+            current_name: "–".into(),
+            power_factor: PowerFactor::UNITY,
+            phases: Vec::new(),
+            voltage_v: 0.0,
+        },
+        setpoint: SourceSetpoint {
+            frequency_hz: fixture.frequency_hz,
+            phases: [PhaseSetpoint::default(); 3],
+        },
+        elements: 0,
+        limit: None,
+        nominal_period_s: fixture.telegram_period_s,
+    });
+    Ok(out)
 }

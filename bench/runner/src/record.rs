@@ -2,14 +2,21 @@
 
 use meterbench_instruments::{InstrumentIdentity, SourceSetpoint};
 use meterbench_metrology::{
-    Decision, LimitRule, RegisterComparison, RepeatStatistics, UncertaintyBudget,
+    Decision, LimitRule, PowerFactor, RegisterComparison, RepeatStatistics, UncertaintyBudget,
 };
-use meterbench_procedure::{CalibrationRecord, LoadedFile, RoleBinding, Station};
+use meterbench_procedure::{
+    CalibrationRecord, DeviceKind, IdentitySource, LoadedFile, RoleBinding, Station,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 
-pub const RUN_SCHEMA: &str = "meterbench.run/1";
+/// Version 2: typed step kinds, power factors and reading sources; the position in the
+/// rack and the session; facts decided by the runner (simulated instruments, serials,
+/// calibrations); retest attempts.
+pub const RUN_SCHEMA: &str = "meterbench.run/2";
+/// Records written before racks (the store and bundles hold them): read and upgraded.
+pub const RUN_SCHEMA_V1: &str = "meterbench.run/1";
 
 /// PASS = DUT in limits, FAIL = DUT out of limits, ERROR = bench fault,
 /// ABORTED = stopped by the operator or a signal.
@@ -25,6 +32,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `PASS`, `FAIL`, `ERROR`, `ABORTED`, `IN PROGRESS`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Error => "ERROR",
+            Outcome::Aborted => "ABORTED",
+            Outcome::InProgress => "IN PROGRESS",
+        }
+    }
+
     /// Process exit code: 0 PASS, 1 FAIL, 2 anything else.
     pub fn exit_code(self) -> i32 {
         match self {
@@ -65,6 +83,9 @@ pub struct StationRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstrumentRecord {
     pub role: String,
+    /// Which instrument of its role (a counter's id; the role itself otherwise).
+    #[serde(default)]
+    pub id: String,
     pub driver: String,
     pub port: Option<String>,
     pub declared_model: String,
@@ -72,6 +93,27 @@ pub struct InstrumentRecord {
     pub calibration: CalibrationRecord,
     /// What the instrument reported about itself at the start of the run.
     pub reported: Option<InstrumentIdentity>,
+    /// Its far end is the simulated world, not an instrument.
+    #[serde(default)]
+    pub simulated: bool,
+    /// The serial number it reported is not the one the station file declares (`None`:
+    /// it reported none).
+    #[serde(default)]
+    pub serial_differs: Option<bool>,
+    /// Its calibration was past due on the day of the run.
+    #[serde(default)]
+    pub calibration_overdue: bool,
+}
+
+impl InstrumentRecord {
+    /// `source`, `reference`, `counter c1`.
+    pub fn label(&self) -> String {
+        if self.id.is_empty() || self.id == self.role {
+            self.role.clone()
+        } else {
+            format!("{} {}", self.role, self.id)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,13 +124,13 @@ pub struct DutRecord {
     pub accuracy_class: String,
     pub meter_constant_imp_per_kwh: f64,
     pub ports: Vec<String>,
-    /// `meter` or `current_sensor` (records before sensors existed are meters).
+    /// Records before sensors existed are meters.
     #[serde(default = "meter_kind")]
-    pub kind: String,
+    pub kind: DeviceKind,
 }
 
-fn meter_kind() -> String {
-    "meter".into()
+fn meter_kind() -> DeviceKind {
+    DeviceKind::Meter
 }
 
 /// One DUT pulse as recorded, raw.
@@ -115,8 +157,7 @@ pub struct RepeatResult {
 pub enum PortResult {
     /// The port's software identity as read, against the certified one.
     Identity {
-        /// `can` or `lcd`.
-        read_from: String,
+        read_from: IdentitySource,
         software_version: String,
         software_hash: String,
         lrs_hash: String,
@@ -140,8 +181,7 @@ pub enum PortResult {
     },
     /// The register (meter constant) test.
     Register {
-        /// `can` or `lcd`.
-        read_from: String,
+        read_from: IdentitySource,
         /// The readings as shown, kWh (exact text).
         before_kwh: String,
         after_kwh: String,
@@ -259,6 +299,10 @@ pub struct InspectionCheck {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortRecord {
     pub port: String,
+    /// The counter (its id) and channel of the scanning head over this port's LED; none
+    /// for a device read over its own interface.
+    #[serde(default)]
+    pub counter: Option<String>,
     pub counter_channel: u8,
     pub pulses: Vec<PulseSample>,
     pub result: Option<PortResult>,
@@ -268,16 +312,65 @@ pub struct PortRecord {
 pub struct LoadPoint {
     pub current_a: f64,
     pub current_name: String,
-    pub power_factor: String,
+    pub power_factor: PowerFactor,
     pub phases: Vec<meterbench_instruments::Phase>,
     pub voltage_v: f64,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Identity,
+    Inspection,
+    Register,
+    PulseCheck,
+    Starting,
+    NoLoad,
+    Accuracy,
+    /// A current sensor's readings at one current point.
+    Current,
+    /// A current sensor's telegram stream over the run.
+    Telegrams,
+}
+
+impl StepKind {
+    /// As the record writes it: `accuracy`, `no_load`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Identity => "identity",
+            StepKind::Inspection => "inspection",
+            StepKind::Register => "register",
+            StepKind::PulseCheck => "pulse_check",
+            StepKind::Starting => "starting",
+            StepKind::NoLoad => "no_load",
+            StepKind::Accuracy => "accuracy",
+            StepKind::Current => "current",
+            StepKind::Telegrams => "telegrams",
+        }
+    }
+
+    /// A measuring point with an error against a limit: one that can be measured again
+    /// (a retest) when it failed or could not be decided.
+    pub fn is_point(self) -> bool {
+        matches!(self, StepKind::Accuracy | StepKind::Current)
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub index: usize,
     pub name: String,
-    pub kind: String,
+    pub kind: StepKind,
+    /// 1 for the first measurement of a step; a retest of the same step is attempt 2, …
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
     pub load: LoadPoint,
     pub setpoint: SourceSetpoint,
     pub started_s: f64,
@@ -309,6 +402,16 @@ pub struct LogEntry {
 pub struct RunRecord {
     pub schema: String,
     pub run_id: String,
+    /// The session that measured this device with the others of its rack.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Where in the rack the device sat (records before racks: none).
+    #[serde(default)]
+    pub position: Option<PositionRecord>,
+    /// The run whose record this one continues (a later session's retest); its steps
+    /// are carried over.
+    #[serde(default)]
+    pub amends: Option<String>,
     pub bench_version: String,
     pub started_utc: String,
     pub finished_utc: Option<String>,
@@ -324,6 +427,69 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     pub timing: Timing,
     pub log: Vec<LogEntry>,
+    /// Some instrument's far end is the simulated world: no measurement of a real device.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Who answered the procedure's questions, when any were asked.
+    #[serde(default)]
+    pub answered_by: Option<AnsweredBy>,
+    /// Departures from the procedure as written (retests).
+    #[serde(default)]
+    pub deviations: Vec<Deviation>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// Where the device sat and how it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionRecord {
+    /// The rack position's number.
+    pub id: u32,
+    /// Of how many positions the session measured at once.
+    pub of: usize,
+}
+
+/// Who answered the procedure's questions (LCD readings, seals, scans).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AnsweredBy {
+    /// A person at the terminal (or a scanner typing into it).
+    Terminal,
+    /// An answers file, by its path and content hash.
+    AnswersFile { path: String, sha256: String },
+    /// The simulated technician of a simulated station, reading the simulated DUT.
+    SimulatedTechnician,
+    /// A person at the station panel.
+    Panel,
+}
+
+/// A departure from the procedure as written (ISO/IEC 17025 7.8.2.1 n).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Deviation {
+    /// A step measured again; every attempt is in the record, the last one counts.
+    Retest {
+        step: String,
+        attempt: u32,
+        /// Why: the earlier attempt's outcome and message.
+        reason: String,
+    },
+}
+
+impl Deviation {
+    pub fn describe(&self) -> String {
+        match self {
+            Deviation::Retest {
+                step,
+                attempt,
+                reason,
+            } => format!(
+                "step `{step}` measured again (attempt {attempt}) after {reason}; every attempt is reported, the last one decides"
+            ),
+        }
+    }
 }
 
 impl StepRecord {
@@ -359,17 +525,28 @@ impl FileRef {
 }
 
 impl InstrumentRecord {
-    /// An instrument as the station file declares it (what it reports comes later).
-    pub fn declared(b: &RoleBinding) -> InstrumentRecord {
+    /// An instrument as the station file declares it (what it reports comes later),
+    /// with its calibration judged against the day of the run.
+    pub fn declared(b: &RoleBinding, today: chrono::NaiveDate) -> InstrumentRecord {
         InstrumentRecord {
             role: b.role.clone(),
+            id: b.id.clone(),
             driver: b.driver.name().to_string(),
             port: b.port.as_ref().map(|p| p.to_string()),
             declared_model: b.model.clone(),
             declared_serial_number: b.serial_number.clone(),
             calibration: b.calibration.clone(),
             reported: None,
+            simulated: b.is_simulated(),
+            serial_differs: None,
+            calibration_overdue: b.calibration.due < today,
         }
+    }
+
+    /// What the instrument said about itself on the wire.
+    pub fn reported(&mut self, identity: InstrumentIdentity) {
+        self.serial_differs = Some(identity.serial_number != self.declared_serial_number);
+        self.reported = Some(identity);
     }
 }
 
@@ -386,9 +563,16 @@ pub struct RunSubject {
 impl RunRecord {
     /// The record of a run that starts now on `station`: nothing measured yet.
     pub fn begin(run_id: &str, station: &Station, subject: RunSubject) -> RunRecord {
+        let simulated = subject.instruments.iter().any(|i| i.simulated);
         RunRecord {
             schema: RUN_SCHEMA.into(),
             run_id: run_id.to_string(),
+            session_id: None,
+            position: None,
+            amends: None,
+            simulated,
+            answered_by: None,
+            deviations: Vec::new(),
             bench_version: env!("CARGO_PKG_VERSION").into(),
             started_utc: chrono::Utc::now().to_rfc3339(),
             finished_utc: None,
@@ -418,15 +602,32 @@ impl RunRecord {
         }
     }
 
-    /// The run's verdict: the stop that ended it, else FAIL naming the failed steps, else
-    /// PASS; and the time it finished.
+    /// Each step's latest attempt, in the procedure's order: what the verdict rests on
+    /// (a retest replaces the attempt before it; both stay in `steps`).
+    pub fn latest_attempts(&self) -> Vec<&StepRecord> {
+        let mut latest: Vec<&StepRecord> = Vec::new();
+        for s in &self.steps {
+            match latest
+                .iter_mut()
+                .find(|l| l.index == s.index && l.name == s.name)
+            {
+                Some(l) if s.attempt >= l.attempt => *l = s,
+                Some(_) => {}
+                None => latest.push(s),
+            }
+        }
+        latest
+    }
+
+    /// The run's verdict: the stop that ended it, else FAIL naming the failed steps (their
+    /// latest attempts), else PASS; and the time it finished.
     pub fn conclude(&mut self, stop: Option<(Outcome, String)>) {
         let (outcome, reason) = match stop {
             Some((o, r)) => (o, Some(r)),
             None => {
                 let failed: Vec<&str> = self
-                    .steps
-                    .iter()
+                    .latest_attempts()
+                    .into_iter()
                     .filter(|s| s.outcome == Outcome::Fail)
                     .map(|s| s.name.as_str())
                     .collect();
@@ -468,8 +669,45 @@ impl RunRecord {
         Ok(())
     }
 
+    /// Read a record of either version; a version 1 record is upgraded.
     pub fn read(path: &Path) -> std::io::Result<RunRecord> {
         let f = std::fs::File::open(path)?;
-        serde_json::from_reader(std::io::BufReader::new(f)).map_err(std::io::Error::other)
+        let rec: RunRecord =
+            serde_json::from_reader(std::io::BufReader::new(f)).map_err(std::io::Error::other)?;
+        rec.upgraded().map_err(std::io::Error::other)
+    }
+
+    /// Parse a record of either version from JSON text; a version 1 record is upgraded.
+    pub fn from_json(text: &str) -> Result<RunRecord, String> {
+        let rec: RunRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        rec.upgraded()
+    }
+
+    /// A version 1 record in version 2's terms: the facts version 1 left to the reports
+    /// are decided here, once (a `sim` driver or a `sim+` port is simulated).
+    fn upgraded(mut self) -> Result<RunRecord, String> {
+        match self.schema.as_str() {
+            RUN_SCHEMA => Ok(self),
+            RUN_SCHEMA_V1 => {
+                for i in &mut self.instruments {
+                    if i.id.is_empty() {
+                        i.id = i.role.clone();
+                    }
+                    i.simulated = i.driver == "sim"
+                        || i.port.as_deref().is_some_and(|p| p.starts_with("sim+"));
+                    i.serial_differs = i
+                        .reported
+                        .as_ref()
+                        .map(|r| r.serial_number != i.declared_serial_number);
+                    let run_day = self.started_utc.get(..10).and_then(|d| d.parse().ok());
+                    i.calibration_overdue = run_day.is_some_and(|d| i.calibration.due < d);
+                }
+                self.simulated = self.instruments.iter().any(|i| i.simulated);
+                Ok(self)
+            }
+            other => Err(format!(
+                "record schema `{other}` is neither {RUN_SCHEMA} nor {RUN_SCHEMA_V1}"
+            )),
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The runner on the simulated station without the command line: timing figures the
 //! wire-level station depends on.
 
-use meterbench_procedure::{Fixture, Procedure, Station};
-use meterbench_runner::{Instruments, Outcome, RunRequest, Silent, run};
+use meterbench_procedure::{DutFixture, DutProcedure, Station};
+use meterbench_runner::{Bench, Mounted, Outcome, RunRequest, Silent, run};
 use meterbench_sim::SimBench;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,34 +16,42 @@ fn repo(rel: &str) -> std::path::PathBuf {
 
 #[test]
 fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
-    let procedure = Procedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
-    let fixture = Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
+    let procedure = DutProcedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
+    let fixture = DutFixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
     let station = Station::load(&repo("hw/stations/sim-inprocess.yaml")).unwrap();
-    let spec = station.simulation.clone().unwrap();
-    let mut b = SimBench::new(&station, &spec, &fixture, false);
+    let mut b = SimBench::new(&station, fixture.as_meter().unwrap(), false);
     let reports = tempfile::tempdir().unwrap();
     let req = RunRequest {
         procedure: &procedure,
         fixture: &fixture,
         station: &station,
-        dut_serial: "T".into(),
         reports_dir: reports.path().to_path_buf(),
         abort: Arc::new(AtomicBool::new(false)),
         today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        only_steps: None,
+        retest_failed: false,
     };
-    let f = run(
+    let mut silent = Silent;
+    let session = run(
         &req,
-        Instruments {
+        Bench {
             source: &mut b.source,
             reference: &mut b.reference,
-            counter: &mut b.counter,
+            counters: b.counters.iter_mut().map(|c| c as _).collect(),
             clock: &mut b.clock,
-            dut_software: None,
             operator: None,
         },
-        &mut Silent,
+        vec![Mounted {
+            position: 1,
+            serial: "T".into(),
+            software: None,
+            sensor: None,
+            prior: None,
+        }],
+        &mut silent,
     )
     .unwrap();
+    let f = &session.runs[0];
     let t = &f.record.timing;
     assert_eq!(f.record.outcome, Outcome::Pass);
     // Every poll is a counter round trip on a real or wire-level bench: long sleeps while

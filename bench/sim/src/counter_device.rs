@@ -34,6 +34,7 @@ pub enum CounterLinkFault {
 /// device can send its heartbeats.
 pub fn spawn_counter_device<S>(
     world: SharedWorld,
+    counter: usize,
     stream: S,
     serial_number: &str,
     channel_count: u8,
@@ -48,6 +49,7 @@ where
     }
     let device = Device {
         world,
+        counter,
         stream,
         serial,
         channel_count,
@@ -64,6 +66,8 @@ where
 
 struct Device<S> {
     world: SharedWorld,
+    /// Which of the world's counters this device is.
+    counter: usize,
     stream: S,
     serial: [u8; 16],
     channel_count: u8,
@@ -129,8 +133,8 @@ impl<S: Read + Write> Device<S> {
         let w = self.world.lock().unwrap();
         DeviceMessage::Heartbeat(Heartbeat {
             sequence: self.last_sequence,
-            timestamp_ticks: w.counter_now_ticks(),
-            ref_count: w.counter_ref_count_now(),
+            timestamp_ticks: w.counter_now_ticks(self.counter),
+            ref_count: w.counter_ref_count_now(self.counter),
             dropped_events: 0,
             flags: 0,
         })
@@ -159,7 +163,7 @@ impl<S: Read + Write> Device<S> {
     fn handle(&mut self, msg: HostMessage) -> bool {
         let reply = match msg {
             HostMessage::GetHello => {
-                let tb = self.world.lock().unwrap().counter_timebase_hz();
+                let tb = self.world.lock().unwrap().counter_timebase_hz(self.counter);
                 DeviceMessage::Hello(Hello {
                     protocol_version: PROTOCOL_VERSION,
                     firmware_version: (0, 1, 0),
@@ -181,7 +185,7 @@ impl<S: Read + Write> Device<S> {
                         code: meterbench_counter_protocol::nak::INVALID_CHANNEL,
                     }
                 } else {
-                    let tb = self.world.lock().unwrap().counter_timebase_hz();
+                    let tb = self.world.lock().unwrap().counter_timebase_hz(self.counter);
                     self.glitch_s[channel as usize] = glitch_filter_ticks as f64 / tb;
                     DeviceMessage::Ack {
                         message_id: id::CONFIGURE_CHANNEL,
@@ -193,14 +197,17 @@ impl<S: Read + Write> Device<S> {
                     .filter(|c| channel_mask & (1u32 << c) != 0)
                     .map(|c| (c, self.glitch_s[c as usize]))
                     .collect();
-                self.world.lock().unwrap().counter_arm(&channels);
+                self.world
+                    .lock()
+                    .unwrap()
+                    .counter_arm(self.counter, &channels);
                 self.last_sequence = 0;
                 DeviceMessage::Ack {
                     message_id: id::ARM,
                 }
             }
             HostMessage::Disarm => {
-                self.world.lock().unwrap().counter_disarm();
+                self.world.lock().unwrap().counter_disarm(self.counter);
                 DeviceMessage::Ack {
                     message_id: id::DISARM,
                 }
@@ -212,7 +219,7 @@ impl<S: Read + Write> Device<S> {
 
     fn pong(&mut self, token: u32) -> bool {
         self.pings += 1;
-        let (events, now_ticks) = self.world.lock().unwrap().counter_drain();
+        let (events, now_ticks) = self.world.lock().unwrap().counter_drain(self.counter);
         if !self.faults.is_empty() {
             return self.pong_with_faults(token, &events, now_ticks);
         }

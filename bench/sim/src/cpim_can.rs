@@ -38,6 +38,8 @@ pub fn can_id(raw: u32, extended: bool) -> CanId {
 #[derive(Clone)]
 pub struct CpimRegisters {
     pub world: SharedWorld,
+    /// The rack position of this meter.
+    pub position: u32,
     pub decimals: u32,
 }
 
@@ -88,11 +90,11 @@ pub fn spawn_cpim_can_node<S: Read + Write + Send + 'static>(
                     if let (Some(regs), [0x22, hi, lo]) = (&registers, r.data.as_slice()) {
                         let did = u16::from_be_bytes([*hi, *lo]);
                         if let Some((_, port)) = register_dids.iter().find(|(d, _)| *d == did) {
-                            let text = regs
-                                .world
-                                .lock()
-                                .unwrap()
-                                .display_register_kwh(port, regs.decimals)?;
+                            let text = regs.world.lock().unwrap().display_register_kwh(
+                                regs.position,
+                                port,
+                                regs.decimals,
+                            )?;
                             let mut answer = vec![0x62, *hi, *lo];
                             answer.extend_from_slice(text.as_bytes());
                             return Some(answer);

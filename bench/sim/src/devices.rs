@@ -95,14 +95,19 @@ impl ReferenceStandard for SimReference {
 /// reference count at each.
 pub struct SimPulseCounter {
     world: SharedWorld,
+    /// Which of the world's counters it is.
+    counter: usize,
     identity: InstrumentIdentity,
     timebase_hz: f64,
 }
 
 impl SimPulseCounter {
-    pub fn new(world: SharedWorld, binding: &RoleBinding, timebase_hz: f64) -> Self {
+    /// The world's counter number `counter` (the station's order).
+    pub fn new(world: SharedWorld, counter: usize, binding: &RoleBinding) -> Self {
+        let timebase_hz = world.lock().unwrap().counter_timebase_hz(counter);
         SimPulseCounter {
             world,
+            counter,
             identity: identity(binding),
             timebase_hz,
         }
@@ -123,25 +128,25 @@ impl PulseCounter for SimPulseCounter {
             .iter()
             .map(|c| (c.channel, c.glitch_filter_s))
             .collect();
-        self.world.lock().unwrap().counter_arm(&c);
+        self.world.lock().unwrap().counter_arm(self.counter, &c);
         Ok(())
     }
 
     fn disarm(&mut self) -> InstrumentResult<()> {
-        self.world.lock().unwrap().counter_disarm();
+        self.world.lock().unwrap().counter_disarm(self.counter);
         Ok(())
     }
 
     fn drain(&mut self) -> InstrumentResult<CounterBatch> {
-        let (events, now_ticks) = self.world.lock().unwrap().counter_drain();
+        let (events, now_ticks) = self.world.lock().unwrap().counter_drain(self.counter);
         Ok(CounterBatch { events, now_ticks })
     }
 
     fn reference_count(&mut self) -> InstrumentResult<ReferenceCount> {
         let w = self.world.lock().unwrap();
         Ok(ReferenceCount {
-            now_ticks: w.counter_now_ticks(),
-            ref_count: w.counter_ref_count_now(),
+            now_ticks: w.counter_now_ticks(self.counter),
+            ref_count: w.counter_ref_count_now(self.counter),
         })
     }
 }

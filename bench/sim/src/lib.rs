@@ -19,37 +19,35 @@ pub use meter::MeterModel;
 pub use scpi::{SimPtyDevice, SimScpiConfig, SimScpiHandle, SimScpiInstrument, SimTcpServer};
 pub use world::{SharedWorld, World};
 
+use meterbench_procedure::Fixture;
 use meterbench_procedure::station::Station;
-use meterbench_procedure::{Fixture, SimulationSpec};
 use std::sync::{Arc, Mutex};
 
-/// Every simulated instrument of a station, sharing one world.
+/// Every simulated instrument of a station, sharing one world, in process (no wire).
 pub struct SimBench {
     pub world: SharedWorld,
     pub source: SimAcSource,
     pub reference: SimReference,
-    pub counter: SimPulseCounter,
+    /// One per counter of the station.
+    pub counters: Vec<SimPulseCounter>,
     pub clock: SimClock,
 }
 
 impl SimBench {
-    /// Build the simulated world of a station with the fixture's DUT mounted. `realtime` paces the virtual clock to the
-    /// wall clock; the instruments behave the same either way.
-    pub fn new(
-        station: &Station,
-        spec: &SimulationSpec,
-        fixture: &Fixture,
-        realtime: bool,
-    ) -> SimBench {
-        let world: SharedWorld = Arc::new(Mutex::new(World::new(spec, fixture)));
+    /// Build the simulated world of a station with devices of the fixture's kind
+    /// mounted. `realtime` paces the virtual clock to the wall clock; the instruments
+    /// behave the same either way.
+    pub fn new(station: &Station, fixture: &Fixture, realtime: bool) -> SimBench {
+        let world: SharedWorld = Arc::new(Mutex::new(World::for_station(station, fixture)));
         SimBench {
             source: SimAcSource::new(world.clone(), &station.source),
             reference: SimReference::new(world.clone(), &station.reference.binding),
-            counter: SimPulseCounter::new(
-                world.clone(),
-                &station.counter.binding,
-                spec.counter_timebase_hz,
-            ),
+            counters: station
+                .counters
+                .iter()
+                .enumerate()
+                .map(|(k, c)| SimPulseCounter::new(world.clone(), k, &c.binding))
+                .collect(),
             clock: SimClock::new(world.clone(), realtime),
             world,
         }

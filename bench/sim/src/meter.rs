@@ -345,6 +345,7 @@ mod tests {
         assert_eq!(good, "000012.3552");
         let (skewed, skewed_pulses) = run(vec![SimFault::RegisterError(
             meterbench_procedure::RegisterFault {
+                position: None,
                 port: "left".into(),
                 error_percent: 2.0,
             },
@@ -358,6 +359,7 @@ mod tests {
     fn faults_change_the_model() {
         let mut m = MeterModel::new(
             &dut(vec![SimFault::DeadLed(PortFault {
+                position: None,
                 port: "left".into(),
             })]),
             &meter(),
@@ -381,6 +383,7 @@ mod tests {
         );
         let bumped = MeterModel::new(
             &dut(vec![SimFault::ErrorBump(BumpFault {
+                position: None,
                 port: "left".into(),
                 from_a: 4.0,
                 to_a: 6.0,

@@ -470,10 +470,7 @@ mod tests {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let station = Station::load(&repo.join("hw/stations/sim.yaml")).unwrap();
         let fixture = Fixture::load(&repo.join("fixtures/cpim1000.yaml")).unwrap();
-        Arc::new(Mutex::new(World::new(
-            station.simulation.as_ref().unwrap(),
-            &fixture,
-        )))
+        Arc::new(Mutex::new(World::for_station(&station, &fixture)))
     }
 
     #[test]

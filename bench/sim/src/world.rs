@@ -2,7 +2,7 @@
 
 use crate::meter::{LedPulse, MeterModel, PhaseLoad};
 use meterbench_instruments::{EdgeEvent, SourceSetpoint};
-use meterbench_procedure::{Fixture, SimulationSpec};
+use meterbench_procedure::{Fixture, HeadInput, SimulationSpec, Station};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
@@ -88,9 +88,11 @@ struct CounterModel {
 /// noise.
 #[derive(Debug)]
 struct MeterSlot {
+    /// The rack position of its device.
+    position: u32,
     model: MeterModel,
-    /// Counter channel of the scanning head over its LED (`u8::MAX`: none).
-    channel: u8,
+    /// The counter and channel of the scanning head over its LED, if one is.
+    head: Option<HeadInput>,
     /// Its own noise source: a device's noise does not depend on which other devices
     /// share the world.
     rng: ChaCha8Rng,
@@ -119,7 +121,8 @@ pub struct World {
     seg_power_w: f64,
     meters: Vec<MeterSlot>,
     update_period_s: f64,
-    counter: CounterModel,
+    /// One per counter of the station, each latching the same reference pulse train.
+    counters: Vec<CounterModel>,
     /// Pulses the LEDs emit in the interval under way, not yet seen by a counter: (meter,
     /// pulse), in time order.
     led: Vec<(usize, LedPulse)>,
@@ -140,27 +143,48 @@ struct CtSeconds {
 const CT_SECONDS_KEPT: usize = 3600;
 
 impl World {
-    pub fn new(spec: &SimulationSpec, fixture: &Fixture) -> World {
-        World::with_heads(spec, |port| fixture.port(port).map(|p| p.counter_channel))
+    /// The world of a station with devices of `fixture`'s kind mounted: each meter port's
+    /// LED under the scanning head the fixture names, wired as the station's rack says.
+    pub fn for_station(station: &Station, fixture: &Fixture) -> World {
+        let spec = station
+            .simulation
+            .as_ref()
+            .expect("a station with simulated roles has a simulation");
+        World::with_heads(spec, |position, port| {
+            let head = fixture.port(port)?.head;
+            let p = station.rack.position(position)?;
+            p.heads.get(usize::from(head) - 1).copied()
+        })
     }
 
-    /// The world with the scanning head of each meter port on the counter channel
-    /// `head(port)` gives (`None`: no head over that LED, e.g. when the bench tests a
-    /// current sensor).
-    pub fn with_heads(spec: &SimulationSpec, head: impl Fn(&str) -> Option<u8>) -> World {
+    /// The world with the scanning head over the LED of each meter port where
+    /// `head(position, port)` says (`None`: no head over that LED, e.g. when the bench
+    /// tests a current sensor).
+    pub fn with_heads(
+        spec: &SimulationSpec,
+        head: impl Fn(u32, &str) -> Option<HeadInput>,
+    ) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut meters = Vec::new();
-        for m in &spec.dut.meters {
-            let mut own = ChaCha8Rng::seed_from_u64(device_seed(spec.seed, 1, &m.port));
-            let phase: f64 = own.random();
-            let noise = standard_normal(&mut own);
-            meters.push(MeterSlot {
-                model: MeterModel::new(&spec.dut, m, phase),
-                // A meter whose port the fixture does not mount has no scanning head.
-                channel: head(&m.port).unwrap_or(u8::MAX),
-                rng: own,
-                noise,
-            });
+        // The first position's energy update rate sets the world's grid (the rack's
+        // meters are of one model).
+        let mut update_hz = None;
+        for p in &spec.positions {
+            let Some(dut) = &p.cpim1000 else { continue };
+            update_hz.get_or_insert(dut.energy_update_hz);
+            for m in &dut.meters {
+                let mut own =
+                    ChaCha8Rng::seed_from_u64(device_seed(spec.seed, p.position, &m.port));
+                let phase: f64 = own.random();
+                let noise = standard_normal(&mut own);
+                meters.push(MeterSlot {
+                    position: p.position,
+                    model: MeterModel::new(dut, m, phase),
+                    head: head(p.position, &m.port),
+                    rng: own,
+                    noise,
+                });
+            }
         }
         World {
             t: 0.0,
@@ -184,16 +208,21 @@ impl World {
             energy_at_seg_start_j: 0.0,
             seg_power_w: 0.0,
             meters,
-            update_period_s: 1.0 / spec.dut.energy_update_hz,
-            counter: CounterModel {
-                timebase_hz: spec.counter_timebase_hz,
-                rate_factor: 1.0 + spec.counter_timebase_offset_ppm * 1e-6,
-                armed_at: None,
-                ref_count_at_arm: 0,
-                channels: Vec::new(),
-                pending: Vec::new(),
-                sequence: 0,
-            },
+            // Without a meter, the grid still paces the source and the current sensors.
+            update_period_s: 1.0 / update_hz.unwrap_or(100.0),
+            counters: spec
+                .counters
+                .iter()
+                .map(|c| CounterModel {
+                    timebase_hz: c.timebase_hz,
+                    rate_factor: 1.0 + c.timebase_offset_ppm * 1e-6,
+                    armed_at: None,
+                    ref_count_at_arm: 0,
+                    channels: Vec::new(),
+                    pending: Vec::new(),
+                    sequence: 0,
+                })
+                .collect(),
             led: Vec::new(),
             ct: CtSeconds::default(),
         }
@@ -267,27 +296,35 @@ impl World {
         l
     }
 
-    /// Error, %, the model gives the meter of `port` at a setpoint (what the bench must find,
-    /// apart from the reference standard's own error).
-    pub fn injected_error_percent(&self, port: &str, setpoint: &SourceSetpoint) -> Option<f64> {
+    /// Error, %, the model gives the meter of `port` at `position` at a setpoint (what
+    /// the bench must find, apart from the reference standard's own error).
+    pub fn injected_error_percent(
+        &self,
+        position: u32,
+        port: &str,
+        setpoint: &SourceSetpoint,
+    ) -> Option<f64> {
         let loads = self.settled_loads(setpoint);
-        self.meter(port).map(|m| m.injected_error_percent(&loads))
+        self.meter(position, port)
+            .map(|m| m.injected_error_percent(&loads))
     }
 
     /// A port's register as its LCD (and its CAN interface) shows it: kWh text with
     /// `decimals` decimals.
-    pub fn display_register_kwh(&self, port: &str, decimals: u32) -> Option<String> {
-        self.meter(port).map(|m| m.display_register_kwh(decimals))
+    pub fn display_register_kwh(&self, position: u32, port: &str, decimals: u32) -> Option<String> {
+        self.meter(position, port)
+            .map(|m| m.display_register_kwh(decimals))
     }
 
     /// Registered energy of a port's meter, Wh (what its LCD register holds).
-    pub fn register_wh(&self, port: &str) -> Option<f64> {
-        self.meter(port).map(|m| m.register_j / 3600.0)
+    pub fn register_wh(&self, position: u32, port: &str) -> Option<f64> {
+        self.meter(position, port).map(|m| m.register_j / 3600.0)
     }
 
-    fn meter(&self, port: &str) -> Option<&MeterModel> {
+    fn meter(&self, position: u32, port: &str) -> Option<&MeterModel> {
         self.meters
             .iter()
+            .filter(|m| m.position == position)
             .map(|m| &m.model)
             .find(|m| m.port == port)
     }
@@ -308,48 +345,55 @@ impl World {
         (pulses + self.reference_phase).floor() as u64
     }
 
-    // --- counter --------------------------------------------------------------------
+    // --- counters -------------------------------------------------------------------
 
-    pub fn counter_arm(&mut self, channels: &[(u8, f64)]) {
-        self.counter.armed_at = Some(self.t);
-        self.counter.ref_count_at_arm = self.reference_count_at(self.energy_at(self.t));
-        self.counter.channels = channels.to_vec();
-        self.counter.pending.clear();
-        self.counter.sequence = 0;
+    /// How many counters the world has.
+    pub fn counter_count(&self) -> usize {
+        self.counters.len()
     }
 
-    pub fn counter_disarm(&mut self) {
-        self.counter.armed_at = None;
-        self.counter.pending.clear();
+    pub fn counter_arm(&mut self, counter: usize, channels: &[(u8, f64)]) {
+        let ref_now = self.reference_count_at(self.energy_at(self.t));
+        let c = &mut self.counters[counter];
+        c.armed_at = Some(self.t);
+        c.ref_count_at_arm = ref_now;
+        c.channels = channels.to_vec();
+        c.pending.clear();
+        c.sequence = 0;
     }
 
-    pub fn counter_timebase_hz(&self) -> f64 {
-        self.counter.timebase_hz
+    pub fn counter_disarm(&mut self, counter: usize) {
+        let c = &mut self.counters[counter];
+        c.armed_at = None;
+        c.pending.clear();
     }
 
-    fn ticks(&self, t: f64) -> u64 {
-        let since = t - self.counter.armed_at.unwrap_or(t);
-        (since * self.counter.timebase_hz * self.counter.rate_factor)
-            .floor()
-            .max(0.0) as u64
+    pub fn counter_timebase_hz(&self, counter: usize) -> f64 {
+        self.counters[counter].timebase_hz
     }
 
-    /// The counter's time now, ticks since it was armed.
-    pub fn counter_now_ticks(&self) -> u64 {
-        self.ticks(self.t)
+    fn ticks(&self, counter: usize, t: f64) -> u64 {
+        let c = &self.counters[counter];
+        let since = t - c.armed_at.unwrap_or(t);
+        (since * c.timebase_hz * c.rate_factor).floor().max(0.0) as u64
     }
 
-    /// The reference count since arming, now.
-    pub fn counter_ref_count_now(&self) -> u64 {
+    /// A counter's time now, ticks since it was armed.
+    pub fn counter_now_ticks(&self, counter: usize) -> u64 {
+        self.ticks(counter, self.t)
+    }
+
+    /// The reference count a counter latched since arming, now.
+    pub fn counter_ref_count_now(&self, counter: usize) -> u64 {
         self.reference_count_at(self.energy_at(self.t))
-            .saturating_sub(self.counter.ref_count_at_arm)
+            .saturating_sub(self.counters[counter].ref_count_at_arm)
     }
 
-    /// Every edge up to now, in time order, and the counter's time.
-    pub fn counter_drain(&mut self) -> (Vec<EdgeEvent>, u64) {
+    /// Every edge a counter timestamped up to now, in time order, and its time.
+    pub fn counter_drain(&mut self, counter: usize) -> (Vec<EdgeEvent>, u64) {
         let now = self.t;
         let mut due: Vec<PendingEdge> = Vec::new();
-        self.counter.pending.retain(|e| {
+        self.counters[counter].pending.retain(|e| {
             if e.t <= now {
                 due.push(*e);
                 false
@@ -360,17 +404,19 @@ impl World {
         due.sort_by(|a, b| a.t.total_cmp(&b.t));
         let mut events = Vec::with_capacity(due.len());
         for e in due {
-            self.counter.sequence += 1;
-            let f = self.counter.timebase_hz * self.counter.rate_factor;
+            let timestamp_ticks = self.ticks(counter, e.t);
+            let c = &mut self.counters[counter];
+            c.sequence += 1;
+            let f = c.timebase_hz * c.rate_factor;
             events.push(EdgeEvent {
                 channel: e.channel,
-                timestamp_ticks: self.ticks(e.t),
+                timestamp_ticks,
                 width_ticks: (e.width_s * f).round() as u32,
-                ref_count: e.ref_count - self.counter.ref_count_at_arm.min(e.ref_count),
-                sequence: self.counter.sequence,
+                ref_count: e.ref_count - c.ref_count_at_arm.min(e.ref_count),
+                sequence: c.sequence,
             });
         }
-        (events, self.ticks(now))
+        (events, self.ticks(counter, now))
     }
 
     // --- current sensors ------------------------------------------------------------
@@ -479,21 +525,22 @@ impl World {
             return;
         }
         let pulses: Vec<(usize, LedPulse)> = self.led.drain(..due).collect();
-        let Some(armed_at) = self.counter.armed_at else {
-            return;
-        };
         for (m, p) in pulses {
-            let channel = self.meters[m].channel;
-            let Some(&(_, glitch_s)) = self.counter.channels.iter().find(|c| c.0 == channel) else {
+            let Some(head) = self.meters[m].head else {
+                continue;
+            };
+            let c = &self.counters[head.counter];
+            let Some(armed_at) = c.armed_at else { continue };
+            let Some(&(_, glitch_s)) = c.channels.iter().find(|c| c.0 == head.channel) else {
                 continue;
             };
             if p.rising_s < armed_at || p.width_s < glitch_s {
                 continue;
             }
             let ref_count = self.reference_count_at(self.energy_at(p.rising_s));
-            self.counter.pending.push(PendingEdge {
+            self.counters[head.counter].pending.push(PendingEdge {
                 t: p.rising_s,
-                channel,
+                channel: head.channel,
                 width_s: p.width_s,
                 ref_count,
             });
@@ -535,12 +582,14 @@ mod tests {
     /// A world at 5 A balanced, PF 1, with both scanning heads armed.
     fn energised() -> World {
         let st = station();
-        let mut w = World::with_heads(st.simulation.as_ref().unwrap(), |port| match port {
-            "left" => Some(1),
-            _ => Some(2),
+        let mut w = World::with_heads(st.simulation.as_ref().unwrap(), |_, port| {
+            Some(HeadInput {
+                counter: 0,
+                channel: if port == "left" { 1 } else { 2 },
+            })
         });
         w.reference_configure(1.6e8);
-        w.counter_arm(&[(1, 0.0), (2, 0.0)]);
+        w.counter_arm(0, &[(1, 0.0), (2, 0.0)]);
         w.source_apply(SourceSetpoint {
             frequency_hz: 50.0,
             phases: [PhaseSetpoint {
@@ -557,16 +606,16 @@ mod tests {
     fn what_the_meters_do_does_not_depend_on_how_often_the_bench_looks() {
         let mut once = energised();
         once.advance(10.0);
-        let (a, _) = once.counter_drain();
+        let (a, _) = once.counter_drain(0);
         let mut often = energised();
         let mut b = Vec::new();
         // Slices that cut the 10 ms update grid anywhere: 3.7 ms each.
         for _ in 0..2703 {
             often.advance(0.0037);
-            b.extend(often.counter_drain().0);
+            b.extend(often.counter_drain(0).0);
         }
         often.advance(10.0 - often.now_s());
-        b.extend(often.counter_drain().0);
+        b.extend(often.counter_drain(0).0);
         assert!(a.len() > 100, "{} edges", a.len());
         assert_eq!(a, b);
     }

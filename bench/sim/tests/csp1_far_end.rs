@@ -24,7 +24,7 @@ fn repo(p: &str) -> PathBuf {
 fn world_with_currents(currents: [f64; 3]) -> SharedWorld {
     let station = Station::load(&repo("hw/stations/sim.yaml")).unwrap();
     let fixture = Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
-    let mut w = World::new(station.simulation.as_ref().unwrap(), &fixture);
+    let mut w = World::for_station(&station, &fixture);
     w.source_apply(SourceSetpoint {
         frequency_hz: 50.0,
         phases: currents.map(|current_a| PhaseSetpoint {

@@ -19,11 +19,11 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
 }
 
-fn bench() -> (SharedWorld, Fixture) {
+fn bench() -> (SharedWorld, Station) {
     let station = Station::load(&repo("hw/stations/sim.yaml")).unwrap();
     let fixture = Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
-    let world = World::new(station.simulation.as_ref().unwrap(), &fixture);
-    (Arc::new(Mutex::new(world)), fixture)
+    let world = World::for_station(&station, &fixture);
+    (Arc::new(Mutex::new(world)), station)
 }
 
 fn balanced(voltage_v: f64, current_a: f64, lag: f64) -> SourceSetpoint {
@@ -39,7 +39,7 @@ fn balanced(voltage_v: f64, current_a: f64, lag: f64) -> SourceSetpoint {
 
 /// Drive a full session and check the world: output, setpoint (through the energy the
 /// DUT registers) and the reference pulse output (through the counter's latch).
-fn session_moves_the_world<T: Transport>(world: &SharedWorld, fixture: &Fixture, transport: T) {
+fn session_moves_the_world<T: Transport>(world: &SharedWorld, station: &Station, transport: T) {
     let mut source = ScpiAcSource::connect(transport, TIMEOUT).expect("connect");
     let id = AcSource::identity(&mut source).unwrap();
     assert_eq!(
@@ -55,17 +55,18 @@ fn session_moves_the_world<T: Transport>(world: &SharedWorld, fixture: &Fixture,
     assert!(world.lock().unwrap().source_output_is_on());
     assert!(source.output_is_on().unwrap());
 
-    let channel = fixture.port("left").unwrap().counter_channel;
+    // The left port's LED sits under head 1 of position 1.
+    let head = station.rack.positions[0].heads[0];
     let seconds = 10.0;
     let (register_wh, last_ref_count) = {
         let mut w = world.lock().unwrap();
-        w.counter_arm(&[(channel, 0.0)]);
+        w.counter_arm(head.counter, &[(head.channel, 0.0)]);
         // The register starts where the station file says; the advance is what counts.
-        let before = w.register_wh("left").unwrap();
+        let before = w.register_wh(1, "left").unwrap();
         w.advance(seconds);
-        let (events, _) = w.counter_drain();
+        let (events, _) = w.counter_drain(head.counter);
         (
-            w.register_wh("left").unwrap() - before,
+            w.register_wh(1, "left").unwrap() - before,
             events.last().map(|e| e.ref_count),
         )
     };
@@ -136,11 +137,11 @@ fn chroma_profile_over_tcp_programs_voltage_and_limit() {
     source.apply(&sp).unwrap();
     source.set_output(true).unwrap();
     assert!(source.output_is_on().unwrap());
-    let before = world.lock().unwrap().register_wh("left").unwrap();
+    let before = world.lock().unwrap().register_wh(1, "left").unwrap();
     let after = {
         let mut w = world.lock().unwrap();
         w.advance(5.0);
-        w.register_wh("left").unwrap()
+        w.register_wh(1, "left").unwrap()
     };
     let expected_wh = sp.active_power_w() * 5.0 / 3600.0;
     assert!(((after - before) / expected_wh - 1.0).abs() < 0.05);
@@ -180,9 +181,9 @@ fn a_setpoint_beyond_the_ratings_is_a_device_error_and_changes_nothing() {
     source.set_output(true).unwrap();
     let wh = {
         let mut w = world.lock().unwrap();
-        let before = w.register_wh("left").unwrap();
+        let before = w.register_wh(1, "left").unwrap();
         w.advance(10.0);
-        w.register_wh("left").unwrap() - before
+        w.register_wh(1, "left").unwrap() - before
     };
     assert!(
         (wh / (3450.0 * 10.0 / 3600.0) - 1.0).abs() < 0.03,

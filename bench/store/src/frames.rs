@@ -123,10 +123,11 @@ pub struct PointRow {
     pub outcome: String,
 }
 
-/// The accuracy points of a record (steps without a result, e.g. after an ERROR, give none).
+/// The accuracy points of a record (steps without a result, e.g. after an ERROR, give
+/// none); of a retested point, its latest attempt (the one the verdict rests on).
 pub fn point_rows(record: &RunRecord, date: &str, started_utc: &str) -> Vec<PointRow> {
     let mut rows = Vec::new();
-    for step in &record.steps {
+    for step in record.latest_attempts() {
         for p in &step.ports {
             let Some(PortResult::Accuracy {
                 repeats,
@@ -152,7 +153,7 @@ pub fn point_rows(record: &RunRecord, date: &str, started_utc: &str) -> Vec<Poin
                 step_name: step.name.clone(),
                 current_name: step.load.current_name.clone(),
                 current_a: step.load.current_a,
-                power_factor: step.load.power_factor.clone(),
+                power_factor: step.load.power_factor.to_string(),
                 phases: step
                     .load
                     .phases

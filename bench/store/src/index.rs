@@ -191,7 +191,8 @@ fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, StoreError> 
         .instruments
         .iter()
         .map(|i| InstrumentRow {
-            role: i.role.clone(),
+            // `counter c2` on a station with several counters: one row each.
+            role: i.label(),
             driver: i.driver.clone(),
             model: i
                 .reported

@@ -1,9 +1,9 @@
 //! `meterbench audit`: the audit report over a date range of the results store, as
 //! HTML (with SVG plots), PDF and JSON.
 
-use crate::issue::default_store_path;
 use chrono::{Local, NaiveDate};
 use clap::Args;
+use meterbench_session::paths::default_store_path;
 use meterbench_store::{AuditOptions, AuditSummary, audit_with};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

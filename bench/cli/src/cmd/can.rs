@@ -2,11 +2,11 @@
 //! adapter on PORT, ISO-TP, UDS ReadDataByIdentifier at the fixture's identifiers) and
 //! compare it with the certified identities the fixture lists.
 
-use crate::dut_can::CanDutSoftware;
 use clap::{Args, Subcommand};
 use meterbench_instruments::DutSoftware;
 use meterbench_procedure::Fixture;
 use meterbench_runner::identity::check_identity;
+use meterbench_session::dut_can::CanDutSoftware;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-use crate::issue::{default_key_path, public_key_path};
 use clap::{Args, Subcommand};
+use meterbench_session::paths::{default_key_path, public_key_path};
 use meterbench_signing::{generate_key, key_id};
 use std::path::PathBuf;
 

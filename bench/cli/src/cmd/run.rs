@@ -1,17 +1,13 @@
-use crate::bind::bind_current_sensor;
-use crate::bind::{SimOptions, bind};
-use crate::cmd::validate::schema_of;
 use crate::console::ConsoleObserver;
-use crate::issue::{default_key_path, default_store_path, issue, load_or_create_key};
-use crate::sim_technician::SimulatedTechnician;
 use chrono::Local;
 use clap::Args;
-use meterbench_procedure::{
-    Answers, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, SimFault, Station,
+use meterbench_procedure::SimFault;
+use meterbench_runner::Outcome;
+use meterbench_runner::operator::{Operator, TerminalOperator};
+use meterbench_session::paths::{default_key_path, default_store_path, load_or_create_key};
+use meterbench_session::{
+    Bundle, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
 };
-use meterbench_runner::operator::{FileOperator, Operator, TerminalOperator};
-use meterbench_runner::sensor::{SensorInstruments, SensorRunRequest, run_sensor};
-use meterbench_runner::{Finished, Instruments, RunError, RunRequest, run};
 use meterbench_signing::key_id;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,27 +18,34 @@ pub struct RunArgs {
     /// Procedure to run.
     #[arg(long, default_value = "procedures/en50470-3-class-b.yaml")]
     pub procedure: PathBuf,
-    /// Fixture profile of the device under test.
+    /// Fixture profile of the devices under test.
     #[arg(long, default_value = "fixtures/cpim1000.yaml")]
     pub fixture: PathBuf,
-    /// Station file binding roles to instruments.
+    /// Station file binding roles to instruments and declaring the rack's positions.
     #[arg(long, default_value = "hw/stations/sim.yaml")]
     pub station: PathBuf,
-    /// Serial number of the device under test (scan it from the nameplate). On the
-    /// simulated bench it defaults to the simulated device's.
-    #[arg(long)]
-    pub serial: Option<String>,
+    /// Serial number of a device under test (scan it from the nameplate): `SERIAL` for
+    /// the only position, `POSITION=SERIAL` for one of a rack; repeat for each position.
+    /// On the simulated bench each position defaults to its simulated device's.
+    #[arg(long = "serial", value_name = "[POSITION=]SERIAL")]
+    pub serials: Vec<String>,
+    /// Positions of the rack to measure, e.g. `1,2,5` [default: the positions given a
+    /// serial; on a simulated station every position holding a device of the fixture's
+    /// kind].
+    #[arg(long, value_delimiter = ',', value_name = "POSITION,...")]
+    pub positions: Vec<u32>,
     /// Directory for run folders.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
     /// Simulated bench only: pace the virtual clock to the wall clock.
     #[arg(long)]
     pub realtime: bool,
-    /// Simulated bench only: give the DUT a fault, as YAML, e.g.
+    /// Simulated bench only: give a simulated meter a fault, as YAML, e.g.
     /// `{dead_led: {port: right}}`, `{creep: {port: left, power_w: 6}}`,
     /// `{no_start: {port: left, threshold_a: 0.05}}`,
     /// `{wrong_constant: {port: left, imp_per_kwh: 20400}}`,
-    /// `{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}`.
+    /// `{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}`;
+    /// on a rack, name the position: `{dead_led: {position: 7, port: right}}`.
     /// May be repeated.
     #[arg(long = "sim-fault", value_name = "YAML")]
     pub sim_faults: Vec<String>,
@@ -57,16 +60,21 @@ pub struct RunArgs {
     #[arg(long)]
     pub signer: Option<String>,
     /// Answers to the procedure's questions (LCD readings, seals, scans) for an
-    /// unattended station: a `meterbench.answers/1` file. Without it the questions are
-    /// asked at this terminal; on a simulated station the simulated technician answers
-    /// them from the simulated DUT (unless --ask).
-    #[arg(long)]
-    pub answers: Option<PathBuf>,
+    /// unattended station: a `meterbench.answers/1` file, `FILE` for every position or
+    /// `POSITION=FILE` for one. Without it the questions are asked at this terminal; on a
+    /// simulated station the simulated technician answers them from the simulated
+    /// devices (unless --ask).
+    #[arg(long = "answers", value_name = "[POSITION=]FILE")]
+    pub answers: Vec<String>,
     /// Simulated bench only: ask the procedure's questions at this terminal instead of
     /// letting the simulated technician answer them.
     #[arg(long, conflicts_with = "answers")]
     pub ask: bool,
-    /// Results store the finished run is filed into (for `runs` and `audit`)
+    /// After the procedure, measure each point a device failed once more; both attempts
+    /// stay in its record and the certificate names the retest.
+    #[arg(long)]
+    pub retest_failed: bool,
+    /// Results store the finished runs are filed into (for `runs` and `audit`)
     /// [default: $METERBENCH_STORE or REPORTS/store].
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -82,166 +90,45 @@ pub fn main(args: RunArgs) -> i32 {
     }
 }
 
+/// `3=VALUE` → (Some(3), VALUE); `VALUE` → (None, VALUE).
+fn by_position(text: &str) -> (Option<u32>, String) {
+    match text.split_once('=') {
+        Some((p, v)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (p.parse().ok(), v.to_string())
+        }
+        _ => (None, text.to_string()),
+    }
+}
+
 fn execute(args: RunArgs) -> anyhow::Result<i32> {
-    let procedure_file = LoadedFile::read(&args.procedure)?;
-    let sensor = schema_of(&procedure_file)?.starts_with("meterbench.sensor-procedure/");
-    let station = Station::load(&args.station)?;
-    let faults = args
+    let sim_faults = args
         .sim_faults
         .iter()
         .map(|f| SimFault::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
-    if !faults.is_empty() && station.simulation.is_none() {
-        anyhow::bail!("--sim-fault is for simulated stations only");
-    }
+    let mut options = SessionOptions::new(Local::now().date_naive());
+    options.procedure = args.procedure.clone();
+    options.fixture = args.fixture.clone();
+    options.station = args.station.clone();
+    options.positions = args.positions.clone();
+    options.serials = args.serials.iter().map(|s| by_position(s)).collect();
+    options.answers = args
+        .answers
+        .iter()
+        .map(|a| {
+            let (p, f) = by_position(a);
+            (p, PathBuf::from(f))
+        })
+        .collect();
+    options.ask = args.ask;
+    options.reports = args.reports.clone();
+    options.realtime = args.realtime;
+    options.sim_faults = sim_faults;
+    options.retest_failed = args.retest_failed;
+    let prepared = Prepared::load(options).map_err(plain)?;
 
-    let abort = Arc::new(AtomicBool::new(false));
-    {
-        let abort = abort.clone();
-        ctrlc::set_handler(move || {
-            if abort.swap(true, Ordering::SeqCst) {
-                eprintln!("\nstop already requested; switching the source off");
-            } else {
-                eprintln!("\nstop requested: switching the source off and saving the record");
-            }
-        })?;
-    }
-
-    let sim_options = SimOptions {
-        realtime: args.realtime,
-        dut_faults: faults,
-        counter_link_faults: Vec::new(),
-    };
-    let finished = if sensor {
-        run_current_sensor(&args, procedure_file, &station, &sim_options, abort)?
-    } else {
-        run_meter(&args, procedure_file, &station, &sim_options, abort)?
-    };
-    let finished = match finished {
-        Ok(f) => f,
-        Err(RunError::Data(e)) => anyhow::bail!("{e}"),
-        Err(e) => return Err(e.into()),
-    };
-    issue_and_file(&args, &station, finished)
-}
-
-/// A current sensor (the CSP1) on the station's P1 port, against the source's current.
-fn run_current_sensor(
-    args: &RunArgs,
-    procedure_file: LoadedFile,
-    station: &Station,
-    sim: &SimOptions,
-    abort: Arc<AtomicBool>,
-) -> anyhow::Result<Result<Finished, RunError>> {
-    let procedure = SensorProcedure::from_file(procedure_file)?;
-    let fixture_file = LoadedFile::read(&args.fixture)?;
-    if !schema_of(&fixture_file)?.starts_with("meterbench.sensor-fixture/") {
-        anyhow::bail!(
-            "{} is a current sensor procedure: name a sensor fixture with --fixture (e.g. fixtures/csp1.yaml), not {}",
-            args.procedure.display(),
-            args.fixture.display()
-        );
-    }
-    let fixture = SensorFixture::from_file(fixture_file)?;
-    if !sim.dut_faults.is_empty() {
-        anyhow::bail!(
-            "--sim-fault gives faults to the simulated meter; a sensor's errors are in the station's simulation.csp1"
-        );
-    }
-    // Everything about the data first: nothing is bound (or switched on) for bad input.
-    procedure.check_against(&fixture)?;
-    let mut bound = bind(station, None, sim)?;
-    let mut sensor = bind_current_sensor(station, &mut bound)?;
-    let serial = match (
-        &args.serial,
-        station.simulation.as_ref().and_then(|s| s.csp1.as_ref()),
-    ) {
-        (Some(s), _) => s.clone(),
-        (None, Some(csp1)) => csp1.serial_number.clone(),
-        (None, None) => {
-            anyhow::bail!("--serial is required on a real station: scan the sensor's label")
-        }
-    };
-    let request = SensorRunRequest {
-        procedure: &procedure,
-        fixture: &fixture,
-        station,
-        dut_serial: serial,
-        reports_dir: args.reports.clone(),
-        abort,
-        today: Local::now().date_naive(),
-    };
-    let mut observer = ConsoleObserver::new(!args.quiet);
-    Ok(run_sensor(
-        &request,
-        SensorInstruments {
-            source: bound.source.as_mut(),
-            clock: bound.clock.as_mut(),
-            sensor: sensor.as_mut(),
-        },
-        &mut observer,
-    ))
-}
-
-/// A meter (the CPIM1000) through its LED pulses, registers and identity.
-fn run_meter(
-    args: &RunArgs,
-    procedure_file: LoadedFile,
-    station: &Station,
-    sim: &SimOptions,
-    abort: Arc<AtomicBool>,
-) -> anyhow::Result<Result<Finished, RunError>> {
-    let procedure = Procedure::from_file(procedure_file)?;
-    let fixture = Fixture::load(&args.fixture)?;
-    let mut bound = bind(station, Some(&fixture), sim)?;
-    let serial = match (&args.serial, &station.simulation) {
-        (Some(s), _) => s.clone(),
-        (None, Some(sim)) => sim.dut.serial_number.clone(),
-        (None, None) => anyhow::bail!("--serial is required on a real station: scan the nameplate"),
-    };
-    let request = RunRequest {
-        procedure: &procedure,
-        fixture: &fixture,
-        station,
-        dut_serial: serial,
-        reports_dir: args.reports.clone(),
-        abort: abort.clone(),
-        today: Local::now().date_naive(),
-    };
-    let mut observer = ConsoleObserver::new(!args.quiet);
-    let mut operator: Box<dyn Operator> = match (&args.answers, &bound.world, &station.simulation) {
-        (Some(path), _, _) => Box::new(FileOperator {
-            answers: Answers::load(path)?,
-        }),
-        (None, Some(world), Some(sim)) if !args.ask => {
-            Box::new(SimulatedTechnician::new(world.clone(), sim.dut.clone()))
-        }
-        _ => Box::new(
-            TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
-                .stop_on(abort.clone()),
-        ),
-    };
-    Ok(run(
-        &request,
-        Instruments {
-            source: bound.source.as_mut(),
-            reference: bound.reference.as_mut(),
-            counter: bound.counter.as_mut(),
-            clock: bound.clock.as_mut(),
-            dut_software: bound.dut_software.as_deref_mut().map(|d| d as _),
-            operator: Some(operator.as_mut()),
-        },
-        &mut observer,
-    ))
-}
-
-/// Print the results, sign the bundle, log the issuance and file the run.
-fn issue_and_file(args: &RunArgs, station: &Station, finished: Finished) -> anyhow::Result<i32> {
-    println!(
-        "{}",
-        meterbench_report::console::results_table(&finished.record)
-    );
-
+    // The signing key before anything is switched on: a run must be able to end in a
+    // signed bundle.
     let key_path = args.signing_key.clone().unwrap_or_else(default_key_path);
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
@@ -251,42 +138,89 @@ fn issue_and_file(args: &RunArgs, station: &Station, finished: Finished) -> anyh
             key_id(&key.verifying_key())
         );
     }
-    let signer = args
-        .signer
-        .clone()
-        .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
-    let bundle = finished
-        .record_path
-        .parent()
-        .expect("the record sits in its run folder");
-    let issued = issue(
-        &finished.record,
-        bundle,
-        &key,
-        &signer,
-        &args.reports.join("issuance-log.jsonl"),
-    )?;
-    println!("certificate bundle: {}", issued.bundle.display());
-    println!(
-        "signed by {signer} with key {}; issuance log {}; check it with: meterbench verify {}",
-        issued.key_id,
-        issued.log.display(),
-        issued.bundle.display()
+
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = abort.clone();
+        ctrlc::set_handler(move || {
+            let again = abort.swap(true, Ordering::SeqCst);
+            // The terminal may be gone (a lost session): never panic on a message.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{}",
+                if again {
+                    "stop already requested; switching the source off"
+                } else {
+                    "stop requested: switching the source off and saving the records"
+                }
+            );
+        })?;
+    }
+
+    let mut bound = prepared.bind().map_err(plain)?;
+    let terminal: Box<dyn Operator> = Box::new(
+        TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
+            .stop_on(abort.clone()),
     );
-    // The signed bundle is the record of the run; the store is an index over bundles.
-    // A store that cannot take the run does not change the verdict: it is reported,
-    // and the bundle can be filed again later.
+    let mut console = ConsoleObserver::new(!args.quiet, prepared.positions.len() > 1);
+    let session = prepared
+        .run(&mut bound, Some(terminal), abort, &mut console)
+        .map_err(plain)?;
+    drop(bound);
+
+    for run in &session.runs {
+        println!("{}", meterbench_report::console::results_table(&run.record));
+    }
+    let signer = args.signer.clone().unwrap_or_else(|| {
+        format!(
+            "{}, station {}",
+            prepared.station.laboratory_name, prepared.station.id
+        )
+    });
     let store = args
         .store
         .clone()
         .unwrap_or_else(|| default_store_path(&args.reports));
-    match meterbench_store::ingest(&store, &finished.record, bundle) {
-        Ok(()) => println!("filed in the results store {}", store.display()),
-        Err(e) => eprintln!(
-            "warning: the run was not filed in the results store {}: {e}\n  file it later with: meterbench runs ingest {}",
-            store.display(),
-            bundle.display()
-        ),
+    let outputs: Vec<Box<dyn Output>> = vec![
+        Box::new(Bundle::new(
+            key,
+            signer,
+            args.reports.join("issuance-log.jsonl"),
+        )),
+        Box::new(StoreFiling { store }),
+    ];
+    let delivered = deliver(&session, &outputs, 2);
+    let mut undelivered = false;
+    for d in &delivered {
+        let at = d.position.filter(|_| session.runs.len() > 1);
+        for (output, result) in &d.results {
+            match (result, at) {
+                (Ok(m), None) => println!("{m}"),
+                (Ok(m), Some(p)) => println!("position {p}: {m}"),
+                (Err(m), _) => {
+                    eprintln!(
+                        "warning: {}{output}: {m}",
+                        at.map(|p| format!("position {p}: ")).unwrap_or_default()
+                    );
+                    // A bundle that could not be signed is a run without a certificate.
+                    undelivered |= output == "bundle";
+                }
+            }
+        }
     }
-    Ok(finished.record.outcome.exit_code())
+    if session.runs.len() > 1 {
+        println!("{}", crate::console::session_summary(&session));
+    }
+    let outcome = session.outcome();
+    Ok(if undelivered && outcome != Outcome::Error {
+        2
+    } else {
+        outcome.exit_code()
+    })
+}
+
+/// Data errors already say where they are; print them as they are.
+fn plain(e: SessionError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }

@@ -1,9 +1,9 @@
 //! `meterbench runs list/show/ingest`: the results store's index of runs.
 
-use crate::issue::default_store_path;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 use meterbench_runner::record::{Outcome, RunRecord};
+use meterbench_session::paths::default_store_path;
 use meterbench_store::{RunFilter, RunRow, list_runs, show_run};
 use std::path::{Path, PathBuf};
 

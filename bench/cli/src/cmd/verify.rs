@@ -1,5 +1,5 @@
-use crate::issue::{default_key_path, public_key_path};
 use clap::Args;
+use meterbench_session::paths::{default_key_path, public_key_path};
 use meterbench_signing::{load_verifying_key, verify_bundle, verify_issuance_log};
 use std::path::PathBuf;
 

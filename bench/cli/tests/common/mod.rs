@@ -30,8 +30,8 @@ pub fn meterbench(args: &[&str]) -> (i32, String, String) {
 /// The simulated station's world with the CPIM1000 fixture mounted.
 pub fn sim_world() -> meterbench_sim::SharedWorld {
     let station = Station::load(&repo().join("hw/stations/sim.yaml")).unwrap();
-    std::sync::Arc::new(std::sync::Mutex::new(meterbench_sim::World::new(
-        station.simulation.as_ref().unwrap(),
+    std::sync::Arc::new(std::sync::Mutex::new(meterbench_sim::World::for_station(
+        &station,
         &cpim1000(),
     )))
 }

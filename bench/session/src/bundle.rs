@@ -1,52 +1,156 @@
-//! Issuing a run's bundle: the canonical record, the documents made from it, a signed
-//! manifest over every file, and an entry in the hash-chained issuance log.
+//! A run's signed bundle: the canonical record, the documents made from it (each a
+//! [`BundleFile`]), a signed manifest over every file, and an entry in the hash-chained
+//! issuance log.
 
+use crate::outputs::Output;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
-use meterbench_signing::{
-    IssuanceFields, SigningKey, append_issuance, generate_key, key_id, load_signing_key,
-    sign_bundle,
-};
+use meterbench_signing::{IssuanceFields, SigningKey, append_issuance, key_id, sign_bundle};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE`,
-/// else `store/` inside the reports folder.
-pub fn default_store_path(reports: &Path) -> PathBuf {
-    std::env::var_os("METERBENCH_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| reports.join("store"))
+/// One file (or folder) of a bundle, made from the record before the bundle is signed.
+pub trait BundleFile: Send + Sync {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()>;
 }
 
-/// Where the bench's signing key lives unless told otherwise.
-pub fn default_key_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("METERBENCH_SIGNING_KEY") {
-        return PathBuf::from(p);
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("meterbench").join("signing-key.pem")
+/// The signed bundle as an output of a finished run.
+pub struct Bundle {
+    key: SigningKey,
+    signer: String,
+    log: PathBuf,
+    /// The issuance log is a hash chain: one append at a time.
+    log_lock: Mutex<()>,
+    files: Vec<Box<dyn BundleFile>>,
 }
 
-/// The public key file that sits beside a private key file.
-pub fn public_key_path(private: &Path) -> PathBuf {
-    let stem = private
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("signing-key");
-    private.with_file_name(format!("{stem}.pub.pem"))
+impl Bundle {
+    /// A bundle with the standard files: the canonical record, summary.json, junit.xml,
+    /// samples.parquet, the certificate (HTML and PDF), the DCC and the plots.
+    pub fn new(key: SigningKey, signer: String, log: PathBuf) -> Bundle {
+        Bundle {
+            key,
+            signer: signer.clone(),
+            log,
+            log_lock: Mutex::new(()),
+            files: vec![
+                Box::new(CanonicalRecord),
+                Box::new(Summary),
+                Box::new(JUnit),
+                Box::new(Samples),
+                Box::new(Documents { signer }),
+            ],
+        }
+    }
+
+    /// One more file in every bundle (before signing).
+    pub fn with_file(mut self, file: Box<dyn BundleFile>) -> Bundle {
+        self.files.push(file);
+        self
+    }
+
+    pub fn key_id(&self) -> String {
+        key_id(&self.key.verifying_key())
+    }
+
+    /// Write the documents of a finished run into its folder, sign the folder, log it.
+    pub fn issue(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<Issued> {
+        for f in &self.files {
+            f.write(record, bundle)?;
+        }
+        let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
+        let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
+        {
+            let _one_at_a_time = self.log_lock.lock().unwrap_or_else(|p| p.into_inner());
+            append_issuance(&self.log, &fields, &self.key)?;
+        }
+        Ok(Issued {
+            bundle: bundle.to_path_buf(),
+            key_id: self.key_id(),
+            manifest_sha256: manifest.sha256(),
+            log: self.log.clone(),
+        })
+    }
 }
 
-/// Load the signing key, creating one on first use (its id is printed so it can be published).
-pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
-    if path.exists() {
-        return Ok((load_signing_key(path)?, false));
+impl Output for Bundle {
+    fn name(&self) -> &str {
+        "bundle"
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+
+    fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
+        let issued = self.issue(record, folder)?;
+        Ok(format!(
+            "certificate bundle: {}\nsigned by {} with key {}; issuance log {}; check it with: meterbench verify {}",
+            issued.bundle.display(),
+            self.signer,
+            issued.key_id,
+            issued.log.display(),
+            issued.bundle.display()
+        ))
     }
-    Ok((generate_key(path, &public_key_path(path))?, true))
+}
+
+/// The record as signed: canonical JSON (keys sorted, no insignificant whitespace).
+struct CanonicalRecord;
+
+impl BundleFile for CanonicalRecord {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        let value = serde_json::to_value(record)?;
+        std::fs::write(
+            bundle.join("record.json"),
+            format!("{}\n", serde_json::to_string(&value)?),
+        )?;
+        Ok(())
+    }
+}
+
+/// summary.json, for MES and CI systems.
+struct Summary;
+
+impl BundleFile for Summary {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        std::fs::write(
+            bundle.join("summary.json"),
+            format!("{}\n", serde_json::to_string(&summary(record))?),
+        )?;
+        Ok(())
+    }
+}
+
+/// junit.xml, for CI systems.
+struct JUnit;
+
+impl BundleFile for JUnit {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        std::fs::write(bundle.join("junit.xml"), junit(record))?;
+        Ok(())
+    }
+}
+
+/// Every DUT pulse timestamp and reference count: an auditor can recompute each point's
+/// error from the bundle alone.
+struct Samples;
+
+impl BundleFile for Samples {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        meterbench_store::write_samples_parquet(
+            record,
+            &bundle.join(meterbench_store::BUNDLE_SAMPLES_FILE),
+        )?;
+        Ok(())
+    }
+}
+
+/// The certificate (HTML, PDF), the DCC XML and the plots.
+struct Documents {
+    signer: String,
+}
+
+impl BundleFile for Documents {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        documents(record, bundle, &self.signer)
+    }
 }
 
 #[derive(Debug)]
@@ -55,43 +159,6 @@ pub struct Issued {
     pub key_id: String,
     pub manifest_sha256: String,
     pub log: PathBuf,
-}
-
-/// Write the documents of a finished run into its folder, sign the folder, log it.
-pub fn issue(
-    record: &RunRecord,
-    bundle: &Path,
-    key: &SigningKey,
-    signer: &str,
-    log: &Path,
-) -> anyhow::Result<Issued> {
-    // The record as signed: canonical JSON (keys sorted, no insignificant whitespace).
-    let value = serde_json::to_value(record)?;
-    std::fs::write(
-        bundle.join("record.json"),
-        format!("{}\n", serde_json::to_string(&value)?),
-    )?;
-    std::fs::write(
-        bundle.join("summary.json"),
-        format!("{}\n", serde_json::to_string(&summary(record))?),
-    )?;
-    std::fs::write(bundle.join("junit.xml"), junit(record))?;
-    // Every DUT pulse timestamp and reference count, signed with the rest: an auditor
-    // can recompute each point's error from the bundle alone.
-    meterbench_store::write_samples_parquet(
-        record,
-        &bundle.join(meterbench_store::BUNDLE_SAMPLES_FILE),
-    )?;
-    documents(record, bundle, signer)?;
-    let manifest = sign_bundle(bundle, key, signer)?;
-    let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
-    append_issuance(log, &fields, key)?;
-    Ok(Issued {
-        bundle: bundle.to_path_buf(),
-        key_id: key_id(&key.verifying_key()),
-        manifest_sha256: manifest.sha256(),
-        log: log.to_path_buf(),
-    })
 }
 
 /// How a customer checks a bundle, printed on the certificate.

@@ -1,116 +1,64 @@
-//! End-to-end runs of the real procedure on the simulated station, through the same
-//! binding and runner the command uses, with the simulated world inspected afterwards.
+//! End-to-end runs of the real procedure on the simulated station, through the session
+//! library (binding, runner) the command uses, with the simulated world inspected
+//! afterwards.
 
-use meterbench::bind::{BoundStation, SimOptions, bind};
 use meterbench_instruments::{
     ChannelConfig, CounterBatch, InstrumentError, InstrumentIdentity, InstrumentResult,
     PulseCounter,
 };
-use meterbench_procedure::{Fixture, LoadedFile, Procedure, SimFault, Station};
-use meterbench_runner::record::{PortResult, RunRecord};
-use meterbench_runner::{Instruments, Outcome, RunError, RunRequest, Silent, run};
+use meterbench_procedure::{DutProcedure, SimFault};
+use meterbench_runner::record::{PortResult, RunRecord, StepKind};
+use meterbench_runner::{Outcome, Silent};
+use meterbench_session::{BoundStation, Prepared, SessionError, SessionOptions};
 use meterbench_sim::CounterLinkFault;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
+mod common;
+use common::{edited, options, source_is_off, wrap_counter};
 
 struct Setup {
-    procedure: Procedure,
-    fixture: Fixture,
-    station: Station,
+    options: SessionOptions,
     reports: tempfile::TempDir,
     abort: Arc<AtomicBool>,
 }
 
+/// The class B procedure (edited: `from` → `to`) on the CPIM1000 at the simulated station.
 fn setup(procedure_edit: Option<(&str, &str)>) -> Setup {
-    let path = repo("procedures/en50470-3-class-b.yaml");
-    let mut text = std::fs::read_to_string(&path).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut options = options(
+        "procedures/en50470-3-class-b.yaml",
+        "fixtures/cpim1000.yaml",
+        "hw/stations/sim.yaml",
+        reports.path(),
+    );
     if let Some((from, to)) = procedure_edit {
-        assert!(text.contains(from), "{from}");
-        text = text.replace(from, to);
+        options.procedure = edited(
+            "procedures/en50470-3-class-b.yaml",
+            from,
+            to,
+            reports.path(),
+        );
     }
+    options.serials = vec![(None, "TEST-0001".into())];
     Setup {
-        procedure: Procedure::from_file(LoadedFile::from_text(&path, text)).unwrap(),
-        fixture: Fixture::load(&repo("fixtures/cpim1000.yaml")).unwrap(),
-        station: Station::load(&repo("hw/stations/sim.yaml")).unwrap(),
-        reports: tempfile::tempdir().unwrap(),
+        options,
+        reports,
         abort: Arc::new(AtomicBool::new(false)),
     }
 }
 
-fn sim(s: &Setup, faults: &[&str]) -> BoundStation {
-    sim_with(s, faults, Vec::new())
+fn prepare(s: &Setup, faults: &[&str], link: Vec<CounterLinkFault>) -> Prepared {
+    let mut o = s.options.clone();
+    o.sim_faults = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
+    o.counter_link_faults = link.into_iter().map(|f| (0, f)).collect();
+    Prepared::load(o).unwrap()
 }
 
-fn sim_with(s: &Setup, faults: &[&str], link: Vec<CounterLinkFault>) -> BoundStation {
-    let dut_faults: Vec<SimFault> = faults.iter().map(|f| SimFault::parse(f).unwrap()).collect();
-    bind(
-        &s.station,
-        Some(&s.fixture),
-        &SimOptions {
-            realtime: false,
-            dut_faults,
-            counter_link_faults: link,
-        },
-    )
-    .unwrap()
-}
-
-fn request(s: &Setup) -> RunRequest<'_> {
-    RunRequest {
-        procedure: &s.procedure,
-        fixture: &s.fixture,
-        station: &s.station,
-        dut_serial: "TEST-0001".into(),
-        reports_dir: s.reports.path().to_path_buf(),
-        abort: s.abort.clone(),
-        today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
-    }
-}
-
-/// Wraps the simulated counter in one that misbehaves.
-type CounterWrap<'w> = &'w mut dyn FnMut(&mut dyn PulseCounter) -> Box<dyn PulseCounter + '_>;
-
-/// Run with the simulated counter, optionally wrapped to misbehave.
-fn run_with(
-    s: &Setup,
-    b: &mut BoundStation,
-    wrap: Option<CounterWrap<'_>>,
-) -> Result<RunRecord, RunError> {
-    let req = request(s);
-    let (source, reference, counter, clock, dut_software) = (
-        b.source.as_mut(),
-        b.reference.as_mut(),
-        b.counter.as_mut(),
-        b.clock.as_mut(),
-        b.dut_software.as_deref_mut(),
-    );
-    let mut wrapped;
-    let counter: &mut dyn PulseCounter = match wrap {
-        Some(w) => {
-            wrapped = w(counter);
-            &mut *wrapped
-        }
-        None => counter,
-    };
-    let finished = run(
-        &req,
-        Instruments {
-            source,
-            reference,
-            counter,
-            clock,
-            dut_software: dut_software.map(|d| d as _),
-            operator: None,
-        },
-        &mut Silent,
-    )?;
+/// Run a prepared session on its bound station; the one position's record.
+fn run_with(s: &Setup, p: &Prepared, b: &mut BoundStation) -> Result<RunRecord, SessionError> {
+    let session = p.run(b, None, s.abort.clone(), &mut Silent)?;
+    let finished = session.runs.into_iter().next().unwrap();
     // The record on disk is the record returned.
     let disk = RunRecord::read(&finished.record_path).unwrap();
     assert_eq!(disk.outcome, finished.record.outcome);
@@ -119,18 +67,10 @@ fn run_with(
 }
 
 fn run_sim(s: &Setup, faults: &[&str]) -> (RunRecord, BoundStation) {
-    let mut b = sim(s, faults);
-    let rec = run_with(s, &mut b, None).unwrap();
+    let p = prepare(s, faults, Vec::new());
+    let mut b = p.bind().unwrap();
+    let rec = run_with(s, &p, &mut b).unwrap();
     (rec, b)
-}
-
-fn source_is_off(b: &BoundStation) -> bool {
-    !b.world
-        .as_ref()
-        .unwrap()
-        .lock()
-        .unwrap()
-        .source_output_is_on()
 }
 
 fn failed_steps(rec: &RunRecord) -> Vec<(String, Vec<String>)> {
@@ -168,7 +108,7 @@ fn measured_error_equals_injected_within_u() {
             }) = &p.result
             {
                 let injected = world
-                    .injected_error_percent(&p.port, &step.setpoint)
+                    .injected_error_percent(1, &p.port, &step.setpoint)
                     .unwrap();
                 // The bench compares with its reference, whose own error its U covers.
                 let expected = ((1.0 + injected / 100.0) / (1.0 + e_ref / 100.0) - 1.0) * 100.0;
@@ -207,7 +147,7 @@ fn both_ports_are_measured_at_once_close_to_the_physical_floor() {
         t.physical_floor_s
     );
     // Both ports' pulses of every accuracy point come from the same time window.
-    for step in rec.steps.iter().filter(|s| s.kind == "accuracy") {
+    for step in rec.steps.iter().filter(|s| s.kind == StepKind::Accuracy) {
         let spans: Vec<(u64, u64)> = step
             .ports
             .iter()
@@ -288,11 +228,15 @@ fn a_dead_led_found_during_an_accuracy_point_is_an_error_too() {
         "  - pulse_check:\n      name: Scanning heads\n      current: Iref\n      power_factor: 1\n      settle_s: 2\n      pulses: 3\n      timeout_s: 5\n",
         "",
     )));
-    let mut s = s;
-    s.procedure
+    let mut p = prepare(&s, &["{dead_led: {port: left}}"], Vec::new());
+    let DutProcedure::Meter(procedure) = &mut p.procedure else {
+        panic!()
+    };
+    procedure
         .steps
         .retain(|st| st.name != "Starting current" && st.name != "No-load (creep)");
-    let (rec, b) = run_sim(&s, &["{dead_led: {port: left}}"]);
+    let mut b = p.bind().unwrap();
+    let rec = run_with(&s, &p, &mut b).unwrap();
     assert_eq!(rec.outcome, Outcome::Error);
     let reason = rec.outcome_reason.unwrap();
     assert!(
@@ -311,7 +255,7 @@ fn a_wrong_meter_constant_fails_every_accuracy_point() {
     let accuracy: Vec<&str> = rec
         .steps
         .iter()
-        .filter(|s| s.kind == "accuracy")
+        .filter(|s| s.kind == StepKind::Accuracy)
         .map(|s| s.name.as_str())
         .collect();
     assert_eq!(
@@ -328,9 +272,9 @@ fn setpoints_beyond_the_fixture_rating_are_refused_before_switching_on() {
         "current: Imax, power_factor: 0.5i",
         "current: 40, power_factor: 0.5i",
     )));
-    let mut b = sim(&s, &[]);
-    match run_with(&s, &mut b, None) {
-        Err(RunError::Data(e)) => {
+    // Refused when the session is loaded: no port is opened, nothing is switched on.
+    match Prepared::load(s.options.clone()) {
+        Err(SessionError::Data(e)) => {
             let m = e.to_string();
             assert!(
                 m.contains("40 A") && m.contains("refused before anything is switched on"),
@@ -338,23 +282,32 @@ fn setpoints_beyond_the_fixture_rating_are_refused_before_switching_on() {
             );
             assert!(m.contains("en50470-3-class-b.yaml:"), "{m}");
         }
-        other => panic!("expected a refusal, got {other:?}"),
+        Err(e) => panic!("expected a data error, got {e}"),
+        Ok(_) => panic!("expected a refusal"),
     }
-    assert!(
-        !b.world
-            .as_ref()
-            .unwrap()
-            .lock()
-            .unwrap()
-            .source_was_ever_on()
-    );
-    assert!(
-        std::fs::read_dir(s.reports.path())
-            .unwrap()
-            .next()
-            .is_none(),
-        "no record for a refused run"
-    );
+    // The runner refuses it too, should a caller bypass the session's checks: here a
+    // source rated below the procedure's currents.
+    let mut o = s.options.clone();
+    o.procedure = common::repo().join("procedures/en50470-3-class-b.yaml");
+    let mut p = Prepared::load(o).unwrap();
+    let mut b = p.bind().unwrap();
+    p.station.source.max_current_a = 1.0;
+    match p.run(&mut b, None, s.abort.clone(), &mut Silent) {
+        Err(SessionError::Data(e)) => assert!(
+            e.to_string()
+                .contains("refused before anything is switched on"),
+            "{e}"
+        ),
+        Err(e) => panic!("expected a data error, got {e}"),
+        Ok(_) => panic!("expected a refusal"),
+    }
+    assert!(!common::source_was_ever_on(&b));
+    let runs: Vec<_> = std::fs::read_dir(s.reports.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("record.json").exists())
+        .collect();
+    assert!(runs.is_empty(), "no record for a refused run: {runs:?}");
 }
 
 #[test]
@@ -363,7 +316,7 @@ fn the_timed_method_measures_the_same_error() {
     let (rec, b) = run_sim(&s, &[]);
     assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
     let world = b.world.as_ref().unwrap().lock().unwrap();
-    for step in rec.steps.iter().filter(|s| s.kind == "accuracy") {
+    for step in rec.steps.iter().filter(|s| s.kind == StepKind::Accuracy) {
         for p in &step.ports {
             let Some(PortResult::Accuracy {
                 error_percent,
@@ -374,7 +327,7 @@ fn the_timed_method_measures_the_same_error() {
                 panic!()
             };
             let injected = world
-                .injected_error_percent(&p.port, &step.setpoint)
+                .injected_error_percent(1, &p.port, &step.setpoint)
                 .unwrap();
             assert!(
                 (error_percent - injected).abs() <= *expanded_u_percent,
@@ -387,8 +340,8 @@ fn the_timed_method_measures_the_same_error() {
 }
 
 /// A counter that misbehaves after a number of drains.
-struct Misbehaving<'a> {
-    inner: &'a mut dyn PulseCounter,
+struct Misbehaving {
+    inner: Box<dyn PulseCounter>,
     drains: usize,
     after: usize,
     how: Fault,
@@ -402,7 +355,7 @@ enum Fault {
     OperatorStop(Arc<AtomicBool>),
 }
 
-impl PulseCounter for Misbehaving<'_> {
+impl PulseCounter for Misbehaving {
     fn identity(&mut self) -> InstrumentResult<InstrumentIdentity> {
         self.inner.identity()
     }
@@ -446,20 +399,17 @@ impl PulseCounter for Misbehaving<'_> {
 /// `after` counts counter drains; the full procedure makes about 60 (a settle drain per
 /// step and a few polls per point), so 20..40 is mid-run with several steps done.
 fn run_misbehaving(s: &Setup, how: Fault, after: usize) -> (RunRecord, BoundStation) {
-    let mut b = sim(s, &[]);
-    let rec = run_with(
-        s,
-        &mut b,
-        Some(&mut |inner| {
-            Box::new(Misbehaving {
-                inner,
-                drains: 0,
-                after,
-                how: how.clone(),
-            })
-        }),
-    )
-    .unwrap();
+    let p = prepare(s, &[], Vec::new());
+    let mut b = p.bind().unwrap();
+    wrap_counter(&mut b, 0, |inner| {
+        Box::new(Misbehaving {
+            inner,
+            drains: 0,
+            after,
+            how,
+        })
+    });
+    let rec = run_with(s, &p, &mut b).unwrap();
     (rec, b)
 }
 
@@ -484,7 +434,7 @@ fn a_lost_counter_link_is_an_error_and_keeps_what_was_measured() {
     let kept = rec
         .steps
         .iter()
-        .filter(|s| s.outcome == Outcome::Pass && s.kind == "accuracy");
+        .filter(|s| s.outcome == Outcome::Pass && s.kind == StepKind::Accuracy);
     assert!(
         kept.clone().count() >= 1
             && kept
@@ -534,8 +484,9 @@ fn an_operator_stop_aborts_with_the_source_off() {
 /// the run ends as ERROR, the source is off, and steps measured before are kept.
 fn link_fault(fault: CounterLinkFault, expect: &str) {
     let s = setup(None);
-    let mut b = sim_with(&s, &[], vec![fault]);
-    let rec = run_with(&s, &mut b, None).unwrap();
+    let p = prepare(&s, &[], vec![fault]);
+    let mut b = p.bind().unwrap();
+    let rec = run_with(&s, &p, &mut b).unwrap();
     assert_eq!(
         rec.outcome,
         Outcome::Error,

@@ -1,16 +1,16 @@
 //! Wall time of the runner alone (no bundle) on a station, N runs:
-//! `cargo run -p meterbench --example run_timing -- hw/stations/sim.yaml hw/stations/sim-inprocess.yaml 20`.
+//! `cargo run -p meterbench-session --example run_timing -- hw/stations/sim.yaml hw/stations/sim-inprocess.yaml 20`.
+//! A rack station runs every position holding a simulated meter.
 //! Prints the median and each run's wall time, counter polls and bench time, and how
 //! much of the wall time the runner spent waiting on the source and the counter (their
 //! round trips) and on the clock (the simulated world advancing).
-use meterbench::bind::{SimOptions, bind};
 use meterbench_instruments::{
     AcSource, ChannelConfig, Clock, CounterBatch, InstrumentIdentity, InstrumentResult,
     PulseCounter, ReferenceCount, SourceSetpoint,
 };
-use meterbench_procedure::{Fixture, Procedure, Station};
-use meterbench_runner::{Instruments, RunRequest, Silent, run};
-use std::path::PathBuf;
+use meterbench_runner::{Bench, Mounted, RunRequest, Silent, run};
+use meterbench_session::{Prepared, SessionOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,54 +107,79 @@ impl Clock for TimedClock<'_> {
 }
 
 /// One run of the procedure on a station: wall seconds and what it spent where.
-fn one_run(
-    station: &Station,
-    procedure: &Procedure,
-    fixture: &Fixture,
-    reports: &std::path::Path,
-) -> anyhow::Result<(f64, String)> {
-    let mut b = bind(station, Some(fixture), &SimOptions::default())?;
+fn one_run(station: &Path, reports: &Path) -> anyhow::Result<(f64, String)> {
+    let mut o = SessionOptions::new(chrono::Local::now().date_naive());
+    o.station = station.to_path_buf();
+    o.reports = reports.to_path_buf();
+    let p = Prepared::load(o)?;
+    let mut b = p.bind()?;
     let req = RunRequest {
-        procedure,
-        fixture,
-        station,
-        dut_serial: "TIMING-0001".into(),
+        procedure: &p.procedure,
+        fixture: &p.fixture,
+        station: &p.station,
         reports_dir: reports.to_path_buf(),
         abort: Arc::new(AtomicBool::new(false)),
-        today: chrono::Local::now().date_naive(),
+        today: p.options.today,
+        only_steps: None,
+        retest_failed: false,
     };
     let (in_source, in_counter, in_clock) = (Spent::default(), Spent::default(), Spent::default());
     let mut source = TimedSource(b.source.as_mut(), &in_source);
-    let mut counter = TimedCounter(b.counter.as_mut(), &in_counter);
+    let mut counters: Vec<TimedCounter<'_>> = b
+        .counters
+        .iter_mut()
+        .map(|c| TimedCounter(c.as_mut(), &in_counter))
+        .collect();
     let mut clock = TimedClock(b.clock.as_mut(), &in_clock);
+    let mounted: Vec<Mounted<'_>> = p
+        .positions
+        .iter()
+        .zip(b.positions.iter_mut())
+        .map(|(plan, bound)| Mounted {
+            position: plan.position,
+            serial: plan.serial.clone(),
+            software: bound.software.as_deref_mut().map(|s| s as _),
+            sensor: None,
+            prior: None,
+        })
+        .collect();
     let t = Instant::now();
-    let finished = run(
+    let mut silent = Silent;
+    let session = run(
         &req,
-        Instruments {
+        Bench {
             source: &mut source,
             reference: b.reference.as_mut(),
-            counter: &mut counter,
+            counters: counters.iter_mut().map(|c| c as _).collect(),
             clock: &mut clock,
-            dut_software: b.dut_software.as_deref_mut().map(|d| d as _),
             operator: None,
         },
-        &mut Silent,
+        mounted,
+        &mut silent,
     )?;
     let wall = t.elapsed().as_secs_f64();
-    let tm = &finished.record.timing;
+    let first = &session.runs[0].record;
+    let tm = &first.timing;
     anyhow::ensure!(
-        finished.record.outcome == meterbench_runner::Outcome::Pass,
+        session.outcome() == meterbench_runner::Outcome::Pass,
         "{:?}",
-        finished.record.outcome_reason
+        first.outcome_reason
     );
+    let floor = session
+        .runs
+        .iter()
+        .map(|r| r.record.timing.physical_floor_s)
+        .fold(0.0, f64::max);
     Ok((
         wall,
         format!(
-            "{wall:.3} s wall, {} counter polls, bench {:.1} s; {}, {}, {}",
+            "{wall:.3} s wall, {} position(s), {} counter polls, bench {:.1} s (slowest floor {floor:.1} s, ×{:.4}); {}, {}, {}",
+            session.runs.len(),
             tm.counter_polls,
             tm.bench_duration_s,
+            tm.bench_duration_s / floor,
             in_source.show("source"),
-            in_counter.show("counter"),
+            in_counter.show("counters"),
             in_clock.show("clock")
         ),
     ))
@@ -176,17 +201,11 @@ fn main() -> anyhow::Result<()> {
         [a, b] => (vec![a.into(), b.into()], 10),
         [a, b, n, ..] => (vec![a.into(), b.into()], n.parse()?),
     };
-    let procedure = Procedure::load(&PathBuf::from("procedures/en50470-3-class-b.yaml"))?;
-    let fixture = Fixture::load(&PathBuf::from("fixtures/cpim1000.yaml"))?;
-    let loaded: Vec<Station> = stations
-        .iter()
-        .map(|p| Station::load(p))
-        .collect::<Result<_, _>>()?;
     let reports = tempfile::tempdir()?;
-    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); stations.len()];
     for _ in 0..runs {
-        for (k, station) in loaded.iter().enumerate() {
-            let (wall, line) = one_run(station, &procedure, &fixture, reports.path())?;
+        for (k, station) in stations.iter().enumerate() {
+            let (wall, line) = one_run(station, reports.path())?;
             println!("{}: {line}", stations[k].display());
             walls[k].push(wall);
         }

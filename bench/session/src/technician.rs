@@ -4,22 +4,26 @@
 //! at seals the simulation may have broken. It is another operator, like a person or an
 //! answers file; the runner does not know which one it asks.
 
-use meterbench_procedure::SimDutSpec;
+use meterbench_procedure::{SimDutSpec, SimulationSpec};
 use meterbench_runner::operator::{AnswerFormat, Operator, OperatorError, Question, validate};
+use meterbench_runner::record::AnsweredBy;
 use meterbench_sim::SharedWorld;
 
 pub struct SimulatedTechnician {
     world: SharedWorld,
-    dut: SimDutSpec,
-    /// Every question and answer, in order (shown with `--verbose`, kept for tests).
+    sim: SimulationSpec,
+    /// The position a question without one is about (a session of one position).
+    default_position: u32,
+    /// Every question and answer, in order (kept for tests).
     pub transcript: Vec<(String, String)>,
 }
 
 impl SimulatedTechnician {
-    pub fn new(world: SharedWorld, dut: SimDutSpec) -> Self {
+    pub fn new(world: SharedWorld, sim: SimulationSpec, default_position: u32) -> Self {
         SimulatedTechnician {
             world,
-            dut,
+            sim,
+            default_position,
             transcript: Vec::new(),
         }
     }
@@ -33,9 +37,15 @@ impl SimulatedTechnician {
 
     fn answer(&self, q: &Question) -> Result<String, OperatorError> {
         let key = q.key.as_str();
+        let position = q.position.unwrap_or(self.default_position);
+        let dut: &SimDutSpec = self.sim.cpim1000(position).ok_or_else(|| {
+            Self::cannot(
+                key,
+                &format!("no simulated meter sits at position {position}"),
+            )
+        })?;
         let software = || {
-            self.dut
-                .software
+            dut.software
                 .as_ref()
                 .ok_or_else(|| Self::cannot(key, "the simulated DUT declares no `software:`"))
         };
@@ -50,11 +60,11 @@ impl SimulatedTechnician {
                 .world
                 .lock()
                 .unwrap()
-                .display_register_kwh(rest, decimals as u32)
+                .display_register_kwh(position, rest, decimals as u32)
                 .ok_or_else(|| Self::cannot(key, &format!("the DUT has no port `{rest}`")));
         }
         if let Some(seal) = key.strip_prefix("seal.") {
-            let broken = self.dut.broken_seals.iter().any(|s| s == seal);
+            let broken = dut.broken_seals.iter().any(|s| s == seal);
             return Ok(if broken { "no" } else { "yes" }.into());
         }
         if key.starts_with("label.") {
@@ -80,13 +90,17 @@ impl SimulatedTechnician {
                     .cloned()
                     .unwrap_or(first)
             }
-            "serial.scan" => self.dut.serial_number.clone(),
+            "serial.scan" => dut.serial_number.clone(),
             _ => return Err(Self::cannot(key, "no such thing on the simulated DUT")),
         })
     }
 }
 
 impl Operator for SimulatedTechnician {
+    fn answered_by(&self, _: Option<u32>) -> AnsweredBy {
+        AnsweredBy::SimulatedTechnician
+    }
+
     fn ask(&mut self, q: &Question) -> Result<String, OperatorError> {
         let text = self.answer(q)?;
         // The same check a typed answer gets.

@@ -1,0 +1,263 @@
+//! Steps about the device itself rather than its measurements: its software identity
+//! (over its own interface or from its LCD) and the visual inspection. Each position is
+//! asked on its own; a device that cannot answer is that position's ERROR.
+
+use crate::StepStop;
+use crate::identity::check_identity;
+use crate::measure::{Ctx, Slot};
+use crate::operator::AnswerFormat;
+use crate::plan::PlannedStep;
+use crate::record::*;
+use meterbench_instruments::SoftwareReading;
+use meterbench_procedure::{
+    CertifiedIdentity, Fixture, IdentitySource, IdentityStep, InspectionStep,
+};
+
+/// Power the meters (nominal voltage, no current), read each one's software identity
+/// and compare it with the certified ones: per port, the version and software hash (the
+/// meter's) and the port's LRS hash.
+pub(crate) fn identity(
+    ps: &PlannedStep,
+    i: &IdentityStep,
+    fixture: &Fixture,
+    slots: &mut [Slot],
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<(), StepStop> {
+    ctx.energise(&ps.setpoint)?;
+    ctx.wait(i.settle_s)?;
+    for slot in slots.iter_mut() {
+        slot.step.physical_floor_s = i.settle_s;
+        let read = match i.read_from {
+            IdentitySource::Can => match ctx.devices[slot.device].software.as_deref_mut() {
+                None => Err(StepStop::Position(format!(
+                    "step `{}` reads the software identity over CAN, but the station binds no DUT interface for it (the position's `can:`)",
+                    ps.name
+                ))),
+                Some(dut) => {
+                    let hint = fixture.startup_fault_hint();
+                    dut.read_identity()
+                        .map(|r| (r, Vec::new()))
+                        .map_err(|e| StepStop::Position(format!("{e}. {hint}")))
+                }
+            },
+            IdentitySource::Lcd => identity_from_lcd(ps, fixture, slot.device, ctx),
+        };
+        let (reading, flags) = match read {
+            Ok(r) => r,
+            Err(StepStop::Position(m)) => {
+                slot.fault(m);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (certified, mismatches) = check_identity(&reading, &fixture.certified_software);
+        for port in &mut slot.step.ports {
+            let lrs = reading
+                .lrs_hash
+                .iter()
+                .find(|(p, _)| *p == port.port)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default();
+            let mine: Vec<String> = mismatches
+                .iter()
+                .filter(|m| m.port.as_deref().is_none_or(|p| p == port.port))
+                .map(ToString::to_string)
+                .collect();
+            port.result = Some(PortResult::Identity {
+                read_from: i.read_from,
+                software_version: reading.software_version.clone(),
+                software_hash: reading.software_hash.clone(),
+                lrs_hash: lrs,
+                certified: certified.cloned(),
+                passed: mine.is_empty(),
+                mismatches: mine,
+                lcd_flags: flags
+                    .iter()
+                    .find(|(p, _)| *p == port.port)
+                    .map(|(_, f): &(String, String)| f.clone()),
+            });
+        }
+        if !mismatches.is_empty() {
+            let all: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+            slot.step.message = Some(all.join("; "));
+        }
+    }
+    Ok(())
+}
+
+/// The identity as the LCD shows it, asked of the operator (or the answers file), and
+/// each port's flags as shown. The LCD shows one LRS hash for the meter; it stands for
+/// every port.
+fn identity_from_lcd(
+    ps: &PlannedStep,
+    fixture: &Fixture,
+    device: usize,
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<(SoftwareReading, Vec<(String, String)>), StepStop> {
+    let fault = ctx.ask(
+        device,
+        ps,
+        "lcd.startup_fault",
+        "Does the LCD show \"-CHARGEPOIN+\" (the meter did not leave its boot loader)?",
+        AnswerFormat::YesNo,
+    )?;
+    if fault == "yes" {
+        return Err(StepStop::Position(fixture.startup_fault_hint()));
+    }
+    // Hash lengths as the certificate lists them.
+    let digits = |f: fn(&CertifiedIdentity) -> &str| {
+        fixture.certified_software.first().map_or(8, |c| f(c).len())
+    };
+    let version = ctx.ask(
+        device,
+        ps,
+        "lcd.software_version",
+        "Overall software version on the LCD",
+        AnswerFormat::Version,
+    )?;
+    let software_hash = ctx.ask(
+        device,
+        ps,
+        "lcd.software_hash",
+        "Overall software hash on the LCD",
+        AnswerFormat::HexHash {
+            digits: digits(|c| &c.software_hash),
+        },
+    )?;
+    let lrs = ctx.ask(
+        device,
+        ps,
+        "lcd.lrs_hash",
+        "Legally relevant software (LRS) hash on the LCD",
+        AnswerFormat::HexHash {
+            digits: digits(|c| &c.lrs_hash),
+        },
+    )?;
+    let mut flags = Vec::new();
+    for p in &fixture.ports {
+        let shown = ctx.ask(
+            device,
+            ps,
+            &format!("lcd.flags.{}", p.name),
+            &format!("Flags of the {} port on the LCD, as shown", p.name),
+            AnswerFormat::Shown,
+        )?;
+        flags.push((p.name.clone(), shown));
+    }
+    Ok((
+        SoftwareReading {
+            software_version: version,
+            software_hash,
+            lrs_hash: fixture
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), lrs.clone()))
+                .collect(),
+        },
+        flags,
+    ))
+}
+
+/// Scan each device's serial number, confirm the fixture's seals and the procedure's
+/// labels. The devices are not powered: nothing is switched on.
+pub(crate) fn inspection(
+    ps: &PlannedStep,
+    i: &InspectionStep,
+    fixture: &Fixture,
+    slots: &mut [Slot],
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<(), StepStop> {
+    for slot in slots.iter_mut() {
+        match inspect(ps, i, fixture, slot, ctx) {
+            Ok(()) => {}
+            Err(StepStop::Position(m)) => slot.fault(m),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn inspect(
+    ps: &PlannedStep,
+    i: &InspectionStep,
+    fixture: &Fixture,
+    slot: &mut Slot,
+    ctx: &mut Ctx<'_, '_>,
+) -> Result<(), StepStop> {
+    let device = slot.device;
+    let mut problems = Vec::new();
+    let mut checks = Vec::new();
+    let mut scanned_serial = None;
+    if i.scan_serial {
+        let s = ctx.ask(
+            device,
+            ps,
+            "serial.scan",
+            "Scan the serial number (QR code on the label)",
+            AnswerFormat::SerialNumber,
+        )?;
+        let expected = &ctx.devices[device].serial;
+        if &s != expected {
+            problems.push(format!(
+                "the scanned serial number {s} is not the one this run is for ({expected})"
+            ));
+        }
+        scanned_serial = Some(s);
+    }
+    let profile = fixture.inspection.as_ref();
+    let seals = if i.seals {
+        profile.map_or(&[][..], |p| p.seals.as_slice())
+    } else {
+        &[]
+    };
+    // What to confirm: (answer key, what it is, the question, the problem if not).
+    let mut to_confirm: Vec<(String, String, String, String)> = seals
+        .iter()
+        .map(|seal| {
+            (
+                format!("seal.{}", seal.key),
+                seal.check.clone(),
+                format!("{}: present and intact?", seal.check),
+                format!("seal not intact: {}", seal.check),
+            )
+        })
+        .collect();
+    for label_key in &i.labels {
+        let label = profile
+            .and_then(|p| p.labels.iter().find(|l| &l.key == label_key))
+            .expect("checked against the fixture");
+        to_confirm.push((
+            format!("label.{}", label.key),
+            label.title.clone(),
+            format!(
+                "{}: present, legible and showing every field: {}?",
+                label.title,
+                label.fields.join("; ")
+            ),
+            format!("{} is missing a field or illegible", label.title),
+        ));
+    }
+    for (key, what, question, problem) in to_confirm {
+        let confirmed = ctx.ask(device, ps, &key, &question, AnswerFormat::YesNo)? == "yes";
+        if !confirmed {
+            problems.push(problem);
+        }
+        checks.push(InspectionCheck {
+            key,
+            what,
+            confirmed,
+        });
+    }
+    for port in &mut slot.step.ports {
+        port.result = Some(PortResult::Inspection {
+            scanned_serial: scanned_serial.clone(),
+            checks: checks.clone(),
+            problems: problems.clone(),
+            passed: problems.is_empty(),
+        });
+    }
+    if !problems.is_empty() {
+        slot.step.message = Some(problems.join("; "));
+    }
+    Ok(())
+}

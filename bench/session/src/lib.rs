@@ -1,0 +1,441 @@
+//! A station session: load and check the files, decide which positions of the rack are
+//! measured and what sits there, bind roles to drivers, run every position from one
+//! load, and hand each finished record to its outputs (the signed bundle, the results
+//! store, anything else). The command line and the station panel both drive it; the
+//! runner's event stream is the only way progress leaves it.
+
+pub mod bind;
+pub mod bundle;
+pub mod dut_can;
+pub mod outputs;
+pub mod paths;
+pub mod technician;
+
+pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
+pub use bundle::Bundle;
+pub use outputs::{Delivered, Output, StoreFiling, deliver};
+
+use chrono::NaiveDate;
+use meterbench_procedure::{
+    Answers, DataError, DeviceKind, DutFixture, DutProcedure, Pos, SimFault, Station,
+};
+use meterbench_runner::operator::{FileOperator, Operator, PerPosition};
+use meterbench_runner::{Bench, Mounted, Observer, RunError, RunRecord, RunRequest, Session};
+use meterbench_sim::CounterLinkFault;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use technician::SimulatedTechnician;
+
+/// What a session is asked to do.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub procedure: PathBuf,
+    pub fixture: PathBuf,
+    pub station: PathBuf,
+    /// The positions to measure; empty: those named in `serials`, else every position
+    /// of a simulated station where a device of the fixture's kind sits, else the only
+    /// position of a one-position rack.
+    pub positions: Vec<u32>,
+    /// Serial numbers, by position (`None`: the only position measured). On a simulated
+    /// station a position without one takes its simulated device's.
+    pub serials: Vec<(Option<u32>, String)>,
+    /// Answers files (LCD readings, seals, scans) for unattended stations, by position
+    /// (`None`: every position without one of its own).
+    pub answers: Vec<(Option<u32>, PathBuf)>,
+    /// On a simulated station, ask the questions of the interactive operator instead of
+    /// letting the simulated technician answer them.
+    pub ask: bool,
+    /// Where run folders and session records go.
+    pub reports: PathBuf,
+    /// Simulated bench only: pace the virtual clock to the wall clock.
+    pub realtime: bool,
+    /// Simulated bench only: faults of the simulated meters (a fault without a position
+    /// is the only measured position's).
+    pub sim_faults: Vec<SimFault>,
+    /// Simulated bench only: faults of a simulated counter's link (counter index, fault).
+    pub counter_link_faults: Vec<(usize, CounterLinkFault)>,
+    /// After the procedure, measure each failed point of a position once more.
+    pub retest_failed: bool,
+    /// Calibrations are judged against this day.
+    pub today: NaiveDate,
+}
+
+impl SessionOptions {
+    /// The repository's defaults: the class B procedure on the CPIM1000 at the
+    /// simulated station.
+    pub fn new(today: NaiveDate) -> SessionOptions {
+        SessionOptions {
+            procedure: "procedures/en50470-3-class-b.yaml".into(),
+            fixture: "fixtures/cpim1000.yaml".into(),
+            station: "hw/stations/sim.yaml".into(),
+            positions: Vec::new(),
+            serials: Vec::new(),
+            answers: Vec::new(),
+            ask: false,
+            reports: "reports".into(),
+            realtime: false,
+            sim_faults: Vec::new(),
+            counter_link_faults: Vec::new(),
+            retest_failed: false,
+            today,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A data file (or the combination of them) is wrong: nothing was switched on.
+    #[error("{0}")]
+    Data(#[from] DataError),
+    /// Something about the request itself.
+    #[error("{0}")]
+    Request(String),
+    /// The station's instruments could not be bound (a port, a device that does not
+    /// answer): nothing was switched on.
+    #[error("{0:#}")]
+    Bind(anyhow::Error),
+    #[error(transparent)]
+    Run(RunError),
+}
+
+impl From<RunError> for SessionError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Data(d) => SessionError::Data(d),
+            e => SessionError::Run(e),
+        }
+    }
+}
+
+/// One position to measure and the device there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionPlan {
+    pub position: u32,
+    pub serial: String,
+}
+
+/// A session whose files are loaded and checked, ready to bind and run: everything that
+/// can be refused is refused here, before any port is opened.
+pub struct Prepared {
+    pub options: SessionOptions,
+    pub procedure: DutProcedure,
+    pub fixture: DutFixture,
+    pub station: Station,
+    pub positions: Vec<PositionPlan>,
+    /// Answers files: for a position, or (`None`) for every other.
+    answers: BTreeMap<Option<u32>, Answers>,
+    /// The simulated faults, each at its position.
+    sim_faults: Vec<(u32, SimFault)>,
+}
+
+impl Prepared {
+    /// Load the files, check that they fit together, decide the positions and their
+    /// serial numbers, and plan the procedure: a data error here switches nothing on.
+    pub fn load(options: SessionOptions) -> Result<Prepared, SessionError> {
+        let procedure = DutProcedure::load(&options.procedure)?;
+        let fixture = DutFixture::load(&options.fixture)?;
+        let station = Station::load(&options.station)?;
+        // Everything the runner checks before switching on, checked before binding too:
+        // ratings first (a setpoint beyond them is refused whatever else is wrong), then
+        // that the procedure fits the fixture, then the calibrations.
+        meterbench_runner::plan(&procedure, &fixture, &station)?;
+        station.check_calibration_due(options.today)?;
+        let positions = resolve_positions(&options, &station, &fixture)?;
+        let mut answers = BTreeMap::new();
+        for (p, path) in &options.answers {
+            if let Some(p) = p
+                && !positions.iter().any(|x| x.position == *p)
+            {
+                return Err(SessionError::Request(format!(
+                    "answers for position {p}, which is not measured"
+                )));
+            }
+            answers.insert(*p, Answers::load(path)?);
+        }
+        if !options.sim_faults.is_empty() || !options.counter_link_faults.is_empty() {
+            if station.simulation.is_none() {
+                return Err(SessionError::Request(
+                    "simulated faults are for simulated stations only".into(),
+                ));
+            }
+            if fixture.kind() == DeviceKind::CurrentSensor && !options.sim_faults.is_empty() {
+                return Err(SessionError::Request(
+                    "--sim-fault gives faults to simulated meters; a simulated sensor's errors are in the station's simulation (csp1)".into(),
+                ));
+            }
+        }
+        let mut sim_faults = Vec::new();
+        for f in &options.sim_faults {
+            let position = match (f.position(), positions.as_slice()) {
+                (Some(p), _) => p,
+                (None, [only]) => only.position,
+                (None, _) => {
+                    return Err(SessionError::Request(format!(
+                        "the fault on port `{}` names no position, and {} are measured: add `position: N`",
+                        f.port(),
+                        positions.len()
+                    )));
+                }
+            };
+            sim_faults.push((position, f.clone()));
+        }
+        Ok(Prepared {
+            options,
+            procedure,
+            fixture,
+            station,
+            positions,
+            answers,
+            sim_faults,
+        })
+    }
+
+    /// Bind the station's roles and the measured positions' interfaces.
+    pub fn bind(&self) -> Result<BoundStation, SessionError> {
+        let ids: Vec<u32> = self.positions.iter().map(|p| p.position).collect();
+        bind(
+            &self.station,
+            &self.fixture,
+            &ids,
+            &SimOptions {
+                realtime: self.options.realtime,
+                dut_faults: self.sim_faults.clone(),
+                counter_link_faults: self.options.counter_link_faults.clone(),
+            },
+        )
+        .map_err(SessionError::Bind)
+    }
+
+    /// Who answers the procedure's questions: the answers files, else on a simulated
+    /// station its technician (unless asked not to), else `interactive` (a person at
+    /// the terminal or the panel).
+    fn operator(
+        &self,
+        bound: &BoundStation,
+        interactive: Option<Box<dyn Operator>>,
+    ) -> Option<Box<dyn Operator>> {
+        let file =
+            |a: &Answers| -> Box<dyn Operator> { Box::new(FileOperator { answers: a.clone() }) };
+        let fallback: Option<Box<dyn Operator>> = match (
+            self.answers.get(&None),
+            &bound.world,
+            &self.station.simulation,
+        ) {
+            (Some(a), _, _) => Some(file(a)),
+            (None, Some(world), Some(sim)) if !self.options.ask => Some(Box::new(
+                SimulatedTechnician::new(world.clone(), sim.clone(), self.positions[0].position),
+            )),
+            _ => interactive,
+        };
+        let by_position: BTreeMap<u32, Box<dyn Operator>> = self
+            .answers
+            .iter()
+            .filter_map(|(p, a)| p.map(|p| (p, file(a))))
+            .collect();
+        if by_position.is_empty() {
+            fallback
+        } else {
+            Some(Box::new(PerPosition {
+                by_position,
+                default: fallback,
+            }))
+        }
+    }
+
+    /// Run the session on a bound station. `abort` stops it (Ctrl-C, SIGTERM, the panel's
+    /// Stop) with the source off; `observer` receives every event.
+    pub fn run(
+        &self,
+        bound: &mut BoundStation,
+        interactive: Option<Box<dyn Operator>>,
+        abort: Arc<AtomicBool>,
+        observer: &mut dyn Observer,
+    ) -> Result<Session, SessionError> {
+        self.run_steps(bound, interactive, abort, observer, None, Vec::new())
+    }
+
+    /// Run only some steps of the plan (by index), continuing the given stored records
+    /// (one per position, in order; a retest in a later session).
+    pub fn run_steps(
+        &self,
+        bound: &mut BoundStation,
+        interactive: Option<Box<dyn Operator>>,
+        abort: Arc<AtomicBool>,
+        observer: &mut dyn Observer,
+        only_steps: Option<Vec<usize>>,
+        mut priors: Vec<RunRecord>,
+    ) -> Result<Session, SessionError> {
+        let mut operator = self.operator(bound, interactive);
+        let req = RunRequest {
+            procedure: &self.procedure,
+            fixture: &self.fixture,
+            station: &self.station,
+            reports_dir: self.options.reports.clone(),
+            abort,
+            today: self.options.today,
+            only_steps,
+            retest_failed: self.options.retest_failed,
+        };
+        let BoundStation {
+            source,
+            reference,
+            counters,
+            clock,
+            positions,
+            ..
+        } = bound;
+        let mut priors = priors.drain(..).map(Some).collect::<Vec<_>>();
+        priors.resize_with(self.positions.len(), || None);
+        let mounted: Vec<Mounted<'_>> = self
+            .positions
+            .iter()
+            .zip(positions.iter_mut())
+            .zip(priors)
+            .map(|((plan, bound), prior)| Mounted {
+                position: plan.position,
+                serial: plan.serial.clone(),
+                software: bound.software.as_deref_mut().map(|s| s as _),
+                sensor: bound.sensor.as_deref_mut().map(|s| s as _),
+                prior,
+            })
+            .collect();
+        let bench = Bench {
+            source: source.as_mut(),
+            reference: reference.as_mut(),
+            counters: counters.iter_mut().map(|c| c.as_mut() as _).collect(),
+            clock: clock.as_mut(),
+            operator: operator.as_deref_mut().map(|o| o as _),
+        };
+        Ok(meterbench_runner::run(&req, bench, mounted, observer)?)
+    }
+}
+
+/// Which positions are measured, and the serial number of the device at each.
+fn resolve_positions(
+    options: &SessionOptions,
+    station: &Station,
+    fixture: &DutFixture,
+) -> Result<Vec<PositionPlan>, SessionError> {
+    let sim = station.simulation.as_ref();
+    let simulated_here = |p: u32| -> Option<String> {
+        let s = sim?;
+        match fixture.kind() {
+            DeviceKind::Meter => s.cpim1000(p).map(|d| d.serial_number.clone()),
+            DeviceKind::CurrentSensor => s.csp1(p).map(|d| d.serial_number.clone()),
+        }
+    };
+    let mut ids: Vec<u32> = options.positions.clone();
+    if ids.is_empty() {
+        ids = options.serials.iter().filter_map(|(p, _)| *p).collect();
+    }
+    if ids.is_empty() {
+        ids = if sim.is_some() {
+            station
+                .rack
+                .positions
+                .iter()
+                .map(|p| p.id)
+                .filter(|&p| simulated_here(p).is_some())
+                .collect()
+        } else if let [only] = station.rack.positions.as_slice() {
+            vec![only.id]
+        } else {
+            Vec::new()
+        };
+    }
+    if ids.is_empty() {
+        return Err(SessionError::Request(format!(
+            "station `{}` has {} positions and none is named: give each device its serial number with --serial POSITION=SERIAL",
+            station.id,
+            station.rack.positions.len()
+        )));
+    }
+    let mut seen = Vec::new();
+    for &p in &ids {
+        if station.rack.position(p).is_none() {
+            let all: Vec<String> = station
+                .rack
+                .positions
+                .iter()
+                .map(|p| p.id.to_string())
+                .collect();
+            return Err(SessionError::Request(format!(
+                "station `{}` ({}) has no position {p}; its rack has {}",
+                station.id,
+                station.file.path.display(),
+                all.join(", ")
+            )));
+        }
+        if seen.contains(&p) {
+            return Err(SessionError::Request(format!(
+                "position {p} is named twice"
+            )));
+        }
+        seen.push(p);
+    }
+    let mut out = Vec::new();
+    for &p in &ids {
+        let given: Vec<&String> = options
+            .serials
+            .iter()
+            .filter(|(q, _)| *q == Some(p) || (q.is_none() && ids.len() == 1))
+            .map(|(_, s)| s)
+            .collect();
+        let serial = match given.as_slice() {
+            [s] => (*s).clone(),
+            [] => simulated_here(p).ok_or_else(|| {
+                SessionError::Request(if ids.len() == 1 {
+                    "--serial is required on a real station: scan the nameplate".to_string()
+                } else {
+                    format!("no serial number for position {p}: scan it with --serial {p}=SERIAL")
+                })
+            })?,
+            _ => {
+                return Err(SessionError::Request(format!(
+                    "position {p} is given two serial numbers"
+                )));
+            }
+        };
+        out.push(PositionPlan {
+            position: p,
+            serial,
+        });
+    }
+    if let Some((None, _)) = options.serials.iter().find(|(p, _)| p.is_none())
+        && ids.len() > 1
+    {
+        return Err(SessionError::Request(format!(
+            "{} positions are measured: give each serial with --serial POSITION=SERIAL",
+            ids.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// A stored run's record, for a retest in a later session: by its folder, its
+/// record.json, or its run id under `reports`.
+pub fn stored_record(reports: &Path, what: &str) -> Result<(RunRecord, PathBuf), SessionError> {
+    let candidates = [
+        PathBuf::from(what),
+        PathBuf::from(what).join("record.json"),
+        reports.join(what).join("record.json"),
+    ];
+    for c in &candidates {
+        if c.is_file() {
+            let r = RunRecord::read(c).map_err(|e| {
+                SessionError::Request(format!("{}: not a run record: {e}", c.display()))
+            })?;
+            return Ok((r, c.clone()));
+        }
+    }
+    Err(SessionError::Data(DataError::at(
+        Path::new(what),
+        Pos::default(),
+        format!(
+            "no run record here, nor a run `{what}` in {}",
+            reports.display()
+        ),
+    )))
+}
