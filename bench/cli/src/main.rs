@@ -5,6 +5,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => meterbench::cmd::run::main(args),
+        Command::Retest(args) => meterbench::cmd::retest::main(args),
         Command::Validate(args) => meterbench::cmd::validate::main(args),
         Command::Verify(args) => meterbench::cmd::verify::main(args),
         Command::Keys(args) => meterbench::cmd::keys::main(args),

@@ -68,6 +68,13 @@ pub(crate) struct View {
     pub voltages_v: Vec<String>,
     pub fail_count: usize,
     pub point_count: usize,
+    /// `3 of 10`: the rack position the device sat at, when the session measured several.
+    pub position: Option<String>,
+    pub session_id: Option<String>,
+    /// The run this record continues (a retest in a later session).
+    pub amends: Option<String>,
+    /// Departures from the procedure as written, in words (retests).
+    pub deviations: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,7 +108,9 @@ pub(crate) struct Dut {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct SensorRow {
+    /// With the attempt when the point was measured more than once.
     pub point: String,
+    pub superseded: bool,
     pub channel: String,
     pub reference_a: String,
     /// Numbers for the DCC (no sign for positive values); empty without current.
@@ -198,7 +207,10 @@ pub(crate) struct PortTable {
 #[derive(Debug, Serialize)]
 pub(crate) struct AccuracyRow {
     pub step_index: usize,
+    /// With the attempt when the point was measured more than once.
     pub name: String,
+    /// A later attempt of the same point replaces this one in the verdict.
+    pub superseded: bool,
     pub current_a: String,
     pub current_name: String,
     pub pf: String,
@@ -478,7 +490,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         u_value: format!("{expanded_u_percent:.4}"),
                         limit_value: fmt_num(*limit_percent),
                         dcc_conformity: pass_fail(*passed),
-                        point: step.name.clone(),
+                        point: attempt_name(step, latest_attempt(r, step.index)),
+                        superseded: step.attempt < latest_attempt(r, step.index),
                         channel: p.port.clone(),
                         reference_a: fmt_num(*reference_a),
                         readings: readings.join(" "),
@@ -596,7 +609,12 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
 
     for step in &r.steps {
         for p in &step.ports {
-            let Some(row) = accuracy_row(step, p.result.as_ref(), &budget_columns) else {
+            let Some(row) = accuracy_row(
+                step,
+                latest_attempt(r, step.index),
+                p.result.as_ref(),
+                &budget_columns,
+            ) else {
                 continue;
             };
             if let Some(PortResult::Accuracy { limit, .. }) = &p.result {
@@ -639,13 +657,24 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     }
     ports.retain(|t| !t.rows.is_empty());
 
-    let point_count = ports.iter().map(|t| t.rows.len()).sum::<usize>() + sensor.len();
+    // The verdict rests on each point's latest attempt; superseded ones are shown, not
+    // counted.
+    let current = |superseded: bool| !superseded;
+    let point_count = ports
+        .iter()
+        .flat_map(|t| &t.rows)
+        .filter(|r| current(r.superseded))
+        .count()
+        + sensor.iter().filter(|s| current(s.superseded)).count();
     let fail_count = ports
         .iter()
         .flat_map(|t| &t.rows)
-        .filter(|r| !r.accepted)
+        .filter(|r| current(r.superseded) && !r.accepted)
         .count()
-        + sensor.iter().filter(|s| !s.passed).count();
+        + sensor
+            .iter()
+            .filter(|s| current(s.superseded) && !s.passed)
+            .count();
 
     let mut limit_sources = Vec::new();
     for l in &limits {
@@ -761,11 +790,39 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         voltages_v,
         fail_count,
         point_count,
+        position: r
+            .position
+            .as_ref()
+            .filter(|p| p.of > 1)
+            .map(|p| format!("{} of {}", p.id, p.of)),
+        session_id: r.session_id.clone(),
+        amends: r.amends.clone(),
+        deviations: r.deviations.iter().map(|d| d.describe()).collect(),
     })
+}
+
+/// The latest attempt of step `index` in the record.
+fn latest_attempt(r: &RunRecord, index: usize) -> u32 {
+    r.steps
+        .iter()
+        .filter(|s| s.index == index)
+        .map(|s| s.attempt)
+        .max()
+        .unwrap_or(1)
+}
+
+/// A step's name with its attempt, when it was measured more than once.
+fn attempt_name(step: &StepRecord, latest: u32) -> String {
+    match (step.attempt, latest) {
+        (_, 1) => step.name.clone(),
+        (a, l) if a < l => format!("{} (attempt {a}, superseded)", step.name),
+        (a, _) => format!("{} (attempt {a})", step.name),
+    }
 }
 
 fn accuracy_row(
     step: &StepRecord,
+    latest: u32,
     result: Option<&PortResult>,
     budget_columns: &[String],
 ) -> Option<AccuracyRow> {
@@ -796,7 +853,8 @@ fn accuracy_row(
         .collect();
     Some(AccuracyRow {
         step_index: step.index,
-        name: step.name.clone(),
+        name: attempt_name(step, latest),
+        superseded: step.attempt < latest,
         current_a: fmt_num(step.load.current_a),
         current_name: step.load.current_name.clone(),
         pf: pf_label(&step.load.power_factor),

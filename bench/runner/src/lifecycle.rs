@@ -165,6 +165,8 @@ pub fn run<'a>(
             record.started_utc = prior.started_utc.clone();
             record.steps = prior.steps;
             record.deviations = prior.deviations;
+            // Bench and wall time add up over the sessions the device was measured in.
+            record.timing = prior.timing;
             record.log = prior.log;
             record.log.push(LogEntry {
                 t_s: 0.0,
@@ -341,10 +343,14 @@ pub fn run<'a>(
     let mut finished = Vec::new();
     for (d, mut run) in runs.into_iter().enumerate() {
         let rec = &mut run.record;
-        rec.timing.bench_duration_s = bench_s;
-        rec.timing.physical_floor_s = rec.steps.iter().map(|s| s.physical_floor_s).sum();
-        rec.timing.wall_s = wall.elapsed().as_secs_f64();
-        rec.timing.counter_polls = measuring.polls();
+        let before = &rec.timing;
+        rec.timing = Timing {
+            bench_duration_s: before_bench(rec.amends.as_ref(), before.bench_duration_s) + bench_s,
+            physical_floor_s: rec.steps.iter().map(|s| s.physical_floor_s).sum(),
+            wall_s: before_bench(rec.amends.as_ref(), before.wall_s) + wall.elapsed().as_secs_f64(),
+            counter_polls: before_bench(rec.amends.as_ref(), before.counter_polls as f64) as u64
+                + measuring.polls(),
+        };
         rec.conclude(run.ended.take());
         write(rec, &run.path)?;
         ctx.emit(EventKind::PositionFinished {
@@ -379,6 +385,12 @@ pub fn run<'a>(
         bench_duration_s: bench_s,
     });
     Ok(session)
+}
+
+/// What an amended record's earlier sessions contributed to a timing figure (nothing for
+/// a new record).
+fn before_bench(amends: Option<&String>, earlier: f64) -> f64 {
+    if amends.is_some() { earlier } else { 0.0 }
 }
 
 /// One step on the `active` positions: run it, record each position's result, apply
@@ -507,7 +519,9 @@ fn step(
             _ => None,
         };
         run.record.steps.push(slot.step);
-        run.record.timing.bench_duration_s = now;
+        if run.record.amends.is_none() {
+            run.record.timing.bench_duration_s = now;
+        }
         // Keep what is measured so far on disk: a crash loses at most one step.
         write(&run.record, &run.path)?;
     }

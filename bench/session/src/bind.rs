@@ -101,11 +101,13 @@ fn open_transport(b: &RoleBinding, port: &PortSpec) -> anyhow::Result<Box<dyn Tr
 }
 
 /// Bind every role of the station and the interfaces of the `positions` to be measured
-/// with devices of `fixture`'s kind.
+/// with devices of `fixture`'s kind; each position's CAN bus only when `can` (the
+/// procedure reads something over it).
 pub fn bind(
     station: &Station,
     fixture: &DutFixture,
     positions: &[u32],
+    can: bool,
     sim: &SimOptions,
 ) -> anyhow::Result<BoundStation> {
     let world = simulated_world(station, fixture, sim)?;
@@ -219,6 +221,7 @@ pub fn bind(
             station,
             fixture,
             p,
+            can,
             world.as_ref(),
             &mut far_ends,
         )?);
@@ -299,6 +302,7 @@ fn bind_position(
     station: &Station,
     fixture: &DutFixture,
     p: &RackPosition,
+    can: bool,
     world: Option<&SharedWorld>,
     far_ends: &mut Vec<Box<dyn Any + Send>>,
 ) -> anyhow::Result<BoundPosition> {
@@ -311,6 +315,7 @@ fn bind_position(
         DutFixture::Meter(fixture) => {
             bound.software = match &p.can {
                 None => None,
+                Some(_) if !can => None,
                 Some(PortSpec::SimPty) => {
                     let sw = station
                         .simulation

@@ -214,7 +214,7 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                 None => (None, None, None, None),
             };
             points.push(serde_json::json!({
-                "step": s.name, "kind": s.kind, "port": p.port, "outcome": s.outcome,
+                "step": s.name, "kind": s.kind, "attempt": s.attempt, "port": p.port, "outcome": s.outcome,
                 "error_percent": error, "expanded_u_percent": u, "mpe_percent": mpe, "conformity": conformity,
             }));
         }
@@ -222,6 +222,9 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
     serde_json::json!({
         "schema": "meterbench.summary/1",
         "run_id": r.run_id,
+        "session_id": r.session_id,
+        "position": r.position.as_ref().map(|p| p.id),
+        "amends": r.amends,
         "outcome": r.outcome,
         "reason": r.outcome_reason,
         "station": r.station.id,
@@ -262,7 +265,11 @@ pub fn junit(r: &RunRecord) -> String {
                 "    <testcase classname=\"{}.{}\" name=\"{} [{}]\" time=\"{:.3}\">",
                 xml(&r.dut.device_type),
                 xml(&r.dut.serial_number),
-                xml(&s.name),
+                xml(&if s.attempt > 1 {
+                    format!("{} (attempt {})", s.name, s.attempt)
+                } else {
+                    s.name.clone()
+                }),
                 xml(&port),
                 s.duration_s
             );

@@ -199,6 +199,7 @@ impl Prepared {
             &self.station,
             &self.fixture,
             &ids,
+            self.reads_over_can(),
             &SimOptions {
                 realtime: self.options.realtime,
                 dut_faults: self.sim_faults.clone(),
@@ -206,6 +207,22 @@ impl Prepared {
             },
         )
         .map_err(SessionError::Bind)
+    }
+
+    /// Whether a step reads the devices over their CAN bus (identity or register).
+    pub fn reads_over_can(&self) -> bool {
+        let DutProcedure::Meter(p) = &self.procedure else {
+            return false;
+        };
+        p.steps.iter().any(|s| match &s.kind {
+            meterbench_procedure::StepKind::Identity(i) => {
+                i.read_from == meterbench_procedure::IdentitySource::Can
+            }
+            meterbench_procedure::StepKind::Register(r) => {
+                r.read_from == meterbench_procedure::IdentitySource::Can
+            }
+            _ => false,
+        })
     }
 
     /// Who answers the procedure's questions: the answers files, else on a simulated
@@ -412,6 +429,118 @@ fn resolve_positions(
         )));
     }
     Ok(out)
+}
+
+/// A retest of one point of a stored run, in a later session: the run's own procedure,
+/// fixture and station (the files must be the ones it used: their hashes are checked),
+/// its position and device. The new record carries the stored one's steps and appends
+/// the new attempt; it is a new run that amends the stored one.
+pub struct Retest {
+    pub prepared: Prepared,
+    pub step: usize,
+    pub prior: RunRecord,
+}
+
+impl Retest {
+    /// Plan the retest of point `step_name` of `record` (read from `record_path`).
+    /// `options` gives the reports folder, the day and the simulation; its file paths
+    /// are replaced by the run's own.
+    pub fn plan(
+        record: RunRecord,
+        step_name: &str,
+        mut options: SessionOptions,
+    ) -> Result<Retest, SessionError> {
+        options.procedure = PathBuf::from(&record.procedure.path);
+        options.fixture = PathBuf::from(&record.fixture.path);
+        options.station = PathBuf::from(&record.station.path);
+        let position = record.position.as_ref().map_or(1, |p| p.id);
+        options.positions = vec![position];
+        options.serials = vec![(Some(position), record.dut.serial_number.clone())];
+        options.retest_failed = false;
+        let prepared = Prepared::load(options)?;
+        for (what, file, hash) in [
+            (
+                "procedure",
+                prepared.procedure.file(),
+                &record.procedure.sha256,
+            ),
+            ("fixture", prepared.fixture.file(), &record.fixture.sha256),
+            ("station", &prepared.station.file, &record.station.sha256),
+        ] {
+            if &file.sha256 != hash {
+                return Err(SessionError::Request(format!(
+                    "the {what} file {} has changed since run {} (sha256 {} then, {} now): a retest measures with the files the run used",
+                    file.path.display(),
+                    record.run_id,
+                    hash,
+                    file.sha256
+                )));
+            }
+        }
+        let planned =
+            meterbench_runner::plan(&prepared.procedure, &prepared.fixture, &prepared.station)?;
+        let points: Vec<&meterbench_runner::PlannedStep> =
+            planned.iter().filter(|p| p.kind().is_point()).collect();
+        let Some(step) = points.iter().find(|p| p.name == step_name) else {
+            let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
+            return Err(SessionError::Request(format!(
+                "run {} has no point `{step_name}` to measure again (its points: {})",
+                record.run_id,
+                names.join(", ")
+            )));
+        };
+        if record.outcome == meterbench_runner::Outcome::InProgress {
+            return Err(SessionError::Request(format!(
+                "run {} has not finished",
+                record.run_id
+            )));
+        }
+        let step = step.index;
+        Ok(Retest {
+            prepared,
+            step,
+            prior: record,
+        })
+    }
+
+    /// Measure the point again on a bound station; the deviation names the attempt
+    /// before it.
+    pub fn run(
+        &self,
+        bound: &mut BoundStation,
+        interactive: Option<Box<dyn Operator>>,
+        abort: Arc<AtomicBool>,
+        observer: &mut dyn Observer,
+    ) -> Result<Session, SessionError> {
+        let mut prior = self.prior.clone();
+        if let Some(before) = prior.steps.iter().rev().find(|s| s.index == self.step) {
+            prior
+                .deviations
+                .push(meterbench_runner::record::Deviation::Retest {
+                    step: before.name.clone(),
+                    attempt: before.attempt + 1,
+                    reason: format!(
+                        "attempt {} ended {}{} in run {}",
+                        before.attempt,
+                        before.outcome.word(),
+                        before
+                            .message
+                            .as_deref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default(),
+                        prior.run_id
+                    ),
+                });
+        }
+        self.prepared.run_steps(
+            bound,
+            interactive,
+            abort,
+            observer,
+            Some(vec![self.step]),
+            vec![prior],
+        )
+    }
 }
 
 /// A stored run's record, for a retest in a later session: by its folder, its

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod hw;
 pub mod keys;
 pub mod p1;
+pub mod retest;
 pub mod run;
 pub mod runs;
 pub mod validate;
@@ -31,6 +32,9 @@ pub enum Command {
     /// Run a procedure on a DUT clamped into a station (default: the full EN 50470-3
     /// class B verification of a CPIM1000 on the simulated bench).
     Run(run::RunArgs),
+    /// Measure one point of a stored run again (a retest in a later session): a new run
+    /// that amends the stored one, every attempt in its record.
+    Retest(retest::RetestArgs),
     /// Check procedures, fixtures and stations for errors without running anything.
     Validate(validate::ValidateArgs),
     /// Check that a certificate bundle (or the issuance log) is untouched and signed.

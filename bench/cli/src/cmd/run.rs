@@ -1,7 +1,7 @@
 use crate::console::ConsoleObserver;
 use chrono::Local;
 use clap::Args;
-use meterbench_procedure::SimFault;
+use meterbench_procedure::{SimFault, Station};
 use meterbench_runner::Outcome;
 use meterbench_runner::operator::{Operator, TerminalOperator};
 use meterbench_session::paths::{default_key_path, default_store_path, load_or_create_key};
@@ -91,7 +91,7 @@ pub fn main(args: RunArgs) -> i32 {
 }
 
 /// `3=VALUE` → (Some(3), VALUE); `VALUE` → (None, VALUE).
-fn by_position(text: &str) -> (Option<u32>, String) {
+pub(crate) fn by_position(text: &str) -> (Option<u32>, String) {
     match text.split_once('=') {
         Some((p, v)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
             (p.parse().ok(), v.to_string())
@@ -129,34 +129,8 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
 
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
-    let key_path = args.signing_key.clone().unwrap_or_else(default_key_path);
-    let (key, created) = load_or_create_key(&key_path)?;
-    if created {
-        eprintln!(
-            "created a new signing key {} (key id {}); publish the key id so customers can check certificates",
-            key_path.display(),
-            key_id(&key.verifying_key())
-        );
-    }
-
-    let abort = Arc::new(AtomicBool::new(false));
-    {
-        let abort = abort.clone();
-        ctrlc::set_handler(move || {
-            let again = abort.swap(true, Ordering::SeqCst);
-            // The terminal may be gone (a lost session): never panic on a message.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n{}",
-                if again {
-                    "stop already requested; switching the source off"
-                } else {
-                    "stop requested: switching the source off and saving the records"
-                }
-            );
-        })?;
-    }
+    let key = signing_key(args.signing_key.clone())?;
+    let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
     let terminal: Box<dyn Operator> = Box::new(
@@ -168,59 +142,111 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         .run(&mut bound, Some(terminal), abort, &mut console)
         .map_err(plain)?;
     drop(bound);
+    let outputs = Outputs {
+        key,
+        signer: args.signer.clone(),
+        reports: args.reports.clone(),
+        store: args.store.clone(),
+    };
+    Ok(outputs.finish(&prepared.station, &session))
+}
 
-    for run in &session.runs {
-        println!("{}", meterbench_report::console::results_table(&run.record));
+/// Install the Ctrl-C / SIGTERM handler: the first asks the runner to stop (source off,
+/// records kept).
+pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let abort = Arc::new(AtomicBool::new(false));
+    let flag = abort.clone();
+    ctrlc::set_handler(move || {
+        let again = flag.swap(true, Ordering::SeqCst);
+        // The terminal may be gone (a lost session): never panic on a message.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{}",
+            if again {
+                "stop already requested; switching the source off"
+            } else {
+                "stop requested: switching the source off and saving the records"
+            }
+        );
+    })?;
+    Ok(abort)
+}
+
+/// The signing key, created on first use (its id printed so it can be published).
+pub(crate) fn signing_key(path: Option<PathBuf>) -> anyhow::Result<meterbench_signing::SigningKey> {
+    let key_path = path.unwrap_or_else(default_key_path);
+    let (key, created) = load_or_create_key(&key_path)?;
+    if created {
+        eprintln!(
+            "created a new signing key {} (key id {}); publish the key id so customers can check certificates",
+            key_path.display(),
+            key_id(&key.verifying_key())
+        );
     }
-    let signer = args.signer.clone().unwrap_or_else(|| {
-        format!(
-            "{}, station {}",
-            prepared.station.laboratory_name, prepared.station.id
-        )
-    });
-    let store = args
-        .store
-        .clone()
-        .unwrap_or_else(|| default_store_path(&args.reports));
-    let outputs: Vec<Box<dyn Output>> = vec![
-        Box::new(Bundle::new(
-            key,
-            signer,
-            args.reports.join("issuance-log.jsonl"),
-        )),
-        Box::new(StoreFiling { store }),
-    ];
-    let delivered = deliver(&session, &outputs, 2);
-    let mut undelivered = false;
-    for d in &delivered {
-        let at = d.position.filter(|_| session.runs.len() > 1);
-        for (output, result) in &d.results {
-            match (result, at) {
-                (Ok(m), None) => println!("{m}"),
-                (Ok(m), Some(p)) => println!("position {p}: {m}"),
-                (Err(m), _) => {
-                    eprintln!(
-                        "warning: {}{output}: {m}",
-                        at.map(|p| format!("position {p}: ")).unwrap_or_default()
-                    );
-                    // A bundle that could not be signed is a run without a certificate.
-                    undelivered |= output == "bundle";
+    Ok(key)
+}
+
+/// What becomes of a session's runs: printed, bundled and signed, filed.
+pub(crate) struct Outputs {
+    pub key: meterbench_signing::SigningKey,
+    pub signer: Option<String>,
+    pub reports: PathBuf,
+    pub store: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// Print each run's results, issue and file its bundle; the exit code.
+    pub fn finish(self, station: &Station, session: &meterbench_runner::Session) -> i32 {
+        for run in &session.runs {
+            println!("{}", meterbench_report::console::results_table(&run.record));
+        }
+        let signer = self
+            .signer
+            .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
+        let store = self
+            .store
+            .unwrap_or_else(|| default_store_path(&self.reports));
+        let outputs: Vec<Box<dyn Output>> = vec![
+            Box::new(Bundle::new(
+                self.key,
+                signer,
+                self.reports.join("issuance-log.jsonl"),
+            )),
+            Box::new(StoreFiling { store }),
+        ];
+        let delivered = deliver(session, &outputs, 2);
+        let mut unsigned = false;
+        for d in &delivered {
+            let at = d.position.filter(|_| session.runs.len() > 1);
+            for (output, result) in &d.results {
+                match (result, at) {
+                    (Ok(m), None) => println!("{m}"),
+                    (Ok(m), Some(p)) => println!("position {p}: {m}"),
+                    (Err(m), _) => {
+                        eprintln!(
+                            "warning: {}{output}: {m}",
+                            at.map(|p| format!("position {p}: ")).unwrap_or_default()
+                        );
+                        // A bundle that could not be signed is a run without a certificate.
+                        unsigned |= output == "bundle";
+                    }
                 }
             }
         }
+        if session.runs.len() > 1 {
+            println!("{}", crate::console::session_summary(session));
+        }
+        let outcome = session.outcome();
+        if unsigned && outcome != Outcome::Error {
+            2
+        } else {
+            outcome.exit_code()
+        }
     }
-    if session.runs.len() > 1 {
-        println!("{}", crate::console::session_summary(&session));
-    }
-    let outcome = session.outcome();
-    Ok(if undelivered && outcome != Outcome::Error {
-        2
-    } else {
-        outcome.exit_code()
-    })
 }
 
 /// Data errors already say where they are; print them as they are.
-fn plain(e: SessionError) -> anyhow::Error {
+pub(crate) fn plain(e: SessionError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }

@@ -1,0 +1,71 @@
+//! Wall time of a whole session on a station, as `meterbench run` makes it: the runner,
+//! then every position's bundle and store filing with W workers; and the process's peak
+//! memory. `cargo run -p meterbench-session --example session_timing -- STATION [W]`.
+//! Prints figures; asserts nothing (but that the session passes).
+use meterbench_runner::Silent;
+use meterbench_session::{Bundle, Output, Prepared, SessionOptions, StoreFiling, deliver};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+/// The process's peak resident memory, MiB (Linux).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let station = args.first().map_or("hw/stations/sim.yaml", |s| s.as_str());
+    let workers: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;
+    let dir = tempfile::tempdir()?;
+    let t0 = Instant::now();
+    let mut o = SessionOptions::new(chrono::Local::now().date_naive());
+    o.station = station.into();
+    o.reports = dir.path().join("reports");
+    let p = Prepared::load(o)?;
+    let mut b = p.bind()?;
+    let t_bound = t0.elapsed().as_secs_f64();
+    let session = p.run(&mut b, None, Arc::new(AtomicBool::new(false)), &mut Silent)?;
+    drop(b);
+    let t_run = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(session.outcome() == meterbench_runner::Outcome::Pass);
+    let key = meterbench_signing::generate_key(
+        &dir.path().join("key.pem"),
+        &dir.path().join("key.pub.pem"),
+    )?;
+    let outputs: Vec<Box<dyn Output>> = vec![
+        Box::new(Bundle::new(
+            key,
+            "timing".into(),
+            dir.path().join("reports/issuance-log.jsonl"),
+        )),
+        Box::new(StoreFiling {
+            store: dir.path().join("reports/store"),
+        }),
+    ];
+    let delivered = deliver(&session, &outputs, workers);
+    anyhow::ensure!(delivered.iter().all(|d| d.all_done()), "{delivered:?}");
+    let t_all = t0.elapsed().as_secs_f64();
+    let bench = session.runs[0].record.timing.bench_duration_s;
+    let floor = session
+        .runs
+        .iter()
+        .map(|r| r.record.timing.physical_floor_s)
+        .fold(0.0, f64::max);
+    println!(
+        "{station}: {} position(s); bind {t_bound:.2} s, runner {:.2} s, outputs ({workers} workers) {:.2} s, total {t_all:.2} s wall; peak {:.0} MiB; bench {bench:.1} s = {:.4} × the slowest position's floor {floor:.1} s",
+        session.runs.len(),
+        t_run - t_bound,
+        t_all - t_run,
+        peak_mib(),
+        bench / floor
+    );
+    Ok(())
+}
