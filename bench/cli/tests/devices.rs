@@ -72,7 +72,7 @@ fn instruments_on_ports_are_identified_with_station_lines() {
     assert!(out.contains("timebase 125 MHz"), "{out}");
     assert!(
         out.contains(&format!(
-            "station: {{ driver: meterbench-counter, port: {counter_path}, serial_number: CNT-0042 }}"
+            "station (roles.counters): - {{ id: c1, driver: meterbench-counter, port: {counter_path}, serial_number: CNT-0042 }}"
         )),
         "{out}"
     );

@@ -352,7 +352,11 @@ pub fn run<'a>(
                 + measuring.polls(),
         };
         rec.conclude(run.ended.take());
-        write(rec, &run.path)?;
+        rec.write_final(&run.path)
+            .map_err(|source| RunError::Record {
+                path: run.path.clone(),
+                source,
+            })?;
         ctx.emit(EventKind::PositionFinished {
             position: ctx.devices[d].position,
             run_id: rec.run_id.clone(),
@@ -518,12 +522,12 @@ fn step(
             )),
             _ => None,
         };
+        // Keep what is measured so far on disk: a crash loses at most the step under way.
+        RunRecord::journal_step(&run.path, &slot.step).map_err(|source| RunError::Record {
+            path: RunRecord::journal_path(&run.path),
+            source,
+        })?;
         run.record.steps.push(slot.step);
-        if run.record.amends.is_none() {
-            run.record.timing.bench_duration_s = now;
-        }
-        // Keep what is measured so far on disk: a crash loses at most one step.
-        write(&run.record, &run.path)?;
     }
     Ok(stop.is_some())
 }

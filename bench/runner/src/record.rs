@@ -18,6 +18,9 @@ pub const RUN_SCHEMA: &str = "meterbench.run/2";
 /// Records written before racks (the store and bundles hold them): read and upgraded.
 pub const RUN_SCHEMA_V1: &str = "meterbench.run/1";
 
+/// The journal of a record in progress, beside it in the run folder.
+pub const STEP_JOURNAL: &str = "record.steps.jsonl";
+
 /// PASS = DUT in limits, FAIL = DUT out of limits, ERROR = bench fault,
 /// ABORTED = stopped by the operator or a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,11 +672,50 @@ impl RunRecord {
         Ok(())
     }
 
-    /// Read a record of either version; a version 1 record is upgraded.
+    /// The journal beside a record in progress: one finished step per line, appended
+    /// as each step ends, so a crash loses at most the step under way without rewriting
+    /// the whole record after every step.
+    pub fn journal_path(path: &Path) -> std::path::PathBuf {
+        path.with_file_name(STEP_JOURNAL)
+    }
+
+    /// Append a finished step to the record's journal and make it durable.
+    pub fn journal_step(path: &Path, step: &StepRecord) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(RunRecord::journal_path(path))?;
+        let mut line = serde_json::to_vec(step).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_data()
+    }
+
+    /// Write the complete record and drop its journal: the record alone holds the run.
+    pub fn write_final(&self, path: &Path) -> std::io::Result<()> {
+        self.write_atomically(path)?;
+        match std::fs::remove_file(RunRecord::journal_path(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Read a record of either version; a version 1 record is upgraded. A record still
+    /// in progress (its process died) gets the steps its journal holds; a torn last
+    /// line (the crash came mid-write) is left out.
     pub fn read(path: &Path) -> std::io::Result<RunRecord> {
         let f = std::fs::File::open(path)?;
-        let rec: RunRecord =
+        let mut rec: RunRecord =
             serde_json::from_reader(std::io::BufReader::new(f)).map_err(std::io::Error::other)?;
+        if rec.outcome == Outcome::InProgress
+            && let Ok(journal) = std::fs::read_to_string(RunRecord::journal_path(path))
+        {
+            rec.steps.extend(
+                journal
+                    .lines()
+                    .map_while(|l| serde_json::from_str::<StepRecord>(l).ok()),
+            );
+        }
         rec.upgraded().map_err(std::io::Error::other)
     }
 

@@ -70,3 +70,73 @@ fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
         t.counter_polls, t.bench_duration_s
     );
 }
+
+/// A record whose process died: the header written at the start and the journal of the
+/// steps finished since. Reading it gives every finished step; a line torn by the crash
+/// is left out.
+#[test]
+fn a_record_in_progress_is_read_with_its_journal() {
+    use meterbench_runner::record::STEP_JOURNAL;
+    let procedure = DutProcedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
+    let fixture = DutFixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
+    let station = Station::load(&repo("hw/stations/sim-inprocess.yaml")).unwrap();
+    let mut b = SimBench::new(&station, fixture.as_meter().unwrap(), false);
+    let reports = tempfile::tempdir().unwrap();
+    let req = RunRequest {
+        procedure: &procedure,
+        fixture: &fixture,
+        station: &station,
+        reports_dir: reports.path().to_path_buf(),
+        abort: Arc::new(AtomicBool::new(false)),
+        today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+        only_steps: Some(vec![0, 1, 2]),
+        retest_failed: false,
+    };
+    let mut silent = Silent;
+    let session = run(
+        &req,
+        Bench {
+            source: &mut b.source,
+            reference: &mut b.reference,
+            counters: b.counters.iter_mut().map(|c| c as _).collect(),
+            clock: &mut b.clock,
+            operator: None,
+        },
+        vec![Mounted {
+            position: 1,
+            serial: "T".into(),
+            software: None,
+            sensor: None,
+            prior: None,
+        }],
+        &mut silent,
+    )
+    .unwrap();
+    let done = &session.runs[0];
+    assert_eq!(done.record.steps.len(), 3);
+    let dir = done.record_path.parent().unwrap();
+    assert!(
+        !dir.join(STEP_JOURNAL).exists(),
+        "a finished record has no journal"
+    );
+
+    // As a crash after the third step would leave it.
+    let mut header = done.record.clone();
+    header.outcome = Outcome::InProgress;
+    header.steps.clear();
+    header.write_atomically(&done.record_path).unwrap();
+    let mut journal = String::new();
+    for s in &done.record.steps {
+        journal += &serde_json::to_string(s).unwrap();
+        journal += "\n";
+    }
+    journal += "{\"index\":3,\"name\":\"Imin";
+    std::fs::write(dir.join(STEP_JOURNAL), journal).unwrap();
+    let read = meterbench_runner::RunRecord::read(&done.record_path).unwrap();
+    assert_eq!(read.outcome, Outcome::InProgress);
+    let names: Vec<&str> = read.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Scanning heads", "Starting current", "No-load (creep)"]
+    );
+}

@@ -54,11 +54,35 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(delivered.iter().all(|d| d.all_done()), "{delivered:?}");
     let t_all = t0.elapsed().as_secs_f64();
     let bench = session.runs[0].record.timing.bench_duration_s;
+    // Every LED edge the counters timestamped and the links carried, against what the
+    // rack needs at its busiest point (Imax, PF 1: every port at its highest rate).
+    let edges: usize = session
+        .runs
+        .iter()
+        .flat_map(|r| &r.record.steps)
+        .flat_map(|s| &s.ports)
+        .map(|p| p.pulses.len())
+        .sum();
+    let ports: usize = session.runs.iter().map(|r| r.record.dut.ports.len()).sum();
+    let busiest_hz = session
+        .runs
+        .iter()
+        .flat_map(|r| &r.record.steps)
+        .map(|s| s.setpoint.active_power_w())
+        .fold(0.0, f64::max)
+        * 20000.0
+        / 3.6e6;
     let floor = session
         .runs
         .iter()
         .map(|r| r.record.timing.physical_floor_s)
         .fold(0.0, f64::max);
+    println!(
+        "{station}: {edges} edges through the counter links in {:.2} s of runner: {:.0} edges/s; need at the busiest point {:.0} edges/s ({ports} ports × {busiest_hz:.0} Hz)",
+        t_run - t_bound,
+        edges as f64 / (t_run - t_bound),
+        ports as f64 * busiest_hz
+    );
     println!(
         "{station}: {} position(s); bind {t_bound:.2} s, runner {:.2} s, outputs ({workers} workers) {:.2} s, total {t_all:.2} s wall; peak {:.0} MiB; bench {bench:.1} s = {:.4} × the slowest position's floor {floor:.1} s",
         session.runs.len(),

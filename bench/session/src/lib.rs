@@ -7,12 +7,14 @@
 pub mod bind;
 pub mod bundle;
 pub mod dut_can;
+pub mod events_file;
 pub mod outputs;
 pub mod paths;
 pub mod technician;
 
 pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
 pub use bundle::Bundle;
+pub use events_file::JsonLines;
 pub use outputs::{Delivered, Output, StoreFiling, deliver};
 
 use chrono::NaiveDate;

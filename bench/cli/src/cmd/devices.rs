@@ -190,7 +190,7 @@ fn text(r: &Report, identified: bool) -> String {
                     if *external_clock { " (external reference)" } else { "" }
                 ));
                 out.push_str(&format!(
-                    "      station: {{ driver: meterbench-counter, port: {}, serial_number: {} }}\n",
+                    "      station (roles.counters): - {{ id: c1, driver: meterbench-counter, port: {}, serial_number: {} }}\n",
                     p.port, i.serial_number
                 ));
             }
@@ -205,8 +205,8 @@ fn text(r: &Report, identified: bool) -> String {
                     "      answers SLCAN: USB-CAN adapter, version {version}, serial {serial_number}\n"
                 ));
                 out.push_str(&format!(
-                    "      CAN through it: meterbench can identity {}\n",
-                    p.port
+                    "      CAN through it: meterbench can identity {}; a rack position's `can: {}`\n",
+                    p.port, p.port
                 ));
             }
             (Some(Answer::Nothing { tried }), _) => {

@@ -2,11 +2,11 @@ use crate::console::ConsoleObserver;
 use chrono::Local;
 use clap::Args;
 use meterbench_procedure::{SimFault, Station};
-use meterbench_runner::Outcome;
 use meterbench_runner::operator::{Operator, TerminalOperator};
+use meterbench_runner::{FanOut, Observer, Outcome};
 use meterbench_session::paths::{default_key_path, default_store_path, load_or_create_key};
 use meterbench_session::{
-    Bundle, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
+    Bundle, JsonLines, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
 };
 use meterbench_signing::key_id;
 use std::path::PathBuf;
@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// [default: $METERBENCH_STORE or REPORTS/store].
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Also write the session's event stream (per position and port, timestamped) to
+    /// this file as JSON lines, as the events happen.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 pub fn main(args: RunArgs) -> i32 {
@@ -138,9 +142,22 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
             .stop_on(abort.clone()),
     );
     let mut console = ConsoleObserver::new(!args.quiet, prepared.positions.len() > 1);
+    let mut events = match &args.events {
+        Some(path) => Some(JsonLines::create(path).map_err(|e| {
+            anyhow::anyhow!("cannot write the event stream to {}: {e}", path.display())
+        })?),
+        None => None,
+    };
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut console];
+    if let Some(e) = events.as_mut() {
+        observers.push(e);
+    }
     let session = prepared
-        .run(&mut bound, Some(terminal), abort, &mut console)
+        .run(&mut bound, Some(terminal), abort, &mut FanOut(observers))
         .map_err(plain)?;
+    if let Some(e) = events.as_ref().and_then(|e| e.error.as_ref()) {
+        eprintln!("warning: the event stream stopped: {e}");
+    }
     drop(bound);
     let outputs = Outputs {
         key,

@@ -1,0 +1,205 @@
+//! `meterbench run` on a rack station, as a technician runs it: per-position progress,
+//! a results table per position, a session verdict, a signed bundle per device; the
+//! retest of a stored run's point in a later session; positions and serials refused
+//! before anything is switched on.
+
+mod common;
+use common::repo;
+use std::path::{Path, PathBuf};
+
+fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .arg("--reports")
+        .arg(dir.join("reports"))
+        .env("METERBENCH_SIGNING_KEY", dir.join("key.pem"))
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run_folders(reports: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("record.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_mixed_rack_runs_each_kind_with_a_certificate_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let (code, stdout, stderr) = run(
+        &[
+            "run",
+            "--quiet",
+            "--station",
+            "hw/stations/sim-rack-mixed.yaml",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // The event stream as JSON lines: every line an event, per position and port.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"session_started"));
+    assert_eq!(kinds.last(), Some(&"session_finished"));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "position_finished").count(),
+        3
+    );
+    let progress_ports: std::collections::BTreeSet<(u64, String)> = lines
+        .iter()
+        .filter(|e| e["event"] == "progress")
+        .flat_map(|e| e["ports"].as_array().unwrap().clone())
+        .map(|p| {
+            (
+                p["position"].as_u64().unwrap(),
+                p["port"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(progress_ports.len(), 6, "{progress_ports:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["at_utc"].is_string() && e["bench_s"].is_number())
+    );
+    // Progress names each position; a results table per position; a session verdict.
+    for p in 1..=3 {
+        assert!(
+            stderr.contains(&format!("PASS  P{p}  Iref PF1")),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!("SIM-MIX-000{p} | position {p} | class B")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("SESSION VERDICT: PASS"), "{stdout}");
+    let folders = run_folders(&dir.path().join("reports"));
+    assert_eq!(folders.len(), 3, "{folders:?}");
+    for f in &folders {
+        let (code, out, err) = common::meterbench(&["verify", f.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // The same station's current sensors, with their fixture.
+    let (code, stdout, stderr) = run(
+        &[
+            "run",
+            "--quiet",
+            "--station",
+            "hw/stations/sim-rack-mixed.yaml",
+            "--procedure",
+            "procedures/csp1-accuracy.yaml",
+            "--fixture",
+            "fixtures/csp1.yaml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("SIM-MIX-CSP1-0004 | position 4")
+            && stdout.contains("SIM-MIX-CSP1-0005 | position 5"),
+        "{stdout}"
+    );
+    assert_eq!(run_folders(&dir.path().join("reports")).len(), 5);
+}
+
+#[test]
+fn a_failed_point_is_retested_now_and_in_a_later_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(
+        &[
+            "run",
+            "--quiet",
+            "--station",
+            "hw/stations/sim-rack-mixed.yaml",
+            "--retest-failed",
+            "--sim-fault",
+            "{error_bump: {position: 2, port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("Iref PF1 #2        right"), "{stdout}");
+    assert!(
+        stdout.contains("deviation: step `Iref PF1` measured again (attempt 2)"),
+        "{stdout}"
+    );
+    let failed = run_folders(&dir.path().join("reports"))
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("-p2-"))
+        .unwrap();
+    // A later session, the meter re-seated: the point passes; a new run amends the old.
+    let (code, stdout, stderr) = run(
+        &[
+            "retest",
+            failed.file_name().unwrap().to_str().unwrap(),
+            "--step",
+            "Iref PF1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("Iref PF1 #3"), "{stdout}");
+    assert!(stdout.contains("VERDICT: PASS"), "{stdout}");
+    let amended = run_folders(&dir.path().join("reports"))
+        .into_iter()
+        .find(|p| {
+            !p.to_str().unwrap().contains("-p") && p.to_str().unwrap().contains("SIM-MIX-0002")
+        })
+        .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(amended.join("record.json")).unwrap()).unwrap();
+    assert_eq!(
+        record["amends"].as_str(),
+        failed.file_name().unwrap().to_str()
+    );
+    let (code, out, err) = common::meterbench(&["verify", amended.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn positions_and_serials_that_do_not_fit_the_rack_are_refused_before_switching_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expect) in [
+        (
+            vec!["--serial", "CP-1"],
+            "give each serial with --serial POSITION=SERIAL",
+        ),
+        (vec!["--positions", "9"], "has no position 9"),
+        (
+            vec!["--sim-fault", "{dead_led: {port: right}}"],
+            "names no position",
+        ),
+    ] {
+        let mut all = vec![
+            "run",
+            "--quiet",
+            "--station",
+            "hw/stations/sim-rack-mixed.yaml",
+        ];
+        all.extend(args);
+        let (code, stdout, stderr) = run(&all, dir.path());
+        assert_eq!(code, 2, "{stdout}\n{stderr}");
+        assert!(stderr.contains(expect), "{expect}: {stderr}");
+        assert!(!dir.path().join("reports").exists(), "nothing was run");
+    }
+}
