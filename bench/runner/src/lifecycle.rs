@@ -293,22 +293,8 @@ pub fn run<'a>(
             }
             for &d in &again {
                 let before = last_attempt(&runs[d].record, ps.index).expect("filtered");
-                let reason = format!(
-                    "attempt {} ended {}{}",
-                    before.attempt,
-                    before.outcome.word(),
-                    before
-                        .message
-                        .as_deref()
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default()
-                );
-                let attempt = before.attempt + 1;
-                runs[d].record.deviations.push(Deviation::Retest {
-                    step: ps.name.clone(),
-                    attempt,
-                    reason,
-                });
+                let deviation = Deviation::retest_after(before, None);
+                runs[d].record.deviations.push(deviation);
             }
             let attempt = next_attempt(&runs, &again, ps);
             session_stop = step(&mut ctx, measuring.as_mut(), &mut runs, ps, &again, attempt)?;

@@ -316,6 +316,21 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
             .fold(0.0, f64::max)
     }
 
+    /// How far `ports` are towards `needed` pulses, and the time still to go.
+    fn toward(
+        &self,
+        w: &Window,
+        ports: &[&PortRef],
+        needed: u64,
+        period: f64,
+        elapsed: f64,
+    ) -> (Vec<PortProgress>, f64) {
+        (
+            Self::counted(w, ports, needed),
+            self.time_to_pulses(w, ports, needed, period, elapsed),
+        )
+    }
+
     fn counted(w: &Window, ports: &[&PortRef], needed: u64) -> Vec<PortProgress> {
         ports
             .iter()
@@ -368,12 +383,7 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                     .all(|q| w.pulses(q.input).len() as u64 >= p.pulses)
                     || elapsed >= p.timeout_s)
             },
-            |m, w, elapsed| {
-                (
-                    Self::counted(w, &all, p.pulses),
-                    m.time_to_pulses(w, &all, p.pulses, period, elapsed),
-                )
-            },
+            |m, w, elapsed| m.toward(w, &all, p.pulses, period, elapsed),
         )?;
         for (k, slot) in slots.iter_mut().enumerate() {
             let mine: Vec<&PortRef> = ports.iter().filter(|q| q.slot == k).collect();
@@ -449,12 +459,7 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
             ps.index,
             ctx,
             |m, w, elapsed| Ok(all.iter().all(|q| decided(m, w, elapsed, q))),
-            |m, w, elapsed| {
-                (
-                    Self::counted(w, &all, s.pulses),
-                    m.time_to_pulses(w, &all, s.pulses, tau, elapsed),
-                )
-            },
+            |m, w, elapsed| m.toward(w, &all, s.pulses, tau, elapsed),
         )?;
         for (k, slot) in slots.iter_mut().enumerate() {
             let mine: Vec<&PortRef> = ports.iter().filter(|q| q.slot == k).collect();

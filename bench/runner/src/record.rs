@@ -482,6 +482,26 @@ pub enum Deviation {
 }
 
 impl Deviation {
+    /// The retest of `before`'s step, the attempt after it; `in_run` names the run the
+    /// earlier attempt was made in when it is another one (a later session's retest).
+    pub fn retest_after(before: &StepRecord, in_run: Option<&str>) -> Deviation {
+        Deviation::Retest {
+            step: before.name.clone(),
+            attempt: before.attempt + 1,
+            reason: format!(
+                "attempt {} ended {}{}{}",
+                before.attempt,
+                before.outcome.word(),
+                before
+                    .message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default(),
+                in_run.map(|r| format!(" in run {r}")).unwrap_or_default()
+            ),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Deviation::Retest {

@@ -2,7 +2,7 @@
 //! wire-level station depends on.
 
 use meterbench_procedure::{DutFixture, DutProcedure, Station};
-use meterbench_runner::{Bench, Mounted, Outcome, RunRequest, Silent, run};
+use meterbench_runner::{Bench, Mounted, Outcome, RunRequest, Session, Silent, run};
 use meterbench_sim::SimBench;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,25 +14,25 @@ fn repo(rel: &str) -> std::path::PathBuf {
         .join(rel)
 }
 
-#[test]
-fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
+/// The class B procedure (or only `only_steps` of it) on the in-process simulated
+/// station, reports into `reports`.
+fn run_in_process(reports: &Path, only_steps: Option<Vec<usize>>) -> Session {
     let procedure = DutProcedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
     let fixture = DutFixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
     let station = Station::load(&repo("hw/stations/sim-inprocess.yaml")).unwrap();
     let mut b = SimBench::new(&station, fixture.as_meter().unwrap(), false);
-    let reports = tempfile::tempdir().unwrap();
     let req = RunRequest {
         procedure: &procedure,
         fixture: &fixture,
         station: &station,
-        reports_dir: reports.path().to_path_buf(),
+        reports_dir: reports.to_path_buf(),
         abort: Arc::new(AtomicBool::new(false)),
         today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
-        only_steps: None,
+        only_steps,
         retest_failed: false,
     };
     let mut silent = Silent;
-    let session = run(
+    run(
         &req,
         Bench {
             source: &mut b.source,
@@ -50,7 +50,13 @@ fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
         }],
         &mut silent,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
+    let reports = tempfile::tempdir().unwrap();
+    let session = run_in_process(reports.path(), None);
     let f = &session.runs[0];
     let t = &f.record.timing;
     assert_eq!(f.record.outcome, Outcome::Pass);
@@ -77,41 +83,8 @@ fn polls_are_few_and_the_run_stays_on_its_physical_floor() {
 #[test]
 fn a_record_in_progress_is_read_with_its_journal() {
     use meterbench_runner::record::STEP_JOURNAL;
-    let procedure = DutProcedure::load(&repo("procedures/en50470-3-class-b.yaml")).unwrap();
-    let fixture = DutFixture::load(&repo("fixtures/cpim1000.yaml")).unwrap();
-    let station = Station::load(&repo("hw/stations/sim-inprocess.yaml")).unwrap();
-    let mut b = SimBench::new(&station, fixture.as_meter().unwrap(), false);
     let reports = tempfile::tempdir().unwrap();
-    let req = RunRequest {
-        procedure: &procedure,
-        fixture: &fixture,
-        station: &station,
-        reports_dir: reports.path().to_path_buf(),
-        abort: Arc::new(AtomicBool::new(false)),
-        today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
-        only_steps: Some(vec![0, 1, 2]),
-        retest_failed: false,
-    };
-    let mut silent = Silent;
-    let session = run(
-        &req,
-        Bench {
-            source: &mut b.source,
-            reference: &mut b.reference,
-            counters: b.counters.iter_mut().map(|c| c as _).collect(),
-            clock: &mut b.clock,
-            operator: None,
-        },
-        vec![Mounted {
-            position: 1,
-            serial: "T".into(),
-            software: None,
-            sensor: None,
-            prior: None,
-        }],
-        &mut silent,
-    )
-    .unwrap();
+    let session = run_in_process(reports.path(), Some(vec![0, 1, 2]));
     let done = &session.runs[0];
     assert_eq!(done.record.steps.len(), 3);
     let dir = done.record_path.parent().unwrap();

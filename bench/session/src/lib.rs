@@ -516,23 +516,9 @@ impl Retest {
     ) -> Result<Session, SessionError> {
         let mut prior = self.prior.clone();
         if let Some(before) = prior.steps.iter().rev().find(|s| s.index == self.step) {
-            prior
-                .deviations
-                .push(meterbench_runner::record::Deviation::Retest {
-                    step: before.name.clone(),
-                    attempt: before.attempt + 1,
-                    reason: format!(
-                        "attempt {} ended {}{} in run {}",
-                        before.attempt,
-                        before.outcome.word(),
-                        before
-                            .message
-                            .as_deref()
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default(),
-                        prior.run_id
-                    ),
-                });
+            let deviation =
+                meterbench_runner::record::Deviation::retest_after(before, Some(&prior.run_id));
+            prior.deviations.push(deviation);
         }
         self.prepared.run_steps(
             bound,

@@ -34,9 +34,6 @@ pub struct RunArgs {
     /// kind].
     #[arg(long, value_delimiter = ',', value_name = "POSITION,...")]
     pub positions: Vec<u32>,
-    /// Directory for run folders.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
     /// Simulated bench only: pace the virtual clock to the wall clock.
     #[arg(long)]
     pub realtime: bool,
@@ -49,16 +46,6 @@ pub struct RunArgs {
     /// May be repeated.
     #[arg(long = "sim-fault", value_name = "YAML")]
     pub sim_faults: Vec<String>,
-    /// Do not draw progress bars (logs and CI).
-    #[arg(long)]
-    pub quiet: bool,
-    /// The bench's Ed25519 signing key (created on first use)
-    /// [default: $METERBENCH_SIGNING_KEY or ~/.config/meterbench/signing-key.pem].
-    #[arg(long)]
-    pub signing_key: Option<PathBuf>,
-    /// Who signs the certificate [default: the station's laboratory and id].
-    #[arg(long)]
-    pub signer: Option<String>,
     /// Answers to the procedure's questions (LCD readings, seals, scans) for an
     /// unattended station: a `meterbench.answers/1` file, `FILE` for every position or
     /// `POSITION=FILE` for one. Without it the questions are asked at this terminal; on a
@@ -74,14 +61,34 @@ pub struct RunArgs {
     /// stay in its record and the certificate names the retest.
     #[arg(long)]
     pub retest_failed: bool,
-    /// Results store the finished runs are filed into (for `runs` and `audit`)
-    /// [default: $METERBENCH_STORE or REPORTS/store].
-    #[arg(long)]
-    pub store: Option<PathBuf>,
     /// Also write the session's event stream (per position and port, timestamped) to
     /// this file as JSON lines, as the events happen.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    #[command(flatten)]
+    pub issue: IssueArgs,
+}
+
+/// Where a session's runs go and who signs them (`run` and `retest`).
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Directory for run folders.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Do not draw progress bars (logs and CI).
+    #[arg(long)]
+    pub quiet: bool,
+    /// The bench's Ed25519 signing key (created on first use)
+    /// [default: $METERBENCH_SIGNING_KEY or ~/.config/meterbench/signing-key.pem].
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Who signs the certificate [default: the station's laboratory and id].
+    #[arg(long)]
+    pub signer: Option<String>,
+    /// Results store the finished runs are filed into (for `runs` and `audit`)
+    /// [default: $METERBENCH_STORE or REPORTS/store].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
 }
 
 pub fn main(args: RunArgs) -> i32 {
@@ -125,7 +132,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         })
         .collect();
     options.ask = args.ask;
-    options.reports = args.reports.clone();
+    options.reports = args.issue.reports.clone();
     options.realtime = args.realtime;
     options.sim_faults = sim_faults;
     options.retest_failed = args.retest_failed;
@@ -133,7 +140,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
 
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
-    let key = signing_key(args.signing_key.clone())?;
+    let key = signing_key(args.issue.signing_key.clone())?;
     let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
@@ -141,7 +148,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
     );
-    let mut console = ConsoleObserver::new(!args.quiet, prepared.positions.len() > 1);
+    let mut console = ConsoleObserver::new(!args.issue.quiet, prepared.positions.len() > 1);
     let mut events = match &args.events {
         Some(path) => Some(JsonLines::create(path).map_err(|e| {
             anyhow::anyhow!("cannot write the event stream to {}: {e}", path.display())
@@ -161,9 +168,9 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     drop(bound);
     let outputs = Outputs {
         key,
-        signer: args.signer.clone(),
-        reports: args.reports.clone(),
-        store: args.store.clone(),
+        signer: args.issue.signer.clone(),
+        reports: args.issue.reports.clone(),
+        store: args.issue.store.clone(),
     };
     Ok(outputs.finish(&prepared.station, &session))
 }
