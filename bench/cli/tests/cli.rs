@@ -228,6 +228,50 @@ fn sigterm_aborts_with_the_source_off() {
     stopped_by("-TERM");
 }
 
+#[test]
+fn sigquit_aborts_with_the_source_off() {
+    stopped_by("-QUIT");
+}
+
+/// A lost terminal (the session's SSH connection dropped) is a stop, not a crash.
+#[test]
+fn sighup_aborts_with_the_source_off() {
+    stopped_by("-HUP");
+}
+
+/// `meterbench run | head -1`: nobody reads stdout after the first line. The run is not
+/// lost: it ends with its verdict, its signed bundle and its filing, and exits with the
+/// verdict's code.
+#[test]
+fn a_closed_stdout_costs_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(["run", "--quiet", "--reports"])
+        .arg(dir.path().join("reports"))
+        .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Close the read end before anything is written.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let recs = records(&dir.path().join("reports"));
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["outcome"], "PASS");
+    let bundle = bundles(&dir.path().join("reports")).remove(0);
+    assert!(
+        bundle.join("MANIFEST.sig").is_file(),
+        "the bundle is signed"
+    );
+    assert!(
+        dir.path().join("reports/store/index.sqlite").is_file(),
+        "and filed"
+    );
+}
+
 fn bundles(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

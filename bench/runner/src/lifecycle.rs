@@ -232,6 +232,35 @@ pub fn run<'a>(
             .collect(),
     });
 
+    // Before anything else, the source in a known safe state: output off, confirmed.
+    match ctx.guard.make_safe() {
+        Ok(found_on) => {
+            if found_on {
+                let message =
+                    "the source was left energised by an earlier run; switched off".to_string();
+                ctx.emit(EventKind::Log {
+                    position: None,
+                    message: message.clone(),
+                });
+                for run in &mut runs {
+                    run.record.source.found_on = true;
+                    run.record.log.push(LogEntry {
+                        t_s: 0.0,
+                        message: message.clone(),
+                    });
+                }
+            }
+        }
+        Err(e) => {
+            for run in &mut runs {
+                run.ended = Some((
+                    Outcome::Error,
+                    format!("cannot put the source in a safe state (output off): {e}"),
+                ));
+            }
+        }
+    }
+
     // Identify every instrument by what it reports on the wire.
     let identified = (|| {
         let mut ids = vec![("source".to_string(), ctx.guard.identity()?)];
@@ -249,7 +278,7 @@ pub fn run<'a>(
             }
         }
         Err(e) => {
-            for run in &mut runs {
+            for run in runs.iter_mut().filter(|r| r.ended.is_none()) {
                 run.ended = Some((Outcome::Error, e.to_string()));
             }
         }
@@ -518,8 +547,8 @@ fn step(
     Ok(stop.is_some())
 }
 
-/// Switch the source off and confirm; every position still running notes it, and an
-/// output that does not confirm off ends them all as ERROR.
+/// Switch the source off and confirm it by a read-back; every record says whether it was
+/// confirmed, and an output that does not confirm off ends every position as ERROR.
 fn switch_off(ctx: &mut Ctx<'_, '_>, runs: &mut [Run]) {
     let confirmed = ctx.guard.off();
     ctx.emit(EventKind::Load {
@@ -528,16 +557,21 @@ fn switch_off(ctx: &mut Ctx<'_, '_>, runs: &mut [Run]) {
     });
     let t_s = ctx.elapsed_s();
     for run in runs.iter_mut() {
-        if let Err(e) = &confirmed {
-            run.ended = Some((
-                Outcome::Error,
-                format!("could not confirm the source is off: {e}"),
-            ));
+        run.record.source.off_confirmed = Some(confirmed.is_ok());
+        match &confirmed {
+            Ok(()) => run.record.log.push(LogEntry {
+                t_s,
+                message: "source output off".into(),
+            }),
+            Err(e) => {
+                let message = format!("could not confirm the source is off: {e}");
+                run.record.log.push(LogEntry {
+                    t_s,
+                    message: message.clone(),
+                });
+                run.ended = Some((Outcome::Error, message));
+            }
         }
-        run.record.log.push(LogEntry {
-            t_s,
-            message: "source output off".into(),
-        });
     }
 }
 

@@ -439,6 +439,21 @@ pub struct RunRecord {
     /// Departures from the procedure as written (retests).
     #[serde(default)]
     pub deviations: Vec<Deviation>,
+    /// What the bench found and left: the source's output at the start, and whether its
+    /// switching off at the end was confirmed by the source.
+    #[serde(default)]
+    pub source: SourceSafety,
+}
+
+/// The source's output at the start and the end of a run, as the source reported it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceSafety {
+    /// The output was on when the run began (an earlier run left it energised); it
+    /// was switched off before anything else.
+    pub found_on: bool,
+    /// The output was switched off at the end and the source confirmed it (`None`:
+    /// not known, e.g. a record in progress or one written before this was recorded).
+    pub off_confirmed: Option<bool>,
 }
 
 fn first_attempt() -> u32 {
@@ -596,6 +611,7 @@ impl RunRecord {
             simulated,
             answered_by: None,
             deviations: Vec::new(),
+            source: SourceSafety::default(),
             bench_version: env!("CARGO_PKG_VERSION").into(),
             started_utc: chrono::Utc::now().to_rfc3339(),
             finished_utc: None,

@@ -36,6 +36,19 @@ impl<'a> SourceGuard<'a> {
         Ok(())
     }
 
+    /// Put the source in a known safe state before anything else: its output off,
+    /// confirmed by a query. True when it was found on (an earlier run left it
+    /// energised, or someone switched it on by hand).
+    pub fn make_safe(&mut self) -> InstrumentResult<bool> {
+        let was_on = self.source.output_is_on()?;
+        if was_on {
+            self.off()?;
+        }
+        self.switched_off = true;
+        self.known_on = false;
+        Ok(was_on)
+    }
+
     pub fn identity(&mut self) -> InstrumentResult<meterbench_instruments::InstrumentIdentity> {
         self.source.identity()
     }
@@ -106,6 +119,17 @@ mod tests {
         }));
         assert!(r.is_err());
         assert!(!*state.0.lock().unwrap());
+    }
+
+    #[test]
+    fn a_source_found_on_is_switched_off_first_and_said_so() {
+        let state = FakeSource::default();
+        *state.0.lock().unwrap() = true;
+        let mut src = state.clone();
+        let mut g = SourceGuard::new(&mut src);
+        assert!(g.make_safe().unwrap(), "found on");
+        assert!(!*state.0.lock().unwrap());
+        assert!(!g.make_safe().unwrap(), "off now");
     }
 
     #[test]

@@ -120,8 +120,9 @@ pub fn bind(
 
     // A transport to a role's instrument: a real port, or the simulated device put on a
     // pseudo-terminal / loopback socket.
-    let mut scpi_transport = |b: &RoleBinding,
-                              mut config: SimScpiConfig|
+    let scpi_transport = |b: &RoleBinding,
+                          mut config: SimScpiConfig,
+                          far_ends: &mut Vec<Box<dyn Any + Send>>|
      -> anyhow::Result<Box<dyn Transport>> {
         // The simulated instrument answers *IDN? with the serial number the station declares.
         config.identity.serial_number = b.serial_number.clone();
@@ -144,22 +145,11 @@ pub fn bind(
         }
     };
 
-    let source: Box<dyn AcSource> = match station.source.binding.driver {
-        Driver::Sim => Box::new(SimAcSource::new(sim_world()?, &station.source)),
-        _ => {
-            let config = SimScpiConfig::fluke_6105a()
-                .with_ratings(station.source.max_voltage_v, station.source.max_current_a);
-            let b = &station.source.binding;
-            let t = scpi_transport(b, config)
-                .with_context(|| format!("opening {}", where_bound(station, b)))?;
-            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
-        }
-    };
     let reference: Box<dyn ReferenceStandard> = match station.reference.binding.driver {
         Driver::Sim => Box::new(SimReference::new(sim_world()?, &station.reference.binding)),
         _ => {
             let b = &station.reference.binding;
-            let t = scpi_transport(b, SimScpiConfig::fluke_6105a())
+            let t = scpi_transport(b, SimScpiConfig::fluke_6105a(), &mut far_ends)
                 .with_context(|| format!("opening {}", where_bound(station, b)))?;
             Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
         }
@@ -226,6 +216,19 @@ pub fn bind(
             &mut far_ends,
         )?);
     }
+    // The source last: when anything else cannot be bound, it was never touched (an
+    // earlier run may have left it energised; the run that follows makes it safe first).
+    let source: Box<dyn AcSource> = match station.source.binding.driver {
+        Driver::Sim => Box::new(SimAcSource::new(sim_world()?, &station.source)),
+        _ => {
+            let config = SimScpiConfig::fluke_6105a()
+                .with_ratings(station.source.max_voltage_v, station.source.max_current_a);
+            let b = &station.source.binding;
+            let t = scpi_transport(b, config, &mut far_ends)
+                .with_context(|| format!("opening {}", where_bound(station, b)))?;
+            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
+        }
+    };
     let clock: Box<dyn Clock> = match &world {
         Some(w) => Box::new(SimClock::new(w.clone(), sim.realtime)),
         None => Box::new(SystemClock::new()),

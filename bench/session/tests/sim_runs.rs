@@ -578,3 +578,47 @@ fn the_record_names_every_instrument_by_its_identity_on_the_wire() {
         counter.declared_serial_number
     );
 }
+
+/// An earlier run died with the output on (or someone switched it on by hand): the next
+/// run puts the source in a safe state before anything else, says so, and measures.
+#[test]
+fn a_source_left_energised_is_switched_off_first_and_recorded() {
+    let s = setup(None);
+    let p = prepare(&s, &[], Vec::new());
+    let mut b = p.bind().unwrap();
+    {
+        let mut w = b.world.as_ref().unwrap().lock().unwrap();
+        w.source_apply(meterbench_instruments::SourceSetpoint {
+            frequency_hz: 50.0,
+            phases: [meterbench_instruments::PhaseSetpoint {
+                voltage_v: 230.0,
+                current_a: 32.0,
+                current_lag_deg: 0.0,
+            }; 3],
+        });
+        w.source_set_output(true);
+    }
+    let mut events = meterbench_runner::Collect::default();
+    let session = p.run(&mut b, None, s.abort.clone(), &mut events).unwrap();
+    let rec = &session.runs[0].record;
+    assert!(rec.source.found_on);
+    assert_eq!(rec.source.off_confirmed, Some(true));
+    assert_eq!(
+        rec.log[0].message,
+        "the source was left energised by an earlier run; switched off"
+    );
+    assert_eq!(rec.outcome, Outcome::Pass, "{:?}", rec.outcome_reason);
+    // Said before the first setpoint.
+    let said = events
+        .0
+        .iter()
+        .position(|e| matches!(&e.what, meterbench_runner::EventKind::Log { message, .. } if message.contains("left energised")))
+        .unwrap();
+    let first_load = events
+        .0
+        .iter()
+        .position(|e| matches!(&e.what, meterbench_runner::EventKind::Load { on: true, .. }))
+        .unwrap();
+    assert!(said < first_load);
+    assert!(source_is_off(&b));
+}

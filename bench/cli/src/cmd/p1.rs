@@ -114,9 +114,13 @@ fn decode(a: &DecodeArgs) -> i32 {
 
 fn read(a: &ReadArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))?;
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        signal_hook::flag::register(signal, stop.clone())?;
     }
     let settings = p1_serial_settings(a.port.clone(), a.dsmr22);
     let transport =

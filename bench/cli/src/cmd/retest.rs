@@ -26,7 +26,7 @@ pub fn main(args: RetestArgs) -> i32 {
     match execute(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::out::warn(format!("error: {e}"));
             2
         }
     }
@@ -39,7 +39,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
     if let Some(a) = &args.answers {
         options.answers = vec![(None, a.clone())];
     }
-    eprintln!(
+    crate::out::warn(format!(
         "measuring `{}` of run {} ({}) again: {} {} at position {}",
         args.step,
         record.run_id,
@@ -47,7 +47,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
         record.dut.device_type,
         record.dut.serial_number,
         record.position.as_ref().map_or(1, |p| p.id)
-    );
+    ));
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     let key = signing_key(args.issue.signing_key.clone())?;
     let abort = stop_on_signals()?;

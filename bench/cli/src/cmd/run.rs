@@ -95,7 +95,7 @@ pub fn main(args: RunArgs) -> i32 {
     match execute(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::out::warn(format!("error: {e}"));
             2
         }
     }
@@ -163,7 +163,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         .run(&mut bound, Some(terminal), abort, &mut FanOut(observers))
         .map_err(plain)?;
     if let Some(e) = events.as_ref().and_then(|e| e.error.as_ref()) {
-        eprintln!("warning: the event stream stopped: {e}");
+        crate::out::warn(format!("warning: the event stream stopped: {e}"));
     }
     drop(bound);
     let outputs = Outputs {
@@ -175,25 +175,32 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     Ok(outputs.finish(&prepared.station, &session))
 }
 
-/// Install the Ctrl-C / SIGTERM handler: the first asks the runner to stop (source off,
-/// records kept).
+/// Stop on SIGINT (Ctrl-C), SIGTERM, SIGHUP (a lost terminal) and SIGQUIT alike: the
+/// first asks the runner to stop (source off, records kept); the session ends as ABORTED.
 pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     let abort = Arc::new(AtomicBool::new(false));
     let flag = abort.clone();
-    ctrlc::set_handler(move || {
-        let again = flag.swap(true, Ordering::SeqCst);
-        // The terminal may be gone (a lost session): never panic on a message.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n{}",
-            if again {
-                "stop already requested; switching the source off"
-            } else {
-                "stop requested: switching the source off and saving the records"
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let again = flag.swap(true, Ordering::SeqCst);
+                // The terminal may be gone (that may be the very signal): a message that
+                // cannot be written is dropped, never a panic.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n{}",
+                    if again {
+                        "stop already requested; switching the source off"
+                    } else {
+                        "stop requested: switching the source off and saving the records"
+                    }
+                );
             }
-        );
-    })?;
+        })?;
     Ok(abort)
 }
 
@@ -202,11 +209,11 @@ pub(crate) fn signing_key(path: Option<PathBuf>) -> anyhow::Result<meterbench_si
     let key_path = path.unwrap_or_else(default_key_path);
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
-        eprintln!(
+        crate::out::warn(format!(
             "created a new signing key {} (key id {}); publish the key id so customers can check certificates",
             key_path.display(),
             key_id(&key.verifying_key())
-        );
+        ));
     }
     Ok(key)
 }
@@ -223,7 +230,7 @@ impl Outputs {
     /// Print each run's results, issue and file its bundle; the exit code.
     pub fn finish(self, station: &Station, session: &meterbench_runner::Session) -> i32 {
         for run in &session.runs {
-            println!("{}", meterbench_report::console::results_table(&run.record));
+            crate::out::say(meterbench_report::console::results_table(&run.record));
         }
         let signer = self
             .signer
@@ -245,13 +252,13 @@ impl Outputs {
             let at = d.position.filter(|_| session.runs.len() > 1);
             for (output, result) in &d.results {
                 match (result, at) {
-                    (Ok(m), None) => println!("{m}"),
-                    (Ok(m), Some(p)) => println!("position {p}: {m}"),
+                    (Ok(m), None) => crate::out::say(m),
+                    (Ok(m), Some(p)) => crate::out::say(format!("position {p}: {m}")),
                     (Err(m), _) => {
-                        eprintln!(
+                        crate::out::warn(format!(
                             "warning: {}{output}: {m}",
                             at.map(|p| format!("position {p}: ")).unwrap_or_default()
-                        );
+                        ));
                         // A bundle that could not be signed is a run without a certificate.
                         unsigned |= output == "bundle";
                     }
@@ -259,7 +266,7 @@ impl Outputs {
             }
         }
         if session.runs.len() > 1 {
-            println!("{}", crate::console::session_summary(session));
+            crate::out::say(crate::console::session_summary(session));
         }
         let outcome = session.outcome();
         if unsigned && outcome != Outcome::Error {

@@ -1,0 +1,15 @@
+//! Printing that never costs a run: a closed stdout (`meterbench run | head -1`) or a
+//! lost terminal makes `println!` panic; these drop the text instead. The run's record
+//! and bundle do not depend on anyone reading.
+
+use std::io::Write;
+
+/// A line on stdout, if anyone reads it.
+pub fn say(text: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// A line on stderr, if anyone reads it.
+pub fn warn(text: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
