@@ -163,9 +163,12 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     let amended = run_folders(&dir.path().join("reports"))
         .into_iter()
         .find(|p| {
-            !p.to_str().unwrap().contains("-p") && p.to_str().unwrap().contains("SIM-MIX-0002")
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p.join("record.json")).unwrap()).unwrap();
+            !r["amends"].is_null()
         })
         .unwrap();
+    assert!(amended.to_str().unwrap().contains("-p2-SIM-MIX-0002"));
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(amended.join("record.json")).unwrap()).unwrap();
     assert_eq!(
@@ -174,6 +177,40 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     );
     let (code, out, err) = common::meterbench(&["verify", amended.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // Once amended, the stored run is not measured again: its amendment is.
+    let (code, stdout, stderr) = run(
+        &[
+            "retest",
+            failed.file_name().unwrap().to_str().unwrap(),
+            "--step",
+            "Iref PF1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("was already amended by run"), "{stderr}");
+    // A passing run's point, or a point that passed, is not measured again.
+    let passed = run_folders(&dir.path().join("reports"))
+        .into_iter()
+        .find(|p| p.to_str().unwrap().contains("-p1-"))
+        .unwrap();
+    let (code, _, stderr) = run(
+        &[
+            "retest",
+            passed.file_name().unwrap().to_str().unwrap(),
+            "--step",
+            "Iref PF1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("ended PASS: only a run that failed"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -72,7 +72,10 @@ impl Answers {
 
     /// An error about the answer to `key`, at its position (or the file's start).
     pub fn error(&self, key: &str, message: impl Into<String>) -> DataError {
-        let pos = self.entries.get(key).map(|e| e.1).unwrap_or_default();
+        let pos = self
+            .entries
+            .get(key)
+            .map_or(Pos { line: 1, column: 1 }, |e| e.1);
         DataError::at(&self.file.path, pos, message)
     }
 }

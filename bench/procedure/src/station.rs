@@ -972,17 +972,6 @@ fn rack(
             "the rack needs at least one position".into(),
         ));
     }
-    // Meters in series share one current: only isolated current circuits (meters with
-    // isolated current paths, or ICTs) let several be tested at once.
-    if positions_raw.value.len() > 1 && !raw.value.isolated_current_circuits.value {
-        return Err(err(
-            Pos::of(&raw.value.isolated_current_circuits),
-            format!(
-                "a rack of {} positions in series needs isolated current circuits (meters with isolated current paths, or ICTs); with `isolated_current_circuits: false` only one position can be tested at a time",
-                positions_raw.value.len()
-            ),
-        ));
-    }
     let mut positions: Vec<RackPosition> = Vec::new();
     let mut wired: Vec<(usize, u8, u32)> = Vec::new();
     for p in &positions_raw.value {
@@ -996,7 +985,7 @@ fn rack(
                 format!("position {} is declared twice", v.id.value),
             ));
         }
-        let mut heads = Vec::new();
+        let mut heads: Vec<HeadInput> = Vec::new();
         for h in &v.heads {
             let Some(counter) = counters
                 .iter()
@@ -1029,6 +1018,18 @@ fn rack(
                     format!(
                         "counter `{}` channel {channel} is already wired to a head of position {other}",
                         h.value.counter.value
+                    ),
+                ));
+            }
+            // One timebase per device: its record's pulse times are on one counter's.
+            if let Some(first) = heads.first()
+                && first.counter != counter
+            {
+                return Err(err(
+                    Pos::of(&h.value.counter),
+                    format!(
+                        "position {}'s heads are on counters `{}` and `{}`: wire a position's heads to one counter (its pulse times are on one timebase)",
+                        v.id.value, counters[first.counter].binding.id, h.value.counter.value
                     ),
                 ));
             }

@@ -101,24 +101,6 @@ fn unknown_role_is_rejected() {
     assert!(err.message.contains("countrs"), "{err}");
 }
 
-/// Meters in series share one current: a rack of several positions needs isolated
-/// current circuits.
-#[test]
-fn a_series_rack_of_several_positions_is_refused_where_it_says_so() {
-    let (err, line, _) = edited(
-        "hw/stations/sim.yaml",
-        "      p1: { port: sim+pty, request: rts }\n",
-        "      p1: { port: sim+pty, request: rts }\n    - id: 2\n      heads: [{ counter: c1, channel: 3 }]\n",
-        Station::from_file,
-    );
-    assert!(
-        err.message.contains("needs isolated current circuits"),
-        "{err}"
-    );
-    // Reported at the `isolated_current_circuits: false` line, above the edit.
-    assert!(err.pos.line < line, "{err}");
-}
-
 #[test]
 fn a_head_on_an_unknown_counter_or_a_channel_wired_twice_is_refused() {
     let (err, line, _) = edited(
@@ -139,6 +121,23 @@ fn a_head_on_an_unknown_counter_or_a_channel_wired_twice_is_refused() {
         Station::from_file,
     );
     assert!(err.message.contains("channel 1 is already wired"), "{err}");
+}
+
+/// A device's pulse times are on one timebase: a position's heads share a counter.
+#[test]
+fn a_position_with_heads_on_two_counters_is_refused() {
+    let (err, line, _) = edited(
+        "hw/stations/sim-rack-10.yaml",
+        "heads: [{ counter: c1, channel: 0 }, { counter: c1, channel: 1 }]",
+        "heads: [{ counter: c1, channel: 0 }, { counter: c2, channel: 7 }]",
+        Station::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message
+            .contains("wire a position's heads to one counter"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 pub fn results_table(r: &RunRecord) -> String {
     let mut s = String::new();
     let position = match &r.position {
-        Some(p) if p.of > 1 => format!(" | position {}", p.id),
+        Some(p) if p.rack.max(p.of) > 1 => format!(" | position {}", p.id),
         _ => String::new(),
     };
     let _ = writeln!(

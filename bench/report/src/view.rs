@@ -793,8 +793,14 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         position: r
             .position
             .as_ref()
-            .filter(|p| p.of > 1)
-            .map(|p| format!("{} of {}", p.id, p.of)),
+            .filter(|p| p.rack.max(p.of) > 1)
+            .map(|p| {
+                if p.of > 1 {
+                    format!("{}, one of {} measured from one load", p.id, p.of)
+                } else {
+                    p.id.to_string()
+                }
+            }),
         session_id: r.session_id.clone(),
         amends: r.amends.clone(),
         deviations: r.deviations.iter().map(|d| d.describe()).collect(),

@@ -27,6 +27,12 @@ struct Run {
     path: PathBuf,
     /// How the position's run ended, once it has: it takes part in no further step.
     ended: Option<(Outcome, String)>,
+    /// When it ended, s of the session's bench time.
+    ended_at_s: Option<f64>,
+    /// Steps carried over from a stored record this run continues.
+    carried_steps: usize,
+    /// A write of its record failed: the run is measured, its record is not on disk.
+    unwritten: Option<std::io::Error>,
 }
 
 /// Run a procedure on every mounted position at once. Data errors (including setpoints
@@ -60,7 +66,8 @@ pub fn run<'a>(
     };
 
     let wall = Instant::now();
-    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let started = Utc::now();
+    let stamp = started.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let (session_id, session_path) = claim(
         &req.reports_dir.join("sessions"),
         &format!("{stamp}-{}", clean(&req.station.id)),
@@ -70,7 +77,8 @@ pub fn run<'a>(
         path: req.reports_dir.join("sessions"),
         source,
     })?;
-    let several = mounted.len() > 1;
+    // On a rack of several positions, run ids and prompts name the position.
+    let rack = req.station.rack.positions.len() > 1;
 
     let Bench {
         source,
@@ -130,7 +138,7 @@ pub fn run<'a>(
             .filter(|b| used.contains(&b.id))
             .map(|b| InstrumentRecord::declared(b, req.today))
             .collect();
-        let base = if several {
+        let base = if rack {
             format!(
                 "{stamp}-{}-p{}-{}",
                 clean(&req.station.id),
@@ -159,14 +167,15 @@ pub fn run<'a>(
         record.position = Some(PositionRecord {
             id: device.position,
             of: devices.len(),
+            rack: req.station.rack.positions.len(),
         });
+        let mut carried_steps = 0;
         if let Some(prior) = priors[d].take() {
+            // A new run (its own start, its own timing) that carries the stored one's steps.
             record.amends = Some(prior.run_id.clone());
-            record.started_utc = prior.started_utc.clone();
+            carried_steps = prior.steps.len();
             record.steps = prior.steps;
             record.deviations = prior.deviations;
-            // Bench and wall time add up over the sessions the device was measured in.
-            record.timing = prior.timing;
             record.log = prior.log;
             record.log.push(LogEntry {
                 t_s: 0.0,
@@ -177,7 +186,7 @@ pub fn run<'a>(
             });
         }
         if let Some(op) = operator.as_deref() {
-            record.answered_by = Some(op.answered_by(several.then_some(device.position)));
+            record.answered_by = Some(op.answered_by(Some(device.position)));
         }
         let path = folder.join("record.json");
         write(&record, &path)?;
@@ -185,16 +194,25 @@ pub fn run<'a>(
             record,
             path,
             ended: None,
+            ended_at_s: None,
+            carried_steps,
+            unwritten: None,
         });
     }
     let in_progress: Vec<(&RunRecord, &Path)> =
         runs.iter().map(|r| (&r.record, r.path.as_path())).collect();
-    write_session(req, &session_id, &session_path, &stamp, &in_progress, false).map_err(
-        |source| RunError::Record {
-            path: session_path.clone(),
-            source,
-        },
-    )?;
+    write_session(
+        req,
+        &session_id,
+        &session_path,
+        &started.to_rfc3339(),
+        &in_progress,
+        false,
+    )
+    .map_err(|source| RunError::Record {
+        path: session_path.clone(),
+        source,
+    })?;
 
     let t_start = clock.now();
     let mut ctx = Ctx {
@@ -205,7 +223,7 @@ pub fn run<'a>(
         guard: SourceGuard::new(source),
         t_start,
         devices,
-        several,
+        rack,
     };
     ctx.emit(EventKind::SessionStarted {
         session_id: session_id.clone(),
@@ -304,7 +322,7 @@ pub fn run<'a>(
             ps,
             &active,
             attempt,
-        )?;
+        );
     }
 
     // A second measurement of the points a position failed or could not decide.
@@ -326,7 +344,7 @@ pub fn run<'a>(
                 runs[d].record.deviations.push(deviation);
             }
             let attempt = next_attempt(&runs, &again, ps);
-            session_stop = step(&mut ctx, measuring.as_mut(), &mut runs, ps, &again, attempt)?;
+            session_stop = step(&mut ctx, measuring.as_mut(), &mut runs, ps, &again, attempt);
             if session_stop {
                 break;
             }
@@ -350,28 +368,38 @@ pub fn run<'a>(
             ps,
             &active,
             attempt,
-        )?;
+        );
     }
     measuring.release();
 
     let bench_s = ctx.elapsed_s();
     let mut finished = Vec::new();
+    let mut unwritten = None;
     for (d, mut run) in runs.into_iter().enumerate() {
         let rec = &mut run.record;
-        let before = &rec.timing;
+        // Each position's own time: until it ended (a position taken out early is not
+        // charged the others' time); a continued record counts this session's steps.
         rec.timing = Timing {
-            bench_duration_s: before_bench(rec.amends.as_ref(), before.bench_duration_s) + bench_s,
-            physical_floor_s: rec.steps.iter().map(|s| s.physical_floor_s).sum(),
-            wall_s: before_bench(rec.amends.as_ref(), before.wall_s) + wall.elapsed().as_secs_f64(),
-            counter_polls: before_bench(rec.amends.as_ref(), before.counter_polls as f64) as u64
-                + measuring.polls(),
+            bench_duration_s: run.ended_at_s.unwrap_or(bench_s),
+            physical_floor_s: rec.steps[run.carried_steps..]
+                .iter()
+                .map(|s| s.physical_floor_s)
+                .sum(),
+            wall_s: wall.elapsed().as_secs_f64(),
+            counter_polls: measuring.polls(),
         };
         rec.conclude(run.ended.take());
-        rec.write_final(&run.path)
-            .map_err(|source| RunError::Record {
-                path: run.path.clone(),
-                source,
-            })?;
+        // Every record is finished on disk; one that cannot be written does not stop
+        // the others', and is reported when all are done.
+        if let Err(source) = rec.write_final(&run.path) {
+            ctx.emit(EventKind::Log {
+                position: Some(ctx.devices[d].position),
+                message: format!("cannot write the record {}: {source}", run.path.display()),
+            });
+            unwritten.get_or_insert((run.path.clone(), source));
+        } else if let Some(source) = run.unwritten.take() {
+            unwritten.get_or_insert((RunRecord::journal_path(&run.path), source));
+        }
         ctx.emit(EventKind::PositionFinished {
             position: ctx.devices[d].position,
             run_id: rec.run_id.clone(),
@@ -393,23 +421,26 @@ pub fn run<'a>(
         .iter()
         .map(|r| (&r.record, r.record_path.as_path()))
         .collect();
-    write_session(req, &session_id, &session_path, &stamp, &done, true).map_err(|source| {
-        RunError::Record {
-            path: session_path,
-            source,
-        }
+    write_session(
+        req,
+        &session_id,
+        &session_path,
+        &started.to_rfc3339(),
+        &done,
+        true,
+    )
+    .map_err(|source| RunError::Record {
+        path: session_path,
+        source,
     })?;
     ctx.emit(EventKind::SessionFinished {
         outcome: session.outcome(),
         bench_duration_s: bench_s,
     });
+    if let Some((path, source)) = unwritten {
+        return Err(RunError::Record { path, source });
+    }
     Ok(session)
-}
-
-/// What an amended record's earlier sessions contributed to a timing figure (nothing for
-/// a new record).
-fn before_bench(amends: Option<&String>, earlier: f64) -> f64 {
-    if amends.is_some() { earlier } else { 0.0 }
 }
 
 /// One step on the `active` positions: run it, record each position's result, apply
@@ -421,7 +452,7 @@ fn step(
     ps: &PlannedStep,
     active: &[usize],
     attempt: u32,
-) -> Result<bool, RunError> {
+) -> bool {
     let started = ctx.elapsed_s();
     ctx.emit(EventKind::StepStarted {
         index: ps.index,
@@ -538,13 +569,26 @@ fn step(
             _ => None,
         };
         // Keep what is measured so far on disk: a crash loses at most the step under way.
-        RunRecord::journal_step(&run.path, &slot.step).map_err(|source| RunError::Record {
-            path: RunRecord::journal_path(&run.path),
-            source,
-        })?;
+        // A journal that cannot be written (a full disk) stops no run: the record is
+        // written whole at the end, and the failure is reported.
+        if let Err(e) = RunRecord::journal_step(&run.path, &slot.step)
+            && run.unwritten.is_none()
+        {
+            ctx.emit(EventKind::Log {
+                position: Some(ctx.devices[slot.device].position),
+                message: format!(
+                    "cannot write the record's journal {}: {e}",
+                    RunRecord::journal_path(&run.path).display()
+                ),
+            });
+            run.unwritten = Some(e);
+        }
+        if run.ended.is_some() {
+            run.ended_at_s = Some(now);
+        }
         run.record.steps.push(slot.step);
     }
-    Ok(stop.is_some())
+    stop.is_some()
 }
 
 /// Switch the source off and confirm it by a read-back; every record says whether it was
@@ -792,7 +836,7 @@ fn write_session(
     req: &RunRequest<'_>,
     session_id: &str,
     path: &Path,
-    stamp: &str,
+    started_utc: &str,
     runs: &[(&RunRecord, &Path)],
     finished: bool,
 ) -> std::io::Result<()> {
@@ -801,7 +845,7 @@ fn write_session(
         session_id,
         station: &req.station.id,
         procedure: format!("{} {}", req.procedure.id(), req.procedure.version()),
-        started_utc: stamp.to_string(),
+        started_utc: started_utc.to_string(),
         finished_utc: finished.then(|| Utc::now().to_rfc3339()),
         outcome: if finished {
             crate::worst(runs.iter().map(|(r, _)| r.outcome))

@@ -94,8 +94,8 @@ pub(crate) struct Ctx<'r, 'a> {
     pub guard: SourceGuard<'a>,
     pub t_start: Duration,
     pub devices: Vec<Device<'a>>,
-    /// Questions name their position when the session measures several.
-    pub several: bool,
+    /// The station's rack has several positions: questions show theirs.
+    pub rack: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -177,7 +177,8 @@ impl Ctx<'_, '_> {
         prompt: &str,
         format: AnswerFormat,
     ) -> Result<String, StepStop> {
-        let position = self.several.then_some(self.devices[device].position);
+        let position = self.devices[device].position;
+        let show_position = self.rack;
         let Some(op) = self.operator.as_deref_mut() else {
             return Err(StepStop::Bench(format!(
                 "step `{}` asks the operator ({key}), but no operator or answers file is there to answer",
@@ -185,7 +186,8 @@ impl Ctx<'_, '_> {
             )));
         };
         op.ask(&Question {
-            position,
+            position: Some(position),
+            show_position,
             key: key.into(),
             prompt: prompt.into(),
             format,

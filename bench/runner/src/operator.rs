@@ -118,8 +118,10 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
 /// A question to the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
-    /// The rack position the question is about, when the session measures several.
+    /// The rack position the question is about (`None`: a caller outside a session).
     pub position: Option<u32>,
+    /// Show the position with the prompt (the station's rack has several).
+    pub show_position: bool,
     /// Stable key, as in answers files: `lcd.lrs_hash`, `seal.power_plate`.
     pub key: String,
     /// What to do or read, in the words of the guide.
@@ -146,11 +148,11 @@ pub enum OperatorError {
 }
 
 impl Question {
-    /// The prompt as shown: with the position first when there are several.
+    /// The prompt as shown: with the position first on a rack of several.
     pub fn shown(&self) -> String {
         match self.position {
-            Some(p) => format!("Position {p}: {}", self.prompt),
-            None => self.prompt.clone(),
+            Some(p) if self.show_position => format!("Position {p}: {}", self.prompt),
+            _ => self.prompt.clone(),
         }
     }
 }
@@ -359,6 +361,7 @@ mod tests {
     fn lrs() -> Question {
         Question {
             position: None,
+            show_position: false,
             key: "lcd.lrs_hash".into(),
             prompt: "LRS hash on the LCD".into(),
             format: AnswerFormat::HexHash { digits: 8 },
@@ -473,6 +476,7 @@ mod tests {
         let mut op = FileOperator { answers };
         let serial = Question {
             position: None,
+            show_position: false,
             key: "serial_number".into(),
             prompt: "serial".into(),
             format: AnswerFormat::SerialNumber,
@@ -486,6 +490,7 @@ mod tests {
         );
         let seal = Question {
             position: None,
+            show_position: false,
             key: "seal.power_plate".into(),
             prompt: "user seal on the power plate intact".into(),
             format: AnswerFormat::YesNo,

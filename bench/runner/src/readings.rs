@@ -94,7 +94,17 @@ impl<'a> ReadingMeasuring<'a> {
                 ));
                 continue;
             };
-            while sensor.next_reading(QUIET)?.is_some() {}
+            // A sensor's own link failing (its cable pulled) is that position's fault.
+            loop {
+                match sensor.next_reading(QUIET) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        slot.fault(e.to_string());
+                        break;
+                    }
+                }
+            }
         }
         let settled = ctx.elapsed_s();
         struct Taking {
@@ -134,7 +144,15 @@ impl<'a> ReadingMeasuring<'a> {
                     .last_seen
                     .is_none_or(|last| now - last >= f.telegram_period_s - LOOK_EVERY_S / 2.0);
                 let mut wait = if due { TELEGRAM_WAIT } else { Duration::ZERO };
-                while let Some(reading) = sensor.next_reading(wait)? {
+                loop {
+                    let reading = match sensor.next_reading(wait) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => {
+                            slot.fault(e.to_string());
+                            break;
+                        }
+                    };
                     wait = Duration::ZERO;
                     let at_s = ctx.elapsed_s();
                     t.stamps.push(at_s);
@@ -151,7 +169,7 @@ impl<'a> ReadingMeasuring<'a> {
                     }
                 }
                 let silent = ctx.elapsed_s() - t.last_seen.unwrap_or(settled);
-                if silent > 3.0 * f.telegram_period_s + f.max_latency_s {
+                if !slot.is_faulted() && silent > 3.0 * f.telegram_period_s + f.max_latency_s {
                     slot.fault(format!(
                         "no telegram from the sensor ({}) for {silent:.1} s; {} of {} taken at {} A",
                         sensor.describe(),

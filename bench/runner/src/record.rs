@@ -467,6 +467,9 @@ pub struct PositionRecord {
     pub id: u32,
     /// Of how many positions the session measured at once.
     pub of: usize,
+    /// How many positions the station's rack has.
+    #[serde(default)]
+    pub rack: usize,
 }
 
 /// Who answered the procedure's questions (LCD readings, seals, scans).
@@ -658,10 +661,22 @@ impl RunRecord {
         latest
     }
 
-    /// The run's verdict: the stop that ended it, else FAIL naming the failed steps (their
-    /// latest attempts), else PASS; and the time it finished.
+    /// The run's verdict: the stop that ended it, else a step whose latest attempt ended
+    /// without a result (ERROR, ABORTED: a record that continues an unfinished run keeps
+    /// that), else FAIL naming the failed steps (their latest attempts), else PASS; and
+    /// the time it finished.
     pub fn conclude(&mut self, stop: Option<(Outcome, String)>) {
-        let (outcome, reason) = match stop {
+        let unfinished = self
+            .latest_attempts()
+            .into_iter()
+            .find(|s| matches!(s.outcome, Outcome::Error | Outcome::Aborted))
+            .map(|s| {
+                (
+                    s.outcome,
+                    format!("step `{}`: {}", s.name, s.message.as_deref().unwrap_or("")),
+                )
+            });
+        let (outcome, reason) = match stop.or(unfinished) {
             Some((o, r)) => (o, Some(r)),
             None => {
                 let failed: Vec<&str> = self

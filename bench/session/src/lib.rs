@@ -405,7 +405,14 @@ fn resolve_positions(
         let serial = match given.as_slice() {
             [s] => (*s).clone(),
             [] => simulated_here(p).ok_or_else(|| {
-                SessionError::Request(if ids.len() == 1 {
+                SessionError::Request(if sim.is_some() {
+                    format!(
+                        "no simulated {} sits at position {p} of station `{}` ({}): see its simulation.positions",
+                        fixture.kind().words(),
+                        station.id,
+                        station.file.path.display()
+                    )
+                } else if ids.len() == 1 {
                     "--serial is required on a real station: scan the nameplate".to_string()
                 } else {
                     format!("no serial number for position {p}: scan it with --serial {p}=SERIAL")
@@ -421,6 +428,14 @@ fn resolve_positions(
             position: p,
             serial,
         });
+    }
+    // Meters in series share one current: several at once need isolated circuits.
+    if ids.len() > 1 && !station.rack.isolated_current_circuits {
+        return Err(SessionError::Request(format!(
+            "station `{}` ({}) has no isolated current circuits (isolated_current_circuits: false): its positions are in one series circuit, so one is measured at a time; name it with --positions N",
+            station.id,
+            station.file.path.display()
+        )));
     }
     if let Some((None, _)) = options.serials.iter().find(|(p, _)| p.is_none())
         && ids.len() > 1
@@ -491,9 +506,41 @@ impl Retest {
                 names.join(", ")
             )));
         };
-        if record.outcome == meterbench_runner::Outcome::InProgress {
+        // Only a point that was measured and failed is measured again: a run that
+        // ended without a verdict (ERROR, ABORTED) has steps never measured, and a
+        // retest must not stand in for them.
+        if record.outcome != meterbench_runner::Outcome::Fail {
             return Err(SessionError::Request(format!(
-                "run {} has not finished",
+                "run {} ended {}{}: only a run that failed can have a point measured again",
+                record.run_id,
+                record.outcome.word(),
+                record
+                    .outcome_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )));
+        }
+        match record.steps.iter().rev().find(|s| s.index == step.index) {
+            Some(last) if last.outcome == meterbench_runner::Outcome::Fail => {}
+            Some(last) => {
+                return Err(SessionError::Request(format!(
+                    "point `{step_name}` of run {} ended {} (attempt {}): only a failed point is measured again",
+                    record.run_id,
+                    last.outcome.word(),
+                    last.attempt
+                )));
+            }
+            None => {
+                return Err(SessionError::Request(format!(
+                    "run {} never measured `{step_name}`",
+                    record.run_id
+                )));
+            }
+        }
+        if let Some(later) = amended_by(&prepared.options.reports, &record.run_id) {
+            return Err(SessionError::Request(format!(
+                "run {} was already amended by run {later}: measure its point again instead",
                 record.run_id
             )));
         }
@@ -529,6 +576,18 @@ impl Retest {
             vec![prior],
         )
     }
+}
+
+/// The run in `reports` that amends run `run_id`, if there is one.
+fn amended_by(reports: &Path, run_id: &str) -> Option<String> {
+    std::fs::read_dir(reports)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("record.json"))
+        .filter(|p| p.is_file())
+        .filter_map(|p| RunRecord::read(&p).ok())
+        .find(|r| r.amends.as_deref() == Some(run_id))
+        .map(|r| r.run_id)
 }
 
 /// A stored run's record, for a retest in a later session: by its folder, its

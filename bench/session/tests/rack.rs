@@ -391,3 +391,164 @@ fn a_later_session_measures_a_stored_point_again_and_amends_its_run() {
         "{e}"
     );
 }
+
+#[test]
+fn a_run_that_ended_without_a_verdict_is_not_completed_by_a_retest() {
+    let reports = tempfile::tempdir().unwrap();
+    let (first, _) = common::run(rack(reports.path(), &[DEAD_LED_AT_7])).unwrap();
+    let dead = first
+        .runs
+        .iter()
+        .find(|r| position(&r.record) == 7)
+        .unwrap();
+    assert_eq!(dead.record.outcome, Outcome::Error);
+    // Its time is its own: it ended at the first step, not with the session.
+    let t = &dead.record.timing;
+    assert!(
+        t.bench_duration_s < 20.0 && t.physical_floor_s < 20.0,
+        "{t:?}"
+    );
+    let (record, _) =
+        meterbench_session::stored_record(reports.path(), &dead.record.run_id).unwrap();
+    let e = Retest::plan(record, "Iref PF1", rack(reports.path(), &[]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("ended ERROR") && e.contains("only a run that failed"),
+        "{e}"
+    );
+}
+
+fn mixed(reports: &std::path::Path) -> SessionOptions {
+    options(
+        "procedures/en50470-3-class-b.yaml",
+        "fixtures/cpim1000.yaml",
+        "hw/stations/sim-rack-mixed.yaml",
+        reports,
+    )
+}
+
+/// An unattended line's answers for one position are that position's, also when it is
+/// the only one measured.
+#[test]
+fn answers_for_a_position_are_used_when_it_is_measured_alone() {
+    let reports = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = common::edited(
+        "hw/answers/sim-cpim1000.yaml",
+        "lcd.lrs_hash: \"A3F09C4E\"",
+        "lcd.lrs_hash: \"A3F09C4F\"",
+        dir.path(),
+    );
+    let mut o = mixed(reports.path());
+    o.procedure = common::repo().join("procedures/cpim1000-eol.yaml");
+    o.positions = vec![2];
+    o.answers = vec![(Some(2), wrong.clone())];
+    let (session, _) = common::run(o).unwrap();
+    let r = &session.runs[0].record;
+    assert_eq!(position(r), 2);
+    assert!(
+        matches!(&r.answered_by, Some(meterbench_runner::record::AnsweredBy::AnswersFile { path, .. }) if path.ends_with("sim-cpim1000.yaml")),
+        "{:?}",
+        r.answered_by
+    );
+    assert_eq!(
+        r.outcome,
+        Outcome::Fail,
+        "the file's LRS hash is not certified"
+    );
+    // On a rack, a session of one position still names it.
+    assert!(r.run_id.contains("-p2-"), "{}", r.run_id);
+    assert_eq!(r.position.as_ref().unwrap().rack, 5);
+}
+
+#[test]
+fn a_rack_in_one_series_circuit_measures_one_position_at_a_time() {
+    let reports = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = mixed(reports.path());
+    o.station = common::edited(
+        "hw/stations/sim-rack-mixed.yaml",
+        "isolated_current_circuits: true",
+        "isolated_current_circuits: false",
+        dir.path(),
+    );
+    let e = Prepared::load(o.clone()).err().unwrap().to_string();
+    assert!(
+        e.contains("isolated_current_circuits: false") && e.contains("--positions N"),
+        "{e}"
+    );
+    o.positions = vec![3];
+    let (session, _) = common::run(o).unwrap();
+    assert_eq!(session.runs[0].record.outcome, Outcome::Pass);
+}
+
+/// A current sensor whose link fails after some readings.
+struct Unreadable {
+    inner: Box<dyn meterbench_instruments::CurrentSensor>,
+    readings: usize,
+}
+
+impl meterbench_instruments::CurrentSensor for Unreadable {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn next_reading(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> InstrumentResult<Option<meterbench_instruments::SensorReading>> {
+        if self.readings == 0 {
+            return Err(InstrumentError::Link {
+                instrument: "P1 cable".into(),
+                message: "the serial port is gone".into(),
+            });
+        }
+        let r = self.inner.next_reading(timeout)?;
+        if r.is_some() {
+            self.readings -= 1;
+        }
+        Ok(r)
+    }
+    fn stats(&self) -> meterbench_instruments::SensorLinkStats {
+        self.inner.stats()
+    }
+}
+
+/// One sensor's cable pulled is that position's fault; the other sensor is measured.
+#[test]
+fn a_sensor_whose_link_fails_is_taken_out_alone() {
+    let reports = tempfile::tempdir().unwrap();
+    let mut o = mixed(reports.path());
+    o.procedure = common::repo().join("procedures/csp1-accuracy.yaml");
+    o.fixture = common::repo().join("fixtures/csp1.yaml");
+    let prepared = Prepared::load(o).unwrap();
+    let mut bound = prepared.bind().unwrap();
+    let first = &mut bound.positions[0];
+    assert_eq!(first.position, 4);
+    let inner = first.sensor.take().unwrap();
+    first.sensor = Some(Box::new(Unreadable {
+        inner,
+        readings: 12,
+    }));
+    let session = prepared
+        .run(
+            &mut bound,
+            None,
+            Arc::new(AtomicBool::new(false)),
+            &mut Silent,
+        )
+        .unwrap();
+    assert!(source_is_off(&bound));
+    let (p4, p5) = (&session.runs[0].record, &session.runs[1].record);
+    assert_eq!(p4.outcome, Outcome::Error);
+    assert!(
+        p4.outcome_reason
+            .as_deref()
+            .unwrap()
+            .contains("the serial port is gone"),
+        "{:?}",
+        p4.outcome_reason
+    );
+    assert_eq!(p5.outcome, Outcome::Pass, "{:?}", p5.outcome_reason);
+}

@@ -39,7 +39,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
     if let Some(a) = &args.answers {
         options.answers = vec![(None, a.clone())];
     }
-    crate::out::warn(format!(
+    let what = format!(
         "measuring `{}` of run {} ({}) again: {} {} at position {}",
         args.step,
         record.run_id,
@@ -47,8 +47,9 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
         record.dut.device_type,
         record.dut.serial_number,
         record.position.as_ref().map_or(1, |p| p.id)
-    ));
+    );
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
+    crate::out::warn(what);
     let key = signing_key(args.issue.signing_key.clone())?;
     let abort = stop_on_signals()?;
     let mut bound = retest.prepared.bind().map_err(plain)?;

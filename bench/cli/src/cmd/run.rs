@@ -246,7 +246,9 @@ impl Outputs {
             )),
             Box::new(StoreFiling { store }),
         ];
-        let delivered = deliver(session, &outputs, 2);
+        // A bundle's PDF and plots keep a core busy: one worker per core.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let delivered = deliver(session, &outputs, workers);
         let mut unsigned = false;
         for d in &delivered {
             let at = d.position.filter(|_| session.runs.len() > 1);
