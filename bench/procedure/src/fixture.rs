@@ -1,5 +1,6 @@
 //! DUT fixture profiles: what the device is and how it sits in the bench.
 
+use crate::bounds;
 use crate::yaml::{DataError, LoadedFile, Pos};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -366,26 +367,36 @@ impl Fixture {
                 ),
             ));
         }
-        for (name, v) in [
+        for (name, v, range) in [
             (
                 "meter_constant_imp_per_kwh",
                 &raw.meter_constant_imp_per_kwh,
+                bounds::METER_CONSTANT,
             ),
-            ("nominal_voltage_v", &raw.nominal_voltage_v),
-            ("frequency_hz", &raw.frequency_hz),
-            ("ratings.max_voltage_v", &raw.ratings.max_voltage_v),
-            ("ratings.max_current_a", &raw.ratings.max_current_a),
+            (
+                "nominal_voltage_v",
+                &raw.nominal_voltage_v,
+                bounds::VOLTAGE_V,
+            ),
+            ("frequency_hz", &raw.frequency_hz, bounds::FREQUENCY_HZ),
+            (
+                "ratings.max_voltage_v",
+                &raw.ratings.max_voltage_v,
+                bounds::VOLTAGE_V,
+            ),
+            (
+                "ratings.max_current_a",
+                &raw.ratings.max_current_a,
+                bounds::CURRENT_A,
+            ),
         ] {
-            if !(v.value.is_finite() && v.value > 0.0) {
-                return Err(err(
-                    Pos::of(v),
-                    format!("{name} must be a positive number, not {}", v.value),
-                ));
-            }
+            bounds::spanned(&path, name, v, range)?;
         }
         let rc = &raw.rated_currents_a.value;
         let ordered = [rc.ist, rc.imin, rc.itr, rc.iref, rc.imax];
-        if ordered.iter().any(|&c| !(c.is_finite() && c > 0.0))
+        if ordered
+            .iter()
+            .any(|&c| !(c.is_finite() && c > 0.0 && c <= bounds::CURRENT_A.hi))
             || ordered.windows(2).any(|w| w[0] >= w[1])
         {
             return Err(err(
@@ -443,6 +454,13 @@ impl Fixture {
         }
         let mut min_pulses = BTreeMap::new();
         for (name, n) in &raw.repeatability_min_pulses.pulses.value {
+            bounds::count(
+                &path,
+                Pos::of(n),
+                "a minimum pulse count",
+                n.value,
+                bounds::PULSES,
+            )?;
             let Some(current) = RatedCurrent::parse(name) else {
                 return Err(err(
                     Pos::of(&raw.repeatability_min_pulses.pulses),

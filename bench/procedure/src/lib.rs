@@ -5,6 +5,7 @@
 //! the semantics. Every error carries file, line and column.
 
 pub mod answers;
+mod bounds;
 pub mod fixture;
 mod kinds;
 pub mod procedure;

@@ -1,6 +1,7 @@
 //! Procedures: the steps of a verification, their load points, limits and decision rule.
 //! A procedure names rated currents and roles, never ports or amperes of a bench.
 
+use crate::bounds;
 use crate::fixture::{Fixture, RatedCurrent, Wiring};
 use crate::yaml::{DataError, LoadedFile, Pos};
 pub use meterbench_instruments::Phase;
@@ -396,7 +397,10 @@ impl Checker<'_> {
             return Ok(CurrentSpec::Rated(c));
         }
         match s.value.0.parse::<f64>() {
-            Ok(a) if a.is_finite() && a > 0.0 => Ok(CurrentSpec::Amps(a)),
+            Ok(a) if a.is_finite() && a > 0.0 => {
+                bounds::number(self.path, Pos::of(s), "current", a, bounds::CURRENT_A)
+                    .map(CurrentSpec::Amps)
+            }
             _ => Err(self.err(
                 Pos::of(s),
                 format!(
@@ -414,28 +418,14 @@ impl Checker<'_> {
             .map_err(|e| self.err(Pos::of(s), format!("{e}")))
     }
 
-    fn non_negative(&self, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
-        if v.value.is_finite() && v.value >= 0.0 {
-            Ok(v.value)
-        } else {
-            Err(self.err(Pos::of(v), format!("{name} must be ≥ 0, not {}", v.value)))
-        }
+    /// A number within its sanity range (see `bounds`).
+    fn within(&self, name: &str, v: &Spanned<f64>, range: bounds::Range) -> Result<f64, DataError> {
+        bounds::spanned(self.path, name, v, range)
     }
 
-    fn positive(&self, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
-        if v.value.is_finite() && v.value > 0.0 {
-            Ok(v.value)
-        } else {
-            Err(self.err(Pos::of(v), format!("{name} must be > 0, not {}", v.value)))
-        }
-    }
-
-    fn at_least_one(&self, name: &str, v: &Spanned<u64>) -> Result<u64, DataError> {
-        if v.value >= 1 {
-            Ok(v.value)
-        } else {
-            Err(self.err(Pos::of(v), format!("{name} must be at least 1")))
-        }
+    /// A count within its sanity range.
+    fn count(&self, name: &str, v: &Spanned<u64>, range: (u64, u64)) -> Result<u64, DataError> {
+        bounds::count(self.path, Pos::of(v), name, v.value, range)
     }
 
     fn pf_end(&self, v: &Spanned<f64>) -> Result<f64, DataError> {
@@ -481,15 +471,11 @@ impl Procedure {
             if limits.iter().any(|m| m.name == l.name) {
                 return Err(c.err(pos, format!("limit `{}` is declared twice", l.name)));
             }
-            if !(l.mpe_percent.value.is_finite() && l.mpe_percent.value > 0.0) {
-                return Err(c.err(
-                    Pos::of(&l.mpe_percent),
-                    format!(
-                        "mpe_percent must be a positive number (the limit is ± that value), not {}",
-                        l.mpe_percent.value
-                    ),
-                ));
-            }
+            c.within(
+                "mpe_percent (the limit is ± that value)",
+                &l.mpe_percent,
+                bounds::PERCENT_LIMIT,
+            )?;
             if l.source.value.trim().is_empty() {
                 return Err(c.err(Pos::of(&l.source), "every limit needs a source note"));
             }
@@ -541,7 +527,7 @@ impl Procedure {
                     &p.name,
                     StepKind::Identity(IdentityStep {
                         read_from: p.read_from.value,
-                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
                         source: p.source.clone(),
                     }),
                 ),
@@ -567,10 +553,13 @@ impl Procedure {
                     StepKind::Register(RegisterStep {
                         current: c.current(&p.current)?,
                         power_factor: c.pf(&p.power_factor)?,
-                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
+                        settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
                         read_from: p.read_from.value,
-                        min_register_steps: c
-                            .at_least_one("min_register_steps", &p.min_register_steps)?,
+                        min_register_steps: c.count(
+                            "min_register_steps",
+                            &p.min_register_steps,
+                            bounds::PULSES,
+                        )?,
                         source: p.source.clone(),
                     }),
                 ),
@@ -579,9 +568,9 @@ impl Procedure {
                     StepKind::PulseCheck(PulseCheckStep {
                         current: c.current(&p.current)?,
                         power_factor: c.pf(&p.power_factor)?,
-                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
-                        pulses: c.at_least_one("pulses", &p.pulses)?,
-                        timeout_s: c.positive("timeout_s", &p.timeout_s)?,
+                        settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
+                        pulses: c.count("pulses", &p.pulses, bounds::PULSES)?,
+                        timeout_s: c.within("timeout_s", &p.timeout_s, bounds::TIMEOUT_S)?,
                     }),
                 ),
                 raw::Step::Starting(p) => {
@@ -595,9 +584,13 @@ impl Procedure {
                         &p.name,
                         StepKind::Starting(StartingStep {
                             current: c.current(&p.current)?,
-                            settle_s: c.non_negative("settle_s", &p.settle_s)?,
-                            pulses: p.pulses.value,
-                            window_periods: c.positive("window_periods", &p.window_periods)?,
+                            settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
+                            pulses: c.count("pulses", &p.pulses, bounds::PULSES)?,
+                            window_periods: c.within(
+                                "window_periods",
+                                &p.window_periods,
+                                bounds::WINDOW_PERIODS,
+                            )?,
                             source: p.source.clone(),
                         }),
                     )
@@ -605,11 +598,14 @@ impl Procedure {
                 raw::Step::NoLoad(p) => (
                     &p.name,
                     StepKind::NoLoad(NoLoadStep {
-                        voltage_percent_of_un: c
-                            .positive("voltage_percent_of_un", &p.voltage_percent_of_un)?,
-                        settle_s: c.non_negative("settle_s", &p.settle_s)?,
-                        k_constant: c.positive("k_constant", &p.k_constant)?,
-                        max_pulses: p.max_pulses.value,
+                        voltage_percent_of_un: c.within(
+                            "voltage_percent_of_un",
+                            &p.voltage_percent_of_un,
+                            bounds::VOLTAGE_PERCENT,
+                        )?,
+                        settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
+                        k_constant: c.within("k_constant", &p.k_constant, bounds::K_CONSTANT)?,
+                        max_pulses: c.count("max_pulses", &p.max_pulses, bounds::MAX_PULSES)?,
                         source: p.source.clone(),
                     }),
                 ),
@@ -647,9 +643,13 @@ impl Procedure {
                             "a load on two of three phases is not a load point the limits define; use one phase or all",
                         ));
                     };
-                    if p.repeats.value == 0 {
-                        return Err(c.err(Pos::of(&p.repeats), "repeats must be at least 1"));
-                    }
+                    bounds::count(
+                        c.path,
+                        Pos::of(&p.repeats),
+                        "repeats",
+                        u64::from(p.repeats.value),
+                        bounds::REPEATS,
+                    )?;
                     (
                         &p.name,
                         StepKind::Accuracy(AccuracyStep {
@@ -657,8 +657,8 @@ impl Procedure {
                             power_factor: c.pf(&p.power_factor)?,
                             phases,
                             load,
-                            settle_s: c.non_negative("settle_s", &p.settle_s)?,
-                            pulses: c.at_least_one("pulses", &p.pulses)?,
+                            settle_s: c.within("settle_s", &p.settle_s, bounds::SETTLE_S)?,
+                            pulses: c.count("pulses", &p.pulses, bounds::PULSES)?,
                             repeats: p.repeats.value,
                             pulses_pos: Pos::of(&p.pulses),
                         }),

@@ -2,6 +2,7 @@
 //! what it must meet, and a procedure of current points. They are a device kind of
 //! their own: a sensor has CT channels and telegrams, not LEDs and a meter constant.
 
+use crate::bounds;
 use crate::procedure::Phase;
 use crate::yaml::{DataError, LoadedFile, Pos};
 use meterbench_metrology::DecisionRule;
@@ -154,30 +155,6 @@ pub struct SensorProcedure {
     pub steps: Vec<SensorStep>,
 }
 
-fn positive(path: &Path, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
-    if v.value.is_finite() && v.value > 0.0 {
-        Ok(v.value)
-    } else {
-        Err(DataError::at(
-            path,
-            Pos::of(v),
-            format!("{name} must be a positive number, not {}", v.value),
-        ))
-    }
-}
-
-fn non_negative(path: &Path, name: &str, v: &Spanned<f64>) -> Result<f64, DataError> {
-    if v.value.is_finite() && v.value >= 0.0 {
-        Ok(v.value)
-    } else {
-        Err(DataError::at(
-            path,
-            Pos::of(v),
-            format!("{name} must be zero or more, not {}", v.value),
-        ))
-    }
-}
-
 impl SensorFixture {
     pub fn load(path: &Path) -> Result<SensorFixture, DataError> {
         SensorFixture::from_file(LoadedFile::read(path)?)
@@ -222,7 +199,10 @@ impl SensorFixture {
             ));
         }
         let range = &raw.range_a.value;
-        if !(range.from > 0.0 && range.through > range.from && range.through.is_finite()) {
+        if !(range.from > 0.0
+            && range.through > range.from
+            && range.through <= bounds::CURRENT_A.hi)
+        {
             return Err(err(
                 Pos::of(&raw.range_a),
                 format!(
@@ -249,32 +229,60 @@ impl SensorFixture {
             device_type: raw.device.type_name,
             description: raw.device.description,
             channels,
-            ct_ratio: positive(&path, "ct_ratio", &raw.ct_ratio)?,
+            ct_ratio: bounds::spanned(&path, "ct_ratio", &raw.ct_ratio, bounds::CT_RATIO)?,
             range_from_a: range.from,
             range_through_a: range.through,
-            resolution_a: positive(&path, "resolution_a", &raw.resolution_a)?,
-            limit_percent: positive(&path, "accuracy.limit_percent", &raw.accuracy.limit_percent)?,
+            resolution_a: bounds::spanned(
+                &path,
+                "resolution_a",
+                &raw.resolution_a,
+                bounds::CURRENT_A,
+            )?,
+            limit_percent: bounds::spanned(
+                &path,
+                "accuracy.limit_percent",
+                &raw.accuracy.limit_percent,
+                bounds::PERCENT_LIMIT,
+            )?,
             limit_source: raw.accuracy.source,
-            telegram_period_s: positive(&path, "telegrams.period_s", &raw.telegrams.period_s)?,
-            period_tolerance_s: positive(
+            telegram_period_s: bounds::spanned(
+                &path,
+                "telegrams.period_s",
+                &raw.telegrams.period_s,
+                bounds::TIMEOUT_S,
+            )?,
+            period_tolerance_s: bounds::spanned(
                 &path,
                 "telegrams.period_tolerance_s",
                 &raw.telegrams.period_tolerance_s,
+                bounds::TIMEOUT_S,
             )?,
-            max_latency_s: non_negative(
+            max_latency_s: bounds::spanned(
                 &path,
                 "telegrams.max_latency_s",
                 &raw.telegrams.max_latency_s,
+                bounds::SETTLE_S,
             )?,
             firmware: raw.telegrams.firmware.value,
-            max_crc_error_percent: non_negative(
+            max_crc_error_percent: bounds::spanned(
                 &path,
                 "telegrams.max_crc_error_percent",
                 &raw.telegrams.max_crc_error_percent,
+                bounds::PERCENT_OR_NONE,
             )?,
             telegrams_source: raw.telegrams.source,
-            nominal_voltage_v: positive(&path, "nominal_voltage_v", &raw.nominal_voltage_v)?,
-            frequency_hz: positive(&path, "frequency_hz", &raw.frequency_hz)?,
+            nominal_voltage_v: bounds::spanned(
+                &path,
+                "nominal_voltage_v",
+                &raw.nominal_voltage_v,
+                bounds::VOLTAGE_V,
+            )?,
+            frequency_hz: bounds::spanned(
+                &path,
+                "frequency_hz",
+                &raw.frequency_hz,
+                bounds::FREQUENCY_HZ,
+            )?,
             source: raw.source,
             file,
         })
@@ -329,18 +337,19 @@ impl SensorProcedure {
                     v
                 }
             };
-            if st.telegrams.value == 0 {
-                return Err(err(
-                    Pos::of(&st.telegrams),
-                    "telegrams must be at least 1".into(),
-                ));
-            }
+            bounds::count(
+                &path,
+                Pos::of(&st.telegrams),
+                "telegrams",
+                u64::from(st.telegrams.value),
+                bounds::TELEGRAMS,
+            )?;
             steps.push(SensorStep {
                 name: st.name.value.clone(),
                 pos: Pos::of(s),
-                current_a: positive(&path, "current_a", &st.current_a)?,
+                current_a: bounds::spanned(&path, "current_a", &st.current_a, bounds::CURRENT_A)?,
                 phases,
-                settle_s: non_negative(&path, "settle_s", &st.settle_s)?,
+                settle_s: bounds::spanned(&path, "settle_s", &st.settle_s, bounds::SETTLE_S)?,
                 telegrams: st.telegrams.value,
             });
         }

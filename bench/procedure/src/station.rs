@@ -1,6 +1,7 @@
 //! Station files: which instrument fills each role, on which port, with which
 //! calibration. A procedure names roles; the station binds them.
 
+use crate::bounds;
 use crate::yaml::{DataError, LoadedFile, Pos};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,17 @@ mod raw {
         pub laboratory: Laboratory,
         pub roles: Roles,
         pub rack: Spanned<Rack>,
+        pub safety: Safety,
         pub simulation: Option<Spanned<Simulation>>,
+    }
+
+    /// What the station allows a procedure to do to the devices it holds.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Safety {
+        /// The longest a procedure may keep the source energised, s.
+        pub max_energised_s: Spanned<f64>,
+        pub source: String,
     }
 
     /// The positions of the bench: where each device under test sits and how it is
@@ -128,7 +139,7 @@ mod raw {
     pub struct Source {
         pub driver: Spanned<String>,
         pub port: Option<Spanned<String>>,
-        pub baud: Option<u32>,
+        pub baud: Option<Spanned<u32>>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -146,7 +157,7 @@ mod raw {
     pub struct Reference {
         pub driver: Spanned<String>,
         pub port: Option<Spanned<String>>,
-        pub baud: Option<u32>,
+        pub baud: Option<Spanned<u32>>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -168,7 +179,7 @@ mod raw {
         pub id: Spanned<String>,
         pub driver: Spanned<String>,
         pub port: Option<Spanned<String>>,
-        pub baud: Option<u32>,
+        pub baud: Option<Spanned<u32>>,
         pub model: String,
         pub serial_number: String,
         pub calibration: Calibration,
@@ -356,10 +367,34 @@ impl SimFault {
         }
     }
 
+    /// Every number of the fault within its sanity range (a NaN creep would pass
+    /// silently, a NaN constant exhaust memory).
+    pub fn check_numbers(&self, path: &Path, pos: Pos) -> Result<(), DataError> {
+        let n = |name: &str, v: f64, range| bounds::number(path, pos, name, v, range).map(|_| ());
+        match self {
+            SimFault::NoStart(t) => n("threshold_a", t.threshold_a, bounds::SIM_CURRENT_A),
+            SimFault::Creep(c) => n("power_w", c.power_w, bounds::SIM_POWER_W),
+            SimFault::WrongConstant(c) => n("imp_per_kwh", c.imp_per_kwh, bounds::METER_CONSTANT),
+            SimFault::DeadLed(_) => Ok(()),
+            SimFault::ErrorBump(b) => {
+                n("from_a", b.from_a, bounds::SIM_CURRENT_A)?;
+                n("to_a", b.to_a, bounds::SIM_CURRENT_A)?;
+                n("cos_phi", b.cos_phi, bounds::COS_PHI)?;
+                n("error_percent", b.error_percent, bounds::SIM_ERROR_PERCENT)
+            }
+            SimFault::RegisterError(r) => {
+                n("error_percent", r.error_percent, bounds::SIM_ERROR_PERCENT)
+            }
+        }
+    }
+
     /// Parse one fault written as YAML, e.g. `{dead_led: {port: right}}` or
     /// `{dead_led: {position: 7, port: right}}`.
     pub fn parse(text: &str) -> Result<SimFault, DataError> {
-        LoadedFile::from_text(Path::new("<--sim-fault>"), text.to_string()).parse()
+        let path = Path::new("<--sim-fault>");
+        let fault: SimFault = LoadedFile::from_text(path, text.to_string()).parse()?;
+        fault.check_numbers(path, Pos { line: 1, column: 1 })?;
+        Ok(fault)
     }
 }
 
@@ -671,6 +706,10 @@ pub struct Station {
     /// One or more; each position's heads name one of them.
     pub counters: Vec<CounterRole>,
     pub rack: Rack,
+    /// The longest a procedure may keep the source energised on this station, s.
+    pub max_energised_s: f64,
+    pub max_energised_pos: Pos,
+    pub safety_source: String,
     pub simulation: Option<SimulationSpec>,
 }
 
@@ -722,20 +761,11 @@ impl Station {
                     )
                 })
         };
-        let positive = |name: &str, v: &Spanned<f64>| -> Result<f64, DataError> {
-            if v.value.is_finite() && v.value > 0.0 {
-                Ok(v.value)
-            } else {
-                Err(err(
-                    Pos::of(v),
-                    format!("{name} must be a positive number, not {}", v.value),
-                ))
-            }
-        };
+        let within = |name: &str, v: &Spanned<f64>, range| bounds::spanned(&path, name, v, range);
         let pair = |u: &raw::UncertaintyPair| -> Result<UncertaintyByPf, DataError> {
             Ok(UncertaintyByPf {
-                unity_pf: positive("unity_pf", &u.unity_pf)?,
-                reduced_pf: positive("reduced_pf", &u.reduced_pf)?,
+                unity_pf: within("unity_pf", &u.unity_pf, bounds::UNCERTAINTY_PERCENT)?,
+                reduced_pf: within("reduced_pf", &u.reduced_pf, bounds::UNCERTAINTY_PERCENT)?,
             })
         };
         struct Declared<'d> {
@@ -743,7 +773,7 @@ impl Station {
             id: &'d str,
             driver: &'d Spanned<String>,
             port: &'d Option<Spanned<String>>,
-            baud: Option<u32>,
+            baud: &'d Option<Spanned<u32>>,
             model: &'d str,
             serial: &'d str,
             calibration: &'d raw::Calibration,
@@ -773,7 +803,13 @@ impl Station {
                 id: d.id.to_string(),
                 driver,
                 port,
-                baud: d.baud.unwrap_or(115_200),
+                baud: match d.baud {
+                    None => 115_200,
+                    Some(b) => {
+                        bounds::count(&path, Pos::of(b), "baud", u64::from(b.value), bounds::BAUD)?
+                            as u32
+                    }
+                },
                 model: d.model.to_string(),
                 serial_number: d.serial.to_string(),
                 calibration: CalibrationRecord {
@@ -792,20 +828,24 @@ impl Station {
                 id: "source",
                 driver: &s.driver,
                 port: &s.port,
-                baud: s.baud,
+                baud: &s.baud,
                 model: &s.model,
                 serial: &s.serial_number,
                 calibration: &s.calibration,
             })?,
-            max_voltage_v: positive("max_voltage_v", &s.max_voltage_v)?,
-            max_current_a: positive("max_current_a", &s.max_current_a)?,
+            max_voltage_v: within("max_voltage_v", &s.max_voltage_v, bounds::VOLTAGE_V)?,
+            max_current_a: within("max_current_a", &s.max_current_a, bounds::CURRENT_A)?,
             power_uncertainty_k2_percent: pair(&s.power_uncertainty_k2_percent)?,
             uncertainty_source: s.power_uncertainty_k2_percent.source.clone(),
             pos: Pos::of(&raw.roles.source),
             current_uncertainty_k2_percent: match &s.current_uncertainty_k2_percent {
                 None => None,
                 Some(c) => Some((
-                    positive("current_uncertainty_k2_percent", &c.value)?,
+                    within(
+                        "current_uncertainty_k2_percent",
+                        &c.value,
+                        bounds::UNCERTAINTY_PERCENT,
+                    )?,
                     c.source.clone(),
                 )),
             },
@@ -817,14 +857,15 @@ impl Station {
                 id: "reference",
                 driver: &r.driver,
                 port: &r.port,
-                baud: r.baud,
+                baud: &r.baud,
                 model: &r.model,
                 serial: &r.serial_number,
                 calibration: &r.calibration,
             })?,
-            pulse_constant_imp_per_kwh: positive(
+            pulse_constant_imp_per_kwh: within(
                 "pulse_constant_imp_per_kwh",
                 &r.pulse_constant_imp_per_kwh,
+                bounds::REFERENCE_CONSTANT,
             )?,
             energy_uncertainty_k2_percent: pair(&r.energy_uncertainty_k2_percent)?,
             uncertainty_source: r.energy_uncertainty_k2_percent.source.clone(),
@@ -859,22 +900,17 @@ impl Station {
                     id: &c.id.value,
                     driver: &c.driver,
                     port: &c.port,
-                    baud: c.baud,
+                    baud: &c.baud,
                     model: &c.model,
                     serial: &c.serial_number,
                     calibration: &c.calibration,
                 })?,
-                timebase_accuracy_ppm: positive("timebase_accuracy_ppm", &c.timebase_accuracy_ppm)?,
-                glitch_filter_s: {
-                    let g = &c.glitch_filter_s;
-                    if !(g.value.is_finite() && g.value >= 0.0) {
-                        return Err(err(
-                            Pos::of(g),
-                            format!("glitch_filter_s must be ≥ 0, not {}", g.value),
-                        ));
-                    }
-                    g.value
-                },
+                timebase_accuracy_ppm: within(
+                    "timebase_accuracy_ppm",
+                    &c.timebase_accuracy_ppm,
+                    bounds::TIMEBASE_PPM,
+                )?,
+                glitch_filter_s: within("glitch_filter_s", &c.glitch_filter_s, bounds::GLITCH_S)?,
             });
         }
 
@@ -904,7 +940,15 @@ impl Station {
             (None, false) => None,
         };
 
+        let max_energised_s = within(
+            "safety.max_energised_s",
+            &raw.safety.max_energised_s,
+            bounds::ENERGISED_S,
+        )?;
         Ok(Station {
+            max_energised_s,
+            max_energised_pos: Pos::of(&raw.safety.max_energised_s),
+            safety_source: raw.safety.source.clone(),
             id: raw.id,
             name: raw.name,
             laboratory_name: raw.laboratory.name,
@@ -1100,15 +1144,22 @@ fn simulation_spec(
                 format!("counter `{}` has no simulated timebase here", c.binding.id),
             ));
         };
-        if !(spec.timebase_hz.is_finite() && spec.timebase_hz > 0.0) {
-            return Err(err(
-                Pos::of(&s.counters),
-                format!(
-                    "counter `{}`: timebase_hz must be a positive number",
-                    c.binding.id
-                ),
-            ));
-        }
+        let at = Pos::of(&s.counters);
+        let name = |field: &str| format!("counter `{}`: {field}", c.binding.id);
+        bounds::number(
+            path,
+            at,
+            &name("timebase_hz"),
+            spec.timebase_hz,
+            bounds::SIM_TIMEBASE_HZ,
+        )?;
+        bounds::number(
+            path,
+            at,
+            &name("timebase_offset_ppm"),
+            spec.timebase_offset_ppm,
+            bounds::SIM_PPM,
+        )?;
         sim_counters.push(SimCounterSpec {
             timebase_hz: spec.timebase_hz,
             timebase_offset_ppm: spec.timebase_offset_ppm,
@@ -1148,13 +1199,53 @@ fn simulation_spec(
                 .as_ref()
                 .map(|d| sim_dut(path, d))
                 .transpose()?,
-            csp1: p.value.csp1.as_ref().map(|c| SimCsp1Spec {
-                serial_number: c.serial_number.clone(),
-                firmware: c.firmware.clone(),
-                gain_percent: c.gain_percent,
-                offset_a: c.offset_a,
-            }),
+            csp1: p
+                .value
+                .csp1
+                .as_ref()
+                .map(|c| -> Result<SimCsp1Spec, DataError> {
+                    let at = Pos::of(&p.value.position);
+                    for g in c.gain_percent {
+                        bounds::number(
+                            path,
+                            at,
+                            "csp1.gain_percent",
+                            g,
+                            bounds::SIM_ERROR_PERCENT,
+                        )?;
+                    }
+                    for o in c.offset_a {
+                        bounds::number(path, at, "csp1.offset_a", o, bounds::SIM_OFFSET_A)?;
+                    }
+                    Ok(SimCsp1Spec {
+                        serial_number: c.serial_number.clone(),
+                        firmware: c.firmware.clone(),
+                        gain_percent: c.gain_percent,
+                        offset_a: c.offset_a,
+                    })
+                })
+                .transpose()?,
         });
+    }
+    let at = Pos::of(sim);
+    for (name, v, range) in [
+        (
+            "source.settling_time_constant_s",
+            s.source.settling_time_constant_s,
+            bounds::SIM_SETTLING_S,
+        ),
+        (
+            "source.amplitude_error_percent",
+            s.source.amplitude_error_percent,
+            bounds::SIM_SMALL_PERCENT,
+        ),
+        (
+            "reference.actual_error_percent",
+            s.reference.actual_error_percent,
+            bounds::SIM_SMALL_PERCENT,
+        ),
+    ] {
+        bounds::number(path, at, name, v, range)?;
     }
     Ok(SimulationSpec {
         seed: s.seed,
@@ -1169,8 +1260,81 @@ fn simulation_spec(
 fn sim_dut(path: &Path, d: &Spanned<raw::SimDut>) -> Result<SimDutSpec, DataError> {
     let err = |pos: Pos, m: String| DataError::at(path, pos, m);
     let dut = &d.value;
+    let at = Pos::of(d);
+    for (name, v, range) in [
+        (
+            "led_imp_per_kwh",
+            dut.led_imp_per_kwh,
+            bounds::METER_CONSTANT,
+        ),
+        (
+            "start_threshold_a",
+            dut.start_threshold_a,
+            bounds::SIM_CURRENT_A,
+        ),
+        (
+            "energy_update_hz",
+            dut.energy_update_hz,
+            bounds::SIM_UPDATE_HZ,
+        ),
+        ("pulse_timer_hz", dut.pulse_timer_hz, bounds::SIM_TIMER_HZ),
+        (
+            "led_pulse_width_s",
+            dut.led_pulse_width_s,
+            bounds::SIM_PULSE_S,
+        ),
+    ] {
+        bounds::number(path, at, name, v, range)?;
+    }
     let mut meters = Vec::new();
     for m in &dut.meters {
+        let at = Pos::of(m);
+        let v = &m.value;
+        for (name, x, range) in [
+            (
+                "register_start_kwh",
+                v.register_start_kwh,
+                bounds::SIM_REGISTER_KWH,
+            ),
+            (
+                "pf_inductive_0_5_percent",
+                v.pf_inductive_0_5_percent,
+                bounds::SIM_ERROR_PERCENT,
+            ),
+            (
+                "pf_capacitive_0_8_percent",
+                v.pf_capacitive_0_8_percent,
+                bounds::SIM_ERROR_PERCENT,
+            ),
+            ("noise_percent", v.noise_percent, bounds::SIM_NOISE_PERCENT),
+        ] {
+            bounds::number(path, at, name, x, range)?;
+        }
+        for o in v.phase_offsets_percent {
+            bounds::number(
+                path,
+                at,
+                "phase_offsets_percent",
+                o,
+                bounds::SIM_ERROR_PERCENT,
+            )?;
+        }
+        for (i, e) in &v.error_curve_percent {
+            bounds::number(
+                path,
+                at,
+                "error_curve_percent (current)",
+                *i,
+                bounds::SIM_CURRENT_A,
+            )?;
+            bounds::number(
+                path,
+                at,
+                "error_curve_percent (error)",
+                *e,
+                bounds::SIM_ERROR_PERCENT,
+            )?;
+        }
         let curve = &m.value.error_curve_percent;
         if curve.is_empty()
             || curve.windows(2).any(|w| w[0].0 >= w[1].0)
@@ -1198,6 +1362,7 @@ fn sim_dut(path: &Path, d: &Spanned<raw::SimDut>) -> Result<SimDutSpec, DataErro
         });
     }
     for f in &dut.faults {
+        f.value.check_numbers(path, Pos::of(f))?;
         if !meters.iter().any(|m| m.port == f.value.port()) {
             return Err(err(
                 Pos::of(f),

@@ -86,7 +86,11 @@ fn limit_of_the_wrong_sign_is_rejected_at_the_value() {
     );
     assert_eq!(err.pos.line, line, "{err}");
     assert_eq!(err.pos.column, col + "mpe_percent: ".len() as u64, "{err}");
-    assert!(err.message.contains("positive"), "{err}");
+    assert!(
+        err.message
+            .contains("mpe_percent (the limit is ± that value) must be a number above 0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -379,7 +383,7 @@ fn a_sensor_fixture_without_a_positive_limit_is_refused_where_it_is() {
     assert!(err.pos.column >= col, "{err}");
     assert!(
         err.message
-            .contains("accuracy.limit_percent must be a positive number"),
+            .contains("accuracy.limit_percent must be a number above 0 and at most 100 %"),
         "{err}"
     );
 }

@@ -19,7 +19,7 @@ mod station_steps;
 
 pub use events::{Collect, Event, EventKind, FanOut, Observer, PortProgress, Silent};
 pub use lifecycle::run;
-pub use plan::{Action, PlannedStep, plan};
+pub use plan::{Action, PlannedStep, expected_energised_s, plan};
 pub use record::{Outcome, RunRecord, StepKind};
 
 use chrono::NaiveDate;

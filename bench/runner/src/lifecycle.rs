@@ -245,7 +245,7 @@ pub fn run<'a>(
                 index: ps.index,
                 name: ps.name.clone(),
                 kind: ps.kind(),
-                expected_s: measuring.expected_s(ps),
+                expected_s: ps.expected_s,
             })
             .collect(),
     });
@@ -460,7 +460,7 @@ fn step(
         kind: ps.kind(),
         attempt,
         positions: active.iter().map(|&d| ctx.devices[d].position).collect(),
-        expected_s: measuring.expected_s(ps),
+        expected_s: ps.expected_s,
     });
     let mut slots: Vec<Slot> = active
         .iter()

@@ -38,9 +38,6 @@ pub(crate) trait Measuring {
     /// The word for a port in messages: `port` (a meter's), `channel` (a sensor's).
     fn port_word(&self) -> &'static str;
 
-    /// Expected duration of a step on the bench clock, for progress, s.
-    fn expected_s(&self, ps: &PlannedStep) -> f64;
-
     /// Measure one step at the slots' positions, filling each slot's record. A fault of
     /// one position (a dark LED, a silent sensor) is that slot's ERROR; the others go
     /// on. A fault of the bench (source, reference, counter link) is the error returned.

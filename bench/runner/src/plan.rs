@@ -4,7 +4,10 @@
 
 use crate::record::{LoadPoint, StepKind};
 use meterbench_instruments::{Phase, PhaseSetpoint, SourceSetpoint};
-use meterbench_metrology::{LimitRule, LoadKind, PowerFactor, lookup_limit, pulse_period_s};
+use meterbench_metrology::{
+    LimitRule, LoadKind, PowerFactor, lookup_limit, min_register_energy_wh, no_load_duration_s,
+    pulse_period_s,
+};
 use meterbench_procedure::{
     AccuracyStep, DataError, DutFixture, DutProcedure, Fixture, IdentityStep, InspectionStep,
     NoLoadStep, Pos, Procedure, PulseCheckStep, RegisterStep, SensorFixture, SensorProcedure,
@@ -60,6 +63,9 @@ pub struct PlannedStep {
     /// Nominal LED period at this load for a perfect meter, s (∞ without current; a
     /// sensor's telegram period for a current point).
     pub nominal_period_s: f64,
+    /// How long the step is expected to take on the bench clock with the source as it
+    /// asks (the nominal pulse rate, the declared times), s.
+    pub expected_s: f64,
 }
 
 impl PlannedStep {
@@ -224,7 +230,7 @@ fn plan_meter(
             l.power_factor,
             &l.phases,
         );
-        out.push(PlannedStep {
+        let mut ps = PlannedStep {
             index,
             name: step.name.clone(),
             pos: step.pos,
@@ -234,9 +240,90 @@ fn plan_meter(
             setpoint: sp,
             limit,
             action,
-        });
+            expected_s: 0.0,
+        };
+        ps.expected_s = meter_step_s(&ps, fixture);
+        out.push(ps);
     }
+    check_energised(&out, &procedure.file.path, station)?;
     Ok(out)
+}
+
+/// Expected duration of a meter step, s.
+fn meter_step_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    let p = ps.nominal_period_s;
+    match &ps.action {
+        Action::Identity(i) => i.settle_s + 1.0,
+        Action::Inspection(_) | Action::Telegrams | Action::Current(_) => 0.0,
+        Action::Register(r) => 2.0 * r.settle_s + register_dose_s(r, ps, fixture),
+        Action::PulseCheck(c) => c.settle_s + c.pulses as f64 * p,
+        Action::Starting(s) => s.settle_s + s.pulses as f64 * p,
+        Action::NoLoad(n) => n.settle_s + no_load_s(n, ps, fixture),
+        Action::Accuracy(a) => a.settle_s + (a.pulses * u64::from(a.repeats) + 1) as f64 * p,
+    }
+}
+
+/// How long the register step applies its load: until one register step is at most a
+/// tenth of the point's limit and at least `min_register_steps` steps have passed.
+pub(crate) fn register_dose_s(r: &RegisterStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    let (Some(profile), Some(limit)) = (&fixture.register, &ps.limit) else {
+        return 0.0;
+    };
+    let energy_wh = min_register_energy_wh(
+        profile.resolution_wh,
+        limit.mpe_percent,
+        r.min_register_steps,
+    );
+    energy_wh / ps.setpoint.active_power_w() * 3600.0
+}
+
+/// The no-load test's duration at the planned voltage, s.
+pub(crate) fn no_load_s(n: &NoLoadStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
+    let elements = ps
+        .setpoint
+        .phases
+        .iter()
+        .filter(|p| p.voltage_v > 0.0)
+        .count() as u32;
+    no_load_duration_s(
+        n.k_constant,
+        fixture.meter_constant_imp_per_kwh,
+        elements,
+        ps.load.voltage_v,
+        fixture.rated.ist,
+    )
+}
+
+/// The plan's expected energised time against the station's limit: a procedure that
+/// would keep the source on longer is refused before anything is switched on.
+fn check_energised(
+    plan: &[PlannedStep],
+    procedure: &std::path::Path,
+    station: &Station,
+) -> Result<(), DataError> {
+    let total: f64 = plan.iter().map(|p| p.expected_s).sum();
+    if total.is_finite() && total <= station.max_energised_s {
+        return Ok(());
+    }
+    let longest = plan
+        .iter()
+        .max_by(|a, b| a.expected_s.total_cmp(&b.expected_s))
+        .map(|p| format!("; the longest step is `{}` ({:.0} s)", p.name, p.expected_s))
+        .unwrap_or_default();
+    Err(DataError::at(
+        &station.file.path,
+        station.max_energised_pos,
+        format!(
+            "procedure {} would keep the source energised for about {total:.0} s, more than this station's safety.max_energised_s of {:.0} s{longest}; refused before anything is switched on",
+            procedure.display(),
+            station.max_energised_s
+        ),
+    ))
+}
+
+/// The expected energised time of a plan, s (what `validate` shows).
+pub fn expected_energised_s(plan: &[PlannedStep]) -> f64 {
+    plan.iter().map(|p| p.expected_s).sum()
 }
 
 /// The load a meter step applies: current, its name, PF, loaded phases and voltage.
@@ -348,6 +435,7 @@ fn plan_sensor(
                 elements: s.phases.len() as u32,
                 limit: None,
                 nominal_period_s: fixture.telegram_period_s,
+                expected_s: s.settle_s + (s.telegrams + 1) as f64 * fixture.telegram_period_s,
             }
         })
         .collect();
@@ -370,6 +458,8 @@ fn plan_sensor(
         elements: 0,
         limit: None,
         nominal_period_s: fixture.telegram_period_s,
+        expected_s: 0.0,
     });
+    check_energised(&out, &procedure.file.path, station)?;
     Ok(out)
 }

@@ -4,7 +4,7 @@
 //! decision comes from the declared limits through the metrology crate.
 
 use crate::measure::{Ctx, Measuring, Slot};
-use crate::plan::{Action, PlannedStep};
+use crate::plan::{Action, PlannedStep, no_load_s, register_dose_s};
 use crate::record::*;
 use crate::{PortProgress, RunRequest, StepStop};
 use meterbench_instruments::{
@@ -15,8 +15,8 @@ use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
     BudgetInputs, RegisterSteps, compare_register, decide, gated_error_percent, interval_scatter,
-    min_register_energy_wh, no_load_duration_s, parse_register, register_resolution_u_percent,
-    repeat_statistics, starting_pulse_period_s, timed_error_percent, uncertainty_budget,
+    parse_register, register_resolution_u_percent, repeat_statistics, starting_pulse_period_s,
+    timed_error_percent, uncertainty_budget,
 };
 use meterbench_procedure::{
     AccuracyStep, Fixture, IdentitySource, NoLoadStep, PulseCheckStep, RegisterStep, StartingStep,
@@ -1013,19 +1013,6 @@ impl Measuring for PulseMeasuring<'_, '_> {
         "port"
     }
 
-    fn expected_s(&self, ps: &PlannedStep) -> f64 {
-        let p = ps.nominal_period_s;
-        match &ps.action {
-            Action::Identity(i) => i.settle_s + 1.0,
-            Action::Inspection(_) | Action::Telegrams | Action::Current(_) => 0.0,
-            Action::Register(r) => 2.0 * r.settle_s + register_dose_s(r, ps, self.fixture),
-            Action::PulseCheck(c) => c.settle_s + c.pulses as f64 * p,
-            Action::Starting(s) => s.settle_s + s.pulses as f64 * p,
-            Action::NoLoad(n) => n.settle_s + no_load_s(n, ps, self.fixture),
-            Action::Accuracy(a) => a.settle_s + (a.pulses * a.repeats as u64 + 1) as f64 * p,
-        }
-    }
-
     fn measure(
         &mut self,
         ps: &PlannedStep,
@@ -1053,20 +1040,6 @@ impl Measuring for PulseMeasuring<'_, '_> {
     }
 }
 
-/// How long the register step applies its load: until one register step is at most a
-/// tenth of the point's limit and at least `min_register_steps` steps have passed.
-fn register_dose_s(r: &RegisterStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
-    let (Some(profile), Some(limit)) = (&fixture.register, &ps.limit) else {
-        return 0.0;
-    };
-    let energy_wh = min_register_energy_wh(
-        profile.resolution_wh,
-        limit.mpe_percent,
-        r.min_register_steps,
-    );
-    energy_wh / ps.setpoint.active_power_w() * 3600.0
-}
-
 /// The same voltages with no current: the meter is powered, its register stands still.
 fn idle(setpoint: &SourceSetpoint) -> SourceSetpoint {
     let mut s = *setpoint;
@@ -1075,22 +1048,6 @@ fn idle(setpoint: &SourceSetpoint) -> SourceSetpoint {
         p.current_lag_deg = 0.0;
     }
     s
-}
-
-fn no_load_s(n: &NoLoadStep, ps: &PlannedStep, fixture: &Fixture) -> f64 {
-    let elements = ps
-        .setpoint
-        .phases
-        .iter()
-        .filter(|p| p.voltage_v > 0.0)
-        .count() as u32;
-    no_load_duration_s(
-        n.k_constant,
-        fixture.meter_constant_imp_per_kwh,
-        elements,
-        ps.load.voltage_v,
-        fixture.rated.ist,
-    )
 }
 
 fn samples(events: &[EdgeEvent]) -> Vec<PulseSample> {

@@ -347,15 +347,6 @@ impl Measuring for ReadingMeasuring<'_> {
         "channel"
     }
 
-    fn expected_s(&self, ps: &PlannedStep) -> f64 {
-        match &ps.action {
-            Action::Current(s) => {
-                s.settle_s + (s.telegrams + 1) as f64 * self.fixture.telegram_period_s
-            }
-            _ => 0.0,
-        }
-    }
-
     fn measure(
         &mut self,
         ps: &PlannedStep,

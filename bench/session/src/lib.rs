@@ -130,6 +130,7 @@ pub struct Prepared {
     answers: BTreeMap<Option<u32>, Answers>,
     /// The simulated faults, each at its position.
     sim_faults: Vec<(u32, SimFault)>,
+    expected_energised_s: f64,
 }
 
 impl Prepared {
@@ -142,7 +143,8 @@ impl Prepared {
         // Everything the runner checks before switching on, checked before binding too:
         // ratings first (a setpoint beyond them is refused whatever else is wrong), then
         // that the procedure fits the fixture, then the calibrations.
-        meterbench_runner::plan(&procedure, &fixture, &station)?;
+        let planned = meterbench_runner::plan(&procedure, &fixture, &station)?;
+        let expected_energised_s = meterbench_runner::expected_energised_s(&planned);
         station.check_calibration_due(options.today)?;
         let positions = resolve_positions(&options, &station, &fixture)?;
         let mut answers = BTreeMap::new();
@@ -191,7 +193,14 @@ impl Prepared {
             positions,
             answers,
             sim_faults,
+            expected_energised_s,
         })
+    }
+
+    /// How long the procedure is expected to keep the source energised, s (checked
+    /// against the station's `safety.max_energised_s` when loaded).
+    pub fn expected_energised_s(&self) -> f64 {
+        self.expected_energised_s
     }
 
     /// Bind the station's roles and the measured positions' interfaces.

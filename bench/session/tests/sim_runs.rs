@@ -311,6 +311,45 @@ fn setpoints_beyond_the_fixture_rating_are_refused_before_switching_on() {
 }
 
 #[test]
+fn a_procedure_longer_than_the_station_allows_energised_is_refused_at_the_station_limit() {
+    let s = setup(None);
+    let mut o = s.options.clone();
+    o.station = edited(
+        "hw/stations/sim.yaml",
+        "max_energised_s: 3600",
+        "max_energised_s: 60",
+        s.reports.path(),
+    );
+    let station_text = std::fs::read_to_string(&o.station).unwrap();
+    let line = station_text
+        .lines()
+        .position(|l| l.contains("max_energised_s: 60"))
+        .unwrap()
+        + 1;
+    match Prepared::load(o) {
+        Err(SessionError::Data(e)) => {
+            let m = e.to_string();
+            // At the station's limit, naming the procedure, its total and its longest step.
+            assert!(m.contains(&format!("sim.yaml:{line}:20: ")), "{m}");
+            assert!(m.contains("en50470-3-class-b.yaml"), "{m}");
+            assert!(
+                m.contains("more than this station's safety.max_energised_s of 60 s"),
+                "{m}"
+            );
+            assert!(m.contains("the longest step is `"), "{m}");
+        }
+        Err(e) => panic!("expected a data error, got {e}"),
+        Ok(_) => panic!("expected a refusal"),
+    }
+    // Under the repository's limit the same procedure is planned, and its expected
+    // energised time (what `validate` prints) is the sum of its steps' expectations:
+    // several minutes, as the pulse counts at Ist and the no-load test imply.
+    let p = Prepared::load(s.options.clone()).unwrap();
+    let total = p.expected_energised_s();
+    assert!(total > 120.0 && total < 3600.0, "{total}");
+}
+
+#[test]
 fn the_timed_method_measures_the_same_error() {
     let s = setup(Some(("method: gated_reference_count", "method: timed")));
     let (rec, b) = run_sim(&s, &[]);

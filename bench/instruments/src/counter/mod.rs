@@ -232,7 +232,10 @@ impl<T: Transport> PulseCounter for ProtocolCounter<T> {
                 return Err(InstrumentError::Refused {
                     instrument: self.name(),
                     request: format!("channel {}", c.channel),
-                    reason: format!("the counter has channels 0..{}", self.hello.channel_count),
+                    reason: format!(
+                        "the counter has channels 0 … {}; check the heads wired to it in the station's rack",
+                        self.hello.channel_count.saturating_sub(1)
+                    ),
                 });
             }
             let ticks = (c.glitch_filter_s * self.hello.timebase_hz as f64).round() as u32;
