@@ -75,18 +75,30 @@ fn the_eol_procedure_runs_unattended_from_an_answers_file() {
         "{stdout}"
     );
 
-    // A mistyped hash in the file: an ERROR naming the file, line and key; nothing measured.
+    // A mistyped hash in the file: refused when the run is loaded, naming the file, line
+    // and key; no run is started, nothing is switched on, nothing is reported.
     let text = std::fs::read_to_string(repo().join("hw/answers/sim-cpim1000.yaml")).unwrap();
     let bad = reports.path().join("bad-answers.yaml");
     std::fs::write(&bad, text.replace("\"A3F09C4E\"", "\"A3F09C4\"")).unwrap();
+    let entries = || {
+        let mut v: Vec<_> = std::fs::read_dir(reports.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = entries();
     let out = run(bad.to_str().unwrap());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
-    assert!(stdout.contains("bad-answers.yaml:"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stdout.contains("lcd.lrs_hash") && stdout.contains("7 characters"),
-        "{stdout}"
+        stderr
+            .contains("bad-answers.yaml:9:17: answer to `lcd.lrs_hash` not accepted: 7 characters")
+            && stderr.contains("refused before anything is switched on"),
+        "{stderr}"
     );
+    assert_eq!(entries(), before, "a refused run leaves no report");
 
     // A typed LRS hash that differs from the certified one: FAIL, naming both.
     let other = reports.path().join("other-lrs.yaml");

@@ -12,6 +12,7 @@ mod measure;
 pub mod operator;
 pub mod plan;
 mod pulses;
+mod questions;
 mod readings;
 pub mod record;
 pub mod safety;
@@ -20,6 +21,7 @@ mod station_steps;
 pub use events::{Collect, Event, EventKind, FanOut, Observer, PortProgress, Silent};
 pub use lifecycle::run;
 pub use plan::{Action, PlannedStep, expected_energised_s, plan};
+pub use questions::{check_answers, questions};
 pub use record::{Outcome, RunRecord, StepKind};
 
 use chrono::NaiveDate;

@@ -2,7 +2,7 @@
 //! step shares: the bench clock, the source guard, the operator, the event stream.
 
 use crate::events::{Event, EventKind, Observer, PortProgress};
-use crate::operator::{AnswerFormat, Operator, OperatorError, Question};
+use crate::operator::{Operator, OperatorError, Question};
 use crate::plan::PlannedStep;
 use crate::record::{Outcome, PortRecord, StepRecord};
 use crate::safety::SourceGuard;
@@ -165,29 +165,25 @@ impl Ctx<'_, '_> {
     }
 
     /// Ask the operator (or the answers file) one question of step `ps` about the device
-    /// at `device`.
+    /// at `device` (the question as [`crate::questions`] builds it).
     pub fn ask(
         &mut self,
         device: usize,
         ps: &PlannedStep,
-        key: &str,
-        prompt: &str,
-        format: AnswerFormat,
+        question: &Question,
     ) -> Result<String, StepStop> {
         let position = self.devices[device].position;
         let show_position = self.rack;
         let Some(op) = self.operator.as_deref_mut() else {
             return Err(StepStop::Bench(format!(
-                "step `{}` asks the operator ({key}), but no operator or answers file is there to answer",
-                ps.name
+                "step `{}` asks the operator ({}), but no operator or answers file is there to answer",
+                ps.name, question.key
             )));
         };
         op.ask(&Question {
             position: Some(position),
             show_position,
-            key: key.into(),
-            prompt: prompt.into(),
-            format,
+            ..question.clone()
         })
         .map_err(|e| match e {
             // Ctrl-C or SIGTERM while the question was open.

@@ -733,13 +733,7 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                     IdentitySource::Lcd => ctx.ask(
                         slot.device,
                         ps,
-                        &format!("lcd.register_{when}.{port}"),
-                        &format!(
-                            "Energy register of the {port} port on the LCD, kWh ({when} the dose)"
-                        ),
-                        crate::operator::AnswerFormat::Reading {
-                            decimals: decimals as usize,
-                        },
+                        &crate::questions::register_reading(&port, when, decimals),
                     ),
                     IdentitySource::Can => match ctx.devices[slot.device].software.as_deref_mut() {
                         None => Err(StepStop::Position(format!(

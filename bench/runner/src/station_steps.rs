@@ -5,13 +5,10 @@
 use crate::StepStop;
 use crate::identity::check_identity;
 use crate::measure::{Ctx, Slot};
-use crate::operator::AnswerFormat;
 use crate::plan::PlannedStep;
 use crate::record::*;
 use meterbench_instruments::SoftwareReading;
-use meterbench_procedure::{
-    CertifiedIdentity, Fixture, IdentitySource, IdentityStep, InspectionStep,
-};
+use meterbench_procedure::{Fixture, IdentitySource, IdentityStep, InspectionStep};
 
 /// Power the meters (nominal voltage, no current), read each one's software identity
 /// and compare it with the certified ones: per port, the version and software hash (the
@@ -94,55 +91,16 @@ fn identity_from_lcd(
     device: usize,
     ctx: &mut Ctx<'_, '_>,
 ) -> Result<(SoftwareReading, Vec<(String, String)>), StepStop> {
-    let fault = ctx.ask(
-        device,
-        ps,
-        "lcd.startup_fault",
-        "Does the LCD show \"-CHARGEPOIN+\" (the meter did not leave its boot loader)?",
-        AnswerFormat::YesNo,
-    )?;
-    if fault == "yes" {
+    let q = crate::questions::lcd_identity(fixture);
+    if ctx.ask(device, ps, &q.startup_fault)? == "yes" {
         return Err(StepStop::Position(fixture.startup_fault_hint()));
     }
-    // Hash lengths as the certificate lists them.
-    let digits = |f: fn(&CertifiedIdentity) -> &str| {
-        fixture.certified_software.first().map_or(8, |c| f(c).len())
-    };
-    let version = ctx.ask(
-        device,
-        ps,
-        "lcd.software_version",
-        "Overall software version on the LCD",
-        AnswerFormat::Version,
-    )?;
-    let software_hash = ctx.ask(
-        device,
-        ps,
-        "lcd.software_hash",
-        "Overall software hash on the LCD",
-        AnswerFormat::HexHash {
-            digits: digits(|c| &c.software_hash),
-        },
-    )?;
-    let lrs = ctx.ask(
-        device,
-        ps,
-        "lcd.lrs_hash",
-        "Legally relevant software (LRS) hash on the LCD",
-        AnswerFormat::HexHash {
-            digits: digits(|c| &c.lrs_hash),
-        },
-    )?;
+    let version = ctx.ask(device, ps, &q.software_version)?;
+    let software_hash = ctx.ask(device, ps, &q.software_hash)?;
+    let lrs = ctx.ask(device, ps, &q.lrs_hash)?;
     let mut flags = Vec::new();
-    for p in &fixture.ports {
-        let shown = ctx.ask(
-            device,
-            ps,
-            &format!("lcd.flags.{}", p.name),
-            &format!("Flags of the {} port on the LCD, as shown", p.name),
-            AnswerFormat::Shown,
-        )?;
-        flags.push((p.name.clone(), shown));
+    for (port, question) in &q.flags {
+        flags.push((port.clone(), ctx.ask(device, ps, question)?));
     }
     Ok((
         SoftwareReading {
@@ -189,13 +147,7 @@ fn inspect(
     let mut checks = Vec::new();
     let mut scanned_serial = None;
     if i.scan_serial {
-        let s = ctx.ask(
-            device,
-            ps,
-            "serial.scan",
-            "Scan the serial number (QR code on the label)",
-            AnswerFormat::SerialNumber,
-        )?;
+        let s = ctx.ask(device, ps, &crate::questions::serial_scan())?;
         let expected = &ctx.devices[device].serial;
         if &s != expected {
             problems.push(format!(
@@ -204,47 +156,14 @@ fn inspect(
         }
         scanned_serial = Some(s);
     }
-    let profile = fixture.inspection.as_ref();
-    let seals = if i.seals {
-        profile.map_or(&[][..], |p| p.seals.as_slice())
-    } else {
-        &[]
-    };
-    // What to confirm: (answer key, what it is, the question, the problem if not).
-    let mut to_confirm: Vec<(String, String, String, String)> = seals
-        .iter()
-        .map(|seal| {
-            (
-                format!("seal.{}", seal.key),
-                seal.check.clone(),
-                format!("{}: present and intact?", seal.check),
-                format!("seal not intact: {}", seal.check),
-            )
-        })
-        .collect();
-    for label_key in &i.labels {
-        let label = profile
-            .and_then(|p| p.labels.iter().find(|l| &l.key == label_key))
-            .expect("checked against the fixture");
-        to_confirm.push((
-            format!("label.{}", label.key),
-            label.title.clone(),
-            format!(
-                "{}: present, legible and showing every field: {}?",
-                label.title,
-                label.fields.join("; ")
-            ),
-            format!("{} is missing a field or illegible", label.title),
-        ));
-    }
-    for (key, what, question, problem) in to_confirm {
-        let confirmed = ctx.ask(device, ps, &key, &question, AnswerFormat::YesNo)? == "yes";
+    for c in crate::questions::confirmations(i, fixture) {
+        let confirmed = ctx.ask(device, ps, &c.question)? == "yes";
         if !confirmed {
-            problems.push(problem);
+            problems.push(c.problem);
         }
         checks.push(InspectionCheck {
-            key,
-            what,
+            key: c.question.key,
+            what: c.what,
             confirmed,
         });
     }

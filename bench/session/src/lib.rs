@@ -118,6 +118,33 @@ pub struct PositionPlan {
     pub serial: String,
 }
 
+/// What a procedure on a fixture at a station is found to need when checked together.
+#[derive(Debug, Clone)]
+pub struct Combination {
+    /// How long the plan keeps the source energised, s (within the station's limit).
+    pub expected_energised_s: f64,
+    /// The questions it puts to the operator (or an answers file).
+    pub questions: Vec<meterbench_runner::operator::Question>,
+}
+
+/// Everything the runner checks before switching on, checked before binding (by `run`
+/// and by `validate` alike, so both accept and refuse the same files): ratings first (a
+/// setpoint beyond them is refused whatever else is wrong), then that the procedure fits
+/// the fixture and the station's energised-time limit, then the calibrations due `today`.
+pub fn check_combination(
+    procedure: &DutProcedure,
+    fixture: &DutFixture,
+    station: &Station,
+    today: NaiveDate,
+) -> Result<Combination, SessionError> {
+    let planned = meterbench_runner::plan(procedure, fixture, station)?;
+    station.check_calibration_due(today)?;
+    Ok(Combination {
+        expected_energised_s: meterbench_runner::expected_energised_s(&planned),
+        questions: meterbench_runner::questions(&planned, fixture),
+    })
+}
+
 /// A session whose files are loaded and checked, ready to bind and run: everything that
 /// can be refused is refused here, before any port is opened.
 pub struct Prepared {
@@ -140,12 +167,10 @@ impl Prepared {
         let procedure = DutProcedure::load(&options.procedure)?;
         let fixture = DutFixture::load(&options.fixture)?;
         let station = Station::load(&options.station)?;
-        // Everything the runner checks before switching on, checked before binding too:
-        // ratings first (a setpoint beyond them is refused whatever else is wrong), then
-        // that the procedure fits the fixture, then the calibrations.
-        let planned = meterbench_runner::plan(&procedure, &fixture, &station)?;
-        let expected_energised_s = meterbench_runner::expected_energised_s(&planned);
-        station.check_calibration_due(options.today)?;
+        let Combination {
+            expected_energised_s,
+            questions: asked,
+        } = check_combination(&procedure, &fixture, &station, options.today)?;
         let positions = resolve_positions(&options, &station, &fixture)?;
         let mut answers = BTreeMap::new();
         for (p, path) in &options.answers {
@@ -156,7 +181,10 @@ impl Prepared {
                     "answers for position {p}, which is not measured"
                 )));
             }
-            answers.insert(*p, Answers::load(path)?);
+            // Every answer the procedure will ask for, in its format, before switch-on.
+            let a = Answers::load(path)?;
+            meterbench_runner::check_answers(&a, &asked)?;
+            answers.insert(*p, a);
         }
         if !options.sim_faults.is_empty() || !options.counter_link_faults.is_empty() {
             if station.simulation.is_none() {
