@@ -40,23 +40,19 @@ struct SchemaOnly {
     schema: String,
 }
 
-/// The `schema:` of a data file: what kind of file it is.
+/// The `schema:` of a data file: what kind of file it is. A file that is not YAML at
+/// all (a tab, a duplicate key, a NaN, nesting too deep, an alias bomb) is reported for
+/// what is wrong with it, at its position, not as a file without a schema.
 pub fn schema_of(file: &LoadedFile) -> Result<String, DataError> {
-    let head: SchemaOnly = serde_saphyr::from_str(&file.text).map_err(|e| {
-        let pos = e
-            .location()
-            .map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            })
-            .unwrap_or_default();
-        DataError::at(
+    match file.parse::<SchemaOnly>() {
+        Ok(head) => Ok(head.schema),
+        Err(e) if e.message.starts_with("missing field `schema`") => Err(DataError::at(
             &file.path,
-            pos,
+            Pos { line: 1, column: 1 },
             format!("no `schema:` naming what this file is ({KNOWN_SCHEMAS})"),
-        )
-    })?;
-    Ok(head.schema)
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// The fixture of a device under test, of either kind.

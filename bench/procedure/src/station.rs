@@ -212,32 +212,32 @@ mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimSource {
-        pub settling_time_constant_s: f64,
-        pub amplitude_error_percent: f64,
+        pub settling_time_constant_s: Spanned<f64>,
+        pub amplitude_error_percent: Spanned<f64>,
     }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimReference {
-        pub actual_error_percent: f64,
+        pub actual_error_percent: Spanned<f64>,
     }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimCounter {
-        pub timebase_hz: f64,
-        pub timebase_offset_ppm: f64,
+        pub timebase_hz: Spanned<f64>,
+        pub timebase_offset_ppm: Spanned<f64>,
     }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SimDut {
         pub serial_number: String,
-        pub led_imp_per_kwh: f64,
-        pub start_threshold_a: f64,
-        pub energy_update_hz: f64,
-        pub pulse_timer_hz: f64,
-        pub led_pulse_width_s: f64,
+        pub led_imp_per_kwh: Spanned<f64>,
+        pub start_threshold_a: Spanned<f64>,
+        pub energy_update_hz: Spanned<f64>,
+        pub pulse_timer_hz: Spanned<f64>,
+        pub led_pulse_width_s: Spanned<f64>,
         pub meters: Vec<Spanned<SimMeter>>,
         #[serde(default)]
         pub faults: Vec<Spanned<super::SimFault>>,
@@ -252,12 +252,12 @@ mod raw {
     pub struct SimMeter {
         pub port: String,
         #[serde(default)]
-        pub register_start_kwh: f64,
-        pub error_curve_percent: Vec<(f64, f64)>,
-        pub pf_inductive_0_5_percent: f64,
-        pub pf_capacitive_0_8_percent: f64,
-        pub phase_offsets_percent: [f64; 3],
-        pub noise_percent: f64,
+        pub register_start_kwh: Option<Spanned<f64>>,
+        pub error_curve_percent: Spanned<Vec<(f64, f64)>>,
+        pub pf_inductive_0_5_percent: Spanned<f64>,
+        pub pf_capacitive_0_8_percent: Spanned<f64>,
+        pub phase_offsets_percent: Spanned<[f64; 3]>,
+        pub noise_percent: Spanned<f64>,
     }
 }
 
@@ -483,6 +483,9 @@ pub struct RoleBinding {
     pub calibration: CalibrationRecord,
     #[serde(skip)]
     pub due_pos: Pos,
+    /// Where `port:` is written, for an error opening it.
+    #[serde(skip)]
+    pub port_pos: Pos,
 }
 
 impl RoleBinding {
@@ -545,6 +548,8 @@ pub enum P1Request {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DutP1Spec {
     pub port: PortSpec,
+    /// Where `port:` is written, for an error opening it.
+    pub port_pos: Pos,
     pub request: P1Request,
     pub inverted: bool,
 }
@@ -590,6 +595,8 @@ pub struct RackPosition {
     pub heads: Vec<HeadInput>,
     /// The device's CAN bus (an SLCAN adapter's port), if wired.
     pub can: Option<PortSpec>,
+    /// Where `can:` is written, for an error opening it.
+    pub can_pos: Pos,
     /// A P1 device's cable, if wired.
     pub p1: Option<DutP1Spec>,
     pub pos: Pos,
@@ -818,6 +825,7 @@ impl Station {
                     issued_by: d.calibration.issued_by.clone(),
                 },
                 due_pos: Pos::of(&d.calibration.due),
+                port_pos: d.port.as_ref().map_or(Pos::of(d.driver), Pos::of),
             })
         };
 
@@ -1100,6 +1108,7 @@ fn rack(
             Some(d) => match PortSpec::parse(&d.value.port.value) {
                 Some(port @ (PortSpec::Serial(_) | PortSpec::SimPty)) => Some(DutP1Spec {
                     port,
+                    port_pos: Pos::of(&d.value.port),
                     request: d.value.request.unwrap_or(P1Request::Rts),
                     inverted: d.value.inverted,
                 }),
@@ -1118,6 +1127,7 @@ fn rack(
             id: v.id.value,
             heads,
             can,
+            can_pos: v.can.as_ref().map_or(Pos::of(p), Pos::of),
             p1,
             pos: Pos::of(p),
         });
@@ -1144,25 +1154,24 @@ fn simulation_spec(
                 format!("counter `{}` has no simulated timebase here", c.binding.id),
             ));
         };
-        let at = Pos::of(&s.counters);
         let name = |field: &str| format!("counter `{}`: {field}", c.binding.id);
         bounds::number(
             path,
-            at,
+            Pos::of(&spec.timebase_hz),
             &name("timebase_hz"),
-            spec.timebase_hz,
+            spec.timebase_hz.value,
             bounds::SIM_TIMEBASE_HZ,
         )?;
         bounds::number(
             path,
-            at,
+            Pos::of(&spec.timebase_offset_ppm),
             &name("timebase_offset_ppm"),
-            spec.timebase_offset_ppm,
+            spec.timebase_offset_ppm.value,
             bounds::SIM_PPM,
         )?;
         sim_counters.push(SimCounterSpec {
-            timebase_hz: spec.timebase_hz,
-            timebase_offset_ppm: spec.timebase_offset_ppm,
+            timebase_hz: spec.timebase_hz.value,
+            timebase_offset_ppm: spec.timebase_offset_ppm.value,
         });
     }
     if let Some(id) = s
@@ -1227,31 +1236,30 @@ fn simulation_spec(
                 .transpose()?,
         });
     }
-    let at = Pos::of(sim);
     for (name, v, range) in [
         (
             "source.settling_time_constant_s",
-            s.source.settling_time_constant_s,
+            &s.source.settling_time_constant_s,
             bounds::SIM_SETTLING_S,
         ),
         (
             "source.amplitude_error_percent",
-            s.source.amplitude_error_percent,
+            &s.source.amplitude_error_percent,
             bounds::SIM_SMALL_PERCENT,
         ),
         (
             "reference.actual_error_percent",
-            s.reference.actual_error_percent,
+            &s.reference.actual_error_percent,
             bounds::SIM_SMALL_PERCENT,
         ),
     ] {
-        bounds::number(path, at, name, v, range)?;
+        bounds::number(path, Pos::of(v), name, v.value, range)?;
     }
     Ok(SimulationSpec {
         seed: s.seed,
-        source_settling_time_constant_s: s.source.settling_time_constant_s,
-        source_amplitude_error_percent: s.source.amplitude_error_percent,
-        reference_actual_error_percent: s.reference.actual_error_percent,
+        source_settling_time_constant_s: s.source.settling_time_constant_s.value,
+        source_amplitude_error_percent: s.source.amplitude_error_percent.value,
+        reference_actual_error_percent: s.reference.actual_error_percent.value,
         counters: sim_counters,
         positions,
     })
@@ -1260,105 +1268,102 @@ fn simulation_spec(
 fn sim_dut(path: &Path, d: &Spanned<raw::SimDut>) -> Result<SimDutSpec, DataError> {
     let err = |pos: Pos, m: String| DataError::at(path, pos, m);
     let dut = &d.value;
-    let at = Pos::of(d);
     for (name, v, range) in [
         (
             "led_imp_per_kwh",
-            dut.led_imp_per_kwh,
+            &dut.led_imp_per_kwh,
             bounds::METER_CONSTANT,
         ),
         (
             "start_threshold_a",
-            dut.start_threshold_a,
+            &dut.start_threshold_a,
             bounds::SIM_CURRENT_A,
         ),
         (
             "energy_update_hz",
-            dut.energy_update_hz,
+            &dut.energy_update_hz,
             bounds::SIM_UPDATE_HZ,
         ),
-        ("pulse_timer_hz", dut.pulse_timer_hz, bounds::SIM_TIMER_HZ),
+        ("pulse_timer_hz", &dut.pulse_timer_hz, bounds::SIM_TIMER_HZ),
         (
             "led_pulse_width_s",
-            dut.led_pulse_width_s,
+            &dut.led_pulse_width_s,
             bounds::SIM_PULSE_S,
         ),
     ] {
-        bounds::number(path, at, name, v, range)?;
+        bounds::number(path, Pos::of(v), name, v.value, range)?;
     }
     let mut meters = Vec::new();
     for m in &dut.meters {
-        let at = Pos::of(m);
         let v = &m.value;
+        // Each number where it is written.
+        if let Some(r) = &v.register_start_kwh {
+            bounds::number(
+                path,
+                Pos::of(r),
+                "register_start_kwh",
+                r.value,
+                bounds::SIM_REGISTER_KWH,
+            )?;
+        }
         for (name, x, range) in [
             (
-                "register_start_kwh",
-                v.register_start_kwh,
-                bounds::SIM_REGISTER_KWH,
-            ),
-            (
                 "pf_inductive_0_5_percent",
-                v.pf_inductive_0_5_percent,
+                &v.pf_inductive_0_5_percent,
                 bounds::SIM_ERROR_PERCENT,
             ),
             (
                 "pf_capacitive_0_8_percent",
-                v.pf_capacitive_0_8_percent,
+                &v.pf_capacitive_0_8_percent,
                 bounds::SIM_ERROR_PERCENT,
             ),
-            ("noise_percent", v.noise_percent, bounds::SIM_NOISE_PERCENT),
+            ("noise_percent", &v.noise_percent, bounds::SIM_NOISE_PERCENT),
         ] {
-            bounds::number(path, at, name, x, range)?;
+            bounds::number(path, Pos::of(x), name, x.value, range)?;
         }
-        for o in v.phase_offsets_percent {
+        for o in v.phase_offsets_percent.value {
             bounds::number(
                 path,
-                at,
+                Pos::of(&v.phase_offsets_percent),
                 "phase_offsets_percent",
                 o,
                 bounds::SIM_ERROR_PERCENT,
             )?;
         }
-        for (i, e) in &v.error_curve_percent {
+        let curve = &v.error_curve_percent;
+        for (i, e) in &curve.value {
             bounds::number(
                 path,
-                at,
+                Pos::of(curve),
                 "error_curve_percent (current)",
                 *i,
                 bounds::SIM_CURRENT_A,
             )?;
             bounds::number(
                 path,
-                at,
+                Pos::of(curve),
                 "error_curve_percent (error)",
                 *e,
                 bounds::SIM_ERROR_PERCENT,
             )?;
         }
-        let curve = &m.value.error_curve_percent;
-        if curve.is_empty()
-            || curve.windows(2).any(|w| w[0].0 >= w[1].0)
-            || curve.iter().any(|p| p.0 <= 0.0)
+        if curve.value.is_empty()
+            || curve.value.windows(2).any(|w| w[0].0 >= w[1].0)
+            || curve.value.iter().any(|p| p.0 <= 0.0)
         {
             return Err(err(
-                Pos::of(m),
+                Pos::of(curve),
                 "error_curve_percent needs (current, error) points with positive, increasing currents".into(),
             ));
         }
-        if !(m.value.register_start_kwh.is_finite() && m.value.register_start_kwh >= 0.0) {
-            return Err(err(
-                Pos::of(m),
-                "register_start_kwh must be a reading of zero or more".into(),
-            ));
-        }
         meters.push(SimMeterSpec {
-            register_start_kwh: m.value.register_start_kwh,
-            port: m.value.port.clone(),
-            error_curve_percent: curve.clone(),
-            pf_inductive_0_5_percent: m.value.pf_inductive_0_5_percent,
-            pf_capacitive_0_8_percent: m.value.pf_capacitive_0_8_percent,
-            phase_offsets_percent: m.value.phase_offsets_percent,
-            noise_percent: m.value.noise_percent,
+            register_start_kwh: v.register_start_kwh.as_ref().map_or(0.0, |r| r.value),
+            port: v.port.clone(),
+            error_curve_percent: curve.value.clone(),
+            pf_inductive_0_5_percent: v.pf_inductive_0_5_percent.value,
+            pf_capacitive_0_8_percent: v.pf_capacitive_0_8_percent.value,
+            phase_offsets_percent: v.phase_offsets_percent.value,
+            noise_percent: v.noise_percent.value,
         });
     }
     for f in &dut.faults {
@@ -1379,11 +1384,11 @@ fn sim_dut(path: &Path, d: &Spanned<raw::SimDut>) -> Result<SimDutSpec, DataErro
     Ok(SimDutSpec {
         model: "cpim1000".into(),
         serial_number: dut.serial_number.clone(),
-        led_imp_per_kwh: dut.led_imp_per_kwh,
-        start_threshold_a: dut.start_threshold_a,
-        energy_update_hz: dut.energy_update_hz,
-        pulse_timer_hz: dut.pulse_timer_hz,
-        led_pulse_width_s: dut.led_pulse_width_s,
+        led_imp_per_kwh: dut.led_imp_per_kwh.value,
+        start_threshold_a: dut.start_threshold_a.value,
+        energy_update_hz: dut.energy_update_hz.value,
+        pulse_timer_hz: dut.pulse_timer_hz.value,
+        led_pulse_width_s: dut.led_pulse_width_s.value,
         meters,
         faults: dut.faults.iter().map(|f| f.value.clone()).collect(),
         broken_seals: dut.broken_seals.clone(),

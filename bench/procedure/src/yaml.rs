@@ -109,13 +109,49 @@ impl LoadedFile {
                     column: l.column(),
                 })
                 .unwrap_or_default();
-            DataError::at(
-                &self.path,
-                pos,
-                first_line(&e.without_snippet().to_string()),
-            )
+            let message = plain_words(&first_line(&e.without_snippet().to_string()));
+            DataError::at(&self.path, pos, self.with_tab_hint(pos, message))
         })
     }
+
+    /// A tab where YAML wants spaces is reported by the parser as a structure error
+    /// ("did not find expected key"); name the tab when the line has one before `pos`.
+    fn with_tab_hint(&self, pos: Pos, message: String) -> String {
+        let line = self.text.lines().nth(pos.line.saturating_sub(1) as usize);
+        let indent_has_tab = line.is_some_and(|l| {
+            l.chars()
+                .take_while(|c| c.is_whitespace())
+                .any(|c| c == '\t')
+        });
+        if indent_has_tab {
+            format!("{message}: the line is indented with a tab (YAML indents with spaces only)")
+        } else {
+            message
+        }
+    }
+}
+
+/// The parser's words for what a person fixes in the file.
+fn plain_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("`{key}` is given twice in the same mapping (a key may appear once)");
+    }
+    if message.starts_with("non-finite float") {
+        let value = message.split('`').nth(1).unwrap_or("");
+        return format!("`{value}` is not a number; a finite number is needed here");
+    }
+    if let Some(rest) = message.strip_prefix("budget breached: ") {
+        // e.g. `Nodes { nodes: 250001 }`: an alias bomb, or a file far beyond any of ours.
+        let what = rest.split(" at line ").next().unwrap_or(rest);
+        return format!(
+            "the file expands beyond what the bench reads ({what}); aliases that repeat each other?"
+        );
+    }
+    if message == "recursion limit exceeded" {
+        return "nested too deeply (no data file of the bench needs that many levels)".into();
+    }
+    message.to_string()
 }
 
 /// serde-saphyr appends the location to its message; we print it in front instead.

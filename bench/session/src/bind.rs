@@ -77,13 +77,29 @@ impl BoundStation {
     }
 }
 
-/// `binding`'s port, for messages: `source (port sim+pty) of station sim-1 (hw/...)`.
+/// `binding`'s port, for messages: where the station file declares it, so that a wrong
+/// port is fixed where it is written: `the source of station `sim-1` (port /dev/ttyX at
+/// hw/stations/sim.yaml:31:11)`.
 fn where_bound(station: &Station, b: &RoleBinding) -> String {
+    let port = b
+        .port
+        .as_ref()
+        .map_or("none".to_string(), |p| p.to_string());
     format!(
-        "the {} of station `{}` ({})",
+        "the {} of station `{}` (port {port} at {})",
         b.label(),
         station.id,
-        station.file.path.display()
+        at(station, b.port_pos)
+    )
+}
+
+/// `file:line:column` in the station file.
+fn at(station: &Station, pos: meterbench_procedure::Pos) -> String {
+    format!(
+        "{}:{}:{}",
+        station.file.path.display(),
+        pos.line,
+        pos.column
     )
 }
 
@@ -151,7 +167,10 @@ pub fn bind(
             let b = &station.reference.binding;
             let t = scpi_transport(b, SimScpiConfig::fluke_6105a(), &mut far_ends)
                 .with_context(|| format!("opening {}", where_bound(station, b)))?;
-            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
+            Box::new(
+                ScpiAcSource::connect(t, TIMEOUT)
+                    .with_context(|| format!("identifying {}", where_bound(station, b)))?,
+            )
         }
     };
     let mut counters: Vec<Box<dyn PulseCounter>> = Vec::new();
@@ -196,7 +215,10 @@ pub fn bind(
                     real => open_transport(b, real)
                         .with_context(|| format!("opening {}", where_bound(station, b)))?,
                 };
-                Box::new(ProtocolCounter::open(transport, TIMEOUT)?)
+                Box::new(
+                    ProtocolCounter::open(transport, TIMEOUT)
+                        .with_context(|| format!("identifying {}", where_bound(station, b)))?,
+                )
             }
         };
         counters.push(counter);
@@ -226,7 +248,10 @@ pub fn bind(
             let b = &station.source.binding;
             let t = scpi_transport(b, config, &mut far_ends)
                 .with_context(|| format!("opening {}", where_bound(station, b)))?;
-            Box::new(ScpiAcSource::connect(t, TIMEOUT)?)
+            Box::new(
+                ScpiAcSource::connect(t, TIMEOUT)
+                    .with_context(|| format!("identifying {}", where_bound(station, b)))?,
+            )
         }
     };
     let clock: Box<dyn Clock> = match &world {
@@ -370,9 +395,9 @@ fn bind_position(
                         .open_native()
                         .map_err(|e| {
                             anyhow::anyhow!(
-                                "{path} (position {}'s can in {}): {e}",
+                                "opening position {}'s can (port {path} at {}): {e}",
                                 p.id,
-                                station.file.path.display()
+                                at(station, p.can_pos)
                             )
                         })?;
                     Some(Box::new(CanDutSoftware::open(
@@ -467,8 +492,8 @@ fn open_p1(
             let serial = SerialTransport::open(&p1_serial_settings(path.clone(), false))
                 .with_context(|| {
                     format!(
-                        "opening position {position}'s p1 port in {}",
-                        station.file.path.display()
+                        "opening position {position}'s p1 (port {path} at {})",
+                        at(station, spec.port_pos)
                     )
                 })?;
             Ok(Box::new(P1CurrentSensor::open(serial, settings)?))

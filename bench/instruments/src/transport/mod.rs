@@ -31,7 +31,8 @@ pub enum TransportError {
     /// A message grew beyond the limit without its terminator: the framing is lost.
     #[error("no terminator within {0} bytes")]
     Overflow(usize),
-    #[error("{0}")]
+    // Transparent: shown once in an error chain, not as itself and again as its source.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
