@@ -13,16 +13,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What `run` (and `validate` of a combination) uses when a file is not named.
+pub(crate) const DEFAULT_PROCEDURE: &str = "procedures/en50470-3-class-b.yaml";
+pub(crate) const DEFAULT_FIXTURE: &str = "fixtures/cpim1000.yaml";
+pub(crate) const DEFAULT_STATION: &str = "hw/stations/sim.yaml";
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Procedure to run.
-    #[arg(long, default_value = "procedures/en50470-3-class-b.yaml")]
+    #[arg(long, default_value = DEFAULT_PROCEDURE)]
     pub procedure: PathBuf,
     /// Fixture profile of the devices under test.
-    #[arg(long, default_value = "fixtures/cpim1000.yaml")]
+    #[arg(long, default_value = DEFAULT_FIXTURE)]
     pub fixture: PathBuf,
     /// Station file binding roles to instruments and declaring the rack's positions.
-    #[arg(long, default_value = "hw/stations/sim.yaml")]
+    #[arg(long, default_value = DEFAULT_STATION)]
     pub station: PathBuf,
     /// Serial number of a device under test (scan it from the nameplate): `SERIAL` for
     /// the only position, `POSITION=SERIAL` for one of a rack; repeat for each position.
@@ -111,19 +116,26 @@ pub(crate) fn by_position(text: &str) -> (Option<u32>, String) {
     }
 }
 
-fn execute(args: RunArgs) -> anyhow::Result<i32> {
-    let sim_faults = args
-        .sim_faults
-        .iter()
-        .map(|f| SimFault::parse(f))
-        .collect::<Result<Vec<_>, _>>()?;
+/// The files and devices of a session as the command line names them.
+pub(crate) struct SessionFiles<'a> {
+    pub procedure: &'a PathBuf,
+    pub fixture: &'a PathBuf,
+    pub station: &'a PathBuf,
+    pub serials: &'a [String],
+    pub positions: &'a [u32],
+    pub answers: &'a [String],
+}
+
+/// Session options from the command line, dated today: `run` and `validate` build them
+/// the same way so that they load (and refuse) the same session.
+pub(crate) fn session_options(files: SessionFiles<'_>) -> SessionOptions {
     let mut options = SessionOptions::new(Local::now().date_naive());
-    options.procedure = args.procedure.clone();
-    options.fixture = args.fixture.clone();
-    options.station = args.station.clone();
-    options.positions = args.positions.clone();
-    options.serials = args.serials.iter().map(|s| by_position(s)).collect();
-    options.answers = args
+    options.procedure = files.procedure.clone();
+    options.fixture = files.fixture.clone();
+    options.station = files.station.clone();
+    options.positions = files.positions.to_vec();
+    options.serials = files.serials.iter().map(|s| by_position(s)).collect();
+    options.answers = files
         .answers
         .iter()
         .map(|a| {
@@ -131,6 +143,23 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
             (p, PathBuf::from(f))
         })
         .collect();
+    options
+}
+
+fn execute(args: RunArgs) -> anyhow::Result<i32> {
+    let sim_faults = args
+        .sim_faults
+        .iter()
+        .map(|f| SimFault::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = session_options(SessionFiles {
+        procedure: &args.procedure,
+        fixture: &args.fixture,
+        station: &args.station,
+        serials: &args.serials,
+        positions: &args.positions,
+        answers: &args.answers,
+    });
     options.ask = args.ask;
     options.reports = args.issue.reports.clone();
     options.realtime = args.realtime;

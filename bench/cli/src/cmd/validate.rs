@@ -1,13 +1,63 @@
+use crate::cmd::run::{
+    DEFAULT_FIXTURE, DEFAULT_PROCEDURE, DEFAULT_STATION, SessionFiles, plain, session_options,
+};
+use chrono::{Local, NaiveDate};
 use clap::Args;
-use meterbench_procedure::{DataFile, DutFixture, DutProcedure};
+use meterbench_procedure::{DataFile, DutFixture, DutProcedure, Station};
+use meterbench_session::{Prepared, check_combination};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Files to check (procedures, fixtures, stations; the kind is read from `schema:`).
-    /// Without files, every YAML file in procedures/, fixtures/ and hw/stations/ is
-    /// checked, and every procedure against every fixture of its accuracy class.
+    /// Files to check (procedures, fixtures, stations, answers; the kind is read from
+    /// `schema:`). Without files, every YAML file in procedures/, fixtures/, hw/stations/
+    /// and hw/answers/ is checked; every procedure against every fixture of its kind and
+    /// class, at every station (its ratings, energised-time limit and calibrations due
+    /// today), as `run` checks them.
     pub files: Vec<PathBuf>,
+    /// Check one run as `run` would load it, without opening a port: this procedure
+    /// [default with --fixture/--station: procedures/en50470-3-class-b.yaml].
+    #[arg(long, conflicts_with = "files")]
+    pub procedure: Option<PathBuf>,
+    /// The fixture of that run [default: fixtures/cpim1000.yaml].
+    #[arg(long, conflicts_with = "files")]
+    pub fixture: Option<PathBuf>,
+    /// The station of that run [default: hw/stations/sim.yaml].
+    #[arg(long, conflicts_with = "files")]
+    pub station: Option<PathBuf>,
+    /// That run's answers files, as `run --answers`.
+    #[arg(
+        long = "answers",
+        value_name = "[POSITION=]FILE",
+        conflicts_with = "files"
+    )]
+    pub answers: Vec<String>,
+    /// That run's serial numbers, as `run --serial`.
+    #[arg(
+        long = "serial",
+        value_name = "[POSITION=]SERIAL",
+        conflicts_with = "files"
+    )]
+    pub serials: Vec<String>,
+    /// That run's positions, as `run --positions`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "POSITION,...",
+        conflicts_with = "files"
+    )]
+    pub positions: Vec<u32>,
+}
+
+impl ValidateArgs {
+    fn names_a_run(&self) -> bool {
+        self.procedure.is_some()
+            || self.fixture.is_some()
+            || self.station.is_some()
+            || !self.answers.is_empty()
+            || !self.serials.is_empty()
+            || !self.positions.is_empty()
+    }
 }
 
 fn default_files() -> Vec<PathBuf> {
@@ -26,6 +76,9 @@ fn default_files() -> Vec<PathBuf> {
 }
 
 pub fn main(args: ValidateArgs) -> i32 {
+    if args.names_a_run() {
+        return one_run(&args);
+    }
     let files = if args.files.is_empty() {
         default_files()
     } else {
@@ -35,9 +88,11 @@ pub fn main(args: ValidateArgs) -> i32 {
         eprintln!("error: no files to check (run from the repository root or name files)");
         return 2;
     }
+    let today = Local::now().date_naive();
     let mut errors = 0;
     let mut procedures: Vec<DutProcedure> = Vec::new();
     let mut fixtures: Vec<DutFixture> = Vec::new();
+    let mut stations: Vec<Station> = Vec::new();
     for f in &files {
         match DataFile::load(f) {
             Ok(file) => {
@@ -52,12 +107,20 @@ pub fn main(args: ValidateArgs) -> i32 {
                         fixtures.push(x);
                     }
                     DataFile::Station(s) => {
-                        println!(
-                            "ok    {} ({what} {}, {} position(s))",
-                            f.display(),
-                            s.id,
-                            s.rack.positions.len()
-                        );
+                        // A station whose instrument is out of calibration runs nothing.
+                        match s.check_calibration_due(today) {
+                            Ok(()) => println!(
+                                "ok    {} ({what} {}, {} position(s), calibrations valid on {today})",
+                                f.display(),
+                                s.id,
+                                s.rack.positions.len()
+                            ),
+                            Err(e) => {
+                                println!("error {e}");
+                                errors += 1;
+                            }
+                        }
+                        stations.push(*s);
                     }
                     DataFile::Answers(_) => println!("ok    {} ({what})", f.display()),
                 }
@@ -68,7 +131,8 @@ pub fn main(args: ValidateArgs) -> i32 {
             }
         }
     }
-    // Every procedure against every fixture of its kind (and, for meters, its class).
+    // Every procedure against every fixture of its kind (and, for meters, its class),
+    // and at every station as `run` checks them.
     for p in &procedures {
         for x in &fixtures {
             let fits = match (p, x) {
@@ -78,16 +142,99 @@ pub fn main(args: ValidateArgs) -> i32 {
                 (DutProcedure::CurrentSensor(_), DutFixture::CurrentSensor(_)) => true,
                 _ => false,
             };
-            if fits && let Err(e) = p.check_against(x) {
+            if !fits {
+                continue;
+            }
+            if let Err(e) = p.check_against(x) {
                 println!("error {e} (against fixture {})", x.id());
                 errors += 1;
+                continue;
+            }
+            // At the stations that can hold such a device (a meter under heads, a
+            // sensor on a P1 cable).
+            let holds = |s: &&Station| {
+                s.rack.positions.iter().any(|pos| match x {
+                    DutFixture::Meter(_) => !pos.heads.is_empty(),
+                    DutFixture::CurrentSensor(_) => pos.p1.is_some(),
+                })
+            };
+            for s in stations.iter().filter(holds) {
+                match check_combination(p, x, s, today) {
+                    Ok(c) => println!(
+                        "ok    {} on {} at station {}: energised about {:.0} s of the station's {:.0} s",
+                        p.id(),
+                        x.id(),
+                        s.id,
+                        c.expected_energised_s,
+                        s.max_energised_s
+                    ),
+                    // Out-of-date calibrations were reported with the station.
+                    Err(e) if calibration_error(&e, s, today) => {}
+                    Err(e) => {
+                        println!("error {e} ({} on {} at station {})", p.id(), x.id(), s.id);
+                        errors += 1;
+                    }
+                }
             }
         }
     }
     if errors > 0 {
-        eprintln!("{errors} file(s) with errors");
+        eprintln!("{errors} error(s)");
         2
     } else {
         0
+    }
+}
+
+/// Whether `e` is the station's own calibration error (already reported).
+fn calibration_error(e: &meterbench_session::SessionError, s: &Station, today: NaiveDate) -> bool {
+    s.check_calibration_due(today)
+        .err()
+        .is_some_and(|c| e.to_string() == c.to_string())
+}
+
+/// One run's files and devices, loaded exactly as `run` loads them (no port is opened).
+fn one_run(args: &ValidateArgs) -> i32 {
+    let or = |p: &Option<PathBuf>, d: &str| p.clone().unwrap_or_else(|| PathBuf::from(d));
+    let (procedure, fixture, station) = (
+        or(&args.procedure, DEFAULT_PROCEDURE),
+        or(&args.fixture, DEFAULT_FIXTURE),
+        or(&args.station, DEFAULT_STATION),
+    );
+    let options = session_options(SessionFiles {
+        procedure: &procedure,
+        fixture: &fixture,
+        station: &station,
+        serials: &args.serials,
+        positions: &args.positions,
+        answers: &args.answers,
+    });
+    let today = options.today;
+    match Prepared::load(options) {
+        Ok(p) => {
+            let positions: Vec<String> = p
+                .positions
+                .iter()
+                .map(|x| format!("{} ({})", x.position, x.serial))
+                .collect();
+            println!(
+                "ok    {} {} on {} at station {}, position(s) {}",
+                p.procedure.id(),
+                p.procedure.version(),
+                p.fixture.id(),
+                p.station.id,
+                positions.join(", ")
+            );
+            println!(
+                "      energised about {:.0} s of the station's limit of {:.0} s; calibrations valid on {today}",
+                p.expected_energised_s(),
+                p.station.max_energised_s
+            );
+            0
+        }
+        Err(e) => {
+            println!("error {}", plain(e));
+            2
+        }
     }
 }
