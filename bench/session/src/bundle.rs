@@ -4,7 +4,10 @@
 
 use crate::outputs::Output;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
-use meterbench_signing::{IssuanceFields, SigningKey, append_issuance, key_id, sign_bundle};
+use meterbench_signing::{
+    IssuanceFields, SIGNATURE_FILE, SigningKey, append_issuance, key_id, prepare_issuance_log,
+    sign_bundle,
+};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -54,23 +57,80 @@ impl Bundle {
     }
 
     /// Write the documents of a finished run into its folder, sign the folder, log it.
+    ///
+    /// Issuing is all or nothing: the log is first made ready to take the entry (it
+    /// can be written, it verifies, a torn last line is repaired with a signed entry),
+    /// so a log that cannot take one stops the issue before anything is signed; when
+    /// the append itself fails after signing (a disk that fills meanwhile), the
+    /// signature is withdrawn and the folder marked NOT-ISSUED: no bundle verifies that
+    /// the log does not hold. The record stays, so the run can be issued again.
     pub fn issue(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<Issued> {
+        // The log is a hash chain: one append (or repair) at a time.
+        let one_at_a_time = || self.log_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let repairs = {
+            let _log = one_at_a_time();
+            prepare_issuance_log(&self.log, &self.key).map_err(|e| {
+                anyhow::anyhow!(
+                    "not issued: the issuance log {} cannot take an entry, so nothing was signed: {e}",
+                    self.log.display()
+                )
+            })?
+        };
         for f in &self.files {
             f.write(record, bundle)?;
         }
         let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
         let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
-        {
-            let _one_at_a_time = self.log_lock.lock().unwrap_or_else(|p| p.into_inner());
-            append_issuance(&self.log, &fields, &self.key)?;
+        let appended = {
+            let _log = one_at_a_time();
+            append_issuance(&self.log, &fields, &self.key)
+        };
+        if let Err(e) = appended {
+            let why = format!(
+                "the issuance log {} did not take this bundle's entry: {e}",
+                self.log.display()
+            );
+            withdraw(bundle, &why)?;
+            anyhow::bail!(
+                "not issued: {why}; the signature was withdrawn and the folder marked {NOT_ISSUED_FILE} (the record is kept)"
+            );
         }
         Ok(Issued {
             bundle: bundle.to_path_buf(),
             key_id: self.key_id(),
             manifest_sha256: manifest.sha256(),
             log: self.log.clone(),
+            repairs: repairs
+                .iter()
+                .map(|r| format!("entry {} kept the torn line in {}", r.seq, r.fields.bundle))
+                .collect(),
         })
     }
+}
+
+/// What a bundle folder holds when its issue failed after signing.
+pub const NOT_ISSUED_FILE: &str = "NOT-ISSUED.txt";
+
+/// Take the signature back from a bundle the log did not take, and say why in it.
+fn withdraw(bundle: &Path, why: &str) -> anyhow::Result<()> {
+    let signature = bundle.join(SIGNATURE_FILE);
+    match std::fs::remove_file(&signature) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!(
+            "{why}; and its signature {} could not be withdrawn: {e}",
+            signature.display()
+        ),
+    }
+    // Best effort: the disk may be the very reason; without its signature the bundle
+    // does not verify in any case.
+    let _ = std::fs::write(
+        bundle.join(NOT_ISSUED_FILE),
+        format!(
+            "This bundle was signed but not issued: {why}.\nIts signature was withdrawn. The run's record (record.json) is complete; issue it again once the log can be written.\n"
+        ),
+    );
+    Ok(())
 }
 
 impl Output for Bundle {
@@ -80,6 +140,13 @@ impl Output for Bundle {
 
     fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
         let issued = self.issue(record, folder)?;
+        let repaired = match issued.repairs.as_slice() {
+            [] => String::new(),
+            r => format!(
+                "\nthe issuance log's torn last line was repaired ({})",
+                r.join("; ")
+            ),
+        };
         Ok(format!(
             "certificate bundle: {}\nsigned by {} with key {}; issuance log {}; check it with: meterbench verify {}",
             issued.bundle.display(),
@@ -87,7 +154,7 @@ impl Output for Bundle {
             issued.key_id,
             issued.log.display(),
             issued.bundle.display()
-        ))
+        ) + &repaired)
     }
 }
 
@@ -159,6 +226,8 @@ pub struct Issued {
     pub key_id: String,
     pub manifest_sha256: String,
     pub log: PathBuf,
+    /// Repairs of the log made before this issue (a torn last line moved aside).
+    pub repairs: Vec<String>,
 }
 
 /// How a customer checks a bundle, printed on the certificate.

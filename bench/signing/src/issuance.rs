@@ -243,58 +243,157 @@ impl LogSummary {
     }
 }
 
+/// The run id of the entry that records a repaired log: a torn last line (a write cut
+/// short by a crash or a full disk) was moved aside, and this entry says where, with the
+/// SHA-256 of the bytes removed.
+pub const LOG_REPAIR_RUN_ID: &str = "log-repair";
+
 /// Appends an entry for `fields` to the log at `log_path` (created if absent),
 /// timestamped now, chained to the last entry and signed with `key`.
 ///
 /// The whole existing log is verified with `key`'s public half first, under
 /// an exclusive file lock, and nothing is appended to a log that does not
 /// verify or when the clock is behind the last entry: chaining onto a
-/// tampered log, or back-dating, would launder the problem.
+/// tampered log, or back-dating, would launder the problem. A torn last line is
+/// repaired first (see [`prepare_issuance_log`]).
 pub fn append_issuance(
     log_path: &Path,
     fields: &IssuanceFields,
     key: &SigningKey,
 ) -> Result<IssuanceEntry, SigningError> {
     fields.validate()?;
-    let io_err = |e| SigningError::io(log_path, e);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(log_path)
-        .map_err(io_err)?;
-    // Two stations appending at once would otherwise both take the same seq.
-    file.lock().map_err(io_err)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(io_err)?;
+    let mut open = OpenLog::open(log_path, key)?;
+    open.append(fields, key)
+}
 
-    let summary = verify_log_text(&text, &key.verifying_key()).map_err(|problems| {
-        SigningError::LogInvalid {
-            path: log_path.to_path_buf(),
+/// Makes the log ready to take an entry, before anything is signed: creates it if
+/// absent (and so proves it can be written), verifies it, and repairs a torn last line.
+/// A torn line that is a whole valid entry only missing its newline is completed; any
+/// other is moved to `LOG.torn-<time>` and a signed [`LOG_REPAIR_RUN_ID`] entry naming
+/// that file and the SHA-256 of its bytes is appended. Returns the repair entries made.
+pub fn prepare_issuance_log(
+    log_path: &Path,
+    key: &SigningKey,
+) -> Result<Vec<IssuanceEntry>, SigningError> {
+    Ok(OpenLog::open(log_path, key)?.repairs)
+}
+
+/// The log open, locked, verified and repaired.
+struct OpenLog<'p> {
+    path: &'p Path,
+    file: File,
+    summary: LogSummary,
+    repairs: Vec<IssuanceEntry>,
+}
+
+impl<'p> OpenLog<'p> {
+    fn open(path: &'p Path, key: &SigningKey) -> Result<OpenLog<'p>, SigningError> {
+        let io_err = |e| SigningError::io(path, e);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_err)?;
+        // Two stations appending at once would otherwise both take the same seq.
+        file.lock().map_err(io_err)?;
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes).map_err(io_err)?;
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let invalid = |problems| SigningError::LogInvalid {
+            path: path.to_path_buf(),
             problems,
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let summary =
+            verify_log_text(&text(&bytes[..whole]), &key.verifying_key()).map_err(invalid)?;
+        let mut open = OpenLog {
+            path,
+            file,
+            summary: summary.clone(),
+            repairs: Vec::new(),
+        };
+        let torn = &bytes[whole..];
+        if torn.is_empty() {
+            return Ok(open);
         }
-    })?;
-    let now = Utc::now().trunc_subsecs(3);
-    let (seq, prev_hash) = match summary.entries.last() {
-        None => (1, GENESIS_PREV_HASH.to_string()),
-        Some(last) => {
-            if now < last.issued {
-                return Err(SigningError::ClockBehind {
-                    now: format_issued(&now),
-                    last: format_issued(&last.issued),
-                });
+        // A whole entry that only lacks its newline was issued: complete it.
+        let mut completed = bytes.clone();
+        completed.push(b'\n');
+        if let Ok(s) = verify_log_text(&text(&completed), &key.verifying_key())
+            && s.entries.len() == summary.entries.len() + 1
+        {
+            open.write_line(b"\n")?;
+            open.summary = s;
+            return Ok(open);
+        }
+        // Anything else is moved aside, kept for the auditor, and the repair logged.
+        let aside = torn_path(path);
+        std::fs::write(&aside, torn).map_err(|e| SigningError::io(&aside, e))?;
+        open.file.set_len(whole as u64).map_err(io_err)?;
+        open.file.sync_all().map_err(io_err)?;
+        let repair = IssuanceFields {
+            run_id: LOG_REPAIR_RUN_ID.to_string(),
+            bundle: aside.to_string_lossy().replace('\\', "/"),
+            manifest_sha256: sha256_hex(torn),
+        };
+        let entry = open.append(&repair, key)?;
+        open.repairs.push(entry);
+        Ok(open)
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), SigningError> {
+        self.file
+            .write_all(line)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| SigningError::io(self.path, e))
+    }
+
+    fn append(
+        &mut self,
+        fields: &IssuanceFields,
+        key: &SigningKey,
+    ) -> Result<IssuanceEntry, SigningError> {
+        let now = Utc::now().trunc_subsecs(3);
+        let (seq, prev_hash) = match self.summary.entries.last() {
+            None => (1, GENESIS_PREV_HASH.to_string()),
+            Some(last) => {
+                if now < last.issued {
+                    return Err(SigningError::ClockBehind {
+                        now: format_issued(&now),
+                        last: format_issued(&last.issued),
+                    });
+                }
+                (last.seq + 1, last.hash.clone())
             }
-            (last.seq + 1, last.hash.clone())
+        };
+        let entry = IssuanceEntry::new_signed(seq, now, fields.clone(), &prev_hash, key);
+        // One write of the whole line, so a crash leaves at worst a torn last
+        // line, which the next append repairs, never a silently merged one.
+        let line = format!("{}\n", entry.to_json_line());
+        let before = self
+            .file
+            .metadata()
+            .map_err(|e| SigningError::io(self.path, e))?
+            .len();
+        if let Err(e) = self.write_line(line.as_bytes()) {
+            // A short write (a full disk) would leave a torn line: take it back now
+            // when the file lets us; the next start repairs it otherwise.
+            let _ = self.file.set_len(before);
+            return Err(e);
         }
-    };
-    let entry = IssuanceEntry::new_signed(seq, now, fields.clone(), &prev_hash, key);
-    // One write of the whole line, so a crash leaves at worst a torn last
-    // line, which verification reports, never a silently merged one.
-    let line = format!("{}\n", entry.to_json_line());
-    file.write_all(line.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_err)?;
-    Ok(entry)
+        self.summary.entries.push(entry.clone());
+        Ok(entry)
+    }
+}
+
+/// Where a torn last line is kept: beside the log, named by the time it was found.
+fn torn_path(log: &Path) -> std::path::PathBuf {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let name = log
+        .file_name()
+        .map_or("issuance.log".into(), |n| n.to_string_lossy().into_owned());
+    log.with_file_name(format!("{name}.torn-{stamp}"))
 }
 
 /// Verifies the whole log at `log_path` with `key` and reports every problem,

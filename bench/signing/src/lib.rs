@@ -44,8 +44,8 @@ pub use bundle::{
 };
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use issuance::{
-    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, LogSummary, append_issuance,
-    find_bundle_in_log, verify_issuance_log,
+    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, LOG_REPAIR_RUN_ID, LogSummary,
+    append_issuance, find_bundle_in_log, prepare_issuance_log, verify_issuance_log,
 };
 pub use keys::{
     generate_key, key_id, load_signing_key, load_verifying_key, public_key_pem, write_public_key,

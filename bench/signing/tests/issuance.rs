@@ -340,3 +340,84 @@ fn a_signed_bundle_is_found_in_the_log_and_an_unissued_one_is_not() {
         problems[0]
     );
 }
+
+/// A write cut short (a crash, a full disk) leaves a torn last line: the next append
+/// moves it aside, logs a signed repair entry naming where it went and the SHA-256 of
+/// its bytes, and issues on; the whole log verifies again.
+#[test]
+fn a_torn_last_line_is_repaired_with_a_signed_entry_on_the_next_append() {
+    let (dir, log) = five_entry_log();
+    let mut text = fs::read_to_string(&log).unwrap();
+    text.truncate(text.len() - 20);
+    let torn = text[text.rfind('\n').unwrap() + 1..].to_string();
+    fs::write(&log, &text).unwrap();
+
+    let repairs = meterbench_signing::prepare_issuance_log(&log, &lab_key()).unwrap();
+    assert_eq!(repairs.len(), 1);
+    let r = &repairs[0];
+    assert_eq!(r.fields.run_id, meterbench_signing::LOG_REPAIR_RUN_ID);
+    assert_eq!(r.seq, 5, "the torn line's entry never was");
+    assert_eq!(
+        r.fields.manifest_sha256,
+        hex::encode(Sha256::digest(torn.as_bytes()))
+    );
+    let aside = Path::new(&r.fields.bundle);
+    assert!(aside.starts_with(dir.path()), "{aside:?}");
+    assert_eq!(
+        fs::read_to_string(aside).unwrap(),
+        torn,
+        "kept for the auditor"
+    );
+
+    append_issuance(&log, &fields(6), &lab_key()).unwrap();
+    let summary = verify_issuance_log(&log, &lab_key().verifying_key()).unwrap();
+    let ids: Vec<&str> = summary
+        .entries
+        .iter()
+        .map(|e| e.fields.run_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "2025-06-01-0001",
+            "2025-06-01-0002",
+            "2025-06-01-0003",
+            "2025-06-01-0004",
+            "log-repair",
+            "2025-06-01-0006"
+        ]
+    );
+    // A log that verifies needs no repair.
+    assert!(
+        meterbench_signing::prepare_issuance_log(&log, &lab_key())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A whole entry that only lacks its newline was issued: it is completed, not moved.
+#[test]
+fn a_last_entry_without_its_newline_is_completed() {
+    let (_dir, log) = five_entry_log();
+    let text = fs::read_to_string(&log).unwrap();
+    fs::write(&log, text.trim_end_matches('\n')).unwrap();
+    assert!(
+        meterbench_signing::prepare_issuance_log(&log, &lab_key())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(fs::read_to_string(&log).unwrap(), text);
+}
+
+/// Damage that is not at the end is not "repaired": the log is refused as it was.
+#[test]
+fn damage_before_the_last_line_is_refused_not_repaired() {
+    let (_dir, log) = five_entry_log();
+    let mut l = lines(&log);
+    l[2] = l[2].replace("\"seq\":3", "\"seq\":33");
+    write_lines(&log, &l);
+    let before = fs::read_to_string(&log).unwrap();
+    let e = meterbench_signing::prepare_issuance_log(&log, &lab_key()).unwrap_err();
+    assert!(matches!(e, SigningError::LogInvalid { .. }), "{e}");
+    assert_eq!(fs::read_to_string(&log).unwrap(), before);
+}
