@@ -15,7 +15,9 @@ pub mod technician;
 pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
 pub use bundle::Bundle;
 pub use events_file::JsonLines;
-pub use outputs::{Delivered, Output, StoreFiling, deliver};
+pub use outputs::{
+    Delivered, Drained, Output, StoreFiling, deliver, drain_queue, file_folder, queue_path,
+};
 
 use chrono::NaiveDate;
 use meterbench_procedure::{

@@ -86,7 +86,8 @@ fn deliver_one(run: &Finished, outputs: &[Box<dyn Output>]) -> Delivered {
 
 /// Filing into the results store. The signed bundle is the record of the run; the store
 /// is an index over bundles. A store that cannot take the run does not change the
-/// verdict: it is reported, and the bundle can be filed later.
+/// verdict: the run is queued beside the store ([`queue_path`]) and filed by the next
+/// run's filing or by `meterbench runs ingest` without arguments.
 pub struct StoreFiling {
     pub store: PathBuf,
 }
@@ -97,16 +98,131 @@ impl Output for StoreFiling {
     }
 
     fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
-        meterbench_store::ingest(&self.store, record, folder).map_err(|e| {
-            anyhow::anyhow!(
-                "the run was not filed in the results store {}: {e}\n  file it later with: meterbench runs ingest {}",
-                self.store.display(),
-                folder.display()
-            )
-        })?;
+        // Runs left by an earlier filing first, so the store catches up in order.
+        let earlier = drain_queue(&self.store);
+        let earlier = match (earlier.filed.len(), earlier.left.len()) {
+            (0, 0) => String::new(),
+            (f, 0) => format!("; {f} run(s) queued by earlier filings filed too"),
+            (f, l) => format!(
+                "; {f} run(s) queued by earlier filings filed, {l} still queued in {}",
+                queue_path(&self.store).display()
+            ),
+        };
+        if let Err(e) = meterbench_store::ingest(&self.store, record, folder) {
+            let queued = match enqueue(&self.store, folder) {
+                Ok(()) => format!(
+                    "queued in {}: the next run files it, or now: meterbench runs ingest",
+                    queue_path(&self.store).display()
+                ),
+                Err(q) => format!(
+                    "nor could it be queued ({q}): file it later with: meterbench runs ingest {}",
+                    folder.display()
+                ),
+            };
+            anyhow::bail!(
+                "the run was not filed in the results store {}: {e}; {queued}",
+                self.store.display()
+            );
+        }
         Ok(format!(
-            "filed in the results store {}",
+            "filed in the results store {}{earlier}",
             self.store.display()
         ))
     }
+}
+
+/// The queue of runs not yet filed in `store`: a text file beside it, one run folder
+/// per line.
+pub fn queue_path(store: &Path) -> PathBuf {
+    let mut name = store
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_os_string());
+    name.push(".unfiled");
+    store.with_file_name(name)
+}
+
+fn open_queue(store: &Path) -> std::io::Result<std::fs::File> {
+    let path = queue_path(store);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&path)?;
+    // Runs of several stations share a store; one queue writer at a time.
+    file.lock()?;
+    Ok(file)
+}
+
+/// Put a run folder on the store's queue.
+pub fn enqueue(store: &Path, folder: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = open_queue(store)?;
+    let folder = std::path::absolute(folder)?;
+    writeln!(file, "{}", folder.display())?;
+    file.sync_all()
+}
+
+/// What draining the queue did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Run folders filed now.
+    pub filed: Vec<PathBuf>,
+    /// Run folders that still could not be filed, and why.
+    pub left: Vec<(PathBuf, String)>,
+}
+
+/// File every queued run; those that still fail stay queued. No queue, nothing to do.
+pub fn drain_queue(store: &Path) -> Drained {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let mut drained = Drained::default();
+    if !queue_path(store).exists() {
+        return drained;
+    }
+    let Ok(mut file) = open_queue(store) else {
+        return drained;
+    };
+    let mut text = String::new();
+    if file.read_to_string(&mut text).is_err() {
+        return drained;
+    }
+    let mut seen = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let folder = PathBuf::from(line);
+        if seen.contains(&folder) {
+            continue;
+        }
+        seen.push(folder.clone());
+        match file_folder(store, &folder) {
+            Ok(_) => drained.filed.push(folder),
+            Err(e) => drained.left.push((folder, format!("{e:#}"))),
+        }
+    }
+    let rest: String = drained
+        .left
+        .iter()
+        .map(|(f, _)| format!("{}\n", f.display()))
+        .collect();
+    // Rewritten in place under the lock (never removed: another filing may be waiting
+    // for the lock on this very file). When the rewrite fails the queue keeps every
+    // line; filing again is harmless.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(rest.as_bytes()))
+        .and_then(|()| file.sync_all());
+    drained
+}
+
+/// File the finished run in `folder` (its record.json) into `store`: its run id.
+pub fn file_folder(store: &Path, folder: &Path) -> anyhow::Result<String> {
+    let path = folder.join("record.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let record: RunRecord = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
+    meterbench_store::ingest(store, &record, folder)?;
+    Ok(record.run_id)
 }

@@ -286,8 +286,14 @@ impl Outputs {
                     (Ok(m), None) => crate::out::say(m),
                     (Ok(m), Some(p)) => crate::out::say(format!("position {p}: {m}")),
                     (Err(m), _) => {
+                        // A bundle not issued is a run without a certificate: an error.
+                        let level = if output == "bundle" {
+                            "error"
+                        } else {
+                            "warning"
+                        };
                         crate::out::warn(format!(
-                            "warning: {}{output}: {m}",
+                            "{level}: {}{output}: {m}",
                             at.map(|p| format!("position {p}: ")).unwrap_or_default()
                         ));
                         // A bundle that could not be signed is a run without a certificate.

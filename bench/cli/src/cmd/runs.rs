@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
-use meterbench_runner::record::{Outcome, RunRecord};
+use meterbench_runner::record::Outcome;
 use meterbench_session::paths::default_store_path;
 use meterbench_store::{RunFilter, RunRow, list_runs, show_run};
 use std::path::{Path, PathBuf};
@@ -60,8 +60,8 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Bundle folders (reports/<run>/), each holding its record.json.
-    #[arg(required = true)]
+    /// Bundle folders (reports/<run>/), each holding its record.json. Without any, the
+    /// runs queued because the store could not take them are filed.
     pub bundles: Vec<PathBuf>,
 }
 
@@ -252,9 +252,27 @@ fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
 }
 
 fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
+    if a.bundles.is_empty() {
+        let queue = meterbench_session::queue_path(store);
+        let drained = meterbench_session::drain_queue(store);
+        for f in &drained.filed {
+            println!("filed {} (queued)", f.display());
+        }
+        for (f, why) in &drained.left {
+            eprintln!("error: {}: {why} (still queued)", f.display());
+        }
+        if drained.filed.is_empty() && drained.left.is_empty() {
+            println!(
+                "no runs queued for {} ({})",
+                store.display(),
+                queue.display()
+            );
+        }
+        return Ok(if drained.left.is_empty() { 0 } else { 2 });
+    }
     let mut failed = 0;
     for bundle in &a.bundles {
-        match ingest_bundle(store, bundle) {
+        match meterbench_session::file_folder(store, bundle) {
             Ok(run_id) => println!("filed {run_id} from {}", bundle.display()),
             Err(e) => {
                 eprintln!("error: {}: {e:#}", bundle.display());
@@ -263,14 +281,4 @@ fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(if failed == 0 { 0 } else { 2 })
-}
-
-fn ingest_bundle(store: &Path, bundle: &Path) -> anyhow::Result<String> {
-    let path = bundle.join("record.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let record: RunRecord = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
-    meterbench_store::ingest(store, &record, bundle)?;
-    Ok(record.run_id)
 }

@@ -1,0 +1,314 @@
+//! No run lost, none half-issued: many runs at once on one reports folder, a disk that
+//! refuses the issuance log's write after signing, a log that cannot be written at all,
+//! a torn last log line, a results store that cannot take a run. Each through the
+//! command line as a station runs it.
+
+mod common;
+use common::repo;
+use meterbench_runner::Outcome;
+use meterbench_runner::record::RunRecord;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `meterbench run` of the unattended end-of-line procedure into `reports`, through
+/// `bash -c` so a test can set a limit first (`prefix`, e.g. `ulimit -f 1024;`, in KiB).
+fn eol(reports: &Path, key: &Path, prefix: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!(
+            "{prefix} exec \"$0\" run --quiet --procedure procedures/cpim1000-eol.yaml --answers hw/answers/sim-cpim1000.yaml --reports \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_meterbench"))
+        .arg(reports)
+        .env("METERBENCH_SIGNING_KEY", key)
+        .env_remove("METERBENCH_STORE")
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The run folders of `reports` (each holds a record.json).
+fn run_folders(reports: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("record.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn record(folder: &Path) -> RunRecord {
+    serde_json::from_str(&std::fs::read_to_string(folder.join("record.json")).unwrap()).unwrap()
+}
+
+fn meterbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+fn log_entries(reports: &Path, key: &Path) -> Vec<String> {
+    let public = key.with_extension("pub.pem");
+    let public = if public.exists() {
+        public
+    } else {
+        key.to_path_buf()
+    };
+    let out = meterbench(&[
+        "verify",
+        "--log",
+        reports.join("issuance-log.jsonl").to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::read_to_string(reports.join("issuance-log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["run_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Twenty stations' runs at once on one reports folder, one issuance log, one store:
+/// twenty folders, twenty complete records, twenty signed bundles, twenty log entries
+/// in one chain, twenty runs in the store. Nothing lost.
+#[test]
+fn twenty_runs_at_once_on_one_reports_folder_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    // The key exists before the twenty start (the first run creates it otherwise).
+    meterbench_signing::generate_key(&key, &key.with_extension("pub.pem")).unwrap();
+    // All twenty started before any is waited for.
+    let spawned: Vec<_> = (0..20)
+        .map(|_| {
+            eol(&reports, &key, "")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in spawned {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let folders = run_folders(&reports);
+    assert_eq!(folders.len(), 20, "{folders:?}");
+    let mut ids = Vec::new();
+    for f in &folders {
+        let r = record(f);
+        assert_eq!(r.outcome, Outcome::Pass, "{}", f.display());
+        assert!(f.join("MANIFEST.sig").is_file(), "{}", f.display());
+        ids.push(r.run_id);
+    }
+    let mut logged = log_entries(&reports, &key);
+    logged.sort();
+    ids.sort();
+    assert_eq!(logged, ids, "every run once in the log, none twice");
+    let list = meterbench(&[
+        "runs",
+        "--store",
+        reports.join("store").to_str().unwrap(),
+        "list",
+        "--json",
+    ]);
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 20, "{}", text(&list));
+}
+
+/// A disk that refuses the log's write after the bundle was signed (the file-size limit
+/// of the process, as a full disk would): the signature is withdrawn, the folder says
+/// NOT ISSUED, the bundle does not verify, the log is left whole, nothing is filed, the
+/// run exits 2 with the record kept. The next run issues normally onto the same log.
+#[test]
+fn a_log_write_refused_after_signing_withdraws_the_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    let first = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // Grow the log past 1 MiB with genuine entries, then limit the run's files to 1 MiB:
+    // every bundle file fits, the log's next line does not.
+    let log = reports.join("issuance-log.jsonl");
+    let signing = meterbench_signing::load_signing_key(&key).unwrap();
+    let mut lines = std::fs::read_to_string(&log).unwrap();
+    let mut last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    while lines.len() < (1 << 20) + 4096 {
+        let entry = meterbench_signing::IssuanceEntry::new_signed(
+            last["seq"].as_u64().unwrap() + 1,
+            chrono::Utc::now(),
+            meterbench_signing::IssuanceFields {
+                run_id: format!("filler-{}", last["seq"]),
+                bundle: "elsewhere".into(),
+                manifest_sha256: "0".repeat(64),
+            },
+            last["hash"].as_str().unwrap(),
+            &signing,
+        );
+        let line = entry.to_json_line();
+        lines += &line;
+        lines.push('\n');
+        last = serde_json::from_str(&line).unwrap();
+    }
+    std::fs::write(&log, &lines).unwrap();
+
+    let out = eol(&reports, &key, "trap '' XFSZ; ulimit -f 1024;")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("error: bundle: not issued: the issuance log")
+            && said.contains("signature was withdrawn"),
+        "{said}"
+    );
+    assert!(!said.contains("filed in the results store"), "{said}");
+    let folders = run_folders(&reports);
+    let unissued = folders
+        .iter()
+        .find(|f| f.join("NOT-ISSUED.txt").is_file())
+        .expect("the folder says so");
+    assert!(!unissued.join("MANIFEST.sig").exists());
+    assert_eq!(
+        record(unissued).outcome,
+        Outcome::Pass,
+        "the record is kept"
+    );
+    let verify = meterbench(&["verify", unissued.to_str().unwrap()]);
+    assert_ne!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        lines,
+        "the log is whole"
+    );
+
+    let next = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(next.status.code(), Some(0), "{}", text(&next));
+    let entries = log_entries(&reports, &key);
+    assert!(!entries.contains(&record(unissued).run_id));
+}
+
+/// A log that cannot be written at all (here a folder where the file should be) stops
+/// the issue before anything is signed.
+#[test]
+fn a_log_that_cannot_be_written_stops_the_issue_before_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir_all(reports.join("issuance-log.jsonl")).unwrap();
+    let out = eol(&reports, &dir.path().join("key.pem"), "")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("cannot take an entry, so nothing was signed"),
+        "{said}"
+    );
+    let folders = run_folders(&reports);
+    assert_eq!(folders.len(), 1);
+    assert!(!folders[0].join("MANIFEST.sig").exists());
+    assert!(!folders[0].join("MANIFEST.sha256").exists());
+}
+
+/// A torn last line (a crash mid-write) is repaired by the next run: the bytes are kept
+/// beside the log, a signed `log-repair` entry says so, the run is issued, and the whole
+/// log verifies.
+#[test]
+fn a_torn_log_line_is_repaired_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    let first = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let log = reports.join("issuance-log.jsonl");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":2,\"issued\":\"2026-").unwrap();
+    drop(f);
+    let next = eol(&reports, &key, "").output().unwrap();
+    let said = text(&next);
+    assert_eq!(next.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the issuance log's torn last line was repaired"),
+        "{said}"
+    );
+    let entries = log_entries(&reports, &key);
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(entries[1], "log-repair");
+    let kept: Vec<_> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("issuance-log.jsonl.torn-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+}
+
+/// A store that cannot take a run (here a file where its folder should be) queues it;
+/// the next run, once the store is back, files the queued run and its own.
+#[test]
+fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("store"), "not a store").unwrap();
+    let first = eol(&reports, &key, "").output().unwrap();
+    let said = text(&first);
+    assert!(
+        said.contains("warning: store: the run was not filed in the results store")
+            && said.contains("queued in"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(reports.join("store.unfiled"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    std::fs::remove_file(reports.join("store")).unwrap();
+    let next = eol(&reports, &key, "").output().unwrap();
+    let said = text(&next);
+    assert_eq!(next.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("1 run(s) queued by earlier filings filed too"),
+        "{said}"
+    );
+    let list = meterbench(&[
+        "runs",
+        "--store",
+        reports.join("store").to_str().unwrap(),
+        "list",
+        "--json",
+    ]);
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{}", text(&list));
+    // Nothing left queued; `runs ingest` says so.
+    let ingest = meterbench(&[
+        "runs",
+        "--store",
+        reports.join("store").to_str().unwrap(),
+        "ingest",
+    ]);
+    assert_eq!(ingest.status.code(), Some(0), "{}", text(&ingest));
+    assert!(
+        String::from_utf8_lossy(&ingest.stdout).contains("no runs queued"),
+        "{}",
+        text(&ingest)
+    );
+}
