@@ -224,6 +224,7 @@ pub fn run<'a>(
         t_start,
         devices,
         rack,
+        switches: Vec::new(),
     };
     ctx.emit(EventKind::SessionStarted {
         session_id: session_id.clone(),
@@ -251,7 +252,12 @@ pub fn run<'a>(
     });
 
     // Before anything else, the source in a known safe state: output off, confirmed.
-    match ctx.guard.make_safe() {
+    let safe = ctx.guard.make_safe();
+    let switched = ctx.take_switches();
+    for run in &mut runs {
+        run.record.source.switches.extend(switched.iter().cloned());
+    }
+    match safe {
         Ok(found_on) => {
             if found_on {
                 let message =
@@ -479,6 +485,7 @@ fn step(
                 outcome: Outcome::InProgress,
                 message: None,
                 ports: measuring.port_records(d),
+                source_switches: Vec::new(),
             },
         })
         .collect();
@@ -516,13 +523,20 @@ fn step(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            let _ = ctx.guard.off();
+            let _ = ctx.guard.off_because("internal error");
             Some((Outcome::Error, format!("internal error (panic): {what}")))
         }
     };
     let now = ctx.elapsed_s();
     let word = measuring.port_word();
+    let switched = ctx.take_switches();
     for slot in &mut slots {
+        slot.step.source_switches = switched.clone();
+        runs[slot.device]
+            .record
+            .source
+            .switches
+            .extend(switched.iter().cloned());
         slot.step.duration_s = now - started;
         match &stop {
             Some((outcome, message)) => {
@@ -595,6 +609,10 @@ fn step(
 /// confirmed, and an output that does not confirm off ends every position as ERROR.
 fn switch_off(ctx: &mut Ctx<'_, '_>, runs: &mut [Run]) {
     let confirmed = ctx.guard.off();
+    let switched = ctx.take_switches();
+    for run in runs.iter_mut() {
+        run.record.source.switches.extend(switched.iter().cloned());
+    }
     ctx.emit(EventKind::Load {
         on: false,
         setpoint: Default::default(),

@@ -4,7 +4,7 @@
 use crate::events::{Event, EventKind, Observer, PortProgress};
 use crate::operator::{Operator, OperatorError, Question};
 use crate::plan::PlannedStep;
-use crate::record::{Outcome, PortRecord, StepRecord};
+use crate::record::{Outcome, PortRecord, SourceSwitch, StepRecord};
 use crate::safety::SourceGuard;
 use crate::{RunRequest, StepStop};
 use meterbench_instruments::{
@@ -93,11 +93,32 @@ pub(crate) struct Ctx<'r, 'a> {
     pub devices: Vec<Device<'a>>,
     /// The station's rack has several positions: questions show theirs.
     pub rack: bool,
+    /// Source switchings not yet taken into the records, stamped when they happened.
+    pub switches: Vec<SourceSwitch>,
 }
 
 impl Ctx<'_, '_> {
     pub fn elapsed_s(&self) -> f64 {
         (self.clock.now() - self.t_start).as_secs_f64()
+    }
+
+    /// Stamp the guard's switchings with the bench time, to be recorded.
+    pub fn note_switches(&mut self) {
+        let t_s = self.elapsed_s();
+        for (on, confirmed, why) in self.guard.take_switches() {
+            self.switches.push(SourceSwitch {
+                t_s,
+                on,
+                confirmed,
+                why: why.to_string(),
+            });
+        }
+    }
+
+    /// The switchings noted since the last call.
+    pub fn take_switches(&mut self) -> Vec<SourceSwitch> {
+        self.note_switches();
+        std::mem::take(&mut self.switches)
     }
 
     pub fn aborted(&self) -> bool {
@@ -130,7 +151,9 @@ impl Ctx<'_, '_> {
 
     /// Program a setpoint with the output on, and say so.
     pub fn energise(&mut self, setpoint: &SourceSetpoint) -> Result<(), StepStop> {
-        self.guard.energise(setpoint)?;
+        let energised = self.guard.energise(setpoint);
+        self.note_switches();
+        energised?;
         self.emit(EventKind::Load {
             on: true,
             setpoint: *setpoint,

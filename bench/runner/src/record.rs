@@ -382,6 +382,10 @@ pub struct StepRecord {
     pub outcome: Outcome,
     pub message: Option<String>,
     pub ports: Vec<PortRecord>,
+    /// The source switchings during this step (journaled with it, so a run killed later
+    /// still shows when the output went on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_switches: Vec<SourceSwitch>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -454,6 +458,23 @@ pub struct SourceSafety {
     /// The output was switched off at the end and the source confirmed it (`None`:
     /// not known, e.g. a record in progress or one written before this was recorded).
     pub off_confirmed: Option<bool>,
+    /// Every switching of the output the bench commanded, in order: the safe start (when
+    /// found on), each switch-on, the final switch-off.
+    #[serde(default)]
+    pub switches: Vec<SourceSwitch>,
+}
+
+/// One switching of the source's output, as the bench commanded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSwitch {
+    /// Bench time from the session's start, s.
+    pub t_s: f64,
+    /// The output after the switch.
+    pub on: bool,
+    /// The source confirmed the new state (a read-back, or its accepting the command).
+    pub confirmed: bool,
+    /// Why the bench switched: `safe start`, `energise`, `end of run`, `internal error`.
+    pub why: String,
 }
 
 fn first_attempt() -> u32 {

@@ -9,6 +9,8 @@ pub struct SourceGuard<'a> {
     /// This guard switched the output on (confirmed by the source's error queue) and
     /// has not switched it off since: a new setpoint need not ask again.
     known_on: bool,
+    /// Switchings not yet taken into the record: (output on after it, confirmed, why).
+    switches: Vec<(bool, bool, &'static str)>,
 }
 
 impl<'a> SourceGuard<'a> {
@@ -17,6 +19,7 @@ impl<'a> SourceGuard<'a> {
             source,
             switched_off: false,
             known_on: false,
+            switches: Vec::new(),
         }
     }
 
@@ -30,6 +33,7 @@ impl<'a> SourceGuard<'a> {
         if !self.known_on {
             if !self.source.output_is_on()? {
                 self.source.set_output(true)?;
+                self.switches.push((true, true, "energise"));
             }
             self.known_on = true;
         }
@@ -42,7 +46,7 @@ impl<'a> SourceGuard<'a> {
     pub fn make_safe(&mut self) -> InstrumentResult<bool> {
         let was_on = self.source.output_is_on()?;
         if was_on {
-            self.off()?;
+            self.off_because("safe start")?;
         }
         self.switched_off = true;
         self.known_on = false;
@@ -55,10 +59,20 @@ impl<'a> SourceGuard<'a> {
 
     /// Switch off now and confirm; the error (if any) is reported to the caller.
     pub fn off(&mut self) -> InstrumentResult<()> {
+        self.off_because("end of run")
+    }
+
+    /// Switch off for `why` and confirm by a read-back.
+    pub fn off_because(&mut self, why: &'static str) -> InstrumentResult<()> {
         self.switched_off = true;
         self.known_on = false;
-        self.source.set_output(false)?;
-        if self.source.output_is_on()? {
+        let confirmed = self
+            .source
+            .set_output(false)
+            .and_then(|()| self.source.output_is_on());
+        self.switches
+            .push((false, matches!(confirmed, Ok(false)), why));
+        if confirmed? {
             self.switched_off = false;
             return Err(meterbench_instruments::InstrumentError::Device {
                 instrument: "source".into(),
@@ -67,6 +81,11 @@ impl<'a> SourceGuard<'a> {
             });
         }
         Ok(())
+    }
+
+    /// The switchings since the last call: (output on after it, confirmed, why).
+    pub fn take_switches(&mut self) -> Vec<(bool, bool, &'static str)> {
+        std::mem::take(&mut self.switches)
     }
 }
 

@@ -642,6 +642,31 @@ fn a_source_left_energised_is_switched_off_first_and_recorded() {
     let rec = &session.runs[0].record;
     assert!(rec.source.found_on);
     assert_eq!(rec.source.off_confirmed, Some(true));
+    // Every switching is in the record: off at the safe start, on once for the first
+    // setpoint (in that step's record too), off at the end, each confirmed.
+    let switches: Vec<(bool, bool, &str)> = rec
+        .source
+        .switches
+        .iter()
+        .map(|s| (s.on, s.confirmed, s.why.as_str()))
+        .collect();
+    assert_eq!(
+        switches,
+        [
+            (false, true, "safe start"),
+            (true, true, "energise"),
+            (false, true, "end of run")
+        ]
+    );
+    let on = &rec.source.switches[1];
+    let step = rec
+        .steps
+        .iter()
+        .find(|st| !st.source_switches.is_empty())
+        .unwrap();
+    assert_eq!(step.source_switches, [on.clone()]);
+    assert!(on.t_s >= step.started_s && on.t_s <= step.started_s + step.duration_s);
+    assert!(rec.source.switches[2].t_s >= on.t_s);
     assert_eq!(
         rec.log[0].message,
         "the source was left energised by an earlier run; switched off"
