@@ -15,6 +15,8 @@ fn main() {
         Command::P1(args) => meterbench::cmd::p1::main(args),
         Command::Runs(args) => meterbench::cmd::runs::main(args),
         Command::Audit(args) => meterbench::cmd::audit::main(args),
+        Command::Sim(args) => meterbench::cmd::sim::main(args),
+        Command::Guard(args) => meterbench::cmd::guard::main(args),
     };
     std::process::exit(code);
 }

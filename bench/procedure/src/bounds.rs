@@ -76,6 +76,9 @@ pub(crate) const TIMEBASE_PPM: Range = above_zero(1_000.0, "ppm");
 pub(crate) const GLITCH_S: Range = from_zero(0.1, "s");
 /// The longest a station lets a procedure keep the source energised, s.
 pub(crate) const ENERGISED_S: Range = above_zero(86_400.0, "s");
+/// How long the source's guard waits for a heartbeat before it stops the bench and
+/// switches the source off: the bench beats four times a second.
+pub(crate) const GUARD_TIMEOUT_S: Range = above_zero(60.0, "s");
 /// Simulation: errors and offsets of simulated devices.
 pub(crate) const SIM_ERROR_PERCENT: Range = symmetric(100.0, "%");
 pub(crate) const SIM_SMALL_PERCENT: Range = symmetric(10.0, "%");

@@ -33,6 +33,10 @@ mod raw {
     pub struct Safety {
         /// The longest a procedure may keep the source energised, s.
         pub max_energised_s: Spanned<f64>,
+        /// A source on a real port without a watchdog of its own gets a guard process
+        /// that switches it off when the bench's heartbeat stops for this long, s.
+        #[serde(default)]
+        pub guard_timeout_s: Option<Spanned<f64>>,
         pub source: String,
     }
 
@@ -716,6 +720,9 @@ pub struct Station {
     /// The longest a procedure may keep the source energised on this station, s.
     pub max_energised_s: f64,
     pub max_energised_pos: Pos,
+    /// How long the source's guard waits for the bench's heartbeat, s (a source on a
+    /// real port only).
+    pub guard_timeout_s: Option<f64>,
     pub safety_source: String,
     pub simulation: Option<SimulationSpec>,
 }
@@ -953,7 +960,26 @@ impl Station {
             &raw.safety.max_energised_s,
             bounds::ENERGISED_S,
         )?;
+        let guard_timeout_s = match &raw.safety.guard_timeout_s {
+            Some(t) => Some(within(
+                "safety.guard_timeout_s",
+                t,
+                bounds::GUARD_TIMEOUT_S,
+            )?),
+            None => None,
+        };
+        let real_source_port = matches!(
+            source.binding.port,
+            Some(PortSpec::Serial(_) | PortSpec::Tcp(_))
+        );
+        if real_source_port && guard_timeout_s.is_none() {
+            return Err(err(
+                Pos::of(&raw.safety.max_energised_s),
+                "a source on a real port needs `safety.guard_timeout_s`: how long its guard process waits for the bench's heartbeat before it switches the source off (e.g. 2)".into(),
+            ));
+        }
         Ok(Station {
+            guard_timeout_s,
             max_energised_s,
             max_energised_pos: Pos::of(&raw.safety.max_energised_s),
             safety_source: raw.safety.source.clone(),

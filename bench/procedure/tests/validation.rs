@@ -399,3 +399,39 @@ fn a_sensor_step_with_a_misspelt_key_is_refused_where_it_is() {
     assert_eq!(err.pos.line, line, "{err}");
     assert!(err.message.contains("curent_a"), "{err}");
 }
+
+/// A source on a real port has no watchdog the bench can rely on: its station must say
+/// how long the guard process waits for the bench's heartbeat, within bounds.
+#[test]
+fn a_source_on_a_real_port_needs_the_guards_timeout() {
+    let (path, text) = repo_file("hw/stations/sim.yaml");
+    let real = text.replacen("port: sim+pty", "port: tcp://192.0.2.1:5025", 1);
+    let e = Station::from_file(LoadedFile::from_text(&path, real.clone())).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("a source on a real port needs `safety.guard_timeout_s`"),
+        "{e}"
+    );
+    assert_eq!(
+        e.pos.line,
+        text[..text.find("max_energised_s").unwrap()]
+            .matches('\n')
+            .count() as u64
+            + 1
+    );
+    let with = |t: &str| {
+        real.replacen(
+            "safety:\n",
+            &format!("safety:\n  guard_timeout_s: {t}\n"),
+            1,
+        )
+    };
+    let e = Station::from_file(LoadedFile::from_text(&path, with("0"))).unwrap_err();
+    assert!(
+        e.message
+            .contains("guard_timeout_s must be a number above 0"),
+        "{e}"
+    );
+    let s = Station::from_file(LoadedFile::from_text(&path, with("2"))).unwrap();
+    assert_eq!(s.guard_timeout_s, Some(2.0));
+}

@@ -76,6 +76,10 @@ pub struct RunRequest<'a> {
     pub only_steps: Option<Vec<usize>>,
     /// After the plan, measure each failed or undecided point of a position once more.
     pub retest_failed: bool,
+    /// What the bench learnt before this run about earlier ones (e.g. a guard's report
+    /// that it switched the source off after a bench process died): logged in every
+    /// record at the start.
+    pub startup_notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -251,6 +251,18 @@ pub fn run<'a>(
             .collect(),
     });
 
+    for note in &req.startup_notes {
+        ctx.emit(EventKind::Log {
+            position: None,
+            message: note.clone(),
+        });
+        for run in &mut runs {
+            run.record.log.push(LogEntry {
+                t_s: 0.0,
+                message: note.clone(),
+            });
+        }
+    }
     // Before anything else, the source in a known safe state: output off, confirmed.
     let safe = ctx.guard.make_safe();
     let switched = ctx.take_switches();

@@ -30,6 +30,7 @@ fn run_in_process(reports: &Path, only_steps: Option<Vec<usize>>) -> Session {
         today: chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
         only_steps,
         retest_failed: false,
+        startup_notes: Vec::new(),
     };
     let mut silent = Silent;
     run(

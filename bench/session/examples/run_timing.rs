@@ -122,6 +122,7 @@ fn one_run(station: &Path, reports: &Path) -> anyhow::Result<(f64, String)> {
         today: p.options.today,
         only_steps: None,
         retest_failed: false,
+        startup_notes: Vec::new(),
     };
     let (in_source, in_counter, in_clock) = (Spent::default(), Spent::default(), Spent::default());
     let mut source = TimedSource(b.source.as_mut(), &in_source);

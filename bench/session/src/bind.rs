@@ -116,6 +116,21 @@ fn open_transport(b: &RoleBinding, port: &PortSpec) -> anyhow::Result<Box<dyn Tr
     })
 }
 
+/// The station's source on its real port, opened as the bench opens it: the guard's
+/// way to switch it off when the bench is gone.
+pub fn open_source(station: &Station) -> anyhow::Result<Box<dyn AcSource>> {
+    let b = &station.source.binding;
+    let port = match &b.port {
+        Some(p @ (PortSpec::Serial(_) | PortSpec::Tcp(_))) => p,
+        _ => anyhow::bail!("{} is not on a real port", where_bound(station, b)),
+    };
+    let t =
+        open_transport(b, port).with_context(|| format!("opening {}", where_bound(station, b)))?;
+    Ok(Box::new(ScpiAcSource::connect(t, TIMEOUT).with_context(
+        || format!("identifying {}", where_bound(station, b)),
+    )?))
+}
+
 /// Bind every role of the station and the interfaces of the `positions` to be measured
 /// with devices of `fixture`'s kind; each position's CAN bus only when `can` (the
 /// procedure reads something over it).
@@ -271,7 +286,7 @@ pub fn bind(
 
 /// The station's simulated world with the devices of `fixture`'s kind mounted (and the
 /// given faults), or none for a real station.
-fn simulated_world(
+pub(crate) fn simulated_world(
     station: &Station,
     fixture: &DutFixture,
     sim: &SimOptions,

@@ -8,8 +8,10 @@ pub mod bind;
 pub mod bundle;
 pub mod dut_can;
 pub mod events_file;
+pub mod guard;
 pub mod outputs;
 pub mod paths;
+pub mod serve;
 pub mod technician;
 
 pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
@@ -335,6 +337,8 @@ impl Prepared {
             today: self.options.today,
             only_steps,
             retest_failed: self.options.retest_failed,
+            // What the source's guard did after an earlier bench process died.
+            startup_notes: guard::take_reports(&self.options.reports),
         };
         let BoundStation {
             source,

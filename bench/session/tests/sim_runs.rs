@@ -664,7 +664,7 @@ fn a_source_left_energised_is_switched_off_first_and_recorded() {
         .iter()
         .find(|st| !st.source_switches.is_empty())
         .unwrap();
-    assert_eq!(step.source_switches, [on.clone()]);
+    assert_eq!(step.source_switches, std::slice::from_ref(on));
     assert!(on.t_s >= step.started_s && on.t_s <= step.started_s + step.duration_s);
     assert!(rec.source.switches[2].t_s >= on.t_s);
     assert_eq!(

@@ -3,12 +3,14 @@
 pub mod audit;
 pub mod can;
 pub mod devices;
+pub mod guard;
 pub mod hw;
 pub mod keys;
 pub mod p1;
 pub mod retest;
 pub mod run;
 pub mod runs;
+pub mod sim;
 pub mod validate;
 pub mod verify;
 
@@ -55,4 +57,9 @@ pub enum Command {
     /// Audit report over a date range: yield, error distributions, Cpk, reference
     /// drift, calibrations due, every FAIL and ERROR (HTML, PDF, JSON).
     Audit(audit::AuditArgs),
+    /// The simulated bench: serve its instruments on real ports.
+    Sim(sim::SimArgs),
+    /// The source's guard process (started by `run` for a source on a real port).
+    #[command(hide = true)]
+    Guard(guard::GuardArgs),
 }

@@ -173,6 +173,17 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
+    // A source on a real port has no watchdog of its own: a guard process outlives
+    // this one and switches it off if this process dies or hangs with it on.
+    let guard = if meterbench_session::guard::needs_guard(&prepared.station) {
+        let exe = std::env::current_exe()?;
+        Some(
+            meterbench_session::guard::Guard::start(&exe, &prepared.station, &args.issue.reports)
+                .map_err(|e| anyhow::anyhow!("cannot start the source's guard process: {e}"))?,
+        )
+    } else {
+        None
+    };
     let terminal: Box<dyn Operator> = Box::new(
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
@@ -195,6 +206,16 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         crate::out::warn(format!("warning: the event stream stopped: {e}"));
     }
     drop(bound);
+    // The source is off and the bench said so for every run: the guard stands down.
+    // Otherwise it is dropped, and switches the source off itself.
+    if let Some(g) = guard
+        && session
+            .runs
+            .iter()
+            .all(|r| r.record.source.off_confirmed == Some(true))
+    {
+        g.finished();
+    }
     let outputs = Outputs {
         key,
         signer: args.issue.signer.clone(),

@@ -4,8 +4,8 @@
 pub mod profile;
 
 pub use profile::{
-    CHROMA_61500, Capability, CommandProfile, CommandTemplate, CurrentAngleReference,
-    FLUKE_6100B_6105A, PROFILES, Provenance, known_models, profile_for,
+    CHROMA_61500, Capability, CommandProfile, CommandTemplate, CommsWatchdog,
+    CurrentAngleReference, FLUKE_6100B_6105A, PROFILES, Provenance, known_models, profile_for,
 };
 
 use crate::scpi::ScpiSession;

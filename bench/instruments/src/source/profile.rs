@@ -89,6 +89,17 @@ pub struct CommandProfile {
     /// Voltage angle of phases 1–3, degrees, as the instrument expects them.
     pub voltage_angles_deg: [f64; 3],
     pub current_angle_reference: CurrentAngleReference,
+    /// Whether the instrument switches its own output off when the bench stops talking
+    /// to it, and where that was looked for. Without one, the bench runs a separate guard
+    /// process that switches the output off when the bench's heartbeat stops.
+    pub comms_watchdog: CommsWatchdog,
+}
+
+/// A communication watchdog (or timed output) of a source, as its manual documents it.
+#[derive(Debug, PartialEq)]
+pub enum CommsWatchdog {
+    /// None is documented; `source` says where it was looked for.
+    None { source: &'static str },
 }
 
 impl CommandProfile {
@@ -303,6 +314,11 @@ pub static FLUKE_6100B_6105A: CommandProfile = CommandProfile {
     // Unconfirmed: phase 2 and 3 voltage angles relative to phase 1, lagging negative.
     voltage_angles_deg: [0.0, -120.0, 120.0],
     current_angle_reference: CurrentAngleReference::OwnVoltage,
+    comms_watchdog: CommsWatchdog::None {
+        source: "6100B/6105A Users Manual ch. 5 (remote commands): no communication watchdog or \
+                 timed output among the SYSTem, OUTPut or STATus commands [U]; the bench's \
+                 guard process stands in",
+    },
 };
 
 // ---------------------------------------------------------------------------------------
@@ -367,6 +383,11 @@ pub static CHROMA_61500: CommandProfile = CommandProfile {
     // Unconfirmed: angles of phases 2 and 3 as the instrument's positive-sequence defaults.
     voltage_angles_deg: [0.0, 240.0, 120.0],
     current_angle_reference: CurrentAngleReference::OwnVoltage,
+    comms_watchdog: CommsWatchdog::None {
+        source: "61501-61504 User's Manual ch. 8 (remote commands): no communication watchdog or \
+                 timed output in the SYSTem, OUTPut or PROTection subsystems seen [U]; the \
+                 bench's guard process stands in",
+    },
 };
 
 /// Every profile the driver knows, in match order.
