@@ -382,9 +382,28 @@ fn every_mutated_file_is_refused_at_its_line_before_anything_is_switched_on() {
 
 /// A sample of the cases through the command line: `run` refuses with exit 2 at the
 /// file's line and starts no run; `validate` of the same combination refuses it alike.
+/// The mutated procedures, fixtures and answers are run against the simulated
+/// instruments served in a process of their own (`meterbench sim serve`), which says
+/// every switching of its source's output: it never goes on.
 #[test]
 fn run_and_validate_refuse_the_same_bad_files() {
+    use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served-station.yaml");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(["sim", "serve", "--write-station"])
+        .arg(&served)
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    for line in said.by_ref() {
+        if line.unwrap().starts_with("serving station") {
+            break;
+        }
+    }
     let cases = cases();
     let sample: Vec<&Case> = cases.iter().step_by(cases.len() / 16).collect();
     assert!(sample.len() >= 16);
@@ -394,6 +413,14 @@ fn run_and_validate_refuse_the_same_bad_files() {
         let reports = dir.path().join(format!("reports-{k:02}"));
         let mut args: Vec<String> = Vec::new();
         for (flag, file) in files(case, &path) {
+            let file = match (flag, case.role) {
+                // On the wire: the served instruments, as a real station names them.
+                ("--station", Role::Procedure | Role::Fixture | Role::Answers) => {
+                    args.extend(["--serial".into(), "SIM-CPIM-000123".into()]);
+                    served.clone()
+                }
+                _ => file,
+            };
             if flag != "--answers" || case.combination.answers.is_some() {
                 args.push(flag.into());
                 args.push(file.display().to_string());
@@ -429,4 +456,12 @@ fn run_and_validate_refuse_the_same_bad_files() {
             case.what
         );
     }
+    // The served source never went on: `sim serve` says nothing more before it ends.
+    drop(serve.stdin.take());
+    let rest: Vec<String> = said.map(|l| l.unwrap()).collect();
+    assert!(serve.wait().unwrap().success());
+    assert!(
+        !rest.iter().any(|l| l.contains("source output on")),
+        "{rest:?}"
+    );
 }
