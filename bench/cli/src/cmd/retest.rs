@@ -53,6 +53,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
     let key = signing_key(args.issue.signing_key.clone())?;
     let abort = stop_on_signals()?;
     let mut bound = retest.prepared.bind().map_err(plain)?;
+    let guard = crate::cmd::run::start_guard(&retest.prepared.station, &args.issue.reports)?;
     let terminal: Box<dyn Operator> = Box::new(
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
@@ -62,6 +63,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
         .run(&mut bound, Some(terminal), abort, &mut console)
         .map_err(plain)?;
     drop(bound);
+    crate::cmd::run::stand_down(guard, &session);
     let outputs = Outputs {
         key,
         signer: args.issue.signer.clone(),

@@ -173,17 +173,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
-    // A source on a real port has no watchdog of its own: a guard process outlives
-    // this one and switches it off if this process dies or hangs with it on.
-    let guard = if meterbench_session::guard::needs_guard(&prepared.station) {
-        let exe = std::env::current_exe()?;
-        Some(
-            meterbench_session::guard::Guard::start(&exe, &prepared.station, &args.issue.reports)
-                .map_err(|e| anyhow::anyhow!("cannot start the source's guard process: {e}"))?,
-        )
-    } else {
-        None
-    };
+    let guard = start_guard(&prepared.station, &args.issue.reports)?;
     let terminal: Box<dyn Operator> = Box::new(
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
@@ -206,8 +196,37 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
         crate::out::warn(format!("warning: the event stream stopped: {e}"));
     }
     drop(bound);
-    // The source is off and the bench said so for every run: the guard stands down.
-    // Otherwise it is dropped, and switches the source off itself.
+    stand_down(guard, &session);
+    let outputs = Outputs {
+        key,
+        signer: args.issue.signer.clone(),
+        reports: args.issue.reports.clone(),
+        store: args.issue.store.clone(),
+    };
+    Ok(outputs.finish(&prepared.station, &session))
+}
+
+/// A source on a real port has no watchdog of its own: a guard process outlives this one
+/// and switches it off if this process dies or hangs with it on.
+pub(crate) fn start_guard(
+    station: &Station,
+    reports: &std::path::Path,
+) -> anyhow::Result<Option<meterbench_session::guard::Guard>> {
+    if !meterbench_session::guard::needs_guard(station) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe()?;
+    meterbench_session::guard::Guard::start(&exe, station, reports)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("cannot start the source's guard process: {e}"))
+}
+
+/// The source is off and the bench confirmed it for every run: the guard stands down.
+/// Otherwise it is dropped, and switches the source off itself.
+pub(crate) fn stand_down(
+    guard: Option<meterbench_session::guard::Guard>,
+    session: &meterbench_runner::Session,
+) {
     if let Some(g) = guard
         && session
             .runs
@@ -216,13 +235,6 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     {
         g.finished();
     }
-    let outputs = Outputs {
-        key,
-        signer: args.issue.signer.clone(),
-        reports: args.issue.reports.clone(),
-        store: args.issue.store.clone(),
-    };
-    Ok(outputs.finish(&prepared.station, &session))
 }
 
 /// Stop on SIGINT (Ctrl-C), SIGTERM, SIGHUP (a lost terminal) and SIGQUIT alike: the
