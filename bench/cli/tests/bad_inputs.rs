@@ -331,6 +331,7 @@ fn every_mutated_file_is_refused_at_its_line_before_anything_is_switched_on() {
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     assert!(cases.len() >= 80, "only {} cases", cases.len());
+    eprintln!("{} mutated files", cases.len());
     // Every base combination loads intact: a refusal below is the mutation's.
     for (_, _, c) in FILES {
         let intact = Case {
