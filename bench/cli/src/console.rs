@@ -18,6 +18,9 @@ pub struct ConsoleObserver {
 
 impl ConsoleObserver {
     pub fn new(draw: bool, several: bool) -> Self {
+        // Bars only on a terminal: drawn into a file or a pipe, indicatif drops the lines
+        // printed above them, and with them what the run says.
+        let draw = draw && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let multi = MultiProgress::with_draw_target(if draw {
             ProgressDrawTarget::stderr_with_hz(10)
         } else {

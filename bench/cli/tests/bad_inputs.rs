@@ -161,6 +161,21 @@ fn cases() -> Vec<Case> {
             replace_line(&text, n, &format!("\t{}", &l[2..])).into_bytes(),
             Some(n as u64 + 1),
         ));
+        // A tab before a key whose line above ends in a plain value: the parser trips
+        // at the end of the line above; the error must still name the tab's line.
+        if let Some(n) = (1..lines.len()).find(|&n| {
+            let (above, here) = (lines[n - 1], lines[n]);
+            here.starts_with("  ")
+                && !here.trim_start().starts_with(['#', '-'])
+                && above.starts_with("  ")
+                && above.trim_end().ends_with(|c: char| c.is_ascii_digit())
+        }) {
+            out.push(case(
+                format!("line {}: a tab after a line ending in a number", n + 1),
+                replace_line(&text, n, &format!("\t{}", &lines[n][2..])).into_bytes(),
+                Some(n as u64 + 1),
+            ));
+        }
         // The first key with a value on its line (after `schema:`) given twice.
         let (n, l) = lines
             .iter()

@@ -72,10 +72,17 @@ impl Answers {
 
     /// An error about the answer to `key`, at its position (or the file's start).
     pub fn error(&self, key: &str, message: impl Into<String>) -> DataError {
-        let pos = self
-            .entries
-            .get(key)
-            .map_or(Pos { line: 1, column: 1 }, |e| e.1);
+        // An answer that is not there is missing from the `answers:` map.
+        let answers_line = || {
+            let line = self
+                .file
+                .text
+                .lines()
+                .position(|l| l.starts_with("answers:"))
+                .map_or(1, |n| n as u64 + 1);
+            Pos { line, column: 1 }
+        };
+        let pos = self.entries.get(key).map_or_else(answers_line, |e| e.1);
         DataError::at(&self.file.path, pos, message)
     }
 }

@@ -128,8 +128,11 @@ impl Range {
     }
 }
 
+/// A bound or an offending value as written by a person: 1e300, not 301 digits.
 fn fmt(x: f64) -> String {
-    if x.abs() >= 1e6 {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.abs() >= 1e6 {
         format!("{x:e}")
     } else {
         let s = format!("{x}");
@@ -151,7 +154,11 @@ pub(crate) fn number(
         Err(DataError::at(
             path,
             pos,
-            format!("{name} must be a number {}, not {v}", range.describe()),
+            format!(
+                "{name} must be a number {}, not {}",
+                range.describe(),
+                fmt(v)
+            ),
         ))
     }
 }

@@ -51,7 +51,22 @@ pub fn schema_of(file: &LoadedFile) -> Result<String, DataError> {
             Pos { line: 1, column: 1 },
             format!("no `schema:` naming what this file is ({KNOWN_SCHEMAS})"),
         )),
-        Err(e) => Err(e),
+        // Something else in the file is wrong; when its `schema:` line is plain, the
+        // loader of that kind reports the problem, in the words `run` uses.
+        Err(e) => file
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("schema:"))
+            .map(|v| {
+                v.split('#')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches(['"', '\''])
+            })
+            .filter(|v| !v.is_empty() && !v.contains([' ', '[', '{']))
+            .map(str::to_string)
+            .ok_or(e),
     }
 }
 

@@ -974,7 +974,7 @@ impl Station {
         );
         if real_source_port && guard_timeout_s.is_none() {
             return Err(err(
-                Pos::of(&raw.safety.max_energised_s),
+                source.binding.port_pos,
                 "a source on a real port needs `safety.guard_timeout_s`: how long its guard process waits for the bench's heartbeat before it switches the source off (e.g. 2)".into(),
             ));
         }

@@ -110,24 +110,35 @@ impl LoadedFile {
                 })
                 .unwrap_or_default();
             let message = plain_words(&first_line(&e.without_snippet().to_string()));
-            DataError::at(&self.path, pos, self.with_tab_hint(pos, message))
+            match self.tab_near(pos) {
+                // The parser trips over a tab at the end of the line before it, or on
+                // it; either way the fix is the tab.
+                Some(tab) => DataError::at(
+                    &self.path,
+                    tab,
+                    "the line is indented with a tab (YAML indents with spaces only)",
+                ),
+                None => DataError::at(&self.path, pos, message),
+            }
         })
     }
 
-    /// A tab where YAML wants spaces is reported by the parser as a structure error
-    /// ("did not find expected key"); name the tab when the line has one before `pos`.
-    fn with_tab_hint(&self, pos: Pos, message: String) -> String {
-        let line = self.text.lines().nth(pos.line.saturating_sub(1) as usize);
-        let indent_has_tab = line.is_some_and(|l| {
-            l.chars()
-                .take_while(|c| c.is_whitespace())
-                .any(|c| c == '\t')
-        });
-        if indent_has_tab {
-            format!("{message}: the line is indented with a tab (YAML indents with spaces only)")
-        } else {
-            message
-        }
+    /// A tab in the indentation of the line of `pos` or the next one: where the
+    /// parser's error comes from when a tab indents a line.
+    fn tab_near(&self, pos: Pos) -> Option<Pos> {
+        let first = pos.line.max(1) as usize - 1;
+        self.text
+            .lines()
+            .enumerate()
+            .skip(first)
+            .take(2)
+            .find_map(|(n, l)| {
+                let indent: String = l.chars().take_while(|c| c.is_whitespace()).collect();
+                indent.find('\t').map(|col| Pos {
+                    line: n as u64 + 1,
+                    column: col as u64 + 1,
+                })
+            })
     }
 }
 
@@ -141,12 +152,19 @@ fn plain_words(message: &str) -> String {
         let value = message.split('`').nth(1).unwrap_or("");
         return format!("`{value}` is not a number; a finite number is needed here");
     }
-    if let Some(rest) = message.strip_prefix("budget breached: ") {
-        // e.g. `Nodes { nodes: 250001 }`: an alias bomb, or a file far beyond any of ours.
-        let what = rest.split(" at line ").next().unwrap_or(rest);
-        return format!(
-            "the file expands beyond what the bench reads ({what}); aliases that repeat each other?"
-        );
+    if message.starts_with("budget breached: ") {
+        // An alias bomb, or a file far beyond any of ours.
+        return "the file expands to more YAML than any data file of the bench holds (aliases that repeat each other?)".into();
+    }
+    for (ty, range) in [
+        ("u8", "0 to 255"),
+        ("u16", "0 to 65535"),
+        ("u32", "0 to 4294967295"),
+        ("u64", "0 to 18446744073709551615"),
+    ] {
+        if message.starts_with(&format!("invalid {ty}")) {
+            return format!("a whole number is needed here (from {range})");
+        }
     }
     if message == "recursion limit exceeded" {
         return "nested too deeply (no data file of the bench needs that many levels)".into();

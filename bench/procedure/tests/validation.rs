@@ -412,9 +412,10 @@ fn a_source_on_a_real_port_needs_the_guards_timeout() {
             .starts_with("a source on a real port needs `safety.guard_timeout_s`"),
         "{e}"
     );
+    // At the port that makes the guard needed.
     assert_eq!(
         e.pos.line,
-        text[..text.find("max_energised_s").unwrap()]
+        text[..text.find("port: sim+pty").unwrap()]
             .matches('\n')
             .count() as u64
             + 1

@@ -268,7 +268,7 @@ mod tests {
         let missing = answers("  other: \"x\"\n");
         let e = check_answers(&missing, &qs).unwrap_err().to_string();
         assert!(
-            e.starts_with("a.yaml:1:1: the procedure asks 2 question(s) this file does not answer: lcd.lrs_hash, seal.top (the first: prompt of lcd.lrs_hash)"),
+            e.starts_with("a.yaml:2:1: the procedure asks 2 question(s) this file does not answer: lcd.lrs_hash, seal.top (the first: prompt of lcd.lrs_hash)"),
             "{e}"
         );
 

@@ -102,7 +102,14 @@ impl Bundle {
             log: self.log.clone(),
             repairs: repairs
                 .iter()
-                .map(|r| format!("entry {} kept the torn line in {}", r.seq, r.fields.bundle))
+                .map(|r| {
+                    format!(
+                        "its bytes moved to {}, the repair logged as entry {} ({})",
+                        r.fields.bundle,
+                        r.seq,
+                        meterbench_signing::LOG_REPAIR_RUN_ID
+                    )
+                })
                 .collect(),
         })
     }

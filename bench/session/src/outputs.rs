@@ -111,8 +111,9 @@ impl Output for StoreFiling {
         if let Err(e) = meterbench_store::ingest(&self.store, record, folder) {
             let queued = match enqueue(&self.store, folder) {
                 Ok(()) => format!(
-                    "queued in {}: the next run files it, or now: meterbench runs ingest",
-                    queue_path(&self.store).display()
+                    "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
+                    queue_path(&self.store).display(),
+                    self.store.display()
                 ),
                 Err(q) => format!(
                     "nor could it be queued ({q}): file it later with: meterbench runs ingest {}",

@@ -61,7 +61,15 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         station.id,
         a.write_station.display()
     ));
-    let stop = crate::cmd::run::stop_on_signals()?;
+    // Stopped by a signal like any server (no run to save here).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let mut sink = Vec::new();
