@@ -217,7 +217,7 @@ mod tests {
         .to_string();
         assert_eq!(
             e,
-            "p.yaml:3:7: settle_s must be a number from 0 to 600 s, not 4000000000"
+            "p.yaml:3:7: settle_s must be a number from 0 to 600 s, not 4e9"
         );
         let e = count(Path::new("p.yaml"), Pos::default(), "pulses", 0, PULSES).unwrap_err();
         assert!(e.message.contains("from 1 to 1000000, not 0"), "{e}");
