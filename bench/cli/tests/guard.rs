@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 /// The guard's timeout the served station declares, s.
 const GUARD_TIMEOUT_S: f64 = 2.0;
 
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
 /// Lines of a child's stdout, as they come, with when they came.
 fn lines_of(child: &mut Child) -> Receiver<(Instant, String)> {
     let out = child.stdout.take().unwrap();
@@ -153,10 +158,7 @@ fn a_bench_killed_with_the_source_on_has_it_switched_off_by_its_guard() {
         Duration::from_secs(30),
     );
     wait_for(&served, "source output on", Duration::from_secs(30));
-    Command::new("kill")
-        .args(["-INT", &next.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&next, rustix::process::Signal::INT);
     let status = next.wait().unwrap();
     assert_eq!(status.code(), Some(2), "an aborted run");
     wait_for(&served, "source output off", Duration::from_secs(5));
@@ -199,10 +201,7 @@ fn a_hung_bench_is_stopped_by_its_guard_and_the_source_switched_off() {
     let events = dir.path().join("events.jsonl");
     let mut hung = bench(&station, &reports, &dir.path().join("key.pem"), &events);
     wait_for(&served, "source output on", Duration::from_secs(60));
-    Command::new("kill")
-        .args(["-STOP", &hung.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&hung, rustix::process::Signal::STOP);
     let stopped = Instant::now();
     let off = wait_for(&served, "source output off", Duration::from_secs(10));
     let took = off.saturating_duration_since(stopped).as_secs_f64();

@@ -160,9 +160,12 @@ pub fn watch(station_path: &Path, reports: &Path, bench_pid: u32) -> i32 {
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 // A hung bench holds the port: stop it first.
-                let _ = Command::new("kill")
-                    .args(["-KILL", &bench_pid.to_string()])
-                    .status();
+                if let Some(pid) = i32::try_from(bench_pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
                 break format!(
                     "no heartbeat from the bench process {bench_pid} for {:.1} s: it was stopped",
                     timeout.as_secs_f64()
