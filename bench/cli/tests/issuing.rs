@@ -312,3 +312,107 @@ fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
         text(&ingest)
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The store files only what the bench issued: a copy with an edited record, the same
+/// run tampered with (it would re-point the run to the copy), and a bundle re-signed
+/// with another key and its own public key are each refused by `runs ingest`, naming
+/// what is wrong; the store keeps the one true run.
+#[test]
+fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    let first = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let real = run_folders(&reports).remove(0);
+    let run_id = record(&real).run_id;
+    let store = reports.join("store");
+    let ingest = |folder: &Path| {
+        meterbench(&[
+            "runs",
+            "--store",
+            store.to_str().unwrap(),
+            "ingest",
+            "--key",
+            key.with_extension("pub.pem").to_str().unwrap(),
+            folder.to_str().unwrap(),
+        ])
+    };
+    let edit_record = |folder: &Path, from: &str, to: &str| {
+        let path = folder.join("record.json");
+        let t = std::fs::read_to_string(&path).unwrap();
+        assert!(t.contains(from));
+        std::fs::write(&path, t.replace(from, to)).unwrap();
+    };
+
+    // A forged copy: another serial in the record.
+    let forged = dir.path().join("forged");
+    copy_dir(&real, &forged);
+    edit_record(&forged, "SIM-CPIM-000123", "FORGED-1");
+    let out = ingest(&forged);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("not filed") && said.contains("record.json"),
+        "{said}"
+    );
+
+    // The real run tampered with in a copy: refused, the run still points at its bundle.
+    let tampered = dir.path().join("tampered");
+    copy_dir(&real, &tampered);
+    edit_record(&tampered, "\"outcome\":\"PASS\"", "\"outcome\":\"FAIL\"");
+    assert_eq!(ingest(&tampered).status.code(), Some(2));
+
+    // Re-signed with another key, which the bundle carries: intact as signed, but not
+    // by the trusted key.
+    let resigned = dir.path().join("resigned");
+    copy_dir(&real, &resigned);
+    for f in ["MANIFEST.sha256", "MANIFEST.sig", "signer.pub.pem"] {
+        std::fs::remove_file(resigned.join(f)).unwrap();
+    }
+    edit_record(&resigned, "SIM-CPIM-000123", "FORGED-2");
+    let other = meterbench_signing::SigningKey::from_bytes(&[7; 32]);
+    meterbench_signing::sign_bundle(&resigned, &other, "a forger").unwrap();
+    let out = ingest(&resigned);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("not filed"), "{said}");
+
+    let list = meterbench(&["runs", "--store", store.to_str().unwrap(), "list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let serials: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, ["SIM-CPIM-000123"], "{}", text(&list));
+    let show = meterbench(&[
+        "runs",
+        "--store",
+        store.to_str().unwrap(),
+        "show",
+        "--json",
+        &run_id,
+    ]);
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(
+        shown["run"]["bundle"].as_str().unwrap(),
+        real.to_str().unwrap()
+    );
+    // The real bundle itself is filed again without complaint.
+    assert_eq!(ingest(&real).status.code(), Some(0));
+}

@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         &dir.path().join("key.pem"),
         &dir.path().join("key.pub.pem"),
     )?;
+    let trusted = key.verifying_key();
     let outputs: Vec<Box<dyn Output>> = vec![
         Box::new(Bundle::new(
             key,
@@ -48,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         )),
         Box::new(StoreFiling {
             store: dir.path().join("reports/store"),
+            trusted,
         }),
     ];
     let delivered = deliver(&session, &outputs, workers);

@@ -4,6 +4,7 @@
 
 use meterbench_runner::record::RunRecord;
 use meterbench_runner::{Finished, Session};
+use meterbench_signing::VerifyingKey;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -90,6 +91,8 @@ fn deliver_one(run: &Finished, outputs: &[Box<dyn Output>]) -> Delivered {
 /// run's filing or by `meterbench runs ingest` without arguments.
 pub struct StoreFiling {
     pub store: PathBuf,
+    /// Only bundles signed by this key, intact, are filed (the bench's own).
+    pub trusted: VerifyingKey,
 }
 
 impl Output for StoreFiling {
@@ -97,9 +100,11 @@ impl Output for StoreFiling {
         "store"
     }
 
-    fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
+    /// The signed `record.json` is filed, not the record in memory: the store holds
+    /// what a customer can verify.
+    fn finished(&self, _record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
         // Runs left by an earlier filing first, so the store catches up in order.
-        let earlier = drain_queue(&self.store);
+        let earlier = drain_queue(&self.store, &self.trusted);
         let earlier = match (earlier.filed.len(), earlier.left.len()) {
             (0, 0) => String::new(),
             (f, 0) => format!("; {f} run(s) queued by earlier filings filed too"),
@@ -108,7 +113,7 @@ impl Output for StoreFiling {
                 queue_path(&self.store).display()
             ),
         };
-        if let Err(e) = meterbench_store::ingest(&self.store, record, folder) {
+        if let Err(e) = file_folder(&self.store, folder, &self.trusted) {
             let queued = match enqueue(&self.store, folder) {
                 Ok(()) => format!(
                     "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
@@ -176,7 +181,7 @@ pub struct Drained {
 }
 
 /// File every queued run; those that still fail stay queued. No queue, nothing to do.
-pub fn drain_queue(store: &Path) -> Drained {
+pub fn drain_queue(store: &Path, trusted: &VerifyingKey) -> Drained {
     use std::io::{Read as _, Seek as _, Write as _};
     let mut drained = Drained::default();
     if !queue_path(store).exists() {
@@ -196,7 +201,7 @@ pub fn drain_queue(store: &Path) -> Drained {
             continue;
         }
         seen.push(folder.clone());
-        match file_folder(store, &folder) {
+        match file_folder(store, &folder, trusted) {
             Ok(_) => drained.filed.push(folder),
             Err(e) => drained.left.push((folder, format!("{e:#}"))),
         }
@@ -217,8 +222,20 @@ pub fn drain_queue(store: &Path) -> Drained {
     drained
 }
 
-/// File the finished run in `folder` (its record.json) into `store`: its run id.
-pub fn file_folder(store: &Path, folder: &Path) -> anyhow::Result<String> {
+/// File the finished run in `folder` (its record.json) into `store`: its run id. Only
+/// an intact bundle signed by `trusted` is filed: a copy with an edited record, a
+/// bundle re-signed with another key, or one never issued is refused, naming what is
+/// wrong, so the store and the audit count only what the bench issued.
+pub fn file_folder(store: &Path, folder: &Path, trusted: &VerifyingKey) -> anyhow::Result<String> {
+    if let Err(problems) = meterbench_signing::verify_bundle(folder, Some(trusted)) {
+        let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::bail!(
+            "not filed: {} is not an intact bundle signed by the trusted key {}: {}",
+            folder.display(),
+            meterbench_signing::key_id(trusted),
+            problems.join("; ")
+        );
+    }
     let path = folder.join("record.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -176,6 +176,7 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
         )),
         Box::new(StoreFiling {
             store: reports.path().join("store"),
+            trusted: verifying,
         }),
     ];
     let delivered = deliver(&session, &outputs, 2);

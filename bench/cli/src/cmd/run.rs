@@ -300,13 +300,15 @@ impl Outputs {
         let store = self
             .store
             .unwrap_or_else(|| default_store_path(&self.reports));
+        // The store files only what this bench signed.
+        let trusted = self.key.verifying_key();
         let outputs: Vec<Box<dyn Output>> = vec![
             Box::new(Bundle::new(
                 self.key,
                 signer,
                 self.reports.join("issuance-log.jsonl"),
             )),
-            Box::new(StoreFiling { store }),
+            Box::new(StoreFiling { store, trusted }),
         ];
         // A bundle's PDF and plots keep a core busy: one worker per core.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -63,6 +63,10 @@ pub struct IngestArgs {
     /// Bundle folders (reports/<run>/), each holding its record.json. Without any, the
     /// runs queued because the store could not take them are filed.
     pub bundles: Vec<PathBuf>,
+    /// The public key (PEM) whose intact bundles are filed; anything else is refused
+    /// [default: the bench's own public key, beside its signing key].
+    #[arg(long)]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -252,9 +256,18 @@ fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
 }
 
 fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
+    let key_path = a.key.clone().unwrap_or_else(|| {
+        meterbench_session::paths::public_key_path(&meterbench_session::paths::default_key_path())
+    });
+    let trusted = meterbench_signing::load_verifying_key(&key_path).map_err(|e| {
+        anyhow::anyhow!(
+            "no trusted key to check the bundles with ({}: {e}); name it with --key PUB.pem",
+            key_path.display()
+        )
+    })?;
     if a.bundles.is_empty() {
         let queue = meterbench_session::queue_path(store);
-        let drained = meterbench_session::drain_queue(store);
+        let drained = meterbench_session::drain_queue(store, &trusted);
         for f in &drained.filed {
             println!("filed {} (queued)", f.display());
         }
@@ -272,7 +285,7 @@ fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
     }
     let mut failed = 0;
     for bundle in &a.bundles {
-        match meterbench_session::file_folder(store, bundle) {
+        match meterbench_session::file_folder(store, bundle, &trusted) {
             Ok(run_id) => println!("filed {run_id} from {}", bundle.display()),
             Err(e) => {
                 eprintln!("error: {}: {e:#}", bundle.display());
