@@ -415,4 +415,41 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
     );
     // The real bundle itself is filed again without complaint.
     assert_eq!(ingest(&real).status.code(), Some(0));
+
+    // `verify` without --key, on the bench (whose own key is the trusted one): the real
+    // bundle is OK and found in its issuance log; the re-signed one is not trusted.
+    let verify = |bundle: &Path, own_key: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .arg("verify")
+            .arg(bundle)
+            .env("METERBENCH_SIGNING_KEY", own_key)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    };
+    let out = verify(&real, &key);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("signed by the trusted key") && said.contains("issued as entry 1 of"),
+        "{said}"
+    );
+    let out = verify(&resigned, &key);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    // Where no trusted key is at hand, the answer is that it could not be checked.
+    let out = verify(&resigned, &dir.path().join("no-such-key.pem"));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("NOT TRUSTED") && said.contains("--key"),
+        "{said}"
+    );
+    // A bundle its log does not hold (the log's entry taken away) is not issued.
+    let log = reports.join("issuance-log.jsonl");
+    std::fs::write(&log, "").unwrap();
+    let out = verify(&real, &key);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("issuance-log.jsonl"), "{said}");
 }

@@ -95,8 +95,15 @@ fn a_mixed_rack_runs_each_kind_with_a_certificate_per_device() {
     let folders = run_folders(&dir.path().join("reports"));
     assert_eq!(folders.len(), 3, "{folders:?}");
     for f in &folders {
-        let (code, out, err) = common::meterbench(&["verify", f.to_str().unwrap()]);
+        let key = dir.path().join("key.pub.pem");
+        let (code, out, err) = common::meterbench(&[
+            "verify",
+            "--key",
+            key.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("issued as entry"), "{out}");
     }
     // The same station's current sensors, with their fixture.
     let (code, stdout, stderr) = run(
@@ -175,7 +182,13 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         record["amends"].as_str(),
         failed.file_name().unwrap().to_str()
     );
-    let (code, out, err) = common::meterbench(&["verify", amended.to_str().unwrap()]);
+    let key = dir.path().join("key.pub.pem");
+    let (code, out, err) = common::meterbench(&[
+        "verify",
+        "--key",
+        key.to_str().unwrap(),
+        amended.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
 
     // Once amended, the stored run is not measured again: its amendment is.

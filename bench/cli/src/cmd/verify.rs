@@ -1,6 +1,8 @@
 use clap::Args;
 use meterbench_session::paths::{default_key_path, public_key_path};
-use meterbench_signing::{load_verifying_key, verify_bundle, verify_issuance_log};
+use meterbench_signing::{
+    find_bundle_in_log, load_verifying_key, verify_bundle, verify_issuance_log,
+};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -12,44 +14,75 @@ pub struct VerifyArgs {
     /// Check an issuance log instead: the hash chain, order, dates and signatures.
     #[arg(long, value_name = "LOG")]
     pub log: Option<PathBuf>,
-    /// Trusted public key (PEM). A bundle without it is checked against the key it carries
-    /// (then compare the printed key id with the published one). Required for --log;
-    /// defaults to the bench's own public key there.
+    /// Trusted public key (PEM): the laboratory's published key [default: the bench's
+    /// own public key, when this machine has one]. A bundle is only OK when signed by
+    /// it; without a trusted key the answer is that it could not be checked.
     #[arg(long)]
     pub key: Option<PathBuf>,
 }
 
 pub fn main(args: VerifyArgs) -> i32 {
-    let trusted = match args.key.clone().or_else(|| {
-        args.log
-            .as_ref()
-            .map(|_| public_key_path(&default_key_path()))
-    }) {
-        Some(p) => match load_verifying_key(&p) {
+    let own = public_key_path(&default_key_path());
+    let key_path = args.key.clone().or_else(|| own.exists().then_some(own));
+    let trusted = match &key_path {
+        Some(p) => match load_verifying_key(p) {
             Ok(k) => Some(k),
             Err(e) => {
                 eprintln!("error: {}: {e}", p.display());
                 return 2;
             }
         },
+        None if args.log.is_some() => {
+            eprintln!("error: checking an issuance log needs the trusted key: --key PUB.pem");
+            return 2;
+        }
         None => None,
     };
     let mut bad = false;
     if let Some(bundle) = &args.bundle {
         match verify_bundle(bundle, trusted.as_ref()) {
-            Ok(report) => {
+            Ok(report) if report.trusted_key_checked => {
                 println!(
-                    "OK {}: {} files intact, signed by key {} ({}){}",
+                    "OK {}: {} files intact, signed by the trusted key {} ({})",
                     bundle.display(),
                     report.manifest.entries.len(),
                     report.manifest.key_id,
                     report.manifest.signer,
-                    if report.trusted_key_checked {
-                        ", the trusted key"
-                    } else {
-                        "; compare the key id with the published one"
-                    }
                 );
+                // Issued means logged: with the log at hand (given, or beside the
+                // bundle in its reports folder), the bundle must be in it.
+                let log = args.log.clone().or_else(|| {
+                    let beside = bundle.parent()?.join("issuance-log.jsonl");
+                    beside.exists().then_some(beside)
+                });
+                if let (Some(log), Some(key)) = (log, trusted.as_ref()) {
+                    match find_bundle_in_log(&log, bundle, key) {
+                        Ok(entry) => println!(
+                            "OK {}: issued as entry {} of {} on {}",
+                            bundle.display(),
+                            entry.seq,
+                            log.display(),
+                            entry
+                                .issued
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                        Err(problems) => {
+                            for p in problems {
+                                println!("FAILED {}: {} ({p})", bundle.display(), log.display());
+                            }
+                            bad = true;
+                        }
+                    }
+                }
+            }
+            Ok(report) => {
+                println!(
+                    "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: give the laboratory's published key with --key PUB.pem",
+                    bundle.display(),
+                    report.manifest.key_id,
+                    report.manifest.signer,
+                );
+                bad = true;
             }
             Err(problems) => {
                 for p in problems {
