@@ -7,6 +7,7 @@
 pub mod answers;
 mod bounds;
 pub mod fixture;
+pub mod gs1;
 mod kinds;
 pub mod procedure;
 pub mod station;

@@ -33,3 +33,20 @@ fn data_file_corpus_replays() {
     assert!(n >= 7, "corpus has {n} inputs");
     assert!(loaded >= 7, "every seed loads as its kind: {loaded} of {n}");
 }
+
+/// The GS1 corpus through the decoder, as the fuzz target does; the seeds are scans.
+#[test]
+fn gs1_corpus_replays() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gs1_serial");
+    let mut serials = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(text) = std::str::from_utf8(&data)
+            && let Ok(serial) = meterbench_procedure::gs1::serial_of(text)
+        {
+            assert!(serial.chars().all(|c| c.is_ascii_graphic()));
+            serials += 1;
+        }
+    }
+    assert!(serials >= 3, "the seeds are scans with a serial: {serials}");
+}

@@ -87,7 +87,13 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
             Ok(t.to_string())
         }
         AnswerFormat::SerialNumber => {
-            if t.is_empty() {
+            if meterbench_procedure::gs1::looks_like_gs1(text) {
+                // A scanned GS1 code: its serial number, never the raw string (its FNC1
+                // separators are control characters).
+                meterbench_procedure::gs1::serial_of(
+                    text.trim_matches(|c: char| c == ' ' || c == '\n' || c == '\r'),
+                )
+            } else if t.is_empty() {
                 Err("empty".into())
             } else if let Some(c) = t.chars().find(|c| !c.is_ascii_graphic()) {
                 Err(format!("{c:?} is not allowed in a serial number"))

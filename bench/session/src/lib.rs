@@ -446,7 +446,15 @@ fn resolve_positions(
             .map(|(_, s)| s)
             .collect();
         let serial = match given.as_slice() {
-            [s] => (*s).clone(),
+            // As scanned: a GS1 code yields its serial (AI 21); control characters and
+            // spaces are refused before they reach a record or an XML document.
+            [s] => meterbench_runner::operator::validate(
+                meterbench_runner::operator::AnswerFormat::SerialNumber,
+                s,
+            )
+            .map_err(|why| {
+                SessionError::Request(format!("serial number {s:?} of position {p}: {why}"))
+            })?,
             [] => simulated_here(p).ok_or_else(|| {
                 SessionError::Request(if sim.is_some() {
                     format!(

@@ -1,0 +1,69 @@
+//! A serial number as a scanner sends it: a GS1 DataMatrix's element string (with its
+//! FNC1 separators, control character 0x1D) yields its serial (AI 21), and the record,
+//! the DCC and the JUnit file hold that serial only; any other control character is
+//! refused before anything is switched on.
+
+mod common;
+use common::repo;
+use std::path::Path;
+use std::process::Output;
+
+fn eol(reports: &Path, serial: &str) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "run",
+            "--quiet",
+            "--procedure",
+            "procedures/cpim1000-eol.yaml",
+            "--answers",
+            "hw/answers/sim-cpim1000.yaml",
+            "--serial",
+            serial,
+            "--reports",
+        ])
+        .arg(reports)
+        .env("METERBENCH_SIGNING_KEY", reports.with_file_name("key.pem"))
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_scanned_gs1_code_gives_its_serial_and_a_control_character_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let scanned = "]d20104012345678901\u{1d}21SIM-CPIM-000123\u{1d}17261231";
+    let out = eol(&reports, scanned);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("record.json").is_file())
+        .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("record.json")).unwrap()).unwrap();
+    assert_eq!(record["dut"]["serial_number"], "SIM-CPIM-000123");
+    for xml in ["dcc.xml", "junit.xml"] {
+        let text = std::fs::read_to_string(folder.join(xml)).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && !"\n\r\t".contains(c)),
+            "{xml} holds a control character"
+        );
+        assert!(text.contains("SIM-CPIM-000123"), "{xml}");
+    }
+
+    let refused = dir.path().join("refused");
+    for bad in ["SIM\u{7}CPIM", "SIM\u{1d}CPIM"] {
+        let out = eol(&refused, bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("serial number"), "{stderr}");
+        assert!(!refused.exists(), "nothing was started");
+    }
+}
