@@ -453,3 +453,41 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("issuance-log.jsonl"), "{said}");
 }
+
+/// Entries cut off the end of the issuance log leave a chain that verifies on its own;
+/// the signed bundles beside it contradict it, and `verify --log` names them.
+#[test]
+fn a_log_cut_at_its_end_is_contradicted_by_its_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    for _ in 0..3 {
+        let out = eol(&reports, &key, "").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let log = reports.join("issuance-log.jsonl");
+    let verify_log = || {
+        meterbench(&[
+            "verify",
+            "--log",
+            log.to_str().unwrap(),
+            "--key",
+            key.with_extension("pub.pem").to_str().unwrap(),
+        ])
+    };
+    assert_eq!(verify_log().status.code(), Some(0));
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    std::fs::write(&log, format!("{}\n", lines[0])).unwrap();
+    let out = verify_log();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.matches("is not in it (entries cut off its end").count(),
+        2,
+        "{said}"
+    );
+}

@@ -52,7 +52,9 @@ fn a_scanned_gs1_code_gives_its_serial_and_a_control_character_is_refused() {
     for xml in ["dcc.xml", "junit.xml"] {
         let text = std::fs::read_to_string(folder.join(xml)).unwrap();
         assert!(
-            !text.chars().any(|c| c.is_control() && !"\n\r\t".contains(c)),
+            !text
+                .chars()
+                .any(|c| c.is_control() && !"\n\r\t".contains(c)),
             "{xml} holds a control character"
         );
         assert!(text.contains("SIM-CPIM-000123"), "{xml}");

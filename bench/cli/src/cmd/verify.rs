@@ -95,12 +95,25 @@ pub fn main(args: VerifyArgs) -> i32 {
     if let Some(log) = &args.log {
         let key = trusted.expect("a key is loaded for --log");
         match verify_issuance_log(log, &key) {
-            Ok(summary) => println!(
-                "OK {}: {} entries, chain intact, head {}",
-                log.display(),
-                summary.entries.len(),
-                summary.head_hash().unwrap_or("(empty)")
-            ),
+            Ok(summary) => {
+                println!(
+                    "OK {}: {} entries, chain intact, head {}",
+                    log.display(),
+                    summary.entries.len(),
+                    summary.head_hash().unwrap_or("(empty)")
+                );
+                // A chain cut at its end still verifies; the signed bundles beside it
+                // contradict it: each must be in the log.
+                let missing = bundles_not_in(log, &summary);
+                for b in &missing {
+                    println!(
+                        "FAILED {}: the signed bundle {} is not in it (entries cut off its end, or a bundle never issued)",
+                        log.display(),
+                        b.display()
+                    );
+                }
+                bad |= !missing.is_empty();
+            }
             Err(problems) => {
                 for p in problems {
                     println!("FAILED {}: {p}", log.display());
@@ -110,4 +123,33 @@ pub fn main(args: VerifyArgs) -> i32 {
         }
     }
     if bad { 1 } else { 0 }
+}
+
+/// The signed bundles in the log's folder (its run folders) whose manifest the log does
+/// not hold.
+fn bundles_not_in(log: &std::path::Path, summary: &meterbench_signing::LogSummary) -> Vec<PathBuf> {
+    let Some(dir) = log.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    let mut missing: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("MANIFEST.sig").is_file())
+        .filter(|p| {
+            meterbench_signing::bundle_manifest_sha256(p).is_ok_and(|h| {
+                !summary
+                    .entries
+                    .iter()
+                    .any(|e| e.fields.manifest_sha256 == h)
+            })
+        })
+        .collect();
+    missing.sort();
+    missing
 }
