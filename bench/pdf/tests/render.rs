@@ -156,6 +156,8 @@ fn certificate_template_renders_from_a_hand_made_context() {
     ] {
         assert!(all.contains(expected), "{expected:?} missing from\n{all}");
     }
+    // The coverage probability in prose is a percentage, never "0.95 %".
+    assert!(!all.contains("0.95 %"), "{all}");
     let last = pages.last().expect("a page");
     assert!(
         last.contains(&format!("Page {} of {}", pages.len(), pages.len())),

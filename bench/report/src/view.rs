@@ -64,6 +64,8 @@ pub(crate) struct View {
     pub budget_columns: Vec<String>,
     pub coverage_factor: String,
     pub coverage_probability: String,
+    /// The same as a percentage, for prose ("approximately 95 %").
+    pub coverage_percent: String,
     pub frequencies_hz: Vec<String>,
     pub voltages_v: Vec<String>,
     pub fail_count: usize,
@@ -786,6 +788,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         budget_columns,
         coverage_factor: fmt_num(k),
         coverage_probability: coverage_probability(k),
+        coverage_percent: coverage_percent(k),
         frequencies_hz,
         voltages_v,
         fail_count,
@@ -1096,6 +1099,13 @@ fn coverage_probability(k: f64) -> String {
     format!("{p:.4}")
 }
 
+/// [`coverage_probability`] in percent: "95" for k = 2, "99.73" for k = 3.
+fn coverage_percent(k: f64) -> String {
+    let p: f64 = coverage_probability(k).parse().unwrap_or(f64::NAN);
+    let s = format!("{:.2}", p * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): enough for a coverage probability.
 fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
@@ -1139,5 +1149,7 @@ mod tests {
         assert_eq!(fmt_sig(0.000_022_846, 2), "0.000023");
         assert_eq!(coverage_probability(2.0), "0.95");
         assert_eq!(coverage_probability(3.0), "0.9973");
+        assert_eq!(coverage_percent(2.0), "95");
+        assert_eq!(coverage_percent(3.0), "99.73");
     }
 }
