@@ -486,7 +486,8 @@ fn a_log_cut_at_its_end_is_contradicted_by_its_bundles() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert_eq!(
-        said.matches("is not in it (entries cut off its end").count(),
+        said.matches("is not in it (entries cut off its end")
+            .count(),
         2,
         "{said}"
     );
