@@ -4,7 +4,7 @@
 //! command line as a station runs it.
 
 mod common;
-use common::repo;
+use common::{repo, run_folders};
 use meterbench_runner::Outcome;
 use meterbench_runner::record::RunRecord;
 use std::path::{Path, PathBuf};
@@ -36,15 +36,14 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The run folders of `reports` (each holds a record.json).
-fn run_folders(reports: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("record.json").is_file())
-        .collect();
-    v.sort();
-    v
+/// A temporary folder with one issued run in its reports: (folder, reports, key).
+fn one_issued_run() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let key = dir.path().join("key.pem");
+    let first = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    (dir, reports, key)
 }
 
 fn record(folder: &Path) -> RunRecord {
@@ -138,11 +137,7 @@ fn twenty_runs_at_once_on_one_reports_folder_lose_nothing() {
 /// run exits 2 with the record kept. The next run issues normally onto the same log.
 #[test]
 fn a_log_write_refused_after_signing_withdraws_the_signature() {
-    let dir = tempfile::tempdir().unwrap();
-    let reports = dir.path().join("reports");
-    let key = dir.path().join("key.pem");
-    let first = eol(&reports, &key, "").output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (_dir, reports, key) = one_issued_run();
     // Grow the log past 1 MiB with genuine entries, then limit the run's files to 1 MiB:
     // every bundle file fits, the log's next line does not.
     let log = reports.join("issuance-log.jsonl");
@@ -231,11 +226,7 @@ fn a_log_that_cannot_be_written_stops_the_issue_before_signing() {
 /// log verifies.
 #[test]
 fn a_torn_log_line_is_repaired_by_the_next_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let reports = dir.path().join("reports");
-    let key = dir.path().join("key.pem");
-    let first = eol(&reports, &key, "").output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (_dir, reports, key) = one_issued_run();
     let log = reports.join("issuance-log.jsonl");
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut f, b"{\"seq\":2,\"issued\":\"2026-").unwrap();
@@ -332,11 +323,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// what is wrong; the store keeps the one true run.
 #[test]
 fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
-    let dir = tempfile::tempdir().unwrap();
-    let reports = dir.path().join("reports");
-    let key = dir.path().join("key.pem");
-    let first = eol(&reports, &key, "").output().unwrap();
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let (dir, reports, key) = one_issued_run();
     let real = run_folders(&reports).remove(0);
     let run_id = record(&real).run_id;
     let store = reports.join("store");

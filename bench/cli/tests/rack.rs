@@ -4,8 +4,8 @@
 //! before anything is switched on.
 
 mod common;
-use common::repo;
-use std::path::{Path, PathBuf};
+use common::{repo, run_folders};
+use std::path::Path;
 
 fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
@@ -22,16 +22,6 @@ fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn run_folders(reports: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("record.json").is_file())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -39,3 +39,14 @@ pub fn sim_world() -> meterbench_sim::SharedWorld {
 pub fn cpim1000() -> Fixture {
     Fixture::load(&repo().join("fixtures/cpim1000.yaml")).unwrap()
 }
+
+/// The run folders of a reports folder (each holds a record.json), in name order.
+pub fn run_folders(reports: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("record.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
