@@ -173,7 +173,7 @@ fn a_bench_killed_with_the_source_on_has_it_switched_off_by_its_guard() {
     assert_eq!(record["outcome"], "ABORTED");
     let said = record["log"].to_string();
     assert!(
-        said.contains("ended without switching the source off")
+        said.contains("ended without confirming that the source was off")
             && said.contains("it switched the source off, confirmed at"),
         "{said}"
     );

@@ -58,6 +58,18 @@ fn meterbench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The serial of every run in the store, as `runs list --json` lists them.
+fn stored_serials(store: &Path) -> Vec<String> {
+    let list = meterbench(&["runs", "--store", store.to_str().unwrap(), "list", "--json"]);
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list));
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["serial"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn log_entries(reports: &Path, key: &Path) -> Vec<String> {
     let public = key.with_extension("pub.pem");
     let public = if public.exists() {
@@ -120,15 +132,7 @@ fn twenty_runs_at_once_on_one_reports_folder_lose_nothing() {
     logged.sort();
     ids.sort();
     assert_eq!(logged, ids, "every run once in the log, none twice");
-    let list = meterbench(&[
-        "runs",
-        "--store",
-        reports.join("store").to_str().unwrap(),
-        "list",
-        "--json",
-    ]);
-    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 20, "{}", text(&list));
+    assert_eq!(stored_serials(&reports.join("store")).len(), 20);
 }
 
 /// A disk that refuses the log's write after the bundle was signed (the file-size limit
@@ -280,15 +284,7 @@ fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
         said.contains("1 run(s) queued by earlier filings filed too"),
         "{said}"
     );
-    let list = meterbench(&[
-        "runs",
-        "--store",
-        reports.join("store").to_str().unwrap(),
-        "list",
-        "--json",
-    ]);
-    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 2, "{}", text(&list));
+    assert_eq!(stored_serials(&reports.join("store")).len(), 2);
     // Nothing left queued; `runs ingest` says so.
     let ingest = meterbench(&[
         "runs",
@@ -378,15 +374,7 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("not filed"), "{said}");
 
-    let list = meterbench(&["runs", "--store", store.to_str().unwrap(), "list", "--json"]);
-    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let serials: Vec<&str> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["serial"].as_str().unwrap())
-        .collect();
-    assert_eq!(serials, ["SIM-CPIM-000123"], "{}", text(&list));
+    assert_eq!(stored_serials(&store), ["SIM-CPIM-000123"]);
     let show = meterbench(&[
         "runs",
         "--store",

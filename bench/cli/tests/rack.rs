@@ -24,6 +24,20 @@ fn run(args: &[&str], dir: &Path) -> (i32, String, String) {
     )
 }
 
+/// `meterbench verify` of a bundle of this test's bench (its key in `dir`): signed by it
+/// and in its issuance log.
+fn verified(dir: &Path, bundle: &Path) {
+    let key = dir.join("key.pub.pem");
+    let (code, out, err) = common::meterbench(&[
+        "verify",
+        "--key",
+        key.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("issued as entry"), "{out}");
+}
+
 #[test]
 fn a_mixed_rack_runs_each_kind_with_a_certificate_per_device() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,15 +99,7 @@ fn a_mixed_rack_runs_each_kind_with_a_certificate_per_device() {
     let folders = run_folders(&dir.path().join("reports"));
     assert_eq!(folders.len(), 3, "{folders:?}");
     for f in &folders {
-        let key = dir.path().join("key.pub.pem");
-        let (code, out, err) = common::meterbench(&[
-            "verify",
-            "--key",
-            key.to_str().unwrap(),
-            f.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
-        assert!(out.contains("issued as entry"), "{out}");
+        verified(dir.path(), f);
     }
     // The same station's current sensors, with their fixture.
     let (code, stdout, stderr) = run(
@@ -172,14 +178,7 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         record["amends"].as_str(),
         failed.file_name().unwrap().to_str()
     );
-    let key = dir.path().join("key.pub.pem");
-    let (code, out, err) = common::meterbench(&[
-        "verify",
-        "--key",
-        key.to_str().unwrap(),
-        amended.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    verified(dir.path(), &amended);
 
     // Once amended, the stored run is not measured again: its amendment is.
     let (code, stdout, stderr) = run(

@@ -63,7 +63,8 @@ impl Bundle {
     /// so a log that cannot take one stops the issue before anything is signed; when
     /// the append itself fails after signing (a disk that fills meanwhile), the
     /// signature is withdrawn and the folder marked NOT-ISSUED: no bundle verifies that
-    /// the log does not hold. The record stays, so the run can be issued again.
+    /// the log does not hold. The record stays; nothing re-issues such a bundle (yet): the
+    /// device is measured again.
     pub fn issue(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<Issued> {
         // The log is a hash chain: one append (or repair) at a time.
         let one_at_a_time = || self.log_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,7 +135,7 @@ fn withdraw(bundle: &Path, why: &str) -> anyhow::Result<()> {
     let _ = std::fs::write(
         bundle.join(NOT_ISSUED_FILE),
         format!(
-            "This bundle was signed but not issued: {why}.\nIts signature was withdrawn. The run's record (record.json) is complete; issue it again once the log can be written.\n"
+            "This bundle was signed but not issued: {why}.\nIts signature was withdrawn, so it verifies as nothing. The run's record (record.json) is complete and kept for the laboratory; no command re-issues it: once the log can be written, measure the device again for a certificate.\n"
         ),
     );
     Ok(())

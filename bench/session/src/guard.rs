@@ -155,7 +155,7 @@ pub fn watch(station_path: &Path, reports: &Path, bench_pid: u32) -> i32 {
             Ok(Some(_)) => continue,
             Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 break format!(
-                    "the bench process {bench_pid} ended without switching the source off"
+                    "the bench process {bench_pid} ended without confirming that the source was off"
                 );
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
