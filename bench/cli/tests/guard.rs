@@ -77,6 +77,28 @@ fn wait_in_file(path: &Path, what: &str, within: Duration) {
     panic!("{} never said `{what}`", path.display());
 }
 
+/// The first finished report the guard wrote under `guard_dir` (it writes a `.tmp` file and
+/// renames it, after reading the source's output back, so it may come a little after the
+/// source went off).
+fn guard_report(guard_dir: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let finished = std::fs::read_dir(guard_dir).ok().and_then(|d| {
+            d.map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+        if let Some(path) = finished {
+            return std::fs::read_to_string(path).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no guard report in {}",
+            guard_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `meterbench sim serve` writing `station`; its output lines.
 fn serve(station: &Path) -> (Child, Receiver<(Instant, String)>) {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_meterbench"))
@@ -142,11 +164,7 @@ fn a_bench_killed_with_the_source_on_has_it_switched_off_by_its_guard() {
     assert_eq!(folders.len(), 1);
     // The guard's report, for the next run.
     let guard_dir = reports.join("guard");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&guard_dir).map_or(0, |d| d.count()) == 0 {
-        assert!(Instant::now() < deadline, "no guard report");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    guard_report(&guard_dir, Duration::from_secs(10));
 
     // The next run says what the guard found, in its events and its record; stopped
     // with Ctrl-C it ends ABORTED with the source off, and its guard stands down.
@@ -217,11 +235,7 @@ fn a_hung_bench_is_stopped_by_its_guard_and_the_source_switched_off() {
         Some(9),
         "{status:?}"
     );
-    let report = std::fs::read_dir(reports.join("guard"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .next()
-        .unwrap();
+    let report = guard_report(&reports.join("guard"), Duration::from_secs(10));
     assert!(
         report.contains("no heartbeat from the bench process"),
         "{report}"
