@@ -11,6 +11,7 @@ pub mod pulses;
 pub mod register;
 pub mod stats;
 pub mod tests_timing;
+pub mod transition;
 pub mod uncertainty;
 
 pub use current::{current_budget, current_error_percent};
@@ -23,10 +24,15 @@ pub use register::{
     RegisterComparison, RegisterSteps, compare_register, min_register_energy_wh, parse_register,
     register_resolution_u_percent,
 };
-pub use stats::{RepeatStatistics, interval_scatter, repeat_statistics};
+pub use stats::{PulseTrainScatter, RepeatStatistics, repeat_statistics};
 pub use tests_timing::{no_load_duration_s, starting_pulse_period_s, starting_pulses_in_window};
+pub use transition::{
+    BracketEdge, StopReason, TransitionConfigError, TransitionEstimate, TransitionSearch,
+    TransitionSearchConfig, transition_budget, transition_error_percent,
+};
 pub use uncertainty::{
-    BudgetInputs, Contribution, ReferenceMethod, UncertaintyBudget, uncertainty_budget,
+    BudgetInputs, COVERAGE_PROBABILITY, Contribution, ReferenceMethod, UncertaintyBudget,
+    coverage_factor, uncertainty_budget, welch_satterthwaite,
 };
 
 /// Joules in one kilowatt-hour.

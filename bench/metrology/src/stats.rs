@@ -34,14 +34,58 @@ pub fn repeat_statistics(values: &[f64]) -> Option<RepeatStatistics> {
     })
 }
 
-/// Sample standard deviation of consecutive differences of sorted times: the scatter of
-/// pulse intervals. `None` when fewer than three times (two intervals) are given.
-pub fn interval_scatter(times_s: &[f64]) -> Option<f64> {
-    if times_s.len() < 3 {
-        return None;
+/// The timing scatter of a pulse train, from its intervals dᵢ: their variance γ₀ and
+/// lag-1 autocovariance γ₁ (both with divisor n, about the mean interval).
+///
+/// Two noises move a meter's pulses. Timing jitter (a pulse timer's tick, an edge's
+/// noise) moves each pulse alone: neighbouring intervals are anti-correlated (γ₁ < 0)
+/// and a span of n intervals scatters no more than one interval. Noise in the energy the
+/// meter accumulates is carried from pulse to pulse: the intervals are independent and a
+/// span of n scatters √n times one interval. For a mix of both (an MA(1) interval
+/// series) the variance of a span of n intervals is exactly n·γ₀ + 2(n − 1)·γ₁, which
+/// [`Self::span_variance_s2`] returns: the quantity a point's mean error rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PulseTrainScatter {
+    /// Number of intervals the estimate rests on.
+    pub intervals: usize,
+    /// Variance of one interval, s².
+    pub gamma0_s2: f64,
+    /// Covariance of neighbouring intervals, s².
+    pub gamma1_s2: f64,
+}
+
+impl PulseTrainScatter {
+    /// From pulse times in order; `None` for fewer than four times (three intervals).
+    pub fn from_times(times_s: &[f64]) -> Option<PulseTrainScatter> {
+        if times_s.len() < 4 {
+            return None;
+        }
+        let d: Vec<f64> = times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        let n = d.len() as f64;
+        let mean = d.iter().sum::<f64>() / n;
+        let x: Vec<f64> = d.iter().map(|v| v - mean).collect();
+        let gamma0 = x.iter().map(|v| v * v).sum::<f64>() / n;
+        let gamma1 = x.windows(2).map(|w| w[0] * w[1]).sum::<f64>() / n;
+        Some(PulseTrainScatter {
+            intervals: d.len(),
+            gamma0_s2: gamma0,
+            gamma1_s2: gamma1,
+        })
     }
-    let intervals: Vec<f64> = times_s.windows(2).map(|w| w[1] - w[0]).collect();
-    Some(intervals.iter().std_dev())
+
+    /// Variance of the span of `n` consecutive intervals, s²: n·γ₀ + 2(n − 1)·γ₁, never
+    /// below one interval's variance (the least any mix of the two noises gives).
+    pub fn span_variance_s2(&self, n: usize) -> f64 {
+        let n = n.max(1) as f64;
+        (n * self.gamma0_s2 + 2.0 * (n - 1.0) * self.gamma1_s2).max(self.gamma0_s2)
+    }
+
+    /// Degrees of freedom of the span variance: a sum of autocovariances up to lag 1
+    /// (a truncated kernel with three lags, −1 … 1) has the variance of an estimate
+    /// from n/3 independent values.
+    pub fn dof(&self) -> f64 {
+        self.intervals as f64 / 3.0
+    }
 }
 
 #[cfg(test)]
@@ -66,12 +110,26 @@ mod tests {
     }
 
     #[test]
-    fn interval_scatter_hand_case() {
-        // intervals 50, 60, 50, 60 ms: mean 55, s = sqrt(4·25/3) = 5.773503 ms
-        let t = [0.0, 0.05, 0.11, 0.16, 0.22];
-        assert!((interval_scatter(&t).unwrap() - 0.005_773_503).abs() < 1e-9);
-        // perfectly regular pulses have no scatter
-        assert!(interval_scatter(&[0.0, 1.0, 2.0, 3.0]).unwrap().abs() < 1e-12);
-        assert!(interval_scatter(&[0.0, 1.0]).is_none());
+    fn pulse_train_hand_cases() {
+        // Pure jitter: pulses at 0, 1.1, 1.9, 3.1, 3.9 (every other one 0.1 s late).
+        // Intervals 1.1, 0.8, 1.2, 0.8: mean 0.975, deviations .125, −.175, .225, −.175.
+        // γ₀ = (.015625 + .030625 + .050625 + .030625)/4 = 0.031875
+        // γ₁ = (−.021875 − .039375 − .039375)/4 = −0.02515625
+        let t = PulseTrainScatter::from_times(&[0.0, 1.1, 1.9, 3.1, 3.9]).unwrap();
+        assert_eq!(t.intervals, 4);
+        assert!((t.gamma0_s2 - 0.031_875).abs() < 1e-12);
+        assert!((t.gamma1_s2 + 0.025_156_25).abs() < 1e-12);
+        // Span of 4: 4·γ₀ + 6·γ₁ = 0.1275 − 0.1509375 < γ₀: floored at γ₀.
+        assert!((t.span_variance_s2(4) - 0.031_875).abs() < 1e-12);
+        // Span of 2: 2·γ₀ + 2·γ₁ = 0.0134375, more regular than jitter alone: γ₀ too.
+        assert!((t.span_variance_s2(2) - 0.031_875).abs() < 1e-12);
+        assert!((t.dof() - 4.0 / 3.0).abs() < 1e-12);
+        // Carried noise: intervals 1, 1, 1.2, 1.2: mean 1.1, deviations −.1 −.1 .1 .1: γ₀ = .01, γ₁ = (.01 − .01 + .01)/4
+        // = .0025; a span of 4 intervals: .04 + .015 = .055.
+        let w = PulseTrainScatter::from_times(&[0.0, 1.0, 2.0, 3.2, 4.4]).unwrap();
+        assert!((w.gamma0_s2 - 0.01).abs() < 1e-12);
+        assert!((w.gamma1_s2 - 0.0025).abs() < 1e-12);
+        assert!((w.span_variance_s2(4) - 0.055).abs() < 1e-12);
+        assert!(PulseTrainScatter::from_times(&[0.0, 1.0, 2.0]).is_none());
     }
 }

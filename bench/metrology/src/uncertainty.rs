@@ -1,7 +1,21 @@
-//! Uncertainty budget of one accuracy point, following GUM: each term is a standard
-//! uncertainty of the point's error in percentage points; U = 2 · u_c.
+//! Uncertainty budget of one accuracy point, following GUM (JCGM 100:2008): each term
+//! is a standard uncertainty of the point's error in percentage points, with its degrees
+//! of freedom; the effective degrees of freedom come from the Welch–Satterthwaite formula
+//! and the coverage factor from Student's t for [`COVERAGE_PROBABILITY`].
 
+use crate::stats::PulseTrainScatter;
 use serde::{Deserialize, Serialize};
+use statrs::distribution::{ChiSquared, ContinuousCDF, StudentsT};
+
+/// The coverage probability an expanded uncertainty is stated for: that of k = 2 for a
+/// normal distribution (95.45 %), so that k = 2 when the degrees of freedom are many and
+/// grows from Student's t when they are few (EA-4/02 M:2022, 5.4 and Annex E, whose
+/// table of k against ν_eff is t at 95.45 %).
+pub const COVERAGE_PROBABILITY: f64 = 0.954_499_736_103_642;
+
+/// Significance of the check that the repeats scatter no more than the pulse timing
+/// explains; below it the repeatability replaces the timing model in the budget.
+const REPEATS_CHECK_ALPHA: f64 = 0.01;
 
 /// How the reference energy was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +45,10 @@ pub struct BudgetInputs {
     pub gate_s: f64,
     /// Mean reference counts per repeat (gated method).
     pub ref_counts_per_gate: f64,
-    /// Sample standard deviation of the DUT's pulse intervals in the gates, seconds.
-    pub pulse_interval_std_s: Option<f64>,
+    /// DUT pulses per repeat (the gate is this many pulse intervals).
+    pub pulses_per_gate: u64,
+    /// Timing scatter of the DUT's pulse train over all the repeats' gates.
+    pub pulse_timing: Option<PulseTrainScatter>,
     /// Number of repeats averaged.
     pub repeats: usize,
     /// Sample standard deviation of the repeats' errors, %.
@@ -45,6 +61,34 @@ pub struct Contribution {
     /// Standard uncertainty of the error, percentage points.
     pub u_percent: f64,
     pub note: String,
+    /// Degrees of freedom of `u_percent`; none for a term taken as exactly known in
+    /// its shape (a certificate's U, a rectangular bound): infinite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dof: Option<f64>,
+    /// Whether the term enters u_c (a term listed as a check only does not).
+    #[serde(default = "entered")]
+    pub combined: bool,
+}
+
+fn entered() -> bool {
+    true
+}
+
+fn normal_probability() -> f64 {
+    COVERAGE_PROBABILITY
+}
+
+impl Contribution {
+    /// A term that enters u_c.
+    pub fn new(name: &str, u_percent: f64, dof: Option<f64>, note: impl Into<String>) -> Self {
+        Contribution {
+            name: name.into(),
+            u_percent,
+            note: note.into(),
+            dof,
+            combined: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,97 +96,208 @@ pub struct UncertaintyBudget {
     pub contributions: Vec<Contribution>,
     /// Combined standard uncertainty, %.
     pub combined_u_percent: f64,
+    /// Welch–Satterthwaite effective degrees of freedom of u_c; none: infinite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_dof: Option<f64>,
     pub coverage_factor: f64,
+    /// The coverage probability `coverage_factor` gives for `effective_dof`.
+    #[serde(default = "normal_probability")]
+    pub coverage_probability: f64,
     /// Expanded uncertainty U = k · u_c, %.
     pub expanded_u_percent: f64,
     pub combination: String,
 }
 
+impl UncertaintyBudget {
+    /// u_c as the root sum of squares of the combined terms, ν_eff, k and U.
+    pub fn combine(contributions: Vec<Contribution>, combination: impl Into<String>) -> Self {
+        let entered: Vec<&Contribution> = contributions.iter().filter(|c| c.combined).collect();
+        let combined = entered
+            .iter()
+            .map(|c| c.u_percent.powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let effective_dof = welch_satterthwaite(
+            &entered
+                .iter()
+                .map(|c| (c.u_percent, c.dof))
+                .collect::<Vec<_>>(),
+        );
+        let k = coverage_factor(effective_dof);
+        UncertaintyBudget {
+            contributions,
+            combined_u_percent: combined,
+            effective_dof,
+            coverage_factor: k,
+            coverage_probability: COVERAGE_PROBABILITY,
+            expanded_u_percent: k * combined,
+            combination: combination.into(),
+        }
+    }
+}
+
+/// Welch–Satterthwaite (GUM G.4.1): ν_eff = u_c⁴ / Σ uᵢ⁴/νᵢ over `(uᵢ, νᵢ)`, a term
+/// without ν being infinite; none when every term with a share of u_c is infinite.
+pub fn welch_satterthwaite(terms: &[(f64, Option<f64>)]) -> Option<f64> {
+    let uc2: f64 = terms.iter().map(|(u, _)| u * u).sum();
+    let denominator: f64 = terms
+        .iter()
+        .filter_map(|(u, nu)| nu.map(|nu| u.powi(4) / nu.max(f64::MIN_POSITIVE)))
+        .sum();
+    (denominator > 0.0 && uc2 > 0.0).then(|| uc2 * uc2 / denominator)
+}
+
+/// k for [`COVERAGE_PROBABILITY`]: Student's t at ν_eff rounded down to a whole number
+/// (GUM G.4.1 note 1; at least 1), and 2 for infinite degrees of freedom.
+pub fn coverage_factor(effective_dof: Option<f64>) -> f64 {
+    match effective_dof {
+        None => 2.0,
+        // Beyond a thousand degrees of freedom the first term of t's expansion in 1/ν,
+        // z + (z³ + z)/(4ν) with z = 2, is exact to 1e-6 (and statrs' inverse loses
+        // accuracy, then time, as ν grows).
+        Some(nu) if nu > 1000.0 => 2.0 + 2.5 / nu.floor(),
+        Some(nu) => {
+            let nu = nu.floor().max(1.0);
+            let t = StudentsT::new(0.0, 1.0, nu).expect("ν ≥ 1 is a valid t distribution");
+            t.inverse_cdf(0.5 + COVERAGE_PROBABILITY / 2.0)
+        }
+    }
+}
+
 const SQRT3: f64 = 1.732_050_807_568_877_2;
 const SQRT6: f64 = 2.449_489_742_783_178;
 
-/// Budget of a point's mean error. The DUT pulse jitter and the repeatability both
-/// describe the random scatter of the repeats (the type A spread already contains the
-/// jitter), so only the larger of the two enters u_c; with few repeats the predicted
-/// jitter guards against an s that came out small by chance.
+/// Budget of a point's mean error.
+///
+/// The random part comes from the timing of the DUT's pulse train, not from the few
+/// repeats: the mean error over back-to-back repeats is the error over their whole span,
+/// whose scatter the train's own intervals measure with many degrees of freedom (white
+/// timing jitter leaves the span almost untouched; noise in the meter's energy
+/// accumulation walks it, growing with the span's length: [`PulseTrainScatter`]). The
+/// repeats then check the model: if they scatter more than the timing explains
+/// (χ² test at 1 %), something slower than a pulse moves the error, and their standard
+/// deviation, with its r − 1 degrees of freedom, replaces the timing term.
 pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
     let r = inputs.repeats.max(1) as f64;
-    let reference = Contribution {
-        name: "reference standard".into(),
-        u_percent: inputs.reference_u_k2_percent / 2.0,
-        note: "certificate U (k=2) / 2, normal".into(),
-    };
+    let reference = Contribution::new(
+        "reference standard",
+        inputs.reference_u_k2_percent / 2.0,
+        None,
+        "certificate U (k=2) / 2, normal",
+    );
     let (timebase, quantisation) = match inputs.method {
         ReferenceMethod::GatedReferenceCount => (
-            Contribution {
-                name: "counter timebase".into(),
-                u_percent: 0.0,
-                note: "cancels: the error is a ratio of two counts in the same gate".into(),
-            },
-            Contribution {
-                name: "count quantisation".into(),
-                u_percent: 100.0 / (inputs.ref_counts_per_gate * SQRT6) / r.sqrt(),
-                note: "±1 reference count per gate (two truncated latches, triangular) / √repeats"
-                    .into(),
-            },
+            Contribution::new(
+                "counter timebase",
+                0.0,
+                None,
+                "cancels: the error is a ratio of two counts in the same gate",
+            ),
+            Contribution::new(
+                "count quantisation",
+                100.0 / (inputs.ref_counts_per_gate * SQRT6) / r.sqrt(),
+                None,
+                "±1 reference count per gate (two truncated latches, triangular) / √repeats",
+            ),
         ),
         ReferenceMethod::ReferenceCurrent => {
             unreachable!("energy budgets are for meters; a current sensor has current_budget")
         }
         ReferenceMethod::Timed => (
-            Contribution {
-                name: "counter timebase".into(),
-                u_percent: inputs.timebase_accuracy_ppm * 1e-4 / SQRT3,
-                note: "stated timebase accuracy, rectangular".into(),
-            },
-            Contribution {
-                name: "count quantisation".into(),
-                u_percent: 100.0 * inputs.timebase_resolution_s
-                    / (inputs.gate_s * SQRT6)
-                    / r.sqrt(),
-                note: "±1 timebase tick per gate (two timestamps, triangular) / √repeats".into(),
-            },
+            Contribution::new(
+                "counter timebase",
+                inputs.timebase_accuracy_ppm * 1e-4 / SQRT3,
+                None,
+                "stated timebase accuracy, rectangular",
+            ),
+            Contribution::new(
+                "count quantisation",
+                100.0 * inputs.timebase_resolution_s / (inputs.gate_s * SQRT6) / r.sqrt(),
+                None,
+                "±1 timebase tick per gate (two timestamps, triangular) / √repeats",
+            ),
         ),
     };
-    // Each gate edge scatters by s_int/√2; a gate has two edges, so its length scatters by s_int.
-    let jitter = Contribution {
-        name: "DUT pulse jitter".into(),
-        u_percent: inputs
-            .pulse_interval_std_s
-            .map(|s| 100.0 * s / inputs.gate_s / r.sqrt())
-            .unwrap_or(0.0),
-        note: "pulse-interval scatter / gate duration / √repeats".into(),
-    };
-    let repeatability = Contribution {
-        name: "repeatability".into(),
-        u_percent: inputs
+    let mut timing = Contribution::new(
+        "DUT pulse timing",
+        0.0,
+        None,
+        "no pulse train to analyse (fewer than three intervals)",
+    );
+    let mut repeatability = Contribution::new(
+        "repeatability",
+        inputs
             .repeat_std_percent
             .map(|s| s / r.sqrt())
             .unwrap_or(0.0),
-        note: "type A: s of the repeats / √repeats".into(),
-    };
-    let random = jitter.u_percent.max(repeatability.u_percent);
-    let combined = (reference.u_percent.powi(2)
-        + timebase.u_percent.powi(2)
-        + quantisation.u_percent.powi(2)
-        + random.powi(2))
-    .sqrt();
-    let k = 2.0;
-    UncertaintyBudget {
-        contributions: vec![reference, timebase, quantisation, jitter, repeatability],
-        combined_u_percent: combined,
-        coverage_factor: k,
-        expanded_u_percent: k * combined,
-        combination: "root sum of squares of reference, timebase, quantisation and the larger of \
-                      jitter and repeatability (both describe the same random scatter)"
-            .into(),
+        (inputs.repeats >= 2).then_some(r - 1.0),
+        "type A: s of the repeats / √repeats",
+    );
+    let mut how = "root sum of squares of reference, timebase, quantisation and the DUT's pulse \
+                   timing over the repeats' span";
+    match &inputs.pulse_timing {
+        Some(train) => {
+            let span_s = inputs.gate_s * r;
+            timing.u_percent = 100.0 * train.span_variance_s2(train.intervals).sqrt() / span_s;
+            timing.dof = Some(train.dof());
+            timing.note = format!(
+                "scatter of the span of {} pulse intervals from their variance and lag-1 \
+                 covariance (jitter and accumulated energy noise) / span",
+                train.intervals
+            );
+            let per_gate = 100.0
+                * train
+                    .span_variance_s2(inputs.pulses_per_gate as usize)
+                    .sqrt()
+                / inputs.gate_s;
+            match inputs.repeat_std_percent {
+                Some(s) if inputs.repeats >= 2 && repeats_exceed(s, per_gate, inputs.repeats) => {
+                    timing.combined = false;
+                    timing.note.push_str(
+                        "; not combined: the repeats scatter more than the timing explains",
+                    );
+                    how = "root sum of squares of reference, timebase, quantisation and the \
+                           repeatability (the repeats scattered more than the pulse timing \
+                           explains: χ² test at 1 %)";
+                }
+                _ => {
+                    repeatability.combined = false;
+                    repeatability.note.push_str(
+                        "; a check, not combined: consistent with the pulse timing (χ² test at 1 %)",
+                    );
+                }
+            }
+        }
+        None => {
+            timing.combined = false;
+            how = "root sum of squares of reference, timebase, quantisation and the repeatability";
+        }
     }
+    UncertaintyBudget::combine(
+        vec![reference, timebase, quantisation, timing, repeatability],
+        how,
+    )
+}
+
+/// Whether repeats with standard deviation `s` scatter significantly more than `sigma`
+/// predicts: (r − 1)·s²/σ² beyond the χ²(r − 1) quantile at 1 − α.
+fn repeats_exceed(s: f64, sigma: f64, repeats: usize) -> bool {
+    let nu = (repeats - 1) as f64;
+    if sigma <= 0.0 {
+        return s > 0.0;
+    }
+    let critical = ChiSquared::new(nu)
+        .expect("ν ≥ 1")
+        .inverse_cdf(1.0 - REPEATS_CHECK_ALPHA);
+    nu * (s / sigma).powi(2) > critical
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// 4 repeats of 10 pulses, 1 s apart, whose intervals scatter by 1 ms without
+    /// correlation (energy noise carried from pulse to pulse).
     fn gated() -> BudgetInputs {
         BudgetInputs {
             method: ReferenceMethod::GatedReferenceCount,
@@ -151,10 +306,50 @@ mod tests {
             timebase_resolution_s: 8e-9,
             gate_s: 10.0,
             ref_counts_per_gate: 1.0e6,
-            pulse_interval_std_s: Some(0.004),
+            pulses_per_gate: 10,
+            pulse_timing: Some(PulseTrainScatter {
+                intervals: 40,
+                gamma0_s2: 1e-6,
+                gamma1_s2: 0.0,
+            }),
             repeats: 4,
             repeat_std_percent: Some(0.02),
         }
+    }
+
+    #[test]
+    fn coverage_factors_are_ea_4_02_table_e1() {
+        // EA-4/02 M:2022 Table E.1 (t at 95.45 %).
+        for (nu, k) in [
+            (1.0, 13.97),
+            (2.0, 4.53),
+            (3.0, 3.31),
+            (4.0, 2.87),
+            (5.0, 2.65),
+            (10.0, 2.28),
+            (20.0, 2.13),
+            (50.0, 2.05),
+        ] {
+            assert!((coverage_factor(Some(nu)) - k).abs() < 0.005, "ν = {nu}");
+        }
+        // ν_eff is rounded down: 4.9 → 4.
+        assert_eq!(coverage_factor(Some(4.9)), coverage_factor(Some(4.0)));
+        assert_eq!(coverage_factor(None), 2.0);
+        // Many degrees of freedom: k = 2 + 2.5/ν (the t quantile's first-order term),
+        // equal to t itself at ν = 1000 and 10 000, and never below 2.
+        for (nu, k) in [(1e3, 2.002_503), (1e4, 2.000_250), (1e12, 2.0)] {
+            assert!((coverage_factor(Some(nu)) - k).abs() < 1e-6, "ν = {nu}");
+        }
+    }
+
+    #[test]
+    fn welch_satterthwaite_hand_case() {
+        // u = 0.3 (ν = 4), 0.4 (∞): u_c² = 0.25, ν_eff = 0.0625 / (0.0081 / 4) = 30.864.
+        let nu = welch_satterthwaite(&[(0.3, Some(4.0)), (0.4, None)]).unwrap();
+        assert!((nu - 30.864_197_5).abs() < 1e-6, "{nu}");
+        assert_eq!(welch_satterthwaite(&[(0.3, None), (0.4, None)]), None);
+        // A term with ν but no share of u_c does not limit ν_eff.
+        assert_eq!(welch_satterthwaite(&[(0.0, Some(2.0)), (0.4, None)]), None);
     }
 
     #[test]
@@ -166,26 +361,34 @@ mod tests {
         assert_eq!(u[1], 0.0);
         // quantisation 100/(1e6·√6)/2 = 2.0412415e-5
         assert!((u[2] - 2.041_241_5e-5).abs() < 1e-11);
-        // jitter 100·0.004/10/2 = 0.02
-        assert!((u[3] - 0.02).abs() < 1e-12);
-        // repeatability 0.02/2 = 0.01
+        // timing: span of 40 intervals, variance 40·1e-6 s², sd 6.3246 ms over 40 s:
+        // 0.0158114 %, ν = 40/3
+        assert!((u[3] - 0.015_811_388).abs() < 1e-9);
+        assert_eq!(b.contributions[3].dof, Some(40.0 / 3.0));
+        // repeatability 0.02/2 = 0.01, a check only: a gate's predicted scatter is
+        // √(10e-6) s / 10 s = 0.0316 %, and 3·(0.02/0.0316)² = 1.2 < χ²(3, 0.99) = 11.34
         assert!((u[4] - 0.01).abs() < 1e-12);
-        // u_c = sqrt(0.005² + 2.0412e-5² + 0.02²) = 0.020615538
-        assert!(
-            (b.combined_u_percent - 0.020_615_538).abs() < 1e-8,
-            "{}",
-            b.combined_u_percent
-        );
-        assert!((b.expanded_u_percent - 0.041_231_076).abs() < 1e-8);
+        assert!(b.contributions[3].combined && !b.contributions[4].combined);
+        // u_c = √(0.005² + 2.0412e-5² + 0.0158114²) = 0.016583137
+        assert!((b.combined_u_percent - 0.016_583_137).abs() < 1e-8);
+        // ν_eff = u_c⁴ / (0.0158114⁴ / 13.333) = 16.13 → 16, k = t(16) = 2.16894
+        assert!((b.effective_dof.unwrap() - 16.133_382).abs() < 1e-5);
+        assert!((b.coverage_factor - 2.168_94).abs() < 1e-5);
+        assert!((b.expanded_u_percent - 0.035_967_83).abs() < 1e-7);
     }
 
     #[test]
-    fn repeatability_wins_when_larger() {
+    fn repeats_that_scatter_more_than_the_timing_explains_replace_it() {
         let mut i = gated();
-        i.repeat_std_percent = Some(0.1); // 0.05 after /√4
+        // 3·(0.2/0.0316)² = 120 > 11.34: something slower than a pulse moved the error.
+        i.repeat_std_percent = Some(0.2);
         let b = uncertainty_budget(&i);
-        // sqrt(0.005² + 2.0412e-5² + 0.05²) = 0.050249382
-        assert!((b.combined_u_percent - 0.050_249_382).abs() < 1e-8);
+        assert!(!b.contributions[3].combined && b.contributions[4].combined);
+        // u_c = √(0.005² + 2.0412e-5² + 0.1²) = 0.100124924, ν_eff = 3.015 → 3,
+        // k = 3.30682
+        assert!((b.combined_u_percent - 0.100_124_924).abs() < 1e-8);
+        assert!((b.coverage_factor - 3.306_822).abs() < 1e-5);
+        assert!((b.expanded_u_percent - 0.331_095_32).abs() < 1e-7);
     }
 
     #[test]
@@ -197,7 +400,8 @@ mod tests {
             timebase_resolution_s: 1e-7,
             gate_s: 20.0,
             ref_counts_per_gate: 0.0,
-            pulse_interval_std_s: None,
+            pulses_per_gate: 3,
+            pulse_timing: None,
             repeats: 1,
             repeat_std_percent: None,
         };
@@ -209,6 +413,8 @@ mod tests {
         // 100·1e-7/(20·√6) = 2.0412415e-7
         assert!((u[2] - 2.041_241_5e-7).abs() < 1e-13);
         assert_eq!((u[3], u[4]), (0.0, 0.0));
+        // Every term is type B: ν_eff infinite, k = 2.
+        assert_eq!((b.effective_dof, b.coverage_factor), (None, 2.0));
         assert!(
             (b.expanded_u_percent - 2.0 * (0.01f64.powi(2) + 2.886_751_3e-4f64.powi(2)).sqrt())
                 .abs()

@@ -452,7 +452,7 @@ impl ErrorPlot {
         draw_legend(&legend, &entries)?;
 
         foot.draw(&Text::new(
-            "Error bars: expanded uncertainty U (k = 2), often smaller than the marker. \
+            "Error bars: expanded uncertainty U (k per point, ≈ 95 %), often smaller than the marker. \
              Points at the same current are set slightly apart.",
             (16, 2),
             (FAMILY, 13).into_font().color(&RGBColor(100, 100, 100)),

@@ -5,7 +5,8 @@ use crate::RenderError;
 use crate::console::verdict;
 use chrono::{DateTime, NaiveDate, Utc};
 use meterbench_metrology::{
-    Conformity, DecisionRule, LoadKind, PfCharacter, PowerFactor, ReferenceMethod,
+    COVERAGE_PROBABILITY, Conformity, Contribution, DecisionRule, LoadKind, PfCharacter,
+    PowerFactor, ReferenceMethod,
 };
 use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord};
 use serde::Serialize;
@@ -110,6 +111,8 @@ pub(crate) struct Dut {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct SensorRow {
+    /// The point's coverage factor (`–` without current).
+    pub k: String,
     /// With the attempt when the point was measured more than once.
     pub point: String,
     pub superseded: bool,
@@ -236,6 +239,9 @@ pub(crate) struct AccuracyRow {
     pub limit_source: String,
     pub budget: Vec<String>,
     pub combined_u: String,
+    /// The point's coverage factor and the effective degrees of freedom it comes from.
+    pub k: String,
+    pub dof: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -369,7 +375,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
-    let mut coverage_factor: Option<f64> = None;
+    let mut coverage_probability: Option<f64> = None;
 
     for step in &r.steps {
         if step.ports.iter().all(|p| p.result.is_none()) {
@@ -466,6 +472,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                 Some(PortResult::CurrentSensor {
                     reference_a,
                     readings,
+                    budget,
                     mean_error_percent,
                     expanded_u_percent,
                     limit_percent,
@@ -484,6 +491,9 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         });
                     }
                     sensor.push(SensorRow {
+                        k: budget
+                            .as_ref()
+                            .map_or_else(|| "–".into(), |b| fmt_k(b.coverage_factor)),
                         error_value: if decision.is_some() {
                             format!("{mean_error_percent:.4}")
                         } else {
@@ -560,7 +570,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                             budget_columns.push(c.name.clone());
                         }
                     }
-                    coverage_factor.get_or_insert(budget.coverage_factor);
+                    coverage_probability.get_or_insert(budget.coverage_probability);
                 }
                 Some(PortResult::Starting {
                     window_s,
@@ -682,7 +692,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     for l in &limits {
         push_unique(&mut limit_sources, l.source.clone());
     }
-    let k = coverage_factor.unwrap_or(2.0);
+    let p = coverage_probability.unwrap_or(COVERAGE_PROBABILITY);
     let mut frequencies_hz: Vec<String> = Vec::new();
     let mut voltages_v: Vec<String> = Vec::new();
     for step in r.steps.iter().filter(|s| s.kind.is_point()) {
@@ -786,9 +796,9 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         limits,
         limit_sources,
         budget_columns,
-        coverage_factor: fmt_num(k),
-        coverage_probability: coverage_probability(k),
-        coverage_percent: coverage_percent(k),
+        coverage_factor: "2".into(),
+        coverage_probability: format!("{p:.4}"),
+        coverage_percent: format!("{:.2}", p * 100.0),
         frequencies_hz,
         voltages_v,
         fail_count,
@@ -857,7 +867,10 @@ fn accuracy_row(
                 .contributions
                 .iter()
                 .find(|c| &c.name == name)
-                .map_or_else(|| "—".to_string(), |c| fmt_sig(c.u_percent, 2))
+                .map_or_else(
+                    || "—".to_string(),
+                    |c| budget_term(c, budget.expanded_u_percent),
+                )
         })
         .collect();
     Some(AccuracyRow {
@@ -891,6 +904,8 @@ fn accuracy_row(
         limit_source: limit.source.clone(),
         budget: budget_cells,
         combined_u: fmt_sig(budget.combined_u_percent, 2),
+        k: fmt_k(budget.coverage_factor),
+        dof: fmt_dof(budget.effective_dof),
     })
 }
 
@@ -1089,32 +1104,31 @@ pub(crate) fn round_result(error: f64, u: f64) -> Rounded {
     }
 }
 
-/// Coverage probability of a normal distribution for coverage factor k, as a DCC
-/// states it (0.95 for k = 2 by convention).
-fn coverage_probability(k: f64) -> String {
-    if (k - 2.0).abs() < 1e-9 {
-        return "0.95".into();
+/// A coverage factor as certificates print it: two decimals (`2.00`, `2.17`).
+fn fmt_k(k: f64) -> String {
+    format!("{k:.2}")
+}
+
+/// Effective degrees of freedom: a whole number (rounded down, as k was taken), `∞`
+/// when every term is taken as exactly known in shape.
+fn fmt_dof(dof: Option<f64>) -> String {
+    dof.map_or_else(|| "∞".into(), |v| format!("{}", v.floor()))
+}
+
+/// A budget term with two significant digits like U; a term below a millionth of U is
+/// float noise of a difference (a timebase that cancels), printed as 0; a term listed as
+/// a check and not combined is in parentheses.
+fn budget_term(c: &Contribution, expanded_u: f64) -> String {
+    let text = if c.u_percent.abs() < 1e-6 * expanded_u.abs() {
+        "0".to_string()
+    } else {
+        fmt_sig(c.u_percent, 2)
+    };
+    if c.combined {
+        text
+    } else {
+        format!("({text})")
     }
-    let p = erf(k / std::f64::consts::SQRT_2).clamp(0.0, 1.0);
-    format!("{p:.4}")
-}
-
-/// [`coverage_probability`] in percent: "95" for k = 2, "99.73" for k = 3.
-fn coverage_percent(k: f64) -> String {
-    let p: f64 = coverage_probability(k).parse().unwrap_or(f64::NAN);
-    let s = format!("{:.2}", p * 100.0);
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): enough for a coverage probability.
-fn erf(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
-            * t
-            * (-x * x).exp();
-    if x >= 0.0 { y } else { -y }
 }
 
 #[cfg(test)]
@@ -1147,9 +1161,21 @@ mod tests {
         assert_eq!(fmt_num(0.25), "0.25");
         assert_eq!(fmt_num(1.6e8), "160000000");
         assert_eq!(fmt_sig(0.000_022_846, 2), "0.000023");
-        assert_eq!(coverage_probability(2.0), "0.95");
-        assert_eq!(coverage_probability(3.0), "0.9973");
-        assert_eq!(coverage_percent(2.0), "95");
-        assert_eq!(coverage_percent(3.0), "99.73");
+        assert_eq!(
+            (fmt_k(2.0), fmt_k(2.168_94)),
+            ("2.00".into(), "2.17".into())
+        );
+        assert_eq!(
+            (fmt_dof(None), fmt_dof(Some(16.13))),
+            ("∞".into(), "16".into())
+        );
+        let term = |u: f64, combined: bool| Contribution {
+            combined,
+            ..Contribution::new("t", u, None, "")
+        };
+        // Float noise of a cancelling term is 0, not 0.000000000000.
+        assert_eq!(budget_term(&term(3e-16, true), 0.036), "0");
+        assert_eq!(budget_term(&term(0.015_811, true), 0.036), "0.016");
+        assert_eq!(budget_term(&term(0.01, false), 0.036), "(0.010)");
     }
 }

@@ -67,8 +67,29 @@ fn a_passing_run_validates() {
     let points = error_points(&xml);
     assert_eq!(points.len(), 22);
     assert!(points.iter().all(|(c, _, _)| c == "pass"));
-    assert!(xml.contains("<si:coverageFactor>2</si:coverageFactor>"));
-    assert!(xml.contains("<si:coverageProbability>0.95</si:coverageProbability>"));
+    // Each point states its own k (t at its ν_eff) for the one coverage probability.
+    let stated: Vec<&str> = xml
+        .split("<si:coverageFactor>")
+        .skip(1)
+        .map(|t| t.split('<').next().unwrap())
+        .collect();
+    let ks: Vec<String> = r
+        .steps
+        .iter()
+        .flat_map(|s| &s.ports)
+        .filter_map(|p| match &p.result {
+            Some(meterbench_runner::record::PortResult::Accuracy { budget, .. }) => {
+                Some(format!("{:.2}", budget.coverage_factor))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ks.len(), 22);
+    assert_eq!(
+        &stated[..22],
+        &ks.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    );
+    assert!(xml.contains("<si:coverageProbability>0.9545</si:coverageProbability>"));
     assert!(xml.contains(r"<si:unit>\percent</si:unit>"));
     assert!(xml.contains(r"<si:unit>\ampere</si:unit>"));
     assert!(xml.contains(r"<si:unit>\volt</si:unit>"));

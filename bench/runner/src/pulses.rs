@@ -14,7 +14,7 @@ use meterbench_instruments::{
 use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
-    BudgetInputs, RegisterSteps, compare_register, decide, gated_error_percent, interval_scatter,
+    BudgetInputs, PulseTrainScatter, RegisterSteps, compare_register, decide, gated_error_percent,
     parse_register, register_resolution_u_percent, repeat_statistics, starting_pulse_period_s,
     timed_error_percent, uncertainty_budget,
 };
@@ -665,7 +665,8 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                     gate_s: gate_mean,
                     ref_counts_per_gate: repeats.iter().map(|r| r.ref_counts as f64).sum::<f64>()
                         / repeats.len() as f64,
-                    pulse_interval_std_s: interval_scatter(&times),
+                    pulses_per_gate: a.pulses,
+                    pulse_timing: PulseTrainScatter::from_times(&times),
                     repeats: repeats.len(),
                     repeat_std_percent: statistics.std_dev,
                 });
