@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 pub mod load;
 pub mod pulses;
+pub mod reference;
 pub mod register;
 pub mod stats;
 pub mod tests_timing;
@@ -20,6 +21,7 @@ pub use error::{gated_error_percent, timed_error_percent};
 pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};
 pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};
 pub use pulses::{physical_floor_s, pulse_frequency_hz, pulse_period_s};
+pub use reference::{corrected_for_reference, drift_since_calibration_percent};
 pub use register::{
     RegisterComparison, RegisterSteps, compare_register, min_register_energy_wh, parse_register,
     register_resolution_u_percent,

@@ -35,8 +35,14 @@ pub enum ReferenceMethod {
 pub struct BudgetInputs {
     pub method: ReferenceMethod,
     /// Expanded uncertainty (k = 2) of the reference standard (gated) or of the power
-    /// standard's power (timed) at this point, in %, from its calibration certificate.
+    /// standard's power (timed) at this point, in %, from its calibration certificate:
+    /// its accuracy, or, when the point was corrected for the standard's stated error,
+    /// the certificate's U of that error.
     pub reference_u_k2_percent: f64,
+    /// The point was corrected for the standard's error; then the bound of its drift
+    /// since that calibration, %, enters the budget (rectangular).
+    #[serde(default)]
+    pub reference_drift_bound_percent: Option<f64>,
     /// Stated accuracy of the counter's timebase, ± ppm (rectangular).
     pub timebase_accuracy_ppm: f64,
     /// One timebase tick, seconds.
@@ -183,8 +189,20 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
         "reference standard",
         inputs.reference_u_k2_percent / 2.0,
         None,
-        "certificate U (k=2) / 2, normal",
+        if inputs.reference_drift_bound_percent.is_some() {
+            "the certificate's U (k=2) of the standard's error, corrected for / 2, normal"
+        } else {
+            "certificate U (k=2) / 2, normal"
+        },
     );
+    let drift = inputs.reference_drift_bound_percent.map(|bound| {
+        Contribution::new(
+            "reference drift",
+            bound / SQRT3,
+            None,
+            "declared drift per year × years since its calibration, rectangular",
+        )
+    });
     let (timebase, quantisation) = match inputs.method {
         ReferenceMethod::GatedReferenceCount => (
             Contribution::new(
@@ -273,10 +291,10 @@ pub fn uncertainty_budget(inputs: &BudgetInputs) -> UncertaintyBudget {
             how = "root sum of squares of reference, timebase, quantisation and the repeatability";
         }
     }
-    UncertaintyBudget::combine(
-        vec![reference, timebase, quantisation, timing, repeatability],
-        how,
-    )
+    let mut terms = vec![reference];
+    terms.extend(drift);
+    terms.extend([timebase, quantisation, timing, repeatability]);
+    UncertaintyBudget::combine(terms, how)
 }
 
 /// Whether repeats with standard deviation `s` scatter significantly more than `sigma`
@@ -302,6 +320,7 @@ mod tests {
         BudgetInputs {
             method: ReferenceMethod::GatedReferenceCount,
             reference_u_k2_percent: 0.01,
+            reference_drift_bound_percent: None,
             timebase_accuracy_ppm: 2.0,
             timebase_resolution_s: 8e-9,
             gate_s: 10.0,
@@ -392,10 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn a_corrected_reference_adds_its_drift() {
+        let mut i = gated();
+        i.reference_u_k2_percent = 0.004;
+        i.reference_drift_bound_percent = Some(0.003);
+        let b = uncertainty_budget(&i);
+        // reference 0.004/2 = 0.002; drift 0.003/√3 = 0.0017320508
+        assert_eq!(b.contributions[1].name, "reference drift");
+        assert!((b.contributions[0].u_percent - 0.002).abs() < 1e-12);
+        assert!((b.contributions[1].u_percent - 0.001_732_050_8).abs() < 1e-10);
+        // u_c = √(0.002² + 0.0017320508² + 2.0412e-5² + 0.0158114²) = 0.015030…
+        let uc = (0.002f64.powi(2)
+            + 0.001_732_050_8f64.powi(2)
+            + 2.041_241_5e-5f64.powi(2)
+            + 0.015_811_388f64.powi(2))
+        .sqrt();
+        assert!((b.combined_u_percent - uc).abs() < 1e-9);
+    }
+
+    #[test]
     fn timed_hand_case() {
         let i = BudgetInputs {
             method: ReferenceMethod::Timed,
             reference_u_k2_percent: 0.02,
+            reference_drift_bound_percent: None,
             timebase_accuracy_ppm: 5.0,
             timebase_resolution_s: 1e-7,
             gate_s: 20.0,

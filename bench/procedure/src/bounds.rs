@@ -71,6 +71,11 @@ pub(crate) const METER_CONSTANT: Range = above_zero(1e7, "imp/kWh");
 pub(crate) const REFERENCE_CONSTANT: Range = above_zero(1e12, "imp/kWh");
 /// An instrument's expanded uncertainty, %.
 pub(crate) const UNCERTAINTY_PERCENT: Range = above_zero(10.0, "%");
+/// A reference standard's own error as its certificate states it, %: a standard
+/// whose error is a percent is not a reference.
+pub(crate) const REFERENCE_ERROR_PERCENT: Range = symmetric(1.0, "%");
+/// Drift of an instrument since its calibration, % per year.
+pub(crate) const DRIFT_PERCENT_PER_YEAR: Range = from_zero(1.0, "% per year");
 pub(crate) const TIMEBASE_PPM: Range = above_zero(1_000.0, "ppm");
 /// A counter's glitch filter: a pulse of 0.1 s is an LED pulse, not a glitch.
 pub(crate) const GLITCH_S: Range = from_zero(0.1, "s");

@@ -23,12 +23,13 @@ pub use fixture::{
 pub use kinds::{DataFile, DeviceKind, DutFixture, DutProcedure, schema_of};
 pub use procedure::{
     AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec, NoLoadStep,
-    Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind,
+    Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind, StoppingRule,
 };
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{
-    CalibrationRecord, Driver, DutP1Spec, HeadInput, P1Request, PortSpec, Rack, RackPosition,
-    RegisterFault, RoleBinding, SimCounterSpec, SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec,
-    SimPositionSpec, SimulationSpec, Station, UncertaintyByPf,
+    CalibrationRecord, CorrectionRange, CorrectionValue, Driver, DutP1Spec, HeadInput, P1Request,
+    PortSpec, Rack, RackPosition, ReferenceCorrection, RegisterFault, RoleBinding, SimCounterSpec,
+    SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec, SimPositionSpec, SimulationSpec, Station,
+    UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

@@ -60,8 +60,19 @@ mod raw {
         pub wiring: Spanned<Wiring>,
         pub method: Spanned<ReferenceMethod>,
         pub decision_rule: DecisionRule,
+        #[serde(default)]
+        pub stopping: Option<Spanned<Stopping>>,
         pub limits: Spanned<Vec<Spanned<Limit>>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Stopping {
+        pub target_u_percent_of_mpe: Spanned<f64>,
+        pub min_repeats: Spanned<u64>,
+        pub max_s: Spanned<f64>,
+        pub source: String,
     }
 
     #[derive(Debug, Deserialize)]
@@ -287,6 +298,20 @@ pub struct AccuracyStep {
     pub pulses_pos: Pos,
 }
 
+/// Measure an accuracy point until its answer is known: from `min_repeats` repeats on,
+/// the point ends at the first repeat after which U ≤ `target_u_percent_of_mpe` % of the
+/// MPE or the decision is certain (|e| + U ≤ MPE, or |e| − U > MPE); at the latest
+/// after the step's `repeats` or once `max_s` of measuring have passed (with at least
+/// `min_repeats` done). Each repeat still has the step's `pulses`, so no point has fewer
+/// pulses than the fixture's minimums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoppingRule {
+    pub target_u_percent_of_mpe: f64,
+    pub min_repeats: u32,
+    pub max_s: f64,
+    pub source: String,
+}
+
 /// Where the software identity is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -367,6 +392,8 @@ pub struct Procedure {
     pub wiring_pos: Pos,
     pub method: ReferenceMethod,
     pub decision_rule: DecisionRule,
+    /// Accuracy points end when their answer is known instead of after a fixed count.
+    pub stopping: Option<StoppingRule>,
     pub limits: Vec<LimitSpec>,
     pub steps: Vec<Step>,
 }
@@ -688,6 +715,20 @@ impl Procedure {
             wiring_pos: Pos::of(&raw.wiring),
             method: raw.method.value,
             decision_rule: raw.decision_rule,
+            stopping: match &raw.stopping {
+                None => None,
+                Some(st) => Some(StoppingRule {
+                    target_u_percent_of_mpe: c.within(
+                        "target_u_percent_of_mpe",
+                        &st.value.target_u_percent_of_mpe,
+                        bounds::PERCENT_LIMIT,
+                    )?,
+                    min_repeats: c.count("min_repeats", &st.value.min_repeats, bounds::REPEATS)?
+                        as u32,
+                    max_s: c.within("max_s", &st.value.max_s, bounds::TIMEOUT_S)?,
+                    source: st.value.source.clone(),
+                }),
+            },
             limits,
             steps,
             file,

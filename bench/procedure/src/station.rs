@@ -167,6 +167,35 @@ mod raw {
         pub calibration: Calibration,
         pub pulse_constant_imp_per_kwh: Spanned<f64>,
         pub energy_uncertainty_k2_percent: UncertaintyPair,
+        /// The standard's own error from its calibration certificate, to correct for.
+        #[serde(default)]
+        pub correction: Option<Spanned<ReferenceCorrection>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ReferenceCorrection {
+        pub certificate: String,
+        pub calibrated: Spanned<NaiveDate>,
+        /// In order of current; each holds up to its `up_to_a`.
+        pub ranges: Spanned<Vec<Spanned<CorrectionRange>>>,
+        pub drift_percent_per_year: Spanned<f64>,
+        pub source: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CorrectionRange {
+        pub up_to_a: Spanned<f64>,
+        pub unity_pf: CorrectionValue,
+        pub reduced_pf: CorrectionValue,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CorrectionValue {
+        pub error_percent: Spanned<f64>,
+        pub u_k2_percent: Spanned<f64>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -573,6 +602,47 @@ pub struct ReferenceRole {
     pub pulse_constant_imp_per_kwh: f64,
     pub energy_uncertainty_k2_percent: UncertaintyByPf,
     pub uncertainty_source: String,
+    /// The standard's own error as its certificate states it: when given, the bench
+    /// corrects every point for it and the budget takes the certificate's U of that
+    /// error and the drift since, instead of the standard's accuracy.
+    pub correction: Option<ReferenceCorrection>,
+}
+
+/// A reference standard's error per current range and power factor, from its
+/// calibration certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceCorrection {
+    pub certificate: String,
+    pub calibrated: NaiveDate,
+    pub ranges: Vec<CorrectionRange>,
+    pub drift_percent_per_year: f64,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CorrectionRange {
+    pub up_to_a: f64,
+    pub unity_pf: CorrectionValue,
+    pub reduced_pf: CorrectionValue,
+}
+
+/// The standard's error (its reading − the true value, % of the true value) and the
+/// certificate's expanded uncertainty (k = 2) of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CorrectionValue {
+    pub error_percent: f64,
+    pub u_k2_percent: f64,
+}
+
+impl ReferenceCorrection {
+    /// The range that holds `current_a` (the first whose `up_to_a` reaches it) and its
+    /// value at unity or reduced power factor; none beyond the last range.
+    pub fn at(&self, current_a: f64, unity: bool) -> Option<(&CorrectionRange, CorrectionValue)> {
+        self.ranges
+            .iter()
+            .find(|r| current_a <= r.up_to_a)
+            .map(|r| (r, if unity { r.unity_pf } else { r.reduced_pf }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -725,6 +795,64 @@ pub struct Station {
     pub guard_timeout_s: Option<f64>,
     pub safety_source: String,
     pub simulation: Option<SimulationSpec>,
+}
+
+/// A reference standard's correction, its numbers in bounds and its ranges in order.
+fn reference_correction(
+    path: &Path,
+    c: &Spanned<raw::ReferenceCorrection>,
+) -> Result<ReferenceCorrection, DataError> {
+    let within = |name: &str, v: &Spanned<f64>, range| bounds::spanned(path, name, v, range);
+    let value = |v: &raw::CorrectionValue| -> Result<CorrectionValue, DataError> {
+        Ok(CorrectionValue {
+            error_percent: within(
+                "error_percent",
+                &v.error_percent,
+                bounds::REFERENCE_ERROR_PERCENT,
+            )?,
+            u_k2_percent: within("u_k2_percent", &v.u_k2_percent, bounds::UNCERTAINTY_PERCENT)?,
+        })
+    };
+    let raw = &c.value;
+    if raw.ranges.value.is_empty() {
+        return Err(DataError::at(
+            path,
+            Pos::of(&raw.ranges),
+            "a correction needs at least one range",
+        ));
+    }
+    let mut ranges: Vec<CorrectionRange> = Vec::new();
+    for r in &raw.ranges.value {
+        let up_to_a = within("up_to_a", &r.value.up_to_a, bounds::CURRENT_A)?;
+        if let Some(last) = ranges.last()
+            && up_to_a <= last.up_to_a
+        {
+            return Err(DataError::at(
+                path,
+                Pos::of(&r.value.up_to_a),
+                format!(
+                    "ranges go up in current: up_to_a {up_to_a} A follows {} A",
+                    last.up_to_a
+                ),
+            ));
+        }
+        ranges.push(CorrectionRange {
+            up_to_a,
+            unity_pf: value(&r.value.unity_pf)?,
+            reduced_pf: value(&r.value.reduced_pf)?,
+        });
+    }
+    Ok(ReferenceCorrection {
+        certificate: raw.certificate.clone(),
+        calibrated: raw.calibrated.value,
+        ranges,
+        drift_percent_per_year: within(
+            "drift_percent_per_year",
+            &raw.drift_percent_per_year,
+            bounds::DRIFT_PERCENT_PER_YEAR,
+        )?,
+        source: raw.source.clone(),
+    })
 }
 
 /// An earlier station format: say what changed instead of a list of unknown keys.
@@ -884,6 +1012,10 @@ impl Station {
             )?,
             energy_uncertainty_k2_percent: pair(&r.energy_uncertainty_k2_percent)?,
             uncertainty_source: r.energy_uncertainty_k2_percent.source.clone(),
+            correction: match &r.correction {
+                None => None,
+                Some(c) => Some(reference_correction(&path, c)?),
+            },
         };
         if raw.roles.counters.value.is_empty() {
             return Err(err(

@@ -8,7 +8,7 @@ use meterbench_metrology::{
     COVERAGE_PROBABILITY, Conformity, Contribution, DecisionRule, LoadKind, PfCharacter,
     PowerFactor, ReferenceMethod,
 };
-use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord};
+use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord, StopReason};
 use serde::Serialize;
 
 /// EN 50470-3 names the test methods the gated and the timed measurements follow.
@@ -63,6 +63,11 @@ pub(crate) struct View {
     /// Distinct sources of the limits, in order of first use.
     pub limit_sources: Vec<String>,
     pub budget_columns: Vec<String>,
+    /// How the points were corrected for the reference standard's stated error, one
+    /// sentence per certificate range used (empty: not corrected).
+    pub reference_corrections: Vec<String>,
+    /// Some point ended by the procedure's stopping rule rather than a fixed count.
+    pub adaptive: bool,
     pub coverage_factor: String,
     pub coverage_probability: String,
     /// The same as a percentage, for prose ("approximately 95 %").
@@ -242,6 +247,8 @@ pub(crate) struct AccuracyRow {
     /// The point's coverage factor and the effective degrees of freedom it comes from.
     pub k: String,
     pub dof: String,
+    /// Why the point ended under a stopping rule (empty for a fixed count of repeats).
+    pub ended: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -376,6 +383,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
     let mut coverage_probability: Option<f64> = None;
+    let mut reference_corrections: Vec<String> = Vec::new();
+    let mut adaptive = false;
 
     for step in &r.steps {
         if step.ports.iter().all(|p| p.result.is_none()) {
@@ -564,7 +573,26 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         passed: *passed,
                     });
                 }
-                Some(PortResult::Accuracy { budget, .. }) => {
+                Some(PortResult::Accuracy {
+                    budget,
+                    reference_correction,
+                    stopping,
+                    ..
+                }) => {
+                    if let Some(c) = reference_correction {
+                        push_unique(
+                            &mut reference_corrections,
+                            format!(
+                                "{:+} % (U = {} %, k = 2) up to {} A, from certificate {}; drift since its calibration ±{} % in the budget",
+                                c.error_percent,
+                                fmt_num(c.u_k2_percent),
+                                fmt_num(c.range_up_to_a),
+                                c.certificate,
+                                fmt_sig(c.drift_bound_percent, 2)
+                            ),
+                        );
+                    }
+                    adaptive |= stopping.is_some_and(|s| s.reason != StopReason::Fixed);
                     for c in &budget.contributions {
                         if !budget_columns.contains(&c.name) {
                             budget_columns.push(c.name.clone());
@@ -796,6 +824,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         limits,
         limit_sources,
         budget_columns,
+        reference_corrections,
+        adaptive,
         coverage_factor: "2".into(),
         coverage_probability: format!("{p:.4}"),
         coverage_percent: format!("{:.2}", p * 100.0),
@@ -853,6 +883,7 @@ fn accuracy_row(
         expanded_u_percent,
         limit,
         decision,
+        stopping,
         ..
     }) = result
     else {
@@ -906,6 +937,13 @@ fn accuracy_row(
         combined_u: fmt_sig(budget.combined_u_percent, 2),
         k: fmt_k(budget.coverage_factor),
         dof: fmt_dof(budget.effective_dof),
+        ended: match stopping.map(|s| s.reason) {
+            None | Some(StopReason::Fixed) => "",
+            Some(StopReason::UncertaintyReached) => "U reached its target",
+            Some(StopReason::Decided) => "decision certain",
+            Some(StopReason::MaxRepeats) => "all repeats",
+            Some(StopReason::MaxTime) => "time limit",
+        },
     })
 }
 

@@ -14,7 +14,8 @@ use meterbench_instruments::{
 use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
-    BudgetInputs, PulseTrainScatter, RegisterSteps, compare_register, decide, gated_error_percent,
+    BudgetInputs, Conformity, PulseTrainScatter, RegisterSteps, compare_register,
+    corrected_for_reference, decide, drift_since_calibration_percent, gated_error_percent,
     parse_register, register_resolution_u_percent, repeat_statistics, starting_pulse_period_s,
     timed_error_percent, uncertainty_budget,
 };
@@ -72,6 +73,16 @@ struct PortRef {
     input: Input,
     name: String,
     position: u32,
+}
+
+/// One port's point computed from a number of its repeats.
+struct PointValues {
+    mean_interval_s: f64,
+    error_percent: f64,
+    repeats: Vec<RepeatResult>,
+    statistics: meterbench_metrology::RepeatStatistics,
+    budget: meterbench_metrology::UncertaintyBudget,
+    correction: Option<AppliedCorrection>,
 }
 
 pub(crate) struct PulseMeasuring<'r, 'a> {
@@ -532,16 +543,37 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
         slots: &mut [Slot],
         ctx: &mut Ctx<'_, '_>,
     ) -> Result<(), StepStop> {
-        let needed = a.pulses * a.repeats as u64 + 1;
+        let stopping = self.stopping_rule().cloned();
+        let max_gates = a.repeats as usize;
+        let min_gates = stopping
+            .as_ref()
+            .map_or(max_gates, |r| (r.min_repeats as usize).clamp(1, max_gates));
+        let pulses_per_gate = a.pulses as usize;
+        let needed = |gates: usize| (gates * pulses_per_gate + 1) as u64;
         let period = ps.nominal_period_s;
         // The first pulse may take a period plus the meter's update latency; after that a
         // pulse is due every period. Four periods and a second of silence is a dark LED.
         let stall_s = 4.0 * period + 1.0;
         let mut w = self.settle(&ps.setpoint, a.settle_s, ctx)?;
         let ports = self.ports(slots, ctx);
+        let limit = ps
+            .limit
+            .clone()
+            .expect("accuracy steps are planned with a limit");
         // A position whose LED went dark is out of this point; the others go on.
         let faults: std::cell::RefCell<Vec<Option<String>>> =
             std::cell::RefCell::new(vec![None; slots.len()]);
+        // Per port: the repeats it ends with and why, once known.
+        let ends: std::cell::RefCell<Vec<Option<(usize, StopReason)>>> =
+            std::cell::RefCell::new(vec![None; ports.len()]);
+        // The pulse count each port is waiting for next: its next repeat's end.
+        let next_needed = |ends: &[Option<(usize, StopReason)>], w: &Window, k: usize| {
+            let have = w.pulses(ports[k].input).len().saturating_sub(1) / pulses_per_gate;
+            match ends[k] {
+                Some((g, _)) => needed(g),
+                None => needed((have + 1).clamp(min_gates, max_gates)),
+            }
+        };
         self.collect(
             &mut w,
             period,
@@ -550,149 +582,263 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
             ctx,
             |m, w, elapsed| {
                 let mut faults = faults.borrow_mut();
-                let mut all = true;
-                for q in &ports {
-                    if faults[q.slot].is_some() {
+                let mut ends = ends.borrow_mut();
+                for (k, q) in ports.iter().enumerate() {
+                    if faults[q.slot].is_some() || ends[k].is_some() {
                         continue;
                     }
                     let p = w.pulses(q.input);
-                    if (p.len() as u64) < needed {
-                        all = false;
-                        let last = p.last().map_or(0.0, |e| m.rel_s(w, q.input, e));
-                        if elapsed - last > stall_s {
-                            faults[q.slot] = Some(format!(
-                                "no pulse from port {} ({}) for {:.2} s at {} PF {}, where one was expected every {:.4} s ({} of {needed} pulses counted): check the scanning head over the port's LED and the LED itself",
-                                q.name,
-                                m.input_name(q.input),
-                                elapsed - last,
-                                ps.load.current_name,
-                                ps.load.power_factor,
-                                period,
-                                p.len()
-                            ));
+                    let gates = (p.len().saturating_sub(1) / pulses_per_gate).min(max_gates);
+                    if gates >= min_gates {
+                        let end = match &stopping {
+                            None => (gates == max_gates).then_some(StopReason::Fixed),
+                            Some(rule) => {
+                                let point = m.point(ps, a, q.input, &p[..needed(gates) as usize], gates);
+                                let u = point.budget.expanded_u_percent;
+                                let certain = decide(
+                                    meterbench_metrology::DecisionRule::GuardBanded,
+                                    point.error_percent,
+                                    u,
+                                    limit.mpe_percent,
+                                )
+                                .conformity;
+                                if u <= rule.target_u_percent_of_mpe / 100.0 * limit.mpe_percent {
+                                    Some(StopReason::UncertaintyReached)
+                                } else if matches!(certain, Conformity::Pass | Conformity::Fail) {
+                                    Some(StopReason::Decided)
+                                } else if gates == max_gates {
+                                    Some(StopReason::MaxRepeats)
+                                } else if elapsed >= rule.max_s {
+                                    Some(StopReason::MaxTime)
+                                } else {
+                                    None
+                                }
+                            }
+                        };
+                        if let Some(reason) = end {
+                            ends[k] = Some((gates, reason));
+                            continue;
                         }
                     }
+                    let last = p.last().map_or(0.0, |e| m.rel_s(w, q.input, e));
+                    if elapsed - last > stall_s {
+                        faults[q.slot] = Some(format!(
+                            "no pulse from port {} ({}) for {:.2} s at {} PF {}, where one was expected every {:.4} s ({} of {} pulses counted): check the scanning head over the port's LED and the LED itself",
+                            q.name,
+                            m.input_name(q.input),
+                            elapsed - last,
+                            ps.load.current_name,
+                            ps.load.power_factor,
+                            period,
+                            p.len(),
+                            next_needed(&ends, w, k)
+                        ));
+                    }
                 }
-                // Done when every position still measuring has its pulses.
-                Ok(all
-                    || ports
-                        .iter()
-                        .filter(|q| faults[q.slot].is_none())
-                        .all(|q| w.pulses(q.input).len() as u64 >= needed))
+                // Done when every port of a position still measuring knows its end.
+                Ok(ports
+                    .iter()
+                    .enumerate()
+                    .all(|(k, q)| faults[q.slot].is_some() || ends[k].is_some()))
             },
             |m, w, elapsed| {
                 let faults = faults.borrow();
-                let live: Vec<&PortRef> =
-                    ports.iter().filter(|q| faults[q.slot].is_none()).collect();
-                (
-                    Self::counted(w, &ports.iter().collect::<Vec<_>>(), needed),
-                    m.time_to_pulses(w, &live, needed, period, elapsed),
-                )
+                let ends = ends.borrow();
+                let progress = ports
+                    .iter()
+                    .enumerate()
+                    .map(|(k, q)| PortProgress {
+                        position: q.position,
+                        port: q.name.clone(),
+                        counted: w.pulses(q.input).len() as u64,
+                        needed: next_needed(&ends, w, k),
+                    })
+                    .collect();
+                let remaining = ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, q)| faults[q.slot].is_none() && ends[*k].is_none())
+                    .map(|(k, q)| {
+                        m.time_to_pulses(w, &[q], next_needed(&ends, w, k), period, elapsed)
+                    })
+                    .fold(0.0, f64::max);
+                (progress, remaining)
             },
         )?;
         let mut faults = faults.into_inner();
+        let ends = ends.into_inner();
 
-        let station = self.req.station;
-        let f = self.fixture;
-        let method = self.procedure_method();
-        let limit = ps
-            .limit
-            .clone()
-            .expect("accuracy steps are planned with a limit");
-        let unity = ps.setpoint.phases.iter().all(|p| p.current_lag_deg == 0.0);
         for (k, slot) in slots.iter_mut().enumerate() {
-            let mine: Vec<&PortRef> = ports.iter().filter(|q| q.slot == k).collect();
+            let mine: Vec<(usize, &PortRef)> = ports
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.slot == k)
+                .collect();
             if let Some(m) = faults[k].take() {
-                for q in &mine {
+                for (_, q) in &mine {
                     slot.step.ports[q.port].pulses = samples(w.pulses(q.input));
                 }
                 slot.fault(m);
                 continue;
             }
-            for q in &mine {
-                let tb = self.counters[q.input.counter].tb;
-                let p = &w.pulses(q.input)[..needed as usize];
-                let mut repeats = Vec::new();
-                for j in 0..a.repeats as usize {
-                    let (open, close) =
-                        (&p[j * a.pulses as usize], &p[(j + 1) * a.pulses as usize]);
-                    let ref_counts = close.ref_count - open.ref_count;
-                    let gate_s = (close.timestamp_ticks - open.timestamp_ticks) as f64 / tb;
-                    let error_percent = match method {
-                        ReferenceMethod::GatedReferenceCount => gated_error_percent(
-                            a.pulses,
-                            f.meter_constant_imp_per_kwh,
-                            ref_counts,
-                            station.reference.pulse_constant_imp_per_kwh,
-                        ),
-                        ReferenceMethod::ReferenceCurrent => {
-                            unreachable!("meter procedures refuse reference_current")
-                        }
-                        ReferenceMethod::Timed => timed_error_percent(
-                            a.pulses,
-                            f.meter_constant_imp_per_kwh,
-                            ps.setpoint.active_power_w(),
-                            gate_s,
-                        ),
-                    };
-                    repeats.push(RepeatResult {
-                        dut_pulses: a.pulses,
-                        ref_counts,
-                        gate_s,
-                        error_percent,
-                    });
-                }
-                let errors: Vec<f64> = repeats.iter().map(|r| r.error_percent).collect();
-                let statistics = repeat_statistics(&errors).expect("at least one repeat");
-                let times: Vec<f64> = p.iter().map(|e| e.timestamp_ticks as f64 / tb).collect();
-                let gate_mean =
-                    repeats.iter().map(|r| r.gate_s).sum::<f64>() / repeats.len() as f64;
-                let budget = uncertainty_budget(&BudgetInputs {
-                    method,
-                    reference_u_k2_percent: match method {
-                        ReferenceMethod::GatedReferenceCount => {
-                            station.reference.energy_uncertainty_k2_percent.at(unity)
-                        }
-                        ReferenceMethod::Timed => {
-                            station.source.power_uncertainty_k2_percent.at(unity)
-                        }
-                        ReferenceMethod::ReferenceCurrent => {
-                            unreachable!("meter procedures refuse reference_current")
-                        }
-                    },
-                    timebase_accuracy_ppm: station.counters[q.input.counter].timebase_accuracy_ppm,
-                    timebase_resolution_s: 1.0 / tb,
-                    gate_s: gate_mean,
-                    ref_counts_per_gate: repeats.iter().map(|r| r.ref_counts as f64).sum::<f64>()
-                        / repeats.len() as f64,
-                    pulses_per_gate: a.pulses,
-                    pulse_timing: PulseTrainScatter::from_times(&times),
-                    repeats: repeats.len(),
-                    repeat_std_percent: statistics.std_dev,
-                });
-                let decision = decide(
-                    self.decision_rule(),
-                    statistics.mean,
-                    budget.expanded_u_percent,
-                    limit.mpe_percent,
-                );
+            let mut longest = 0;
+            for (j, q) in &mine {
+                let (gates, reason) = ends[*j].expect("a port without a fault has its end");
+                longest = longest.max(needed(gates));
+                let used = &w.pulses(q.input)[..needed(gates) as usize];
+                let point = self.point(ps, a, q.input, used, gates);
                 let rec = &mut slot.step.ports[q.port];
                 rec.pulses = samples(w.pulses(q.input));
                 rec.result = Some(PortResult::Accuracy {
-                    mean_interval_s: (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64,
-                    error_percent: statistics.mean,
-                    expanded_u_percent: budget.expanded_u_percent,
-                    repeats,
-                    statistics,
-                    budget,
+                    mean_interval_s: point.mean_interval_s,
+                    error_percent: point.error_percent,
+                    expanded_u_percent: point.budget.expanded_u_percent,
+                    repeats: point.repeats,
+                    statistics: point.statistics,
+                    decision: decide(
+                        self.decision_rule(),
+                        point.error_percent,
+                        point.budget.expanded_u_percent,
+                        limit.mpe_percent,
+                    ),
+                    budget: point.budget,
                     limit: limit.clone(),
-                    decision,
+                    reference_correction: point.correction,
+                    stopping: Some(PointStop {
+                        reason,
+                        repeats: gates as u32,
+                        measuring_s: self.rel_s(&w, q.input, &used[used.len() - 1]),
+                    }),
                 });
             }
+            let refs: Vec<&PortRef> = mine.iter().map(|(_, q)| *q).collect();
             slot.step.physical_floor_s =
-                a.settle_s + needed as f64 * self.slowest_interval(&w, &mine, period);
+                a.settle_s + longest as f64 * self.slowest_interval(&w, &refs, period);
         }
         Ok(())
+    }
+
+    /// One port's result from its first `gates` repeats (`pulses` holds exactly their
+    /// pulses): the repeats' errors, corrected for the reference standard's stated
+    /// error when the station declares it, their statistics and the budget.
+    fn point(
+        &self,
+        ps: &PlannedStep,
+        a: &AccuracyStep,
+        input: Input,
+        pulses: &[EdgeEvent],
+        gates: usize,
+    ) -> PointValues {
+        let station = self.req.station;
+        let f = self.fixture;
+        let method = self.procedure_method();
+        let unity = ps.setpoint.phases.iter().all(|p| p.current_lag_deg == 0.0);
+        let tb = self.counters[input.counter].tb;
+        let correction = match method {
+            ReferenceMethod::GatedReferenceCount => {
+                station.reference.correction.as_ref().and_then(|c| {
+                    let current = ps
+                        .setpoint
+                        .phases
+                        .iter()
+                        .map(|p| p.current_a)
+                        .fold(0.0, f64::max);
+                    c.at(current, unity)
+                        .map(|(range, value)| AppliedCorrection {
+                            certificate: c.certificate.clone(),
+                            range_up_to_a: range.up_to_a,
+                            error_percent: value.error_percent,
+                            u_k2_percent: value.u_k2_percent,
+                            drift_bound_percent: drift_since_calibration_percent(
+                                c.drift_percent_per_year,
+                                (self.req.today - c.calibrated).num_days(),
+                            ),
+                        })
+                })
+            }
+            _ => None,
+        };
+        let mut repeats = Vec::new();
+        for j in 0..gates {
+            let (open, close) = (
+                &pulses[j * a.pulses as usize],
+                &pulses[(j + 1) * a.pulses as usize],
+            );
+            let ref_counts = close.ref_count - open.ref_count;
+            let gate_s = (close.timestamp_ticks - open.timestamp_ticks) as f64 / tb;
+            let measured = match method {
+                ReferenceMethod::GatedReferenceCount => gated_error_percent(
+                    a.pulses,
+                    f.meter_constant_imp_per_kwh,
+                    ref_counts,
+                    station.reference.pulse_constant_imp_per_kwh,
+                ),
+                ReferenceMethod::ReferenceCurrent => {
+                    unreachable!("meter procedures refuse reference_current")
+                }
+                ReferenceMethod::Timed => timed_error_percent(
+                    a.pulses,
+                    f.meter_constant_imp_per_kwh,
+                    ps.setpoint.active_power_w(),
+                    gate_s,
+                ),
+            };
+            repeats.push(RepeatResult {
+                dut_pulses: a.pulses,
+                ref_counts,
+                gate_s,
+                error_percent: correction.as_ref().map_or(measured, |c| {
+                    corrected_for_reference(measured, c.error_percent)
+                }),
+            });
+        }
+        let errors: Vec<f64> = repeats.iter().map(|r| r.error_percent).collect();
+        let statistics = repeat_statistics(&errors).expect("at least one repeat");
+        let times: Vec<f64> = pulses
+            .iter()
+            .map(|e| e.timestamp_ticks as f64 / tb)
+            .collect();
+        let gate_mean = repeats.iter().map(|r| r.gate_s).sum::<f64>() / repeats.len() as f64;
+        let budget = uncertainty_budget(&BudgetInputs {
+            method,
+            reference_u_k2_percent: match (&correction, method) {
+                (Some(c), _) => c.u_k2_percent,
+                (None, ReferenceMethod::GatedReferenceCount) => {
+                    station.reference.energy_uncertainty_k2_percent.at(unity)
+                }
+                (None, ReferenceMethod::Timed) => {
+                    station.source.power_uncertainty_k2_percent.at(unity)
+                }
+                (None, ReferenceMethod::ReferenceCurrent) => {
+                    unreachable!("meter procedures refuse reference_current")
+                }
+            },
+            reference_drift_bound_percent: correction.as_ref().map(|c| c.drift_bound_percent),
+            timebase_accuracy_ppm: station.counters[input.counter].timebase_accuracy_ppm,
+            timebase_resolution_s: 1.0 / tb,
+            gate_s: gate_mean,
+            ref_counts_per_gate: repeats.iter().map(|r| r.ref_counts as f64).sum::<f64>()
+                / repeats.len() as f64,
+            pulses_per_gate: a.pulses,
+            pulse_timing: PulseTrainScatter::from_times(&times),
+            repeats: repeats.len(),
+            repeat_std_percent: statistics.std_dev,
+        });
+        PointValues {
+            mean_interval_s: (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64,
+            error_percent: statistics.mean,
+            repeats,
+            statistics,
+            budget,
+            correction,
+        }
+    }
+
+    fn stopping_rule(&self) -> Option<&meterbench_procedure::StoppingRule> {
+        match self.req.procedure {
+            meterbench_procedure::DutProcedure::Meter(p) => p.stopping.as_ref(),
+            meterbench_procedure::DutProcedure::CurrentSensor(_) => None,
+        }
     }
 
     fn procedure_method(&self) -> ReferenceMethod {

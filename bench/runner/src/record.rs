@@ -267,7 +267,51 @@ pub enum PortResult {
         expanded_u_percent: f64,
         limit: LimitRule,
         decision: Decision,
+        /// The reference standard's stated error the repeats' errors were corrected for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_correction: Option<AppliedCorrection>,
+        /// Why the point ended (older records: not recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopping: Option<PointStop>,
     },
+}
+
+/// The reference standard's error from its certificate, as applied to one point: the
+/// errors of the repeats are (1 + e_measured)(1 + c) − 1 (`meterbench_metrology::
+/// corrected_for_reference`), where e_measured follows from the counts alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedCorrection {
+    pub certificate: String,
+    /// The certificate's range that holds the point's current.
+    pub range_up_to_a: f64,
+    pub error_percent: f64,
+    pub u_k2_percent: f64,
+    /// The drift since the standard's calibration, ± %, in the budget.
+    pub drift_bound_percent: f64,
+}
+
+/// Why an accuracy point ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The procedure measures a fixed number of repeats.
+    Fixed,
+    /// U reached the procedure's target share of the MPE.
+    UncertaintyReached,
+    /// |e| + U ≤ MPE or |e| − U > MPE: more pulses cannot change the decision.
+    Decided,
+    /// The step's repeats were all measured without either.
+    MaxRepeats,
+    /// The procedure's longest time per point passed without either.
+    MaxTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PointStop {
+    pub reason: StopReason,
+    pub repeats: u32,
+    /// From the end of settling to the last pulse used, s.
+    pub measuring_s: f64,
 }
 
 impl PortResult {
