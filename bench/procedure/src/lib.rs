@@ -23,7 +23,8 @@ pub use fixture::{
 pub use kinds::{DataFile, DeviceKind, DutFixture, DutProcedure, schema_of};
 pub use procedure::{
     AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec, NoLoadStep,
-    Phase, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind, StoppingRule,
+    Phase, PointLength, Procedure, PulseCheckStep, RegisterStep, StartingStep, Step, StepKind,
+    StoppingRule,
 };
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{

@@ -62,8 +62,18 @@ mod raw {
         pub decision_rule: DecisionRule,
         #[serde(default)]
         pub stopping: Option<Spanned<Stopping>>,
+        #[serde(default)]
+        pub point_length: Option<Spanned<PointLength>>,
         pub limits: Spanned<Vec<Spanned<Limit>>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PointLength {
+        pub min_pulses: Spanned<u64>,
+        pub min_s: Spanned<f64>,
+        pub source: String,
     }
 
     #[derive(Debug, Deserialize)]
@@ -312,6 +322,17 @@ pub struct StoppingRule {
     pub source: String,
 }
 
+/// The least an accuracy point measures in all its repeats together: a practice a
+/// procedure follows beyond the fixture's minimum pulses per repeat (vendor practice:
+/// ≥ 25 pulses and ≥ 30 s per point). The planner raises a step's pulses per repeat
+/// until its repeats (the stopping rule's minimum, if any) reach both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointLength {
+    pub min_pulses: u64,
+    pub min_s: f64,
+    pub source: String,
+}
+
 /// Where the software identity is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -394,6 +415,8 @@ pub struct Procedure {
     pub decision_rule: DecisionRule,
     /// Accuracy points end when their answer is known instead of after a fixed count.
     pub stopping: Option<StoppingRule>,
+    /// The least pulses and time of an accuracy point, beyond the fixture's minimums.
+    pub point_length: Option<PointLength>,
     pub limits: Vec<LimitSpec>,
     pub steps: Vec<Step>,
 }
@@ -727,6 +750,14 @@ impl Procedure {
                         as u32,
                     max_s: c.within("max_s", &st.value.max_s, bounds::TIMEOUT_S)?,
                     source: st.value.source.clone(),
+                }),
+            },
+            point_length: match &raw.point_length {
+                None => None,
+                Some(l) => Some(PointLength {
+                    min_pulses: c.count("min_pulses", &l.value.min_pulses, bounds::MAX_PULSES)?,
+                    min_s: c.within("min_s", &l.value.min_s, bounds::SETTLE_S)?,
+                    source: l.value.source.clone(),
                 }),
             },
             limits,

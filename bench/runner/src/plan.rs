@@ -214,7 +214,7 @@ fn plan_meter(
             ),
             ProcedureStep::Accuracy(a) => (
                 Some(limit_of(step, a.power_factor, a.load)?),
-                Action::Accuracy(a.clone()),
+                Action::Accuracy(lengthened(a, procedure, &l, fixture, &all)),
             ),
             ProcedureStep::Identity(i) => (None, Action::Identity(i.clone())),
             ProcedureStep::Inspection(i) => (None, Action::Inspection(i.clone())),
@@ -247,6 +247,40 @@ fn plan_meter(
     }
     check_energised(&out, &procedure.file.path, station)?;
     Ok(out)
+}
+
+/// An accuracy step with its pulses per repeat raised to the procedure's point length
+/// (at the nominal pulse rate): its repeats, or the stopping rule's minimum of them, hold
+/// at least `min_pulses` pulses and `min_s` seconds.
+fn lengthened(
+    a: &AccuracyStep,
+    procedure: &Procedure,
+    load: &LoadPoint,
+    fixture: &Fixture,
+    all: &[Phase],
+) -> AccuracyStep {
+    let Some(length) = &procedure.point_length else {
+        return a.clone();
+    };
+    let sp = setpoint(
+        fixture.frequency_hz,
+        all,
+        load.voltage_v,
+        load.current_a,
+        load.power_factor,
+        &load.phases,
+    );
+    let period = pulse_period_s(sp.active_power_w(), fixture.meter_constant_imp_per_kwh);
+    let repeats = procedure
+        .stopping
+        .as_ref()
+        .map_or(a.repeats, |r| r.min_repeats.clamp(1, a.repeats)) as f64;
+    let by_pulses = (length.min_pulses as f64 / repeats).ceil() as u64;
+    let by_time = (length.min_s / period / repeats).ceil() as u64;
+    AccuracyStep {
+        pulses: a.pulses.max(by_pulses).max(by_time),
+        ..a.clone()
+    }
 }
 
 /// Expected duration of a meter step, s.

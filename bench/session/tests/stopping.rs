@@ -133,3 +133,64 @@ fn points_end_when_their_answer_is_known() {
         }
     }
 }
+
+/// The Eichrecht procedure follows vendor practice (≥ 25 pulses and ≥ 30 s per point):
+/// the plan raises each accuracy point's pulses per repeat to it, never below the
+/// fixture's minimum; the class B procedure keeps its minimum pulses.
+#[test]
+fn the_point_length_a_procedure_follows_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    for (procedure, vendor) in [
+        ("procedures/cpim1000-eichrecht.yaml", true),
+        ("procedures/en50470-3-class-b.yaml", false),
+    ] {
+        let o = options(
+            procedure,
+            "fixtures/cpim1000.yaml",
+            "hw/stations/sim-inprocess.yaml",
+            dir.path(),
+        );
+        let p = meterbench_session::Prepared::load(o).unwrap();
+        let meterbench_procedure::DutProcedure::Meter(declared) = &p.procedure else {
+            unreachable!()
+        };
+        let planned = meterbench_runner::plan(&p.procedure, &p.fixture, &p.station).unwrap();
+        let (mut raised, mut short) = (0, 0);
+        for ps in &planned {
+            let meterbench_runner::Action::Accuracy(a) = &ps.action else {
+                continue;
+            };
+            let written = declared
+                .steps
+                .iter()
+                .find_map(|s| match &s.kind {
+                    meterbench_procedure::StepKind::Accuracy(w) if s.name == ps.name => Some(w),
+                    _ => None,
+                })
+                .unwrap();
+            assert!(a.pulses >= written.pulses, "{}", ps.name);
+            let total = a.pulses * u64::from(a.repeats);
+            if vendor {
+                assert!(total >= 25, "{}: {total} pulses", ps.name);
+                assert!(
+                    total as f64 * ps.nominal_period_s >= 30.0,
+                    "{}: {:.1} s",
+                    ps.name,
+                    total as f64 * ps.nominal_period_s
+                );
+                raised += usize::from(a.pulses > written.pulses);
+                let as_written = written.pulses * u64::from(written.repeats);
+                short += usize::from(
+                    as_written < 25 || (as_written as f64) * ps.nominal_period_s < 30.0,
+                );
+            } else {
+                assert_eq!(a.pulses, written.pulses, "{}", ps.name);
+            }
+        }
+        if vendor {
+            // Exactly the points that were short as written were lengthened: 6 of 11
+            // (the single-phase points, and PF 0.5 at Itr and Iref, already take ≥ 30 s).
+            assert_eq!((raised, short), (6, 6));
+        }
+    }
+}
