@@ -1,7 +1,8 @@
 //! Calibrating the Xemex CSP1 end to end on the simulated station: the source drives the
-//! current, the simulated CSP1 measures it (with the station's gain error per CT) and
-//! sends P1 telegrams over a pseudo-terminal, the bench's P1 reader and sensor runner
-//! judge them, and the run ends in the same signed bundle as a meter's.
+//! current, the simulated CSP1 measures it (with the station's gain error and noise per
+//! CT) and sends P1 telegrams over a pseudo-terminal, the bench's P1 reader and sensor
+//! runner search each channel's transition points, and the run ends in the same signed
+//! bundle as a meter's.
 
 use meterbench_runner::Outcome;
 use meterbench_runner::record::{PortResult, RunRecord};
@@ -61,26 +62,41 @@ fn bundle(reports: &Path) -> PathBuf {
         .expect("a run folder")
 }
 
-/// (step, channel, reference A, mean error %, passed) of every loaded channel.
-fn loaded(rec: &RunRecord) -> Vec<(String, String, f64, f64, bool)> {
+/// One channel at one transition point.
+#[derive(Debug)]
+struct Point {
+    step: String,
+    channel: String,
+    /// (error %, U %) where the transition was located.
+    located: Option<(f64, f64)>,
+    /// Beyond the bracket: the error lies beyond this, %.
+    beyond: Option<f64>,
+    problem: Option<String>,
+    passed: bool,
+}
+
+/// Every loaded channel's transition result.
+fn loaded(rec: &RunRecord) -> Vec<Point> {
     let mut v = Vec::new();
     for s in &rec.steps {
         for p in &s.ports {
-            if let Some(PortResult::CurrentSensor {
-                reference_a,
-                mean_error_percent,
+            if let Some(PortResult::Transition {
+                error_percent,
+                expanded_u_percent,
+                error_beyond_percent,
+                problem,
                 passed,
-                decision: Some(_),
                 ..
             }) = &p.result
             {
-                v.push((
-                    s.name.clone(),
-                    p.port.clone(),
-                    *reference_a,
-                    *mean_error_percent,
-                    *passed,
-                ));
+                v.push(Point {
+                    step: s.name.clone(),
+                    channel: p.port.clone(),
+                    located: error_percent.zip(*expanded_u_percent),
+                    beyond: *error_beyond_percent,
+                    problem: problem.clone(),
+                    passed: *passed,
+                });
             }
         }
     }
@@ -98,15 +114,23 @@ fn a_csp1_with_3_percent_gain_on_l2_passes_with_l2_at_about_3_percent() {
     );
     assert_eq!(rec.dut.serial_number, "SIM-CSP1-000042");
     let points = loaded(&rec);
-    assert!(points.iter().all(|p| p.4), "{points:?}");
-    // Where 1 A resolves 3 % (32 A and up), L2 reads about +3 % (whole amperes: 33/32,
-    // 65/63, 82/80 → +3.1, +3.2, +2.5 %); L1 and L3 read the reference.
-    for (step, channel, i, e, _) in points.iter().filter(|p| p.2 >= 32.0) {
-        if channel == "L2" {
-            assert!((2.0..=3.5).contains(e), "{step} {channel}: {e} % at {i} A");
-        } else {
-            assert!(e.abs() < 1e-9, "{step} {channel}: {e} %");
-        }
+    // Six balanced points of three channels, and each CT alone.
+    assert_eq!(points.len(), 21, "{points:?}");
+    assert!(points.iter().all(|p| p.passed), "{points:?}");
+    // Every point, the low ones too, resolves the error (whole amperes do not hide it
+    // at a transition): L2 reads +3 %, L1 and L3 the reference, each within its U, and
+    // U(k=2) ≤ 1 %.
+    for p in &points {
+        assert!(p.problem.is_none(), "{p:?}");
+        let (e, u) = p.located.unwrap();
+        let injected = if p.channel == "L2" { 3.0 } else { 0.0 };
+        assert!(u <= 1.0, "{} {}: U {u} %", p.step, p.channel);
+        assert!(
+            (e - injected).abs() <= u,
+            "{} {}: {e:+.3} ± {u:.3} %, injected {injected} %",
+            p.step,
+            p.channel
+        );
     }
     // The telegram stream: a telegram a second, the certified firmware, no CRC errors.
     let telegrams = rec.steps.last().unwrap();
@@ -128,8 +152,12 @@ fn a_csp1_with_3_percent_gain_on_l2_passes_with_l2_at_about_3_percent() {
         }
         other => panic!("{other:?}"),
     }
-    // Unloaded channels read 0 A at the single-phase points.
-    let l1_only = rec.steps.iter().find(|s| s.name == "16 A L1").unwrap();
+    // Unloaded channels read 0 A at the single-phase points, in every telegram taken.
+    let l1_only = rec
+        .steps
+        .iter()
+        .find(|s| s.name == "16 A L1 (15 → 16)")
+        .unwrap();
     for p in &l1_only.ports[1..] {
         match &p.result {
             Some(PortResult::CurrentSensor {
@@ -140,14 +168,15 @@ fn a_csp1_with_3_percent_gain_on_l2_passes_with_l2_at_about_3_percent() {
             }) => {
                 assert_eq!(*reference_a, 0.0);
                 assert!(
-                    readings.iter().all(|r| r.parse::<f64>().unwrap() == 0.0),
+                    !readings.is_empty()
+                        && readings.iter().all(|r| r.parse::<f64>().unwrap() == 0.0),
                     "{readings:?}"
                 );
             }
             other => panic!("{other:?}"),
         }
     }
-    // The same certificate path as a meter: a signed bundle with the readings.
+    // The same certificate path as a meter: a signed bundle with the transition points.
     assert!(stdout.contains("certificate bundle:"), "{stdout}");
 }
 
@@ -156,26 +185,29 @@ fn a_csp1_with_7_percent_gain_on_l2_fails_on_l2_only() {
     let (code, stdout, rec, dir) = calibrate("[0.0, 7.0, 0.0]");
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(rec.outcome, Outcome::Fail);
-    let failed: Vec<(String, String)> = loaded(&rec)
-        .into_iter()
-        .filter(|p| !p.4)
-        .map(|p| (p.0, p.1))
-        .collect();
+    let points = loaded(&rec);
+    let failed: Vec<&Point> = points.iter().filter(|p| !p.passed).collect();
     assert!(!failed.is_empty());
-    assert!(failed.iter().all(|(_, c)| c == "L2"), "{failed:?}");
-    // At 80 A: 85.6 A reads 86 A, +7.5 %.
-    let at80 = loaded(&rec)
-        .into_iter()
-        .find(|p| p.0 == "80 A balanced" && p.1 == "L2")
-        .unwrap();
-    assert!((at80.3 - 7.5).abs() < 1e-9, "{at80:?}");
-    // The certificate names the failing channel's readings.
+    assert!(failed.iter().all(|p| p.channel == "L2"), "{failed:?}");
+    assert_eq!(
+        failed.len(),
+        points.iter().filter(|p| p.channel == "L2").count(),
+        "every L2 point fails"
+    );
+    // Every L2 point is located at +7 %, within its U, and fails by the ±5 % limit.
+    for p in points.iter().filter(|p| p.channel == "L2") {
+        let (e, u) = p.located.unwrap_or_else(|| panic!("{p:?}"));
+        assert!((e - 7.0).abs() <= u && e - u > 5.0, "{p:?}");
+        // Inside the search's bracket (twice the limit): a value, not a bound.
+        assert!(p.beyond.is_none() && p.problem.is_none(), "{p:?}");
+    }
+    // The certificate names the failing channel's transition.
     let html =
         std::fs::read_to_string(bundle(&dir.path().join("reports")).join("certificate.html"))
             .unwrap();
     assert!(
-        html.contains("Current readings") && html.contains("86 86 86 86 86"),
-        "certificate lacks the readings"
+        html.contains("<h3>Transition points</h3>") && html.contains("<td class=\"res\">FAIL</td>"),
+        "certificate lacks the failing transition"
     );
 }
 
@@ -184,7 +216,11 @@ fn a_current_point_beyond_the_sensors_range_is_refused_before_anything_is_switch
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo().join("procedures/csp1-accuracy.yaml")).unwrap();
     let procedure = dir.path().join("p.yaml");
-    std::fs::write(&procedure, text.replace("current_a: 80,", "current_a: 90,")).unwrap();
+    std::fs::write(
+        &procedure,
+        text.replace("between_a: [79, 80]", "between_a: [89, 90]"),
+    )
+    .unwrap();
     let (code, stdout, stderr) = common::meterbench(&[
         "run",
         "--quiet",
@@ -197,7 +233,7 @@ fn a_current_point_beyond_the_sensors_range_is_refused_before_anything_is_switch
     ]);
     assert_eq!(code, 2, "{stdout}");
     assert!(
-        stderr.contains("p.yaml:") && stderr.contains("asks 90 A, outside CSP1's range 1 … 80 A"),
+        stderr.contains("p.yaml:") && stderr.contains("asks 89.5 A, outside CSP1's range 1 … 80 A"),
         "{stderr}"
     );
     assert!(!dir.path().join("issuance-log.jsonl").exists());

@@ -60,6 +60,10 @@ const QUANTITIES: &[&str] = &[
     "readings",
     "software_version",
     "lrs_hash",
+    // A sensor's transition point: every current set and its reading, and the result.
+    "probes",
+    "mu_a",
+    "u_mu_a",
 ];
 
 fn run_record(procedure: &str, fixture: &str, extra: &[&str], dir: &Path) -> Value {

@@ -20,7 +20,7 @@
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use statrs::function::erf::{erf, erfc};
+use statrs::function::erf::erfc;
 
 use crate::uncertainty::{Contribution, UncertaintyBudget};
 
@@ -626,6 +626,36 @@ pub fn transition_error_percent(boundary_a: f64, mu_a: f64) -> f64 {
     (boundary_a - mu_a) / mu_a * 100.0
 }
 
+/// How many σ′ of the noise expected a bracket reaches beyond where it would otherwise
+/// end: the search reports a transition within about σ′ of an edge as outside the
+/// bracket (see [`StopReason::OutsideBracket`]).
+pub const BRACKET_MARGIN_SIGMAS: f64 = 3.0;
+
+/// How many times the acceptance limit a bracket covers on either side. A search also
+/// reports a transition as outside when its posterior, narrowed to the target, still
+/// reaches within about the target of an edge: with a bracket at ±L exactly, sensors
+/// well within the limit were taken for ones beyond it (simulated, 300 sensors per point
+/// with gains of 3 … 5 %, σ = 20 mA, target 0.4 % of b, brackets ±L + 3σ: from 16 %
+/// of them at 15.5 A to 53 % at 62.5 A). At ±2L none were, from 1.5 A to 80 A and
+/// gains up to 6 %, for two or three probes more; and every search that stopped at an
+/// edge bounded the error beyond the limit.
+pub const BRACKET_LIMIT_FACTOR: f64 = 2.0;
+
+/// The reference currents (low, high) a search for the transition at `boundary_a` covers
+/// to decide a device against ±`limit_percent`: where a device whose error is
+/// ±[`BRACKET_LIMIT_FACTOR`]·L flips, b / (1 + 2L) … b / (1 − 2L), each widened by
+/// [`BRACKET_MARGIN_SIGMAS`] times `noise_a`, the noise expected of one reading. Within
+/// it a device near its limit, on either side, is located and decided by its error and
+/// U; beyond it the error is far beyond the limit. None when there is no such bracket
+/// (a limit of 50 % or more, or a low end at or below 0 A).
+pub fn limit_bracket_a(boundary_a: f64, limit_percent: f64, noise_a: f64) -> Option<(f64, f64)> {
+    let l = BRACKET_LIMIT_FACTOR * limit_percent / 100.0;
+    let margin = BRACKET_MARGIN_SIGMAS * noise_a;
+    let lo = boundary_a / (1.0 + l) - margin;
+    let hi = boundary_a / (1.0 - l) + margin;
+    (l > 0.0 && l < 1.0 && lo > 0.0 && hi.is_finite() && hi > lo).then_some((lo, hi))
+}
+
 /// The budget of the error at a transition point.
 ///
 /// - reference: the reference current's certificate U (k = 2) / 2, % of reading;
@@ -638,15 +668,15 @@ pub fn transition_error_percent(boundary_a: f64, mu_a: f64) -> f64 {
 /// current taken one-for-one into the error; their exact sensitivity b/μ differs from 1
 /// by the error itself, a second-order effect. All terms are taken with infinite degrees
 /// of freedom (certificate, rectangular bound, and a posterior standard deviation whose
-/// noise width is marginalised, not estimated from a few repeats); they combine by root
-/// sum of squares and U = k · u_c with the caller's `coverage_factor`.
+/// noise width is marginalised, not estimated from a few repeats); they combine through
+/// [`UncertaintyBudget::combine`] like every other budget of the bench, so ν_eff and k
+/// follow the one rule (here: ν_eff infinite, k = 2).
 pub fn transition_budget(
     boundary_a: f64,
     mu_a: f64,
     u_mu_a: f64,
     reference_u_k2_percent: f64,
     setpoint_step_a: Option<f64>,
-    coverage_factor: f64,
 ) -> UncertaintyBudget {
     let reference = Contribution::new(
         "reference",
@@ -673,16 +703,10 @@ pub fn transition_budget(
             None => "not given: the set currents are known exactly".into(),
         },
     );
-    let mut budget = UncertaintyBudget::combine(
+    UncertaintyBudget::combine(
         vec![reference, location, resolution],
         "root sum of squares of reference, transition location and setpoint resolution",
-    );
-    // Every term has infinite degrees of freedom, so u_c is normal and k is the
-    // caller's: its coverage probability is that of ±k for a normal distribution.
-    budget.coverage_factor = coverage_factor;
-    budget.coverage_probability = erf(coverage_factor / std::f64::consts::SQRT_2);
-    budget.expanded_u_percent = coverage_factor * budget.combined_u_percent;
-    budget
+    )
 }
 
 #[cfg(test)]
@@ -768,7 +792,7 @@ mod tests {
     #[test]
     fn budget_hand_case() {
         // b = 4.5 A, μ = 4.4 A, u(μ) = 0.01 A, reference U = 0.02 % (k=2), source step 1 mA.
-        let b = transition_budget(4.5, 4.4, 0.01, 0.02, Some(0.001), 2.0);
+        let b = transition_budget(4.5, 4.4, 0.01, 0.02, Some(0.001));
         let u: Vec<f64> = b.contributions.iter().map(|c| c.u_percent).collect();
         // reference 0.02 / 2 = 0.01 %
         assert!((u[0] - 0.01).abs() < 1e-12);
@@ -786,15 +810,32 @@ mod tests {
     }
 
     #[test]
-    fn budget_without_step_and_with_k3() {
+    fn budget_without_step_takes_k_from_combine() {
         // No step: the resolution term is listed at 0. u_c = √(0.01² + 0.232438²) = 0.232653028 %.
-        let b = transition_budget(4.5, 4.4, 0.01, 0.02, None, 3.0);
+        let b = transition_budget(4.5, 4.4, 0.01, 0.02, None);
         assert_eq!(b.contributions[2].u_percent, 0.0);
         assert!((b.combined_u_percent - 0.232_653_028).abs() < 1e-9);
-        // k = 3: U = 0.697959084 %, a normal coverage of erf(3/√2) = 99.73 %.
-        assert_eq!(b.coverage_factor, 3.0);
-        assert!((b.expanded_u_percent - 3.0 * 0.232_653_028).abs() < 1e-8);
-        assert!((b.coverage_probability - 0.997_300_204).abs() < 1e-9);
+        // Every term infinite in ν: k as `combine` gives it for ν_eff = ∞, U = 2 u_c.
+        assert_eq!(
+            (b.effective_dof, b.coverage_factor),
+            (None, crate::uncertainty::coverage_factor(None))
+        );
+        assert!((b.expanded_u_percent - 2.0 * 0.232_653_028).abs() < 1e-8);
+    }
+
+    #[test]
+    fn bracket_from_the_limit() {
+        // b = 4.5 A, ±5 %: twice the limit, 4.5/1.1 = 4.090909091, 4.5/0.9 = 5; ± 3 · 0.05 A.
+        let (lo, hi) = limit_bracket_a(4.5, 5.0, 0.05).unwrap();
+        assert!((lo - 3.940_909_091).abs() < 1e-9, "{lo}");
+        assert!((hi - 5.15).abs() < 1e-9, "{hi}");
+        // A device exactly at ±10 % flips at the unwidened ends.
+        assert!((transition_error_percent(4.5, lo + 0.15) - 10.0).abs() < 1e-9);
+        assert!((transition_error_percent(4.5, hi - 0.15) + 10.0).abs() < 1e-9);
+        // No bracket for a limit of 50 % or more, or one reaching 0 A.
+        assert_eq!(limit_bracket_a(4.5, 50.0, 0.05), None);
+        assert_eq!(limit_bracket_a(0.5, 5.0, 0.2), None);
+        assert!(limit_bracket_a(0.5, 5.0, 0.1).is_some());
     }
 
     #[test]
@@ -966,7 +1007,7 @@ mod tests {
                 probes.push(e.probes);
                 if noise <= 0.02 {
                     // 0.02 % reference; U(k=2) of the error at 4.5 A within 1 %.
-                    let budget = transition_budget(b, e.mu_a, e.u_mu_a, 0.02, None, 2.0);
+                    let budget = transition_budget(b, e.mu_a, e.u_mu_a, 0.02, None);
                     assert!(budget.expanded_u_percent <= 1.0, "{budget:?}");
                 }
             }
@@ -1103,7 +1144,7 @@ mod tests {
             let e = search.estimate();
             let cell = ((mu * 100.0).floor() / 100.0, (mu * 100.0).ceil() / 100.0);
             assert!(cell.0 < e.mu_a && e.mu_a < cell.1, "{e:?}");
-            let budget = transition_budget(4.5, e.mu_a, e.u_mu_a, 0.02, Some(0.01), 2.0);
+            let budget = transition_budget(4.5, e.mu_a, e.u_mu_a, 0.02, Some(0.01));
             let error = transition_error_percent(4.5, e.mu_a);
             let truth = transition_error_percent(4.5, mu);
             assert!(

@@ -94,6 +94,8 @@ mod raw {
         pub gain_percent: [f64; 3],
         #[serde(default)]
         pub offset_a: [f64; 3],
+        #[serde(default)]
+        pub noise_a: [f64; 3],
     }
 
     #[derive(Debug, Deserialize)]
@@ -594,6 +596,8 @@ pub struct SimCsp1Spec {
     pub firmware: String,
     pub gain_percent: [f64; 3],
     pub offset_a: [f64; 3],
+    /// RMS noise of each CT's 1 s reading before its rounding, A (0 when not given).
+    pub noise_a: [f64; 3],
 }
 
 #[derive(Debug, Clone)]
@@ -1384,11 +1388,15 @@ fn simulation_spec(
                     for o in c.offset_a {
                         bounds::number(path, at, "csp1.offset_a", o, bounds::SIM_OFFSET_A)?;
                     }
+                    for n in c.noise_a {
+                        bounds::number(path, at, "csp1.noise_a", n, bounds::SIM_CURRENT_A)?;
+                    }
                     Ok(SimCsp1Spec {
                         serial_number: c.serial_number.clone(),
                         firmware: c.firmware.clone(),
                         gain_percent: c.gain_percent,
                         offset_a: c.offset_a,
+                        noise_a: c.noise_a,
                     })
                 })
                 .transpose()?,

@@ -392,12 +392,12 @@ fn a_sensor_fixture_without_a_positive_limit_is_refused_where_it_is() {
 fn a_sensor_step_with_a_misspelt_key_is_refused_where_it_is() {
     let (err, line, _) = edited(
         "procedures/csp1-accuracy.yaml",
-        "{ name: 5 A balanced,   current_a: 5,",
-        "{ name: 5 A balanced,   curent_a: 5,",
+        "{ name: 5 A balanced (4 → 5),   transition:",
+        "{ name: 5 A balanced (4 → 5),   transiton:",
         meterbench_procedure::SensorProcedure::from_file,
     );
     assert_eq!(err.pos.line, line, "{err}");
-    assert!(err.message.contains("curent_a"), "{err}");
+    assert!(err.message.contains("transiton"), "{err}");
 }
 
 /// A source on a real port has no watchdog the bench can rely on: its station must say

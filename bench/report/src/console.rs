@@ -84,6 +84,34 @@ pub fn results_table(r: &RunRecord) -> String {
                         .into(),
                     ),
                 },
+                Some(PortResult::Transition {
+                    probes,
+                    mu_a,
+                    error_percent,
+                    error_beyond_percent,
+                    expanded_u_percent,
+                    limit_percent,
+                    decision,
+                    passed,
+                    ..
+                }) => (
+                    error_percent.map_or_else(
+                        || error_beyond_percent.map_or_else(String::new, |b| format!("{b:+.1}…")),
+                        |e| format!("{e:+.4}"),
+                    ),
+                    expanded_u_percent.map_or_else(String::new, |u| format!("{u:.4}")),
+                    format!("±{limit_percent}"),
+                    match error_percent {
+                        Some(_) => format!("{} tel, μ {mu_a:.3} A", probes.len()),
+                        None => format!("{} tel", probes.len()),
+                    },
+                    match decision {
+                        Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
+                        Some(_) if error_percent.is_none() => "FAIL: outside ±limit".into(),
+                        Some(_) => "FAIL".into(),
+                        None => "FAIL: not located".into(),
+                    },
+                ),
                 Some(PortResult::Telegrams {
                     telegrams,
                     crc_failures,

@@ -56,6 +56,15 @@ pub(crate) struct View {
     pub register: Vec<RegisterRow>,
     /// A current sensor's readings, per point and channel.
     pub sensor: Vec<SensorRow>,
+    /// Some current sensor point was decided from readings at a fixed current (its
+    /// budget is the readings' resolution and scatter), not only checked for 0 A.
+    pub sensor_readings_decided: bool,
+    /// A current sensor's transition points, per point and channel.
+    pub transitions: Vec<TransitionRow>,
+    /// How a transition point is measured, in words (empty without transition points).
+    pub transition_method: String,
+    /// Some transition row has a problem to state below the table.
+    pub transition_problems: bool,
     /// A current sensor's telegram stream checks.
     pub telegrams: Option<TelegramsView>,
     pub unmeasured: Vec<UnmeasuredStep>,
@@ -135,6 +144,45 @@ pub(crate) struct SensorRow {
     pub limit: String,
     pub passed: bool,
     pub conformity: String,
+}
+
+/// One channel at a transition point: where its reading flips, and the error there.
+#[derive(Debug, Serialize)]
+pub(crate) struct TransitionRow {
+    /// With the attempt when the point was measured more than once.
+    pub point: String,
+    pub superseded: bool,
+    pub channel: String,
+    /// The two readings of the flip: `4 → 5`.
+    pub readings: String,
+    /// The sensor's value at the flip, A.
+    pub boundary_a: String,
+    /// The reference current at the flip and its standard uncertainty, A, rounded like
+    /// a result (`–` when it was not located).
+    pub mu_a: String,
+    pub u_mu_a: String,
+    /// Telegrams the search took (one per current set), and the seconds it ran.
+    pub telegrams: usize,
+    pub seconds: String,
+    /// For people: `+0.80`, `beyond +11.72`, `–`.
+    pub error: String,
+    pub u: String,
+    pub k: String,
+    pub limit: String,
+    pub passed: bool,
+    pub conformity: String,
+    /// Numbers for the DCC (no sign for positive values); empty when not located.
+    pub error_value: String,
+    pub u_value: String,
+    pub mu_value: String,
+    pub u_mu_value: String,
+    pub boundary_value: String,
+    pub limit_value: String,
+    /// `pass` or `fail` (the DCC's vocabulary).
+    pub dcc_conformity: &'static str,
+    /// Why it was not located, or why it failed, in words (empty when neither): shown
+    /// below the table, the cell says `FAIL: outside ±5 %` or `FAIL: not located`.
+    pub problem: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -378,6 +426,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut inspection_problems: Vec<String> = Vec::new();
     let mut register = Vec::new();
     let mut sensor: Vec<SensorRow> = Vec::new();
+    let mut transitions: Vec<TransitionRow> = Vec::new();
     let mut telegrams: Option<TelegramsView> = None;
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
@@ -539,6 +588,25 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                             None => "FAIL: reads current it does not carry".into(),
                         },
                     })
+                }
+                Some(
+                    t @ PortResult::Transition {
+                        limit_percent,
+                        limit_source,
+                        ..
+                    },
+                ) => {
+                    if !limits.iter().any(|l| l.source == *limit_source) {
+                        limits.push(LimitView {
+                            name: format!("{} accuracy", r.dut.device_type),
+                            load: "per channel",
+                            current: "every point".into(),
+                            mpe: fmt_num(*limit_percent),
+                            source: limit_source.clone(),
+                        });
+                    }
+                    let latest = latest_attempt(r, step.index);
+                    transitions.push(transition_row(step, latest, &p.port, t));
                 }
                 Some(PortResult::Telegrams {
                     telegrams: n,
@@ -705,7 +773,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         .flat_map(|t| &t.rows)
         .filter(|r| current(r.superseded))
         .count()
-        + sensor.iter().filter(|s| current(s.superseded)).count();
+        + sensor.iter().filter(|s| current(s.superseded)).count()
+        + transitions.iter().filter(|t| current(t.superseded)).count();
     let fail_count = ports
         .iter()
         .flat_map(|t| &t.rows)
@@ -714,6 +783,10 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         + sensor
             .iter()
             .filter(|s| current(s.superseded) && !s.passed)
+            .count()
+        + transitions
+            .iter()
+            .filter(|t| current(t.superseded) && !t.passed)
             .count();
 
     let mut limit_sources = Vec::new();
@@ -779,7 +852,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
             path: r.procedure.path.clone(),
             sha256: r.procedure.sha256.clone(),
         },
-        method: method(r),
+        method: method(r, !transitions.is_empty()),
         decision: decision_text(r.procedure.decision_rule),
         uncertainty_norm: UNCERTAINTY_NORM,
         instruments: r
@@ -818,7 +891,15 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         inspection_failed,
         inspection_problems,
         register,
+        sensor_readings_decided: sensor.iter().any(|s| !s.error_value.is_empty()),
         sensor,
+        transition_problems: transitions.iter().any(|t| !t.problem.is_empty()),
+        transition_method: if transitions.is_empty() {
+            String::new()
+        } else {
+            TRANSITION_METHOD.to_string()
+        },
+        transitions,
         telegrams,
         unmeasured,
         limits,
@@ -947,6 +1028,104 @@ fn accuracy_row(
     })
 }
 
+/// How a transition point is measured, for every certificate that shows one.
+const TRANSITION_METHOD: &str = "At a transition point the bench steps the current of each \
+    loaded phase on its own and, after each change and its settling, takes one telegram \
+    whose measuring second lies wholly in the settled current. A Bayesian search chooses \
+    each current where the answer (the upper reading or not) tells most, and stops when the \
+    reference current μ at which the reading flips is known to the point's target. The \
+    fixture's rounding gives the sensor's value there, b (n + 0.5 A between readings n and \
+    n + 1 when it rounds to the nearest ampere), so e = (b − μ) / μ × 100 %, free of the \
+    reading's resolution. U combines the reference current's certificate and the search's \
+    standard uncertainty of μ, which includes the sensor's noise. Each search covers the \
+    currents where a sensor at twice the limit flips, widened for the noise the fixture \
+    expects: a flip beyond them is stated as an error beyond the search's one-sided bound \
+    (FAIL), without a value.";
+
+/// A channel's transition result as the certificate shows it.
+fn transition_row(step: &StepRecord, latest: u32, channel: &str, t: &PortResult) -> TransitionRow {
+    let PortResult::Transition {
+        between_a,
+        search,
+        probes,
+        searched_s,
+        mu_a,
+        u_mu_a,
+        error_percent,
+        error_beyond_percent,
+        budget,
+        expanded_u_percent,
+        limit_percent,
+        decision,
+        problem,
+        passed,
+        ..
+    } = t
+    else {
+        unreachable!("called for transition results only")
+    };
+    let located = match (error_percent, expanded_u_percent, u_mu_a) {
+        (Some(e), Some(u), Some(u_mu)) => Some((round_result(*e, *u), round_result(*mu_a, *u_mu))),
+        _ => None,
+    };
+    let (error, u, mu, u_mu) = match (&located, error_beyond_percent) {
+        (Some((e, m)), _) => (e.signed.clone(), e.u.clone(), m.plain.clone(), m.u.clone()),
+        (None, Some(beyond)) => (
+            format!("beyond {beyond:+.2}"),
+            "–".into(),
+            "–".into(),
+            "–".into(),
+        ),
+        (None, None) => ("–".into(), "–".into(), "–".into(), "–".into()),
+    };
+    TransitionRow {
+        point: attempt_name(step, latest),
+        superseded: step.attempt < latest,
+        channel: channel.to_string(),
+        readings: format!("{} → {}", fmt_num(between_a.0), fmt_num(between_a.1)),
+        boundary_a: fmt_num(search.boundary_a),
+        mu_a: mu,
+        u_mu_a: u_mu,
+        telegrams: probes.len(),
+        seconds: format!("{searched_s:.0}"),
+        error,
+        u,
+        k: budget
+            .as_ref()
+            .map_or_else(|| "–".into(), |b| fmt_k(b.coverage_factor)),
+        limit: format!("±{}", fmt_num(*limit_percent)),
+        passed: *passed,
+        // Short, for a table cell; `problem` says the rest.
+        conformity: match (decision, error_beyond_percent) {
+            (Some(d), _) if located.is_some() => {
+                if *passed {
+                    format!("{:?}", d.conformity).to_lowercase()
+                } else {
+                    conformity_label(d.conformity).to_string()
+                }
+            }
+            (_, Some(_)) => format!("FAIL: outside ±{} %", fmt_num(*limit_percent)),
+            _ => "FAIL: not located".into(),
+        },
+        error_value: located
+            .as_ref()
+            .map_or_else(String::new, |(e, _)| e.plain.clone()),
+        u_value: located
+            .as_ref()
+            .map_or_else(String::new, |(e, _)| e.u.clone()),
+        mu_value: located
+            .as_ref()
+            .map_or_else(String::new, |(_, m)| m.plain.clone()),
+        u_mu_value: located
+            .as_ref()
+            .map_or_else(String::new, |(_, m)| m.u.clone()),
+        boundary_value: fmt_num(search.boundary_a),
+        limit_value: fmt_num(*limit_percent),
+        dcc_conformity: pass_fail(*passed),
+        problem: problem.clone().unwrap_or_default(),
+    }
+}
+
 fn parse_utc(s: &str) -> Result<DateTime<Utc>, RenderError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -967,7 +1146,8 @@ pub(crate) fn check_date(field: &str, s: &str) -> Result<(), RenderError> {
         .map_err(|_| RenderError::InvalidContext(format!("{field} `{s}` is not YYYY-MM-DD")))
 }
 
-fn method(r: &RunRecord) -> Method {
+/// The run's method; a sensor's, with transition points, says how those are measured.
+fn method(r: &RunRecord, transitions: bool) -> Method {
     match r.procedure.method {
         ReferenceMethod::GatedReferenceCount => Method {
             key: "gated_reference_count",
@@ -979,6 +1159,20 @@ fn method(r: &RunRecord) -> Method {
                 fmt_num(r.reference_imp_per_kwh)
             ),
             norm: METHOD_NORM,
+        },
+        ReferenceMethod::ReferenceCurrent if transitions => Method {
+            key: "reference_current",
+            name: "Reference current, transition points",
+            description: "The calibrated source drives a known current through the sensor's \
+                          CTs, set for each phase on its own; only telegrams whose measuring \
+                          second lies wholly inside the settled current are used. At a \
+                          transition point the current is stepped to where the reading flips \
+                          between two neighbouring values, where the sensor's own value is \
+                          known from its rounding: e = (b − μ) / μ × 100 %. At a current \
+                          point each reading is compared with the current: e = (I_read − \
+                          I_ref) / I_ref × 100 %."
+                .to_string(),
+            norm: "CSP1 user manual; JCGM 100:2008",
         },
         ReferenceMethod::ReferenceCurrent => Method {
             key: "reference_current",

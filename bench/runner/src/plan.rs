@@ -11,7 +11,7 @@ use meterbench_metrology::{
 use meterbench_procedure::{
     AccuracyStep, DataError, DutFixture, DutProcedure, Fixture, IdentityStep, InspectionStep,
     NoLoadStep, Pos, Procedure, PulseCheckStep, RegisterStep, SensorFixture, SensorProcedure,
-    SensorStep, StartingStep, Station, StepKind as ProcedureStep, Wiring,
+    SensorStep, StartingStep, Station, StepKind as ProcedureStep, Wiring, sensor::SensorPoint,
 };
 
 /// What a planned step does.
@@ -360,6 +360,35 @@ pub fn expected_energised_s(plan: &[PlannedStep]) -> f64 {
     plan.iter().map(|p| p.expected_s).sum()
 }
 
+/// The highest current a sensor step sets, A: a current point's, or the high end of a
+/// transition's bracket (a sensor reading low flips above its nominal point), rounded up
+/// to the milliampere so that a refusal names a current as a person writes it.
+fn sensor_step_top_a(s: &SensorStep, fixture: &SensorFixture) -> f64 {
+    match &s.point {
+        SensorPoint::Current { current_a, .. } => *current_a,
+        SensorPoint::Transition(t) => {
+            let high = fixture
+                .transition_bracket_a(t)
+                .expect("checked against the fixture")
+                .1;
+            (high * 1000.0).ceil() / 1000.0
+        }
+    }
+}
+
+/// How long a sensor step keeps the source on at most, s. A current point settles once
+/// and takes its telegrams, plus one for the second under way. A transition point sets
+/// up to `max_telegrams` currents, and each waits for the settling, the rest of the
+/// second under way and a whole second of its own: a search that stops early takes
+/// less, but the energised time a station allows is for the longest.
+fn sensor_step_s(s: &SensorStep, fixture: &SensorFixture) -> f64 {
+    let period = fixture.telegram_period_s;
+    match &s.point {
+        SensorPoint::Current { telegrams, .. } => s.settle_s + (telegrams + 1) as f64 * period,
+        SensorPoint::Transition(t) => f64::from(t.max_telegrams) * (s.settle_s + 2.0 * period),
+    }
+}
+
 /// The load a meter step applies: current, its name, PF, loaded phases and voltage.
 fn meter_load(kind: &ProcedureStep, fixture: &Fixture, all: &[Phase]) -> LoadPoint {
     let un = fixture.nominal_voltage_v;
@@ -426,7 +455,7 @@ fn plan_sensor(
             &procedure.file.path,
             s.pos,
             &s.name,
-            s.current_a,
+            sensor_step_top_a(s, fixture),
             fixture.nominal_voltage_v,
             None,
             station,
@@ -445,11 +474,14 @@ fn plan_sensor(
         .iter()
         .enumerate()
         .map(|(index, s)| {
+            let current_a = s
+                .nominal_current_a(fixture)
+                .expect("checked against the fixture");
             let sp = setpoint(
                 fixture.frequency_hz,
                 &all,
                 fixture.nominal_voltage_v,
-                s.current_a,
+                current_a,
                 PowerFactor::UNITY,
                 &s.phases,
             );
@@ -459,8 +491,13 @@ fn plan_sensor(
                 pos: s.pos,
                 action: Action::Current(s.clone()),
                 load: LoadPoint {
-                    current_a: s.current_a,
-                    current_name: format!("{} A", s.current_a),
+                    current_a,
+                    current_name: match &s.point {
+                        SensorPoint::Current { .. } => format!("{current_a} A"),
+                        SensorPoint::Transition(t) => {
+                            format!("{} → {} A flip", t.between_a.0, t.between_a.1)
+                        }
+                    },
                     power_factor: PowerFactor::UNITY,
                     phases: s.phases.clone(),
                     voltage_v: fixture.nominal_voltage_v,
@@ -469,7 +506,7 @@ fn plan_sensor(
                 elements: s.phases.len() as u32,
                 limit: None,
                 nominal_period_s: fixture.telegram_period_s,
-                expected_s: s.settle_s + (s.telegrams + 1) as f64 * fixture.telegram_period_s,
+                expected_s: sensor_step_s(s, fixture),
             }
         })
         .collect();

@@ -2,7 +2,8 @@
 
 use meterbench_instruments::{InstrumentIdentity, SourceSetpoint};
 use meterbench_metrology::{
-    Decision, LimitRule, PowerFactor, RegisterComparison, RepeatStatistics, UncertaintyBudget,
+    Decision, LimitRule, PowerFactor, RegisterComparison, RepeatStatistics, TransitionSearchConfig,
+    UncertaintyBudget,
 };
 use meterbench_procedure::{
     CalibrationRecord, DeviceKind, IdentitySource, LoadedFile, RoleBinding, Station,
@@ -220,6 +221,53 @@ pub enum PortResult {
         decision: Option<Decision>,
         passed: bool,
     },
+    /// A current sensor's channel at a transition point: the reference current at which
+    /// its reading flips between two neighbouring values, found by a search that sets
+    /// the current of the channel's phase, one telegram per current. There the sensor's
+    /// value is the fixture's boundary b while the reference is μ: e = (b − μ)/μ × 100.
+    Transition {
+        /// The phase conductor the channel's CT is clamped around.
+        phase: meterbench_instruments::Phase,
+        /// The two neighbouring readings the flip lies between (lower, upper), A.
+        between_a: (f64, f64),
+        /// How the search was set up: the boundary b, the bracket of reference currents
+        /// (from the limit and the noise the fixture expects), the target u(μ), the
+        /// telegram budget and the grid; with `probes`, enough to search again.
+        search: TransitionSearchConfig,
+        /// Every current set and the reading taken there, in order.
+        probes: Vec<TransitionProbe>,
+        /// Bench time from the point's first current to this channel's last telegram, s.
+        searched_s: f64,
+        /// Why the search stopped; none when it could not go on (a telegram without this
+        /// channel's current).
+        stop: Option<meterbench_metrology::transition::StopReason>,
+        /// Posterior mean of the transition current μ, A: a result only when `u_mu_a` is
+        /// given.
+        mu_a: f64,
+        /// Its standard uncertainty, A; none when the search bounds μ on one side only
+        /// (beyond the bracket, or every reading the same).
+        u_mu_a: Option<f64>,
+        /// The sensor's noise referred to the reference current (posterior mean of the
+        /// probit width σ′), A.
+        sigma_a: f64,
+        /// Central 95 % posterior interval of μ, A; an end the search has not bounded is
+        /// none.
+        interval_95_a: (Option<f64>, Option<f64>),
+        /// The error at the located transition, %; none when it was not located.
+        error_percent: Option<f64>,
+        /// Beyond the bracket: the error lies beyond this value (with its sign), %, by
+        /// the search's one-sided 97.5 % bound of μ.
+        error_beyond_percent: Option<f64>,
+        budget: Option<UncertaintyBudget>,
+        expanded_u_percent: Option<f64>,
+        limit_percent: f64,
+        /// Where the limit comes from (the fixture's note).
+        limit_source: String,
+        decision: Option<Decision>,
+        /// Why the point was not located, or why it failed, in words.
+        problem: Option<String>,
+        passed: bool,
+    },
     /// The sensor's telegram stream over the whole run: period, firmware id, CRC.
     Telegrams {
         telegrams: u64,
@@ -323,6 +371,7 @@ impl PortResult {
             | PortResult::Identity { passed, .. }
             | PortResult::Inspection { passed, .. }
             | PortResult::CurrentSensor { passed, .. }
+            | PortResult::Transition { passed, .. }
             | PortResult::Telegrams { passed, .. } => *passed,
             PortResult::Register {
                 decision,
@@ -332,6 +381,19 @@ impl PortResult {
             PortResult::Accuracy { decision, .. } => decision.accepted,
         }
     }
+}
+
+/// One current set in a transition search and what the sensor read there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionProbe {
+    /// The reference current set on the channel's phase, A (what the search observed).
+    pub current_a: f64,
+    /// The reading exactly as sent.
+    pub reading: String,
+    /// It read the upper of the two readings or more.
+    pub above: bool,
+    /// Bench time the telegram was taken in, s since the run began.
+    pub at_s: f64,
 }
 
 /// One seal or label the operator confirmed (or not).

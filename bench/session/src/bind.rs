@@ -15,7 +15,6 @@ use meterbench_instruments::transport::{SerialSettings, SerialTransport, TcpTran
 use meterbench_instruments::{
     AcSource, Clock, CurrentSensor, DutSoftware, PulseCounter, ReferenceStandard, SystemClock,
 };
-use meterbench_p1::Csp1Params;
 use meterbench_procedure::{
     Driver, DutFixture, DutP1Spec, P1Request, PortSpec, RackPosition, RoleBinding, SimFault,
     Station,
@@ -459,9 +458,8 @@ fn open_p1(
                     station.id
                 )
             })?;
-            let sim = station
-                .simulation
-                .as_ref()
+            let simulation = station.simulation.as_ref();
+            let sim = simulation
                 .and_then(|s| s.csp1(position))
                 .cloned()
                 .ok_or_else(|| {
@@ -479,15 +477,7 @@ fn open_p1(
             let device = spawn_csp1_device(
                 world,
                 master,
-                Csp1SimConfig {
-                    identity: Csp1Params {
-                        equipment_id: sim.serial_number.clone(),
-                        firmware: sim.firmware.clone(),
-                        ..Csp1Params::default()
-                    },
-                    gain_percent: sim.gain_percent,
-                    offset_a: sim.offset_a,
-                },
+                Csp1SimConfig::for_position(&sim, simulation.map_or(0, |s| s.seed), position),
                 wire.clone(),
                 stop.0.clone(),
             );

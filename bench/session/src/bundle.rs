@@ -282,6 +282,26 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                     Some(limit.mpe_percent),
                     serde_json::to_value(decision.conformity).ok(),
                 ),
+                // A sensor's transition point: its error where located (a flip beyond the
+                // bracket has none: it fails by the limit the bracket came from).
+                Some(PortResult::Transition {
+                    error_percent,
+                    expanded_u_percent,
+                    limit_percent,
+                    decision,
+                    passed,
+                    ..
+                }) => (
+                    *error_percent,
+                    *expanded_u_percent,
+                    Some(*limit_percent),
+                    match decision {
+                        Some(d) if error_percent.is_some() => {
+                            serde_json::to_value(d.conformity).ok()
+                        }
+                        _ => Some(if *passed { "pass" } else { "fail" }.into()),
+                    },
+                ),
                 Some(other) => (
                     None,
                     None,
@@ -362,6 +382,18 @@ pub fn junit(r: &RunRecord) -> String {
                         limit.mpe_percent
                     )
                 }
+                Some(PortResult::Transition {
+                    error_percent: Some(e),
+                    expanded_u_percent: Some(u),
+                    limit_percent,
+                    mu_a,
+                    ..
+                }) => format!(
+                    "error {e:+.4} %, U(k=2) {u:.4} %, limit ±{limit_percent} % (transition at {mu_a:.4} A)"
+                ),
+                Some(PortResult::Transition {
+                    problem: Some(p), ..
+                }) => p.clone(),
                 _ => s.message.clone().unwrap_or_default(),
             };
             match (s.outcome, result) {

@@ -551,7 +551,7 @@ impl World {
 /// The seed of one device's noise: the world's seed and where the device sits, so that
 /// a meter behaves the same whichever other devices share the rack (FNV-1a, stable
 /// across builds, unlike the standard library's hasher).
-fn device_seed(seed: u64, position: u32, port: &str) -> u64 {
+pub(crate) fn device_seed(seed: u64, position: u32, port: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
     for b in position.to_le_bytes().iter().chain(port.as_bytes()) {
         h ^= u64::from(*b);
@@ -561,7 +561,7 @@ fn device_seed(seed: u64, position: u32, port: &str) -> u64 {
 }
 
 /// A standard normal draw (Box–Muller), so the model needs no distribution crate.
-fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
