@@ -540,13 +540,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     ..
                 }) => {
                     if decision.is_some() && !limits.iter().any(|l| l.source == *limit_source) {
-                        limits.push(LimitView {
-                            name: format!("{} accuracy", r.dut.device_type),
-                            load: "per channel",
-                            current: "every point".into(),
-                            mpe: fmt_num(*limit_percent),
-                            source: limit_source.clone(),
-                        });
+                        limits.push(sensor_limit(r, *limit_percent, limit_source));
                     }
                     sensor.push(SensorRow {
                         k: budget
@@ -597,13 +591,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     },
                 ) => {
                     if !limits.iter().any(|l| l.source == *limit_source) {
-                        limits.push(LimitView {
-                            name: format!("{} accuracy", r.dut.device_type),
-                            load: "per channel",
-                            current: "every point".into(),
-                            mpe: fmt_num(*limit_percent),
-                            source: limit_source.clone(),
-                        });
+                        limits.push(sensor_limit(r, *limit_percent, limit_source));
                     }
                     let latest = latest_attempt(r, step.index);
                     transitions.push(transition_row(step, latest, &p.port, t));
@@ -1333,6 +1321,17 @@ pub(crate) fn round_result(error: f64, u: f64) -> Rounded {
         },
         plain: format!("{e:.decimals$}"),
         u: format!("{ur:.decimals$}"),
+    }
+}
+
+/// A current sensor's one limit, for every point and channel.
+fn sensor_limit(r: &RunRecord, limit_percent: f64, source: &str) -> LimitView {
+    LimitView {
+        name: format!("{} accuracy", r.dut.device_type),
+        load: "per channel",
+        current: "every point".into(),
+        mpe: fmt_num(limit_percent),
+        source: source.to_string(),
     }
 }
 

@@ -11,7 +11,7 @@ use meterbench_runner::record::PortResult;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::options;
+use common::{options, run_prepared};
 
 /// Every accuracy point's measured − injected error (%) over `runs` seeded runs of the
 /// class B procedure on the station as declared, or without its reference correction.
@@ -31,15 +31,7 @@ fn differences(runs: u64, corrected: bool) -> Vec<f64> {
             prepared.station.reference.correction = None;
         }
         prepared.station.simulation.as_mut().unwrap().seed = seed;
-        let mut bound = prepared.bind().unwrap();
-        let session = prepared
-            .run(
-                &mut bound,
-                None,
-                std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-                &mut meterbench_runner::Silent,
-            )
-            .unwrap();
+        let (session, bound) = run_prepared(&prepared).unwrap();
         let world = bound.world.as_ref().unwrap().lock().unwrap();
         assert!((world.reference_error_percent() - 0.003).abs() < 1e-9);
         for step in &session.runs[0].record.steps {
@@ -116,15 +108,7 @@ fn coverage(noise_percent: f64, runs: u64) -> Coverage {
         for m in &mut sim.positions[0].cpim1000.as_mut().unwrap().meters {
             m.noise_percent = noise_percent;
         }
-        let mut bound = prepared.bind().unwrap();
-        let session = prepared
-            .run(
-                &mut bound,
-                None,
-                std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-                &mut meterbench_runner::Silent,
-            )
-            .unwrap();
+        let (session, bound) = run_prepared(&prepared).unwrap();
         let world = bound.world.as_ref().unwrap().lock().unwrap();
         for step in &session.runs[0].record.steps {
             for p in &step.ports {

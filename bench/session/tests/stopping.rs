@@ -6,7 +6,7 @@ use meterbench_procedure::SimFault;
 use meterbench_runner::record::{PortResult, RunRecord, StepKind, StopReason};
 
 mod common;
-use common::{edited, options};
+use common::{edited, options, run_prepared};
 
 /// The stopping rule, inserted after the decision rule: U ≤ `target` % of the MPE or a
 /// certain decision, from `min` repeats on.
@@ -51,15 +51,7 @@ fn run(until_known: Option<(f64, u32)>, faults: &[&str], noise_percent: f64) -> 
     {
         m.noise_percent = noise_percent;
     }
-    let mut bound = prepared.bind().unwrap();
-    let session = prepared
-        .run(
-            &mut bound,
-            None,
-            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            &mut meterbench_runner::Silent,
-        )
-        .unwrap();
+    let (session, _) = run_prepared(&prepared).unwrap();
     session.runs.into_iter().next().unwrap().record
 }
 

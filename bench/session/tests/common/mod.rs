@@ -48,7 +48,13 @@ pub fn edited(rel: &str, from: &str, to: &str, dir: &Path) -> PathBuf {
 pub fn run(
     options: SessionOptions,
 ) -> Result<(meterbench_runner::Session, BoundStation), SessionError> {
-    let prepared = Prepared::load(options)?;
+    run_prepared(&Prepared::load(options)?)
+}
+
+/// Bind and run a loaded (perhaps edited) session quietly.
+pub fn run_prepared(
+    prepared: &Prepared,
+) -> Result<(meterbench_runner::Session, BoundStation), SessionError> {
     let mut bound = prepared.bind()?;
     let session = prepared.run(
         &mut bound,
