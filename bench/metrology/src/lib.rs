@@ -7,6 +7,7 @@ pub mod decision;
 pub mod error;
 pub mod limits;
 pub mod load;
+pub mod load_difference;
 pub mod pulses;
 pub mod reference;
 pub mod register;
@@ -20,6 +21,7 @@ pub use decision::{Conformity, Decision, DecisionRule, decide};
 pub use error::{gated_error_percent, timed_error_percent};
 pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};
 pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};
+pub use load_difference::{LoadDifference, PointError, load_difference};
 pub use pulses::{physical_floor_s, pulse_frequency_hz, pulse_period_s};
 pub use reference::{corrected_for_reference, drift_since_calibration_percent};
 pub use register::{

@@ -129,6 +129,17 @@ mod raw {
         Starting(Starting),
         NoLoad(NoLoad),
         Accuracy(Accuracy),
+        LoadDifference(LoadDifference),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LoadDifference {
+        pub name: Spanned<String>,
+        pub balanced: Spanned<String>,
+        pub single_phase: Spanned<Vec<Spanned<String>>>,
+        pub max_difference_percent: Spanned<f64>,
+        pub source: Spanned<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -382,6 +393,21 @@ pub struct RegisterStep {
     pub source: String,
 }
 
+/// The single-phase load check of a polyphase meter: each port's error at every
+/// single-phase point against its error at the balanced point of the same current and
+/// power factor, |e_single − e_balanced| within ± `max_difference_percent`. It measures
+/// nothing itself: it compares the latest attempts of earlier accuracy steps, once the
+/// source is off (after any retest of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadDifferenceStep {
+    /// The accuracy step with balanced load.
+    pub balanced: String,
+    /// The accuracy steps with one loaded element, each compared with `balanced`.
+    pub single_phase: Vec<String>,
+    pub max_difference_percent: f64,
+    pub source: String,
+}
+
 /// The closed set of step kinds; the runner has one function per variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
@@ -392,6 +418,7 @@ pub enum StepKind {
     Starting(StartingStep),
     NoLoad(NoLoadStep),
     Accuracy(AccuracyStep),
+    LoadDifference(LoadDifferenceStep),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -476,6 +503,97 @@ impl Checker<'_> {
     /// A count within its sanity range.
     fn count(&self, name: &str, v: &Spanned<u64>, range: (u64, u64)) -> Result<u64, DataError> {
         bounds::count(self.path, Pos::of(v), name, v.value, range)
+    }
+
+    /// A load difference check names earlier accuracy steps: one balanced, the others
+    /// with one loaded element each, all at the balanced one's current and power factor.
+    fn load_difference(
+        &self,
+        p: &raw::LoadDifference,
+        earlier: &[Step],
+    ) -> Result<LoadDifferenceStep, DataError> {
+        let accuracy = |name: &Spanned<String>| -> Result<&AccuracyStep, DataError> {
+            match earlier.iter().find(|s| s.name == name.value) {
+                Some(Step {
+                    kind: StepKind::Accuracy(a),
+                    ..
+                }) => Ok(a),
+                Some(_) => Err(self.err(
+                    Pos::of(name),
+                    format!("step `{}` is not an accuracy step", name.value),
+                )),
+                None => Err(self.err(
+                    Pos::of(name),
+                    format!(
+                        "no accuracy step `{}` before this one (a load difference compares points measured earlier in the procedure)",
+                        name.value
+                    ),
+                )),
+            }
+        };
+        let balanced = accuracy(&p.balanced)?;
+        if balanced.load != LoadKind::Balanced {
+            return Err(self.err(
+                Pos::of(&p.balanced),
+                format!(
+                    "step `{}` loads {:?}, not every element: it is not a balanced load",
+                    p.balanced.value, balanced.phases
+                ),
+            ));
+        }
+        if p.single_phase.value.is_empty() {
+            return Err(self.err(
+                Pos::of(&p.single_phase),
+                "name at least one single-phase step to compare",
+            ));
+        }
+        let mut single_phase: Vec<String> = Vec::new();
+        for name in &p.single_phase.value {
+            let a = accuracy(name)?;
+            if a.load != LoadKind::SinglePhase {
+                return Err(self.err(
+                    Pos::of(name),
+                    format!(
+                        "step `{}` loads {:?}: a single-phase point loads one element",
+                        name.value, a.phases
+                    ),
+                ));
+            }
+            if a.current != balanced.current || a.power_factor != balanced.power_factor {
+                return Err(self.err(
+                    Pos::of(name),
+                    format!(
+                        "step `{}` is at {} PF {}, the balanced step `{}` at {} PF {}: the difference is taken at one current and power factor",
+                        name.value,
+                        a.current,
+                        a.power_factor,
+                        p.balanced.value,
+                        balanced.current,
+                        balanced.power_factor
+                    ),
+                ));
+            }
+            if single_phase.contains(&name.value) {
+                return Err(self.err(
+                    Pos::of(name),
+                    format!("step `{}` is named twice", name.value),
+                ));
+            }
+            single_phase.push(name.value.clone());
+        }
+        if p.source.value.trim().is_empty() {
+            return Err(self.err(Pos::of(&p.source), "the limit needs a source note"));
+        }
+        Ok(LoadDifferenceStep {
+            balanced: p.balanced.value.clone(),
+            single_phase,
+            max_difference_percent: self.within(
+                "max_difference_percent (the limit is ± that value)",
+                &p.max_difference_percent,
+                bounds::PERCENT_LIMIT,
+            )?,
+            source: p.source.value.clone(),
+        })
     }
 
     fn pf_end(&self, v: &Spanned<f64>) -> Result<f64, DataError> {
@@ -658,6 +776,10 @@ impl Procedure {
                         max_pulses: c.count("max_pulses", &p.max_pulses, bounds::MAX_PULSES)?,
                         source: p.source.clone(),
                     }),
+                ),
+                raw::Step::LoadDifference(p) => (
+                    &p.name,
+                    StepKind::LoadDifference(c.load_difference(p, &steps)?),
                 ),
                 raw::Step::Accuracy(p) => {
                     let phases = match &p.phases {

@@ -436,3 +436,110 @@ fn a_source_on_a_real_port_needs_the_guards_timeout() {
     let s = Station::from_file(LoadedFile::from_text(&path, with("2"))).unwrap();
     assert_eq!(s.guard_timeout_s, Some(2.0));
 }
+
+/// The class B procedure with its load difference check edited, refused at the edit.
+fn load_difference_refused(from: &str, to: &str, message: &str) {
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        from,
+        to,
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains(message), "{err}");
+}
+
+#[test]
+fn a_load_difference_check_names_earlier_points_of_one_current_and_pf_by_their_load() {
+    let ok = Procedure::from_file(LoadedFile::from_text(
+        &repo_file("procedures/en50470-3-class-b.yaml").0,
+        repo_file("procedures/en50470-3-class-b.yaml").1,
+    ))
+    .unwrap();
+    let check = ok
+        .steps
+        .iter()
+        .find_map(|s| match &s.kind {
+            meterbench_procedure::StepKind::LoadDifference(d) => Some(d),
+            _ => None,
+        })
+        .expect("the class B procedure checks single-phase against balanced load");
+    assert_eq!(check.balanced, "Iref PF1");
+    assert_eq!(check.single_phase.len(), 3);
+    assert_eq!(check.max_difference_percent, 1.5);
+
+    load_difference_refused(
+        "balanced: Iref PF1\n",
+        "balanced: Iref PF2\n",
+        "no accuracy step `Iref PF2` before this one",
+    );
+    load_difference_refused(
+        "balanced: Iref PF1\n",
+        "balanced: Starting current\n",
+        "step `Starting current` is not an accuracy step",
+    );
+    load_difference_refused(
+        "balanced: Iref PF1\n",
+        "balanced: Iref PF1 L2\n",
+        "is not a balanced load",
+    );
+    load_difference_refused(
+        "single_phase: [Iref PF1 L1,",
+        "single_phase: [Iref PF1,",
+        "a single-phase point loads one element",
+    );
+    // Refused at the first single-phase point that does not match, the line below.
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "balanced: Iref PF1\n",
+        "balanced: Imax PF1\n",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line + 1, "{err}");
+    assert!(
+        err.message
+            .contains("the difference is taken at one current and power factor"),
+        "{err}"
+    );
+    load_difference_refused(
+        "single_phase: [Iref PF1 L1, Iref PF1 L2,",
+        "single_phase: [Iref PF1 L1, Iref PF1 L1,",
+        "is named twice",
+    );
+    load_difference_refused(
+        "single_phase: [Iref PF1 L1, Iref PF1 L2, Iref PF1 L3]",
+        "single_phase: []",
+        "name at least one single-phase step",
+    );
+    load_difference_refused(
+        "max_difference_percent: 1.5",
+        "max_difference_percent: 0",
+        "max_difference_percent (the limit is ± that value) must be a number above 0",
+    );
+    load_difference_refused(
+        "source: \"IEC 62053-21:2003 8.1: the error with single-phase load and with balanced polyphase load at Ib and PF 1 differ by at most 1.5 % (class 1), applied to class B [U]\"",
+        "source: \" \"",
+        "the limit needs a source note",
+    );
+}
+
+#[test]
+fn a_load_difference_check_before_its_points_is_refused() {
+    let (path, text) = repo_file("procedures/en50470-3-class-b.yaml");
+    let at = text
+        .find("  # Single-phase load on a polyphase meter")
+        .unwrap();
+    let check = text[at..].to_string();
+    let first_accuracy = text.find("  - accuracy: { name: Imin PF1").unwrap();
+    let moved = format!(
+        "{}{check}{}",
+        &text[..first_accuracy],
+        &text[first_accuracy..at]
+    );
+    let err = Procedure::from_file(LoadedFile::from_text(&path, moved)).unwrap_err();
+    assert!(
+        err.message
+            .contains("no accuracy step `Iref PF1` before this one"),
+        "{err}"
+    );
+}
