@@ -64,6 +64,9 @@ const QUANTITIES: &[&str] = &[
     "probes",
     "mu_a",
     "u_mu_a",
+    // The single-phase check: each difference, its budget and decision.
+    "balanced_error_percent",
+    "comparisons",
 ];
 
 fn run_record(procedure: &str, fixture: &str, extra: &[&str], dir: &Path) -> Value {

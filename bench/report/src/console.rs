@@ -1,6 +1,6 @@
 //! The results table printed at the end of a run.
 
-use meterbench_runner::record::{Outcome, PortResult, RunRecord};
+use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepKind};
 use std::fmt::Write;
 
 /// Results of every step and port, the verdict, and the bench's time beside the
@@ -214,6 +214,42 @@ pub fn results_table(r: &RunRecord) -> String {
                     format!("{pulses} (≤{max_pulses}) in {duration_s:.0} s"),
                     if *passed { "pass" } else { "fail: creeps" }.to_string(),
                 ),
+                // The largest difference stands for the port; the verdict names the
+                // phases whose difference is out of limits.
+                Some(PortResult::LoadDifference {
+                    balanced_step,
+                    comparisons,
+                    limit_percent,
+                    passed,
+                    ..
+                }) => {
+                    let worst = comparisons.iter().max_by(|a, b| {
+                        let size = |c: &meterbench_runner::record::LoadComparison| {
+                            c.difference.difference_percent.abs()
+                        };
+                        size(a).total_cmp(&size(b))
+                    });
+                    let failed: Vec<String> = comparisons
+                        .iter()
+                        .filter(|c| !c.difference.decision.accepted)
+                        .map(|c| phases_word(&c.phases))
+                        .collect();
+                    (
+                        worst.map_or_else(String::new, |c| {
+                            format!("{:+.4}", c.difference.difference_percent)
+                        }),
+                        worst.map_or_else(String::new, |c| {
+                            format!("{:.4}", c.difference.expanded_u_percent)
+                        }),
+                        format!("±{limit_percent}"),
+                        format!("Δ vs {balanced_step}"),
+                        if *passed {
+                            "pass".to_string()
+                        } else {
+                            format!("FAIL: {}", failed.join(" "))
+                        },
+                    )
+                }
                 Some(PortResult::PulseCheck {
                     seen,
                     required,
@@ -243,8 +279,17 @@ pub fn results_table(r: &RunRecord) -> String {
                 "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
                 truncate(&name, 18),
                 p.port,
-                format!("{:.3} A", step.load.current_a),
-                step.load.power_factor.to_string(),
+                // A check computed from other points applies no load of its own.
+                if step.kind == StepKind::LoadDifference {
+                    String::new()
+                } else {
+                    format!("{:.3} A", step.load.current_a)
+                },
+                if step.kind == StepKind::LoadDifference {
+                    String::new()
+                } else {
+                    step.load.power_factor.to_string()
+                },
                 error,
                 u,
                 mpe,
@@ -293,6 +338,15 @@ pub fn verdict(o: Outcome) -> &'static str {
         Outcome::Aborted => "ABORTED",
         Outcome::InProgress => "IN PROGRESS",
     }
+}
+
+/// `L1`, `L1 L2`.
+fn phases_word(phases: &[meterbench_procedure::Phase]) -> String {
+    phases
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -67,6 +67,10 @@ pub(crate) struct View {
     pub transition_problems: bool,
     /// A current sensor's telegram stream checks.
     pub telegrams: Option<TelegramsView>,
+    /// Single-phase points against the balanced one, per port and phase.
+    pub load_differences: Vec<LoadDifferenceRow>,
+    /// How U of a difference is combined, in words (empty without such rows).
+    pub load_difference_method: &'static str,
     pub unmeasured: Vec<UnmeasuredStep>,
     pub limits: Vec<LimitView>,
     /// Distinct sources of the limits, in order of first use.
@@ -183,6 +187,36 @@ pub(crate) struct TransitionRow {
     /// Why it was not located, or why it failed, in words (empty when neither): shown
     /// below the table, the cell says `FAIL: outside ±5 %` or `FAIL: not located`.
     pub problem: String,
+}
+
+/// One port's single-phase point against its balanced point.
+#[derive(Debug, Serialize)]
+pub(crate) struct LoadDifferenceRow {
+    /// The check, with the attempt when it was computed more than once.
+    pub check: String,
+    pub superseded: bool,
+    pub port: String,
+    /// The balanced and the single-phase step.
+    pub balanced: String,
+    pub single_phase: String,
+    /// The loaded element: `L2`.
+    pub phase: String,
+    /// For people, signed, rounded like a result: the two errors and their difference.
+    pub balanced_error: String,
+    pub single_phase_error: String,
+    pub difference: String,
+    pub u: String,
+    pub k: String,
+    pub dof: String,
+    pub limit: String,
+    pub passed: bool,
+    pub conformity: &'static str,
+    pub conformity_label: &'static str,
+    /// Numbers for the DCC (no sign for positive values).
+    pub difference_value: String,
+    pub u_value: String,
+    pub k_value: String,
+    pub limit_value: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -428,6 +462,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     let mut sensor: Vec<SensorRow> = Vec::new();
     let mut transitions: Vec<TransitionRow> = Vec::new();
     let mut telegrams: Option<TelegramsView> = None;
+    let mut load_differences: Vec<LoadDifferenceRow> = Vec::new();
     let mut unmeasured = Vec::new();
     let mut limits: Vec<LimitView> = Vec::new();
     let mut budget_columns: Vec<String> = Vec::new();
@@ -596,6 +631,59 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     let latest = latest_attempt(r, step.index);
                     transitions.push(transition_row(step, latest, &p.port, t));
                 }
+                Some(PortResult::LoadDifference {
+                    balanced_step,
+                    balanced_error_percent,
+                    comparisons,
+                    limit_percent,
+                    limit_source,
+                    ..
+                }) => {
+                    let view = LimitView {
+                        name: step.name.clone(),
+                        load: "single phase − balanced",
+                        current: format!("at {balanced_step}"),
+                        mpe: fmt_num(*limit_percent),
+                        source: limit_source.clone(),
+                    };
+                    if !limits.iter().any(|l| l.name == view.name) {
+                        limits.push(view);
+                    }
+                    let latest = latest_attempt(r, step.index);
+                    for c in comparisons {
+                        let d = &c.difference;
+                        let rounded = round_result(d.difference_percent, d.expanded_u_percent);
+                        // Each error to the decimal place of its difference's U.
+                        let to_u = |e: f64| round_result(e, d.expanded_u_percent).signed;
+                        load_differences.push(LoadDifferenceRow {
+                            check: attempt_name(step, latest),
+                            superseded: step.attempt < latest,
+                            port: p.port.clone(),
+                            balanced: balanced_step.clone(),
+                            single_phase: c.step.clone(),
+                            phase: c
+                                .phases
+                                .iter()
+                                .map(|x| format!("{x:?}"))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                            balanced_error: to_u(*balanced_error_percent),
+                            single_phase_error: to_u(c.error_percent),
+                            difference: rounded.signed,
+                            u: rounded.u.clone(),
+                            k: fmt_k(d.budget.coverage_factor),
+                            dof: fmt_dof(d.budget.effective_dof),
+                            limit: format!("±{}", fmt_num(*limit_percent)),
+                            passed: d.decision.accepted,
+                            conformity: conformity_key(d.decision.conformity),
+                            conformity_label: conformity_label(d.decision.conformity),
+                            difference_value: rounded.plain,
+                            u_value: rounded.u,
+                            k_value: fmt_k(d.budget.coverage_factor),
+                            limit_value: fmt_num(*limit_percent),
+                        });
+                    }
+                }
                 Some(PortResult::Telegrams {
                     telegrams: n,
                     crc_failures,
@@ -762,7 +850,11 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         .filter(|r| current(r.superseded))
         .count()
         + sensor.iter().filter(|s| current(s.superseded)).count()
-        + transitions.iter().filter(|t| current(t.superseded)).count();
+        + transitions.iter().filter(|t| current(t.superseded)).count()
+        + load_differences
+            .iter()
+            .filter(|d| current(d.superseded))
+            .count();
     let fail_count = ports
         .iter()
         .flat_map(|t| &t.rows)
@@ -775,6 +867,10 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         + transitions
             .iter()
             .filter(|t| current(t.superseded) && !t.passed)
+            .count()
+        + load_differences
+            .iter()
+            .filter(|d| current(d.superseded) && !d.passed)
             .count();
 
     let mut limit_sources = Vec::new();
@@ -889,6 +985,12 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         },
         transitions,
         telegrams,
+        load_difference_method: if load_differences.is_empty() {
+            ""
+        } else {
+            meterbench_metrology::load_difference::COMBINATION
+        },
+        load_differences,
         unmeasured,
         limits,
         limit_sources,

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod identity;
 mod lifecycle;
+mod load_difference;
 mod measure;
 pub mod operator;
 pub mod plan;

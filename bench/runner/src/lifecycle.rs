@@ -10,7 +10,10 @@ use crate::pulses::PulseMeasuring;
 use crate::readings::ReadingMeasuring;
 use crate::record::*;
 use crate::safety::SourceGuard;
-use crate::{Bench, Finished, Mounted, RunError, RunRequest, Session, StepStop, station_steps};
+use crate::{
+    Bench, Finished, Mounted, RunError, RunRequest, Session, StepStop, load_difference,
+    station_steps,
+};
 use chrono::Utc;
 use meterbench_metrology::ReferenceMethod;
 use meterbench_procedure::{DataError, DutFixture, DutProcedure, Pos};
@@ -61,7 +64,17 @@ pub fn run<'a>(
                     .into());
                 }
             }
-            planned.iter().filter(|p| only.contains(&p.index)).collect()
+            // A check computed from a point that is measured again is computed again.
+            let remeasured: Vec<&str> = only.iter().map(|&k| planned[k].name.as_str()).collect();
+            planned
+                .iter()
+                .filter(|p| {
+                    only.contains(&p.index)
+                        || matches!(&p.action, Action::LoadDifference(d)
+                            if remeasured.contains(&d.balanced.as_str())
+                                || d.single_phase.iter().any(|s| remeasured.contains(&s.as_str())))
+                })
+                .collect()
         }
     };
 
@@ -323,7 +336,7 @@ pub fn run<'a>(
     let (energised, closing): (Vec<&PlannedStep>, Vec<&PlannedStep>) = steps
         .iter()
         .copied()
-        .partition(|ps| !matches!(ps.action, Action::Telegrams));
+        .partition(|ps| !ps.action.after_switch_off());
     let mut session_stop = false;
     for ps in &energised {
         let active: Vec<usize> = (0..runs.len())
@@ -518,6 +531,15 @@ fn step(
                 &mut slots,
                 ctx,
             ),
+            Action::LoadDifference(check) => {
+                let records: Vec<&RunRecord> = runs.iter().map(|r| &r.record).collect();
+                let rule = match ctx.req.procedure {
+                    DutProcedure::Meter(p) => p.decision_rule,
+                    DutProcedure::CurrentSensor(p) => p.decision_rule,
+                };
+                load_difference::compare(check, rule, &mut slots, &records);
+                Ok(())
+            }
             _ => measuring.measure(ps, &mut slots, ctx),
         }
     }));

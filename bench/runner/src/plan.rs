@@ -10,8 +10,9 @@ use meterbench_metrology::{
 };
 use meterbench_procedure::{
     AccuracyStep, DataError, DutFixture, DutProcedure, Fixture, IdentityStep, InspectionStep,
-    NoLoadStep, Pos, Procedure, PulseCheckStep, RegisterStep, SensorFixture, SensorProcedure,
-    SensorStep, StartingStep, Station, StepKind as ProcedureStep, Wiring, sensor::SensorPoint,
+    LoadDifferenceStep, NoLoadStep, Pos, Procedure, PulseCheckStep, RegisterStep, SensorFixture,
+    SensorProcedure, SensorStep, StartingStep, Station, StepKind as ProcedureStep, Wiring,
+    sensor::SensorPoint,
 };
 
 /// What a planned step does.
@@ -29,6 +30,9 @@ pub enum Action {
     /// A current sensor's telegram stream over the whole run, judged after the source is
     /// off.
     Telegrams,
+    /// Single-phase points against the balanced one, from the record after the source is
+    /// off.
+    LoadDifference(LoadDifferenceStep),
 }
 
 impl Action {
@@ -43,7 +47,13 @@ impl Action {
             Action::Accuracy(_) => StepKind::Accuracy,
             Action::Current(_) => StepKind::Current,
             Action::Telegrams => StepKind::Telegrams,
+            Action::LoadDifference(_) => StepKind::LoadDifference,
         }
+    }
+
+    /// Judged from what the run recorded, after the source is switched off.
+    pub fn after_switch_off(&self) -> bool {
+        matches!(self, Action::Telegrams | Action::LoadDifference(_))
     }
 }
 
@@ -221,6 +231,7 @@ fn plan_meter(
             ProcedureStep::PulseCheck(p) => (None, Action::PulseCheck(p.clone())),
             ProcedureStep::Starting(s) => (None, Action::Starting(s.clone())),
             ProcedureStep::NoLoad(n) => (None, Action::NoLoad(n.clone())),
+            ProcedureStep::LoadDifference(d) => (None, Action::LoadDifference(d.clone())),
         };
         let sp = setpoint(
             fixture.frequency_hz,
@@ -288,7 +299,10 @@ fn meter_step_s(ps: &PlannedStep, fixture: &Fixture) -> f64 {
     let p = ps.nominal_period_s;
     match &ps.action {
         Action::Identity(i) => i.settle_s + 1.0,
-        Action::Inspection(_) | Action::Telegrams | Action::Current(_) => 0.0,
+        Action::Inspection(_)
+        | Action::Telegrams
+        | Action::Current(_)
+        | Action::LoadDifference(_) => 0.0,
         Action::Register(r) => 2.0 * r.settle_s + register_dose_s(r, ps, fixture),
         Action::PulseCheck(c) => c.settle_s + c.pulses as f64 * p,
         Action::Starting(s) => s.settle_s + s.pulses as f64 * p,
@@ -405,6 +419,8 @@ fn meter_load(kind: &ProcedureStep, fixture: &Fixture, all: &[Phase]) -> LoadPoi
         ProcedureStep::Identity(_) => point(0.0, "0".into(), PowerFactor::UNITY, &[], un),
         // A look at the unpowered DUT: nothing is switched on.
         ProcedureStep::Inspection(_) => point(0.0, "0".into(), PowerFactor::UNITY, &[], 0.0),
+        // Arithmetic on earlier points, with the source off.
+        ProcedureStep::LoadDifference(_) => point(0.0, "–".into(), PowerFactor::UNITY, &[], 0.0),
         ProcedureStep::Register(r) => point(
             r.current.amps(fixture),
             r.current.to_string(),

@@ -306,6 +306,18 @@ pub enum PortResult {
         max_pulses: u64,
         passed: bool,
     },
+    /// The single-phase load check: each single-phase point's error against the
+    /// balanced point's (their latest attempts) at the same current and power factor.
+    LoadDifference {
+        balanced_step: String,
+        balanced_error_percent: f64,
+        comparisons: Vec<LoadComparison>,
+        /// The difference allowed, ± %.
+        limit_percent: f64,
+        /// Where the limit comes from (the procedure's note).
+        limit_source: String,
+        passed: bool,
+    },
     Accuracy {
         repeats: Vec<RepeatResult>,
         statistics: RepeatStatistics,
@@ -372,7 +384,8 @@ impl PortResult {
             | PortResult::Inspection { passed, .. }
             | PortResult::CurrentSensor { passed, .. }
             | PortResult::Transition { passed, .. }
-            | PortResult::Telegrams { passed, .. } => *passed,
+            | PortResult::Telegrams { passed, .. }
+            | PortResult::LoadDifference { passed, .. } => *passed,
             PortResult::Register {
                 decision,
                 consistent_with_pulses,
@@ -381,6 +394,17 @@ impl PortResult {
             PortResult::Accuracy { decision, .. } => decision.accepted,
         }
     }
+}
+
+/// One single-phase point against the balanced one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadComparison {
+    pub step: String,
+    /// The loaded element.
+    pub phases: Vec<meterbench_instruments::Phase>,
+    pub error_percent: f64,
+    /// e_single − e_balanced, its budget, U and the decision on it.
+    pub difference: meterbench_metrology::LoadDifference,
 }
 
 /// One current set in a transition search and what the sensor read there.
@@ -441,6 +465,8 @@ pub enum StepKind {
     Current,
     /// A current sensor's telegram stream over the run.
     Telegrams,
+    /// A polyphase meter's single-phase points against its balanced one.
+    LoadDifference,
 }
 
 impl StepKind {
@@ -456,6 +482,7 @@ impl StepKind {
             StepKind::Accuracy => "accuracy",
             StepKind::Current => "current",
             StepKind::Telegrams => "telegrams",
+            StepKind::LoadDifference => "load_difference",
         }
     }
 

@@ -302,6 +302,32 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                         _ => Some(if *passed { "pass" } else { "fail" }.into()),
                     },
                 ),
+                // The check stands by its largest difference (a failing one first).
+                Some(PortResult::LoadDifference {
+                    comparisons,
+                    limit_percent,
+                    ..
+                }) => {
+                    let worst = comparisons.iter().max_by(|a, b| {
+                        let key = |c: &meterbench_runner::record::LoadComparison| {
+                            (
+                                !c.difference.decision.accepted,
+                                c.difference.difference_percent.abs(),
+                            )
+                        };
+                        let (fa, da) = key(a);
+                        let (fb, db) = key(b);
+                        fa.cmp(&fb).then(da.total_cmp(&db))
+                    });
+                    (
+                        worst.map(|c| c.difference.difference_percent),
+                        worst.map(|c| c.difference.expanded_u_percent),
+                        Some(*limit_percent),
+                        worst.and_then(|c| {
+                            serde_json::to_value(c.difference.decision.conformity).ok()
+                        }),
+                    )
+                }
                 Some(other) => (
                     None,
                     None,
@@ -394,6 +420,28 @@ pub fn junit(r: &RunRecord) -> String {
                 Some(PortResult::Transition {
                     problem: Some(p), ..
                 }) => p.clone(),
+                Some(PortResult::LoadDifference {
+                    balanced_step,
+                    comparisons,
+                    limit_percent,
+                    ..
+                }) => {
+                    let each: Vec<String> = comparisons
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} {:+.4} % (U {:.4} %)",
+                                c.step,
+                                c.difference.difference_percent,
+                                c.difference.expanded_u_percent
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "difference from {balanced_step}: {}; limit ±{limit_percent} %",
+                        each.join(", ")
+                    )
+                }
                 _ => s.message.clone().unwrap_or_default(),
             };
             match (s.outcome, result) {

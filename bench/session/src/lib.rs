@@ -26,6 +26,7 @@ use meterbench_procedure::{
     Answers, DataError, DeviceKind, DutFixture, DutProcedure, Pos, SimFault, Station,
 };
 use meterbench_runner::operator::{FileOperator, Operator, PerPosition};
+use meterbench_runner::record::PortResult;
 use meterbench_runner::{Bench, Mounted, Observer, RunError, RunRecord, RunRequest, Session};
 use meterbench_sim::CounterLinkFault;
 use std::collections::BTreeMap;
@@ -572,11 +573,20 @@ impl Retest {
                     .unwrap_or_default()
             )));
         }
+        // A point that passed its own limit may still be one a failed check compares
+        // (single-phase against balanced load): measuring it again is how that is settled.
+        let in_failed_check = record.latest_attempts().iter().any(|s| {
+            s.outcome == meterbench_runner::Outcome::Fail
+                && s.ports.iter().any(|p| {
+                    matches!(&p.result, Some(PortResult::LoadDifference { balanced_step, comparisons, .. })
+                        if balanced_step == step_name || comparisons.iter().any(|c| c.step == step_name))
+                })
+        });
         match record.steps.iter().rev().find(|s| s.index == step.index) {
-            Some(last) if last.outcome == meterbench_runner::Outcome::Fail => {}
+            Some(last) if last.outcome == meterbench_runner::Outcome::Fail || in_failed_check => {}
             Some(last) => {
                 return Err(SessionError::Request(format!(
-                    "point `{step_name}` of run {} ended {} (attempt {}): only a failed point is measured again",
+                    "point `{step_name}` of run {} ended {} (attempt {}): only a failed point, or one a failed check compares, is measured again",
                     record.run_id,
                     last.outcome.word(),
                     last.attempt

@@ -82,7 +82,7 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
                     failed(r),
                     vec![("Iref PF1".to_string(), vec!["right".to_string()])]
                 );
-                assert_eq!(r.steps.len(), 14, "position 3 ran every step");
+                assert_eq!(r.steps.len(), 15, "position 3 ran every step");
             }
             // The dark LED is found by the scanning-head check: ERROR naming the port,
             // its counter and channel; nothing more is measured at that position.
@@ -103,7 +103,7 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
                     "position {p}: {:?}",
                     r.outcome_reason
                 );
-                assert_eq!(r.steps.len(), 14);
+                assert_eq!(r.steps.len(), 15);
             }
         }
         // Each device its own record, on disk as returned.
@@ -366,16 +366,28 @@ fn a_later_session_measures_a_stored_point_again_and_amends_its_run() {
     assert_ne!(r.run_id, stored.record.run_id);
     assert_eq!(position(r), 3);
     assert_eq!(r.dut.serial_number, stored.record.dut.serial_number);
-    // Every step of the stored run is carried over, and the new attempt follows.
-    assert_eq!(r.steps.len(), stored.record.steps.len() + 1);
-    let last = r.steps.last().unwrap();
+    // Every step of the stored run is carried over, and the new attempt follows with
+    // the single-phase check taken again from it.
+    assert_eq!(r.steps.len(), stored.record.steps.len() + 2);
+    let last = &r.steps[r.steps.len() - 2];
     assert_eq!((last.name.as_str(), last.attempt), ("Iref PF1", 2));
+    let check = r.steps.last().unwrap();
+    assert_eq!(
+        (check.name.as_str(), check.attempt),
+        ("Single-phase vs balanced (Iref PF1)", 2)
+    );
     assert_eq!(last.outcome, Outcome::Pass);
     let Some(PortResult::Accuracy { error_percent, .. }) = &last.ports[1].result else {
         panic!()
     };
     assert!(error_percent.abs() < 0.5, "{error_percent}");
-    assert_eq!(r.outcome, Outcome::Pass, "the latest attempt decides");
+    // The latest attempt decides the point; the single-phase points, measured with the
+    // bump and not again, now differ from it by 1.6 %: the check fails, nothing else.
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert_eq!(
+        r.outcome_reason.as_deref(),
+        Some("out of limits: Single-phase vs balanced (Iref PF1)")
+    );
     assert!(matches!(
         &r.deviations[..],
         [Deviation::Retest { attempt: 2, reason, .. }] if reason.contains(&stored.record.run_id)
