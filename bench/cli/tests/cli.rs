@@ -422,6 +422,61 @@ fn junit_and_summary_say_what_failed() {
 }
 
 #[test]
+fn elements_that_disagree_fail_the_single_phase_check_alone_in_every_output() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    // L1 reads 1.2 % low and L2 1.9 % high on the left meter: every point within its
+    // limit, L2 alone 1.63 % from the balanced load.
+    let out = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{element_error: {port: left, phase: L1, error_percent: -1.2}}",
+        "--sim-fault",
+        "{element_error: {port: left, phase: L2, error_percent: 1.9}}",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("VERDICT: FAIL — out of limits: Single-phase vs balanced (Iref PF1)"),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("Single-phase vs b") && l.contains("left"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(row.ends_with("FAIL: L2"), "{row}");
+
+    let bundle = &bundles(reports.path())[0];
+    let verified = meterbench(&["verify", bundle.to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0));
+    let junit = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"1\"")
+            && junit.contains("Single-phase vs balanced (Iref PF1) [left]")
+            && junit.contains("Iref PF1 L2 +1.6"),
+        "{junit}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
+            .unwrap();
+    let failed: Vec<&serde_json::Value> = summary["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["conformity"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["kind"], "load_difference");
+    assert_eq!(failed[0]["port"], "left");
+    assert_eq!(failed[0]["mpe_percent"], 1.5);
+    let worst = failed[0]["error_percent"].as_f64().unwrap();
+    assert!((worst - 1.63).abs() < 0.01, "{worst}");
+}
+
+#[test]
 fn runs_are_filed_in_the_store_listed_shown_and_audited() {
     let reports = tempfile::tempdir().unwrap();
     let dir = reports.path().to_str().unwrap();

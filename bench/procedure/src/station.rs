@@ -313,6 +313,20 @@ pub enum SimFault {
     /// The energy register adds this error, %, to what the meter measures; the LED
     /// does not (a register that disagrees with the meter constant).
     RegisterError(RegisterFault),
+    /// One measuring element reads this much more, % (its share of a balanced load, all
+    /// of a load on its phase alone).
+    ElementError(ElementFault),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElementFault {
+    /// The rack position of the simulated device (its only one when left out).
+    #[serde(default)]
+    pub position: Option<u32>,
+    pub port: String,
+    pub phase: meterbench_instruments::Phase,
+    pub error_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -387,6 +401,7 @@ impl SimFault {
             SimFault::WrongConstant(f) => &f.port,
             SimFault::ErrorBump(f) => &f.port,
             SimFault::RegisterError(f) => &f.port,
+            SimFault::ElementError(f) => &f.port,
         }
     }
 
@@ -399,6 +414,7 @@ impl SimFault {
             SimFault::WrongConstant(f) => f.position,
             SimFault::ErrorBump(f) => f.position,
             SimFault::RegisterError(f) => f.position,
+            SimFault::ElementError(f) => f.position,
         }
     }
 
@@ -419,6 +435,9 @@ impl SimFault {
             }
             SimFault::RegisterError(r) => {
                 n("error_percent", r.error_percent, bounds::SIM_ERROR_PERCENT)
+            }
+            SimFault::ElementError(e) => {
+                n("error_percent", e.error_percent, bounds::SIM_ERROR_PERCENT)
             }
         }
     }

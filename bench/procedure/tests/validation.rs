@@ -223,6 +223,15 @@ fn a_fault_is_parsed_from_flow_yaml() {
     );
     let e = SimFault::parse("{dead_led: {prt: right}}").unwrap_err();
     assert!(e.to_string().contains("prt"), "{e}");
+    let element =
+        SimFault::parse("{element_error: {port: left, phase: L2, error_percent: 1.9}}").unwrap();
+    assert_eq!((element.port(), element.position()), ("left", None));
+    let e =
+        SimFault::parse("{element_error: {port: left, phase: L4, error_percent: 1}}").unwrap_err();
+    assert!(e.to_string().contains("L4"), "{e}");
+    let e = SimFault::parse("{element_error: {port: left, phase: L1, error_percent: .nan}}")
+        .unwrap_err();
+    assert!(e.to_string().contains("error_percent"), "{e}");
 }
 
 #[test]

@@ -842,7 +842,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     ports.retain(|t| !t.rows.is_empty());
 
     // The verdict rests on each point's latest attempt; superseded ones are shown, not
-    // counted.
+    // counted. A check computed from points (single-phase against balanced) is not a
+    // point: a run it fails names it in its reason.
     let current = |superseded: bool| !superseded;
     let point_count = ports
         .iter()
@@ -850,11 +851,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         .filter(|r| current(r.superseded))
         .count()
         + sensor.iter().filter(|s| current(s.superseded)).count()
-        + transitions.iter().filter(|t| current(t.superseded)).count()
-        + load_differences
-            .iter()
-            .filter(|d| current(d.superseded))
-            .count();
+        + transitions.iter().filter(|t| current(t.superseded)).count();
     let fail_count = ports
         .iter()
         .flat_map(|t| &t.rows)
@@ -867,10 +864,6 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         + transitions
             .iter()
             .filter(|t| current(t.superseded) && !t.passed)
-            .count()
-        + load_differences
-            .iter()
-            .filter(|d| current(d.superseded) && !d.passed)
             .count();
 
     let mut limit_sources = Vec::new();

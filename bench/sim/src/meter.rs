@@ -81,6 +81,9 @@ impl MeterModel {
                     m.bumps.push((b.from_a, b.to_a, b.cos_phi, b.error_percent))
                 }
                 SimFault::RegisterError(r) => m.register_gain = 1.0 + r.error_percent / 100.0,
+                SimFault::ElementError(e) => {
+                    m.spec.phase_offsets_percent[e.phase.index()] += e.error_percent
+                }
             }
         }
         m
