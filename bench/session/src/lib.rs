@@ -508,6 +508,8 @@ pub struct Retest {
     pub prepared: Prepared,
     pub step: usize,
     pub prior: RunRecord,
+    /// The failed check that compares the point, when the point itself passed.
+    pub for_check: Option<String>,
 }
 
 impl Retest {
@@ -575,15 +577,22 @@ impl Retest {
         }
         // A point that passed its own limit may still be one a failed check compares
         // (single-phase against balanced load): measuring it again is how that is settled.
-        let in_failed_check = record.latest_attempts().iter().any(|s| {
-            s.outcome == meterbench_runner::Outcome::Fail
-                && s.ports.iter().any(|p| {
-                    matches!(&p.result, Some(PortResult::LoadDifference { balanced_step, comparisons, .. })
-                        if balanced_step == step_name || comparisons.iter().any(|c| c.step == step_name))
-                })
-        });
+        let failed_check = record
+            .latest_attempts()
+            .into_iter()
+            .find(|s| {
+                s.outcome == meterbench_runner::Outcome::Fail
+                    && s.ports.iter().any(|p| {
+                        matches!(&p.result, Some(PortResult::LoadDifference { balanced_step, comparisons, .. })
+                            if balanced_step == step_name || comparisons.iter().any(|c| c.step == step_name))
+                    })
+            })
+            .map(|s| s.name.clone());
+        let in_failed_check = failed_check.is_some();
+        let mut for_check = None;
         match record.steps.iter().rev().find(|s| s.index == step.index) {
-            Some(last) if last.outcome == meterbench_runner::Outcome::Fail || in_failed_check => {}
+            Some(last) if last.outcome == meterbench_runner::Outcome::Fail => {}
+            Some(_) if in_failed_check => for_check = failed_check,
             Some(last) => {
                 return Err(SessionError::Request(format!(
                     "point `{step_name}` of run {} ended {} (attempt {}): only a failed point, or one a failed check compares, is measured again",
@@ -610,6 +619,7 @@ impl Retest {
             prepared,
             step,
             prior: record,
+            for_check,
         })
     }
 
@@ -624,8 +634,15 @@ impl Retest {
     ) -> Result<Session, SessionError> {
         let mut prior = self.prior.clone();
         if let Some(before) = prior.steps.iter().rev().find(|s| s.index == self.step) {
-            let deviation =
+            let mut deviation =
                 meterbench_runner::record::Deviation::retest_after(before, Some(&prior.run_id));
+            if let (Some(check), meterbench_runner::record::Deviation::Retest { reason, .. }) =
+                (&self.for_check, &mut deviation)
+            {
+                reason.push_str(&format!(
+                    ", where the check `{check}` that compares it failed"
+                ));
+            }
             prior.deviations.push(deviation);
         }
         self.prepared.run_steps(

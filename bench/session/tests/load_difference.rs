@@ -247,6 +247,13 @@ fn a_retest_of_a_single_phase_point_in_a_later_session_takes_the_difference_agai
         .map(|s| (s.name.as_str(), s.attempt))
         .collect();
     assert_eq!(again, [("Iref PF1 L2", 2), (CHECK, 2)]);
+    // The point passed its own limit: the deviation says which check sent it back.
+    let why = r.deviations.last().unwrap().describe();
+    assert!(
+        why.contains("ended PASS")
+            && why.contains(&format!("the check `{CHECK}` that compares it failed")),
+        "{why}"
+    );
     // The new check compares L2's second attempt (the meter as re-seated, back to the
     // station's offsets) with the first session's balanced point.
     let (eb, _, _, _) = point(r, "Iref PF1", "left");
