@@ -66,7 +66,7 @@ pub fn results_table(r: &RunRecord) -> String {
                             readings.first().map_or("", |r| r.as_str())
                         ),
                         if *passed {
-                            format!("{:?}", d.conformity).to_lowercase()
+                            conformity_word(d.conformity).to_string()
                         } else {
                             "FAIL".into()
                         },
@@ -106,7 +106,7 @@ pub fn results_table(r: &RunRecord) -> String {
                         None => format!("{} tel", probes.len()),
                     },
                     match decision {
-                        Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
+                        Some(d) if *passed => conformity_word(d.conformity).to_string(),
                         Some(_) if error_percent.is_none() => "FAIL: outside ±limit".into(),
                         Some(_) => "FAIL".into(),
                         None => "FAIL: not located".into(),
@@ -155,7 +155,7 @@ pub fn results_table(r: &RunRecord) -> String {
                         comparison.register_wh, comparison.pulses_wh
                     ),
                     if *consistent_with_pulses {
-                        format!("{:?}", decision.conformity).to_lowercase()
+                        conformity_word(decision.conformity).to_string()
                     } else {
                         "fail: register ≠ pulses".into()
                     },
@@ -176,7 +176,7 @@ pub fn results_table(r: &RunRecord) -> String {
                         repeats.len(),
                         repeats.first().map_or(0, |x| x.dut_pulses)
                     ),
-                    format!("{:?}", decision.conformity).to_lowercase(),
+                    conformity_word(decision.conformity).to_string(),
                 ),
                 Some(PortResult::Starting {
                     pulse_times_s,
@@ -337,6 +337,17 @@ pub fn verdict(o: Outcome) -> &'static str {
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORTED",
         Outcome::InProgress => "IN PROGRESS",
+    }
+}
+
+/// As a technician reads it: `pass`, `FAIL`, `conditional pass`, `CONDITIONAL FAIL`.
+fn conformity_word(c: meterbench_metrology::Conformity) -> &'static str {
+    use meterbench_metrology::Conformity::*;
+    match c {
+        Pass => "pass",
+        Fail => "FAIL",
+        ConditionalPass => "conditional pass",
+        ConditionalFail => "CONDITIONAL FAIL",
     }
 }
 

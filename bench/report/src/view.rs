@@ -89,6 +89,9 @@ pub(crate) struct View {
     pub voltages_v: Vec<String>,
     pub fail_count: usize,
     pub point_count: usize,
+    /// A FAIL whose every point not accepted measured within its limits, U reaching
+    /// beyond them (conditional pass under a guard band): not "outside its limits".
+    pub only_conditional: bool,
     /// `3 of 10`: the rack position the device sat at, when the session measured several.
     pub position: Option<String>,
     pub session_id: Option<String>,
@@ -997,6 +1000,14 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         voltages_v,
         fail_count,
         point_count,
+        only_conditional: r.outcome == Outcome::Fail && {
+            let failed: Vec<&StepRecord> = r
+                .latest_attempts()
+                .into_iter()
+                .filter(|s| s.outcome == Outcome::Fail)
+                .collect();
+            !failed.is_empty() && failed.iter().all(|s| s.only_conditional_passes())
+        },
         position: r
             .position
             .as_ref()

@@ -702,9 +702,36 @@ impl StepRecord {
         } else {
             self.outcome = Outcome::Fail;
             if self.message.is_none() {
-                self.message = Some(format!("{port_word} {} out of limits", failed.join(", ")));
+                self.message = Some(if self.only_conditional_passes() {
+                    format!(
+                        "{port_word} {} within limits, but U reaches beyond them (conditional pass): not accepted under the guard-banded rule",
+                        failed.join(", ")
+                    )
+                } else {
+                    format!("{port_word} {} out of limits", failed.join(", "))
+                });
             }
         }
+    }
+
+    /// Every port that was not accepted measured within its limits, its U reaching
+    /// beyond them (ILAC-G8 conditional pass): not accepted under a guard band, but not
+    /// outside the limits either; a headline must not say it was.
+    pub fn only_conditional_passes(&self) -> bool {
+        let mut any = false;
+        for p in &self.ports {
+            match &p.result {
+                Some(r) if r.passed() => {}
+                Some(PortResult::Accuracy { decision, .. })
+                | Some(PortResult::Register { decision, .. })
+                    if decision.conformity == meterbench_metrology::Conformity::ConditionalPass =>
+                {
+                    any = true
+                }
+                _ => return false,
+            }
+        }
+        any
     }
 }
 
@@ -833,19 +860,33 @@ impl RunRecord {
         let (outcome, reason) = match stop.or(unfinished) {
             Some((o, r)) => (o, Some(r)),
             None => {
-                let failed: Vec<&str> = self
-                    .latest_attempts()
+                let latest = self.latest_attempts();
+                let failed: Vec<&StepRecord> = latest
                     .into_iter()
                     .filter(|s| s.outcome == Outcome::Fail)
-                    .map(|s| s.name.as_str())
                     .collect();
+                let names = |conditional: bool| {
+                    failed
+                        .iter()
+                        .filter(|s| s.only_conditional_passes() == conditional)
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                };
+                let (outside, conditional) = (names(false), names(true));
+                let mut why = Vec::new();
+                if !outside.is_empty() {
+                    why.push(format!("out of limits: {}", outside.join(", ")));
+                }
+                if !conditional.is_empty() {
+                    why.push(format!(
+                        "within limits but not accepted under the guard-banded rule (conditional pass): {}",
+                        conditional.join(", ")
+                    ));
+                }
                 if failed.is_empty() {
                     (Outcome::Pass, None)
                 } else {
-                    (
-                        Outcome::Fail,
-                        Some(format!("out of limits: {}", failed.join(", "))),
-                    )
+                    (Outcome::Fail, Some(why.join("; ")))
                 }
             }
         };
