@@ -477,6 +477,41 @@ fn elements_that_disagree_fail_the_single_phase_check_alone_in_every_output() {
 }
 
 #[test]
+fn a_missing_bundle_or_log_is_bad_input_and_verdicts_take_any_case() {
+    let missing = meterbench(&["verify", "/nonexistent/run"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("/nonexistent/run: no such folder") && err.contains("MANIFEST.sha256"),
+        "{err}"
+    );
+    let file = meterbench(&["verify", "Cargo.toml"]);
+    assert_eq!(file.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&file.stderr).contains("Cargo.toml: not a folder"));
+    let log = meterbench(&["verify", "--log", "/nonexistent/issuance-log.jsonl"]);
+    assert_eq!(log.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&log.stderr).contains("no such file"));
+
+    let store = tempfile::tempdir().unwrap();
+    for verdict in ["FAIL", "fail", "Pass"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args(["runs", "list", "--verdict", verdict])
+            .env("METERBENCH_STORE", store.path().join("store"))
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        // Accepted as a verdict; the empty store is what stops it, and it says how a
+        // store comes to be.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("invalid value"), "{verdict}: {err}");
+        assert!(
+            err.contains("no store at") && err.contains("meterbench runs ingest BUNDLE"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn runs_are_filed_in_the_store_listed_shown_and_audited() {
     let reports = tempfile::tempdir().unwrap();
     let dir = reports.path().to_str().unwrap();

@@ -24,7 +24,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("no store at {0}: ingest a run or synthesize runs into it first")]
+    #[error(
+        "no store at {0}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)"
+    )]
     NoStore(PathBuf),
     #[error("run {run_id}: {message}")]
     Record { run_id: String, message: String },

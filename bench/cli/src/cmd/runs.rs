@@ -35,8 +35,8 @@ pub struct ListArgs {
     /// Station id.
     #[arg(long)]
     pub station: Option<String>,
-    /// Verdict.
-    #[arg(long, value_enum)]
+    /// Verdict (any case: `fail`, `FAIL`).
+    #[arg(long, value_enum, ignore_case = true)]
     pub verdict: Option<Verdict>,
     /// First day (UTC start date, inclusive), YYYY-MM-DD.
     #[arg(long)]

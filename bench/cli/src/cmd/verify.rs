@@ -22,6 +22,30 @@ pub struct VerifyArgs {
 }
 
 pub fn main(args: VerifyArgs) -> i32 {
+    // A path that is not there is bad input (exit 2), not a bundle that failed its check.
+    if let Some(bundle) = &args.bundle
+        && !bundle.is_dir()
+    {
+        eprintln!(
+            "error: {}: {}; give a bundle folder (reports/RUN_ID) holding MANIFEST.sha256",
+            bundle.display(),
+            if bundle.exists() {
+                "not a folder"
+            } else {
+                "no such folder"
+            }
+        );
+        return 2;
+    }
+    if let Some(log) = &args.log
+        && !log.is_file()
+    {
+        eprintln!(
+            "error: {}: no such file; give an issuance log (reports/issuance-log.jsonl)",
+            log.display()
+        );
+        return 2;
+    }
     let own = public_key_path(&default_key_path());
     let key_path = args.key.clone().or_else(|| own.exists().then_some(own));
     let trusted = match &key_path {
