@@ -13,3 +13,9 @@ pub fn say(text: impl std::fmt::Display) {
 pub fn warn(text: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
+
+/// Colour on stdout: a terminal, and `NO_COLOR` not set to anything (no-color.org).
+pub fn colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+}

@@ -1,11 +1,43 @@
 //! The results table printed at the end of a run.
 
+use anstyle::{AnsiColor, Style};
 use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepKind};
 use std::fmt::Write;
 
 /// Results of every step and port, the verdict, and the bench's time beside the
-/// physical floor of the procedure.
+/// physical floor of the procedure; plain text.
 pub fn results_table(r: &RunRecord) -> String {
+    results_table_styled(r, false)
+}
+
+/// The same, with the result cells and the verdict coloured when `colour` (a terminal
+/// that has not asked for `NO_COLOR`): failures red, conditional ones yellow, PASS green.
+/// Below the verdict, every point and port that decided it, one per line.
+pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
+    let paint = |text: &str, style: Style| {
+        if colour {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    };
+    let red = AnsiColor::Red.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let green = AnsiColor::Green.on_default().bold();
+    // Step names are never cut: the column is as wide as the longest (with its attempt).
+    let width = r
+        .steps
+        .iter()
+        .map(|s| shown_name(s).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(18);
+    let latest: Vec<(usize, u32)> = r
+        .latest_attempts()
+        .iter()
+        .map(|s| (s.index, s.attempt))
+        .collect();
+    let mut deciding: Vec<String> = Vec::new();
     let mut s = String::new();
     let position = match &r.position {
         Some(p) if p.rack.max(p.of) > 1 => format!(" | position {}", p.id),
@@ -23,7 +55,7 @@ pub fn results_table(r: &RunRecord) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  result",
+        "{:<width$} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  result",
         "step", "port", "current", "PF", "error %", "U(k=2) %", "MPE %", "pulses"
     );
     for step in &r.steps {
@@ -269,15 +301,33 @@ pub fn results_table(r: &RunRecord) -> String {
                     format!("{:?}", step.outcome).to_lowercase(),
                 ),
             };
-            let name = if step.attempt > 1 {
-                format!("{} #{}", step.name, step.attempt)
+            let failed = p.result.as_ref().is_some_and(|x| !x.passed());
+            if failed && latest.contains(&(step.index, step.attempt)) {
+                let numbers = if error.is_empty() {
+                    String::new()
+                } else if u.is_empty() {
+                    format!(": {error} % against {mpe} %")
+                } else {
+                    format!(": {error} % against {mpe} % (U {u} %)")
+                };
+                deciding.push(format!(
+                    "{} {}, port {}{numbers}: {verdict}",
+                    if colour { "✗" } else { "-" },
+                    shown_name(step),
+                    p.port
+                ));
+            }
+            let verdict = if verdict.starts_with("conditional pass") {
+                paint(&verdict, yellow)
+            } else if failed {
+                paint(&verdict, red)
             } else {
-                step.name.clone()
+                verdict
             };
             let _ = writeln!(
                 s,
-                "{:<18} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
-                truncate(&name, 18),
+                "{:<width$} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
+                shown_name(step),
                 p.port,
                 // A check computed from other points applies no load of its own.
                 if step.kind == StepKind::LoadDifference {
@@ -300,7 +350,7 @@ pub fn results_table(r: &RunRecord) -> String {
         if step.ports.iter().all(|p| p.result.is_none())
             && let Some(m) = &step.message
         {
-            let _ = writeln!(s, "{:<18} {m}", truncate(&step.name, 18));
+            let _ = writeln!(s, "{:<width$} {m}", shown_name(step));
         }
     }
     let t = &r.timing;
@@ -317,16 +367,36 @@ pub fn results_table(r: &RunRecord) -> String {
     for d in &r.deviations {
         let _ = writeln!(s, "deviation: {}", d.describe());
     }
+    let word = verdict(r.outcome);
     let _ = write!(
         s,
         "VERDICT: {}{}",
-        verdict(r.outcome),
+        paint(
+            word,
+            match r.outcome {
+                Outcome::Pass => green,
+                Outcome::Fail => red,
+                _ => yellow,
+            }
+        ),
         r.outcome_reason
             .as_deref()
             .map(|m| format!(" — {m}"))
             .unwrap_or_default()
     );
+    for line in &deciding {
+        let _ = write!(s, "\n  {line}");
+    }
     s
+}
+
+/// A step's name with its attempt after the first: `Iref PF1 #2`.
+fn shown_name(step: &meterbench_runner::record::StepRecord) -> String {
+    if step.attempt > 1 {
+        format!("{} #{}", step.name, step.attempt)
+    } else {
+        step.name.clone()
+    }
 }
 
 /// The outcome as the record spells it.
@@ -358,12 +428,4 @@ fn phases_word(phases: &[meterbench_procedure::Phase]) -> String {
         .map(|p| format!("{p:?}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).collect::<String>() + "…"
-    }
 }

@@ -292,7 +292,10 @@ impl Outputs {
     /// Print each run's results, issue and file its bundle; the exit code.
     pub fn finish(self, station: &Station, session: &meterbench_runner::Session) -> i32 {
         for run in &session.runs {
-            crate::out::say(meterbench_report::console::results_table(&run.record));
+            crate::out::say(meterbench_report::console::results_table_styled(
+                &run.record,
+                crate::out::colour(),
+            ));
         }
         let signer = self
             .signer
