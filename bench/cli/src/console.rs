@@ -112,7 +112,7 @@ impl Observer for ConsoleObserver {
                 for &p in positions {
                     let bar = self.multi.add(ProgressBar::new(1));
                     bar.set_style(
-                        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {msg}")
+                        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {msg}")
                             .expect("template")
                             .progress_chars("=> "),
                     );
@@ -137,9 +137,11 @@ impl Observer for ConsoleObserver {
                 }
                 for (position, (counted, needed)) in slowest {
                     if let Some(bar) = self.bars.get(&position) {
-                        bar.set_length(needed.max(1));
-                        bar.set_position(counted);
-                        bar.set_message(format!("{elapsed_s:.1} s, ≈{remaining_s:.1} s left"));
+                        let (length, at, message) =
+                            progress_line(counted, needed, *elapsed_s, *remaining_s);
+                        bar.set_length(length);
+                        bar.set_position(at);
+                        bar.set_message(message);
                     }
                 }
             }
@@ -192,4 +194,50 @@ pub fn session_summary(session: &Session) -> String {
     }
     let _ = write!(s, "SESSION VERDICT: {}", session.outcome().word());
     s
+}
+
+/// A progress bar's length, position and words. A step that counts pulses shows the
+/// pulses; one that runs for a time and expects none (the no-load test) shows its time,
+/// and the pulses seen only as what they are, not as progress towards a goal.
+fn progress_line(
+    counted: u64,
+    needed: u64,
+    elapsed_s: f64,
+    remaining_s: f64,
+) -> (u64, u64, String) {
+    if needed == 0 {
+        let total = elapsed_s + remaining_s;
+        (
+            1000,
+            if total > 0.0 {
+                (elapsed_s / total * 1000.0).round() as u64
+            } else {
+                1000
+            },
+            format!("{elapsed_s:.0} of {total:.0} s, {counted} pulses seen"),
+        )
+    } else {
+        (
+            needed,
+            counted.min(needed),
+            format!("{counted}/{needed} pulses, {elapsed_s:.1} s, ≈{remaining_s:.1} s left"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn a_timed_step_shows_its_time_and_a_counting_step_its_pulses() {
+        assert_eq!(
+            progress_line(0, 0, 30.0, 83.0),
+            (1000, 265, "30 of 113 s, 0 pulses seen".to_string())
+        );
+        assert_eq!(
+            progress_line(1, 2, 14.2, 11.9),
+            (2, 1, "1/2 pulses, 14.2 s, ≈11.9 s left".to_string())
+        );
+    }
 }

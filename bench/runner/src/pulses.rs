@@ -28,7 +28,7 @@ use std::time::Duration;
 /// Longest wall-clock time between two counter polls while a point's end is far: how
 /// often the progress display moves on a real bench. (A stop does not wait for it:
 /// sleeps are interrupted.)
-const DISPLAY_REFRESH_WALL_S: f64 = 2.0;
+const DISPLAY_REFRESH_WALL_S: f64 = 1.0;
 
 /// A scanning head's input: the counter (index into the station's) and its channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -291,11 +291,14 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
             // room for a slow meter), at most a display refresh on a paced clock. Near
             // the end, sleep until the estimated end plus a fraction of a period: one
             // poll usually ends the point, just after its pulse.
+            // On a paced clock the technician's display is refreshed at least every
+            // display period, a long wait for the last pulses included.
             let sleep = if remaining_s > 2.0 * period {
-                (0.9 * remaining_s).min(display_refresh)
+                0.9 * remaining_s
             } else {
                 remaining_s + fine
-            };
+            }
+            .min(display_refresh);
             ctx.sleep(sleep)?;
             self.polls += 1;
             self.drain_into(w, true, ctx)?;
@@ -321,7 +324,10 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                 if missing == 0.0 {
                     return 0.0;
                 }
-                let from = pulses.last().map_or(elapsed, |e| self.rel_s(w, p.input, e));
+                // Before the first pulse, its arrival is counted from the start of counting
+                // (at most a period away at the nominal rate): the estimate falls as the
+                // wait goes on instead of standing still.
+                let from = pulses.last().map_or(0.0, |e| self.rel_s(w, p.input, e));
                 (from + missing * period - elapsed).max(0.0)
             })
             .fold(0.0, f64::max)
