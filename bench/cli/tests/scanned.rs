@@ -69,3 +69,41 @@ fn a_scanned_gs1_code_gives_its_serial_and_a_control_character_is_refused() {
         assert!(!refused.exists(), "nothing was started");
     }
 }
+
+#[test]
+fn a_wrongly_scanned_serial_fails_the_device_without_asking_more() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "run",
+            "--quiet",
+            "--procedure",
+            "procedures/cpim1000-eichrecht.yaml",
+            "--ask",
+            "--reports",
+        ])
+        .arg(&reports)
+        .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One answer only: the scan. A further question would meet the end of the input.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"SIM-CPIM-999999\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("inspection failed")
+            && stdout.contains("the scanned serial number SIM-CPIM-999999 is not the one this run is for (SIM-CPIM-000123)")
+            && stdout.contains("no energy test was run"),
+        "{stdout}"
+    );
+}

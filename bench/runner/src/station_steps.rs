@@ -151,12 +151,19 @@ fn inspect(
         let expected = &ctx.devices[device].serial;
         if &s != expected {
             problems.push(format!(
-                "the scanned serial number {s} is not the one this run is for ({expected})"
+                "the scanned serial number {s} is not the one this run is for ({expected}); its seals and labels were not asked about"
             ));
         }
         scanned_serial = Some(s);
     }
-    for c in crate::questions::confirmations(i, fixture) {
+    // Another device than the run's: nothing it shows can count for this run, so the
+    // operator is not asked about its seals and labels.
+    let confirmations = if problems.is_empty() {
+        crate::questions::confirmations(i, fixture)
+    } else {
+        Vec::new()
+    };
+    for c in confirmations {
         let confirmed = ctx.ask(device, ps, &c.question)? == "yes";
         if !confirmed {
             problems.push(c.problem);
