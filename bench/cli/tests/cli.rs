@@ -155,6 +155,55 @@ fn validate_accepts_the_repository_and_rejects_a_typo_with_its_position() {
 }
 
 #[test]
+fn validate_of_a_procedure_alone_checks_it_as_run_would_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("procedures/en50470-3-class-b.yaml")).unwrap();
+    let from = "current: Imax, power_factor: 1,    settle_s: 2, pulses: 300";
+    assert!(text.contains(from));
+    let path = dir.path().join("p40.yaml");
+    std::fs::write(
+        &path,
+        text.replacen(
+            from,
+            "current: 40, power_factor: 1,    settle_s: 2, pulses: 300",
+            1,
+        ),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    // `run` refuses it before anything is switched on...
+    let run = meterbench(&[
+        "run",
+        "--quiet",
+        "--procedure",
+        p,
+        "--reports",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("step `Imax PF1`"));
+    // ...and so does `validate` with the file alone.
+    let alone = meterbench(&["validate", p]);
+    let stdout = String::from_utf8_lossy(&alone.stdout);
+    assert_eq!(alone.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("against the fixtures in fixtures/")
+            && stdout.contains("error ")
+            && stdout.contains("step `Imax PF1`")
+            && stdout.contains("against fixture cpim1000"),
+        "{stdout}"
+    );
+    // The shipped procedure passes the same check.
+    let ok = meterbench(&["validate", "procedures/en50470-3-class-b.yaml"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("en50470-3-class-b on cpim1000 at station sim-1"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn help_explains_the_commands() {
     let out = meterbench(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);

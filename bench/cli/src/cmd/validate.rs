@@ -131,6 +131,50 @@ pub fn main(args: ValidateArgs) -> i32 {
             }
         }
     }
+    // A procedure named alone is checked as `run` would use it: against the fixtures and
+    // at the stations of this folder, unless some are named too (a setpoint beyond a
+    // fixture's rating is no error of the file alone, but `run` refuses it).
+    if !procedures.is_empty() {
+        let companions = |dir: &str| {
+            default_files()
+                .into_iter()
+                .filter(|f| f.starts_with(dir))
+                .filter_map(|f| DataFile::load(&f).ok())
+                .collect::<Vec<_>>()
+        };
+        if fixtures.is_empty() {
+            fixtures.extend(companions("fixtures").into_iter().filter_map(|f| match f {
+                DataFile::Fixture(x) => Some(x),
+                _ => None,
+            }));
+            println!(
+                "      (no fixture named: {})",
+                if fixtures.is_empty() {
+                    "none in fixtures/ here either, so the procedure was checked alone"
+                } else {
+                    "against the fixtures in fixtures/"
+                }
+            );
+        }
+        if stations.is_empty() {
+            stations.extend(
+                companions("hw/stations")
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        DataFile::Station(s) => Some(*s),
+                        _ => None,
+                    }),
+            );
+            println!(
+                "      (no station named: {})",
+                if stations.is_empty() {
+                    "none in hw/stations/ here either"
+                } else {
+                    "at the stations in hw/stations/"
+                }
+            );
+        }
+    }
     // Every procedure against every fixture of its kind (and, for meters, its class),
     // and at every station as `run` checks them.
     for p in &procedures {
