@@ -204,6 +204,47 @@ fn validate_of_a_procedure_alone_checks_it_as_run_would_use_it() {
 }
 
 #[test]
+fn a_signing_key_that_cannot_be_made_or_read_is_named_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let run = |key: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args(["run", "--quiet", "--reports"])
+            .arg(&reports)
+            .arg("--signing-key")
+            .arg(key)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    };
+    // A folder that cannot be made: under a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = run(&file.join("keys/key.pem"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot create the folder {}",
+            file.join("keys").display()
+        )) && err.contains("chosen by --signing-key")
+            && err.contains("os error"),
+        "{err}"
+    );
+    // A file that is no key.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "garbage").unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("the signing key {}", bad.display()))
+            && err.contains("not an Ed25519 private key"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_explains_the_commands() {
     let out = meterbench(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);

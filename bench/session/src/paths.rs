@@ -34,12 +34,29 @@ pub fn public_key_path(private: &Path) -> PathBuf {
 }
 
 /// Load the signing key, creating one on first use (its id is printed so it can be published).
+/// Every failure names the path (and where the path came from: --key, the environment
+/// or the default).
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
+    let whence = || {
+        format!(
+            "the signing key {} (chosen by --signing-key, else METERBENCH_SIGNING_KEY, else $XDG_CONFIG_HOME or ~/.config/meterbench/signing-key.pem)",
+            path.display()
+        )
+    };
     if path.exists() {
-        return Ok((load_signing_key(path)?, false));
+        let key = load_signing_key(path).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
+        return Ok((key, false));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the folder {} for {}: {e}",
+                dir.display(),
+                whence()
+            )
+        })?;
     }
-    Ok((generate_key(path, &public_key_path(path))?, true))
+    let key = generate_key(path, &public_key_path(path))
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", whence()))?;
+    Ok((key, true))
 }
