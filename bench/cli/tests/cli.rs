@@ -542,6 +542,20 @@ fn elements_that_disagree_fail_the_single_phase_check_alone_in_every_output() {
     let bundle = &bundles(reports.path())[0];
     let verified = meterbench(&["verify", bundle.to_str().unwrap()]);
     assert_eq!(verified.status.code(), Some(0));
+    // Paper names its bundle and the key that signs it.
+    let manifest = std::fs::read_to_string(bundle.join("MANIFEST.sha256")).unwrap();
+    let key_id = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("# key-id: "))
+        .unwrap();
+    let html = std::fs::read_to_string(bundle.join("certificate.html")).unwrap();
+    let run_id = bundle.file_name().unwrap().to_str().unwrap();
+    assert!(
+        html.contains(&format!(
+            "signed bundle {run_id}, signed with key id {key_id}"
+        )),
+        "{key_id}"
+    );
     let junit = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();
     assert!(
         junit.contains("failures=\"1\"")

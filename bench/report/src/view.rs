@@ -24,6 +24,10 @@ pub(crate) struct View {
     pub simulated: bool,
     pub started: Timestamp,
     pub finished: Option<Timestamp>,
+    /// How long the bench measured, in words: on a simulated bench the start and end
+    /// times are the computer's, seconds apart, while the bench clock ran the procedure's
+    /// minutes.
+    pub bench_time: String,
     pub outcome: &'static str,
     pub outcome_class: &'static str,
     pub outcome_reason: Option<String>,
@@ -888,6 +892,14 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         simulated: r.simulated,
         started: timestamp(&started_at),
         finished: finished.as_ref().map(timestamp),
+        bench_time: if r.simulated {
+            format!(
+                "{:.0} s on the simulated bench's clock (virtual time, computed in {:.1} s)",
+                r.timing.bench_duration_s, r.timing.wall_s
+            )
+        } else {
+            format!("{:.0} s on the bench's clock", r.timing.bench_duration_s)
+        },
         outcome: verdict(r.outcome),
         outcome_class: match r.outcome {
             Outcome::Pass => "pass",

@@ -31,6 +31,7 @@ impl Bundle {
     /// A bundle with the standard files: the canonical record, summary.json, junit.xml,
     /// samples.parquet, the certificate (HTML and PDF), the DCC and the plots.
     pub fn new(key: SigningKey, signer: String, log: PathBuf) -> Bundle {
+        let key_id = key_id(&key.verifying_key());
         Bundle {
             key,
             signer: signer.clone(),
@@ -41,7 +42,7 @@ impl Bundle {
                 Box::new(Summary),
                 Box::new(JUnit),
                 Box::new(Samples),
-                Box::new(Documents { signer }),
+                Box::new(Documents { signer, key_id }),
             ],
         }
     }
@@ -220,11 +221,14 @@ impl BundleFile for Samples {
 /// The certificate (HTML, PDF), the DCC XML and the plots.
 struct Documents {
     signer: String,
+    /// The key that signs the bundle: printed on the certificate, so paper names the
+    /// key its bundle must verify with.
+    key_id: String,
 }
 
 impl BundleFile for Documents {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        documents(record, bundle, &self.signer)
+        documents(record, bundle, &self.signer, &self.key_id)
     }
 }
 
@@ -238,13 +242,18 @@ pub struct Issued {
     pub repairs: Vec<String>,
 }
 
-/// How a customer checks a bundle, printed on the certificate.
-const HOW_TO_VERIFY: &str = "This certificate is one file of a signed bundle. Check every file and the signature:\n  meterbench verify BUNDLE_FOLDER\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nCompare the key id in MANIFEST.sha256 with the one the laboratory publishes.";
+/// How a customer checks a bundle, printed on the certificate with the run id (the
+/// bundle folder's name) and the id of the key that signs it.
+fn how_to_verify(run_id: &str, key_id: &str) -> String {
+    format!(
+        "This certificate is one file of the signed bundle {run_id}, signed with key id {key_id}. Check every file and the signature:\n  meterbench verify {run_id}\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nThe key id in MANIFEST.sha256 must be {key_id}, and the laboratory must publish it as its own."
+    )
+}
 
 /// The certificate (HTML, PDF), the DCC XML and the plots.
-fn documents(record: &RunRecord, bundle: &Path, signer: &str) -> anyhow::Result<()> {
+fn documents(record: &RunRecord, bundle: &Path, signer: &str, key_id: &str) -> anyhow::Result<()> {
     use meterbench_report::{CertificateContext, DccContext};
-    let cert = CertificateContext::new(signer.to_string(), HOW_TO_VERIFY.to_string());
+    let cert = CertificateContext::new(signer.to_string(), how_to_verify(&record.run_id, key_id));
     std::fs::write(
         bundle.join("certificate.html"),
         meterbench_report::render_certificate_html(record, &cert)?,
