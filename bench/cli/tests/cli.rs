@@ -245,6 +245,65 @@ fn a_signing_key_that_cannot_be_made_or_read_is_named_with_its_cause() {
 }
 
 #[test]
+fn a_run_without_a_verdict_issues_a_test_report_and_a_line_a_production_record() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let dead = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{dead_led: {port: left}}",
+    ]);
+    assert_eq!(dead.status.code(), Some(2));
+    let eol = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--procedure",
+        "procedures/cpim1000-eol.yaml",
+        "--answers",
+        "hw/answers/sim-cpim1000.yaml",
+    ]);
+    assert_eq!(
+        eol.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&eol.stderr)
+    );
+    let mut seen = Vec::new();
+    for bundle in bundles(reports.path()) {
+        let html = std::fs::read_to_string(bundle.join("certificate.html")).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(bundle.join("record.json")).unwrap())
+                .unwrap();
+        match record["outcome"].as_str().unwrap() {
+            "ERROR" => {
+                assert!(html.contains("<h1>Test report</h1>") && html.contains("Report no."));
+                assert!(
+                    html.contains("No calibration result exists for this item: the run ended ERROR (step `Scanning heads`"),
+                    "{html}"
+                );
+                assert!(!html.contains("Calibration certificate</h1>"));
+                seen.push("test report");
+            }
+            "PASS" => {
+                assert_eq!(record["procedure"]["document"], "production_test_record");
+                assert!(
+                    html.contains("<h1>Production test record</h1>") && html.contains("Record no.")
+                );
+                seen.push("production record");
+            }
+            other => panic!("{other}"),
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["production record", "test report"]);
+}
+
+#[test]
 fn help_explains_the_commands() {
     let out = meterbench(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -549,6 +608,7 @@ fn elements_that_disagree_fail_the_single_phase_check_alone_in_every_output() {
         .find_map(|l| l.strip_prefix("# key-id: "))
         .unwrap();
     let html = std::fs::read_to_string(bundle.join("certificate.html")).unwrap();
+    assert!(html.contains("<h1>Calibration certificate</h1>"));
     let run_id = bundle.file_name().unwrap().to_str().unwrap();
     assert!(
         html.contains(&format!(

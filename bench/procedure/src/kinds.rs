@@ -245,6 +245,14 @@ impl DutProcedure {
         }
     }
 
+    /// What a run with a verdict issues (a sensor's calibration: a certificate).
+    pub fn document(&self) -> crate::DocumentKind {
+        match self {
+            DutProcedure::Meter(p) => p.document,
+            DutProcedure::CurrentSensor(_) => crate::DocumentKind::CalibrationCertificate,
+        }
+    }
+
     pub fn title(&self) -> &str {
         match self {
             DutProcedure::Meter(p) => &p.title,

@@ -22,9 +22,9 @@ pub use fixture::{
 };
 pub use kinds::{DataFile, DeviceKind, DutFixture, DutProcedure, schema_of};
 pub use procedure::{
-    AccuracyStep, CurrentSpec, IdentitySource, IdentityStep, InspectionStep, LimitSpec,
-    LoadDifferenceStep, NoLoadStep, Phase, PointLength, Procedure, PulseCheckStep, RegisterStep,
-    StartingStep, Step, StepKind, StoppingRule,
+    AccuracyStep, CurrentSpec, DocumentKind, IdentitySource, IdentityStep, InspectionStep,
+    LimitSpec, LoadDifferenceStep, NoLoadStep, Phase, PointLength, Procedure, PulseCheckStep,
+    RegisterStep, StartingStep, Step, StepKind, StoppingRule,
 };
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{

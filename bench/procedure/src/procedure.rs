@@ -64,6 +64,8 @@ mod raw {
         pub stopping: Option<Spanned<Stopping>>,
         #[serde(default)]
         pub point_length: Option<Spanned<PointLength>>,
+        #[serde(default)]
+        pub document: Option<DocumentKind>,
         pub limits: Spanned<Vec<Spanned<Limit>>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
     }
@@ -344,6 +346,18 @@ pub struct PointLength {
     pub source: String,
 }
 
+/// What a run of the procedure issues when it ends in a verdict (PASS or FAIL); a run that
+/// ends without one (ERROR, ABORTED) issues a test report that says no result exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// A numbered calibration certificate (ISO/IEC 17025 7.8).
+    #[default]
+    CalibrationCertificate,
+    /// A production line's record of a device's test: no calibration certificate.
+    ProductionTestRecord,
+}
+
 /// Where the software identity is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -444,6 +458,8 @@ pub struct Procedure {
     pub stopping: Option<StoppingRule>,
     /// The least pulses and time of an accuracy point, beyond the fixture's minimums.
     pub point_length: Option<PointLength>,
+    /// What a run with a verdict issues.
+    pub document: DocumentKind,
     pub limits: Vec<LimitSpec>,
     pub steps: Vec<Step>,
 }
@@ -882,6 +898,7 @@ impl Procedure {
                     source: l.value.source.clone(),
                 }),
             },
+            document: raw.document.unwrap_or_default(),
             limits,
             steps,
             file,

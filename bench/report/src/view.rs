@@ -8,6 +8,7 @@ use meterbench_metrology::{
     COVERAGE_PROBABILITY, Conformity, Contribution, DecisionRule, LoadKind, PfCharacter,
     PowerFactor, ReferenceMethod,
 };
+use meterbench_procedure::DocumentKind;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepRecord, StopReason};
 use serde::Serialize;
 
@@ -19,6 +20,13 @@ pub(crate) const UNCERTAINTY_NORM: &str = "JCGM 100:2008 (GUM)";
 #[derive(Debug, Serialize)]
 pub(crate) struct View {
     pub run_id: String,
+    /// What this document is: `Calibration certificate`, `Production test record`, or
+    /// `Test report` for a run that ended without a verdict.
+    pub document_title: &'static str,
+    /// `Certificate no.`, `Record no.`, `Report no.`.
+    pub number_label: &'static str,
+    /// For a run without a verdict: that no calibration result exists, and why.
+    pub no_result: Option<String>,
     pub bench_version: String,
     pub renderer_version: &'static str,
     pub simulated: bool,
@@ -885,8 +893,25 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         push_unique(&mut voltages_v, fmt_num(step.load.voltage_v));
     }
 
+    let (document_title, number_label) = match (r.outcome, r.procedure.document) {
+        (Outcome::Error | Outcome::Aborted, _) => ("Test report", "Report no."),
+        (_, DocumentKind::ProductionTestRecord) => ("Production test record", "Record no."),
+        (_, DocumentKind::CalibrationCertificate) => ("Calibration certificate", "Certificate no."),
+    };
     Ok(View {
         run_id: r.run_id.clone(),
+        document_title,
+        number_label,
+        no_result: matches!(r.outcome, Outcome::Error | Outcome::Aborted).then(|| {
+            format!(
+                "No calibration result exists for this item: the run ended {}{}. The measurements made before it ended are reported for the record; none of them is a calibration result, and no statement of conformity is made.",
+                verdict(r.outcome),
+                r.outcome_reason
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            )
+        }),
         bench_version: r.bench_version.clone(),
         renderer_version: env!("CARGO_PKG_VERSION"),
         simulated: r.simulated,

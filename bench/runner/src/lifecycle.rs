@@ -798,6 +798,7 @@ fn subject(req: &RunRequest<'_>, serial: &str, instruments: Vec<InstrumentRecord
             sha256: procedure.file().sha256.clone(),
             method,
             decision_rule,
+            document: procedure.document(),
         },
         counter_timebase_hz: 0.0,
         reference_imp_per_kwh: match fx {

@@ -73,6 +73,9 @@ pub struct ProcedureRef {
     pub sha256: String,
     pub method: meterbench_metrology::ReferenceMethod,
     pub decision_rule: meterbench_metrology::DecisionRule,
+    /// What a run with a verdict issues (older records: a calibration certificate).
+    #[serde(default)]
+    pub document: meterbench_procedure::DocumentKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
