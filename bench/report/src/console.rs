@@ -246,7 +246,7 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                     format!("{pulses} (≤{max_pulses}) in {duration_s:.0} s"),
                     if *passed { "pass" } else { "fail: creeps" }.to_string(),
                 ),
-                // The largest difference stands for the port; the verdict names the
+                // The deciding difference stands for the port; the verdict names the
                 // phases whose difference is out of limits.
                 Some(PortResult::LoadDifference {
                     balanced_step,
@@ -255,12 +255,7 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                     passed,
                     ..
                 }) => {
-                    let worst = comparisons.iter().max_by(|a, b| {
-                        let size = |c: &meterbench_runner::record::LoadComparison| {
-                            c.difference.difference_percent.abs()
-                        };
-                        size(a).total_cmp(&size(b))
-                    });
+                    let worst = meterbench_runner::record::LoadComparison::deciding(comparisons);
                     let failed: Vec<String> = comparisons
                         .iter()
                         .filter(|c| !c.difference.decision.accepted)

@@ -410,6 +410,23 @@ pub struct LoadComparison {
     pub difference: meterbench_metrology::LoadDifference,
 }
 
+impl LoadComparison {
+    /// The comparison that stands for a port's check where one line must: a rejected
+    /// one first, then the largest difference.
+    pub fn deciding(comparisons: &[LoadComparison]) -> Option<&LoadComparison> {
+        comparisons.iter().max_by(|a, b| {
+            let key = |c: &LoadComparison| {
+                (
+                    !c.difference.decision.accepted,
+                    c.difference.difference_percent.abs(),
+                )
+            };
+            let ((fa, da), (fb, db)) = (key(a), key(b));
+            fa.cmp(&fb).then(da.total_cmp(&db))
+        })
+    }
+}
+
 /// One current set in a transition search and what the sensor read there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionProbe {
@@ -725,10 +742,13 @@ impl StepRecord {
         for p in &self.ports {
             match &p.result {
                 Some(r) if r.passed() => {}
+                // A register that disagrees with its own pulses failed outright.
                 Some(PortResult::Accuracy { decision, .. })
-                | Some(PortResult::Register { decision, .. })
-                    if decision.conformity == meterbench_metrology::Conformity::ConditionalPass =>
-                {
+                | Some(PortResult::Register {
+                    decision,
+                    consistent_with_pulses: true,
+                    ..
+                }) if decision.conformity == meterbench_metrology::Conformity::ConditionalPass => {
                     any = true
                 }
                 _ => return false,

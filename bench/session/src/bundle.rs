@@ -317,17 +317,7 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                     limit_percent,
                     ..
                 }) => {
-                    let worst = comparisons.iter().max_by(|a, b| {
-                        let key = |c: &meterbench_runner::record::LoadComparison| {
-                            (
-                                !c.difference.decision.accepted,
-                                c.difference.difference_percent.abs(),
-                            )
-                        };
-                        let (fa, da) = key(a);
-                        let (fb, db) = key(b);
-                        fa.cmp(&fb).then(da.total_cmp(&db))
-                    });
+                    let worst = meterbench_runner::record::LoadComparison::deciding(comparisons);
                     (
                         worst.map(|c| c.difference.difference_percent),
                         worst.map(|c| c.difference.expanded_u_percent),
