@@ -12,6 +12,7 @@ pub mod guard;
 pub mod outputs;
 pub mod paths;
 pub mod serve;
+pub mod shipped;
 pub mod technician;
 
 pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
@@ -67,6 +68,8 @@ pub struct SessionOptions {
     pub retest_failed: bool,
     /// Calibrations are judged against this day.
     pub today: NaiveDate,
+    /// The bench home: where a retest finds the files its run named.
+    pub home: paths::BenchHome,
 }
 
 impl SessionOptions {
@@ -87,6 +90,7 @@ impl SessionOptions {
             counter_link_faults: Vec::new(),
             retest_failed: false,
             today,
+            home: paths::BenchHome::at(Path::new("."), paths::HomeOrigin::CurrentFolder),
         }
     }
 }
@@ -521,9 +525,17 @@ impl Retest {
         step_name: &str,
         mut options: SessionOptions,
     ) -> Result<Retest, SessionError> {
-        options.procedure = PathBuf::from(&record.procedure.path);
-        options.fixture = PathBuf::from(&record.fixture.path);
-        options.station = PathBuf::from(&record.station.path);
+        // The run's files as it named them, else where the home has them (a run made in
+        // the home's folder names them relative to it).
+        let find = |what: &str, path: &str, folder: &str| {
+            options
+                .home
+                .named_file(what, Path::new(path), folder)
+                .unwrap_or_else(|_| PathBuf::from(path))
+        };
+        options.procedure = find("procedure", &record.procedure.path, "procedures");
+        options.fixture = find("fixture", &record.fixture.path, "fixtures");
+        options.station = find("station", &record.station.path, "hw/stations");
         let position = record.position.as_ref().map_or(1, |p| p.id);
         options.positions = vec![position];
         options.serials = vec![(Some(position), record.dut.serial_number.clone())];

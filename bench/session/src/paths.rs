@@ -1,8 +1,161 @@
-//! Where the bench keeps its things unless told otherwise: the signing key, the results
-//! store.
+//! Where the bench keeps its things: the bench home (procedures, fixtures, stations,
+//! templates, reports, the results store and the signing key), found by `--home`, else
+//! `$METERBENCH_HOME`, else the current folder, so that one installed binary serves any
+//! folder and every command reads the same reports and store.
 
 use meterbench_signing::{SigningKey, generate_key, load_signing_key};
 use std::path::{Path, PathBuf};
+
+/// The environment variable naming the bench home.
+pub const HOME_VARIABLE: &str = "METERBENCH_HOME";
+
+/// How the bench home was found: said in every message about a file it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeOrigin {
+    /// `--home DIR`.
+    Flag,
+    /// `$METERBENCH_HOME`.
+    Environment,
+    /// Neither was given: the current folder.
+    CurrentFolder,
+}
+
+/// A bench home: a folder holding `procedures/`, `fixtures/`, `hw/stations/`,
+/// `hw/answers/`, `templates/`, `reports/` (runs, the issuance log, `store/`) and
+/// `keys/` (the signing key). `meterbench init` creates one; the repository is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchHome {
+    root: PathBuf,
+    origin: HomeOrigin,
+}
+
+impl BenchHome {
+    /// The home named by `flag`, else by `$METERBENCH_HOME`, else the current folder.
+    pub fn locate(flag: Option<&Path>) -> BenchHome {
+        if let Some(dir) = flag {
+            return BenchHome::at(dir, HomeOrigin::Flag);
+        }
+        match std::env::var_os(HOME_VARIABLE) {
+            Some(dir) if !dir.is_empty() => BenchHome::at(Path::new(&dir), HomeOrigin::Environment),
+            _ => BenchHome::at(Path::new("."), HomeOrigin::CurrentFolder),
+        }
+    }
+
+    /// The home at `root`, found the way `origin` says.
+    pub fn at(root: &Path, origin: HomeOrigin) -> BenchHome {
+        BenchHome {
+            root: root.to_path_buf(),
+            origin,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn origin(&self) -> HomeOrigin {
+        self.origin
+    }
+
+    /// `rel` inside the home. Kept relative when the home is the current folder, so that
+    /// records made there name their files as before (`procedures/…`).
+    pub fn file(&self, rel: impl AsRef<Path>) -> PathBuf {
+        if self.root == Path::new(".") {
+            rel.as_ref().to_path_buf()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    /// Where run folders, the issuance log and the store go.
+    pub fn reports(&self) -> PathBuf {
+        self.file("reports")
+    }
+
+    /// Templates a lab edits to restyle its certificates and audits.
+    pub fn templates(&self) -> PathBuf {
+        self.file("templates")
+    }
+
+    /// The signing key: `$METERBENCH_SIGNING_KEY`, else `keys/signing-key.pem` in the home.
+    pub fn signing_key(&self) -> PathBuf {
+        match std::env::var_os("METERBENCH_SIGNING_KEY") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => self.file("keys/signing-key.pem"),
+        }
+    }
+
+    /// The home, how it was found and how to choose another, for messages.
+    pub fn describe(&self) -> String {
+        let shown = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        let how = match self.origin {
+            HomeOrigin::Flag => "named by --home",
+            HomeOrigin::Environment => "named by METERBENCH_HOME",
+            HomeOrigin::CurrentFolder => {
+                "the current folder, as neither --home nor METERBENCH_HOME is set"
+            }
+        };
+        format!("the bench home {} ({how})", shown.display())
+    }
+
+    /// Advice for a home that lacks what was asked of it.
+    pub fn advice(&self) -> &'static str {
+        "name a bench home with --home DIR or METERBENCH_HOME, or create one with `meterbench init DIR`"
+    }
+
+    /// The file the home has for `default` (a path inside it), or an error naming the home.
+    pub fn default_file(&self, what: &str, default: &str) -> Result<PathBuf, String> {
+        let path = self.file(default);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "no {what} named, and its default {default} is not in {}: {}",
+                self.describe(),
+                self.advice()
+            ))
+        }
+    }
+
+    /// A file the user named (`--procedure X`): as given when it is there (relative to the
+    /// current folder), else the home's `X` or `FOLDER/X` (so `--procedure
+    /// cpim1000-eol.yaml` finds `procedures/cpim1000-eol.yaml` from anywhere).
+    pub fn named_file(&self, what: &str, given: &Path, folder: &str) -> Result<PathBuf, String> {
+        if given.is_file() || given.is_absolute() {
+            return Ok(given.to_path_buf());
+        }
+        let candidates = [self.file(given), self.file(Path::new(folder).join(given))];
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| ".".into());
+        Err(format!(
+            "{what} {}: no such file in the current folder ({cwd}), nor as {} or {} in {}: {}",
+            given.display(),
+            candidates[0].display(),
+            candidates[1].display(),
+            self.describe(),
+            self.advice()
+        ))
+    }
+
+    /// `named` when given (found as [`BenchHome::named_file`] finds it), else the home's
+    /// default.
+    pub fn choose(
+        &self,
+        what: &str,
+        named: Option<&Path>,
+        folder: &str,
+        default: &str,
+    ) -> Result<PathBuf, String> {
+        match named {
+            Some(p) => self.named_file(what, p, folder),
+            None => self.default_file(what, default),
+        }
+    }
+}
 
 /// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE`,
 /// else `store/` inside the reports folder.
@@ -10,18 +163,6 @@ pub fn default_store_path(reports: &Path) -> PathBuf {
     std::env::var_os("METERBENCH_STORE")
         .map(PathBuf::from)
         .unwrap_or_else(|| reports.join("store"))
-}
-
-/// Where the bench's signing key lives unless told otherwise.
-pub fn default_key_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("METERBENCH_SIGNING_KEY") {
-        return PathBuf::from(p);
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("meterbench").join("signing-key.pem")
 }
 
 /// The public key file that sits beside a private key file.
@@ -39,7 +180,7 @@ pub fn public_key_path(private: &Path) -> PathBuf {
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     let whence = || {
         format!(
-            "the signing key {} (chosen by --signing-key, else METERBENCH_SIGNING_KEY, else $XDG_CONFIG_HOME or ~/.config/meterbench/signing-key.pem)",
+            "the signing key {} (chosen by --signing-key, else METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home)",
             path.display()
         )
     };
@@ -59,4 +200,60 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     let key = generate_key(path, &public_key_path(path))
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", whence()))?;
     Ok((key, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_home_in_the_current_folder_keeps_paths_relative() {
+        let home = BenchHome::at(Path::new("."), HomeOrigin::CurrentFolder);
+        assert_eq!(
+            home.file("procedures/a.yaml"),
+            Path::new("procedures/a.yaml")
+        );
+        let elsewhere = BenchHome::at(Path::new("/srv/bench"), HomeOrigin::Flag);
+        assert_eq!(
+            elsewhere.file("procedures/a.yaml"),
+            Path::new("/srv/bench/procedures/a.yaml")
+        );
+        assert_eq!(elsewhere.reports(), Path::new("/srv/bench/reports"));
+    }
+
+    #[test]
+    fn a_named_file_is_found_as_given_then_in_the_home_then_in_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("procedures")).unwrap();
+        std::fs::write(dir.path().join("procedures/p.yaml"), "x").unwrap();
+        let home = BenchHome::at(dir.path(), HomeOrigin::Environment);
+        let by_name = home
+            .named_file("procedure", Path::new("p.yaml"), "procedures")
+            .unwrap();
+        assert_eq!(by_name, dir.path().join("procedures/p.yaml"));
+        let by_path = home
+            .named_file("procedure", Path::new("procedures/p.yaml"), "procedures")
+            .unwrap();
+        assert_eq!(by_path, dir.path().join("procedures/p.yaml"));
+        let missing = home
+            .named_file("procedure", Path::new("q.yaml"), "procedures")
+            .unwrap_err();
+        assert!(
+            missing.contains("procedure q.yaml: no such file"),
+            "{missing}"
+        );
+        assert!(missing.contains("named by METERBENCH_HOME"), "{missing}");
+        assert!(missing.contains("meterbench init"), "{missing}");
+    }
+
+    #[test]
+    fn a_missing_default_names_the_home_and_how_it_was_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = BenchHome::at(dir.path(), HomeOrigin::Flag);
+        let e = home
+            .default_file("procedure", "procedures/en50470-3-class-b.yaml")
+            .unwrap_err();
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+        assert!(e.contains("named by --home"), "{e}");
+    }
 }

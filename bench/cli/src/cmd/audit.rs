@@ -3,7 +3,7 @@
 
 use chrono::{Local, NaiveDate};
 use clap::Args;
-use meterbench_session::paths::default_store_path;
+use meterbench_session::paths::{BenchHome, default_store_path};
 use meterbench_store::{AuditOptions, AuditSummary, audit_with};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -17,11 +17,15 @@ pub struct AuditArgs {
     /// Last day of the range (inclusive), YYYY-MM-DD.
     #[arg(long)]
     pub to: NaiveDate,
-    /// Results store [default: $METERBENCH_STORE or reports/store].
+    /// Results store [default: $METERBENCH_STORE, else store/ in the reports folder].
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// The reports folder whose store is audited, as given to `run --reports`
+    /// [default: reports in the bench home].
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
     /// Folder for audit.html, audit.pdf, audit.json and plots/
-    /// [default: reports/audit-FROM-TO].
+    /// [default: audit-FROM-TO in the reports folder].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// List instruments whose calibration falls due within this many days of --to.
@@ -36,16 +40,17 @@ pub struct AuditArgs {
     /// Laboratory named in the report's heading.
     #[arg(long, default_value = "meterbench")]
     pub laboratory: String,
-    /// Read audit.html.j2 from this folder when it is there (restyling without a rebuild).
-    #[arg(long, default_value = "templates")]
-    pub templates: PathBuf,
+    /// Read audit.html.j2 from this folder when it is there (restyling without a rebuild)
+    /// [default: templates in the bench home].
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
     /// Skip the PDF (HTML and JSON only).
     #[arg(long)]
     pub no_pdf: bool,
 }
 
-pub fn main(args: AuditArgs) -> i32 {
-    match execute(&args) {
+pub fn main(args: AuditArgs, home: &BenchHome) -> i32 {
+    match execute(&args, home) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -54,18 +59,20 @@ pub fn main(args: AuditArgs) -> i32 {
     }
 }
 
-fn execute(args: &AuditArgs) -> anyhow::Result<()> {
+fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
+    let reports = args.reports.clone().unwrap_or_else(|| home.reports());
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_store_path(Path::new("reports")));
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(format!("audit-{}-{}", args.from, args.to))
-    });
+        .unwrap_or_else(|| default_store_path(&reports));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| reports.join(format!("audit-{}-{}", args.from, args.to)));
     let started = Instant::now();
     let mut opts = AuditOptions::new(args.from, args.to);
     opts.calibration_due_within_days = args.due_within_days;
-    opts.templates_dir = Some(args.templates.clone());
+    opts.templates_dir = Some(args.templates.clone().unwrap_or_else(|| home.templates()));
     eprintln!(
         "auditing {} .. {} in {} ...",
         args.from,

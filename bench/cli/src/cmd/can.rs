@@ -28,17 +28,18 @@ pub enum CanCommand {
 pub struct IdentityArgs {
     /// Serial port of the SLCAN (Lawicel) USB-CAN adapter, e.g. /dev/ttyACM0.
     pub port: String,
-    /// Fixture profile with the CAN ids, data identifiers and certified identities.
-    #[arg(long, default_value = "fixtures/cpim1000.yaml")]
-    pub fixture: PathBuf,
+    /// Fixture profile with the CAN ids, data identifiers and certified identities
+    /// [default: fixtures/cpim1000.yaml in the bench home].
+    #[arg(long)]
+    pub fixture: Option<PathBuf>,
     /// Reply timeout per request, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
 }
 
-pub fn main(args: CanArgs) -> i32 {
+pub fn main(args: CanArgs, home: &meterbench_session::paths::BenchHome) -> i32 {
     match args.command {
-        CanCommand::Identity(a) => match identity(&a) {
+        CanCommand::Identity(a) => match identity(&a, home) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -48,18 +49,26 @@ pub fn main(args: CanArgs) -> i32 {
     }
 }
 
-fn identity(a: &IdentityArgs) -> anyhow::Result<i32> {
-    let fixture = Fixture::load(&a.fixture)?;
+fn identity(a: &IdentityArgs, home: &meterbench_session::paths::BenchHome) -> anyhow::Result<i32> {
+    let fixture_path = home
+        .choose(
+            "fixture",
+            a.fixture.as_deref(),
+            "fixtures",
+            crate::cmd::run::DEFAULT_FIXTURE,
+        )
+        .map_err(anyhow::Error::msg)?;
+    let fixture = Fixture::load(&fixture_path)?;
     let Some(profile) = &fixture.can else {
         anyhow::bail!(
             "{}: the fixture declares no `can:` profile (ids and data identifiers)",
-            a.fixture.display()
+            fixture_path.display()
         );
     };
     if fixture.certified_software.is_empty() {
         anyhow::bail!(
             "{}: the fixture lists no certified software identities (`software.certified`)",
-            a.fixture.display()
+            fixture_path.display()
         );
     }
     if profile.assumed {

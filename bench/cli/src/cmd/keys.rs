@@ -1,5 +1,5 @@
 use clap::{Args, Subcommand};
-use meterbench_session::paths::{default_key_path, public_key_path};
+use meterbench_session::paths::{BenchHome, public_key_path};
 use meterbench_signing::{generate_key, key_id};
 use std::path::PathBuf;
 
@@ -14,16 +14,17 @@ pub enum KeysCommand {
     /// Create the bench's Ed25519 signing key (PKCS#8 PEM, mode 0600) and its public key
     /// beside it (`NAME.pub.pem`). Publish the printed key id so customers can check it.
     Generate {
-        /// Private key file [default: $METERBENCH_SIGNING_KEY or ~/.config/meterbench/signing-key.pem].
+        /// Private key file [default: $METERBENCH_SIGNING_KEY, else keys/signing-key.pem
+        /// in the bench home].
         #[arg(long)]
         out: Option<PathBuf>,
     },
 }
 
-pub fn main(args: KeysArgs) -> i32 {
+pub fn main(args: KeysArgs, home: &BenchHome) -> i32 {
     match args.command {
         KeysCommand::Generate { out } => {
-            let private = out.unwrap_or_else(default_key_path);
+            let private = out.unwrap_or_else(|| home.signing_key());
             let public = public_key_path(&private);
             if let Some(dir) = private.parent()
                 && let Err(e) = std::fs::create_dir_all(dir)

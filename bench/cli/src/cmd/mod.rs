@@ -5,6 +5,7 @@ pub mod can;
 pub mod devices;
 pub mod guard;
 pub mod hw;
+pub mod init;
 pub mod keys;
 pub mod p1;
 pub mod retest;
@@ -25,12 +26,21 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "meterbench", version, propagate_version = true)]
 pub struct Cli {
+    /// The bench home: the folder of procedures, fixtures, hw/stations, templates,
+    /// reports (runs, issuance log, store) and keys [default: $METERBENCH_HOME, else the
+    /// current folder]. `meterbench init DIR` creates one.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a bench home (or add what it lacks): the shipped procedures, fixtures, the
+    /// simulated stations, the templates, a reports folder and a signing key. Nothing
+    /// already there is overwritten.
+    Init(init::InitArgs),
     /// Run a procedure on a DUT clamped into a station (default: the full EN 50470-3
     /// class B verification of a CPIM1000 on the simulated bench).
     Run(run::RunArgs),

@@ -3,6 +3,7 @@ use crate::console::ConsoleObserver;
 use chrono::Local;
 use clap::Args;
 use meterbench_runner::operator::{Operator, TerminalOperator};
+use meterbench_session::paths::BenchHome;
 use meterbench_session::{Retest, SessionOptions, stored_record};
 use std::path::PathBuf;
 
@@ -22,8 +23,8 @@ pub struct RetestArgs {
     pub issue: IssueArgs,
 }
 
-pub fn main(args: RetestArgs) -> i32 {
-    match execute(args) {
+pub fn main(args: RetestArgs, home: &BenchHome) -> i32 {
+    match execute(args, home) {
         Ok(code) => code,
         Err(e) => {
             crate::out::warn(format!("error: {e}"));
@@ -32,10 +33,12 @@ pub fn main(args: RetestArgs) -> i32 {
     }
 }
 
-fn execute(args: RetestArgs) -> anyhow::Result<i32> {
-    let (record, path) = stored_record(&args.issue.reports, &args.run).map_err(plain)?;
+fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
+    let reports = args.issue.reports(home);
+    let (record, path) = stored_record(&reports, &args.run).map_err(plain)?;
     let mut options = SessionOptions::new(Local::now().date_naive());
-    options.reports = args.issue.reports.clone();
+    options.reports = reports.clone();
+    options.home = home.clone();
     if let Some(a) = &args.answers {
         options.answers = vec![(None, a.clone())];
     }
@@ -50,10 +53,10 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
     );
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     crate::out::warn(what);
-    let key = signing_key(args.issue.signing_key.clone())?;
+    let key = signing_key(args.issue.key_path(home))?;
     let abort = stop_on_signals()?;
     let mut bound = retest.prepared.bind().map_err(plain)?;
-    let guard = crate::cmd::run::start_guard(&retest.prepared.station, &args.issue.reports)?;
+    let guard = crate::cmd::run::start_guard(&retest.prepared.station, &reports)?;
     let terminal: Box<dyn Operator> = Box::new(
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
@@ -67,7 +70,7 @@ fn execute(args: RetestArgs) -> anyhow::Result<i32> {
     let outputs = Outputs {
         key,
         signer: args.issue.signer.clone(),
-        reports: args.issue.reports.clone(),
+        reports,
         store: args.issue.store.clone(),
     };
     Ok(outputs.finish(&retest.prepared.station, &session))

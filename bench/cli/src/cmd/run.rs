@@ -4,12 +4,12 @@ use clap::Args;
 use meterbench_procedure::{SimFault, Station};
 use meterbench_runner::operator::{Operator, TerminalOperator};
 use meterbench_runner::{FanOut, Observer, Outcome};
-use meterbench_session::paths::{default_key_path, default_store_path, load_or_create_key};
+use meterbench_session::paths::{BenchHome, default_store_path, load_or_create_key};
 use meterbench_session::{
     Bundle, JsonLines, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
 };
 use meterbench_signing::key_id;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,15 +20,19 @@ pub(crate) const DEFAULT_STATION: &str = "hw/stations/sim.yaml";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Procedure to run.
-    #[arg(long, default_value = DEFAULT_PROCEDURE)]
-    pub procedure: PathBuf,
-    /// Fixture profile of the devices under test.
-    #[arg(long, default_value = DEFAULT_FIXTURE)]
-    pub fixture: PathBuf,
-    /// Station file binding roles to instruments and declaring the rack's positions.
-    #[arg(long, default_value = DEFAULT_STATION)]
-    pub station: PathBuf,
+    /// Procedure to run: a path, or a name in the bench home's procedures/
+    /// [default: procedures/en50470-3-class-b.yaml in the bench home].
+    #[arg(long)]
+    pub procedure: Option<PathBuf>,
+    /// Fixture profile of the devices under test: a path, or a name in the bench home's
+    /// fixtures/ [default: fixtures/cpim1000.yaml in the bench home].
+    #[arg(long)]
+    pub fixture: Option<PathBuf>,
+    /// Station file binding roles to instruments and declaring the rack's positions: a
+    /// path, or a name in the bench home's hw/stations/ [default: hw/stations/sim.yaml in
+    /// the bench home].
+    #[arg(long)]
+    pub station: Option<PathBuf>,
     /// Serial number of a device under test (scan it from the nameplate): `SERIAL` for
     /// the only position, `POSITION=SERIAL` for one of a rack; repeat for each position.
     /// On the simulated bench each position defaults to its simulated device's.
@@ -77,14 +81,15 @@ pub struct RunArgs {
 /// Where a session's runs go and who signs them (`run` and `retest`).
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    /// Directory for run folders.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
+    /// Folder for run folders, the issuance log and (unless --store) the results store
+    /// [default: reports in the bench home].
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
     /// Do not draw progress bars (logs and CI).
     #[arg(long)]
     pub quiet: bool,
     /// The bench's Ed25519 signing key (created on first use)
-    /// [default: $METERBENCH_SIGNING_KEY or ~/.config/meterbench/signing-key.pem].
+    /// [default: $METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home].
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
     /// Who signs the certificate [default: the station's laboratory and id].
@@ -96,8 +101,22 @@ pub struct IssueArgs {
     pub store: Option<PathBuf>,
 }
 
-pub fn main(args: RunArgs) -> i32 {
-    match execute(args) {
+impl IssueArgs {
+    /// The reports folder: as named, else the home's.
+    pub fn reports(&self, home: &BenchHome) -> PathBuf {
+        self.reports.clone().unwrap_or_else(|| home.reports())
+    }
+
+    /// The signing key's file: as named, else the environment's, else the home's.
+    pub fn key_path(&self, home: &BenchHome) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| home.signing_key())
+    }
+}
+
+pub fn main(args: RunArgs, home: &BenchHome) -> i32 {
+    match execute(args, home) {
         Ok(code) => code,
         Err(e) => {
             crate::out::warn(format!("error: {e}"));
@@ -118,21 +137,37 @@ pub(crate) fn by_position(text: &str) -> (Option<u32>, String) {
 
 /// The files and devices of a session as the command line names them.
 pub(crate) struct SessionFiles<'a> {
-    pub procedure: &'a PathBuf,
-    pub fixture: &'a PathBuf,
-    pub station: &'a PathBuf,
+    pub procedure: Option<&'a Path>,
+    pub fixture: Option<&'a Path>,
+    pub station: Option<&'a Path>,
     pub serials: &'a [String],
     pub positions: &'a [u32],
     pub answers: &'a [String],
 }
 
 /// Session options from the command line, dated today: `run` and `validate` build them
-/// the same way so that they load (and refuse) the same session.
-pub(crate) fn session_options(files: SessionFiles<'_>) -> SessionOptions {
+/// the same way so that they load (and refuse) the same session. Files not named are
+/// the bench home's defaults; a name that is not a path from the current folder is looked
+/// up in the home.
+pub(crate) fn session_options(
+    files: SessionFiles<'_>,
+    home: &BenchHome,
+) -> anyhow::Result<SessionOptions> {
     let mut options = SessionOptions::new(Local::now().date_naive());
-    options.procedure = files.procedure.clone();
-    options.fixture = files.fixture.clone();
-    options.station = files.station.clone();
+    options.procedure = home
+        .choose(
+            "procedure",
+            files.procedure,
+            "procedures",
+            DEFAULT_PROCEDURE,
+        )
+        .map_err(anyhow::Error::msg)?;
+    options.fixture = home
+        .choose("fixture", files.fixture, "fixtures", DEFAULT_FIXTURE)
+        .map_err(anyhow::Error::msg)?;
+    options.station = home
+        .choose("station", files.station, "hw/stations", DEFAULT_STATION)
+        .map_err(anyhow::Error::msg)?;
     options.positions = files.positions.to_vec();
     options.serials = files.serials.iter().map(|s| by_position(s)).collect();
     options.answers = files
@@ -140,28 +175,36 @@ pub(crate) fn session_options(files: SessionFiles<'_>) -> SessionOptions {
         .iter()
         .map(|a| {
             let (p, f) = by_position(a);
-            (p, PathBuf::from(f))
+            home.named_file("answers file", Path::new(&f), "hw/answers")
+                .map(|f| (p, f))
+                .map_err(anyhow::Error::msg)
         })
-        .collect();
-    options
+        .collect::<anyhow::Result<_>>()?;
+    options.home = home.clone();
+    options.reports = home.reports();
+    Ok(options)
 }
 
-fn execute(args: RunArgs) -> anyhow::Result<i32> {
+fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     let sim_faults = args
         .sim_faults
         .iter()
         .map(|f| SimFault::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut options = session_options(SessionFiles {
-        procedure: &args.procedure,
-        fixture: &args.fixture,
-        station: &args.station,
-        serials: &args.serials,
-        positions: &args.positions,
-        answers: &args.answers,
-    });
+    let mut options = session_options(
+        SessionFiles {
+            procedure: args.procedure.as_deref(),
+            fixture: args.fixture.as_deref(),
+            station: args.station.as_deref(),
+            serials: &args.serials,
+            positions: &args.positions,
+            answers: &args.answers,
+        },
+        home,
+    )?;
+    let reports = args.issue.reports(home);
     options.ask = args.ask;
-    options.reports = args.issue.reports.clone();
+    options.reports = reports.clone();
     options.realtime = args.realtime;
     options.sim_faults = sim_faults;
     options.retest_failed = args.retest_failed;
@@ -169,11 +212,11 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
 
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
-    let key = signing_key(args.issue.signing_key.clone())?;
+    let key = signing_key(args.issue.key_path(home))?;
     let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
-    let guard = start_guard(&prepared.station, &args.issue.reports)?;
+    let guard = start_guard(&prepared.station, &reports)?;
     let terminal: Box<dyn Operator> = Box::new(
         TerminalOperator::new(std::io::BufReader::new(std::io::stdin()), std::io::stderr())
             .stop_on(abort.clone()),
@@ -200,7 +243,7 @@ fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let outputs = Outputs {
         key,
         signer: args.issue.signer.clone(),
-        reports: args.issue.reports.clone(),
+        reports,
         store: args.issue.store.clone(),
     };
     Ok(outputs.finish(&prepared.station, &session))
@@ -267,8 +310,7 @@ pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 /// The signing key, created on first use (its id printed so it can be published).
-pub(crate) fn signing_key(path: Option<PathBuf>) -> anyhow::Result<meterbench_signing::SigningKey> {
-    let key_path = path.unwrap_or_else(default_key_path);
+pub(crate) fn signing_key(key_path: PathBuf) -> anyhow::Result<meterbench_signing::SigningKey> {
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
         crate::out::warn(format!(

@@ -3,15 +3,19 @@
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 use meterbench_runner::record::Outcome;
-use meterbench_session::paths::default_store_path;
+use meterbench_session::paths::{BenchHome, default_store_path, public_key_path};
 use meterbench_store::{RunFilter, RunRow, list_runs, show_run};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// Results store [default: $METERBENCH_STORE or reports/store].
+    /// Results store [default: $METERBENCH_STORE, else store/ in the reports folder].
     #[arg(long, global = true)]
     pub store: Option<PathBuf>,
+    /// The reports folder whose store is read, as given to `run --reports`
+    /// [default: reports in the bench home].
+    #[arg(long, global = true)]
+    pub reports: Option<PathBuf>,
     #[command(subcommand)]
     pub command: RunsCommand,
 }
@@ -88,15 +92,16 @@ impl From<Verdict> for Outcome {
     }
 }
 
-pub fn main(args: RunsArgs) -> i32 {
+pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
+    let reports = args.reports.clone().unwrap_or_else(|| home.reports());
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_store_path(Path::new("reports")));
+        .unwrap_or_else(|| default_store_path(&reports));
     let result = match args.command {
         RunsCommand::List(a) => list(&store, a),
         RunsCommand::Show(a) => show(&store, a),
-        RunsCommand::Ingest(a) => ingest(&store, a),
+        RunsCommand::Ingest(a) => ingest(&store, a, home),
     };
     match result {
         Ok(code) => code,
@@ -255,10 +260,11 @@ fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn ingest(store: &Path, a: IngestArgs) -> anyhow::Result<i32> {
-    let key_path = a.key.clone().unwrap_or_else(|| {
-        meterbench_session::paths::public_key_path(&meterbench_session::paths::default_key_path())
-    });
+fn ingest(store: &Path, a: IngestArgs, home: &BenchHome) -> anyhow::Result<i32> {
+    let key_path = a
+        .key
+        .clone()
+        .unwrap_or_else(|| public_key_path(&home.signing_key()));
     let trusted = meterbench_signing::load_verifying_key(&key_path).map_err(|e| {
         anyhow::anyhow!(
             "no trusted key to check the bundles with ({}: {e}); name it with --key PUB.pem",

@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use meterbench_procedure::{DutFixture, Station};
+use meterbench_session::paths::BenchHome;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -21,12 +22,14 @@ pub enum SimCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The station whose `simulation:` section is served.
-    #[arg(long, default_value = crate::cmd::run::DEFAULT_STATION)]
-    pub station: PathBuf,
-    /// The fixture of the simulated devices.
-    #[arg(long, default_value = crate::cmd::run::DEFAULT_FIXTURE)]
-    pub fixture: PathBuf,
+    /// The station whose `simulation:` section is served [default: hw/stations/sim.yaml
+    /// in the bench home].
+    #[arg(long)]
+    pub station: Option<PathBuf>,
+    /// The fixture of the simulated devices [default: fixtures/cpim1000.yaml in the bench
+    /// home].
+    #[arg(long)]
+    pub fixture: Option<PathBuf>,
     /// Where to write the station file that names the served ports.
     #[arg(long, value_name = "FILE")]
     pub write_station: PathBuf,
@@ -35,9 +38,9 @@ pub struct ServeArgs {
     pub guard_timeout_s: f64,
 }
 
-pub fn main(args: SimArgs) -> i32 {
+pub fn main(args: SimArgs, home: &BenchHome) -> i32 {
     match args.command {
-        SimCommand::Serve(a) => match serve(a) {
+        SimCommand::Serve(a) => match serve(a, home) {
             Ok(()) => 0,
             Err(e) => {
                 crate::out::warn(format!("error: {e:#}"));
@@ -47,9 +50,21 @@ pub fn main(args: SimArgs) -> i32 {
     }
 }
 
-fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let station = Station::load(&a.station)?;
-    let fixture = DutFixture::load(&a.fixture)?;
+fn serve(a: ServeArgs, home: &BenchHome) -> anyhow::Result<()> {
+    use crate::cmd::run::{DEFAULT_FIXTURE, DEFAULT_STATION};
+    let station = home
+        .choose(
+            "station",
+            a.station.as_deref(),
+            "hw/stations",
+            DEFAULT_STATION,
+        )
+        .map_err(anyhow::Error::msg)?;
+    let fixture = home
+        .choose("fixture", a.fixture.as_deref(), "fixtures", DEFAULT_FIXTURE)
+        .map_err(anyhow::Error::msg)?;
+    let station = Station::load(&station)?;
+    let fixture = DutFixture::load(&fixture)?;
     let served = meterbench_session::serve::serve(&station, &fixture, a.guard_timeout_s)?;
     std::fs::write(&a.write_station, &served.station_text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.write_station.display()))?;

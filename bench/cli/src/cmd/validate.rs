@@ -1,28 +1,28 @@
-use crate::cmd::run::{
-    DEFAULT_FIXTURE, DEFAULT_PROCEDURE, DEFAULT_STATION, SessionFiles, plain, session_options,
-};
+use crate::cmd::run::{SessionFiles, plain, session_options};
 use chrono::{Local, NaiveDate};
 use clap::Args;
 use meterbench_procedure::{DataFile, DutFixture, DutProcedure, Station};
+use meterbench_session::paths::BenchHome;
 use meterbench_session::{Prepared, check_combination};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Files to check (procedures, fixtures, stations, answers; the kind is read from
-    /// `schema:`). Without files, every YAML file in procedures/, fixtures/, hw/stations/
-    /// and hw/answers/ is checked; every procedure against every fixture of its kind and
+    /// `schema:`). Without files, every YAML file in the bench home's procedures/,
+    /// fixtures/, hw/stations/ and hw/answers/ is checked; every procedure against every fixture of its kind and
     /// class, at every station (its ratings, energised-time limit and calibrations due
     /// today), as `run` checks them.
     pub files: Vec<PathBuf>,
     /// Check one run as `run` would load it, without opening a port: this procedure
-    /// [default with --fixture/--station: procedures/en50470-3-class-b.yaml].
+    /// [default with --fixture/--station: procedures/en50470-3-class-b.yaml in the bench
+    /// home].
     #[arg(long, conflicts_with = "files")]
     pub procedure: Option<PathBuf>,
-    /// The fixture of that run [default: fixtures/cpim1000.yaml].
+    /// The fixture of that run [default: fixtures/cpim1000.yaml in the bench home].
     #[arg(long, conflicts_with = "files")]
     pub fixture: Option<PathBuf>,
-    /// The station of that run [default: hw/stations/sim.yaml].
+    /// The station of that run [default: hw/stations/sim.yaml in the bench home].
     #[arg(long, conflicts_with = "files")]
     pub station: Option<PathBuf>,
     /// That run's answers files, as `run --answers`.
@@ -60,10 +60,10 @@ impl ValidateArgs {
     }
 }
 
-fn default_files() -> Vec<PathBuf> {
+fn default_files(home: &BenchHome) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for dir in ["procedures", "fixtures", "hw/stations", "hw/answers"] {
-        if let Ok(rd) = std::fs::read_dir(dir) {
+        if let Ok(rd) = std::fs::read_dir(home.file(dir)) {
             let mut v: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
@@ -75,17 +75,21 @@ fn default_files() -> Vec<PathBuf> {
     files
 }
 
-pub fn main(args: ValidateArgs) -> i32 {
+pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
     if args.names_a_run() {
-        return one_run(&args);
+        return one_run(&args, home);
     }
     let files = if args.files.is_empty() {
-        default_files()
+        default_files(home)
     } else {
         args.files
     };
     if files.is_empty() {
-        eprintln!("error: no files to check (run from the repository root or name files)");
+        eprintln!(
+            "error: no files to check: {} has no procedures, fixtures or stations; name files, or {}",
+            home.describe(),
+            home.advice()
+        );
         return 2;
     }
     let today = Local::now().date_naive();
@@ -136,9 +140,9 @@ pub fn main(args: ValidateArgs) -> i32 {
     // fixture's rating is no error of the file alone, but `run` refuses it).
     if !procedures.is_empty() {
         let companions = |dir: &str| {
-            default_files()
+            default_files(home)
                 .into_iter()
-                .filter(|f| f.starts_with(dir))
+                .filter(|f| f.starts_with(home.file(dir)))
                 .filter_map(|f| DataFile::load(&f).ok())
                 .collect::<Vec<_>>()
         };
@@ -238,21 +242,24 @@ fn calibration_error(e: &meterbench_session::SessionError, s: &Station, today: N
 }
 
 /// One run's files and devices, loaded exactly as `run` loads them (no port is opened).
-fn one_run(args: &ValidateArgs) -> i32 {
-    let or = |p: &Option<PathBuf>, d: &str| p.clone().unwrap_or_else(|| PathBuf::from(d));
-    let (procedure, fixture, station) = (
-        or(&args.procedure, DEFAULT_PROCEDURE),
-        or(&args.fixture, DEFAULT_FIXTURE),
-        or(&args.station, DEFAULT_STATION),
-    );
-    let options = session_options(SessionFiles {
-        procedure: &procedure,
-        fixture: &fixture,
-        station: &station,
-        serials: &args.serials,
-        positions: &args.positions,
-        answers: &args.answers,
-    });
+fn one_run(args: &ValidateArgs, home: &BenchHome) -> i32 {
+    let options = match session_options(
+        SessionFiles {
+            procedure: args.procedure.as_deref(),
+            fixture: args.fixture.as_deref(),
+            station: args.station.as_deref(),
+            serials: &args.serials,
+            positions: &args.positions,
+            answers: &args.answers,
+        },
+        home,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            println!("error {e}");
+            return 2;
+        }
+    };
     let today = options.today;
     match Prepared::load(options) {
         Ok(p) => {

@@ -1,5 +1,5 @@
 use clap::Args;
-use meterbench_session::paths::{default_key_path, public_key_path};
+use meterbench_session::paths::{BenchHome, public_key_path};
 use meterbench_signing::{
     find_bundle_in_log, load_verifying_key, verify_bundle, verify_issuance_log,
 };
@@ -21,7 +21,7 @@ pub struct VerifyArgs {
     pub key: Option<PathBuf>,
 }
 
-pub fn main(args: VerifyArgs) -> i32 {
+pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
     // A path that is not there is bad input (exit 2), not a bundle that failed its check.
     if let Some(bundle) = &args.bundle
         && !bundle.is_dir()
@@ -46,7 +46,7 @@ pub fn main(args: VerifyArgs) -> i32 {
         );
         return 2;
     }
-    let own = public_key_path(&default_key_path());
+    let own = public_key_path(&home.signing_key());
     let key_path = args.key.clone().or_else(|| own.exists().then_some(own));
     let trusted = match &key_path {
         Some(p) => match load_verifying_key(p) {

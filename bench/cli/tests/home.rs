@@ -1,0 +1,219 @@
+//! One installed binary, any folder: a bench home made by `meterbench init`, found by
+//! `--home`, `METERBENCH_HOME` or the current folder, and every command reading the same
+//! reports and store.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `meterbench ARGS` in `cwd`, with nothing of the caller's environment choosing a home,
+/// a store or a key.
+fn meterbench(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("METERBENCH_HOME")
+        .env_remove("METERBENCH_STORE")
+        .env_remove("METERBENCH_SIGNING_KEY")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_folders(reports: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(reports)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("record.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_home_made_by_init_serves_every_command_from_any_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let h = home.path().to_str().unwrap();
+
+    let init = meterbench(elsewhere.path(), &["init", h], &[]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    let said = String::from_utf8_lossy(&init.stdout);
+    assert!(said.contains("files written"), "{said}");
+    assert!(said.contains("key id"), "{said}");
+    for f in [
+        "procedures/en50470-3-class-b.yaml",
+        "fixtures/cpim1000.yaml",
+        "hw/stations/sim.yaml",
+        "templates/certificate.html.j2",
+        "keys/signing-key.pem",
+        "keys/signing-key.pub.pem",
+    ] {
+        assert!(home.path().join(f).is_file(), "{f} missing after init");
+    }
+    // Nothing of the home was put into the folder init was called from.
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+
+    // A run by --home from another folder: its run, log and store go to the home.
+    let run = meterbench(elsewhere.path(), &["--home", h, "run", "--quiet"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let reports = home.path().join("reports");
+    assert_eq!(run_folders(&reports).len(), 1, "{}", text(&run));
+    assert!(reports.join("issuance-log.jsonl").is_file());
+    assert!(!elsewhere.path().join("reports").exists());
+
+    // A second run by METERBENCH_HOME, naming a procedure by its name in the home.
+    let eol = meterbench(
+        elsewhere.path(),
+        &[
+            "run",
+            "--quiet",
+            "--procedure",
+            "cpim1000-eol.yaml",
+            "--answers",
+            "sim-cpim1000.yaml",
+        ],
+        &[("METERBENCH_HOME", home.path())],
+    );
+    assert_eq!(eol.status.code(), Some(0), "{}", text(&eol));
+    let runs = run_folders(&reports);
+    assert_eq!(runs.len(), 2);
+
+    // `runs` reads the store the runs were filed into, found through the same home.
+    let list = meterbench(
+        elsewhere.path(),
+        &["--home", h, "runs", "list", "--json"],
+        &[],
+    );
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, runs);
+
+    // `verify` trusts the home's own key by default.
+    let bundle = reports.join(&runs[0]);
+    let verify = meterbench(
+        elsewhere.path(),
+        &["verify", bundle.to_str().unwrap()],
+        &[("METERBENCH_HOME", home.path())],
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("signed by the trusted key"),
+        "{}",
+        text(&verify)
+    );
+
+    // A second init keeps a lab's edits and its key.
+    let edited = home.path().join("procedures/cpim1000-eol.yaml");
+    let mut text_of_eol = std::fs::read_to_string(&edited).unwrap();
+    text_of_eol.push_str("# edited by the lab\n");
+    std::fs::write(&edited, &text_of_eol).unwrap();
+    let again = meterbench(elsewhere.path(), &["--home", h, "init"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("0 files written"), "{said}");
+    assert!(said.contains("kept"), "{said}");
+    assert!(said.contains("already there"), "{said}");
+    assert_eq!(std::fs::read_to_string(&edited).unwrap(), text_of_eol);
+}
+
+#[test]
+fn a_folder_that_is_no_home_says_which_folder_was_searched_and_creates_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = meterbench(empty.path(), &["run", "--quiet"], &[]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let err = String::from_utf8_lossy(&run.stderr);
+    let shown = empty.path().canonicalize().unwrap();
+    assert!(
+        err.contains(&shown.display().to_string())
+            || err.contains(&empty.path().display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("the current folder"), "{err}");
+    assert!(
+        err.contains("--home") && err.contains("METERBENCH_HOME"),
+        "{err}"
+    );
+    assert!(err.contains("meterbench init"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "a refused run left files behind"
+    );
+
+    // A file named that is neither here nor in the home says where it was looked for.
+    let named = meterbench(
+        empty.path(),
+        &["validate", "--procedure", "nowhere.yaml"],
+        &[("METERBENCH_HOME", empty.path())],
+    );
+    assert_eq!(named.status.code(), Some(2), "{}", text(&named));
+    let said = String::from_utf8_lossy(&named.stdout);
+    assert!(
+        said.contains("procedure nowhere.yaml: no such file"),
+        "{said}"
+    );
+    assert!(said.contains("procedures/nowhere.yaml"), "{said}");
+    assert!(said.contains("named by METERBENCH_HOME"), "{said}");
+}
+
+#[test]
+fn runs_and_audit_read_the_store_of_the_reports_folder_a_run_was_given() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let key = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let env = [("METERBENCH_SIGNING_KEY", key.path().join("k.pem"))];
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let run = meterbench(&repo, &["run", "--quiet", "--reports", r], &env);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(reports.path().join("store").is_dir());
+
+    let list = meterbench(&repo, &["runs", "--reports", r, "list", "--json"], &env);
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{}", text(&list));
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    let audit = meterbench(
+        &repo,
+        &[
+            "audit",
+            "--reports",
+            r,
+            "--from",
+            &today,
+            "--to",
+            &today,
+            "--no-pdf",
+        ],
+        &env,
+    );
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("1 runs (1 PASS"),
+        "{}",
+        text(&audit)
+    );
+    let out = reports.path().join(format!("audit-{today}-{today}"));
+    assert!(out.join("audit.json").is_file(), "{}", text(&audit));
+}
