@@ -29,7 +29,7 @@ fn decode_prints_the_manuals_example_as_json() {
         .map(|l| l["raw"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(currents, ["(024*A)", "(024*A)", "(024*A)"]);
-    assert!(err.contains("1 telegrams, 0 errors"), "{err}");
+    assert!(err.contains("1 telegrams, 0 warnings, 0 errors"), "{err}");
 }
 
 #[test]
@@ -42,12 +42,14 @@ fn decode_reports_a_damaged_capture_with_offsets() {
     bytes.extend(t);
     let f = dir.path().join("capture.p1");
     std::fs::write(&f, bytes).unwrap();
-    let (code, out, _) = meterbench(&["p1", "decode", f.to_str().unwrap()]);
+    let (code, out, err) = meterbench(&["p1", "decode", f.to_str().unwrap()]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["error"]["offset"], 0);
+    // Bytes before the first telegram lose nothing: a warning; the damaged telegram is
+    // the error.
+    assert_eq!(v[0]["warning"]["offset"], 0);
     assert!(
-        v[0]["error"]["message"]
+        v[0]["warning"]["message"]
             .as_str()
             .unwrap()
             .contains("skipped 4 bytes")
@@ -59,6 +61,7 @@ fn decode_reports_a_damaged_capture_with_offsets() {
             .unwrap()
             .contains("CRC mismatch")
     );
+    assert!(err.contains("1 warnings, 1 errors"), "{err}");
     let (code, _, err) = meterbench(&["p1", "decode", "/nonexistent.p1"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent.p1"), "{err}");

@@ -1,12 +1,13 @@
 //! Streaming framing: find `/`, collect to `!`, check the CRC, hand the body to
 //! the parser. Byte-at-a-time state, so any chunking of the input decodes the same.
 
-use crc::{CRC_16_ARC, Crc};
+use crc::{CRC_16_ARC, Crc, Table};
 
-use crate::{Obis, Telegram, parse};
+use crate::{Deviation, DeviationKind, Obis, Telegram, parse};
 
 /// CRC-16/ARC (poly 0x8005 reflected, init 0, no xorout), DSMR 4+ clause 6.12.
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_ARC);
+/// Slice-by-16 tables (8 KiB): the CRC was the largest single cost of decoding.
+const CRC16: Crc<u16, Table<16>> = Crc::<u16, Table<16>>::new(&CRC_16_ARC);
 
 /// Size limits that keep a broken or hostile stream from growing buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,14 @@ pub struct DecodeError {
     pub offset: u64,
     /// What went wrong.
     pub kind: ErrorKind,
+}
+
+impl DecodeError {
+    /// Whether this is no loss of data but bytes between telegrams (a gateway's
+    /// trailer, line noise, a capture started mid-telegram): a warning, not an error.
+    pub fn is_warning(&self) -> bool {
+        matches!(self.kind, ErrorKind::Skipped { .. })
+    }
 }
 
 /// What went wrong. The offset of the enclosing [`DecodeError`] points at the
@@ -77,7 +86,8 @@ pub enum ErrorKind {
         /// Sent after the `!`.
         got: u16,
     },
-    /// After `!` neither CRLF nor 4 hex digits and CRLF (offset: the wrong byte).
+    /// After `!` neither CRLF nor up to 4 hex digits and CRLF (or LF) (offset: the
+    /// wrong byte).
     #[error("after `!` expected 4 hex CRC digits and CRLF, found byte 0x{found:02X}")]
     MalformedTrailer {
         /// The byte found.
@@ -177,7 +187,7 @@ impl Decoder {
             let rest = &chunk[i..];
             match self.state {
                 State::Hunt | State::Discard => {
-                    let k = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+                    let k = memchr::memchr(b'/', rest).unwrap_or(rest.len());
                     if matches!(self.state, State::Hunt) {
                         self.note_skipped(&rest[..k], &mut on);
                     }
@@ -195,15 +205,34 @@ impl Decoder {
                 State::Trailer { digits, crc, cr } => {
                     let b = rest[0];
                     let hex = (b as char).to_digit(16);
+                    // LF alone after `!` only in a telegram whose lines end so (a
+                    // converter that strips CR): in a CRLF telegram it is damage.
+                    let lf_telegram = !cr && b == b'\n' && self.lf_only_header();
                     self.state = match (b, cr, hex) {
-                        (b'\n', true, _) => {
-                            let sent = (digits == 4).then_some(crc);
+                        (b'\n', _, _) if cr || lf_telegram => {
+                            let at = self.pos;
+                            let mut deviations = Vec::new();
+                            // Real meters: a CRC without its leading zeros, a line
+                            // end without CR. Both leave the telegram unambiguous.
+                            if (1..4).contains(&digits) {
+                                deviations.push(Deviation {
+                                    offset: at - u64::from(digits) - u64::from(cr),
+                                    kind: DeviationKind::ShortCrc { digits, crc },
+                                });
+                            }
+                            if !cr {
+                                deviations.push(Deviation {
+                                    offset: at,
+                                    kind: DeviationKind::LfLineEnd,
+                                });
+                            }
+                            let sent = (digits > 0).then_some(crc);
                             self.pos += 1;
                             i += 1;
-                            on(self.complete(sent));
+                            on(self.complete(sent, deviations));
                             State::Hunt
                         }
-                        (b'\r', false, _) if digits == 0 || digits == 4 => State::Trailer {
+                        (b'\r', false, _) => State::Trailer {
                             digits,
                             crc,
                             cr: true,
@@ -242,6 +271,14 @@ impl Decoder {
         e
     }
 
+    /// Whether the current telegram's header line ends with LF alone.
+    fn lf_only_header(&self) -> bool {
+        match self.buf.iter().position(|&b| b == b'\n') {
+            Some(i) => i == 0 || self.buf[i - 1] != b'\r',
+            None => false,
+        }
+    }
+
     /// Starts a telegram at the `/` at `self.pos`.
     fn begin(&mut self) {
         self.buf.clear();
@@ -255,10 +292,7 @@ impl Decoder {
     /// Consumes body bytes up to and including the next LF or `!`, or up to a
     /// `/`; returns how many bytes of `rest` it consumed.
     fn body(&mut self, rest: &[u8], on: &mut impl FnMut(Result<Telegram, DecodeError>)) -> usize {
-        let k = rest
-            .iter()
-            .position(|&b| matches!(b, b'\n' | b'/' | b'!'))
-            .unwrap_or(rest.len());
+        let k = memchr::memchr3(b'\n', b'/', b'!', rest).unwrap_or(rest.len());
         let special = rest.get(k).copied();
         // A `/` belongs to the next telegram, so it is not taken.
         let take = if matches!(special, Some(b'\n' | b'!')) {
@@ -312,8 +346,13 @@ impl Decoder {
         take
     }
 
-    /// Checks the CRC of the framed telegram and parses it.
-    fn complete(&mut self, sent: Option<u16>) -> Result<Telegram, DecodeError> {
+    /// Checks the CRC of the framed telegram and parses it; `deviations` are the
+    /// trailer's.
+    fn complete(
+        &mut self,
+        sent: Option<u16>,
+        deviations: Vec<Deviation>,
+    ) -> Result<Telegram, DecodeError> {
         if let Some(got) = sent {
             let expected = CRC16.checksum(&self.buf);
             if expected != got {
@@ -321,7 +360,7 @@ impl Decoder {
             }
         }
         let body = self.buf.strip_suffix(b"!").unwrap_or(&self.buf);
-        parse::telegram(body, self.start, sent)
+        parse::telegram(body, self.start, sent, deviations)
     }
 
     fn truncated(&self) -> DecodeError {

@@ -25,6 +25,6 @@ pub use csp1::{Csp1Params, csp1_quantise, encode_csp1_telegram};
 pub use decimal::{Decimal, DecimalError};
 pub use decoder::{DecodeError, Decoder, ErrorKind, Limits, crc16, decode_all};
 pub use model::{
-    Header, Line, MbusReading, Obis, Octets, Phase, PowerFailure, Season, Telegram, Timestamp,
-    Value,
+    Deviation, DeviationKind, Header, Line, MbusReading, Obis, Octets, Phase, PowerFailure, Season,
+    Telegram, Timestamp, Value,
 };

@@ -1,5 +1,6 @@
 //! The decoded telegram: header, lines of typed values, convenience accessors.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -40,25 +41,32 @@ impl Obis {
 
     /// Parses `A-B:C.D.E` with decimal groups of 1–3 digits, each at most 255.
     pub fn parse(s: &str) -> Option<Self> {
+        // One pass over the bytes: this runs for every line and every untyped group.
+        const SEPARATORS: [u8; 4] = [b'-', b':', b'.', b'.'];
+        let bytes = s.as_bytes();
         let mut out = [0u8; 5];
-        let mut rest = s.as_bytes();
-        for (i, sep) in [b'-', b':', b'.', b'.', 0].into_iter().enumerate() {
-            let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if n == 0 || n > 3 {
+        let mut group = 0;
+        let (mut value, mut digits) = (0u16, 0u8);
+        for &b in bytes {
+            if b.is_ascii_digit() {
+                digits += 1;
+                if digits > 3 {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+            } else if group < 4 && b == SEPARATORS[group] && digits > 0 {
+                out[group] = u8::try_from(value).ok()?;
+                group += 1;
+                (value, digits) = (0, 0);
+            } else {
                 return None;
             }
-            let v = rest[..n]
-                .iter()
-                .fold(0u16, |v, &b| v * 10 + u16::from(b - b'0'));
-            out[i] = u8::try_from(v).ok()?;
-            rest = &rest[n..];
-            match rest.split_first() {
-                Some((&b, tail)) if b == sep => rest = tail,
-                None if sep == 0 => return Some(Self(out)),
-                _ => return None,
-            }
         }
-        None
+        if group != 4 || digits == 0 {
+            return None;
+        }
+        out[4] = u8::try_from(value).ok()?;
+        Some(Self(out))
     }
 }
 
@@ -230,7 +238,8 @@ pub enum Value {
         /// The number, exactly as written.
         value: Decimal,
         /// The text after `*`, if any.
-        unit: Option<String>,
+        /// The common units are static strings: no allocation per value.
+        unit: Option<Cow<'static, str>>,
     },
     /// Digits only, in an object not known to be a decimal register (`0-0:96.3.10(1)`).
     Integer(u64),
@@ -339,6 +348,61 @@ pub struct Telegram {
     /// The CRC sent and verified, or `None` for a DSMR 2.2/3.0 telegram that ends
     /// with a bare `!` and carries no CRC (its content could not be checked).
     pub crc: Option<u16>,
+    /// Where the telegram departs from the letter of the specification in ways real
+    /// meters do and that leave its content unambiguous (decoded, and reported).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deviations: Vec<Deviation>,
+}
+
+/// A departure from the P1 specification that the decoder accepts, with the stream
+/// offset where it was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Deviation {
+    /// Stream offset of the first byte concerned.
+    pub offset: u64,
+    /// What it is.
+    pub kind: DeviationKind,
+}
+
+impl fmt::Display for Deviation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "P1 stream at byte {}: {}", self.offset, self.kind)
+    }
+}
+
+/// The deviations of real meters the decoder accepts. Each is reported once per
+/// telegram, at its first occurrence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviationKind {
+    /// The CRC after `!` has fewer than 4 hex digits: its leading zeros were left out
+    /// (seen from a Warmtelink heat meter gateway, `!B9F`). Checked as the number it is.
+    #[error(
+        "CRC written with {digits} hex digit(s), its leading zeros left out; checked as {crc:04X}"
+    )]
+    ShortCrc {
+        /// Digits sent (1 to 3).
+        digits: u8,
+        /// The CRC they give.
+        crc: u16,
+    },
+    /// The header's baud rate character (after the 3 manufacturer letters) is neither
+    /// a digit nor a letter (the Warmtelink gateway: `/NWA-WARMTELINK`).
+    #[error("header's baud rate character `{found}` is neither a digit nor a letter")]
+    HeaderBaudCharacter {
+        /// The character sent.
+        found: char,
+    },
+    /// Lines end with LF alone, not CRLF (a converter that strips CR).
+    #[error("line ends with LF alone, not CRLF")]
+    LfLineEnd,
+    /// OBIS references carry the value group F, `A-B:C.D.E*F`, which P1 leaves out
+    /// (EasyMeter Q3D through its COM-1 gateway: `1-0:1.8.0*255`).
+    #[error("OBIS reference with a value group F (`*{f}`), which P1 leaves out")]
+    ObisValueGroupF {
+        /// The value of F.
+        f: u8,
+    },
 }
 
 impl Telegram {
@@ -460,6 +524,10 @@ mod tests {
             "1-0:256.7.0",
             "1-0:31.7.",
             "a-0:1.2.3",
+            "1-0:31.7.0001",
+            "1-0:31:7.0",
+            "1-0-31.7.0",
+            "-0:31.7.0",
         ] {
             assert_eq!(Obis::parse(bad), None, "{bad:?}");
         }

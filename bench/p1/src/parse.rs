@@ -1,10 +1,19 @@
 //! Parses a framed telegram body (`/` up to, not including, `!`) into the model.
 
 use crate::decoder::{DecodeError, ErrorKind};
-use crate::{Decimal, Header, Line, Obis, Octets, Telegram, Timestamp, Value};
+use crate::{
+    Decimal, Deviation, DeviationKind, Header, Line, Obis, Octets, Telegram, Timestamp, Value,
+};
+use std::borrow::Cow;
 
-/// Parses `body`, which starts at stream offset `start`.
-pub(crate) fn telegram(body: &[u8], start: u64, crc: Option<u16>) -> Result<Telegram, DecodeError> {
+/// Parses `body`, which starts at stream offset `start`; `trailer` holds the
+/// deviations already seen after its `!`.
+pub(crate) fn telegram(
+    body: &[u8],
+    start: u64,
+    crc: Option<u16>,
+    trailer: Vec<Deviation>,
+) -> Result<Telegram, DecodeError> {
     let at = |off: usize, kind| DecodeError {
         offset: start + off as u64,
         kind,
@@ -15,28 +24,58 @@ pub(crate) fn telegram(body: &[u8], start: u64, crc: Option<u16>) -> Result<Tele
     let mut lines: Vec<Line> = Vec::new();
     // Stream offsets of each line, for the shape checks at the end.
     let mut line_offsets = Vec::new();
+    let mut deviations: Vec<Deviation> = Vec::new();
+    // Each kind of deviation once per telegram, at its first occurrence.
+    let mut deviate = |off: usize, kind: DeviationKind| {
+        if !deviations
+            .iter()
+            .any(|d| std::mem::discriminant(&d.kind) == std::mem::discriminant(&kind))
+        {
+            deviations.push(Deviation {
+                offset: start + off as u64,
+                kind,
+            });
+        }
+    };
     let mut off = 0;
     while off < body.len() {
         let rest = &body[off..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
             return Err(malformed(off, "`!` must start a line of its own"));
         };
-        let Some(line) = rest[..nl].strip_suffix(b"\r") else {
-            return Err(malformed(off + nl, "line does not end with CRLF"));
+        let line = match rest[..nl].strip_suffix(b"\r") {
+            Some(line) => line,
+            None => {
+                deviate(off + nl, DeviationKind::LfLineEnd);
+                &rest[..nl]
+            }
         };
-        if let Some(p) = line.iter().position(|&b| !(0x20..=0x7e).contains(&b)) {
+        // Checked without an early exit so that it vectorises; the position is looked
+        // up only for a line that fails.
+        let printable = line
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        if !printable {
+            let p = line
+                .iter()
+                .position(|&b| !(0x20..=0x7e).contains(&b))
+                .unwrap_or(0);
             return Err(malformed(off + p, "byte outside printable ASCII"));
         }
         let Ok(text) = std::str::from_utf8(line) else {
             return Err(malformed(off, "byte outside printable ASCII"));
         };
         if off == 0 {
-            header = Some(parse_header(text).ok_or_else(|| {
+            let h = parse_header(text).ok_or_else(|| {
                 malformed(
                     0,
                     "header is not /XXXZ<identification> (3 letters, baud character)",
                 )
-            })?);
+            })?;
+            if !h.baud.is_ascii_alphanumeric() {
+                deviate(4, DeviationKind::HeaderBaudCharacter { found: h.baud });
+            }
+            header = Some(h);
         } else if text.starts_with('(') {
             // DSMR 2.2/3.0 put the gas reading on a line of its own after `0-n:24.3.0`.
             let Some(last) = lines.last_mut() else {
@@ -48,11 +87,21 @@ pub(crate) fn telegram(body: &[u8], start: u64, crc: Option<u16>) -> Result<Tele
             add_groups(last, text).map_err(|(p, kind)| at(off + p, kind))?;
         } else if !text.is_empty() {
             // DSMR puts an empty line after the header; empty lines elsewhere are harmless.
-            let open = text
-                .find('(')
-                .ok_or_else(|| malformed(off, "expected OBIS(value)"))?;
-            let obis = Obis::parse(&text[..open])
+            let open =
+                find_byte(text, b'(').ok_or_else(|| malformed(off, "expected OBIS(value)"))?;
+            let (reference, group_f) = match split_at_byte(&text[..open], b'*') {
+                Some((r, f)) => (r, Some(f)),
+                None => (&text[..open], None),
+            };
+            let obis = Obis::parse(reference)
                 .ok_or_else(|| malformed(off, "does not start with an OBIS reference A-B:C.D.E"))?;
+            if let Some(f) = group_f {
+                let f = (!f.is_empty() && f.len() <= 3 && f.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| f.parse::<u8>().ok())
+                    .flatten()
+                    .ok_or_else(|| malformed(off, "OBIS value group F after `*` is not 0-255"))?;
+                deviate(off, DeviationKind::ObisValueGroupF { f });
+            }
             let mut line = Line {
                 obis,
                 values: Vec::new(),
@@ -76,18 +125,26 @@ pub(crate) fn telegram(body: &[u8], start: u64, crc: Option<u16>) -> Result<Tele
         }
     }
     let header = header.ok_or_else(|| malformed(0, "telegram has no header line"))?;
+    // The trailer's LF-only ending is the same deviation as the lines'.
+    for d in trailer {
+        deviate((d.offset - start) as usize, d.kind);
+    }
+    deviations.sort_by_key(|d| d.offset);
     Ok(Telegram {
         offset: start,
         header,
         lines,
         crc,
+        deviations,
     })
 }
 
 fn parse_header(text: &str) -> Option<Header> {
     let b = text.as_bytes();
     let (manufacturer, baud) = (b.get(1..4)?, *b.get(4)?);
-    if !manufacturer.iter().all(u8::is_ascii_alphabetic) || !baud.is_ascii_alphanumeric() {
+    // The baud character may be any printable one (a deviation when not a digit or a
+    // letter); `text` is printable ASCII already.
+    if !manufacturer.iter().all(u8::is_ascii_alphabetic) {
         return None;
     }
     Some(Header {
@@ -106,11 +163,9 @@ fn add_groups(line: &mut Line, text: &str) -> Result<(), (usize, ErrorKind)> {
             return Err(malformed(p, "expected `(` after `)`"));
         }
         let content = &text[p + 1..];
-        let close = content
-            .find(')')
-            .ok_or_else(|| malformed(p, "`(` without `)`"))?;
+        let close = find_byte(content, b')').ok_or_else(|| malformed(p, "`(` without `)`"))?;
         let content = &content[..close];
-        if content.contains('(') {
+        if find_byte(content, b'(').is_some() {
             return Err(malformed(p, "`(` inside a group"));
         }
         let value = typed(line.obis, line.values.len(), content).map_err(|reason| {
@@ -125,8 +180,23 @@ fn add_groups(line: &mut Line, text: &str) -> Result<(), (usize, ErrorKind)> {
         line.values.push(value);
         p += close + 2;
     }
-    line.raw.push_str(text);
+    if line.raw.is_empty() {
+        line.raw = text.to_owned();
+    } else {
+        line.raw.push_str(text);
+    }
     Ok(())
+}
+
+/// The first `byte` of `text` (ASCII): a plain byte scan, which beats the `char`
+/// searcher on the short texts of a telegram.
+fn find_byte(text: &str, byte: u8) -> Option<usize> {
+    text.bytes().position(|b| b == byte)
+}
+
+/// `text` split at its first `byte` (ASCII), which is dropped.
+fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    find_byte(text, byte).map(|i| (&text[..i], &text[i + 1..]))
 }
 
 /// What the group at `idx` of an object must hold. Objects not listed are
@@ -179,11 +249,23 @@ fn typed(obis: Obis, idx: usize, text: &str) -> Result<Value, &'static str> {
     })
 }
 
+/// The units meters send, shared rather than allocated for every value.
+const UNITS: &[&str] = &[
+    "kWh", "kW", "A", "V", "m3", "s", "W", "Wh", "GJ", "varh", "var", "kvarh", "kvar", "Hz",
+];
+
+fn unit(u: &str) -> Cow<'static, str> {
+    match UNITS.iter().find(|k| **k == u) {
+        Some(k) => Cow::Borrowed(*k),
+        None => Cow::Owned(u.to_owned()),
+    }
+}
+
 /// `digits[.digits][*unit]` with an alphanumeric unit.
 fn decimal(text: &str) -> Option<Value> {
-    let (number, unit) = match text.split_once('*') {
+    let (number, unit) = match split_at_byte(text, b'*') {
         Some((n, u)) if !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            (n, Some(u.to_owned()))
+            (n, Some(self::unit(u)))
         }
         Some(_) => return None,
         None => (text, None),

@@ -479,12 +479,18 @@ fn malformed_lines_and_bad_values_say_where() {
     assert!(matches!(e.kind, ErrorKind::BadValue { .. }), "{e}");
     let e = one_err(&frame("X5", &[]));
     assert!(matches!(e.kind, ErrorKind::MalformedLine { .. }), "{e}");
+    // Three CRC digits are read as a CRC without its leading zero, and checked.
     let e = one_err(b"/XMX5TEST\r\n\r\n1-3:0.2.8(40)\r\n!19D\r\n");
+    assert!(
+        matches!(e.kind, ErrorKind::CrcMismatch { got: 0x019D, .. }),
+        "{e}"
+    );
+    let e = one_err(b"/XMX5TEST\r\n\r\n1-3:0.2.8(40)\r\n!19D6A\r\n");
     assert_eq!(
         e,
         DecodeError {
-            offset: 32,
-            kind: ErrorKind::MalformedTrailer { found: b'\r' }
+            offset: 33,
+            kind: ErrorKind::MalformedTrailer { found: b'A' }
         }
     );
 }

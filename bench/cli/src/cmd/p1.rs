@@ -6,7 +6,7 @@ use meterbench_instruments::p1::{
     P1Event, P1Reader, P1Settings, RequestLine, StampedTelegram, p1_serial_settings,
 };
 use meterbench_instruments::transport::SerialTransport;
-use meterbench_p1::{Telegram, Value, decode_all};
+use meterbench_p1::{DecodeError, Decoder, Telegram, Value};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,39 +77,134 @@ pub fn main(args: P1Args) -> i32 {
 }
 
 fn decode(a: &DecodeArgs) -> i32 {
-    let bytes = match std::fs::read(&a.file) {
-        Ok(b) => b,
+    let file = match std::fs::File::open(&a.file) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("error: {}: {e}", a.file.display());
             return 2;
         }
     };
-    let results = decode_all(&bytes);
-    let mut errors = 0;
-    let items: Vec<serde_json::Value> = results
-        .iter()
-        .map(|r| match r {
-            Ok(t) => json!({ "telegram": t }),
-            Err(e) => {
-                errors += 1;
-                json!({ "error": { "offset": e.offset, "message": e.kind.to_string() } })
-            }
-        })
-        .collect();
-    match serde_json::to_string_pretty(&items) {
-        Ok(s) => println!("{s}"),
+    let stdout = std::io::stdout().lock();
+    let mut json = JsonArray::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
+    match stream_decode(file, &mut json) {
+        Ok(counts) => {
+            eprintln!(
+                "{}: {} bytes, {} telegrams, {} warnings, {} errors",
+                a.file.display(),
+                counts.bytes,
+                counts.telegrams,
+                counts.warnings,
+                counts.errors
+            );
+            if counts.errors == 0 { 0 } else { 1 }
+        }
+        // A reader that went away (`| head`) wanted no more.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            eprintln!("error: {}: {e}", a.file.display());
+            2
         }
     }
-    eprintln!(
-        "{}: {} bytes, {} telegrams, {errors} errors",
-        a.file.display(),
-        bytes.len(),
-        results.len() - errors
-    );
-    if errors == 0 { 0 } else { 1 }
+}
+
+#[derive(Debug, Default)]
+struct DecodeCounts {
+    bytes: u64,
+    telegrams: u64,
+    warnings: u64,
+    errors: u64,
+}
+
+/// Decodes `input` chunk by chunk and writes each telegram, warning (a deviation of a
+/// real meter, bytes between telegrams) and error as it completes: memory stays that
+/// of one chunk and one telegram, whatever the capture's size.
+fn stream_decode(
+    mut input: impl std::io::Read,
+    json: &mut JsonArray<impl std::io::Write>,
+) -> std::io::Result<DecodeCounts> {
+    let mut counts = DecodeCounts::default();
+    let mut decoder = Decoder::default();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut on =
+        |r: Result<Telegram, DecodeError>, counts: &mut DecodeCounts| -> std::io::Result<()> {
+            match r {
+                Ok(t) => {
+                    counts.telegrams += 1;
+                    counts.warnings += t.deviations.len() as u64;
+                    for d in &t.deviations {
+                        json.item("warning", &notice(d.offset, &d.kind))?;
+                    }
+                    json.item("telegram", &t)
+                }
+                Err(e) if e.is_warning() => {
+                    counts.warnings += 1;
+                    json.item("warning", &notice(e.offset, &e.kind))
+                }
+                Err(e) => {
+                    counts.errors += 1;
+                    json.item("error", &notice(e.offset, &e.kind))
+                }
+            }
+        };
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        counts.bytes += n as u64;
+        let mut failed = None;
+        decoder.feed(&chunk[..n], |r| {
+            if failed.is_none() {
+                failed = on(r, &mut counts).err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    if let Some(e) = decoder.finish() {
+        on(Err(e), &mut counts)?;
+    }
+    json.close()?;
+    Ok(counts)
+}
+
+fn notice(offset: u64, what: &impl std::fmt::Display) -> serde_json::Value {
+    json!({ "offset": offset, "message": what.to_string() })
+}
+
+/// A JSON array written item by item, one `{"KIND": VALUE}` object per line.
+struct JsonArray<W: std::io::Write> {
+    out: W,
+    items: u64,
+}
+
+impl<W: std::io::Write> JsonArray<W> {
+    fn new(out: W) -> Self {
+        JsonArray { out, items: 0 }
+    }
+
+    fn item(&mut self, kind: &str, value: &impl serde::Serialize) -> std::io::Result<()> {
+        self.out.write_all(if self.items == 0 {
+            b"[\n{\""
+        } else {
+            b",\n{\""
+        })?;
+        self.out.write_all(kind.as_bytes())?;
+        self.out.write_all(b"\":")?;
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"}")?;
+        self.items += 1;
+        Ok(())
+    }
+
+    fn close(&mut self) -> std::io::Result<()> {
+        self.out
+            .write_all(if self.items == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
 }
 
 fn read(a: &ReadArgs) -> anyhow::Result<()> {
@@ -232,4 +327,42 @@ pub fn show(t: &StampedTelegram) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(input: &[u8]) -> (serde_json::Value, DecodeCounts) {
+        let mut out = Vec::new();
+        let counts = stream_decode(input, &mut JsonArray::new(&mut out)).unwrap();
+        (serde_json::from_slice(&out).unwrap(), counts)
+    }
+
+    #[test]
+    fn an_empty_capture_is_an_empty_array() {
+        let (v, c) = decoded(b"");
+        assert_eq!(v, json!([]));
+        assert_eq!((c.telegrams, c.warnings, c.errors), (0, 0, 0));
+    }
+
+    #[test]
+    fn telegrams_warnings_and_errors_are_written_in_stream_order() {
+        let t = meterbench_p1::encode_csp1_telegram(&Default::default());
+        let mut input = b"noise".to_vec();
+        input.extend_from_slice(&t);
+        input.extend_from_slice(&t[..20]);
+        let (v, c) = decoded(&input);
+        assert_eq!(v[0]["warning"]["offset"], 0);
+        assert_eq!(v[1]["telegram"]["offset"], 5);
+        assert!(
+            v[2]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cut short"),
+            "{v}"
+        );
+        assert_eq!((c.telegrams, c.warnings, c.errors), (1, 1, 1));
+        assert_eq!(c.bytes, input.len() as u64);
+    }
 }
