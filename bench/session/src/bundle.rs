@@ -42,7 +42,16 @@ impl Bundle {
                 Box::new(Summary),
                 Box::new(JUnit),
                 Box::new(Samples),
-                Box::new(Documents { signer, key_id }),
+                Box::new(CertificateHtml {
+                    signer: signer.clone(),
+                    key_id: key_id.clone(),
+                }),
+                Box::new(CertificatePdf {
+                    signer: signer.clone(),
+                    key_id,
+                }),
+                Box::new(Dcc { signer }),
+                Box::new(Plots),
             ],
         }
     }
@@ -78,9 +87,19 @@ impl Bundle {
                 )
             })?
         };
-        for f in &self.files {
-            f.write(record, bundle)?;
-        }
+        // The files are independent: written at once, the PDF (the slowest, a cold
+        // Typst compile on a process's first bundle) overlaps the plots and the samples.
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = self
+                .files
+                .iter()
+                .map(|f| scope.spawn(move || f.write(record, bundle)))
+                .collect();
+            writers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a bundle file's writer panicked"))?
+            })
+        })?;
         let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
         let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
         let appended = {
@@ -218,18 +237,79 @@ impl BundleFile for Samples {
     }
 }
 
-/// The certificate (HTML, PDF), the DCC XML and the plots.
-struct Documents {
+/// The certificate as HTML.
+struct CertificateHtml {
     signer: String,
     /// The key that signs the bundle: printed on the certificate, so paper names the
     /// key its bundle must verify with.
     key_id: String,
 }
 
-impl BundleFile for Documents {
+impl BundleFile for CertificateHtml {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        documents(record, bundle, &self.signer, &self.key_id)
+        let cert = certificate_context(record, &self.signer, &self.key_id);
+        std::fs::write(
+            bundle.join("certificate.html"),
+            meterbench_report::render_certificate_html(record, &cert)?,
+        )?;
+        Ok(())
     }
+}
+
+/// The certificate as PDF (Typst), with its plots.
+struct CertificatePdf {
+    signer: String,
+    key_id: String,
+}
+
+impl BundleFile for CertificatePdf {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        let cert = certificate_context(record, &self.signer, &self.key_id);
+        let (context, files) = meterbench_report::certificate_pdf_parts(record, &cert)?;
+        let source = meterbench_pdf::certificate_source(&context)?;
+        std::fs::write(
+            bundle.join("certificate.pdf"),
+            meterbench_pdf::render_pdf(&source, &files)?,
+        )?;
+        Ok(())
+    }
+}
+
+/// The Digital Calibration Certificate (XML).
+struct Dcc {
+    signer: String,
+}
+
+impl BundleFile for Dcc {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        let dcc = meterbench_report::DccContext::new(self.signer.clone(), "DE".to_string());
+        std::fs::write(
+            bundle.join("dcc.xml"),
+            meterbench_report::render_dcc_xml(record, &dcc)?,
+        )?;
+        Ok(())
+    }
+}
+
+/// The plots, PNG and SVG, in `plots/`.
+struct Plots;
+
+impl BundleFile for Plots {
+    fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        meterbench_report::render_plots(record, &bundle.join("plots"))?;
+        Ok(())
+    }
+}
+
+fn certificate_context(
+    record: &RunRecord,
+    signer: &str,
+    key_id: &str,
+) -> meterbench_report::CertificateContext {
+    meterbench_report::CertificateContext::new(
+        signer.to_string(),
+        how_to_verify(&record.run_id, key_id),
+    )
 }
 
 #[derive(Debug)]
@@ -248,29 +328,6 @@ fn how_to_verify(run_id: &str, key_id: &str) -> String {
     format!(
         "This certificate is one file of the signed bundle {run_id}, signed with key id {key_id}. Check every file and the signature:\n  meterbench verify {run_id}\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nThe key id in MANIFEST.sha256 must be {key_id}, and the laboratory must publish it as its own."
     )
-}
-
-/// The certificate (HTML, PDF), the DCC XML and the plots.
-fn documents(record: &RunRecord, bundle: &Path, signer: &str, key_id: &str) -> anyhow::Result<()> {
-    use meterbench_report::{CertificateContext, DccContext};
-    let cert = CertificateContext::new(signer.to_string(), how_to_verify(&record.run_id, key_id));
-    std::fs::write(
-        bundle.join("certificate.html"),
-        meterbench_report::render_certificate_html(record, &cert)?,
-    )?;
-    let (context, files) = meterbench_report::certificate_pdf_parts(record, &cert)?;
-    let source = meterbench_pdf::certificate_source(&context)?;
-    std::fs::write(
-        bundle.join("certificate.pdf"),
-        meterbench_pdf::render_pdf(&source, &files)?,
-    )?;
-    let dcc = DccContext::new(signer.to_string(), "DE".to_string());
-    std::fs::write(
-        bundle.join("dcc.xml"),
-        meterbench_report::render_dcc_xml(record, &dcc)?,
-    )?;
-    meterbench_report::render_plots(record, &bundle.join("plots"))?;
-    Ok(())
 }
 
 /// The compact summary MES and CI systems ingest as it is.
