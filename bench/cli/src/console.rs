@@ -58,6 +58,7 @@ fn mark(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "PASS ",
         Outcome::Fail => "FAIL ",
+        Outcome::NotDecidable => "N/D  ",
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORT",
         Outcome::InProgress => "…    ",

@@ -827,7 +827,7 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         String::from_utf8_lossy(&audit.stderr)
     );
     assert!(
-        said.contains("2 runs (1 PASS, 1 FAIL, 0 ERROR, 0 ABORTED)"),
+        said.contains("2 runs (1 PASS, 1 FAIL, 0 NOT DECIDABLE, 0 ERROR, 0 ABORTED)"),
         "{said}"
     );
     assert!(said.contains("below 1.33 at Iref PF1 [right]"), "{said}");

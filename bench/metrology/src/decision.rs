@@ -11,7 +11,7 @@ pub enum DecisionRule {
     GuardBanded,
 }
 
-/// The DCC conformity values.
+/// The DCC conformity values, and the absence of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Conformity {
@@ -19,6 +19,24 @@ pub enum Conformity {
     Fail,
     ConditionalPass,
     ConditionalFail,
+    /// No statement of conformity: U is too large against the MPE for the procedure's
+    /// test uncertainty ratio, so the point cannot support a pass (it was not shown
+    /// beyond the limit by more than U either). The DCC has no value for it: the
+    /// conformity element is left out and the reason given.
+    NoStatement,
+}
+
+impl Conformity {
+    /// What the operator, the certificate and the auditor read.
+    pub fn statement(self) -> &'static str {
+        match self {
+            Conformity::Pass => "pass",
+            Conformity::Fail => "fail",
+            Conformity::ConditionalPass => "conditional pass",
+            Conformity::ConditionalFail => "conditional fail",
+            Conformity::NoStatement => "not decidable at this uncertainty",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -65,6 +83,31 @@ pub fn decide(
     }
 }
 
+/// [`decide`], unless U is larger than the MPE divided by `min_ratio` (the smallest test
+/// uncertainty ratio MPE/U the procedure accepts): then the point gets no statement of
+/// conformity, except a fail beyond doubt (|e| − U > MPE), which U cannot change.
+/// ILAC-G8:09/2019 leaves the ratio to the laboratory; U ≤ MPE/3 is common practice.
+pub fn decide_at_ratio(
+    rule: DecisionRule,
+    error_percent: f64,
+    expanded_u_percent: f64,
+    mpe_percent: f64,
+    min_ratio: f64,
+) -> Decision {
+    let u = expanded_u_percent.abs();
+    let decided = decide(rule, error_percent, expanded_u_percent, mpe_percent);
+    let small_enough = u * min_ratio <= mpe_percent;
+    let beyond_doubt = error_percent.abs() - u > mpe_percent;
+    if small_enough || beyond_doubt {
+        return decided;
+    }
+    Decision {
+        rule,
+        conformity: Conformity::NoStatement,
+        accepted: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +137,26 @@ mod tests {
         // |e| − U > MPE
         assert_eq!(decide(GuardBanded, -1.31, 0.3, 1.0).conformity, Fail);
         assert!(decide(GuardBanded, 0.7, 0.3, 1.0).accepted);
+    }
+
+    #[test]
+    fn no_statement_when_u_is_too_large_for_the_ratio() {
+        // The CSP1 at 1 A: U 57.7 % against ±5 %: whatever the error, no pass.
+        let d = decide_at_ratio(SimpleAcceptance, 0.0, 57.7, 5.0, 3.0);
+        assert_eq!((d.conformity, d.accepted), (NoStatement, false));
+        let d = decide_at_ratio(SimpleAcceptance, 32.0, 57.7, 5.0, 3.0);
+        assert_eq!(d.conformity, NoStatement);
+        // Beyond the limit by more than U: a fail whatever the ratio.
+        let d = decide_at_ratio(SimpleAcceptance, 70.0, 57.7, 5.0, 3.0);
+        assert_eq!((d.conformity, d.accepted), (Fail, false));
+        // At the ratio exactly (U = MPE/3) the rule decides as it would.
+        let d = decide_at_ratio(SimpleAcceptance, 4.0, 5.0 / 3.0, 5.0, 3.0);
+        assert_eq!((d.conformity, d.accepted), (Pass, true));
+        let d = decide_at_ratio(GuardBanded, 4.0, 5.0 / 3.0, 5.0, 3.0);
+        assert_eq!(d.conformity, ConditionalPass);
+        // Just over it: no statement, under either rule.
+        let d = decide_at_ratio(GuardBanded, 0.1, 1.7, 5.0, 3.0);
+        assert_eq!(d.conformity, NoStatement);
+        assert_eq!(NoStatement.statement(), "not decidable at this uncertainty");
     }
 }

@@ -17,7 +17,7 @@ pub mod transition;
 pub mod uncertainty;
 
 pub use current::{current_budget, current_error_percent};
-pub use decision::{Conformity, Decision, DecisionRule, decide};
+pub use decision::{Conformity, Decision, DecisionRule, decide, decide_at_ratio};
 pub use error::{gated_error_percent, timed_error_percent};
 pub use limits::{CurrentRange, LimitLookupError, LimitRule, LoadKind, PfRange, lookup_limit};
 pub use load::{PfCharacter, PowerFactor, PowerFactorParseError};

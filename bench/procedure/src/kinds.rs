@@ -253,6 +253,14 @@ impl DutProcedure {
         }
     }
 
+    /// The smallest MPE/U at which a point gets a statement of conformity.
+    pub fn test_uncertainty_ratio(&self) -> &crate::UncertaintyRatio {
+        match self {
+            DutProcedure::Meter(p) => &p.test_uncertainty_ratio,
+            DutProcedure::CurrentSensor(p) => &p.test_uncertainty_ratio,
+        }
+    }
+
     pub fn title(&self) -> &str {
         match self {
             DutProcedure::Meter(p) => &p.title,

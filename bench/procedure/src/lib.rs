@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod gs1;
 mod kinds;
 pub mod procedure;
+pub mod ratio;
 pub mod station;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
 pub mod sensor;
@@ -26,6 +27,7 @@ pub use procedure::{
     LimitSpec, LoadDifferenceStep, NoLoadStep, Phase, PointLength, Procedure, PulseCheckStep,
     RegisterStep, StartingStep, Step, StepKind, StoppingRule,
 };
+pub use ratio::UncertaintyRatio;
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{
     CalibrationRecord, CorrectionRange, CorrectionValue, Driver, DutP1Spec, HeadInput, P1Request,

@@ -61,6 +61,8 @@ mod raw {
         pub method: Spanned<ReferenceMethod>,
         pub decision_rule: DecisionRule,
         #[serde(default)]
+        pub test_uncertainty_ratio: Option<crate::ratio::RawRatio>,
+        #[serde(default)]
         pub stopping: Option<Spanned<Stopping>>,
         #[serde(default)]
         pub point_length: Option<Spanned<PointLength>>,
@@ -454,6 +456,8 @@ pub struct Procedure {
     pub wiring_pos: Pos,
     pub method: ReferenceMethod,
     pub decision_rule: DecisionRule,
+    /// A point whose U exceeds MPE / this gets no statement of conformity.
+    pub test_uncertainty_ratio: crate::ratio::UncertaintyRatio,
     /// Accuracy points end when their answer is known instead of after a fixed count.
     pub stopping: Option<StoppingRule>,
     /// The least pulses and time of an accuracy point, beyond the fixture's minimums.
@@ -876,6 +880,10 @@ impl Procedure {
             wiring_pos: Pos::of(&raw.wiring),
             method: raw.method.value,
             decision_rule: raw.decision_rule,
+            test_uncertainty_ratio: crate::ratio::UncertaintyRatio::parse(
+                &file.path,
+                raw.test_uncertainty_ratio.as_ref(),
+            )?,
             stopping: match &raw.stopping {
                 None => None,
                 Some(st) => Some(StoppingRule {

@@ -94,6 +94,8 @@ mod raw {
         pub version: String,
         pub title: String,
         pub decision_rule: DecisionRule,
+        #[serde(default)]
+        pub test_uncertainty_ratio: Option<crate::ratio::RawRatio>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
     }
 
@@ -240,6 +242,8 @@ pub struct SensorProcedure {
     pub version: String,
     pub title: String,
     pub decision_rule: DecisionRule,
+    /// A point whose U exceeds its limit / this gets no statement of conformity.
+    pub test_uncertainty_ratio: crate::ratio::UncertaintyRatio,
     pub steps: Vec<SensorStep>,
 }
 
@@ -544,6 +548,10 @@ impl SensorProcedure {
             version: raw.version,
             title: raw.title,
             decision_rule: raw.decision_rule,
+            test_uncertainty_ratio: crate::ratio::UncertaintyRatio::parse(
+                &file.path,
+                raw.test_uncertainty_ratio.as_ref(),
+            )?,
             steps,
             file,
         })

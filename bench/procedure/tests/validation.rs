@@ -552,3 +552,39 @@ fn a_load_difference_check_before_its_points_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_test_uncertainty_ratio_needs_a_sensible_minimum_and_a_source() {
+    // Below 1, U could exceed the limit itself and still allow a statement.
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "  min: 3\n",
+        "  min: 0.5\n",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("test_uncertainty_ratio min"), "{err}");
+    let (err, _, _) = edited(
+        "procedures/csp1-accuracy.yaml",
+        "  min: 3\n",
+        "  min: .nan\n",
+        meterbench_procedure::SensorProcedure::from_file,
+    );
+    assert!(err.message.contains("test_uncertainty_ratio min"), "{err}");
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "  source: \"ILAC-G8",
+        "  source: \" \"\n  #",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("needs a source note"), "{err}");
+    // A procedure that declares no ratio gets U ≤ MPE/3 with its source said.
+    let (path, text) = repo_file("procedures/en50470-3-class-b.yaml");
+    let start = text.find("test_uncertainty_ratio:").unwrap();
+    let end = start + text[start..].find("\n# ").unwrap_or(text[start..].len());
+    let without = format!("{}{}", &text[..start], &text[end + 1..]);
+    let p = Procedure::from_file(LoadedFile::from_text(&path, without)).unwrap();
+    assert_eq!(p.test_uncertainty_ratio.min, 3.0);
+    assert!(p.test_uncertainty_ratio.source.contains("ILAC-G8"));
+}

@@ -41,6 +41,8 @@ pub(crate) struct View {
     pub outcome_reason: Option<String>,
     /// `pass`/`fail` for PASS/FAIL runs; none when the run did not end in a verdict.
     pub overall_conformity: Option<&'static str>,
+    /// When a point gets no statement of conformity, and the source of that rule.
+    pub no_statement_rule: String,
     pub station: Station,
     pub dut: Dut,
     pub fixture: FileRef,
@@ -545,37 +547,47 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     decision,
                     consistent_with_pulses,
                     ..
-                }) => register.push(RegisterRow {
-                    error_value: format!("{:.4}", comparison.error_vs_reference_percent),
-                    u_value: format!("{expanded_u_percent:.4}"),
-                    register_value_wh: format!("{:.1}", comparison.register_wh),
-                    reference_value_wh: format!("{:.4}", comparison.reference_wh),
-                    mpe_value: fmt_num(limit.mpe_percent),
-                    dcc_conformity: pass_fail(decision.accepted && *consistent_with_pulses),
-                    port: p.port.clone(),
-                    read_from: read_from_word(*read_from).into(),
-                    before_kwh: before_kwh.clone(),
-                    after_kwh: after_kwh.clone(),
-                    register_wh: format!("{:.1}", comparison.register_wh),
-                    pulses: *pulses,
-                    pulses_wh: format!("{:.2}", comparison.pulses_wh),
-                    reference_wh: format!("{:.3}", comparison.reference_wh),
-                    error_percent: format!("{:+.3}", comparison.error_vs_reference_percent),
-                    u_percent: format!("{expanded_u_percent:.3}"),
-                    mpe_percent: format!("±{}", fmt_num(limit.mpe_percent)),
-                    resolution_percent: format!("{:.3}", comparison.resolution_percent),
-                    register_minus_pulses_wh: format!(
-                        "{:+.2}",
-                        comparison.register_minus_pulses_wh
-                    ),
-                    pulses_tolerance_wh: format!("{:.2}", comparison.pulses_tolerance_wh),
-                    consistent_with_pulses: *consistent_with_pulses,
-                    passed: decision.accepted && *consistent_with_pulses,
-                    conformity: if !*consistent_with_pulses {
-                        "FAIL: register disagrees with its pulses".into()
-                    } else {
-                        format!("{:?}", decision.conformity).to_lowercase()
-                    },
+                }) => register.push({
+                    // EA-4/02 rounding, the same in every output.
+                    let rounded =
+                        round_result(comparison.error_vs_reference_percent, *expanded_u_percent);
+                    RegisterRow {
+                        error_value: rounded.plain.clone(),
+                        u_value: rounded.u.clone(),
+                        register_value_wh: format!("{:.1}", comparison.register_wh),
+                        reference_value_wh: format!("{:.4}", comparison.reference_wh),
+                        mpe_value: fmt_num(limit.mpe_percent),
+                        dcc_conformity: dcc_value(
+                            Some(decision).filter(|_| *consistent_with_pulses),
+                            decision.accepted && *consistent_with_pulses,
+                        ),
+                        port: p.port.clone(),
+                        read_from: read_from_word(*read_from).into(),
+                        before_kwh: before_kwh.clone(),
+                        after_kwh: after_kwh.clone(),
+                        register_wh: format!("{:.1}", comparison.register_wh),
+                        pulses: *pulses,
+                        pulses_wh: format!("{:.2}", comparison.pulses_wh),
+                        reference_wh: format!("{:.3}", comparison.reference_wh),
+                        error_percent: rounded.signed,
+                        u_percent: rounded.u,
+                        mpe_percent: format!("±{}", fmt_num(limit.mpe_percent)),
+                        resolution_percent: format!("{:.3}", comparison.resolution_percent),
+                        register_minus_pulses_wh: format!(
+                            "{:+.2}",
+                            comparison.register_minus_pulses_wh
+                        ),
+                        pulses_tolerance_wh: format!("{:.2}", comparison.pulses_tolerance_wh),
+                        consistent_with_pulses: *consistent_with_pulses,
+                        passed: decision.accepted && *consistent_with_pulses,
+                        conformity: if !*consistent_with_pulses {
+                            "FAIL: register disagrees with its pulses".into()
+                        } else if decision.conformity == Conformity::NoStatement {
+                            conformity_label(decision.conformity).into()
+                        } else {
+                            format!("{:?}", decision.conformity).to_lowercase()
+                        },
+                    }
                 }),
                 Some(PortResult::CurrentSensor {
                     reference_a,
@@ -592,30 +604,32 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     if decision.is_some() && !limits.iter().any(|l| l.source == *limit_source) {
                         limits.push(sensor_limit(r, *limit_percent, limit_source));
                     }
+                    // EA-4/02 rounding, the same in every output.
+                    let rounded = round_result(*mean_error_percent, *expanded_u_percent);
                     sensor.push(SensorRow {
                         k: budget
                             .as_ref()
                             .map_or_else(|| "–".into(), |b| fmt_k(b.coverage_factor)),
                         error_value: if decision.is_some() {
-                            format!("{mean_error_percent:.4}")
+                            rounded.plain.clone()
                         } else {
                             String::new()
                         },
-                        u_value: format!("{expanded_u_percent:.4}"),
+                        u_value: rounded.u.clone(),
                         limit_value: fmt_num(*limit_percent),
-                        dcc_conformity: pass_fail(*passed),
+                        dcc_conformity: dcc_value(decision.as_ref(), *passed),
                         point: attempt_name(step, latest_attempt(r, step.index)),
                         superseded: step.attempt < latest_attempt(r, step.index),
                         channel: p.port.clone(),
                         reference_a: fmt_num(*reference_a),
                         readings: readings.join(" "),
                         error: if decision.is_some() {
-                            format!("{mean_error_percent:+.2}")
+                            rounded.signed.clone()
                         } else {
                             "–".into()
                         },
                         u: if decision.is_some() {
-                            format!("{expanded_u_percent:.2}")
+                            rounded.u.clone()
                         } else {
                             "–".into()
                         },
@@ -627,6 +641,9 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                         passed: *passed,
                         conformity: match decision {
                             Some(d) if *passed => format!("{:?}", d.conformity).to_lowercase(),
+                            Some(d) if d.conformity == Conformity::NoStatement => {
+                                conformity_label(d.conformity).into()
+                            }
                             Some(_) => "FAIL".into(),
                             None if *passed => "reads 0 A".into(),
                             None => "FAIL: reads current it does not carry".into(),
@@ -929,6 +946,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         outcome_class: match r.outcome {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
+            Outcome::NotDecidable => "undecided",
             _ => "error",
         },
         outcome_reason: r.outcome_reason.clone(),
@@ -936,6 +954,14 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
             Outcome::Pass => Some("pass"),
             Outcome::Fail => Some("fail"),
             _ => None,
+        },
+        no_statement_rule: match &r.procedure.test_uncertainty_ratio {
+            Some(t) => format!(
+                "a point whose U (k = 2) is larger than its limit divided by {} is not decidable at this uncertainty and gets no statement of conformity (source: {})",
+                fmt_num(t.min),
+                t.source
+            ),
+            None => "the record names no test uncertainty ratio: every point was decided by the rule alone".into(),
         },
         station: Station {
             id: r.station.id.clone(),
@@ -1252,7 +1278,7 @@ fn transition_row(step: &StepRecord, latest: u32, channel: &str, t: &PortResult)
             .map_or_else(String::new, |(_, m)| m.u.clone()),
         boundary_value: fmt_num(search.boundary_a),
         limit_value: fmt_num(*limit_percent),
-        dcc_conformity: pass_fail(*passed),
+        dcc_conformity: dcc_value(decision.as_ref(), *passed),
         problem: problem.clone().unwrap_or_default(),
     }
 }
@@ -1358,6 +1384,7 @@ pub(crate) fn conformity_key(c: Conformity) -> &'static str {
         Conformity::Fail => "fail",
         Conformity::ConditionalPass => "conditionalPass",
         Conformity::ConditionalFail => "conditionalFail",
+        Conformity::NoStatement => "noStatement",
     }
 }
 
@@ -1367,11 +1394,21 @@ fn conformity_label(c: Conformity) -> &'static str {
         Conformity::Fail => "FAIL",
         Conformity::ConditionalPass => "conditional pass",
         Conformity::ConditionalFail => "CONDITIONAL FAIL",
+        Conformity::NoStatement => "NOT DECIDABLE at this uncertainty",
     }
 }
 
 fn pass_fail(passed: bool) -> &'static str {
     if passed { "pass" } else { "fail" }
+}
+
+/// A DCC conformity value, or none ("") for a point that got no statement of
+/// conformity: the DCC has no value for it, so the element is left out.
+fn dcc_value(decision: Option<&meterbench_metrology::Decision>, passed: bool) -> &'static str {
+    match decision {
+        Some(d) if d.conformity == Conformity::NoStatement => "",
+        _ => pass_fail(passed),
+    }
 }
 
 fn load_name(l: LoadKind) -> &'static str {
@@ -1432,7 +1469,7 @@ pub(crate) fn fmt_sig(x: f64, sig: i32) -> String {
     format!("{x:.decimals$}")
 }
 
-pub(crate) struct Rounded {
+pub struct Rounded {
     pub signed: String,
     pub plain: String,
     pub u: String,
@@ -1440,7 +1477,7 @@ pub(crate) struct Rounded {
 
 /// EA-4/02: U to two significant digits (rounded up when ordinary rounding would lower it
 /// by more than 5 %), the error to the same decimal place.
-pub(crate) fn round_result(error: f64, u: f64) -> Rounded {
+pub fn round_result(error: f64, u: f64) -> Rounded {
     let u = u.abs();
     let decimals: usize = if u > 0.0 && u.is_finite() {
         (1 - u.log10().floor() as i32).clamp(0, 9) as usize

@@ -122,10 +122,11 @@ impl Session {
 pub fn worst(outcomes: impl Iterator<Item = Outcome>) -> Outcome {
     let rank = |o: Outcome| match o {
         Outcome::Pass => 0,
-        Outcome::Fail => 1,
-        Outcome::InProgress => 2,
-        Outcome::Error => 3,
-        Outcome::Aborted => 4,
+        Outcome::NotDecidable => 1,
+        Outcome::Fail => 2,
+        Outcome::InProgress => 3,
+        Outcome::Error => 4,
+        Outcome::Aborted => 5,
     };
     outcomes.max_by_key(|o| rank(*o)).unwrap_or(Outcome::Pass)
 }

@@ -135,7 +135,13 @@ pub fn run<'a>(
                 .as_ref()
                 .map(|(u, _)| *u)
                 .expect("checked by the plan");
-            Box::new(ReadingMeasuring::new(f, p.decision_rule, u, sensors))
+            Box::new(ReadingMeasuring::new(
+                f,
+                p.decision_rule,
+                p.test_uncertainty_ratio.min,
+                u,
+                sensors,
+            ))
         }
         _ => unreachable!("the plan refuses a procedure of another kind"),
     };
@@ -799,6 +805,7 @@ fn subject(req: &RunRequest<'_>, serial: &str, instruments: Vec<InstrumentRecord
             method,
             decision_rule,
             document: procedure.document(),
+            test_uncertainty_ratio: Some(procedure.test_uncertainty_ratio().clone()),
         },
         counter_timebase_hz: 0.0,
         reference_imp_per_kwh: match fx {

@@ -15,7 +15,7 @@ use meterbench_metrology::tests_timing::starting_pulses_in_window;
 use meterbench_metrology::uncertainty::ReferenceMethod;
 use meterbench_metrology::{
     BudgetInputs, Conformity, PulseTrainScatter, RegisterSteps, compare_register,
-    corrected_for_reference, decide, drift_since_calibration_percent, gated_error_percent,
+    corrected_for_reference, decide_at_ratio, drift_since_calibration_percent, gated_error_percent,
     parse_register, register_resolution_u_percent, repeat_statistics, starting_pulse_period_s,
     timed_error_percent, uncertainty_budget,
 };
@@ -580,6 +580,7 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                 None => needed((have + 1).clamp(min_gates, max_gates)),
             }
         };
+        let min_ratio = self.min_ratio();
         self.collect(
             &mut w,
             period,
@@ -601,11 +602,14 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                             Some(rule) => {
                                 let point = m.point(ps, a, q.input, &p[..needed(gates) as usize], gates);
                                 let u = point.budget.expanded_u_percent;
-                                let certain = decide(
+                                // Certain: a pass or fail even with U as a guard band,
+                                // and U small enough for a statement at all.
+                                let certain = decide_at_ratio(
                                     meterbench_metrology::DecisionRule::GuardBanded,
                                     point.error_percent,
                                     u,
                                     limit.mpe_percent,
+                                    min_ratio,
                                 )
                                 .conformity;
                                 if u <= rule.target_u_percent_of_mpe / 100.0 * limit.mpe_percent {
@@ -701,11 +705,12 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                     expanded_u_percent: point.budget.expanded_u_percent,
                     repeats: point.repeats,
                     statistics: point.statistics,
-                    decision: decide(
+                    decision: decide_at_ratio(
                         self.decision_rule(),
                         point.error_percent,
                         point.budget.expanded_u_percent,
                         limit.mpe_percent,
+                        self.min_ratio(),
                     ),
                     budget: point.budget,
                     limit: limit.clone(),
@@ -854,6 +859,10 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                 ReferenceMethod::ReferenceCurrent
             }
         }
+    }
+
+    fn min_ratio(&self) -> f64 {
+        self.req.procedure.test_uncertainty_ratio().min
     }
 
     fn decision_rule(&self) -> meterbench_metrology::DecisionRule {
@@ -1036,11 +1045,12 @@ impl<'r, 'a> PulseMeasuring<'r, 'a> {
                     comparison.register_wh.max(profile.resolution_wh),
                 );
                 let expanded_u_percent = 2.0 * (u_ref * u_ref + u_res * u_res).sqrt();
-                let decision = decide(
+                let decision = decide_at_ratio(
                     self.decision_rule(),
                     comparison.error_vs_reference_percent,
                     expanded_u_percent,
                     limit.mpe_percent,
+                    self.min_ratio(),
                 );
                 let consistent = comparison.consistent_with_pulses();
                 let rec = &mut slot.step.ports[q.port];

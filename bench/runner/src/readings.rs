@@ -19,7 +19,7 @@ use meterbench_instruments::{
 use meterbench_metrology::transition::StopReason as SearchStop;
 use meterbench_metrology::{
     BracketEdge, DecisionRule, TransitionSearch, TransitionSearchConfig, current_budget,
-    current_error_percent, decide, transition_budget, transition_error_percent,
+    current_error_percent, decide, decide_at_ratio, transition_budget, transition_error_percent,
 };
 use meterbench_procedure::sensor::{SensorPoint, TransitionPoint};
 use meterbench_procedure::{SensorChannel, SensorFixture, SensorStep};
@@ -84,6 +84,8 @@ struct ChannelSearch {
 pub(crate) struct ReadingMeasuring<'a> {
     fixture: &'a SensorFixture,
     decision_rule: DecisionRule,
+    /// The smallest limit/U at which a point gets a statement of conformity.
+    min_ratio: f64,
     /// Expanded uncertainty (k=2) of the source's current, %.
     reference_u: f64,
     /// Per device of the session.
@@ -94,12 +96,14 @@ impl<'a> ReadingMeasuring<'a> {
     pub fn new(
         fixture: &'a SensorFixture,
         decision_rule: DecisionRule,
+        min_ratio: f64,
         reference_u: f64,
         sensors: Vec<Option<&'a mut dyn CurrentSensor>>,
     ) -> Self {
         ReadingMeasuring {
             fixture,
             decision_rule,
+            min_ratio,
             reference_u,
             links: sensors
                 .into_iter()
@@ -315,11 +319,12 @@ impl<'a> ReadingMeasuring<'a> {
                 stats.as_ref().and_then(|s| s.std_dev),
                 errors.len(),
             );
-            let decision = decide(
+            let decision = decide_at_ratio(
                 self.decision_rule,
                 mean,
                 budget.expanded_u_percent,
                 f.limit_percent,
+                self.min_ratio,
             );
             record.ports[k].result = Some(PortResult::CurrentSensor {
                 phase: c.phase,
@@ -538,11 +543,12 @@ impl<'a> ReadingMeasuring<'a> {
         if located {
             let error = transition_error_percent(b, e.mu_a);
             let bud = transition_budget(b, e.mu_a, e.u_mu_a, self.reference_u, None);
-            decision = Some(decide(
+            decision = Some(decide_at_ratio(
                 self.decision_rule,
                 error,
                 bud.expanded_u_percent,
                 f.limit_percent,
+                self.min_ratio,
             ));
             error_percent = Some(error);
             budget = Some(bud);
@@ -975,7 +981,7 @@ mod tests {
     }
 
     fn measuring(f: &SensorFixture) -> ReadingMeasuring<'_> {
-        ReadingMeasuring::new(f, DecisionRule::SimpleAcceptance, 0.02, Vec::new())
+        ReadingMeasuring::new(f, DecisionRule::SimpleAcceptance, 3.0, 0.02, Vec::new())
     }
 
     #[test]

@@ -22,13 +22,17 @@ pub const RUN_SCHEMA_V1: &str = "meterbench.run/1";
 /// The journal of a record in progress, beside it in the run folder.
 pub const STEP_JOURNAL: &str = "record.steps.jsonl";
 
-/// PASS = DUT in limits, FAIL = DUT out of limits, ERROR = bench fault,
+/// PASS = DUT in limits, FAIL = DUT out of limits, NOT DECIDABLE = some point's U too
+/// large for a statement of conformity and none failed, ERROR = bench fault,
 /// ABORTED = stopped by the operator or a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Pass,
     Fail,
+    /// No point failed, but at least one got no statement of conformity: its U is larger
+    /// than the procedure's test uncertainty ratio allows against its limit.
+    NotDecidable,
     Error,
     Aborted,
     /// Written while the run is going on, so a crash leaves the steps done so far.
@@ -41,17 +45,19 @@ impl Outcome {
         match self {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
+            Outcome::NotDecidable => "NOT DECIDABLE",
             Outcome::Error => "ERROR",
             Outcome::Aborted => "ABORTED",
             Outcome::InProgress => "IN PROGRESS",
         }
     }
 
-    /// Process exit code: 0 PASS, 1 FAIL, 2 anything else.
+    /// Process exit code: 0 PASS, 1 FAIL, 3 NOT DECIDABLE, 2 anything else.
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Pass => 0,
             Outcome::Fail => 1,
+            Outcome::NotDecidable => 3,
             _ => 2,
         }
     }
@@ -76,6 +82,10 @@ pub struct ProcedureRef {
     /// What a run with a verdict issues (older records: a calibration certificate).
     #[serde(default)]
     pub document: meterbench_procedure::DocumentKind,
+    /// The smallest MPE/U at which a point got a statement of conformity, with its
+    /// source (older records: none, every point was decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_uncertainty_ratio: Option<meterbench_procedure::UncertaintyRatio>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -395,6 +405,29 @@ impl PortResult {
                 ..
             } => decision.accepted && *consistent_with_pulses,
             PortResult::Accuracy { decision, .. } => decision.accepted,
+        }
+    }
+
+    /// The port got no statement of conformity (its U too large for the procedure's
+    /// test uncertainty ratio) and nothing else about it failed.
+    pub fn no_statement(&self) -> bool {
+        use meterbench_metrology::Conformity::NoStatement;
+        match self {
+            PortResult::Accuracy { decision, .. }
+            | PortResult::Register {
+                decision,
+                consistent_with_pulses: true,
+                ..
+            } => decision.conformity == NoStatement,
+            PortResult::CurrentSensor {
+                decision: Some(d),
+                readings,
+                ..
+            } => d.conformity == NoStatement && readings.iter().all(|r| !r.is_empty()),
+            PortResult::Transition {
+                decision: Some(d), ..
+            } => d.conformity == NoStatement,
+            _ => false,
         }
     }
 }
@@ -717,8 +750,22 @@ impl StepRecord {
             .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
             .map(|p| p.port.as_str())
             .collect();
+        let undecided = |p: &&PortRecord| p.result.as_ref().is_some_and(|r| r.no_statement());
         if failed.is_empty() {
             self.outcome = Outcome::Pass;
+        } else if self
+            .ports
+            .iter()
+            .filter(|p| !p.result.as_ref().is_some_and(|r| r.passed()))
+            .all(|p| undecided(&p))
+        {
+            self.outcome = Outcome::NotDecidable;
+            if self.message.is_none() {
+                self.message = Some(format!(
+                    "{port_word} {}: not decidable at this uncertainty (U larger than the limit divided by the procedure's test uncertainty ratio)",
+                    failed.join(", ")
+                ));
+            }
         } else {
             self.outcome = Outcome::Fail;
             if self.message.is_none() {
@@ -906,10 +953,24 @@ impl RunRecord {
                         conditional.join(", ")
                     ));
                 }
-                if failed.is_empty() {
-                    (Outcome::Pass, None)
-                } else {
+                let undecided: Vec<&str> = self
+                    .latest_attempts()
+                    .into_iter()
+                    .filter(|s| s.outcome == Outcome::NotDecidable)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !failed.is_empty() {
                     (Outcome::Fail, Some(why.join("; ")))
+                } else if !undecided.is_empty() {
+                    (
+                        Outcome::NotDecidable,
+                        Some(format!(
+                            "no statement of conformity (U too large for the procedure's test uncertainty ratio): {}",
+                            undecided.join(", ")
+                        )),
+                    )
+                } else {
+                    (Outcome::Pass, None)
                 }
             }
         };

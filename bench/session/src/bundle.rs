@@ -392,6 +392,15 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                 ),
                 None => (None, None, None, None),
             };
+            // The numbers as the certificate and the DCC print them (EA-4/02): U to two
+            // significant digits, the error to U's last digit; record.json keeps them whole.
+            let (error, u) = match (error, u) {
+                (Some(e), Some(u)) => {
+                    let r = meterbench_report::round_result(e, u);
+                    (r.plain.parse::<f64>().ok(), r.u.parse::<f64>().ok())
+                }
+                other => other,
+            };
             points.push(serde_json::json!({
                 "step": s.name, "kind": s.kind, "attempt": s.attempt, "port": p.port, "outcome": s.outcome,
                 "error_percent": error, "expanded_u_percent": u, "mpe_percent": mpe, "conformity": conformity,
@@ -459,9 +468,10 @@ pub fn junit(r: &RunRecord) -> String {
                     limit,
                     ..
                 }) => {
+                    let r = meterbench_report::round_result(*error_percent, *expanded_u_percent);
                     format!(
-                        "error {error_percent:+.4} %, U(k=2) {expanded_u_percent:.4} %, MPE ±{} %",
-                        limit.mpe_percent
+                        "error {} %, U(k=2) {} %, MPE ±{} %",
+                        r.signed, r.u, limit.mpe_percent
                     )
                 }
                 Some(PortResult::Transition {
@@ -470,9 +480,13 @@ pub fn junit(r: &RunRecord) -> String {
                     limit_percent,
                     mu_a,
                     ..
-                }) => format!(
-                    "error {e:+.4} %, U(k=2) {u:.4} %, limit ±{limit_percent} % (transition at {mu_a:.4} A)"
-                ),
+                }) => {
+                    let r = meterbench_report::round_result(*e, *u);
+                    format!(
+                        "error {} %, U(k=2) {} %, limit ±{limit_percent} % (transition at {mu_a:.4} A)",
+                        r.signed, r.u
+                    )
+                }
                 Some(PortResult::Transition {
                     problem: Some(p), ..
                 }) => p.clone(),
@@ -501,6 +515,15 @@ pub fn junit(r: &RunRecord) -> String {
                 _ => s.message.clone().unwrap_or_default(),
             };
             match (s.outcome, result) {
+                // No statement of conformity is no pass either: a failure of its own type.
+                (_, Some(res)) if res.no_statement() => {
+                    failures += 1;
+                    let _ = write!(
+                        cases,
+                        "<failure type=\"not-decidable\" message=\"{}\"/>",
+                        xml(&format!("not decidable at this uncertainty: {detail}"))
+                    );
+                }
                 (_, Some(res)) if !res.passed() => {
                     failures += 1;
                     let _ = write!(cases, "<failure message=\"{}\"/>", xml(&detail));

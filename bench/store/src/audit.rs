@@ -59,6 +59,9 @@ pub struct Counts {
     pub runs: i64,
     pub pass: i64,
     pub fail: i64,
+    /// Runs where no point failed but some got no statement of conformity.
+    #[serde(default)]
+    pub not_decidable: i64,
     pub error: i64,
     pub aborted: i64,
     /// Serials whose first run in the range is in this group.
@@ -74,6 +77,7 @@ impl Counts {
         self.runs += o.runs;
         self.pass += o.pass;
         self.fail += o.fail;
+        self.not_decidable += o.not_decidable;
         self.error += o.error;
         self.aborted += o.aborted;
         self.first_runs += o.first_runs;
@@ -313,7 +317,12 @@ pub fn audit_with(
 
     let problem_runs = runs
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error))
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Fail | Outcome::NotDecidable | Outcome::Error
+            )
+        })
         .map(|r| ProblemRun {
             run_id: r.run_id.clone(),
             station: r.station.clone(),
@@ -504,6 +513,7 @@ pub fn yield_by_station_day(runs: LazyFrame) -> PolarsResult<Vec<DailyYield>> {
             len().cast(DataType::Int64).alias("runs"),
             count_of("PASS"),
             count_of("FAIL"),
+            count_of("NOT_DECIDABLE"),
             count_of("ERROR"),
             count_of("ABORTED"),
         ])
@@ -519,6 +529,7 @@ pub fn yield_by_station_day(runs: LazyFrame) -> PolarsResult<Vec<DailyYield>> {
     let runs_n = i64s(&df, "runs")?;
     let pass = i64s(&df, "pass")?;
     let fail = i64s(&df, "fail")?;
+    let not_decidable = i64s(&df, "not_decidable")?;
     let error = i64s(&df, "error")?;
     let aborted = i64s(&df, "aborted")?;
     let first_runs = i64s(&df, "first_runs")?;
@@ -537,6 +548,7 @@ pub fn yield_by_station_day(runs: LazyFrame) -> PolarsResult<Vec<DailyYield>> {
                 runs: runs_n[i],
                 pass: pass[i],
                 fail: fail[i],
+                not_decidable: not_decidable[i],
                 error: error[i],
                 aborted: aborted[i],
                 first_runs: first_runs[i],
@@ -580,7 +592,8 @@ fn meter_points(points: LazyFrame) -> LazyFrame {
     points.filter(
         col("outcome")
             .eq(lit("PASS"))
-            .or(col("outcome").eq(lit("FAIL"))),
+            .or(col("outcome").eq(lit("FAIL")))
+            .or(col("outcome").eq(lit("NOT_DECIDABLE"))),
     )
 }
 

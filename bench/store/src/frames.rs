@@ -13,11 +13,13 @@ pub const SAMPLES_SCHEMA: &str = "meterbench.samples/1";
 /// Written into the key/value metadata of every points file.
 pub const POINTS_SCHEMA: &str = "meterbench.points/1";
 
-/// Text of an outcome as in the record (`PASS`, `FAIL`, `ERROR`, `ABORTED`, `IN_PROGRESS`).
+/// Text of an outcome as in the record (`PASS`, `FAIL`, `NOT_DECIDABLE`, `ERROR`,
+/// `ABORTED`, `IN_PROGRESS`).
 pub fn outcome_str(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "PASS",
         Outcome::Fail => "FAIL",
+        Outcome::NotDecidable => "NOT_DECIDABLE",
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORTED",
         Outcome::InProgress => "IN_PROGRESS",
@@ -28,6 +30,7 @@ pub fn parse_outcome(s: &str) -> Option<Outcome> {
     Some(match s {
         "PASS" => Outcome::Pass,
         "FAIL" => Outcome::Fail,
+        "NOT_DECIDABLE" => Outcome::NotDecidable,
         "ERROR" => Outcome::Error,
         "ABORTED" => Outcome::Aborted,
         "IN_PROGRESS" => Outcome::InProgress,

@@ -97,10 +97,11 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
     }
     let t = &summary.totals;
     println!(
-        "{} runs ({} PASS, {} FAIL, {} ERROR, {} ABORTED), first-pass yield {} over {} serials",
+        "{} runs ({} PASS, {} FAIL, {} NOT DECIDABLE, {} ERROR, {} ABORTED), first-pass yield {} over {} serials",
         t.runs,
         t.pass,
         t.fail,
+        t.not_decidable,
         t.error,
         t.aborted,
         percent(t.first_pass_yield),

@@ -22,7 +22,8 @@ use clap::{Parser, Subcommand};
 /// A run drives the reference source, counts the meter's LED pulses on every port at
 /// once, computes each load point's error with its uncertainty, and decides against the
 /// procedure's limits; every run ends in a signed bundle (record, certificate, manifest).
-/// Exit codes: 0 PASS, 1 FAIL, 2 ERROR, aborted run or bad input (verify: 0 intact, 1 not).
+/// Exit codes: 0 PASS, 1 FAIL, 3 NOT DECIDABLE (a point's U too large for a statement of
+/// conformity), 2 ERROR, aborted run or bad input (verify: 0 intact, 1 not).
 #[derive(Debug, Parser)]
 #[command(name = "meterbench", version, propagate_version = true)]
 pub struct Cli {

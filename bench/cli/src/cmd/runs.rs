@@ -77,6 +77,8 @@ pub struct IngestArgs {
 pub enum Verdict {
     Pass,
     Fail,
+    /// Some point's U too large for a statement of conformity, none failed.
+    NotDecidable,
     Error,
     Aborted,
 }
@@ -86,6 +88,7 @@ impl From<Verdict> for Outcome {
         match v {
             Verdict::Pass => Outcome::Pass,
             Verdict::Fail => Outcome::Fail,
+            Verdict::NotDecidable => Outcome::NotDecidable,
             Verdict::Error => Outcome::Error,
             Verdict::Aborted => Outcome::Aborted,
         }
