@@ -89,8 +89,8 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                     ..
                 }) => match decision {
                     Some(d) => (
-                        format!("{mean_error_percent:+.4}"),
-                        format!("{expanded_u_percent:.4}"),
+                        e_of(*mean_error_percent, *expanded_u_percent),
+                        u_of(*expanded_u_percent),
                         format!("±{limit_percent}"),
                         format!(
                             "{} × {} A",
@@ -129,9 +129,9 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                 }) => (
                     error_percent.map_or_else(
                         || error_beyond_percent.map_or_else(String::new, |b| format!("{b:+.1}…")),
-                        |e| format!("{e:+.4}"),
+                        |e| e_of(e, expanded_u_percent.unwrap_or(0.0)),
                     ),
-                    expanded_u_percent.map_or_else(String::new, |u| format!("{u:.4}")),
+                    expanded_u_percent.map_or_else(String::new, u_of),
                     format!("±{limit_percent}"),
                     match error_percent {
                         Some(_) => format!("{} tel, μ {mu_a:.3} A", probes.len()),
@@ -179,8 +179,8 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                     consistent_with_pulses,
                     ..
                 }) => (
-                    format!("{:+.4}", comparison.error_vs_reference_percent),
-                    format!("{expanded_u_percent:.4}"),
+                    e_of(comparison.error_vs_reference_percent, *expanded_u_percent),
+                    u_of(*expanded_u_percent),
                     format!("±{}", limit.mpe_percent),
                     format!(
                         "{:.1} Wh reg, {:.2} Wh LED",
@@ -200,8 +200,8 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                     repeats,
                     ..
                 }) => (
-                    format!("{error_percent:+.4}"),
-                    format!("{expanded_u_percent:.4}"),
+                    e_of(*error_percent, *expanded_u_percent),
+                    u_of(*expanded_u_percent),
                     format!("±{}", limit.mpe_percent),
                     format!(
                         "{}×{}",
@@ -263,11 +263,12 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                         .collect();
                     (
                         worst.map_or_else(String::new, |c| {
-                            format!("{:+.4}", c.difference.difference_percent)
+                            e_of(
+                                c.difference.difference_percent,
+                                c.difference.expanded_u_percent,
+                            )
                         }),
-                        worst.map_or_else(String::new, |c| {
-                            format!("{:.4}", c.difference.expanded_u_percent)
-                        }),
+                        worst.map_or_else(String::new, |c| u_of(c.difference.expanded_u_percent)),
                         format!("±{limit_percent}"),
                         format!("Δ vs {balanced_step}"),
                         if *passed {
@@ -386,6 +387,16 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
     s
 }
 
+/// A result rounded to its U's last digit, U to two significant digits (EA-4/02), as the
+/// certificate and the DCC print them.
+fn e_of(error: f64, u: f64) -> String {
+    crate::view::round_result(error, u).signed
+}
+
+fn u_of(u: f64) -> String {
+    crate::view::round_result(0.0, u).u
+}
+
 /// A step's name with its attempt after the first: `Iref PF1 #2`.
 fn shown_name(step: &meterbench_runner::record::StepRecord) -> String {
     if step.attempt > 1 {
@@ -400,6 +411,7 @@ pub fn verdict(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "PASS",
         Outcome::Fail => "FAIL",
+        Outcome::NotDecidable => "NOT DECIDABLE",
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORTED",
         Outcome::InProgress => "IN PROGRESS",
@@ -414,6 +426,7 @@ fn conformity_word(c: meterbench_metrology::Conformity) -> &'static str {
         Fail => "FAIL",
         ConditionalPass => "conditional pass",
         ConditionalFail => "CONDITIONAL FAIL",
+        NoStatement => "NOT DECIDABLE",
     }
 }
 

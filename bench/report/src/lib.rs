@@ -22,3 +22,4 @@ pub use dcc::{Customer, DccContext, render_dcc_xml};
 pub use error::RenderError;
 pub use plots::render_plots;
 pub use templates::{TemplateOrigin, template_origin};
+pub use view::{Rounded, round_result};

@@ -16,7 +16,7 @@ fn the_verdict_names_each_failing_point_and_port_and_colour_is_only_asked_for() 
     let below: Vec<&str> = plain.lines().skip(verdict + 1).collect();
     assert_eq!(
         below,
-        ["  - Iref PF1, port right: +1.5244 % against ±1 % (U 0.0102 %): FAIL"],
+        ["  - Iref PF1, port right: +1.524 % against ±1 % (U 0.010 %): FAIL"],
         "{plain}"
     );
     // The failing row says FAIL in capitals; the passing rows pass.
