@@ -97,6 +97,16 @@ fn points_whose_u_is_too_large_get_no_statement_and_the_run_says_so() {
         html.contains("not decidable at this uncertainty"),
         "the rule"
     );
+    assert!(
+        html.contains(
+            "was found outside its limits, but <strong>no statement of conformity</strong>"
+        ),
+        "the headline"
+    );
+    assert!(
+        !html.contains("outside its limits</strong>"),
+        "no FAIL headline"
+    );
     let dcc = meterbench_report::render_dcc_xml(
         &r,
         &meterbench_report::DccContext::new("A. Tester", "DE"),
