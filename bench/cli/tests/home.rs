@@ -122,6 +122,16 @@ fn a_home_made_by_init_serves_every_command_from_any_folder() {
         text(&verify)
     );
 
+    // From a folder that is no home, no key is trusted, and the answer says how to name
+    // the home that signed it.
+    let untrusted = meterbench(elsewhere.path(), &["verify", bundle.to_str().unwrap()], &[]);
+    assert_eq!(untrusted.status.code(), Some(1), "{}", text(&untrusted));
+    let said = String::from_utf8_lossy(&untrusted.stdout);
+    assert!(
+        said.contains("NOT TRUSTED") && said.contains("--home DIR"),
+        "{said}"
+    );
+
     // A second init keeps a lab's edits and its key.
     let edited = home.path().join("procedures/cpim1000-eol.yaml");
     let mut text_of_eol = std::fs::read_to_string(&edited).unwrap();

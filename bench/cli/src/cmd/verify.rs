@@ -101,10 +101,12 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
             }
             Ok(report) => {
                 println!(
-                    "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: give the laboratory's published key with --key PUB.pem",
+                    "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: {} has none ({}); give the laboratory's published key with --key PUB.pem, or name the bench home that signed it with --home DIR",
                     bundle.display(),
                     report.manifest.key_id,
                     report.manifest.signer,
+                    home.describe(),
+                    public_key_path(&home.signing_key()).display(),
                 );
                 bad = true;
             }
