@@ -425,13 +425,12 @@ impl ErrorPlot {
             });
         }
 
-        // Points at the same current are spread a little so that none hides another.
-        let n = self.series.len() as f64;
+        // Every point at its true current: spreading points at one current apart moved the
+        // Imin point left of Imin, out of its own limit band. Each series has its own
+        // marker shape, so points at one current stay told apart.
         for (i, s) in self.series.iter().enumerate() {
             let color = series_color(i);
-            let dodge = 1.05f64.powf(i as f64 - (n - 1.0) / 2.0);
-            let pts: Vec<(f64, &ErrorPoint)> =
-                s.points.iter().map(|p| (p.current_a * dodge, p)).collect();
+            let pts: Vec<(f64, &ErrorPoint)> = s.points.iter().map(|p| (p.current_a, p)).collect();
             chart
                 .draw_series(pts.iter().map(|(x, p)| {
                     ErrorBar::new_vertical(
@@ -474,7 +473,7 @@ impl ErrorPlot {
 
         foot.draw(&Text::new(
             "Error bars: expanded uncertainty U (k per point, ≈ 95 %), often smaller than the marker. \
-             Points at the same current are set slightly apart.",
+             Every point is at its true current; the results table gives each value.",
             (16, 2),
             (FAMILY, 13).into_font().color(&RGBColor(100, 100, 100)),
         ))

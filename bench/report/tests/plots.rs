@@ -74,3 +74,35 @@ fn same_record_same_bytes() {
         );
     }
 }
+
+/// Every point of the error plot sits at its true current: the markers of the points at
+/// one current share one x (spreading them apart once moved the Imin point out of its
+/// limit band). The record's points are at 4 currents (Imin, Itr, Iref, Imax).
+#[test]
+fn error_plot_points_sit_at_their_true_current() {
+    let r = record("record-fail.json");
+    let dir = tempfile::tempdir().unwrap();
+    render_plots(&r, dir.path()).unwrap();
+    let svg = std::fs::read_to_string(dir.path().join("error-vs-current-left.svg")).unwrap();
+    let legend_x = 760.0;
+    let mut xs: Vec<f64> = svg
+        .split("<circle cx=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse::<f64>().ok())
+        .filter(|x| *x < legend_x)
+        .collect();
+    assert!(xs.len() >= 8, "{xs:?}");
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let currents: std::collections::BTreeSet<String> = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == meterbench_runner::record::StepKind::Accuracy)
+        .map(|s| format!("{:.3}", s.load.current_a))
+        .collect();
+    assert_eq!(
+        xs.len(),
+        currents.len(),
+        "x {xs:?} for currents {currents:?}"
+    );
+}
