@@ -5,12 +5,19 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// A configuration folder with no older bench's key in it.
+fn empty_config() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 /// `meterbench ARGS` in `cwd`, with nothing of the caller's environment choosing a home,
-/// a store or a key.
+/// a store or a key (not even an older bench's key in the user's configuration).
 fn meterbench(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_meterbench"));
     c.args(args)
         .current_dir(cwd)
+        .env("XDG_CONFIG_HOME", empty_config())
         .env_remove("METERBENCH_HOME")
         .env_remove("METERBENCH_STORE")
         .env_remove("METERBENCH_SIGNING_KEY")
@@ -226,4 +233,35 @@ fn runs_and_audit_read_the_store_of_the_reports_folder_a_run_was_given() {
     );
     let out = reports.path().join(format!("audit-{today}-{today}"));
     assert!(out.join("audit.json").is_file(), "{}", text(&audit));
+}
+
+#[test]
+fn a_bench_from_before_the_home_keeps_signing_with_its_key() {
+    let home = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let h = home.path().to_str().unwrap();
+    let older = config.path().join("meterbench/signing-key.pem");
+    let env = [("XDG_CONFIG_HOME", config.path())];
+    let generated = meterbench(
+        home.path(),
+        &["keys", "generate", "--out", older.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(generated.status.code(), Some(0), "{}", text(&generated));
+    let said = String::from_utf8_lossy(&generated.stdout);
+    let older_id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("key id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let init = meterbench(home.path(), &["init", h], &env);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    // A home without a key of its own: the older bench's key signs (its log needs it).
+    std::fs::remove_dir_all(home.path().join("keys")).unwrap();
+    let run = meterbench(home.path(), &["run", "--quiet"], &env);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.contains(&format!("with key {older_id}")), "{said}");
+    assert!(!home.path().join("keys").exists());
 }

@@ -77,12 +77,22 @@ impl BenchHome {
         self.file("templates")
     }
 
-    /// The signing key: `$METERBENCH_SIGNING_KEY`, else `keys/signing-key.pem` in the home.
+    /// The signing key: `$METERBENCH_SIGNING_KEY`, else `keys/signing-key.pem` in the
+    /// home when it is there, else the key of benches from before the home
+    /// (`~/.config/meterbench/signing-key.pem`) when that is there (its issuance log
+    /// verifies only with it), else the home's, to be created.
     pub fn signing_key(&self) -> PathBuf {
-        match std::env::var_os("METERBENCH_SIGNING_KEY") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => self.file("keys/signing-key.pem"),
-        }
+        choose_key(
+            env_key(),
+            self.file("keys/signing-key.pem"),
+            legacy_key_path(),
+        )
+    }
+
+    /// The key a new home gets: `$METERBENCH_SIGNING_KEY`, else `keys/signing-key.pem` in
+    /// it (a new home starts a new issuance log, so it needs no older key).
+    pub fn own_signing_key(&self) -> PathBuf {
+        env_key().unwrap_or_else(|| self.file("keys/signing-key.pem"))
     }
 
     /// The home, how it was found and how to choose another, for messages.
@@ -157,6 +167,36 @@ impl BenchHome {
     }
 }
 
+fn env_key() -> Option<PathBuf> {
+    std::env::var_os("METERBENCH_SIGNING_KEY")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Where benches kept their key before the bench home: `$XDG_CONFIG_HOME` or
+/// `~/.config`, then `meterbench/signing-key.pem`.
+fn legacy_key_path() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|base| base.join("meterbench").join("signing-key.pem"))
+}
+
+/// The environment's key, else the home's when it exists, else an older bench's when
+/// that exists, else the home's (created on first use).
+fn choose_key(env: Option<PathBuf>, own: PathBuf, legacy: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = env {
+        return p;
+    }
+    if own.exists() {
+        return own;
+    }
+    match legacy {
+        Some(l) if l.exists() => l,
+        _ => own,
+    }
+}
+
 /// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE`,
 /// else `store/` inside the reports folder.
 pub fn default_store_path(reports: &Path) -> PathBuf {
@@ -180,7 +220,7 @@ pub fn public_key_path(private: &Path) -> PathBuf {
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     let whence = || {
         format!(
-            "the signing key {} (chosen by --signing-key, else METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home)",
+            "the signing key {} (chosen by --signing-key, else METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home, else an older bench's ~/.config/meterbench/signing-key.pem)",
             path.display()
         )
     };
@@ -244,6 +284,25 @@ mod tests {
         );
         assert!(missing.contains("named by METERBENCH_HOME"), "{missing}");
         assert!(missing.contains("meterbench init"), "{missing}");
+    }
+
+    #[test]
+    fn the_key_is_the_environments_then_the_homes_then_an_older_benchs() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("home/keys/signing-key.pem");
+        let legacy = dir.path().join("config/meterbench/signing-key.pem");
+        let env = dir.path().join("env.pem");
+        // Neither exists: the home's, to be created.
+        assert_eq!(choose_key(None, own.clone(), Some(legacy.clone())), own);
+        // An older bench's key is kept: its issuance log verifies only with it.
+        std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+        std::fs::write(&legacy, "k").unwrap();
+        assert_eq!(choose_key(None, own.clone(), Some(legacy.clone())), legacy);
+        // The home's own key, once there, wins; the environment always does.
+        std::fs::create_dir_all(own.parent().unwrap()).unwrap();
+        std::fs::write(&own, "k").unwrap();
+        assert_eq!(choose_key(None, own.clone(), Some(legacy.clone())), own);
+        assert_eq!(choose_key(Some(env.clone()), own, Some(legacy)), env);
     }
 
     #[test]

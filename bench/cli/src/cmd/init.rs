@@ -17,7 +17,7 @@ pub fn main(args: InitArgs, home: &BenchHome) -> i32 {
         Some(dir) => BenchHome::at(dir, HomeOrigin::Flag),
         None => home.clone(),
     };
-    let report = match init_home(&home, &home.signing_key()) {
+    let report = match init_home(&home, &home.own_signing_key()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");

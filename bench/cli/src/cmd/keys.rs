@@ -24,7 +24,7 @@ pub enum KeysCommand {
 pub fn main(args: KeysArgs, home: &BenchHome) -> i32 {
     match args.command {
         KeysCommand::Generate { out } => {
-            let private = out.unwrap_or_else(|| home.signing_key());
+            let private = out.unwrap_or_else(|| home.own_signing_key());
             let public = public_key_path(&private);
             if let Some(dir) = private.parent()
                 && let Err(e) = std::fs::create_dir_all(dir)
