@@ -9,8 +9,10 @@ cd "$(dirname "$0")/../.."
 mb=${1:-100}
 profile=${2:-dev}
 echo "== decoder alone (release, one core)"
-cargo bench --quiet -p meterbench-p1 --bench decode 2>/dev/null | grep '^decode:'
-ours_per_s=$(cargo bench --quiet -p meterbench-p1 --bench decode 2>/dev/null | sed -n 's/.*MB\/s, \([0-9]*\) telegrams\/s/\1/p')
+# One run, printed and compared: two runs of the same binary differ by up to 20 % here.
+decoded=$(cargo bench --quiet -p meterbench-p1 --bench decode 2>/dev/null | grep '^decode:')
+echo "$decoded"
+ours_per_s=$(echo "$decoded" | sed -n 's/.*MB\/s, \([0-9]*\) telegrams\/s/\1/p')
 
 echo "== the Python dsmr_parser on the same telegram"
 python3 -c 'import dsmr_parser' 2>/dev/null || pip install --quiet dsmr_parser
