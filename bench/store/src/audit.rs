@@ -2,19 +2,21 @@
 //! daily means (reference drift), calibrations coming due and every FAIL/ERROR run.
 //!
 //! Runs come from the index (an ERROR run may have no accuracy point at all); the
-//! per-point figures come from lazy polars scans of the Parquet points partitions in the
-//! range. Only PASS and FAIL runs feed the error statistics: an ERROR or ABORTED run is a
-//! bench fault or a stop, and its numbers say nothing about the meters.
+//! per-point figures come from the Parquet points partitions in the range, read one file
+//! at a time into [`AuditPoints`] and reduced in one pass. Only PASS, FAIL and NOT
+//! DECIDABLE runs feed the error statistics: an ERROR or ABORTED run is a bench fault or
+//! a stop, and its numbers say nothing about the meters.
 
 use crate::StoreError;
-use crate::frames::{outcome_str, points_frame};
+use crate::frames::{PointRow, outcome_str};
 use crate::index::{RunFilter, RunRow, open_index, query_runs};
 use crate::layout::{INDEX_FILE, POINTS_DIR, absolute, files_in_range, relative_path};
 use chrono::NaiveDate;
 use meterbench_runner::record::Outcome;
-use polars::prelude::*;
+use polars_core::prelude::*;
+use polars_io::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub const AUDIT_SCHEMA: &str = "meterbench.audit/1";
@@ -273,39 +275,13 @@ pub fn audit_with(
             ..RunFilter::default()
         },
     )?;
-    let runs_df = runs_frame(&runs).map_err(StoreError::polars("runs of the range"))?;
-    let daily = yield_by_station_day(runs_df.lazy())
-        .map_err(StoreError::polars("yield per station and day"))?;
+    let daily = yield_by_station_day(&runs);
     let (totals, stations) = yield_totals(&daily);
 
-    // One pass over the files (each query below would otherwise scan them again): the
-    // columns the figures need, of the runs that describe the meters, in memory.
-    // The text keys become categoricals: grouping 2 million rows by them is then a
-    // matter of small integers (time and memory).
-    let cat = DataType::from_categories(Categories::global());
-    let points = meter_points(scan_points(store, opts.from, opts.to)?)
-        .select([
-            col("station").cast(cat.clone()),
-            col("date").cast(cat.clone()),
-            col("step_index"),
-            col("step_name").cast(cat.clone()),
-            col("port").cast(cat.clone()),
-            col("mpe_percent"),
-            col("error_percent"),
-            col("accepted"),
-            col("outcome").cast(cat),
-        ])
-        // The streaming engine reads and casts file by file: the text columns are never
-        // all in memory at once.
-        .collect_with_engine(Engine::Streaming)
-        .map_err(StoreError::polars("reading the points files"))?
-        // One query, one sink: always a single frame.
-        .unwrap_single()
-        .lazy();
-    let mut load_points = load_point_stats(points.clone(), opts.histogram_max_bins)
-        .map_err(StoreError::polars("load point statistics"))?;
-    let mut control_charts = control_charts(points, opts.from)
-        .map_err(StoreError::polars("control charts of the daily means"))?;
+    let points = AuditPoints::read(store, opts.from, opts.to)?;
+    let mut load_points = load_point_stats(&points, opts.histogram_max_bins);
+    let mut control_charts = control_charts(&points, opts.from);
+    drop(points);
     let calibrations_due = calibrations_due(
         &conn,
         &store.join(INDEX_FILE),
@@ -406,159 +382,428 @@ fn link(p: &Path) -> String {
     s
 }
 
-/// The columns of the index's runs the yield needs: run_id, station, serial, date,
-/// started_utc, outcome.
-pub fn runs_frame(rows: &[RunRow]) -> PolarsResult<DataFrame> {
-    let date: Vec<String> = rows
-        .iter()
-        .map(|r| r.date.format("%Y-%m-%d").to_string())
-        .collect();
-    DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new(
-                "run_id".into(),
-                rows.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "station".into(),
-                rows.iter().map(|r| r.station.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "serial".into(),
-                rows.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new("date".into(), date),
-            Column::new(
-                "started_utc".into(),
-                rows.iter()
-                    .map(|r| r.started_utc.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "outcome".into(),
-                rows.iter()
-                    .map(|r| outcome_str(r.outcome))
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )
+/// The accuracy points the audit's figures rest on: the columns they need, of the runs
+/// whose numbers describe the meters (PASS, FAIL, NOT DECIDABLE; see the module docs).
+/// Texts are interned: a year of points shares a few hundred distinct station, step and
+/// port names, and a point is then 40 bytes whatever its names.
+#[derive(Debug, Default)]
+pub struct AuditPoints {
+    texts: Vec<String>,
+    ids: HashMap<String, u32>,
+    rows: Vec<AuditPoint>,
 }
 
-/// Lazy scan of the points files of the range (partition pruning by directory name,
-/// then a filter on the date column).
-fn scan_points(store: &Path, from: NaiveDate, to: NaiveDate) -> Result<LazyFrame, StoreError> {
-    let files = files_in_range(store, POINTS_DIR, from, to)?;
-    if files.is_empty() {
-        let empty = points_frame(&[]).map_err(StoreError::polars("empty points table"))?;
-        return Ok(empty.lazy());
+#[derive(Debug, Clone, Copy)]
+struct AuditPoint {
+    station: u32,
+    date: NaiveDate,
+    step_index: u32,
+    step_name: u32,
+    port: u32,
+    mpe_percent: f64,
+    error_percent: f64,
+    accepted: bool,
+}
+
+/// The points file columns [`AuditPoints::read`] reads.
+const AUDIT_COLUMNS: [&str; 9] = [
+    "station",
+    "date",
+    "step_index",
+    "step_name",
+    "port",
+    "mpe_percent",
+    "error_percent",
+    "accepted",
+    "outcome",
+];
+
+/// Whether a run's points describe the meter (see the module docs).
+fn describes_the_meter(outcome: &str) -> bool {
+    matches!(outcome, "PASS" | "FAIL" | "NOT_DECIDABLE")
+}
+
+impl AuditPoints {
+    /// How many points the figures rest on.
+    pub fn len(&self) -> usize {
+        self.rows.len()
     }
-    let paths = files
-        .iter()
-        .map(|p| PlRefPath::try_from_path(p))
-        .collect::<PolarsResult<Vec<_>>>()
-        .map_err(StoreError::polars("points file names"))?;
-    let args = ScanArgsParquet {
-        // The partition keys are columns of the files already.
-        hive_options: HiveOptions {
-            enabled: Some(false),
-            ..HiveOptions::default()
-        },
-        glob: false,
-        ..ScanArgsParquet::default()
-    };
-    let lf = LazyFrame::scan_parquet_sources(ScanSources::Paths(paths.into_iter().collect()), args)
-        .map_err(StoreError::polars("scanning the points files"))?;
-    let (f, t) = (
-        from.format("%Y-%m-%d").to_string(),
-        to.format("%Y-%m-%d").to_string(),
-    );
-    Ok(lf.filter(col("date").gt_eq(lit(f)).and(col("date").lt_eq(lit(t)))))
-}
 
-fn count_of(outcome: &str) -> Expr {
-    col("outcome")
-        .eq(lit(outcome))
-        .cast(DataType::Int64)
-        .sum()
-        .alias(outcome.to_ascii_lowercase())
-}
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 
-/// Runs per station and day, and first-pass yield: a serial's first run in the frame
-/// (by start time, then run id) counts for the station and day it ran on, and passes
-/// when its outcome is PASS.
-pub fn yield_by_station_day(runs: LazyFrame) -> PolarsResult<Vec<DailyYield>> {
-    // Within a group, rows keep the frame's order: sorted once, `first` is the earliest.
-    let firsts = runs
-        .clone()
-        .sort(["started_utc", "run_id"], SortMultipleOptions::default())
-        .group_by([col("serial")])
-        .agg([
-            col("station").first(),
-            col("date").first(),
-            col("outcome").first(),
-        ])
-        .group_by([col("station"), col("date")])
-        .agg([
-            len().cast(DataType::Int64).alias("first_runs"),
-            col("outcome")
-                .eq(lit("PASS"))
-                .cast(DataType::Int64)
-                .sum()
-                .alias("first_pass"),
-        ]);
-    let df = runs
-        .group_by([col("station"), col("date")])
-        .agg([
-            len().cast(DataType::Int64).alias("runs"),
-            count_of("PASS"),
-            count_of("FAIL"),
-            count_of("NOT_DECIDABLE"),
-            count_of("ERROR"),
-            count_of("ABORTED"),
-        ])
-        .join(
-            firsts,
-            [col("station"), col("date")],
-            [col("station"), col("date")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .collect()?;
-    let station = strs(&df, "station")?;
-    let date = strs(&df, "date")?;
-    let runs_n = i64s(&df, "runs")?;
-    let pass = i64s(&df, "pass")?;
-    let fail = i64s(&df, "fail")?;
-    let not_decidable = i64s(&df, "not_decidable")?;
-    let error = i64s(&df, "error")?;
-    let aborted = i64s(&df, "aborted")?;
-    let first_runs = i64s(&df, "first_runs")?;
-    let first_pass = i64s(&df, "first_pass")?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let Ok(d) = NaiveDate::parse_from_str(&date[i], "%Y-%m-%d") else {
-            return Err(PolarsError::ComputeError(
-                format!("date {:?} is not YYYY-MM-DD", date[i]).into(),
-            ));
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> &str {
+        &self.texts[id as usize]
+    }
+
+    /// The points of `rows` that describe the meters.
+    pub fn from_rows(rows: &[PointRow]) -> Result<Self, StoreError> {
+        let mut points = AuditPoints::default();
+        for r in rows.iter().filter(|r| describes_the_meter(&r.outcome)) {
+            let date = parse_date(&r.date).map_err(|message| StoreError::Record {
+                run_id: r.run_id.clone(),
+                message,
+            })?;
+            let row = AuditPoint {
+                station: points.intern(&r.station),
+                date,
+                step_index: r.step_index,
+                step_name: points.intern(&r.step_name),
+                port: points.intern(&r.port),
+                mpe_percent: r.mpe_percent,
+                error_percent: r.error_percent,
+                accepted: r.accepted,
+            };
+            points.rows.push(row);
+        }
+        Ok(points)
+    }
+
+    /// The points of the store's points files dated `from..=to` (partitions pruned by
+    /// their folder names, then rows by their date column), one file at a time: only
+    /// the audit's columns of one file are ever in memory besides the points kept.
+    pub fn read(store: &Path, from: NaiveDate, to: NaiveDate) -> Result<Self, StoreError> {
+        let mut points = AuditPoints::default();
+        for path in files_in_range(store, POINTS_DIR, from, to)? {
+            points.read_file(&path, from, to)?;
+        }
+        Ok(points)
+    }
+
+    fn read_file(&mut self, path: &Path, from: NaiveDate, to: NaiveDate) -> Result<(), StoreError> {
+        let what = || format!("reading {}", path.display());
+        let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
+        let df = ParquetReader::new(file)
+            .with_columns(Some(AUDIT_COLUMNS.iter().map(|c| c.to_string()).collect()))
+            .finish()
+            .map_err(StoreError::polars(what()))?;
+        let strs = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
+            Ok(df.column(name)?.str()?.iter().collect())
         };
-        out.push(DailyYield {
-            station: station[i].clone(),
-            date: d,
-            counts: Counts {
-                runs: runs_n[i],
-                pass: pass[i],
-                fail: fail[i],
-                not_decidable: not_decidable[i],
-                error: error[i],
-                aborted: aborted[i],
-                first_runs: first_runs[i],
-                first_pass: first_pass[i],
-                first_pass_yield: ratio(first_pass[i], first_runs[i]),
-            },
+        let f64s = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+            Ok(df.column(name)?.f64()?.iter().collect())
+        };
+        let columns = (|| {
+            Ok::<_, PolarsError>((
+                strs("station")?,
+                strs("date")?,
+                df.column("step_index")?.u32()?.iter().collect::<Vec<_>>(),
+                strs("step_name")?,
+                strs("port")?,
+                f64s("mpe_percent")?,
+                f64s("error_percent")?,
+                df.column("accepted")?.bool()?.iter().collect::<Vec<_>>(),
+                strs("outcome")?,
+            ))
+        })()
+        .map_err(StoreError::polars(what()))?;
+        let (station, date, step_index, step_name, port, mpe, error, accepted, outcome) = columns;
+        // Dates repeat row after row: parse each distinct text once.
+        let mut last_date: Option<(&str, NaiveDate)> = None;
+        for i in 0..df.height() {
+            if !outcome[i].is_some_and(describes_the_meter) {
+                continue;
+            }
+            let text = date[i].unwrap_or_default();
+            let d = match last_date {
+                Some((t, d)) if t == text => d,
+                _ => {
+                    let d = parse_date(text).map_err(|message| {
+                        StoreError::Argument(format!("{}: row {i}: {message}", path.display()))
+                    })?;
+                    last_date = Some((text, d));
+                    d
+                }
+            };
+            if d < from || d > to {
+                continue;
+            }
+            let row = AuditPoint {
+                station: self.intern(station[i].unwrap_or_default()),
+                date: d,
+                step_index: step_index[i].unwrap_or_default(),
+                step_name: self.intern(step_name[i].unwrap_or_default()),
+                port: self.intern(port[i].unwrap_or_default()),
+                mpe_percent: mpe[i].unwrap_or(f64::NAN),
+                error_percent: error[i].unwrap_or(f64::NAN),
+                accepted: accepted[i].unwrap_or(false),
+            };
+            self.rows.push(row);
+        }
+        Ok(())
+    }
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("date {text:?} is not YYYY-MM-DD"))
+}
+
+/// Mean, sample standard deviation (n − 1), minimum and maximum of a group of errors,
+/// accumulated with Welford's update (one pass, no cancellation of large sums).
+#[derive(Debug, Clone, Copy)]
+struct Moments {
+    n: i64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments {
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Moments {
+    fn add(&mut self, x: f64) {
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    /// Sample variance; `None` below two values.
+    fn variance(&self) -> Option<f64> {
+        (self.n >= 2).then(|| self.m2 / (self.n - 1) as f64)
+    }
+
+    fn std_dev(&self) -> Option<f64> {
+        self.variance().map(f64::sqrt)
+    }
+}
+
+/// Runs per station and day, and first-pass yield: a serial's first run (by start
+/// time, then run id) counts for the station and day it ran on, and passes when its
+/// outcome is PASS.
+pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
+    let mut days: BTreeMap<(&str, NaiveDate), Counts> = BTreeMap::new();
+    let mut first: HashMap<&str, &RunRow> = HashMap::new();
+    for r in runs {
+        let c = days.entry((&r.station, r.date)).or_default();
+        c.runs += 1;
+        match r.outcome {
+            Outcome::Pass => c.pass += 1,
+            Outcome::Fail => c.fail += 1,
+            Outcome::NotDecidable => c.not_decidable += 1,
+            Outcome::Error => c.error += 1,
+            Outcome::Aborted => c.aborted += 1,
+            Outcome::InProgress => {}
+        }
+        let earlier =
+            |a: &RunRow, b: &RunRow| (&a.started_utc, &a.run_id) < (&b.started_utc, &b.run_id);
+        first
+            .entry(&r.serial)
+            .and_modify(|f| {
+                if earlier(r, f) {
+                    *f = r;
+                }
+            })
+            .or_insert(r);
+    }
+    for f in first.values() {
+        let c = days.entry((&f.station, f.date)).or_default();
+        c.first_runs += 1;
+        c.first_pass += i64::from(f.outcome == Outcome::Pass);
+    }
+    days.into_iter()
+        .map(|((station, date), mut counts)| {
+            counts.first_pass_yield = ratio(counts.first_pass, counts.first_runs);
+            DailyYield {
+                station: station.to_string(),
+                date,
+                counts,
+            }
+        })
+        .collect()
+}
+
+/// Statistics, Cpk and histogram of every load point (step name, port, MPE): the
+/// moments in one pass, then each group's errors binned once its range is known.
+pub fn load_point_stats(points: &AuditPoints, max_bins: usize) -> Vec<LoadPointStats> {
+    struct Group {
+        step_index: u32,
+        moments: Moments,
+        rejected: i64,
+        rows: Vec<u32>,
+    }
+    // The MPE is a key by its bits: the same limit is the same f64 in every file.
+    let mut groups: HashMap<(u32, u32, u64), Group> = HashMap::new();
+    for (i, p) in points.rows.iter().enumerate() {
+        let g = groups
+            .entry((p.step_name, p.port, p.mpe_percent.to_bits()))
+            .or_insert_with(|| Group {
+                step_index: p.step_index,
+                moments: Moments::default(),
+                rejected: 0,
+                rows: Vec::new(),
+            });
+        g.step_index = g.step_index.min(p.step_index);
+        g.moments.add(p.error_percent);
+        g.rejected += i64::from(!p.accepted);
+        g.rows.push(i as u32);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((step_name, port, mpe_bits), g) in groups {
+        let mpe = f64::from_bits(mpe_bits);
+        let m = g.moments;
+        let std_dev = m.std_dev().filter(|s| s.is_finite());
+        let (lo, w, nb) = histogram_bins(m.min, m.max, m.n, std_dev, mpe, max_bins);
+        let mut histogram = Histogram {
+            width: w,
+            bins: (0..nb)
+                .map(|k| HistBin {
+                    lo: lo + k as f64 * w,
+                    hi: lo + (k + 1) as f64 * w,
+                    count: 0,
+                })
+                .collect(),
+            underflow: 0,
+            overflow: 0,
+        };
+        for e in g
+            .rows
+            .iter()
+            .map(|i| points.rows[*i as usize].error_percent)
+        {
+            match bin_of(e, lo, w, nb) {
+                None => histogram.underflow += 1,
+                Some(b) if b >= nb => histogram.overflow += 1,
+                Some(b) => histogram.bins[b as usize].count += 1,
+            }
+        }
+        out.push(LoadPointStats {
+            step_index: i64::from(g.step_index),
+            step_name: points.text(step_name).to_string(),
+            port: points.text(port).to_string(),
+            mpe_percent: mpe,
+            n: m.n,
+            mean: m.mean,
+            std_dev,
+            min: m.min,
+            max: m.max,
+            rejected: g.rejected,
+            cpk: cpk(m.mean, std_dev, mpe),
+            histogram,
+            histogram_plot: None,
         });
     }
-    out.sort_by(|a, b| (&a.station, a.date).cmp(&(&b.station, b.date)));
-    Ok(out)
+    out.sort_by(|a, b| {
+        (a.step_index, &a.step_name, &a.port)
+            .cmp(&(b.step_index, &b.step_name, &b.port))
+            .then(a.mpe_percent.total_cmp(&b.mpe_percent))
+    });
+    out
+}
+
+/// Control charts of the daily mean error per station and load point (ports pooled).
+/// Points out of limits are left out: a faulty meter says nothing about the bench, and
+/// its error would swamp the within-day spread the limits come from.
+pub fn control_charts(points: &AuditPoints, from: NaiveDate) -> Vec<ControlChart> {
+    struct Chart {
+        step_index: u32,
+        mpe_percent: f64,
+        days: BTreeMap<NaiveDate, Moments>,
+    }
+    let mut charts: HashMap<(u32, u32), Chart> = HashMap::new();
+    for p in points.rows.iter().filter(|p| p.accepted) {
+        let c = charts
+            .entry((p.station, p.step_name))
+            .or_insert_with(|| Chart {
+                step_index: p.step_index,
+                mpe_percent: p.mpe_percent,
+                days: BTreeMap::new(),
+            });
+        c.step_index = c.step_index.min(p.step_index);
+        c.mpe_percent = c.mpe_percent.max(p.mpe_percent);
+        c.days.entry(p.date).or_default().add(p.error_percent);
+    }
+
+    let mut out = Vec::with_capacity(charts.len());
+    for ((station, step_name), chart) in charts {
+        let days: Vec<(NaiveDate, Moments)> = chart.days.into_iter().collect();
+        let total_n: i64 = days.iter().map(|(_, m)| m.n).sum();
+        let center = days.iter().map(|(_, m)| m.n as f64 * m.mean).sum::<f64>() / total_n as f64;
+        // The within-day spread: the days' variances pooled by their degrees of freedom.
+        let (ss, dof) = days
+            .iter()
+            .filter_map(|(_, m)| {
+                m.variance()
+                    .map(|v| (v * (m.n - 1) as f64, (m.n - 1) as f64))
+            })
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let sigma = (dof > 0.0).then(|| (ss / dof).sqrt());
+        let chart_days: Vec<ChartDay> = days
+            .iter()
+            .map(|(date, m)| {
+                let half = sigma.map(|s| 3.0 * s / (m.n as f64).sqrt());
+                let (lcl, ucl) = (half.map(|h| center - h), half.map(|h| center + h));
+                let out_of_control =
+                    matches!((lcl, ucl), (Some(l), Some(u)) if m.mean < l || m.mean > u);
+                ChartDay {
+                    date: *date,
+                    n: m.n,
+                    mean: m.mean,
+                    lcl,
+                    ucl,
+                    out_of_control,
+                }
+            })
+            .collect();
+        let xy: Vec<(f64, f64)> = days
+            .iter()
+            .map(|(date, m)| ((*date - from).num_days() as f64, m.mean))
+            .collect();
+        let slope = least_squares_slope(&xy);
+        let span = match (days.first(), days.last()) {
+            (Some(a), Some(b)) => (b.0 - a.0).num_days() as f64,
+            _ => 0.0,
+        };
+        let drift = slope.map(|s| s * span);
+        let mean_n = total_n as f64 / days.len().max(1) as f64;
+        let drift_suspected = match (drift, sigma) {
+            (Some(d), Some(s)) => days.len() >= 3 && d.abs() > 3.0 * s / mean_n.sqrt(),
+            _ => false,
+        };
+        out.push(ControlChart {
+            out_of_control_days: chart_days.iter().filter(|d| d.out_of_control).count(),
+            station: points.text(station).to_string(),
+            step_index: i64::from(chart.step_index),
+            step_name: points.text(step_name).to_string(),
+            mpe_percent: chart.mpe_percent,
+            center,
+            sigma_within: sigma,
+            slope_percent_per_day: slope,
+            drift_over_range_percent: drift,
+            drift_suspected,
+            days: chart_days,
+            plot: None,
+        });
+    }
+    out.sort_by(|a, b| {
+        (&a.station, a.step_index, &a.step_name).cmp(&(&b.station, b.step_index, &b.step_name))
+    });
+    out
 }
 
 fn yield_totals(daily: &[DailyYield]) -> (Counts, Vec<StationYield>) {
@@ -585,16 +830,6 @@ pub fn cpk(mean: f64, std_dev: Option<f64>, mpe_percent: f64) -> Option<f64> {
     let floor = 1e-9 * mpe_percent.abs().max(mean.abs());
     let s = std_dev.filter(|s| *s > floor && s.is_finite())?;
     Some((mpe_percent - mean).min(mean + mpe_percent) / (3.0 * s))
-}
-
-/// Only runs whose numbers describe the meters (see the module docs).
-fn meter_points(points: LazyFrame) -> LazyFrame {
-    points.filter(
-        col("outcome")
-            .eq(lit("PASS"))
-            .or(col("outcome").eq(lit("FAIL")))
-            .or(col("outcome").eq(lit("NOT_DECIDABLE"))),
-    )
 }
 
 /// A bin width of 1, 2, 2.5 or 5 × 10^k, at least `raw`.
@@ -650,211 +885,6 @@ fn bin_of(e: f64, lo: f64, width: f64, n: i64) -> Option<i64> {
     } else {
         Some((x.floor() as i64).min(n))
     }
-}
-
-/// Statistics, Cpk and histogram of every load point (step name, port, MPE). Polars
-/// groups the points and computes the moments; the errors of each group come back as a
-/// list and are binned here, once the group's bins are known from its range.
-pub fn load_point_stats(points: LazyFrame, max_bins: usize) -> PolarsResult<Vec<LoadPointStats>> {
-    let keys = [col("step_name"), col("port"), col("mpe_percent")];
-    let df = meter_points(points)
-        .group_by(keys)
-        .agg([
-            col("step_index")
-                .min()
-                .cast(DataType::Int64)
-                .alias("step_index"),
-            len().cast(DataType::Int64).alias("n"),
-            col("error_percent").mean().alias("mean"),
-            col("error_percent").std(1).alias("std_dev"),
-            col("error_percent").min().alias("min"),
-            col("error_percent").max().alias("max"),
-            col("accepted")
-                .not()
-                .cast(DataType::Int64)
-                .sum()
-                .alias("rejected"),
-            col("error_percent").alias("errors"),
-        ])
-        .collect()?;
-    let step_name = strs(&df, "step_name")?;
-    let port = strs(&df, "port")?;
-    let mpe = f64s(&df, "mpe_percent")?;
-    let step_index = i64s(&df, "step_index")?;
-    let n = i64s(&df, "n")?;
-    let mean = f64s(&df, "mean")?;
-    let std_dev = f64s(&df, "std_dev")?;
-    let min = f64s(&df, "min")?;
-    let max = f64s(&df, "max")?;
-    let rejected = i64s(&df, "rejected")?;
-    let errors = df.column("errors")?.list()?;
-
-    let mut out = Vec::with_capacity(df.height());
-    for (i, errs) in errors.amortized_iter().enumerate() {
-        let mpe_i = mpe[i].unwrap_or(f64::NAN);
-        let (mn, mx) = (min[i].unwrap_or(0.0), max[i].unwrap_or(0.0));
-        let (lo, w, nb) = histogram_bins(mn, mx, n[i], std_dev[i], mpe_i, max_bins);
-        let mut histogram = Histogram {
-            width: w,
-            bins: (0..nb)
-                .map(|k| HistBin {
-                    lo: lo + k as f64 * w,
-                    hi: lo + (k + 1) as f64 * w,
-                    count: 0,
-                })
-                .collect(),
-            underflow: 0,
-            overflow: 0,
-        };
-        if let Some(errs) = errs {
-            for e in errs.as_ref().f64()?.iter().flatten() {
-                match bin_of(e, lo, w, nb) {
-                    None => histogram.underflow += 1,
-                    Some(b) if b >= nb => histogram.overflow += 1,
-                    Some(b) => histogram.bins[b as usize].count += 1,
-                }
-            }
-        }
-        let mean_i = mean[i].unwrap_or(f64::NAN);
-        out.push(LoadPointStats {
-            step_index: step_index[i],
-            step_name: step_name[i].clone(),
-            port: port[i].clone(),
-            mpe_percent: mpe_i,
-            n: n[i],
-            mean: mean_i,
-            std_dev: std_dev[i],
-            min: mn,
-            max: mx,
-            rejected: rejected[i],
-            cpk: cpk(mean_i, std_dev[i], mpe_i),
-            histogram,
-            histogram_plot: None,
-        });
-    }
-    out.sort_by(|a, b| {
-        (a.step_index, &a.step_name, &a.port)
-            .cmp(&(b.step_index, &b.step_name, &b.port))
-            .then(a.mpe_percent.total_cmp(&b.mpe_percent))
-    });
-    Ok(out)
-}
-
-/// Control charts of the daily mean error per station and load point (ports pooled).
-/// Points out of limits are left out: a faulty meter says nothing about the bench, and
-/// its error would swamp the within-day spread the limits come from.
-pub fn control_charts(points: LazyFrame, from: NaiveDate) -> PolarsResult<Vec<ControlChart>> {
-    let df = meter_points(points)
-        .filter(col("accepted"))
-        .group_by([col("station"), col("step_name"), col("date")])
-        .agg([
-            col("step_index")
-                .min()
-                .cast(DataType::Int64)
-                .alias("step_index"),
-            col("mpe_percent").max().alias("mpe_percent"),
-            len().cast(DataType::Int64).alias("n"),
-            col("error_percent").mean().alias("mean"),
-            col("error_percent").var(1).alias("var"),
-        ])
-        .collect()?;
-    let station = strs(&df, "station")?;
-    let step = strs(&df, "step_name")?;
-    let date = strs(&df, "date")?;
-    let step_index = i64s(&df, "step_index")?;
-    let mpe = f64s(&df, "mpe_percent")?;
-    let n = i64s(&df, "n")?;
-    let mean = f64s(&df, "mean")?;
-    let var = f64s(&df, "var")?;
-
-    struct Day {
-        date: NaiveDate,
-        n: i64,
-        mean: f64,
-        var: Option<f64>,
-    }
-    let mut groups: BTreeMap<(String, String), (i64, f64, Vec<Day>)> = BTreeMap::new();
-    for i in 0..df.height() {
-        let Ok(d) = NaiveDate::parse_from_str(&date[i], "%Y-%m-%d") else {
-            return Err(PolarsError::ComputeError(
-                format!("date {:?} is not YYYY-MM-DD", date[i]).into(),
-            ));
-        };
-        let g = groups
-            .entry((station[i].clone(), step[i].clone()))
-            .or_insert((i64::MAX, f64::NAN, Vec::new()));
-        g.0 = g.0.min(step_index[i]);
-        g.1 = mpe[i].unwrap_or(f64::NAN);
-        g.2.push(Day {
-            date: d,
-            n: n[i],
-            mean: mean[i].unwrap_or(f64::NAN),
-            var: var[i],
-        });
-    }
-
-    let mut out = Vec::with_capacity(groups.len());
-    for ((station, step_name), (step_index, mpe_percent, mut days)) in groups {
-        days.sort_by_key(|d| d.date);
-        let total_n: i64 = days.iter().map(|d| d.n).sum();
-        let center = days.iter().map(|d| d.n as f64 * d.mean).sum::<f64>() / total_n as f64;
-        let (ss, dof) = days
-            .iter()
-            .filter(|d| d.n >= 2)
-            .filter_map(|d| d.var.map(|v| (v * (d.n - 1) as f64, (d.n - 1) as f64)))
-            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        let sigma = (dof > 0.0).then(|| (ss / dof).sqrt());
-        let chart_days: Vec<ChartDay> = days
-            .iter()
-            .map(|d| {
-                let half = sigma.map(|s| 3.0 * s / (d.n as f64).sqrt());
-                let (lcl, ucl) = (half.map(|h| center - h), half.map(|h| center + h));
-                let out_of_control =
-                    matches!((lcl, ucl), (Some(l), Some(u)) if d.mean < l || d.mean > u);
-                ChartDay {
-                    date: d.date,
-                    n: d.n,
-                    mean: d.mean,
-                    lcl,
-                    ucl,
-                    out_of_control,
-                }
-            })
-            .collect();
-        let xy: Vec<(f64, f64)> = days
-            .iter()
-            .map(|d| ((d.date - from).num_days() as f64, d.mean))
-            .collect();
-        let slope = least_squares_slope(&xy);
-        let span = match (days.first(), days.last()) {
-            (Some(a), Some(b)) => (b.date - a.date).num_days() as f64,
-            _ => 0.0,
-        };
-        let drift = slope.map(|s| s * span);
-        let mean_n = total_n as f64 / days.len().max(1) as f64;
-        let drift_suspected = match (drift, sigma) {
-            (Some(d), Some(s)) => days.len() >= 3 && d.abs() > 3.0 * s / mean_n.sqrt(),
-            _ => false,
-        };
-        out.push(ControlChart {
-            out_of_control_days: chart_days.iter().filter(|d| d.out_of_control).count(),
-            station,
-            step_index,
-            step_name,
-            mpe_percent,
-            center,
-            sigma_within: sigma,
-            slope_percent_per_day: slope,
-            drift_over_range_percent: drift,
-            drift_suspected,
-            days: chart_days,
-            plot: None,
-        });
-    }
-    out.sort_by(|a, b| {
-        (&a.station, a.step_index, &a.step_name).cmp(&(&b.station, b.step_index, &b.step_name))
-    });
-    Ok(out)
 }
 
 /// Slope of the least-squares line through the points; `None` with fewer than two
@@ -943,66 +973,34 @@ fn calibrations_due(
     Ok(out)
 }
 
-fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
-    Ok(df
-        .column(name)?
-        .cast(&DataType::String)?
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-fn i64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
-    let c = df.column(name)?.cast(&DataType::Int64)?;
-    Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
-}
-
-fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
-    let c = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(c.f64()?
-        .iter()
-        .map(|v| v.filter(|x| x.is_finite()))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn runs(rows: &[(&str, &str, &str, &str, &str)]) -> LazyFrame {
+    fn runs(rows: &[(&str, &str, &str, &str, &str)]) -> Vec<RunRow> {
         // (run_id, station, serial, started_utc, outcome); date from started_utc
-        DataFrame::new(
-            rows.len(),
-            vec![
-                Column::new(
-                    "run_id".into(),
-                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "station".into(),
-                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "serial".into(),
-                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "date".into(),
-                    rows.iter().map(|r| &r.3[..10]).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "started_utc".into(),
-                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "outcome".into(),
-                    rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-                ),
-            ],
-        )
-        .unwrap()
-        .lazy()
+        rows.iter()
+            .map(|r| RunRow {
+                run_id: r.0.into(),
+                station: r.1.into(),
+                station_name: String::new(),
+                laboratory: String::new(),
+                dut_manufacturer: String::new(),
+                dut_type: String::new(),
+                serial: r.2.into(),
+                accuracy_class: String::new(),
+                procedure_id: "p".into(),
+                procedure_version: "1".into(),
+                procedure_sha256: String::new(),
+                bench_version: String::new(),
+                started_utc: r.3.into(),
+                finished_utc: None,
+                date: NaiveDate::parse_from_str(&r.3[..10], "%Y-%m-%d").unwrap(),
+                outcome: crate::parse_outcome(r.4).unwrap(),
+                reason: None,
+                bundle: PathBuf::new(),
+            })
+            .collect()
     }
 
     #[test]
@@ -1016,7 +1014,7 @@ mod tests {
             ("r5", "st2", "C", "2026-03-01T11:00:00.000000Z", "PASS"),
             ("r4", "st2", "C", "2026-03-01T10:00:00.000000Z", "ERROR"),
         ]);
-        let daily = yield_by_station_day(lf).unwrap();
+        let daily = yield_by_station_day(&lf);
         let d = |s: &str, day: u32| {
             daily
                 .iter()
@@ -1075,7 +1073,7 @@ mod tests {
         assert_eq!((w, n), (0.05, 13));
     }
 
-    fn points(rows: &[(&str, &str, &str, f64, &str)]) -> LazyFrame {
+    fn points(rows: &[(&str, &str, &str, f64, &str)]) -> AuditPoints {
         // (station, date, port, error, outcome) of step "Iref PF1", MPE 1
         let p: Vec<crate::PointRow> = rows
             .iter()
@@ -1105,7 +1103,7 @@ mod tests {
                 outcome: r.4.into(),
             })
             .collect();
-        points_frame(&p).unwrap().lazy()
+        AuditPoints::from_rows(&p).unwrap()
     }
 
     #[test]
@@ -1120,7 +1118,7 @@ mod tests {
             ("st1", "2026-03-02", "left", 5.0, "ERROR"),
             ("st1", "2026-03-02", "right", 1.2, "FAIL"),
         ]);
-        let lps = load_point_stats(lf, 4).unwrap();
+        let lps = load_point_stats(&lf, 4);
         assert_eq!(lps.len(), 2);
         let l = &lps[0];
         assert_eq!((l.port.as_str(), l.n, l.rejected), ("left", 5, 0));
@@ -1159,7 +1157,7 @@ mod tests {
             ("st1", "2026-03-03", "right", 0.6, "PASS"),
         ]);
         let from = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let charts = control_charts(lf, from).unwrap();
+        let charts = control_charts(&lf, from);
         assert_eq!(charts.len(), 1);
         let c = &charts[0];
         assert!((c.center - 0.3).abs() < 1e-12);

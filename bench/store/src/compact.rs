@@ -17,7 +17,7 @@ use crate::layout::{
     COMPACTED_FILE, POINTS_DIR, SAMPLES_DIR, partition_dir, partitions_in_range, write_atomically,
 };
 use chrono::NaiveDate;
-use polars::prelude::*;
+use polars_core::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ pub enum StoreError {
     Polars {
         what: String,
         #[source]
-        source: polars::error::PolarsError,
+        source: polars_core::error::PolarsError,
     },
     #[error(
         "store index {path}: {source} (is another process writing to it, or is it not a meterbench store?)"
@@ -52,7 +52,7 @@ impl StoreError {
 
     pub(crate) fn polars(
         what: impl Into<String>,
-    ) -> impl FnOnce(polars::error::PolarsError) -> StoreError {
+    ) -> impl FnOnce(polars_core::error::PolarsError) -> StoreError {
         let what = what.into();
         move |source| StoreError::Polars { what, source }
     }

@@ -4,7 +4,8 @@
 use crate::StoreError;
 use crate::layout::write_atomically;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
-use polars::prelude::*;
+use polars_core::prelude::*;
+use polars_io::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

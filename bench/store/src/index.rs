@@ -13,7 +13,7 @@ use crate::layout::{
 };
 use chrono::NaiveDate;
 use meterbench_runner::record::{Outcome, RunRecord};
-use polars::prelude::DataFrame;
+use polars_core::prelude::DataFrame;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

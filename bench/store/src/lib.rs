@@ -22,10 +22,10 @@ mod render;
 mod synth;
 
 pub use audit::{
-    AUDIT_SCHEMA, AuditContext, AuditOptions, AuditSummary, CalibrationDue, ChartDay, ControlChart,
-    Counts, DailyYield, HistBin, Histogram, LoadPointStats, ProblemRun, StationYield, audit,
-    audit_with, control_charts, cpk, histogram_bins, least_squares_slope, load_point_stats,
-    runs_frame, yield_by_station_day,
+    AUDIT_SCHEMA, AuditContext, AuditOptions, AuditPoints, AuditSummary, CalibrationDue, ChartDay,
+    ControlChart, Counts, DailyYield, HistBin, Histogram, LoadPointStats, ProblemRun, StationYield,
+    audit, audit_with, control_charts, cpk, histogram_bins, least_squares_slope, load_point_stats,
+    yield_by_station_day,
 };
 pub use compact::{CompactSummary, compact};
 pub use error::StoreError;
@@ -42,6 +42,3 @@ pub use render::{AUDIT_TEMPLATE, EMBEDDED_AUDIT_TEMPLATE, render_audit_html};
 pub use synth::{
     DRIFT_PERCENT_PER_DAY, DRIFTING_STATION, SYNTH_DAYS, SynthSummary, synth_start, synthesize,
 };
-
-/// polars, as this crate uses it (so callers need not pick a matching version).
-pub use polars;

@@ -7,7 +7,9 @@ use meterbench_instruments::counter::ProtocolCounter;
 use meterbench_instruments::discovery::{COUNTER_USB_ID, serial_ports};
 use meterbench_instruments::transport::{SerialSettings, SerialTransport};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "flash")]
+use std::time::Instant;
 
 /// Where `hw/pulse-counter/build.sh` leaves the firmware.
 pub const FIRMWARE_ELF: &str = "hw/pulse-counter/target/thumbv6m-none-eabi/release/pulse-counter";
@@ -90,6 +92,17 @@ pub fn check_firmware_elf(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Built without the `flash` feature: the image is still checked, so a wrong file is
+/// named first, then the user learns how to get a binary that flashes.
+#[cfg(not(feature = "flash"))]
+fn flash(a: &FlashArgs) -> anyhow::Result<()> {
+    check_firmware_elf(&a.elf)?;
+    anyhow::bail!(
+        "this meterbench was built without flashing support (probe-rs, the cargo feature `flash`); install one that flashes: cargo install --locked --path bench/cli --features flash"
+    )
+}
+
+#[cfg(feature = "flash")]
 fn flash(a: &FlashArgs) -> anyhow::Result<()> {
     use probe_rs::Permissions;
     use probe_rs::flashing::{DownloadOptions, ElfLoader, ElfOptions, download_file_with_options};
