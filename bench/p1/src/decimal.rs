@@ -80,31 +80,41 @@ impl Decimal {
 impl FromStr for Decimal {
     type Err = DecimalError;
 
-    /// Parses `[-]digits[.digits]` exactly; never rounds.
+    /// Parses `[-]digits[.digits]` exactly; never rounds. One pass over the digits:
+    /// this runs for every register of every telegram.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (negative, digits) = match s.as_bytes() {
             [b'-', rest @ ..] => (true, rest),
             all => (false, all),
         };
-        let (int, frac) = match digits.iter().position(|&b| b == b'.') {
-            Some(dot) => (&digits[..dot], Some(&digits[dot + 1..])),
-            None => (digits, None),
-        };
-        let all_digits = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
-        if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        // None once the digits overflow; the syntax is still checked to the end, as a
+        // text that is no decimal at all is a syntax error whatever its length.
+        let mut mantissa: Option<i64> = Some(0);
+        // Digits before the point, and after it once it is seen.
+        let (mut int_digits, mut frac_digits, mut dot) = (0usize, 0usize, false);
+        for &b in digits {
+            if b.is_ascii_digit() {
+                mantissa = mantissa
+                    .and_then(|m| m.checked_mul(10))
+                    .and_then(|m| m.checked_add(i64::from(b - b'0')));
+                if dot {
+                    frac_digits += 1;
+                } else {
+                    int_digits += 1;
+                }
+            } else if b == b'.' && !dot {
+                dot = true;
+            } else {
+                return Err(DecimalError::Syntax);
+            }
+        }
+        if int_digits == 0 || (dot && frac_digits == 0) {
             return Err(DecimalError::Syntax);
         }
-        let frac = frac.unwrap_or_default();
-        let scale = u8::try_from(frac.len()).map_err(|_| DecimalError::Overflow)?;
+        let scale = u8::try_from(frac_digits).map_err(|_| DecimalError::Overflow)?;
+        let mantissa = mantissa.ok_or(DecimalError::Overflow)?;
         if scale > MAX_SCALE {
             return Err(DecimalError::Overflow);
-        }
-        let mut mantissa: i64 = 0;
-        for &b in int.iter().chain(frac) {
-            mantissa = mantissa
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(i64::from(b - b'0')))
-                .ok_or(DecimalError::Overflow)?;
         }
         Ok(Self::new(
             if negative { -mantissa } else { mantissa },

@@ -289,9 +289,44 @@ impl Decoder {
         self.state = State::Body;
     }
 
-    /// Consumes body bytes up to and including the next LF or `!`, or up to a
-    /// `/`; returns how many bytes of `rest` it consumed.
+    /// Consumes body bytes up to and including the next `!` (or LF, where a limit
+    /// may be crossed), or up to a `/`; returns how many bytes of `rest` it consumed.
     fn body(&mut self, rest: &[u8], on: &mut impl FnMut(Result<Telegram, DecodeError>)) -> usize {
+        // Every line up to the next `!` or `/` at once, when no limit can be crossed
+        // in them: one search and one copy instead of one per line. The state after
+        // it is what the line-by-line path below would leave.
+        let k = memchr::memchr2(b'/', b'!', rest).unwrap_or(rest.len());
+        if rest.get(k) != Some(&b'/') {
+            let take = (k + 1).min(rest.len());
+            let seg = &rest[..take];
+            let line_so_far = self.pos - self.line_start;
+            if line_so_far + (take as u64) <= self.limits.max_line as u64
+                && self.buf.len() + take <= self.limits.max_telegram
+            {
+                self.buf.extend_from_slice(seg);
+                if let Some(nl) = memchr::memrchr(b'\n', seg) {
+                    self.line_start = self.pos + nl as u64 + 1;
+                }
+                self.pos += take as u64;
+                if seg.last() == Some(&b'!') {
+                    self.state = State::Trailer {
+                        digits: 0,
+                        crc: 0,
+                        cr: false,
+                    };
+                }
+                return take;
+            }
+        }
+        self.body_line(rest, on)
+    }
+
+    /// [`Self::body`] one line at a time, where a limit may be crossed.
+    fn body_line(
+        &mut self,
+        rest: &[u8],
+        on: &mut impl FnMut(Result<Telegram, DecodeError>),
+    ) -> usize {
         let k = memchr::memchr3(b'\n', b'/', b'!', rest).unwrap_or(rest.len());
         let special = rest.get(k).copied();
         // A `/` belongs to the next telegram, so it is not taken.

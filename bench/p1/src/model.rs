@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use serde::{Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::Decimal;
 
@@ -188,9 +190,11 @@ impl fmt::Display for Timestamp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Octets {
     /// The text between the parentheses, exactly as sent.
-    pub raw: String,
-    /// The decoded bytes, when `raw` is valid hex pairs (either case).
-    pub bytes: Option<Vec<u8>>,
+    pub raw: CompactString,
+    /// The decoded bytes, when `raw` is valid hex pairs (either case). Boxed: a
+    /// value is moved several times on its way into a line, and a smaller value
+    /// moves faster.
+    pub bytes: Option<Box<[u8]>>,
 }
 
 impl Octets {
@@ -207,7 +211,7 @@ impl Octets {
             })
             .flatten();
         Self {
-            raw: raw.to_owned(),
+            raw: CompactString::from(raw),
             bytes,
         }
     }
@@ -244,7 +248,7 @@ pub enum Value {
     /// Digits only, in an object not known to be a decimal register (`0-0:96.3.10(1)`).
     Integer(u64),
     /// A string (`S` values such as the version `40`) or any group of unknown shape.
-    String(String),
+    String(CompactString),
     /// `YYMMDDhhmmssX`.
     Timestamp(Timestamp),
     /// A hex octet string (equipment id, text message), see [`Octets`].
@@ -284,22 +288,22 @@ impl Value {
 pub struct Line {
     /// The object.
     pub obis: Obis,
-    /// The groups, typed, in the order sent.
-    pub values: Vec<Value>,
+    /// The groups, typed, in the order sent (one inline, more on the heap).
+    pub values: SmallVec<[Value; 1]>,
     /// The groups exactly as sent, e.g. `(024*A)`; a DSMR 2.2/3.0 continuation
-    /// line (a line that starts with `(`) is appended here.
-    pub raw: String,
+    /// line (a line that starts with `(`) is appended here. Inline up to 24 bytes.
+    pub raw: CompactString,
 }
 
 /// The header line `/XXXZident`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Header {
     /// Three-letter manufacturer flag (`XMX`, `ISk`).
-    pub manufacturer: String,
+    pub manufacturer: CompactString,
     /// Baud-rate character (`5` for DSMR 4/5 devices).
     pub baud: char,
     /// Identification: everything after the baud character.
-    pub identification: String,
+    pub identification: CompactString,
 }
 
 /// The three phases, for [`Telegram::current`].

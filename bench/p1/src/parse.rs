@@ -4,6 +4,8 @@ use crate::decoder::{DecodeError, ErrorKind};
 use crate::{
     Decimal, Deviation, DeviationKind, Header, Line, Obis, Octets, Telegram, Timestamp, Value,
 };
+use compact_str::CompactString;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// Parses `body`, which starts at stream offset `start`; `trailer` holds the
@@ -21,9 +23,12 @@ pub(crate) fn telegram(
     let malformed = |off: usize, reason| at(off, ErrorKind::MalformedLine { reason });
 
     let mut header = None;
-    let mut lines: Vec<Line> = Vec::new();
+    // One allocation each, as a rule: DSMR lines are rarely under 16 bytes (the
+    // header and the empty line after it are counted here too).
+    let most = body.len() / 16 + 2;
+    let mut lines: Vec<Line> = Vec::with_capacity(most);
     // Stream offsets of each line, for the shape checks at the end.
-    let mut line_offsets = Vec::new();
+    let mut line_offsets = Vec::with_capacity(most);
     let mut deviations: Vec<Deviation> = Vec::new();
     // Each kind of deviation once per telegram, at its first occurrence.
     let mut deviate = |off: usize, kind: DeviationKind| {
@@ -37,10 +42,13 @@ pub(crate) fn telegram(
             });
         }
     };
+    let whole_text = std::str::from_utf8(body).ok();
     let mut off = 0;
+    // One search over the body for its line ends, not one per line.
+    let mut line_ends = memchr::memchr_iter(b'\n', body);
     while off < body.len() {
         let rest = &body[off..];
-        let Some(nl) = memchr::memchr(b'\n', rest) else {
+        let Some(nl) = line_ends.next().map(|end| end - off) else {
             return Err(malformed(off, "`!` must start a line of its own"));
         };
         let line = match rest[..nl].strip_suffix(b"\r") {
@@ -62,8 +70,12 @@ pub(crate) fn telegram(
                 .unwrap_or(0);
             return Err(malformed(off + p, "byte outside printable ASCII"));
         }
-        let Ok(text) = std::str::from_utf8(line) else {
-            return Err(malformed(off, "byte outside printable ASCII"));
+        // A printable line is ASCII: a slice of the body's text when the whole body
+        // is text (one validation per telegram, not one per line).
+        let text = match whole_text {
+            Some(all) => &all[off..off + line.len()],
+            None => std::str::from_utf8(line)
+                .map_err(|_| malformed(off, "byte outside printable ASCII"))?,
         };
         if off == 0 {
             let h = parse_header(text).ok_or_else(|| {
@@ -102,14 +114,16 @@ pub(crate) fn telegram(
                     .ok_or_else(|| malformed(off, "OBIS value group F after `*` is not 0-255"))?;
                 deviate(off, DeviationKind::ObisValueGroupF { f });
             }
-            let mut line = Line {
+            // Filled where it lies in `lines`: a line is moved once, empty.
+            lines.push(Line {
                 obis,
-                values: Vec::new(),
-                raw: String::new(),
-            };
-            add_groups(&mut line, &text[open..]).map_err(|(p, kind)| at(off + open + p, kind))?;
-            lines.push(line);
+                values: SmallVec::new(),
+                raw: CompactString::default(),
+            });
             line_offsets.push(off);
+            if let Some(line) = lines.last_mut() {
+                add_groups(line, &text[open..]).map_err(|(p, kind)| at(off + open + p, kind))?;
+            }
         }
         off += nl + 1;
     }
@@ -148,9 +162,9 @@ fn parse_header(text: &str) -> Option<Header> {
         return None;
     }
     Some(Header {
-        manufacturer: text[1..4].to_owned(),
+        manufacturer: CompactString::from(&text[1..4]),
         baud: char::from(baud),
-        identification: text[5..].to_owned(),
+        identification: CompactString::from(&text[5..]),
     })
 }
 
@@ -163,11 +177,15 @@ fn add_groups(line: &mut Line, text: &str) -> Result<(), (usize, ErrorKind)> {
             return Err(malformed(p, "expected `(` after `)`"));
         }
         let content = &text[p + 1..];
-        let close = find_byte(content, b')').ok_or_else(|| malformed(p, "`(` without `)`"))?;
+        // One scan for the `)` that closes the group and any `(` before it.
+        let close = match content.bytes().position(|b| b == b')' || b == b'(') {
+            Some(i) if content.as_bytes()[i] == b')' => i,
+            Some(i) if find_byte(&content[i..], b')').is_some() => {
+                return Err(malformed(p, "`(` inside a group"));
+            }
+            _ => return Err(malformed(p, "`(` without `)`")),
+        };
         let content = &content[..close];
-        if find_byte(content, b'(').is_some() {
-            return Err(malformed(p, "`(` inside a group"));
-        }
         let value = typed(line.obis, line.values.len(), content).map_err(|reason| {
             (
                 p + 1,
@@ -181,7 +199,7 @@ fn add_groups(line: &mut Line, text: &str) -> Result<(), (usize, ErrorKind)> {
         p += close + 2;
     }
     if line.raw.is_empty() {
-        line.raw = text.to_owned();
+        line.raw = CompactString::from(text);
     } else {
         line.raw.push_str(text);
     }
@@ -232,7 +250,7 @@ fn typed(obis: Obis, idx: usize, text: &str) -> Result<Value, &'static str> {
     Ok(match kind(obis, idx) {
         Kind::Generic => generic(text),
         Kind::Octets => Value::Octets(Octets::new(text)),
-        Kind::Text => Value::String(text.to_owned()),
+        Kind::Text => Value::String(CompactString::from(text)),
         Kind::Timestamp => Value::Timestamp(
             Timestamp::parse(text, true).ok_or("expected a timestamp YYMMDDhhmmssX")?,
         ),
@@ -249,16 +267,26 @@ fn typed(obis: Obis, idx: usize, text: &str) -> Result<Value, &'static str> {
     })
 }
 
-/// The units meters send, shared rather than allocated for every value.
-const UNITS: &[&str] = &[
-    "kWh", "kW", "A", "V", "m3", "s", "W", "Wh", "GJ", "varh", "var", "kvarh", "kvar", "Hz",
-];
-
+/// The units meters send are static strings, shared rather than allocated for every
+/// value (a `match` rather than a search of a list: it runs for every register).
 fn unit(u: &str) -> Cow<'static, str> {
-    match UNITS.iter().find(|k| **k == u) {
-        Some(k) => Cow::Borrowed(*k),
-        None => Cow::Owned(u.to_owned()),
-    }
+    Cow::Borrowed(match u {
+        "kWh" => "kWh",
+        "kW" => "kW",
+        "A" => "A",
+        "V" => "V",
+        "m3" => "m3",
+        "s" => "s",
+        "W" => "W",
+        "Wh" => "Wh",
+        "GJ" => "GJ",
+        "varh" => "varh",
+        "var" => "var",
+        "kvarh" => "kvarh",
+        "kvar" => "kvar",
+        "Hz" => "Hz",
+        other => return Cow::Owned(other.to_owned()),
+    })
 }
 
 /// `digits[.digits][*unit]` with an alphanumeric unit.
@@ -298,7 +326,7 @@ fn generic(text: &str) -> Value {
     if let Some(n) = count(text) {
         return Value::Integer(n);
     }
-    decimal(text).unwrap_or_else(|| Value::String(text.to_owned()))
+    decimal(text).unwrap_or_else(|| Value::String(CompactString::from(text)))
 }
 
 /// Checks multi-group objects as a whole.

@@ -436,7 +436,7 @@ fn unknown_lines_are_kept_and_order_does_not_matter() {
     );
     let unknown = t.line(Obis::new(9, 9, 99, 99, 9)).unwrap();
     assert_eq!(
-        unknown.values,
+        unknown.values[..],
         [
             Value::String("abc".into()),
             Value::Decimal {
