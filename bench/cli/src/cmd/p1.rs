@@ -294,7 +294,7 @@ fn value(v: &Value) -> String {
             None => value.to_string(),
         },
         Value::Integer(i) => i.to_string(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.to_string(),
         Value::Timestamp(t) => t.to_string(),
         Value::Octets(o) => format!("{:?}", o.text()),
         Value::Obis(o) => o.to_string(),
