@@ -11,10 +11,48 @@ use meterbench_signing::{
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One file (or folder) of a bundle, made from the record before the bundle is signed.
 pub trait BundleFile: Send + Sync {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()>;
+}
+
+/// Writes `files` into `bundle`: they are independent, so a worker per core takes the
+/// next one, in the order given (slowest first). As fast as a thread per file on a
+/// bench's few cores, and lighter: only as many files' working memory (and malloc
+/// arenas) at once as there are workers. The first failure in `files` order is returned.
+fn write_files(files: &[Box<dyn BundleFile>], record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<anyhow::Result<()>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(file) = files.get(i) else { break };
+                        let written = file.write(record, bundle);
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(written);
+                    }
+                })
+            })
+            .collect();
+        // Joined here, so that a writer's panic becomes an error below (its file has
+        // no result) instead of unwinding through the run.
+        for h in handles {
+            let _ = h.join();
+        }
+    });
+    results.into_iter().try_for_each(|r| {
+        r.into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| Err(anyhow::anyhow!("a bundle file's writer panicked")))
+    })
 }
 
 /// The signed bundle as an output of a finished run.
@@ -37,21 +75,23 @@ impl Bundle {
             signer: signer.clone(),
             log,
             log_lock: Mutex::new(()),
+            // Slowest first (see `write_files`): the PDF, a cold Typst compile on a
+            // process's first bundle, then the plots and the samples.
             files: vec![
-                Box::new(CanonicalRecord),
-                Box::new(Summary),
-                Box::new(JUnit),
-                Box::new(Samples),
-                Box::new(CertificateHtml {
+                Box::new(CertificatePdf {
                     signer: signer.clone(),
                     key_id: key_id.clone(),
                 }),
-                Box::new(CertificatePdf {
+                Box::new(Plots),
+                Box::new(Samples),
+                Box::new(CertificateHtml {
                     signer: signer.clone(),
                     key_id,
                 }),
                 Box::new(Dcc { signer }),
-                Box::new(Plots),
+                Box::new(CanonicalRecord),
+                Box::new(Summary),
+                Box::new(JUnit),
             ],
         }
     }
@@ -87,19 +127,7 @@ impl Bundle {
                 )
             })?
         };
-        // The files are independent: written at once, the PDF (the slowest, a cold
-        // Typst compile on a process's first bundle) overlaps the plots and the samples.
-        std::thread::scope(|scope| {
-            let writers: Vec<_> = self
-                .files
-                .iter()
-                .map(|f| scope.spawn(move || f.write(record, bundle)))
-                .collect();
-            writers.into_iter().try_for_each(|w| {
-                w.join()
-                    .map_err(|_| anyhow::anyhow!("a bundle file's writer panicked"))?
-            })
-        })?;
+        write_files(&self.files, record, bundle)?;
         let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
         let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
         let appended = {
