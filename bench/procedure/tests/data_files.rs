@@ -131,3 +131,57 @@ fn the_csp1_fixture_carries_the_manuals_numbers() {
     assert_eq!(f.firmware, ["XMX_P1CS_V05"]);
     assert_eq!(f.telegram_period_s, 1.0);
 }
+
+/// Every `docs/NAME.md` a shipped data file cites (in a `source:` note or a comment) is
+/// in the repository, and so is the section it names (`docs/metrology.md, Limits`: a
+/// heading; `, test N`: item N of the numbered tests): an auditor can follow every
+/// source a certificate prints.
+#[test]
+fn every_cited_document_and_section_exists() {
+    let mut cited = 0;
+    for dir in ["procedures", "fixtures", "hw/stations", "hw/answers"] {
+        for file in yaml_files(dir) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices("docs/") {
+                let rest = &text[at..];
+                let Some(end) = rest.find(".md") else {
+                    continue;
+                };
+                let doc_path = &rest[..end + 3];
+                let doc = std::fs::read_to_string(repo().join(doc_path)).unwrap_or_else(|e| {
+                    panic!(
+                        "{} cites {doc_path}, which is not in the repository: {e}",
+                        file.display()
+                    )
+                });
+                cited += 1;
+                let Some(section) = rest[end + 3..].strip_prefix(", ") else {
+                    continue;
+                };
+                let section: String = section
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == ' ')
+                    .collect();
+                let section = section.trim();
+                if let Some(n) = section.strip_prefix("test ") {
+                    let tests = doc
+                        .split("\n## ")
+                        .find(|s| s.starts_with("Tests of a verification run"))
+                        .unwrap_or_else(|| panic!("{doc_path} has no numbered tests"));
+                    assert!(
+                        tests.contains(&format!("\n{n}. ")),
+                        "{} cites {doc_path}, test {n}, which is not there",
+                        file.display()
+                    );
+                } else {
+                    assert!(
+                        doc.contains(&format!("\n## {section}")),
+                        "{} cites {doc_path}, {section}: no such section",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(cited > 10, "only {cited} citations found");
+}

@@ -89,6 +89,9 @@ pub(crate) struct View {
     pub limits: Vec<LimitView>,
     /// Distinct sources of the limits, in order of first use.
     pub limit_sources: Vec<String>,
+    /// What the tags in those sources mean (`[U]`: not confirmed against the
+    /// standard's text), for the tags used, so that a reader need not guess.
+    pub source_tags: Vec<SourceTag>,
     pub budget_columns: Vec<String>,
     /// How the points were corrected for the reference standard's stated error, one
     /// sentence per certificate range used (empty: not corrected).
@@ -902,6 +905,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
     for l in &limits {
         push_unique(&mut limit_sources, l.source.clone());
     }
+    let source_tags = source_tags(&limit_sources);
     let p = coverage_probability.unwrap_or(COVERAGE_PROBABILITY);
     let mut frequencies_hz: Vec<String> = Vec::new();
     let mut voltages_v: Vec<String> = Vec::new();
@@ -1053,6 +1057,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         unmeasured,
         limits,
         limit_sources,
+        source_tags,
         budget_columns,
         reference_corrections,
         adaptive,
@@ -1588,5 +1593,54 @@ mod tests {
         assert_eq!(budget_term(&term(3e-16, true), 0.036), "0");
         assert_eq!(budget_term(&term(0.015_811, true), 0.036), "0.016");
         assert_eq!(budget_term(&term(0.01, false), 0.036), "(0.010)");
+    }
+}
+
+/// A tag of a procedure's `source:` notes and what it says about the number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceTag {
+    pub tag: &'static str,
+    pub meaning: &'static str,
+}
+
+/// The tags of meterbench's metrology notes (`docs/metrology.md`), as the shipped
+/// procedures use them.
+const SOURCE_TAGS: [SourceTag; 3] = [
+    SourceTag {
+        tag: "[C]",
+        meaning: "confirmed in the legal text or a primary source",
+    },
+    SourceTag {
+        tag: "[3p]",
+        meaning: "a vendor or laboratory quoting the standard",
+    },
+    SourceTag {
+        tag: "[U]",
+        meaning: "the procedure's reading of the standard, not confirmed against its text",
+    },
+];
+
+/// The tags that occur in `sources`, in the order of [`SOURCE_TAGS`].
+fn source_tags(sources: &[String]) -> Vec<SourceTag> {
+    SOURCE_TAGS
+        .iter()
+        .filter(|t| sources.iter().any(|s| s.contains(t.tag)))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod source_tag_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_tags_used_are_explained() {
+        let sources = vec![
+            "EN 50470-3 class B [U] (docs/metrology.md, Limits)".to_string(),
+            "CPIM1000 guide [C]".to_string(),
+        ];
+        let tags: Vec<&str> = source_tags(&sources).iter().map(|t| t.tag).collect();
+        assert_eq!(tags, ["[C]", "[U]"]);
+        assert!(source_tags(&["ILAC-G8:09/2019 4.2.1".to_string()]).is_empty());
     }
 }

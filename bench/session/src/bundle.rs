@@ -22,7 +22,11 @@ pub trait BundleFile: Send + Sync {
 /// next one, in the order given (slowest first). As fast as a thread per file on a
 /// bench's few cores, and lighter: only as many files' working memory (and malloc
 /// arenas) at once as there are workers. The first failure in `files` order is returned.
-fn write_files(files: &[Box<dyn BundleFile>], record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+fn write_files(
+    files: &[Box<dyn BundleFile>],
+    record: &RunRecord,
+    bundle: &Path,
+) -> anyhow::Result<()> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, files.len().max(1));
