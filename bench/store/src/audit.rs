@@ -39,6 +39,9 @@ pub struct AuditOptions {
     pub templates_dir: Option<PathBuf>,
     /// Draw the SVG plots (off: figures and tables only).
     pub plots: bool,
+    /// First-pass yield below which a station or day is marked (a fraction, e.g. 0.95);
+    /// `None`: nothing is marked.
+    pub yield_target: Option<f64>,
 }
 
 impl AuditOptions {
@@ -51,6 +54,7 @@ impl AuditOptions {
             histogram_max_bins: 60,
             templates_dir: None,
             plots: true,
+            yield_target: None,
         }
     }
 }
@@ -66,12 +70,16 @@ pub struct Counts {
     pub not_decidable: i64,
     pub error: i64,
     pub aborted: i64,
-    /// Serials whose first run in the range is in this group.
+    /// First attempts in this group: a serial's first run under a procedure, in the
+    /// range.
     pub first_runs: i64,
     /// ... of which that first run passed.
     pub first_pass: i64,
     /// first_pass / first_runs; `None` without first runs.
     pub first_pass_yield: Option<f64>,
+    /// The first-pass yield is below the audit's target (`AuditOptions::yield_target`).
+    #[serde(default)]
+    pub below_yield_target: bool,
 }
 
 impl Counts {
@@ -225,6 +233,9 @@ pub struct AuditSummary {
     pub control_charts: Vec<ControlChart>,
     pub calibrations_due: Vec<CalibrationDue>,
     pub problem_runs: Vec<ProblemRun>,
+    /// The first-pass yield target the groups were marked against, if any.
+    #[serde(default)]
+    pub yield_target: Option<f64>,
 }
 
 /// What a report template sees: the figures plus presentation details. The HTML report
@@ -275,8 +286,18 @@ pub fn audit_with(
             ..RunFilter::default()
         },
     )?;
-    let daily = yield_by_station_day(&runs);
-    let (totals, stations) = yield_totals(&daily);
+    let mut daily = yield_by_station_day(&runs);
+    let (mut totals, mut stations) = yield_totals(&daily);
+    if let Some(target) = opts.yield_target {
+        let counts = daily
+            .iter_mut()
+            .map(|d| &mut d.counts)
+            .chain(stations.iter_mut().map(|s| &mut s.counts))
+            .chain(std::iter::once(&mut totals));
+        for c in counts {
+            c.below_yield_target = c.first_pass_yield.is_some_and(|y| y < target);
+        }
+    }
 
     let points = AuditPoints::read(store, opts.from, opts.to)?;
     let mut load_points = load_point_stats(&points, opts.histogram_max_bins);
@@ -340,6 +361,7 @@ pub fn audit_with(
         control_charts,
         calibrations_due,
         problem_runs,
+        yield_target: opts.yield_target,
     };
     let json_path = out_dir.join("audit.json");
     let mut json = serde_json::to_vec_pretty(&summary).map_err(|source| StoreError::Json {
@@ -593,12 +615,14 @@ impl Moments {
     }
 }
 
-/// Runs per station and day, and first-pass yield: a serial's first run (by start
-/// time, then run id) counts for the station and day it ran on, and passes when its
-/// outcome is PASS.
+/// Runs per station and day, and first-pass yield: a serial's first attempt at a
+/// procedure (its first run by start time, then run id, under that procedure id) counts
+/// for the station and day it ran on, and passes when its outcome is PASS. A device that
+/// passes its end-of-line test and later its verification has two first attempts, both
+/// passed; its retest under the same procedure is no first attempt.
 pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
     let mut days: BTreeMap<(&str, NaiveDate), Counts> = BTreeMap::new();
-    let mut first: HashMap<&str, &RunRow> = HashMap::new();
+    let mut first: HashMap<(&str, &str), &RunRow> = HashMap::new();
     for r in runs {
         let c = days.entry((&r.station, r.date)).or_default();
         c.runs += 1;
@@ -613,7 +637,7 @@ pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
         let earlier =
             |a: &RunRow, b: &RunRow| (&a.started_utc, &a.run_id) < (&b.started_utc, &b.run_id);
         first
-            .entry(&r.serial)
+            .entry((&r.serial, &r.procedure_id))
             .and_modify(|f| {
                 if earlier(r, f) {
                     *f = r;
@@ -978,7 +1002,18 @@ mod tests {
     use super::*;
 
     fn runs(rows: &[(&str, &str, &str, &str, &str)]) -> Vec<RunRow> {
-        // (run_id, station, serial, started_utc, outcome); date from started_utc
+        // (run_id, station, serial, started_utc, outcome) under procedure "p"
+        runs_of(
+            &rows
+                .iter()
+                .map(|r| (r.0, r.1, r.2, r.3, r.4, "p"))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn runs_of(rows: &[(&str, &str, &str, &str, &str, &str)]) -> Vec<RunRow> {
+        // (run_id, station, serial, started_utc, outcome, procedure_id); date from
+        // started_utc
         rows.iter()
             .map(|r| RunRow {
                 run_id: r.0.into(),
@@ -989,7 +1024,7 @@ mod tests {
                 dut_type: String::new(),
                 serial: r.2.into(),
                 accuracy_class: String::new(),
-                procedure_id: "p".into(),
+                procedure_id: r.5.into(),
                 procedure_version: "1".into(),
                 procedure_sha256: String::new(),
                 bench_version: String::new(),
@@ -1041,6 +1076,80 @@ mod tests {
         assert!((total.first_pass_yield.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(stations.len(), 2);
         assert_eq!(stations[0].counts.first_pass_yield, Some(0.5));
+    }
+
+    #[test]
+    fn first_pass_yield_is_per_serial_and_procedure() {
+        // Counted by hand. D passes end of line (eol), then fails its verification (cb)
+        // and passes its retest under cb: two first attempts, one passed. E fails eol,
+        // passes the eol retest, then passes cb: two first attempts, one passed. F only
+        // runs cb and passes. Taking the first run per serial across procedures would
+        // count D as passed (its eol) and miss the cb failure: 2 of 3.
+        let rows = runs_of(&[
+            (
+                "r1",
+                "st1",
+                "D",
+                "2026-03-01T08:00:00.000000Z",
+                "PASS",
+                "eol",
+            ),
+            (
+                "r2",
+                "st1",
+                "E",
+                "2026-03-01T08:10:00.000000Z",
+                "FAIL",
+                "eol",
+            ),
+            (
+                "r3",
+                "st1",
+                "E",
+                "2026-03-01T08:20:00.000000Z",
+                "PASS",
+                "eol",
+            ),
+            (
+                "r4",
+                "st1",
+                "D",
+                "2026-03-01T09:00:00.000000Z",
+                "FAIL",
+                "cb",
+            ),
+            (
+                "r5",
+                "st1",
+                "D",
+                "2026-03-01T10:00:00.000000Z",
+                "PASS",
+                "cb",
+            ),
+            (
+                "r6",
+                "st1",
+                "E",
+                "2026-03-01T11:00:00.000000Z",
+                "PASS",
+                "cb",
+            ),
+            (
+                "r7",
+                "st1",
+                "F",
+                "2026-03-01T12:00:00.000000Z",
+                "PASS",
+                "cb",
+            ),
+        ]);
+        let daily = yield_by_station_day(&rows);
+        assert_eq!(daily.len(), 1);
+        let c = &daily[0].counts;
+        assert_eq!((c.runs, c.pass, c.fail), (7, 5, 2));
+        // First attempts: D/eol PASS, E/eol FAIL, D/cb FAIL, E/cb PASS, F/cb PASS.
+        assert_eq!((c.first_runs, c.first_pass), (5, 3));
+        assert_eq!(c.first_pass_yield, Some(0.6));
     }
 
     #[test]

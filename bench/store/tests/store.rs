@@ -453,6 +453,21 @@ fn audit_names_every_fail_and_error_run_with_its_bundle() {
         std::fs::read(out.join("plots/yield.svg")).unwrap(),
         std::fs::read(again.join("plots/yield.svg")).unwrap()
     );
+
+    // With a yield target, the groups below it are marked in the figures and the HTML
+    // (one of three first attempts passed: 33 % against 95 %).
+    let marked = dir.path().join("marked");
+    let mut opts = AuditOptions::new(d(1), d(30));
+    opts.yield_target = Some(0.95);
+    let m = audit_with(&store, &opts, &marked).unwrap();
+    assert_eq!(m.yield_target, Some(0.95));
+    assert!(m.totals.below_yield_target);
+    assert!(m.daily.iter().all(|d| d.counts.below_yield_target));
+    let html = std::fs::read_to_string(marked.join("audit.html")).unwrap();
+    assert!(html.contains("target of\n95.0 %"), "{html}");
+    assert!(html.contains("<th class=\"bad\">33.3 %</th>"), "{html}");
+    // Without one, nothing is marked.
+    assert!(!s.totals.below_yield_target && s.yield_target.is_none());
 }
 
 #[test]

@@ -72,6 +72,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut opts = AuditOptions::new(args.from, args.to);
     opts.calibration_due_within_days = args.due_within_days;
+    opts.yield_target = Some(args.yield_target);
     opts.templates_dir = Some(args.templates.clone().unwrap_or_else(|| home.templates()));
     eprintln!(
         "auditing {} .. {} in {} ...",
@@ -172,7 +173,7 @@ pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: Nai
                 "pass": d.counts.pass, "fail": d.counts.fail, "error": d.counts.error,
                 "aborted": d.counts.aborted,
                 "first_pass_yield": percent(d.counts.first_pass_yield),
-                "low": d.counts.first_pass_yield.is_some_and(|y| y < args.yield_target),
+                "low": d.counts.below_yield_target,
             })
         })
         .collect();
