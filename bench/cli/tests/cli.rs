@@ -830,7 +830,13 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         said.contains("2 runs (1 PASS, 1 FAIL, 0 NOT DECIDABLE, 0 ERROR, 0 ABORTED)"),
         "{said}"
     );
-    assert!(said.contains("below 1.33 at Iref PF1 [right]"), "{said}");
+    // Two runs are far too few for a process capability: withheld, not stated (the
+    // shipped audit settings ask for 30 results).
+    assert!(
+        said.contains("Cpk withheld at 22 load points with fewer than 30 results"),
+        "{said}"
+    );
+    assert!(!said.contains("below 1.33"), "{said}");
     let pdf = std::fs::read(out.join("audit.pdf")).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
     let html = std::fs::read_to_string(out.join("audit.html")).unwrap();

@@ -353,6 +353,9 @@ fn audit_template_renders() {
             {"point": "Imin PF1", "port": "right", "n": 3, "mean": "0.90", "sd": "0.30", "mpe": "1.5", "cpk": "0.67", "low": true}
         ],
         "cpk_min": "1.33",
+        "cpk_confidence": "95 %",
+        "cpk_min_n": 30,
+        "cpk_source": "Bissell (1990) [3p]",
         "drift_rows": [
             {"station": "sim-1", "point": "Iref PF1", "slope": "0.00210", "drift": "0.061", "out_of_control_days": 2, "suspected": true}
         ],

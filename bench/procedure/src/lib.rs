@@ -5,6 +5,7 @@
 //! the semantics. Every error carries file, line and column.
 
 pub mod answers;
+pub mod audit_settings;
 mod bounds;
 pub mod fixture;
 pub mod gs1;
@@ -17,6 +18,7 @@ pub mod sensor;
 mod yaml;
 
 pub use answers::{ANSWERS_SCHEMA, Answers};
+pub use audit_settings::{AUDIT_SETTINGS_FILE, AUDIT_SETTINGS_SCHEMA, AuditSettings, CpkRule};
 pub use fixture::{
     CanProfile, CertifiedIdentity, Fixture, InspectionProfile, Label, Port, RatedCurrent,
     RatedCurrents, RegisterProfile, Seal, Wiring,

@@ -31,6 +31,7 @@ pub const SHIPPED: &[(&str, &str)] = shipped![
     "templates/certificate.html.j2",
     "templates/certificate.typ.j2",
     "templates/dcc.xml.j2",
+    "audit/settings.yaml",
     "reports/README.md",
 ];
 
@@ -41,6 +42,7 @@ pub const SHIPPED_FOLDERS: &[&str] = &[
     "hw/stations",
     "hw/answers",
     "templates",
+    "audit",
 ];
 
 /// What `init` did to each file.

@@ -12,6 +12,7 @@ use crate::frames::{PointRow, outcome_str};
 use crate::index::{RunFilter, RunRow, open_index, query_runs};
 use crate::layout::{INDEX_FILE, POINTS_DIR, absolute, files_in_range, relative_path};
 use chrono::NaiveDate;
+use meterbench_procedure::{AuditSettings, CpkRule};
 use meterbench_runner::record::Outcome;
 use polars_core::prelude::*;
 use polars_io::prelude::*;
@@ -42,6 +43,10 @@ pub struct AuditOptions {
     /// First-pass yield below which a station or day is marked (a fraction, e.g. 0.95);
     /// `None`: nothing is marked.
     pub yield_target: Option<f64>,
+    /// When a Cpk is stated and with which interval (a home's `audit/settings.yaml`).
+    pub cpk: CpkRule,
+    /// Cpk below which a load point is marked; `None`: nothing is marked.
+    pub cpk_target: Option<f64>,
 }
 
 impl AuditOptions {
@@ -55,6 +60,8 @@ impl AuditOptions {
             templates_dir: None,
             plots: true,
             yield_target: None,
+            cpk: AuditSettings::shipped().cpk,
+            cpk_target: None,
         }
     }
 }
@@ -147,8 +154,20 @@ pub struct LoadPointStats {
     pub max: f64,
     /// Points not accepted under the decision rule.
     pub rejected: i64,
-    /// min(USL − μ, μ − LSL) / 3σ with USL = +MPE, LSL = −MPE.
+    /// min(USL − μ, μ − LSL) / 3σ with USL = +MPE, LSL = −MPE; `None` without spread,
+    /// or when withheld (fewer results than the rule's minimum).
     pub cpk: Option<f64>,
+    /// The interval of `cpk` at the rule's confidence (Bissell's approximation).
+    #[serde(default)]
+    pub cpk_low: Option<f64>,
+    #[serde(default)]
+    pub cpk_high: Option<f64>,
+    /// Fewer results than the rule's minimum: no Cpk is stated.
+    #[serde(default)]
+    pub cpk_withheld: bool,
+    /// Below the audit's Cpk target.
+    #[serde(default)]
+    pub below_cpk_target: bool,
     pub histogram: Histogram,
     /// SVG file, relative to the audit's folder.
     pub histogram_plot: Option<String>,
@@ -236,6 +255,12 @@ pub struct AuditSummary {
     /// The first-pass yield target the groups were marked against, if any.
     #[serde(default)]
     pub yield_target: Option<f64>,
+    /// When a Cpk was stated, with its source.
+    #[serde(default)]
+    pub cpk_rule: Option<CpkRule>,
+    /// The Cpk target the load points were marked against, if any.
+    #[serde(default)]
+    pub cpk_target: Option<f64>,
 }
 
 /// What a report template sees: the figures plus presentation details. The HTML report
@@ -300,7 +325,12 @@ pub fn audit_with(
     }
 
     let points = AuditPoints::read(store, opts.from, opts.to)?;
-    let mut load_points = load_point_stats(&points, opts.histogram_max_bins);
+    let mut load_points = load_point_stats(&points, opts.histogram_max_bins, &opts.cpk);
+    if let Some(target) = opts.cpk_target {
+        for lp in &mut load_points {
+            lp.below_cpk_target = lp.cpk.is_some_and(|c| c < target);
+        }
+    }
     let mut control_charts = control_charts(&points, opts.from);
     drop(points);
     let calibrations_due = calibrations_due(
@@ -362,6 +392,8 @@ pub fn audit_with(
         calibrations_due,
         problem_runs,
         yield_target: opts.yield_target,
+        cpk_rule: Some(opts.cpk.clone()),
+        cpk_target: opts.cpk_target,
     };
     let json_path = out_dir.join("audit.json");
     let mut json = serde_json::to_vec_pretty(&summary).map_err(|source| StoreError::Json {
@@ -664,7 +696,11 @@ pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
 
 /// Statistics, Cpk and histogram of every load point (step name, port, MPE): the
 /// moments in one pass, then each group's errors binned once its range is known.
-pub fn load_point_stats(points: &AuditPoints, max_bins: usize) -> Vec<LoadPointStats> {
+pub fn load_point_stats(
+    points: &AuditPoints,
+    max_bins: usize,
+    rule: &CpkRule,
+) -> Vec<LoadPointStats> {
     struct Group {
         step_index: u32,
         moments: Moments,
@@ -716,6 +752,9 @@ pub fn load_point_stats(points: &AuditPoints, max_bins: usize) -> Vec<LoadPointS
                 Some(b) => histogram.bins[b as usize].count += 1,
             }
         }
+        let cpk_withheld = (m.n as u64) < rule.min_n;
+        let cpk = cpk(m.mean, std_dev, mpe).filter(|_| !cpk_withheld);
+        let interval = cpk.map(|c| cpk_interval(c, m.n, rule.confidence));
         out.push(LoadPointStats {
             step_index: i64::from(g.step_index),
             step_name: points.text(step_name).to_string(),
@@ -727,7 +766,11 @@ pub fn load_point_stats(points: &AuditPoints, max_bins: usize) -> Vec<LoadPointS
             min: m.min,
             max: m.max,
             rejected: g.rejected,
-            cpk: cpk(m.mean, std_dev, mpe),
+            cpk,
+            cpk_low: interval.map(|i| i.0),
+            cpk_high: interval.map(|i| i.1),
+            cpk_withheld,
+            below_cpk_target: false,
             histogram,
             histogram_plot: None,
         });
@@ -854,6 +897,19 @@ pub fn cpk(mean: f64, std_dev: Option<f64>, mpe_percent: f64) -> Option<f64> {
     let floor = 1e-9 * mpe_percent.abs().max(mean.abs());
     let s = std_dev.filter(|s| *s > floor && s.is_finite())?;
     Some((mpe_percent - mean).min(mean + mpe_percent) / (3.0 * s))
+}
+
+/// The two-sided interval of an estimated Cpk from `n` results at `confidence`:
+/// Bissell's normal approximation, Ĉpk ± z·sqrt(1/(9n) + Ĉpk²/(2(n − 1))) (Applied
+/// Statistics 39(3), 1990), z the standard normal quantile of (1 + confidence)/2.
+pub fn cpk_interval(cpk: f64, n: i64, confidence: f64) -> (f64, f64) {
+    let n = n.max(2) as f64;
+    let z = statrs::distribution::ContinuousCDF::inverse_cdf(
+        &statrs::distribution::Normal::standard(),
+        0.5 + confidence / 2.0,
+    );
+    let half = z * (1.0 / (9.0 * n) + cpk * cpk / (2.0 * (n - 1.0))).sqrt();
+    (cpk - half, cpk + half)
 }
 
 /// A bin width of 1, 2, 2.5 or 5 × 10^k, at least `raw`.
@@ -1166,6 +1222,73 @@ mod tests {
     }
 
     #[test]
+    fn cpk_interval_by_hand() {
+        // z(0.975) = 1.959964; n = 30, Cpk 1.33: sqrt(1/270 + 1.33²/58) = 0.184938
+        let (lo, hi) = cpk_interval(1.33, 30, 0.95);
+        assert!((hi - 1.33 - 0.362472).abs() < 1e-5, "{hi}");
+        assert!((1.33 - lo - 0.362472).abs() < 1e-5, "{lo}");
+        // n = 10: sqrt(1/90 + 1.33²/18) = 0.330731, half-width 0.648221
+        let (lo, _) = cpk_interval(1.33, 10, 0.95);
+        assert!((1.33 - lo - 0.648221).abs() < 1e-5, "{lo}");
+    }
+
+    /// The interval's claim tested against the truth it estimates: 4000 seeded samples of
+    /// n = 50 normal errors with a known Cpk of 1.5; about 95 % of the intervals must
+    /// contain it (binomial standard deviation of the share 0.0034; Bissell's
+    /// approximation is not exact, so the band is ±0.015).
+    #[test]
+    fn cpk_intervals_cover_the_true_cpk_as_claimed() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261206);
+        let (mu, sigma, mpe, n) = (0.1f64, 0.2f64, 1.0f64, 50usize);
+        let truth = (mpe - mu).min(mu + mpe) / (3.0 * sigma);
+        assert!((truth - 1.5).abs() < 1e-12);
+        let trials = 4000;
+        let mut covered = 0;
+        for _ in 0..trials {
+            // Box–Muller from two uniforms.
+            let xs: Vec<f64> = (0..n)
+                .map(|_| {
+                    let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+                    let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                    mu + sigma * z
+                })
+                .collect();
+            let mut m = Moments::default();
+            xs.iter().for_each(|x| m.add(*x));
+            let c = cpk(m.mean, m.std_dev(), mpe).unwrap();
+            let (lo, hi) = cpk_interval(c, m.n, 0.95);
+            covered += usize::from(lo <= truth && truth <= hi);
+        }
+        let share = covered as f64 / trials as f64;
+        eprintln!("Cpk interval coverage over {trials} samples: {share}");
+        assert!((share - 0.95).abs() <= 0.015, "coverage {share}");
+    }
+
+    #[test]
+    fn a_cpk_from_too_few_results_is_withheld() {
+        let lf = points(&[
+            ("st1", "2026-03-01", "left", 0.02, "PASS"),
+            ("st1", "2026-03-01", "left", 0.07, "PASS"),
+            ("st1", "2026-03-01", "left", 0.11, "PASS"),
+        ]);
+        let rule = |min_n| CpkRule {
+            min_n,
+            confidence: 0.95,
+            source: "test".into(),
+        };
+        let l = &load_point_stats(&lf, 4, &rule(4))[0];
+        assert!(l.cpk_withheld && l.cpk.is_none() && l.cpk_low.is_none());
+        let l = &load_point_stats(&lf, 4, &rule(3))[0];
+        assert!(!l.cpk_withheld);
+        let c = l.cpk.unwrap();
+        assert_eq!((l.cpk_low, l.cpk_high), {
+            let (a, b) = cpk_interval(c, 3, 0.95);
+            (Some(a), Some(b))
+        });
+    }
+
+    #[test]
     fn bins_by_hand() {
         assert_eq!(nice_width(0.0725), 0.1);
         assert_eq!(nice_width(0.03), 0.05);
@@ -1227,7 +1350,12 @@ mod tests {
             ("st1", "2026-03-02", "left", 5.0, "ERROR"),
             ("st1", "2026-03-02", "right", 1.2, "FAIL"),
         ]);
-        let lps = load_point_stats(&lf, 4);
+        let rule = CpkRule {
+            min_n: 2,
+            confidence: 0.95,
+            source: "test".into(),
+        };
+        let lps = load_point_stats(&lf, 4, &rule);
         assert_eq!(lps.len(), 2);
         let l = &lps[0];
         assert_eq!((l.port.as_str(), l.n, l.rejected), ("left", 5, 0));

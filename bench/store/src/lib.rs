@@ -24,8 +24,8 @@ mod synth;
 pub use audit::{
     AUDIT_SCHEMA, AuditContext, AuditOptions, AuditPoints, AuditSummary, CalibrationDue, ChartDay,
     ControlChart, Counts, DailyYield, HistBin, Histogram, LoadPointStats, ProblemRun, StationYield,
-    audit, audit_with, control_charts, cpk, histogram_bins, least_squares_slope, load_point_stats,
-    yield_by_station_day,
+    audit, audit_with, control_charts, cpk, cpk_interval, histogram_bins, least_squares_slope,
+    load_point_stats, yield_by_station_day,
 };
 pub use compact::{CompactSummary, compact};
 pub use error::StoreError;

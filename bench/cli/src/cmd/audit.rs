@@ -3,6 +3,7 @@
 
 use chrono::{Local, NaiveDate};
 use clap::Args;
+use meterbench_procedure::{AUDIT_SETTINGS_FILE, AuditSettings};
 use meterbench_session::paths::{BenchHome, default_store_path};
 use meterbench_store::{AuditOptions, AuditSummary, audit_with};
 use serde_json::{Value, json};
@@ -47,6 +48,10 @@ pub struct AuditArgs {
     /// Skip the PDF (HTML and JSON only).
     #[arg(long)]
     pub no_pdf: bool,
+    /// When a Cpk is stated and with which interval (min_n, confidence, source)
+    /// [default: audit/settings.yaml in the bench home, else the shipped settings].
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
 }
 
 pub fn main(args: AuditArgs, home: &BenchHome) -> i32 {
@@ -73,6 +78,8 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
     let mut opts = AuditOptions::new(args.from, args.to);
     opts.calibration_due_within_days = args.due_within_days;
     opts.yield_target = Some(args.yield_target);
+    opts.cpk_target = Some(args.cpk_min);
+    opts.cpk = settings(args, home)?.cpk;
     opts.templates_dir = Some(args.templates.clone().unwrap_or_else(|| home.templates()));
     eprintln!(
         "auditing {} .. {} in {} ...",
@@ -108,17 +115,28 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         percent(t.first_pass_yield),
         t.first_runs
     );
-    for lp in summary
-        .load_points
-        .iter()
-        .filter(|l| l.cpk.is_some_and(|c| c < args.cpk_min))
-    {
+    for lp in summary.load_points.iter().filter(|l| l.below_cpk_target) {
         println!(
-            "Cpk {:.2} below {} at {} [{}]",
+            "Cpk {:.2} ({:.2} .. {:.2} at {} % confidence, n = {}) below {} at {} [{}]",
             lp.cpk.unwrap_or(f64::NAN),
+            lp.cpk_low.unwrap_or(f64::NAN),
+            lp.cpk_high.unwrap_or(f64::NAN),
+            100.0 * opts.cpk.confidence,
+            lp.n,
             args.cpk_min,
             lp.step_name,
             lp.port
+        );
+    }
+    let withheld = summary
+        .load_points
+        .iter()
+        .filter(|l| l.cpk_withheld)
+        .count();
+    if withheld > 0 {
+        println!(
+            "Cpk withheld at {withheld} load points with fewer than {} results",
+            opts.cpk.min_n
         );
     }
     for c in summary.control_charts.iter().filter(|c| c.drift_suspected) {
@@ -148,6 +166,25 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         if args.no_pdf { "" } else { "audit.pdf, " }
     );
     Ok(())
+}
+
+/// The audit settings: `--settings`, else the home's, else the shipped ones (a home
+/// made before they existed; `meterbench init` adds the file).
+fn settings(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<AuditSettings> {
+    let path = match &args.settings {
+        Some(given) => home
+            .named_file("audit settings", given, "audit")
+            .map_err(|e| anyhow::anyhow!(e))?,
+        None => home.file(AUDIT_SETTINGS_FILE),
+    };
+    if args.settings.is_none() && !path.is_file() {
+        eprintln!(
+            "audit settings: the shipped ones ({} is not in this home; `meterbench init` adds it)",
+            path.display()
+        );
+        return Ok(AuditSettings::shipped());
+    }
+    Ok(AuditSettings::load(&path)?)
 }
 
 fn percent(f: Option<f64>) -> String {
@@ -184,8 +221,16 @@ pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: Nai
             json!({
                 "point": l.step_name, "port": l.port, "n": l.n,
                 "mean": fixed(Some(l.mean), 4), "sd": fixed(l.std_dev, 4),
-                "mpe": format!("{}", l.mpe_percent), "cpk": fixed(l.cpk, 2),
-                "low": l.cpk.is_some_and(|c| c < args.cpk_min),
+                "mpe": format!("{}", l.mpe_percent),
+                "cpk": if l.cpk_withheld {
+                    format!("withheld (n < {})", s.cpk_rule.as_ref().map_or(0, |r| r.min_n))
+                } else {
+                    match (l.cpk, l.cpk_low, l.cpk_high) {
+                        (Some(c), Some(lo), Some(hi)) => format!("{c:.2} ({lo:.2} … {hi:.2})"),
+                        (c, _, _) => fixed(c, 2),
+                    }
+                },
+                "low": l.below_cpk_target,
             })
         })
         .collect();
@@ -254,6 +299,9 @@ pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: Nai
         "yield_target": format!("{:.0} %", 100.0 * args.yield_target),
         "cpk_rows": cpk_rows,
         "cpk_min": format!("{}", args.cpk_min),
+        "cpk_confidence": s.cpk_rule.as_ref().map(|r| format!("{} %", 100.0 * r.confidence)).unwrap_or_default(),
+        "cpk_min_n": s.cpk_rule.as_ref().map_or(0, |r| r.min_n),
+        "cpk_source": s.cpk_rule.as_ref().map(|r| r.source.clone()).unwrap_or_default(),
         "drift_rows": drift_rows,
         "calibrations_due": calibrations_due,
         "problem_runs": problem_runs,
