@@ -925,10 +925,22 @@ fn nice_width(raw: f64) -> f64 {
         .unwrap_or(10.0 * base)
 }
 
+/// The widest of 1, 2, 2.5 or 5 × 10^k that is at most `limit` (> 0).
+fn nice_width_at_most(limit: f64) -> f64 {
+    let base = 10f64.powf(limit.log10().floor());
+    [10.0, 5.0, 2.5, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * base)
+        .find(|w| *w <= limit * (1.0 + 1e-9))
+        .unwrap_or(base)
+}
+
 /// Bins for the `n` values in `min..=max`, standard deviation `std_dev`, of a point with
 /// limit `mpe`: (first edge, width, number of bins). The width is the widest of Scott's
 /// rule 3.49 s n^(−1/3), the range over `max_bins` and MPE/100, rounded up to 1, 2, 2.5
-/// or 5 × 10^k; the shown range is clipped to ±3 MPE.
+/// or 5 × 10^k, but never wider than MPE/10 rounded down so: a histogram shows where
+/// the errors lie within the limit, which one bar as wide as the limit hides (then there
+/// may be more bins than `max_bins`). The shown range is clipped to ±3 MPE.
 pub fn histogram_bins(
     min: f64,
     max: f64,
@@ -950,6 +962,9 @@ pub fn histogram_bins(
     }
     if let Some(s) = std_dev.filter(|s| *s > 0.0 && s.is_finite() && n > 1) {
         width = width.max(nice_width(3.49 * s * (n as f64).powf(-1.0 / 3.0)));
+    }
+    if mpe.is_finite() && mpe.abs() > 0.0 {
+        width = width.min(nice_width_at_most(mpe.abs() / 10.0));
     }
     let edge = (lo / width + 1e-9).floor() * width;
     let bins = ((hi - edge) / width + 1e-9).floor() as i64 + 1;
@@ -1296,9 +1311,17 @@ mod tests {
         let (lo, w, n) = histogram_bins(0.02, 0.31, 5, None, 1.0, 4);
         assert!(lo.abs() < 1e-12);
         assert_eq!((w, n), (0.1, 4));
-        // clipped at ±3 MPE
+        // clipped at ±3 MPE; the range over 10 bins (0.35 → 0.5) is capped at MPE/10:
+        // bins of 0.1 from −0.5 to 3, 36 of them
         let (lo, w, n) = histogram_bins(-0.5, 7.0, 2, None, 1.0, 10);
-        assert_eq!((lo, w, n), (-0.5, 0.5, 8));
+        assert_eq!((lo, w, n), (-0.5, 0.1, 36));
+        // Scott's width for a wide spread from few values (3.49 · 2 · 2^(−1/3) = 5.5) is
+        // capped too: never a bar as wide as the limit (MPE 1.5 → 0.1)
+        let (_, w, _) = histogram_bins(-3.0, 3.0, 2, Some(2.0), 1.5, 60);
+        assert_eq!(w, 0.1);
+        assert_eq!(nice_width_at_most(0.15), 0.1);
+        assert_eq!(nice_width_at_most(0.25), 0.25);
+        assert_eq!(nice_width_at_most(0.7), 0.5);
         // Scott: 3.49 · 0.1 · 1000^(−1/3) = 0.0349 → 0.05, wider than 0.6 / 30 → 0.02
         let (lo, w, n) = histogram_bins(-0.3, 0.3, 1000, Some(0.1), 1.0, 30);
         assert!((lo + 0.3).abs() < 1e-12);
@@ -1359,13 +1382,13 @@ mod tests {
         assert_eq!(lps.len(), 2);
         let l = &lps[0];
         assert_eq!((l.port.as_str(), l.n, l.rejected), ("left", 5, 0));
-        // Scott's width 3.49 · s · 5^(−1/3) = 0.224 → 0.25 beats 0.29 / 4 → 0.1:
-        // bins [0, 0.25) and [0.25, 0.5)
-        assert_eq!(l.histogram.width, 0.25);
+        // Scott's width 3.49 · s · 5^(−1/3) = 0.224 → 0.25 beats 0.29 / 4 → 0.1, but
+        // no bin is wider than MPE/10 = 0.1: bins [0, 0.1) … [0.3, 0.4)
+        assert_eq!(l.histogram.width, 0.1);
         let counts: Vec<u64> = l.histogram.bins.iter().map(|b| b.count).collect();
-        assert_eq!(counts, vec![4, 1]);
+        assert_eq!(counts, vec![2, 2, 0, 1]);
         assert_eq!((l.histogram.underflow, l.histogram.overflow), (0, 0));
-        assert!((l.histogram.bins[1].lo - 0.25).abs() < 1e-12);
+        assert!((l.histogram.bins[1].lo - 0.1).abs() < 1e-12);
         // mean 0.126, s by hand
         let xs = [0.02, 0.07, 0.11, 0.12, 0.31];
         let m = xs.iter().sum::<f64>() / 5.0;
