@@ -1,10 +1,11 @@
 #![no_main]
 //! Arbitrary text as a data file (procedure, sensor procedure, fixture, sensor fixture,
-//! station, answers): loaded or refused with a position, never a panic, whatever the
+//! station, answers, audit settings): loaded or refused with a position, never a panic, whatever the
 //! YAML (anchors, merge keys, deep nesting, huge numbers, NaN).
 use libfuzzer_sys::fuzz_target;
 use meterbench_procedure::{
-    Answers, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, Station,
+    Answers, AuditSettings, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure,
+    Station,
 };
 use std::path::Path;
 
@@ -19,4 +20,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = SensorFixture::from_file(file());
     let _ = Station::from_file(file());
     let _ = Answers::from_file(file());
+    let _ = AuditSettings::from_file(file());
 });

@@ -2,7 +2,7 @@
 //! loader, as the fuzz target does: loaded or refused, never a panic; the seeds (the
 //! repository's own files) load as what they are.
 use meterbench_procedure::{
-    Answers, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, Station,
+    Answers, AuditSettings, Fixture, LoadedFile, Procedure, SensorFixture, SensorProcedure, Station,
 };
 use std::path::Path;
 
@@ -25,6 +25,7 @@ fn data_file_corpus_replays() {
             SensorFixture::from_file(file()).is_ok(),
             Station::from_file(file()).is_ok(),
             Answers::from_file(file()).is_ok(),
+            AuditSettings::from_file(file()).is_ok(),
         ]
         .iter()
         .filter(|ok| **ok)
