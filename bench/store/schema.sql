@@ -7,7 +7,12 @@
 -- Times are RFC 3339 UTC text of fixed width ('2026-11-21T20:21:21.258443Z'): SQLite
 -- compares the text, which sorts like time; PostgreSQL parses it. Dates are
 -- 'YYYY-MM-DD' (the UTC date the run started, also the date partition of the Parquet
--- files). Per-pulse samples and per-point results live in Parquet, not here.
+-- files). Per-pulse samples live in the bundles (and the embedded store's Parquet
+-- files), not here.
+--
+-- Tables are only ever added (IF NOT EXISTS), so a store made by an earlier version
+-- gains them when opened. A CHECK of such a store stays as it was made: a store made
+-- before NOT_DECIDABLE was an outcome refuses to file such a run.
 
 CREATE TABLE IF NOT EXISTS store_meta (
     meta_key   VARCHAR(64)  NOT NULL PRIMARY KEY,
@@ -33,8 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_utc       TIMESTAMP WITH TIME ZONE NOT NULL,
     finished_utc      TIMESTAMP WITH TIME ZONE,
     run_date          DATE         NOT NULL,
-    outcome           VARCHAR(12)  NOT NULL
-        CHECK (outcome IN ('PASS', 'FAIL', 'ERROR', 'ABORTED', 'IN_PROGRESS')),
+    outcome           VARCHAR(16)  NOT NULL
+        CHECK (outcome IN ('PASS', 'FAIL', 'NOT_DECIDABLE', 'ERROR', 'ABORTED', 'IN_PROGRESS')),
     outcome_reason    TEXT,
     bundle_path       TEXT         NOT NULL
 );
@@ -58,3 +63,25 @@ CREATE TABLE IF NOT EXISTS run_instruments (
 
 CREATE INDEX IF NOT EXISTS run_instruments_by_calibration
     ON run_instruments (calibration_due, calibration_id);
+
+-- Every accuracy point of a run (one row per load point and port; of a retested point,
+-- its latest attempt), so that all stations' results are queryable in one place. Raw
+-- pulses stay in the signed bundles (samples.parquet). The embedded store also keeps
+-- them as Parquet files for its audit; a PostgreSQL store reads them from here.
+CREATE TABLE IF NOT EXISTS points (
+    run_id        VARCHAR(200)     NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    step_index    INTEGER          NOT NULL,
+    port          VARCHAR(50)      NOT NULL,
+    step_name     VARCHAR(200)     NOT NULL,
+    current_name  VARCHAR(50)      NOT NULL,
+    current_a     DOUBLE PRECISION NOT NULL,
+    power_factor  VARCHAR(20)      NOT NULL,
+    phases        VARCHAR(50)      NOT NULL,
+    repeats       INTEGER          NOT NULL,
+    error_percent DOUBLE PRECISION NOT NULL,
+    u_percent     DOUBLE PRECISION NOT NULL,
+    mpe_percent   DOUBLE PRECISION NOT NULL,
+    conformity    VARCHAR(20)      NOT NULL,
+    accepted      BOOLEAN          NOT NULL,
+    PRIMARY KEY (run_id, step_index, port)
+);

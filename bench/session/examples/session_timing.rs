@@ -48,7 +48,8 @@ fn main() -> anyhow::Result<()> {
             dir.path().join("reports/issuance-log.jsonl"),
         )),
         Box::new(StoreFiling {
-            store: dir.path().join("reports/store"),
+            store: dir.path().join("reports/store").into(),
+            queue: dir.path().join("reports/store.unfiled"),
             trusted,
         }),
     ];

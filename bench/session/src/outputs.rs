@@ -5,6 +5,7 @@
 use meterbench_runner::record::RunRecord;
 use meterbench_runner::{Finished, Session};
 use meterbench_signing::VerifyingKey;
+use meterbench_store::{Store, StoreLocation};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -87,10 +88,12 @@ fn deliver_one(run: &Finished, outputs: &[Box<dyn Output>]) -> Delivered {
 
 /// Filing into the results store. The signed bundle is the record of the run; the store
 /// is an index over bundles. A store that cannot take the run does not change the
-/// verdict: the run is queued beside the store ([`queue_path`]) and filed by the next
-/// run's filing or by `meterbench runs ingest` without arguments.
+/// verdict: the run is queued ([`queue_path`]) and filed by the next run's filing or by
+/// `meterbench runs ingest` without arguments.
 pub struct StoreFiling {
-    pub store: PathBuf,
+    pub store: StoreLocation,
+    /// The queue of runs not yet filed ([`queue_path`]).
+    pub queue: PathBuf,
     /// Only bundles signed by this key, intact, are filed (the bench's own).
     pub trusted: VerifyingKey,
 }
@@ -104,21 +107,21 @@ impl Output for StoreFiling {
     /// what a customer can verify.
     fn finished(&self, _record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
         // Runs left by an earlier filing first, so the store catches up in order.
-        let earlier = drain_queue(&self.store, &self.trusted);
+        let earlier = drain_queue(&self.queue, &self.store, &self.trusted);
         let earlier = match (earlier.filed.len(), earlier.left.len()) {
             (0, 0) => String::new(),
             (f, 0) => format!("; {f} run(s) queued by earlier filings filed too"),
             (f, l) => format!(
                 "; {f} run(s) queued by earlier filings filed, {l} still queued in {}",
-                queue_path(&self.store).display()
+                self.queue.display()
             ),
         };
         if let Err(e) = file_folder(&self.store, folder, &self.trusted) {
-            let queued = match enqueue(&self.store, folder) {
+            let queued = match enqueue(&self.queue, folder) {
                 Ok(()) => format!(
                     "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
-                    queue_path(&self.store).display(),
-                    self.store.display()
+                    self.queue.display(),
+                    self.store
                 ),
                 Err(q) => format!(
                     "nor could it be queued ({q}): file it later with: meterbench runs ingest {}",
@@ -127,28 +130,33 @@ impl Output for StoreFiling {
             };
             anyhow::bail!(
                 "the run was not filed in the results store {}: {e}; {queued}",
-                self.store.display()
+                self.store
             );
         }
         Ok(format!(
             "filed in the results store {}{earlier}",
-            self.store.display()
+            self.store
         ))
     }
 }
 
-/// The queue of runs not yet filed in `store`: a text file beside it, one run folder
-/// per line.
-pub fn queue_path(store: &Path) -> PathBuf {
-    let mut name = store
-        .file_name()
-        .map_or_else(|| "store".into(), |n| n.to_os_string());
-    name.push(".unfiled");
-    store.with_file_name(name)
+/// The queue of runs not yet filed in `store`, a text file of run folders, one per line:
+/// beside an embedded store's folder; for a PostgreSQL store (which may be out of
+/// reach), in the reports folder on this machine.
+pub fn queue_path(store: &StoreLocation, reports: &Path) -> PathBuf {
+    match store {
+        StoreLocation::Embedded(dir) => {
+            let mut name = dir
+                .file_name()
+                .map_or_else(|| "store".into(), |n| n.to_os_string());
+            name.push(".unfiled");
+            dir.with_file_name(name)
+        }
+        StoreLocation::Postgres(_) => reports.join("postgres-store.unfiled"),
+    }
 }
 
-fn open_queue(store: &Path) -> std::io::Result<std::fs::File> {
-    let path = queue_path(store);
+fn open_queue(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -156,16 +164,16 @@ fn open_queue(store: &Path) -> std::io::Result<std::fs::File> {
         .read(true)
         .append(true)
         .create(true)
-        .open(&path)?;
+        .open(path)?;
     // Runs of several stations share a store; one queue writer at a time.
     file.lock()?;
     Ok(file)
 }
 
-/// Put a run folder on the store's queue.
-pub fn enqueue(store: &Path, folder: &Path) -> std::io::Result<()> {
+/// Put a run folder on a store's queue.
+pub fn enqueue(queue: &Path, folder: &Path) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut file = open_queue(store)?;
+    let mut file = open_queue(queue)?;
     let folder = std::path::absolute(folder)?;
     writeln!(file, "{}", folder.display())?;
     file.sync_all()
@@ -180,14 +188,15 @@ pub struct Drained {
     pub left: Vec<(PathBuf, String)>,
 }
 
-/// File every queued run; those that still fail stay queued. No queue, nothing to do.
-pub fn drain_queue(store: &Path, trusted: &VerifyingKey) -> Drained {
+/// File every run of `queue` into `store`; those that still fail stay queued. No queue,
+/// nothing to do.
+pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &VerifyingKey) -> Drained {
     use std::io::{Read as _, Seek as _, Write as _};
     let mut drained = Drained::default();
-    if !queue_path(store).exists() {
+    if !queue.exists() {
         return drained;
     }
-    let Ok(mut file) = open_queue(store) else {
+    let Ok(mut file) = open_queue(queue) else {
         return drained;
     };
     let mut text = String::new();
@@ -226,7 +235,11 @@ pub fn drain_queue(store: &Path, trusted: &VerifyingKey) -> Drained {
 /// an intact bundle signed by `trusted` is filed: a copy with an edited record, a
 /// bundle re-signed with another key, or one never issued is refused, naming what is
 /// wrong, so the store and the audit count only what the bench issued.
-pub fn file_folder(store: &Path, folder: &Path, trusted: &VerifyingKey) -> anyhow::Result<String> {
+pub fn file_folder(
+    store: &StoreLocation,
+    folder: &Path,
+    trusted: &VerifyingKey,
+) -> anyhow::Result<String> {
     if let Err(problems) = meterbench_signing::verify_bundle(folder, Some(trusted)) {
         let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::bail!(
@@ -241,6 +254,6 @@ pub fn file_folder(store: &Path, folder: &Path, trusted: &VerifyingKey) -> anyho
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let record: RunRecord = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: not a run record: {e}", path.display()))?;
-    meterbench_store::ingest(store, &record, folder)?;
+    Store::create(store)?.ingest(&record, folder)?;
     Ok(record.run_id)
 }

@@ -4,6 +4,7 @@
 //! folder and every command reads the same reports and store.
 
 use meterbench_signing::{SigningKey, generate_key, load_signing_key};
+use meterbench_store::StoreLocation;
 use std::path::{Path, PathBuf};
 
 /// The environment variable naming the bench home.
@@ -197,12 +198,17 @@ fn choose_key(env: Option<PathBuf>, own: PathBuf, legacy: Option<PathBuf>) -> Pa
     }
 }
 
-/// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE`,
-/// else `store/` inside the reports folder.
-pub fn default_store_path(reports: &Path) -> PathBuf {
-    std::env::var_os("METERBENCH_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| reports.join("store"))
+/// The results store a run is filed into unless told otherwise: `$METERBENCH_STORE` (a
+/// folder or a `postgres://` URL), else `store/` inside the reports folder.
+pub fn default_store(reports: &Path) -> StoreLocation {
+    match std::env::var("METERBENCH_STORE") {
+        Ok(s) if !s.is_empty() => StoreLocation::parse(&s),
+        _ => match std::env::var_os("METERBENCH_STORE") {
+            // Not UTF-8: only a folder can be named so.
+            Some(p) if !p.is_empty() => StoreLocation::Embedded(PathBuf::from(p)),
+            _ => StoreLocation::Embedded(reports.join("store")),
+        },
+    }
 }
 
 /// The public key file that sits beside a private key file.

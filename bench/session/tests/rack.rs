@@ -175,7 +175,8 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
             reports.path().join("issuance-log.jsonl"),
         )),
         Box::new(StoreFiling {
-            store: reports.path().join("store"),
+            store: reports.path().join("store").into(),
+            queue: reports.path().join("store.unfiled"),
             trusted: verifying,
         }),
     ];

@@ -1,19 +1,28 @@
-//! Audit a store: `cargo run -p meterbench-store --example audit -- STORE FROM TO OUT`
-//! (dates YYYY-MM-DD, inclusive).
+//! Audit a store: `cargo run -p meterbench-store --example audit -- STORE FROM TO OUT [figures]`
+//! (STORE: a folder, or a postgres:// URL; dates YYYY-MM-DD, inclusive). With `figures`,
+//! no SVG plots: the figures, audit.json and audit.html only (what a query engine's
+//! answer to the same questions is compared with).
 use chrono::NaiveDate;
+use meterbench_store::{AuditOptions, Store, StoreLocation};
 use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [store, from, to, out] = args.as_slice() else {
-        eprintln!("usage: audit STORE FROM TO OUT");
-        std::process::exit(2);
+    let (store, from, to, out, figures_only) = match args.as_slice() {
+        [store, from, to, out] => (store, from, to, out, false),
+        [store, from, to, out, f] if f == "figures" => (store, from, to, out, true),
+        _ => {
+            eprintln!("usage: audit STORE FROM TO OUT [figures]");
+            std::process::exit(2);
+        }
     };
     let from = NaiveDate::parse_from_str(from, "%Y-%m-%d")?;
     let to = NaiveDate::parse_from_str(to, "%Y-%m-%d")?;
     let t = Instant::now();
-    let s = meterbench_store::audit(&PathBuf::from(store), from, to, &PathBuf::from(out))?;
+    let mut opts = AuditOptions::new(from, to);
+    opts.plots = !figures_only;
+    let s = Store::open(&StoreLocation::parse(store))?.audit(&opts, &PathBuf::from(out))?;
     let cpk_min = s
         .load_points
         .iter()

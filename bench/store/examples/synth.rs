@@ -1,5 +1,6 @@
 //! Fill a store with synthetic runs: `cargo run -p meterbench-store --example synth -- STORE N [SEED]`
-use std::path::PathBuf;
+//! (STORE: a folder, or a postgres:// URL).
+use meterbench_store::{Store, StoreLocation};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = n.parse()?;
     let seed: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let t = Instant::now();
-    let s = meterbench_store::synthesize(&PathBuf::from(store), n, seed)?;
+    let s = Store::create(&StoreLocation::parse(store))?.synthesize(n, seed)?;
     println!(
         "synthesized {} runs ({} PASS, {} FAIL, {} ERROR, {} ABORTED; {} serials) over {} .. {}: \
          {} points rows in {} files, no samples files, in {:.1} s",

@@ -9,8 +9,9 @@
 
 use crate::StoreError;
 use crate::frames::{PointRow, outcome_str};
-use crate::index::{RunFilter, RunRow, open_index, query_runs};
-use crate::layout::{INDEX_FILE, POINTS_DIR, absolute, files_in_range, relative_path};
+use crate::index::{RunFilter, RunRow};
+use crate::layout::{POINTS_DIR, absolute, files_in_range, relative_path};
+use crate::store::{Store, StoreLocation};
 use chrono::NaiveDate;
 use meterbench_procedure::{AuditSettings, CpkRule};
 use meterbench_runner::record::Outcome;
@@ -274,20 +275,10 @@ pub struct AuditContext {
     pub summary: AuditSummary,
 }
 
-/// [`audit_with`] with the default options.
-pub fn audit(
-    store: &Path,
-    from: NaiveDate,
-    to: NaiveDate,
-    out_dir: &Path,
-) -> Result<AuditSummary, StoreError> {
-    audit_with(store, &AuditOptions::new(from, to), out_dir)
-}
-
 /// Compute the audit of `store` over `opts.from..=opts.to` and write `audit.html`,
-/// `audit.json` and `plots/*.svg` into `out_dir`.
-pub fn audit_with(
-    store: &Path,
+/// `audit.json` and `plots/*.svg` into `out_dir` ([`Store::audit`]).
+pub(crate) fn audit_with(
+    store: &Store,
     opts: &AuditOptions,
     out_dir: &Path,
 ) -> Result<AuditSummary, StoreError> {
@@ -300,17 +291,11 @@ pub fn audit_with(
     std::fs::create_dir_all(out_dir).map_err(StoreError::io(out_dir))?;
     let out_abs = absolute(out_dir);
     let as_of = opts.as_of.unwrap_or(opts.to);
-    let conn = open_index(store, false)?;
-
-    let runs = query_runs(
-        &conn,
-        store,
-        &RunFilter {
-            from: Some(opts.from),
-            to: Some(opts.to),
-            ..RunFilter::default()
-        },
-    )?;
+    let runs = store.list_runs(&RunFilter {
+        from: Some(opts.from),
+        to: Some(opts.to),
+        ..RunFilter::default()
+    })?;
     let mut daily = yield_by_station_day(&runs);
     let (mut totals, mut stations) = yield_totals(&daily);
     if let Some(target) = opts.yield_target {
@@ -324,7 +309,7 @@ pub fn audit_with(
         }
     }
 
-    let points = AuditPoints::read(store, opts.from, opts.to)?;
+    let points = store.audit_points(opts.from, opts.to)?;
     let mut load_points = load_point_stats(&points, opts.histogram_max_bins, &opts.cpk);
     if let Some(target) = opts.cpk_target {
         for lp in &mut load_points {
@@ -334,13 +319,10 @@ pub fn audit_with(
     let mut control_charts = control_charts(&points, opts.from);
     drop(points);
     let calibrations_due = calibrations_due(
-        &conn,
-        &store.join(INDEX_FILE),
-        opts.from,
-        opts.to,
+        store.instrument_uses(opts.from, opts.to)?,
         as_of,
         opts.calibration_due_within_days,
-    )?;
+    );
 
     let problem_runs = runs
         .iter()
@@ -406,7 +388,10 @@ pub fn audit_with(
     let ctx = AuditContext {
         title: format!("Bench audit {} to {}", opts.from, opts.to),
         generator: format!("meterbench-store {}", env!("CARGO_PKG_VERSION")),
-        store: absolute(store).to_string_lossy().into_owned(),
+        store: match store.location() {
+            StoreLocation::Embedded(dir) => absolute(dir).to_string_lossy().into_owned(),
+            postgres => postgres.to_string(),
+        },
         summary: summary.clone(),
     };
     let html = crate::render::render_audit_html(&ctx, opts.templates_dir.as_deref())?;
@@ -473,7 +458,7 @@ const AUDIT_COLUMNS: [&str; 9] = [
 ];
 
 /// Whether a run's points describe the meter (see the module docs).
-fn describes_the_meter(outcome: &str) -> bool {
+pub(crate) fn describes_the_meter(outcome: &str) -> bool {
     matches!(outcome, "PASS" | "FAIL" | "NOT_DECIDABLE")
 }
 
@@ -495,6 +480,32 @@ impl AuditPoints {
         self.texts.push(s.to_string());
         self.ids.insert(s.to_string(), id);
         id
+    }
+
+    /// Add one point (the backends' readers).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push(
+        &mut self,
+        station: &str,
+        date: NaiveDate,
+        step_index: u32,
+        step_name: &str,
+        port: &str,
+        mpe_percent: f64,
+        error_percent: f64,
+        accepted: bool,
+    ) {
+        let row = AuditPoint {
+            station: self.intern(station),
+            date,
+            step_index,
+            step_name: self.intern(step_name),
+            port: self.intern(port),
+            mpe_percent,
+            error_percent,
+            accepted,
+        };
+        self.rows.push(row);
     }
 
     fn text(&self, id: u32) -> &str {
@@ -527,7 +538,7 @@ impl AuditPoints {
     /// The points of the store's points files dated `from..=to` (partitions pruned by
     /// their folder names, then rows by their date column), one file at a time: only
     /// the audit's columns of one file are ever in memory besides the points kept.
-    pub fn read(store: &Path, from: NaiveDate, to: NaiveDate) -> Result<Self, StoreError> {
+    pub(crate) fn read(store: &Path, from: NaiveDate, to: NaiveDate) -> Result<Self, StoreError> {
         let mut points = AuditPoints::default();
         for path in files_in_range(store, POINTS_DIR, from, to)? {
             points.read_file(&path, from, to)?;
@@ -998,52 +1009,40 @@ pub fn least_squares_slope(xy: &[(f64, f64)]) -> Option<f64> {
 
 /// The latest calibration of every instrument used in the range (per station, role and
 /// serial number), kept when it is due within `within_days` of `as_of`.
+/// An instrument calibration used by the runs of the audited range, with its last use
+/// (both backends answer this with the same query).
+#[derive(Debug, Clone)]
+pub(crate) struct InstrumentUse {
+    pub station: String,
+    pub role: String,
+    pub model: String,
+    pub serial_number: String,
+    pub calibration_id: String,
+    pub calibration_due: NaiveDate,
+    /// Canonical UTC text of the last run that used it.
+    pub last_used: String,
+}
+
+/// The latest calibration of each (station, role, instrument) used in the range that is
+/// due within `within_days` of `as_of` (or overdue), soonest first. `uses` come ordered
+/// by last use within (station, role, serial).
 fn calibrations_due(
-    conn: &rusqlite::Connection,
-    index_path: &Path,
-    from: NaiveDate,
-    to: NaiveDate,
+    uses: Vec<InstrumentUse>,
     as_of: NaiveDate,
     within_days: i64,
-) -> Result<Vec<CalibrationDue>, StoreError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
-             i.calibration_due, MAX(r.started_utc) AS last_used \
-             FROM run_instruments i JOIN runs r ON r.run_id = i.run_id \
-             WHERE r.run_date >= ?1 AND r.run_date <= ?2 \
-             GROUP BY r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
-             i.calibration_due \
-             ORDER BY r.station_id, i.role, i.serial_number, last_used",
-        )
-        .map_err(StoreError::index(index_path))?;
-    let rows = stmt
-        .query_map(
-            [
-                from.format("%Y-%m-%d").to_string(),
-                to.format("%Y-%m-%d").to_string(),
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            },
-        )
-        .map_err(StoreError::index(index_path))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(StoreError::index(index_path))?;
+) -> Vec<CalibrationDue> {
     // Ordered by last use within (station, role, serial): the last one wins.
     let mut latest: BTreeMap<(String, String, String), CalibrationDue> = BTreeMap::new();
-    for (station, role, model, serial, cal_id, due, last_used) in rows {
-        let Ok(due) = NaiveDate::parse_from_str(&due, "%Y-%m-%d") else {
-            continue;
-        };
+    for u in uses {
+        let InstrumentUse {
+            station,
+            role,
+            model,
+            serial_number: serial,
+            calibration_id: cal_id,
+            calibration_due: due,
+            last_used,
+        } = u;
         let days_left = (due - as_of).num_days();
         latest.insert(
             (station.clone(), role.clone(), serial.clone()),
@@ -1065,7 +1064,7 @@ fn calibrations_due(
         .filter(|c| c.days_left <= within_days)
         .collect();
     out.sort_by(|a, b| (a.due, &a.station, &a.role).cmp(&(b.due, &b.station, &b.role)));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub(crate) fn compact_partition(dir: &Path, kind: &str) -> Result<(usize, usize)
 
 /// Merge the per-run samples and points files of every partition dated before `before`
 /// (the day still being written is left alone) into one `compacted.parquet` each.
-pub fn compact(store: &Path, before: NaiveDate) -> Result<CompactSummary, StoreError> {
+pub(crate) fn compact(store: &Path, before: NaiveDate) -> Result<CompactSummary, StoreError> {
     let mut s = CompactSummary::default();
     let Some(last) = before.pred_opt() else {
         return Ok(s);

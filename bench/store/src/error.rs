@@ -28,6 +28,17 @@ pub enum StoreError {
         "no store at {0}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)"
     )]
     NoStore(PathBuf),
+    #[error(
+        "PostgreSQL store {store}: {} (is the server running and the URL right? \
+         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or ?host=/socket/folder)",
+        postgres_message(.error)
+    )]
+    Postgres {
+        /// The URL without its password.
+        store: String,
+        /// Not a `#[source]`: the message has said it in PostgreSQL's words already.
+        error: postgres::Error,
+    },
     #[error("run {run_id}: {message}")]
     Record { run_id: String, message: String },
     #[error("audit template {name}: {message}")]
@@ -61,4 +72,30 @@ impl StoreError {
         let path = path.into();
         move |source| StoreError::Index { path, source }
     }
+}
+
+/// What went wrong in PostgreSQL's own words: the server's message, detail and hint
+/// when it answered, else the client's error and its cause (refused connection...).
+/// `postgres::Error`'s Display alone says only "db error".
+fn postgres_message(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !s.contains(&c_text) {
+            s.push_str(&format!(": {c_text}"));
+        }
+        cause = c.source();
+    }
+    s
 }

@@ -2,6 +2,7 @@
 //! detail of runs.
 
 use crate::StoreError;
+use crate::audit::InstrumentUse;
 use crate::compact::{remove_run_rows, rows_in_compacted};
 use crate::frames::{
     PointRow, outcome_str, parse_outcome, point_rows, point_rows_from_frame, points_parquet_bytes,
@@ -108,9 +109,14 @@ pub(crate) struct IndexRun {
     pub instruments: Vec<InstrumentRow>,
 }
 
-/// Replace a run's rows (idempotent per run_id).
-pub(crate) fn upsert_run(tx: &Transaction<'_>, run: &IndexRun) -> rusqlite::Result<()> {
+/// Replace a run's rows and its accuracy points (idempotent per run_id).
+pub(crate) fn upsert_run(
+    tx: &Transaction<'_>,
+    run: &IndexRun,
+    points: &[PointRow],
+) -> rusqlite::Result<()> {
     let r = &run.row;
+    tx.execute("DELETE FROM points WHERE run_id = ?1", [&r.run_id])?;
     tx.execute("DELETE FROM run_instruments WHERE run_id = ?1", [&r.run_id])?;
     tx.execute("DELETE FROM runs WHERE run_id = ?1", [&r.run_id])?;
     tx.execute(
@@ -157,10 +163,33 @@ pub(crate) fn upsert_run(tx: &Transaction<'_>, run: &IndexRun) -> rusqlite::Resu
             i.calibration_issued_by,
         ])?;
     }
+    let mut ins = tx.prepare(
+        "INSERT INTO points (run_id, step_index, port, step_name, current_name, current_a, \
+         power_factor, phases, repeats, error_percent, u_percent, mpe_percent, conformity, \
+         accepted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for p in points {
+        ins.execute(params![
+            r.run_id,
+            p.step_index,
+            p.port,
+            p.step_name,
+            p.current_name,
+            p.current_a,
+            p.power_factor,
+            p.phases,
+            p.repeats,
+            p.error_percent,
+            p.u_percent,
+            p.mpe_percent,
+            p.conformity,
+            p.accepted,
+        ])?;
+    }
     Ok(())
 }
 
-fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, StoreError> {
+pub(crate) fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, StoreError> {
     let started = parse_utc(&record.run_id, &record.started_utc)?;
     let finished = record
         .finished_utc
@@ -219,7 +248,7 @@ fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, StoreError> 
 /// When the bundle has a `samples.parquet` (written by [`crate::write_samples_parquet`]
 /// before signing) it is copied; otherwise the samples are written from the record.
 /// Nothing is written into `bundle`.
-pub fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<(), StoreError> {
+pub(crate) fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<(), StoreError> {
     let run = index_run(record, bundle)?;
     let row = &run.row;
     let date = row.date;
@@ -274,7 +303,7 @@ pub fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<(), Sto
     }
 
     let tx = conn.transaction().map_err(StoreError::index(&index_path))?;
-    upsert_run(&tx, &run).map_err(StoreError::index(&index_path))?;
+    upsert_run(&tx, &run, &rows).map_err(StoreError::index(&index_path))?;
     tx.commit().map_err(StoreError::index(&index_path))
 }
 
@@ -316,12 +345,12 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 /// Runs matching `filter`, oldest first (by start time, then run id).
-pub fn list_runs(store: &Path, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+pub(crate) fn list_runs(store: &Path, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
     let conn = open_index(store, false)?;
     query_runs(&conn, store, filter)
 }
 
-pub(crate) fn query_runs(
+fn query_runs(
     conn: &Connection,
     store: &Path,
     filter: &RunFilter,
@@ -359,7 +388,7 @@ pub(crate) fn query_runs(
 }
 
 /// Everything the store holds about `run_id`, or `None` when it is not in the index.
-pub fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
+pub(crate) fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
     let conn = open_index(store, false)?;
     let index_path = store.join(INDEX_FILE);
     let run = conn
@@ -433,4 +462,54 @@ pub fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, StoreEr
         points_file,
         samples_file,
     }))
+}
+
+/// Every instrument calibration used by runs dated `from..=to`, with its last use.
+pub(crate) fn instrument_uses(
+    store: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<InstrumentUse>, StoreError> {
+    let conn = open_index(store, false)?;
+    let index_path = store.join(INDEX_FILE);
+    let mut stmt = conn
+        .prepare(
+            "SELECT r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
+             i.calibration_due, MAX(r.started_utc) AS last_used \
+             FROM run_instruments i JOIN runs r ON r.run_id = i.run_id \
+             WHERE r.run_date >= ?1 AND r.run_date <= ?2 \
+             GROUP BY r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
+             i.calibration_due \
+             ORDER BY r.station_id, i.role, i.serial_number, last_used",
+        )
+        .map_err(StoreError::index(&index_path))?;
+    let rows = stmt
+        .query_map(
+            [
+                from.format("%Y-%m-%d").to_string(),
+                to.format("%Y-%m-%d").to_string(),
+            ],
+            |r| {
+                let due: String = r.get(5)?;
+                Ok(InstrumentUse {
+                    station: r.get(0)?,
+                    role: r.get(1)?,
+                    model: r.get(2)?,
+                    serial_number: r.get(3)?,
+                    calibration_id: r.get(4)?,
+                    calibration_due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            5,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
+                    last_used: r.get(6)?,
+                })
+            },
+        )
+        .map_err(StoreError::index(&index_path))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(StoreError::index(&index_path))?;
+    Ok(rows)
 }

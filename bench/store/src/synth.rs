@@ -20,6 +20,7 @@ use crate::index::{IndexRun, InstrumentRow, RunRow, open_index, upsert_run};
 use crate::layout::{
     COMPACTED_FILE, INDEX_FILE, POINTS_DIR, absolute, canonical_utc, partition_dir, path_component,
 };
+use crate::pg::PgStore;
 use chrono::{Days, NaiveDate, TimeDelta};
 use meterbench_metrology::{DecisionRule, decide};
 use meterbench_runner::record::Outcome;
@@ -248,10 +249,13 @@ fn instruments(station_no: usize, station: &str, day: u64) -> Vec<InstrumentRow>
 
 /// The points of one day, one file per station: the compacted layout (see
 /// [`crate::compact`]), merged with what the partition already holds.
-fn flush_day(store: &Path, rows: &mut Vec<PointRow>, seed: u64) -> Result<usize, StoreError> {
+fn flush_day(store: &Path, rows: &[PointRow], seed: u64) -> Result<usize, StoreError> {
     let mut by_station: BTreeMap<String, Vec<PointRow>> = BTreeMap::new();
-    for r in rows.drain(..) {
-        by_station.entry(r.station.clone()).or_default().push(r);
+    for r in rows {
+        by_station
+            .entry(r.station.clone())
+            .or_default()
+            .push(r.clone());
     }
     let mut files = 0;
     for (station, rows) in by_station {
@@ -273,17 +277,62 @@ fn flush_day(store: &Path, rows: &mut Vec<PointRow>, seed: u64) -> Result<usize,
     Ok(files)
 }
 
-/// Write `n` synthetic runs into `store`, spread over [`SYNTH_DAYS`] days from
-/// [`synth_start`]: index rows, and the points in the compacted layout (one file per
-/// station and day, as [`crate::compact`] leaves a past day); no samples files. The
-/// same `n` and `seed` give the same store content.
-pub fn synthesize(store: &Path, n: usize, seed: u64) -> Result<SynthSummary, StoreError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let start = synth_start();
-    let store_abs = absolute(store);
+/// Write `n` synthetic runs into the embedded store `store`, spread over [`SYNTH_DAYS`]
+/// days from [`synth_start`]: index rows with their points, and the points in the
+/// compacted layout (one file per station and day, as [`crate::compact`] leaves a past
+/// day); no samples files. The same `n` and `seed` give the same store content.
+pub(crate) fn synthesize_embedded(
+    store: &Path,
+    n: usize,
+    seed: u64,
+) -> Result<SynthSummary, StoreError> {
     let mut conn = open_index(store, true)?;
     let index_path = store.join(INDEX_FILE);
     let tx = conn.transaction().map_err(StoreError::index(&index_path))?;
+    let bundles = absolute(store).join("synthetic-bundles");
+    let summary = generate(n, seed, &bundles, |runs, points| {
+        let mut at = 0;
+        for run in runs {
+            let k = points[at..]
+                .iter()
+                .take_while(|p| p.run_id == run.row.run_id)
+                .count();
+            upsert_run(&tx, run, &points[at..at + k]).map_err(StoreError::index(&index_path))?;
+            at += k;
+        }
+        flush_day(store, points, seed)
+    })?;
+    tx.commit().map_err(StoreError::index(&index_path))?;
+    Ok(summary)
+}
+
+/// The same synthetic runs into a PostgreSQL store, a day per transaction. Their bundle
+/// paths name folders that do not exist.
+pub(crate) fn synthesize_into(
+    pg: &PgStore,
+    n: usize,
+    seed: u64,
+) -> Result<SynthSummary, StoreError> {
+    let bundles = Path::new("/synthetic-bundles");
+    let mut summary = generate(n, seed, bundles, |runs, points| {
+        pg.insert_many(runs, points)?;
+        Ok(0)
+    })?;
+    summary.points_files = 0;
+    Ok(summary)
+}
+
+/// Make the runs, handing each day's runs and points (in run order) to `file_day`, which
+/// says how many points files it wrote.
+fn generate(
+    n: usize,
+    seed: u64,
+    bundles: &Path,
+    mut file_day: impl FnMut(&[IndexRun], &[PointRow]) -> Result<usize, StoreError>,
+) -> Result<SynthSummary, StoreError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let start = synth_start();
+    let mut day_runs: Vec<IndexRun> = Vec::new();
 
     let mut pending: VecDeque<(usize, Meter)> = VecDeque::new();
     let mut next_serial = 1usize;
@@ -425,7 +474,9 @@ pub fn synthesize(store: &Path, n: usize, seed: u64) -> Result<SynthSummary, Sto
         }
 
         if day_rows.first().is_some_and(|r| r.date != date_s) {
-            summary.points_files += flush_day(store, &mut day_rows, seed)?;
+            summary.points_files += file_day(&day_runs, &day_rows)?;
+            day_runs.clear();
+            day_rows.clear();
         }
         summary.points_rows += rows.len();
         day_rows.extend(rows);
@@ -449,16 +500,15 @@ pub fn synthesize(store: &Path, n: usize, seed: u64) -> Result<SynthSummary, Sto
                 date,
                 outcome,
                 reason,
-                bundle: store_abs
-                    .join("synthetic-bundles")
-                    .join(path_component(&run_id)),
+                bundle: bundles.join(path_component(&run_id)),
             },
             instruments: instruments(station_no, station, day),
         };
-        upsert_run(&tx, &run).map_err(StoreError::index(&index_path))?;
+        day_runs.push(run);
     }
-    summary.points_files += flush_day(store, &mut day_rows, seed)?;
-    tx.commit().map_err(StoreError::index(&index_path))?;
+    if !day_runs.is_empty() {
+        summary.points_files += file_day(&day_runs, &day_rows)?;
+    }
     summary.serials = next_serial - 1;
     Ok(summary)
 }

@@ -2,12 +2,16 @@
 //! run` and pulses cut to 3 per port and step): a PASS; a FAIL with the simulator's
 //! `error_bump` of +1.6 % on the right port at 4–6 A, PF 1; an ERROR with a dead left
 //! LED, its station relabelled `sim-2` so that there are two stations.
+//!
+//! The store suite runs against both backends: the embedded store (SQLite and Parquet in
+//! a temporary folder) and a real PostgreSQL server (a fresh database per test, see
+//! `meterbench-testpg`).
 
 use chrono::NaiveDate;
 use meterbench_runner::record::{Outcome, RunRecord};
 use meterbench_store::{
-    AuditOptions, DRIFTING_STATION, RunFilter, audit, audit_with, compact, ingest, list_runs,
-    read_parquet, show_run, synthesize, write_samples_parquet,
+    AuditOptions, AuditSummary, DRIFTING_STATION, RunFilter, Store, StoreLocation, read_parquet,
+    write_samples_parquet,
 };
 use std::path::{Path, PathBuf};
 
@@ -105,8 +109,52 @@ fn bundle_for(root: &Path, rec: &RunRecord) -> PathBuf {
     b
 }
 
-fn ingest_three(root: &Path) -> (PathBuf, [RunRecord; 3]) {
-    let store = root.join("store");
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Embedded,
+    Postgres,
+}
+
+/// An empty store of the kind (nothing is made before the first filing).
+fn location(kind: Kind, root: &Path) -> StoreLocation {
+    match kind {
+        Kind::Embedded => StoreLocation::Embedded(root.join("store")),
+        Kind::Postgres => StoreLocation::Postgres(meterbench_testpg::database()),
+    }
+}
+
+/// Each test below, once per backend.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Kind::Embedded)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Kind::Postgres)
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    ingest_list_filter_show,
+    ingest_is_idempotent,
+    not_decidable_runs_are_filed,
+    audit_names_every_fail_and_error_run_with_its_bundle,
+    drifting_station_shows_in_its_control_charts,
+);
+
+fn audit(store: &Store, from: NaiveDate, to: NaiveDate, out: &Path) -> AuditSummary {
+    store.audit(&AuditOptions::new(from, to), out).unwrap()
+}
+
+fn ingest_three(kind: Kind, root: &Path) -> (Store, [RunRecord; 3]) {
+    let store = Store::create(&location(kind, root)).unwrap();
     let recs = [
         record("pass.json"),
         record("fail.json"),
@@ -116,17 +164,16 @@ fn ingest_three(root: &Path) -> (PathBuf, [RunRecord; 3]) {
         let bundle = bundle_for(root, r);
         // As the CLI does it: samples into the bundle before signing, ingest after.
         write_samples_parquet(r, &bundle.join("samples.parquet")).unwrap();
-        ingest(&store, r, &bundle).unwrap();
+        store.ingest(r, &bundle).unwrap();
     }
     (store, recs)
 }
 
-#[test]
-fn ingest_list_filter_show() {
+fn ingest_list_filter_show(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, [pass, fail, error]) = ingest_three(dir.path());
+    let (store, [pass, fail, error]) = ingest_three(kind, dir.path());
 
-    let all = list_runs(&store, &RunFilter::default()).unwrap();
+    let all = store.list_runs(&RunFilter::default()).unwrap();
     let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -143,7 +190,8 @@ fn ingest_list_filter_show() {
     assert_eq!(all[0].dut_type, "CPIM1000");
 
     let by = |f: RunFilter| -> Vec<String> {
-        list_runs(&store, &f)
+        store
+            .list_runs(&f)
             .unwrap()
             .into_iter()
             .map(|r| r.run_id)
@@ -211,7 +259,7 @@ fn ingest_list_filter_show() {
         .is_empty()
     );
 
-    let detail = show_run(&store, &fail.run_id).unwrap().unwrap();
+    let detail = store.show_run(&fail.run_id).unwrap().unwrap();
     assert_eq!(detail.run.serial, "SIM-CPIM-000124");
     assert_eq!(detail.instruments.len(), 3);
     let reference = detail
@@ -236,21 +284,32 @@ fn ingest_list_filter_show() {
     assert_eq!(bad[0].mpe_percent, 1.0);
     assert_eq!(bad[0].outcome, "FAIL");
     assert_eq!(bad[0].phases, "L1 L2 L3");
+    assert_eq!(bad[0].started_utc, detail.run.started_utc);
+    assert_eq!(
+        (bad[0].date.as_str(), bad[0].station.as_str()),
+        ("2026-11-21", "sim-1")
+    );
     let samples = detail.samples_file.unwrap();
-    assert!(samples.ends_with(format!(
-        "samples/station=sim-1/date=2026-11-21/{}.parquet",
-        fail.run_id
-    )));
-    // The store's copy is the bundle's file, byte for byte.
     let bundle_copy = dir
         .path()
         .join("reports")
         .join(&fail.run_id)
         .join("samples.parquet");
-    assert_eq!(
-        std::fs::read(samples).unwrap(),
-        std::fs::read(bundle_copy).unwrap()
-    );
+    match kind {
+        // The embedded store keeps a copy: the bundle's file, byte for byte.
+        Kind::Embedded => {
+            assert!(samples.ends_with(format!(
+                "samples/station=sim-1/date=2026-11-21/{}.parquet",
+                fail.run_id
+            )));
+            assert_eq!(
+                std::fs::read(samples).unwrap(),
+                std::fs::read(bundle_copy).unwrap()
+            );
+        }
+        // A shared store points at the bundle.
+        Kind::Postgres => assert_eq!(samples, bundle_copy.canonicalize().unwrap()),
+    }
     assert_eq!(
         detail.run.bundle,
         dir.path()
@@ -261,42 +320,80 @@ fn ingest_list_filter_show() {
     );
 
     // The ERROR run has no accuracy point and so no points file, but its samples.
-    let e = show_run(&store, &error.run_id).unwrap().unwrap();
+    let e = store.show_run(&error.run_id).unwrap().unwrap();
     assert!(e.points.is_empty() && e.points_file.is_none());
     assert!(e.samples_file.is_some());
     assert_eq!(e.run.station, "sim-2");
 
-    assert!(show_run(&store, "no-such-run").unwrap().is_none());
+    assert!(store.show_run("no-such-run").unwrap().is_none());
+
+    // The same rows, whichever backend: the points, in step and port order.
+    let mut steps: Vec<(u32, String)> = detail
+        .points
+        .iter()
+        .map(|p| (p.step_index, p.port.clone()))
+        .collect();
+    let sorted = {
+        let mut s = steps.clone();
+        s.sort();
+        s
+    };
+    assert_eq!(steps, sorted);
+    steps.dedup();
+    assert_eq!(steps.len(), 22);
 }
 
-#[test]
-fn ingest_is_idempotent() {
+fn ingest_is_idempotent(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, [pass, ..]) = ingest_three(dir.path());
-    let before = show_run(&store, &pass.run_id).unwrap().unwrap();
+    let (store, [pass, ..]) = ingest_three(kind, dir.path());
+    let before = store.show_run(&pass.run_id).unwrap().unwrap();
     let bundle = dir.path().join("reports").join(&pass.run_id);
-    ingest(&store, &pass, &bundle).unwrap();
-    ingest(&store, &pass, &bundle).unwrap();
-    assert_eq!(list_runs(&store, &RunFilter::default()).unwrap().len(), 3);
-    let after = show_run(&store, &pass.run_id).unwrap().unwrap();
+    store.ingest(&pass, &bundle).unwrap();
+    // Another connection, as another process would open it.
+    Store::create(store.location())
+        .unwrap()
+        .ingest(&pass, &bundle)
+        .unwrap();
+    assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 3);
+    let after = store.show_run(&pass.run_id).unwrap().unwrap();
     assert_eq!(before, after);
+}
+
+/// A run whose points are too uncertain for a statement of conformity is a run like
+/// any other for the store (the schema's outcome CHECK once refused it).
+fn not_decidable_runs_are_filed(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(kind, dir.path())).unwrap();
+    let mut rec = record("pass.json");
+    rec.outcome = Outcome::NotDecidable;
+    let bundle = bundle_for(dir.path(), &rec);
+    store.ingest(&rec, &bundle).unwrap();
+    let runs = store
+        .list_runs(&RunFilter {
+            outcome: Some(Outcome::NotDecidable),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run_id, rec.run_id);
 }
 
 #[test]
 fn compaction_keeps_every_run_and_its_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, [pass, fail, error]) = ingest_three(dir.path());
+    let (store, [pass, fail, error]) = ingest_three(Kind::Embedded, dir.path());
+    let root = store.location().folder().unwrap().to_path_buf();
     let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
     let out = dir.path().join("audit");
-    let before = audit(&store, d(1), d(30), &out).unwrap();
-    let detail_before = show_run(&store, &fail.run_id).unwrap().unwrap();
+    let before = audit(&store, d(1), d(30), &out);
+    let detail_before = store.show_run(&fail.run_id).unwrap().unwrap();
 
     // The day of the runs is not over before the 22nd: nothing to do on the 21st.
-    assert_eq!(compact(&store, d(21)).unwrap().files_merged, 0);
-    let c = compact(&store, d(22)).unwrap();
+    assert_eq!(store.compact(d(21)).unwrap().files_merged, 0);
+    let c = store.compact(d(22)).unwrap();
     // samples: sim-1 (2 runs) and sim-2 (1); points: sim-1 (2 runs; the ERROR run has none)
     assert_eq!((c.partitions, c.files_merged), (3, 5));
-    let part = store.join("points/station=sim-1/date=2026-11-21");
+    let part = root.join("points/station=sim-1/date=2026-11-21");
     let names: Vec<String> = std::fs::read_dir(&part)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -309,9 +406,9 @@ fn compaction_keeps_every_run_and_its_figures() {
         44
     );
 
-    let after = audit(&store, d(1), d(30), &out).unwrap();
+    let after = audit(&store, d(1), d(30), &out);
     assert_eq!(figures(&before), figures(&after));
-    let detail = show_run(&store, &fail.run_id).unwrap().unwrap();
+    let detail = store.show_run(&fail.run_id).unwrap().unwrap();
     assert_eq!(detail.points, detail_before.points);
     assert_eq!(detail.points_file.unwrap(), part.join("compacted.parquet"));
     assert!(
@@ -321,7 +418,8 @@ fn compaction_keeps_every_run_and_its_figures() {
             .ends_with("samples/station=sim-1/date=2026-11-21/compacted.parquet")
     );
     assert!(
-        show_run(&store, &error.run_id)
+        store
+            .show_run(&error.run_id)
             .unwrap()
             .unwrap()
             .samples_file
@@ -331,7 +429,7 @@ fn compaction_keeps_every_run_and_its_figures() {
     // Ingesting a run again after compaction: its rows leave the compacted file and
     // its own file holds them, once.
     let bundle = dir.path().join("reports").join(&pass.run_id);
-    ingest(&store, &pass, &bundle).unwrap();
+    store.ingest(&pass, &bundle).unwrap();
     assert_eq!(
         read_parquet(&part.join("compacted.parquet"))
             .unwrap()
@@ -339,28 +437,31 @@ fn compaction_keeps_every_run_and_its_figures() {
         22
     );
     assert!(part.join(format!("{}.parquet", pass.run_id)).is_file());
-    assert_eq!(
-        figures(&audit(&store, d(1), d(30), &out).unwrap()),
-        figures(&before)
-    );
-    assert_eq!(list_runs(&store, &RunFilter::default()).unwrap().len(), 3);
+    assert_eq!(figures(&audit(&store, d(1), d(30), &out)), figures(&before));
+    assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 3);
     // and a second compaction puts it back
-    compact(&store, d(22)).unwrap();
+    store.compact(d(22)).unwrap();
     assert_eq!(
         read_parquet(&part.join("compacted.parquet"))
             .unwrap()
             .height(),
         44
     );
-    assert_eq!(
-        figures(&audit(&store, d(1), d(30), &out).unwrap()),
-        figures(&before)
-    );
+    assert_eq!(figures(&audit(&store, d(1), d(30), &out)), figures(&before));
+}
+
+#[test]
+fn a_shared_store_has_nothing_to_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(Kind::Postgres, dir.path())).unwrap();
+    let d = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    let err = store.compact(d).unwrap_err().to_string();
+    assert!(err.contains("keeps its points in tables"), "{err}");
 }
 
 /// The summary with every number to 7 significant digits: files merged in another
 /// order sum in another order, and JSON text need not give back the last bit.
-fn figures(s: &meterbench_store::AuditSummary) -> serde_json::Value {
+fn figures(s: &AuditSummary) -> serde_json::Value {
     use serde_json::Value;
     fn round(v: Value) -> Value {
         match v {
@@ -381,17 +482,92 @@ fn figures(s: &meterbench_store::AuditSummary) -> serde_json::Value {
 #[test]
 fn listing_a_missing_store_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let err = list_runs(&dir.path().join("none"), &RunFilter::default()).unwrap_err();
+    let err = Store::open(&StoreLocation::Embedded(dir.path().join("none")))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no store at"), "{err}");
 }
 
 #[test]
-fn audit_names_every_fail_and_error_run_with_its_bundle() {
+fn an_unreachable_shared_store_says_where_and_hides_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, [pass, fail, error]) = ingest_three(dir.path());
+    // A socket folder where no server listens.
+    let url = format!(
+        "postgres://lab:s3cret@localhost/bench?host={}&connect_timeout=5",
+        dir.path().display()
+    );
+    let err = Store::open(&StoreLocation::parse(&url))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("PostgreSQL store postgres://lab:***@localhost/bench"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(err.contains("is the server running"), "{err}");
+}
+
+/// Both backends give the same figures for the same runs: the audit is one computation
+/// over what either store reads back.
+#[test]
+fn both_backends_give_the_same_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Store::create(&location(Kind::Embedded, dir.path())).unwrap();
+    let shared = Store::create(&location(Kind::Postgres, dir.path())).unwrap();
+    let a = embedded.synthesize(1500, 11).unwrap();
+    let b = shared.synthesize(1500, 11).unwrap();
+    assert_eq!(
+        (a.runs, a.fail, a.points_rows),
+        (b.runs, b.fail, b.points_rows)
+    );
+    let mut opts = AuditOptions::new(a.from, a.to);
+    opts.plots = false;
+    let x = embedded.audit(&opts, &dir.path().join("x")).unwrap();
+    let y = shared.audit(&opts, &dir.path().join("y")).unwrap();
+    assert_eq!(x.totals.runs, 1500);
+    // The synthetic bundle folders differ (the embedded store names them inside its
+    // folder): everything else is the same.
+    let strip = |s: &AuditSummary| {
+        let mut s = s.clone();
+        for p in &mut s.problem_runs {
+            p.bundle.clear();
+            p.bundle_link.clear();
+        }
+        figures(&s)
+    };
+    assert_eq!(strip(&x), strip(&y));
+    let r = |s: &Store| s.list_runs(&RunFilter::default()).unwrap();
+    let (ra, rb) = (r(&embedded), r(&shared));
+    assert_eq!(ra.len(), rb.len());
+    for (p, q) in ra.iter().zip(&rb) {
+        assert_eq!(
+            (
+                &p.run_id,
+                &p.started_utc,
+                &p.finished_utc,
+                p.date,
+                p.outcome,
+                &p.reason
+            ),
+            (
+                &q.run_id,
+                &q.started_utc,
+                &q.finished_utc,
+                q.date,
+                q.outcome,
+                &q.reason
+            )
+        );
+    }
+}
+
+fn audit_names_every_fail_and_error_run_with_its_bundle(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, [pass, fail, error]) = ingest_three(kind, dir.path());
     let out = dir.path().join("audits").join("2026-11");
     let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
-    let s = audit(&store, d(1), d(30), &out).unwrap();
+    let s = audit(&store, d(1), d(30), &out);
 
     assert_eq!(
         (s.totals.runs, s.totals.pass, s.totals.fail, s.totals.error),
@@ -438,13 +614,13 @@ fn audit_names_every_fail_and_error_run_with_its_bundle() {
         let svg = std::fs::read_to_string(out.join(plot)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
     }
-    let json: meterbench_store::AuditSummary =
+    let json: AuditSummary =
         serde_json::from_slice(&std::fs::read(out.join("audit.json")).unwrap()).unwrap();
     assert_eq!(figures(&json), figures(&s));
 
     // The same store and range give the same files.
     let again = dir.path().join("again");
-    audit(&store, d(1), d(30), &again).unwrap();
+    audit(&store, d(1), d(30), &again);
     let j1 = std::fs::read(out.join("audit.json")).unwrap();
     let j2 = std::fs::read(again.join("audit.json")).unwrap();
     // bundle links differ by folder depth only
@@ -459,7 +635,7 @@ fn audit_names_every_fail_and_error_run_with_its_bundle() {
     let marked = dir.path().join("marked");
     let mut opts = AuditOptions::new(d(1), d(30));
     opts.yield_target = Some(0.95);
-    let m = audit_with(&store, &opts, &marked).unwrap();
+    let m = store.audit(&opts, &marked).unwrap();
     assert_eq!(m.yield_target, Some(0.95));
     assert!(m.totals.below_yield_target);
     assert!(m.daily.iter().all(|d| d.counts.below_yield_target));
@@ -470,11 +646,10 @@ fn audit_names_every_fail_and_error_run_with_its_bundle() {
     assert!(!s.totals.below_yield_target && s.yield_target.is_none());
 }
 
-#[test]
-fn drifting_station_shows_in_its_control_charts() {
+fn drifting_station_shows_in_its_control_charts(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let syn = synthesize(&store, 3000, 7).unwrap();
+    let store = Store::create(&location(kind, dir.path())).unwrap();
+    let syn = store.synthesize(3000, 7).unwrap();
     assert_eq!(syn.runs, 3000);
     let fails = syn.fail as f64 / syn.runs as f64;
     assert!((0.005..0.03).contains(&fails), "FAIL share {fails}");
@@ -483,7 +658,7 @@ fn drifting_station_shows_in_its_control_charts() {
     let out = dir.path().join("audit");
     let mut opts = AuditOptions::new(syn.from, syn.to);
     opts.plots = false;
-    let s = audit_with(&store, &opts, &out).unwrap();
+    let s = store.audit(&opts, &out).unwrap();
     assert_eq!(s.totals.runs, 3000);
     assert!(s.totals.first_pass_yield.unwrap() > 0.95);
 

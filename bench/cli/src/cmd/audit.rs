@@ -4,8 +4,8 @@
 use chrono::{Local, NaiveDate};
 use clap::Args;
 use meterbench_procedure::{AUDIT_SETTINGS_FILE, AuditSettings};
-use meterbench_session::paths::{BenchHome, default_store_path};
-use meterbench_store::{AuditOptions, AuditSummary, audit_with};
+use meterbench_session::paths::{BenchHome, default_store};
+use meterbench_store::{AuditOptions, AuditSummary, Store, StoreLocation};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,9 +18,10 @@ pub struct AuditArgs {
     /// Last day of the range (inclusive), YYYY-MM-DD.
     #[arg(long)]
     pub to: NaiveDate,
-    /// Results store [default: $METERBENCH_STORE, else store/ in the reports folder].
+    /// Results store: a folder, or a postgres:// URL of a store shared by many stations
+    /// [default: $METERBENCH_STORE, else store/ in the reports folder].
     #[arg(long)]
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
     /// The reports folder whose store is audited, as given to `run --reports`
     /// [default: reports in the bench home].
     #[arg(long)]
@@ -69,7 +70,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_store_path(&reports));
+        .unwrap_or_else(|| default_store(&reports));
     let out = args
         .out
         .clone()
@@ -81,13 +82,8 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
     opts.cpk_target = Some(args.cpk_min);
     opts.cpk = settings(args, home)?.cpk;
     opts.templates_dir = Some(args.templates.clone().unwrap_or_else(|| home.templates()));
-    eprintln!(
-        "auditing {} .. {} in {} ...",
-        args.from,
-        args.to,
-        store.display()
-    );
-    let summary = audit_with(&store, &opts, &out)?;
+    eprintln!("auditing {} .. {} in {store} ...", args.from, args.to);
+    let summary = Store::open(&store)?.audit(&opts, &out)?;
     eprintln!(
         "figures and HTML in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -200,7 +196,12 @@ fn fixed(x: Option<f64>, digits: usize) -> String {
 }
 
 /// What `templates/audit.typ.j2` expects (documented at its top), from the audit's figures.
-pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: NaiveDate) -> Value {
+pub fn pdf_context(
+    s: &AuditSummary,
+    args: &AuditArgs,
+    store: &StoreLocation,
+    issued: NaiveDate,
+) -> Value {
     let yield_rows: Vec<Value> = s
         .daily
         .iter()
@@ -291,7 +292,7 @@ pub fn pdf_context(s: &AuditSummary, args: &AuditArgs, store: &Path, issued: Nai
         "laboratory": args.laboratory,
         "period": {"from": s.from.to_string(), "to": s.to.to_string()},
         "generated": format!("{} runs in the results store {}, meterbench {}",
-            t.runs, store.display(), env!("CARGO_PKG_VERSION")),
+            t.runs, store, env!("CARGO_PKG_VERSION")),
         "issue_date": issued.to_string(),
         "summary": {"runs": t.runs, "pass": t.pass, "fail": t.fail, "error": t.error,
             "aborted": t.aborted, "first_pass_yield": percent(t.first_pass_yield)},

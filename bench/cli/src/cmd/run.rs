@@ -4,11 +4,13 @@ use clap::Args;
 use meterbench_procedure::{SimFault, Station};
 use meterbench_runner::operator::{Operator, TerminalOperator};
 use meterbench_runner::{FanOut, Observer, Outcome};
-use meterbench_session::paths::{BenchHome, default_store_path, load_or_create_key};
+use meterbench_session::paths::{BenchHome, default_store, load_or_create_key};
 use meterbench_session::{
     Bundle, JsonLines, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
+    queue_path,
 };
 use meterbench_signing::key_id;
+use meterbench_store::StoreLocation;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,10 +97,11 @@ pub struct IssueArgs {
     /// Who signs the certificate [default: the station's laboratory and id].
     #[arg(long)]
     pub signer: Option<String>,
-    /// Results store the finished runs are filed into (for `runs` and `audit`)
+    /// Results store the finished runs are filed into (for `runs` and `audit`): a folder,
+    /// or a postgres:// URL for a store shared by many stations
     /// [default: $METERBENCH_STORE or REPORTS/store].
     #[arg(long)]
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
 }
 
 impl IssueArgs {
@@ -327,7 +330,7 @@ pub(crate) struct Outputs {
     pub key: meterbench_signing::SigningKey,
     pub signer: Option<String>,
     pub reports: PathBuf,
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
 }
 
 impl Outputs {
@@ -342,9 +345,8 @@ impl Outputs {
         let signer = self
             .signer
             .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
-        let store = self
-            .store
-            .unwrap_or_else(|| default_store_path(&self.reports));
+        let store = self.store.unwrap_or_else(|| default_store(&self.reports));
+        let queue = queue_path(&store, &self.reports);
         // The store files only what this bench signed.
         let trusted = self.key.verifying_key();
         let outputs: Vec<Box<dyn Output>> = vec![
@@ -353,7 +355,11 @@ impl Outputs {
                 signer,
                 self.reports.join("issuance-log.jsonl"),
             )),
-            Box::new(StoreFiling { store, trusted }),
+            Box::new(StoreFiling {
+                store,
+                queue,
+                trusted,
+            }),
         ];
         // A bundle's PDF and plots keep a core busy: one worker per core.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -3,15 +3,16 @@
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 use meterbench_runner::record::Outcome;
-use meterbench_session::paths::{BenchHome, default_store_path, public_key_path};
-use meterbench_store::{RunFilter, RunRow, list_runs, show_run};
+use meterbench_session::paths::{BenchHome, default_store, public_key_path};
+use meterbench_store::{RunFilter, RunRow, Store, StoreLocation};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// Results store [default: $METERBENCH_STORE, else store/ in the reports folder].
+    /// Results store: a folder, or a postgres:// URL of a store shared by many stations
+    /// [default: $METERBENCH_STORE, else store/ in the reports folder].
     #[arg(long, global = true)]
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
     /// The reports folder whose store is read, as given to `run --reports`
     /// [default: reports in the bench home].
     #[arg(long, global = true)]
@@ -100,11 +101,15 @@ pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
     let store = args
         .store
         .clone()
-        .unwrap_or_else(|| default_store_path(&reports));
+        .unwrap_or_else(|| default_store(&reports));
     let result = match args.command {
-        RunsCommand::List(a) => list(&store, a),
-        RunsCommand::Show(a) => show(&store, a),
-        RunsCommand::Ingest(a) => ingest(&store, a, home),
+        RunsCommand::List(a) => Store::open(&store)
+            .map_err(anyhow::Error::from)
+            .and_then(|s| list(&s, a)),
+        RunsCommand::Show(a) => Store::open(&store)
+            .map_err(anyhow::Error::from)
+            .and_then(|s| show(&s, a)),
+        RunsCommand::Ingest(a) => ingest(&store, &reports, a, home),
     };
     match result {
         Ok(code) => code,
@@ -115,7 +120,7 @@ pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
     }
 }
 
-fn list(store: &Path, a: ListArgs) -> anyhow::Result<i32> {
+fn list(store: &Store, a: ListArgs) -> anyhow::Result<i32> {
     let filter = RunFilter {
         serial: a.serial,
         station: a.station,
@@ -123,7 +128,7 @@ fn list(store: &Path, a: ListArgs) -> anyhow::Result<i32> {
         from: a.from,
         to: a.to,
     };
-    let runs = list_runs(store, &filter)?;
+    let runs = store.list_runs(&filter)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(0);
@@ -190,12 +195,12 @@ fn verdict(o: Outcome) -> &'static str {
     meterbench_store::outcome_str(o)
 }
 
-fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
-    let Some(d) = show_run(store, &a.run_id)? else {
+fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
+    let Some(d) = store.show_run(&a.run_id)? else {
         anyhow::bail!(
             "no run {:?} in the results store {}",
             a.run_id,
-            store.display()
+            store.location()
         );
     };
     if a.json {
@@ -263,7 +268,12 @@ fn show(store: &Path, a: ShowArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn ingest(store: &Path, a: IngestArgs, home: &BenchHome) -> anyhow::Result<i32> {
+fn ingest(
+    store: &StoreLocation,
+    reports: &Path,
+    a: IngestArgs,
+    home: &BenchHome,
+) -> anyhow::Result<i32> {
     let key_path = a
         .key
         .clone()
@@ -275,8 +285,8 @@ fn ingest(store: &Path, a: IngestArgs, home: &BenchHome) -> anyhow::Result<i32> 
         )
     })?;
     if a.bundles.is_empty() {
-        let queue = meterbench_session::queue_path(store);
-        let drained = meterbench_session::drain_queue(store, &trusted);
+        let queue = meterbench_session::queue_path(store, reports);
+        let drained = meterbench_session::drain_queue(&queue, store, &trusted);
         for f in &drained.filed {
             println!("filed {} (queued)", f.display());
         }
@@ -284,11 +294,7 @@ fn ingest(store: &Path, a: IngestArgs, home: &BenchHome) -> anyhow::Result<i32> 
             eprintln!("error: {}: {why} (still queued)", f.display());
         }
         if drained.filed.is_empty() && drained.left.is_empty() {
-            println!(
-                "no runs queued for {} ({})",
-                store.display(),
-                queue.display()
-            );
+            println!("no runs queued for {store} ({})", queue.display());
         }
         return Ok(if drained.left.is_empty() { 0 } else { 2 });
     }

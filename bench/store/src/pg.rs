@@ -1,0 +1,552 @@
+//! The PostgreSQL backend of the store: the schema of `schema.sql`, runs, instruments
+//! and accuracy points of every station in one database. Raw samples stay in the
+//! signed bundles.
+//!
+//! Many stations file at once. Each filing is one transaction, so a reader never sees
+//! half a run; filings of the same run id are serialised by an advisory lock on the id,
+//! and the schema is applied under a lock of its own (two `CREATE TABLE IF NOT EXISTS`
+//! at once can both try to create the table's type, and one then fails).
+
+use crate::StoreError;
+use crate::audit::{AuditPoints, InstrumentUse, describes_the_meter};
+use crate::frames::{PointRow, outcome_str, parse_outcome, point_rows};
+use crate::index::{
+    BUNDLE_SAMPLES_FILE, IndexRun, InstrumentRow, RunDetail, RunFilter, RunRow, SCHEMA_SQL,
+    index_run,
+};
+use crate::layout::canonical_utc;
+use crate::store::redact_password;
+use chrono::{DateTime, NaiveDate, Utc};
+use meterbench_runner::record::RunRecord;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Row};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// The advisory lock key under which the schema is applied ("meterbench schema").
+const SCHEMA_LOCK: i64 = 0x6d62_7363_6865_6d61;
+
+pub(crate) struct PgStore {
+    client: Mutex<Client>,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+const RUN_COLUMNS: &str = "run_id, station_id, station_name, laboratory, dut_manufacturer, \
+     dut_type, dut_serial, accuracy_class, procedure_id, procedure_version, procedure_sha256, \
+     bench_version, started_utc, finished_utc, run_date, outcome, outcome_reason, bundle_path";
+
+impl PgStore {
+    pub(crate) fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let shown = redact_password(url);
+        let mut client = Client::connect(url, NoTls).map_err(|error| StoreError::Postgres {
+            store: shown.clone(),
+            error,
+        })?;
+        let schema =
+            format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL}\n; COMMIT;");
+        client
+            .batch_execute(&schema)
+            .map_err(|error| StoreError::Postgres {
+                store: shown.clone(),
+                error,
+            })?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+            shown,
+        })
+    }
+
+    fn err(&self) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
+        move |error| StoreError::Postgres {
+            store: self.shown.clone(),
+            error,
+        }
+    }
+
+    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+        // A panic while holding the connection leaves nothing half-done in the database
+        // (transactions roll back on drop): the connection is still usable.
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn ingest(
+        &self,
+        record: &RunRecord,
+        bundle: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        let run = index_run(record, bundle)?;
+        let values = RunValues::of(&run.row)?;
+        let date = run.row.date.format("%Y-%m-%d").to_string();
+        let points = point_rows(record, &date, &run.row.started_utc);
+        let mut client = self.client();
+        let mut tx = client.transaction().map_err(self.err())?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&run.row.run_id],
+        )
+        .map_err(self.err())?;
+        // Instruments and points go with the run (ON DELETE CASCADE).
+        tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.row.run_id])
+            .map_err(self.err())?;
+        insert_run(&mut tx, &run, &values).map_err(self.err())?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO points (run_id, step_index, port, step_name, current_name, \
+                 current_a, power_factor, phases, repeats, error_percent, u_percent, \
+                 mpe_percent, conformity, accepted) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .map_err(self.err())?;
+        for p in &points {
+            let (step, repeats) = (p.step_index as i32, p.repeats as i32);
+            tx.execute(
+                &insert,
+                &[
+                    &p.run_id,
+                    &step,
+                    &p.port,
+                    &p.step_name,
+                    &p.current_name,
+                    &p.current_a,
+                    &p.power_factor,
+                    &p.phases,
+                    &repeats,
+                    &p.error_percent,
+                    &p.u_percent,
+                    &p.mpe_percent,
+                    &p.conformity,
+                    &p.accepted,
+                ],
+            )
+            .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    pub(crate) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let outcome = filter.outcome.map(outcome_str);
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE TRUE");
+        let mut params: Params<'_> = Vec::new();
+        let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 5] = [
+            ("dut_serial =", filter.serial.as_ref().map(|v| v as _)),
+            ("station_id =", filter.station.as_ref().map(|v| v as _)),
+            ("outcome =", outcome.as_ref().map(|v| v as _)),
+            ("run_date >=", filter.from.as_ref().map(|v| v as _)),
+            ("run_date <=", filter.to.as_ref().map(|v| v as _)),
+        ];
+        for (condition, value) in conditions {
+            if let Some(v) = value {
+                params.push(v);
+                sql.push_str(&format!(" AND {condition} ${}", params.len()));
+            }
+        }
+        sql.push_str(" ORDER BY started_utc, run_id");
+        let rows = self.client().query(&sql, &params).map_err(self.err())?;
+        rows.iter().map(|r| self.run_row(r)).collect()
+    }
+
+    fn run_row(&self, r: &Row) -> Result<RunRow, StoreError> {
+        let get = |error: postgres::Error| StoreError::Postgres {
+            store: self.shown.clone(),
+            error,
+        };
+        let started: DateTime<Utc> = r.try_get(12).map_err(get)?;
+        let finished: Option<DateTime<Utc>> = r.try_get(13).map_err(get)?;
+        let outcome: String = r.try_get(15).map_err(get)?;
+        let run_id: String = r.try_get(0).map_err(get)?;
+        Ok(RunRow {
+            station: r.try_get(1).map_err(get)?,
+            station_name: r.try_get(2).map_err(get)?,
+            laboratory: r.try_get(3).map_err(get)?,
+            dut_manufacturer: r.try_get(4).map_err(get)?,
+            dut_type: r.try_get(5).map_err(get)?,
+            serial: r.try_get(6).map_err(get)?,
+            accuracy_class: r.try_get(7).map_err(get)?,
+            procedure_id: r.try_get(8).map_err(get)?,
+            procedure_version: r.try_get(9).map_err(get)?,
+            procedure_sha256: r.try_get(10).map_err(get)?,
+            bench_version: r.try_get(11).map_err(get)?,
+            started_utc: canonical_utc(started),
+            finished_utc: finished.map(canonical_utc),
+            date: r.try_get(14).map_err(get)?,
+            outcome: parse_outcome(&outcome).ok_or_else(|| StoreError::Record {
+                run_id: run_id.clone(),
+                message: format!("outcome {outcome:?} in {}", self.shown),
+            })?,
+            reason: r.try_get(16).map_err(get)?,
+            bundle: PathBuf::from(r.try_get::<_, String>(17).map_err(get)?),
+            run_id,
+        })
+    }
+
+    pub(crate) fn show_run(&self, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
+        let mut client = self.client();
+        let row = client
+            .query_opt(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"),
+                &[&run_id],
+            )
+            .map_err(self.err())?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run = self.run_row(&row)?;
+        let instruments = client
+            .query(
+                "SELECT role, driver, model, serial_number, calibration_id, calibration_due, \
+                 calibration_issued_by FROM run_instruments WHERE run_id = $1 ORDER BY role",
+                &[&run_id],
+            )
+            .map_err(self.err())?
+            .iter()
+            .map(|r| {
+                Ok(InstrumentRow {
+                    role: r.try_get(0)?,
+                    driver: r.try_get(1)?,
+                    model: r.try_get(2)?,
+                    serial_number: r.try_get(3)?,
+                    calibration_id: r.try_get(4)?,
+                    calibration_due: r.try_get(5)?,
+                    calibration_issued_by: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(self.err())?;
+        let date = run.date.format("%Y-%m-%d").to_string();
+        let points = client
+            .query(
+                "SELECT step_index, port, step_name, current_name, current_a, power_factor, \
+                 phases, repeats, error_percent, u_percent, mpe_percent, conformity, accepted \
+                 FROM points WHERE run_id = $1 ORDER BY step_index, port",
+                &[&run_id],
+            )
+            .map_err(self.err())?
+            .iter()
+            .map(|r| {
+                Ok(PointRow {
+                    run_id: run.run_id.clone(),
+                    station: run.station.clone(),
+                    date: date.clone(),
+                    started_utc: run.started_utc.clone(),
+                    serial: run.serial.clone(),
+                    dut_type: run.dut_type.clone(),
+                    procedure_id: run.procedure_id.clone(),
+                    procedure_version: run.procedure_version.clone(),
+                    step_index: r.try_get::<_, i32>(0)? as u32,
+                    port: r.try_get(1)?,
+                    step_name: r.try_get(2)?,
+                    current_name: r.try_get(3)?,
+                    current_a: r.try_get(4)?,
+                    power_factor: r.try_get(5)?,
+                    phases: r.try_get(6)?,
+                    repeats: r.try_get::<_, i32>(7)? as u32,
+                    error_percent: r.try_get(8)?,
+                    u_percent: r.try_get(9)?,
+                    mpe_percent: r.try_get(10)?,
+                    conformity: r.try_get(11)?,
+                    accepted: r.try_get(12)?,
+                    outcome: outcome_str(run.outcome).to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(self.err())?;
+        // The samples stay in the bundle the run was filed from.
+        let samples = run.bundle.join(BUNDLE_SAMPLES_FILE);
+        Ok(Some(RunDetail {
+            samples_file: samples.is_file().then_some(samples),
+            points_file: None,
+            points,
+            instruments,
+            run,
+        }))
+    }
+
+    /// The points of runs dated `from..=to` that describe the meters, streamed row by
+    /// row into the interned form (never a result set of millions of rows in memory).
+    pub(crate) fn audit_points(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<AuditPoints, StoreError> {
+        let mut points = AuditPoints::default();
+        let mut client = self.client();
+        let params: [&(dyn ToSql + Sync); 2] = [&from, &to];
+        let mut rows = client
+            .query_raw(
+                "SELECT r.station_id, r.run_date, p.step_index, p.step_name, p.port, \
+                 p.mpe_percent, p.error_percent, p.accepted, r.outcome \
+                 FROM points p JOIN runs r ON r.run_id = p.run_id \
+                 WHERE r.run_date >= $1 AND r.run_date <= $2 \
+                 ORDER BY r.station_id, r.run_date, r.run_id, p.step_index, p.port",
+                params,
+            )
+            .map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let outcome: &str = r.try_get(8).map_err(self.err())?;
+            if !describes_the_meter(outcome) {
+                continue;
+            }
+            let step: i32 = r.try_get(2).map_err(self.err())?;
+            points.push(
+                r.try_get(0).map_err(self.err())?,
+                r.try_get(1).map_err(self.err())?,
+                step as u32,
+                r.try_get(3).map_err(self.err())?,
+                r.try_get(4).map_err(self.err())?,
+                r.try_get(5).map_err(self.err())?,
+                r.try_get(6).map_err(self.err())?,
+                r.try_get(7).map_err(self.err())?,
+            );
+        }
+        Ok(points)
+    }
+
+    pub(crate) fn instrument_uses(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<InstrumentUse>, StoreError> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
+                 i.calibration_due, MAX(r.started_utc) AS last_used \
+                 FROM run_instruments i JOIN runs r ON r.run_id = i.run_id \
+                 WHERE r.run_date >= $1 AND r.run_date <= $2 \
+                 GROUP BY r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
+                 i.calibration_due \
+                 ORDER BY r.station_id, i.role, i.serial_number, last_used",
+                &[&from, &to],
+            )
+            .map_err(self.err())?;
+        rows.iter()
+            .map(|r| {
+                Ok(InstrumentUse {
+                    station: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                    model: r.try_get(2)?,
+                    serial_number: r.try_get(3)?,
+                    calibration_id: r.try_get(4)?,
+                    calibration_due: r.try_get(5)?,
+                    last_used: canonical_utc(r.try_get::<_, DateTime<Utc>>(6)?),
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(self.err())
+    }
+
+    /// Bulk filing for the synthesizer: runs with their points, in one transaction, by
+    /// COPY (a year of runs is millions of points).
+    pub(crate) fn insert_many(
+        &self,
+        runs: &[IndexRun],
+        points: &[PointRow],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client();
+        let mut tx = client.transaction().map_err(self.err())?;
+        {
+            let sink = tx
+                .copy_in(&format!("COPY runs ({RUN_COLUMNS}) FROM STDIN BINARY"))
+                .map_err(self.err())?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::BPCHAR,
+                    Type::VARCHAR,
+                    Type::TIMESTAMPTZ,
+                    Type::TIMESTAMPTZ,
+                    Type::DATE,
+                    Type::VARCHAR,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+            );
+            for run in runs {
+                let v = RunValues::of(&run.row)?;
+                w.write(&v.params(&run.row)).map_err(self.err())?;
+            }
+            w.finish().map_err(self.err())?;
+        }
+        {
+            let sink = tx
+                .copy_in(
+                    "COPY run_instruments (run_id, role, driver, model, serial_number, \
+                     calibration_id, calibration_due, calibration_issued_by) FROM STDIN BINARY",
+                )
+                .map_err(self.err())?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::DATE,
+                    Type::VARCHAR,
+                ],
+            );
+            for run in runs {
+                for i in &run.instruments {
+                    w.write(&[
+                        &run.row.run_id,
+                        &i.role,
+                        &i.driver,
+                        &i.model,
+                        &i.serial_number,
+                        &i.calibration_id,
+                        &i.calibration_due,
+                        &i.calibration_issued_by,
+                    ])
+                    .map_err(self.err())?;
+                }
+            }
+            w.finish().map_err(self.err())?;
+        }
+        {
+            let sink = tx
+                .copy_in(
+                    "COPY points (run_id, step_index, port, step_name, current_name, current_a, \
+                     power_factor, phases, repeats, error_percent, u_percent, mpe_percent, \
+                     conformity, accepted) FROM STDIN BINARY",
+                )
+                .map_err(self.err())?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[
+                    Type::VARCHAR,
+                    Type::INT4,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::FLOAT8,
+                    Type::VARCHAR,
+                    Type::VARCHAR,
+                    Type::INT4,
+                    Type::FLOAT8,
+                    Type::FLOAT8,
+                    Type::FLOAT8,
+                    Type::VARCHAR,
+                    Type::BOOL,
+                ],
+            );
+            for p in points {
+                let (step, repeats) = (p.step_index as i32, p.repeats as i32);
+                w.write(&[
+                    &p.run_id,
+                    &step,
+                    &p.port,
+                    &p.step_name,
+                    &p.current_name,
+                    &p.current_a,
+                    &p.power_factor,
+                    &p.phases,
+                    &repeats,
+                    &p.error_percent,
+                    &p.u_percent,
+                    &p.mpe_percent,
+                    &p.conformity,
+                    &p.accepted,
+                ])
+                .map_err(self.err())?;
+            }
+            w.finish().map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+}
+
+/// The typed values of a run's row that are not plain texts of [`RunRow`].
+struct RunValues {
+    started: DateTime<Utc>,
+    finished: Option<DateTime<Utc>>,
+    outcome: &'static str,
+    bundle: String,
+}
+
+impl RunValues {
+    fn of(r: &RunRow) -> Result<RunValues, StoreError> {
+        let time = |s: &str| crate::layout::parse_utc(&r.run_id, s);
+        Ok(RunValues {
+            started: time(&r.started_utc)?,
+            finished: r.finished_utc.as_deref().map(time).transpose()?,
+            outcome: outcome_str(r.outcome),
+            bundle: r.bundle.to_string_lossy().into_owned(),
+        })
+    }
+
+    fn params<'a>(&'a self, r: &'a RunRow) -> [&'a (dyn ToSql + Sync); 18] {
+        [
+            &r.run_id,
+            &r.station,
+            &r.station_name,
+            &r.laboratory,
+            &r.dut_manufacturer,
+            &r.dut_type,
+            &r.serial,
+            &r.accuracy_class,
+            &r.procedure_id,
+            &r.procedure_version,
+            &r.procedure_sha256,
+            &r.bench_version,
+            &self.started,
+            &self.finished,
+            &r.date,
+            &self.outcome,
+            &r.reason,
+            &self.bundle,
+        ]
+    }
+}
+
+fn insert_run(
+    client: &mut impl GenericClient,
+    run: &IndexRun,
+    v: &RunValues,
+) -> Result<(), postgres::Error> {
+    let r = &run.row;
+    client.execute(
+        &format!(
+            "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ),
+        &v.params(r),
+    )?;
+    let ins = client.prepare(
+        "INSERT INTO run_instruments (run_id, role, driver, model, serial_number, \
+         calibration_id, calibration_due, calibration_issued_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?;
+    for i in &run.instruments {
+        client.execute(
+            &ins,
+            &[
+                &r.run_id,
+                &i.role,
+                &i.driver,
+                &i.model,
+                &i.serial_number,
+                &i.calibration_id,
+                &i.calibration_due,
+                &i.calibration_issued_by,
+            ],
+        )?;
+    }
+    Ok(())
+}
