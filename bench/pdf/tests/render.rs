@@ -348,6 +348,7 @@ fn audit_template_renders() {
             {"station": "sim-1", "day": "2026-11-21", "runs": 2, "pass": 0, "fail": 1, "error": 1, "aborted": 0, "first_pass_yield": "0 %", "low": true}
         ],
         "yield_target": "95 %",
+        "yield_days_total": 2,
         "cpk_rows": [
             {"point": "Iref PF1", "port": "left", "n": 3, "mean": "-0.05", "sd": "0.04", "mpe": "1", "cpk": "7.9", "low": false},
             {"point": "Imin PF1", "port": "right", "n": 3, "mean": "0.90", "sd": "0.30", "mpe": "1.5", "cpk": "0.67", "low": true}
@@ -363,9 +364,11 @@ fn audit_template_renders() {
             {"station": "sim-1", "role": "reference", "model": "6105A", "serial_number": "SIM-6105A-0001", "calibration_id": "DAkkS-D-K-12345-2026-11", "due": "2026-12-10", "days_left": 9, "overdue": false}
         ],
         "problem_runs": [
-            {"run_id": "20261121T204319.373Z-sim-1-SIM-CPIM-000123", "started": "2026-11-21 20:43", "station": "sim-1", "dut_serial": "SIM-CPIM-000123", "outcome": "FAIL", "reason": "out of limits: Iref PF1", "bundle": "reports/20261121T204319.373Z-sim-1-SIM-CPIM-000123"},
-            {"run_id": "20261121T210000.000Z-sim-1-SIM-CPIM-000124", "started": "2026-11-21 21:00", "station": "sim-1", "dut_serial": "SIM-CPIM-000124", "outcome": "ERROR", "reason": "counter timed out", "bundle": null}
+            {"run_id": "20261121T204319.373Z-sim-1-SIM-CPIM-000123", "started": "2026-11-21 20:43", "station": "sim-1", "dut_serial": "SIM-CPIM-000123", "outcome": "FAIL", "reason": "out of limits: Iref PF1"},
+            {"run_id": "20261121T210000.000Z-sim-1-SIM-CPIM-000124", "started": "2026-11-21 21:00", "station": "sim-1", "dut_serial": "SIM-CPIM-000124", "outcome": "ERROR", "reason": "counter timed out"}
         ],
+        "problem_runs_total": 57,
+        "problem_runs_file": "problem-runs.csv",
         "images": [{"file": "error-left.svg", "caption": "Error at Iref PF1 per run"}]
     });
     let source = audit_source(&ctx).expect("template renders");
@@ -384,6 +387,8 @@ fn audit_template_renders() {
         "DAkkS-D-K-12345-2026-11",
         "0.061",
         "Error at Iref PF1 per run",
+        "The first 2 of 57 such runs",
+        "problem-runs.csv",
     ] {
         assert!(text.contains(s), "{s:?} missing from\n{text}");
     }

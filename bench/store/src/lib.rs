@@ -27,9 +27,9 @@ mod synth;
 
 pub use audit::{
     AUDIT_SCHEMA, AuditContext, AuditOptions, AuditPoints, AuditSummary, CalibrationDue, ChartDay,
-    ControlChart, Counts, DailyYield, HistBin, Histogram, LoadPointStats, ProblemRun, StationYield,
-    control_charts, cpk, cpk_interval, histogram_bins, least_squares_slope, load_point_stats,
-    yield_by_station_day,
+    ControlChart, Counts, DailyYield, HistBin, Histogram, LoadPointStats, PROBLEM_RUNS_FILE,
+    ProblemRun, StationYield, control_charts, cpk, cpk_interval, histogram_bins,
+    least_squares_slope, load_point_stats, yield_by_station_day,
 };
 pub use compact::CompactSummary;
 pub use error::StoreError;

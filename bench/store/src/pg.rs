@@ -25,6 +25,9 @@ use postgres::{Client, GenericClient, NoTls, Row};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// Rows of points per round trip of the audit's read (a few MB in flight).
+const AUDIT_BATCH_ROWS: i32 = 20_000;
+
 /// The advisory lock key under which the schema is applied ("meterbench schema").
 const SCHEMA_LOCK: i64 = 0x6d62_7363_6865_6d61;
 
@@ -266,43 +269,69 @@ impl PgStore {
         }))
     }
 
-    /// The points of runs dated `from..=to` that describe the meters, streamed row by
-    /// row into the interned form (never a result set of millions of rows in memory).
+    /// The points of runs dated `from..=to` that describe the meters, read in batches
+    /// into the interned form (never a result set of millions of rows in memory).
+    /// In primary-key order: the figures are sums in read order, so one store gives the
+    /// same figures every time, and this order is the indexes' (a merge join of two index
+    /// scans), not a sort (sorting by station and date spilled 49 MB to disk and took
+    /// 1.9 s of 2.2 for 20 000 runs).
     pub(crate) fn audit_points(
         &self,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<AuditPoints, StoreError> {
-        let mut points = AuditPoints::default();
         let mut client = self.client();
-        let params: [&(dyn ToSql + Sync); 2] = [&from, &to];
-        let mut rows = client
-            .query_raw(
+        let mut tx = client.transaction().map_err(self.err())?;
+        let rows: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM points p JOIN runs r ON r.run_id = p.run_id \
+                 WHERE r.run_date >= $1 AND r.run_date <= $2",
+                &[&from, &to],
+            )
+            .map_err(self.err())?
+            .try_get(0)
+            .map_err(self.err())?;
+        let mut points = AuditPoints::with_capacity(usize::try_from(rows).unwrap_or(0));
+        // A portal read a batch at a time: the client library queues every row the
+        // server sends, so one query of millions of rows held them all in memory.
+        let portal = tx
+            .bind(
                 "SELECT r.station_id, r.run_date, p.step_index, p.step_name, p.port, \
                  p.mpe_percent, p.error_percent, p.accepted, r.outcome \
                  FROM points p JOIN runs r ON r.run_id = p.run_id \
                  WHERE r.run_date >= $1 AND r.run_date <= $2 \
-                 ORDER BY r.station_id, r.run_date, r.run_id, p.step_index, p.port",
-                params,
+                 ORDER BY p.run_id, p.step_index, p.port",
+                &[&from, &to],
             )
             .map_err(self.err())?;
-        while let Some(r) = rows.next().map_err(self.err())? {
-            let outcome: &str = r.try_get(8).map_err(self.err())?;
-            if !describes_the_meter(outcome) {
-                continue;
+        loop {
+            let mut batch = tx
+                .query_portal_raw(&portal, AUDIT_BATCH_ROWS)
+                .map_err(self.err())?;
+            let mut n = 0;
+            while let Some(r) = batch.next().map_err(self.err())? {
+                n += 1;
+                let outcome: &str = r.try_get(8).map_err(self.err())?;
+                if !describes_the_meter(outcome) {
+                    continue;
+                }
+                let step: i32 = r.try_get(2).map_err(self.err())?;
+                points.push(
+                    r.try_get(0).map_err(self.err())?,
+                    r.try_get(1).map_err(self.err())?,
+                    step as u32,
+                    r.try_get(3).map_err(self.err())?,
+                    r.try_get(4).map_err(self.err())?,
+                    r.try_get(5).map_err(self.err())?,
+                    r.try_get(6).map_err(self.err())?,
+                    r.try_get(7).map_err(self.err())?,
+                );
             }
-            let step: i32 = r.try_get(2).map_err(self.err())?;
-            points.push(
-                r.try_get(0).map_err(self.err())?,
-                r.try_get(1).map_err(self.err())?,
-                step as u32,
-                r.try_get(3).map_err(self.err())?,
-                r.try_get(4).map_err(self.err())?,
-                r.try_get(5).map_err(self.err())?,
-                r.try_get(6).map_err(self.err())?,
-                r.try_get(7).map_err(self.err())?,
-            );
+            if n < AUDIT_BATCH_ROWS {
+                break;
+            }
         }
+        tx.commit().map_err(self.err())?;
         Ok(points)
     }
 

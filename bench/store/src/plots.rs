@@ -56,8 +56,22 @@ fn write_svg(out_dir: &Path, name: &str, svg: &str) -> Result<String, StoreError
     Ok(rel)
 }
 
-fn date_label(from: NaiveDate, x: f64) -> String {
-    (from + chrono::Days::new(x.round().max(0.0) as u64))
+/// The x axis of a chart over days `from..=to`: day k of the range sits at x = k, and
+/// the axis runs half a day beyond either end, so a range of one day is a point in the
+/// middle and not an axis from that day to the next.
+fn day_axis(from: NaiveDate, to: NaiveDate) -> (std::ops::Range<f64>, i64) {
+    let days = (to - from).num_days().max(0);
+    (-0.5..days as f64 + 0.5, days)
+}
+
+/// The label of a tick at `x`: a date only where a day of the range is (the tick
+/// positions the plot chooses may fall between days or past the ends).
+fn date_label(from: NaiveDate, days: i64, x: f64) -> String {
+    let day = x.round();
+    if (x - day).abs() > 1e-6 || day < 0.0 || day > days as f64 {
+        return String::new();
+    }
+    (from + chrono::Days::new(day as u64))
         .format("%m-%d")
         .to_string()
 }
@@ -89,7 +103,7 @@ pub(crate) fn yield_plot(
         .fold(100.0f64, f64::min)
         .min(90.0)
         .floor();
-    let span = (to - from).num_days().max(1) as f64;
+    let (x_range, days) = day_axis(from, to);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 360)).into_drawing_area();
@@ -99,12 +113,12 @@ pub(crate) fn yield_plot(
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..span, ymin..100.5)
+            .build_cartesian_2d(x_range, ymin..100.5)
             .map_err(plot_err(what))?;
         chart
             .configure_mesh()
-            .x_labels(10)
-            .x_label_formatter(&|x| date_label(from, *x))
+            .x_labels(10.min(days as usize + 1))
+            .x_label_formatter(&|x| date_label(from, days, *x))
             .y_desc("first-pass yield, %")
             .draw()
             .map_err(plot_err(what))?;
@@ -218,7 +232,8 @@ pub(crate) fn control_chart_plot(
         }
     }
     let pad = ((yhi - ylo) * 0.08).max(1e-3);
-    let span = (to - from).num_days().max(1) as f64;
+    let (x_range, days) = day_axis(from, to);
+    let (x_first, x_last) = (x_range.start, x_range.end);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (480, 260)).into_drawing_area();
@@ -233,13 +248,13 @@ pub(crate) fn control_chart_plot(
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(52)
-            .build_cartesian_2d(0f64..span, (ylo - pad)..(yhi + pad))
+            .build_cartesian_2d(x_range, (ylo - pad)..(yhi + pad))
             .map_err(plot_err(&what))?;
         chart
             .configure_mesh()
-            .x_labels(6)
+            .x_labels(6.min(days as usize + 1))
             .y_labels(6)
-            .x_label_formatter(&|v| date_label(from, *v))
+            .x_label_formatter(&|v| date_label(from, days, *v))
             .y_desc("daily mean error, %")
             .label_style((FAMILY, 11))
             .draw()
@@ -247,7 +262,7 @@ pub(crate) fn control_chart_plot(
         let grey = RGBColor(120, 120, 120);
         chart
             .draw_series(LineSeries::new(
-                [(0.0, c.center), (span, c.center)],
+                [(x_first, c.center), (x_last, c.center)],
                 grey.stroke_width(1),
             ))
             .map_err(plot_err(&what))?;

@@ -706,3 +706,90 @@ fn drifting_station_shows_in_its_control_charts(kind: Kind) {
         [("lab-b-1", "reference", 16), ("lab-c-1", "source", 26)]
     );
 }
+
+/// The dates under the charts' ticks (texts of the form MM-DD), in file order.
+fn tick_dates(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = t.split_once('>')?.1.split_once("</text>")?.0.trim();
+            let b = body.as_bytes();
+            (b.len() == 5
+                && b[2] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(k, c)| k == 2 || c.is_ascii_digit()))
+            .then(|| body.to_string())
+        })
+        .collect()
+}
+
+/// The charts' date ticks stay within the audited range, whether it is a month or a
+/// single day (once the axis of one day ran to the next day's date), and every chart of
+/// a day with runs shows its point.
+#[test]
+fn chart_dates_stay_within_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ingest_three(Kind::Embedded, dir.path());
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    for (from, to) in [(d(1), d(30)), (d(21), d(21)), (d(20), d(22))] {
+        let out = dir.path().join(format!("audit-{from}-{to}"));
+        let s = audit(&store, from, to, &out);
+        let mut charts = vec![s.yield_plot.clone().unwrap()];
+        charts.extend(s.control_charts.iter().map(|c| c.plot.clone().unwrap()));
+        for chart in charts {
+            let svg = std::fs::read_to_string(out.join(&chart)).unwrap();
+            let dates = tick_dates(&svg);
+            assert!(!dates.is_empty(), "{chart}: no date under the axis");
+            for date in &dates {
+                let day = NaiveDate::parse_from_str(&format!("2026-{date}"), "%Y-%m-%d").unwrap();
+                assert!(
+                    from <= day && day <= to,
+                    "{chart} ({from}..{to}): tick {date}"
+                );
+            }
+            // The day of the runs is marked (a filled circle per point).
+            assert!(svg.contains("<circle"), "{chart}: no point drawn");
+        }
+        if from == to {
+            assert_eq!(
+                tick_dates(&std::fs::read_to_string(out.join("plots/yield.svg")).unwrap()),
+                ["11-21"]
+            );
+        }
+    }
+}
+
+/// Every FAIL and ERROR run is in the CSV appendix with its bundle folder, as a
+/// spreadsheet reads it back.
+#[test]
+fn problem_runs_are_listed_in_a_csv_beside_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, [_, fail, error]) = ingest_three(Kind::Embedded, dir.path());
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let out = dir.path().join("audit");
+    let s = audit(&store, d(1), d(30), &out);
+    let text = std::fs::read_to_string(out.join(meterbench_store::PROBLEM_RUNS_FILE)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "run_id,started_utc,station,serial,outcome,reason,bundle"
+    );
+    assert_eq!(lines.len(), 1 + s.problem_runs.len());
+    for (line, run) in lines[1..].iter().zip([&fail, &error]) {
+        assert!(line.starts_with(&format!("{},", run.run_id)), "{line}");
+        let bundle = dir
+            .path()
+            .join("reports")
+            .join(&run.run_id)
+            .canonicalize()
+            .unwrap();
+        assert!(line.ends_with(&format!(",{}", bundle.display())), "{line}");
+    }
+    // A reason with a comma or a quote stays one field.
+    assert!(
+        lines[1].contains(",FAIL,out of limits: Iref PF1,"),
+        "{}",
+        lines[1]
+    );
+}

@@ -5,7 +5,7 @@ use chrono::{Local, NaiveDate};
 use clap::Args;
 use meterbench_procedure::{AUDIT_SETTINGS_FILE, AuditSettings};
 use meterbench_session::paths::{BenchHome, default_store};
-use meterbench_store::{AuditOptions, AuditSummary, Store, StoreLocation};
+use meterbench_store::{AuditOptions, AuditSummary, PROBLEM_RUNS_FILE, Store, StoreLocation};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -195,6 +195,9 @@ fn fixed(x: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// How many FAIL/ERROR runs the PDF lists (a page and a half); the rest are in the CSV.
+const PDF_PROBLEM_RUNS: usize = 40;
+
 /// What `templates/audit.typ.j2` expects (documented at its top), from the audit's figures.
 pub fn pdf_context(
     s: &AuditSummary,
@@ -202,18 +205,26 @@ pub fn pdf_context(
     store: &StoreLocation,
     issued: NaiveDate,
 ) -> Value {
-    let yield_rows: Vec<Value> = s
-        .daily
-        .iter()
-        .map(|d| {
-            json!({
-                "station": d.station, "day": d.date.to_string(), "runs": d.counts.runs,
-                "pass": d.counts.pass, "fail": d.counts.fail, "error": d.counts.error,
-                "aborted": d.counts.aborted,
-                "first_pass_yield": percent(d.counts.first_pass_yield),
-                "low": d.counts.below_yield_target,
-            })
+    // The PDF summarises: each station over the period, then only the days below the
+    // yield target (a quarter of nine stations is 810 station-days; all of them are in
+    // audit.html and audit.json).
+    let row = |station: &str, day: String, c: &meterbench_store::Counts| {
+        json!({
+            "station": station, "day": day, "runs": c.runs, "pass": c.pass, "fail": c.fail,
+            "error": c.error, "aborted": c.aborted,
+            "first_pass_yield": percent(c.first_pass_yield), "low": c.below_yield_target,
         })
+    };
+    let yield_rows: Vec<Value> = s
+        .stations
+        .iter()
+        .map(|st| row(&st.station, "whole period".into(), &st.counts))
+        .chain(
+            s.daily
+                .iter()
+                .filter(|d| d.counts.below_yield_target)
+                .map(|d| row(&d.station, d.date.to_string(), &d.counts)),
+        )
         .collect();
     let cpk_rows: Vec<Value> = s
         .load_points
@@ -259,14 +270,19 @@ pub fn pdf_context(
             })
         })
         .collect();
+    // The PDF summarises: the first runs in time order; every one, with its bundle
+    // folder, is in the CSV beside it (a period of a line has thousands).
     let problem_runs: Vec<Value> = s
         .problem_runs
         .iter()
+        .take(PDF_PROBLEM_RUNS)
         .map(|p| {
             json!({
-                "run_id": p.run_id, "started": p.started_utc, "station": p.station,
+                "run_id": p.run_id, "station": p.station,
+                // To the minute: the run id beside it holds the rest.
+                "started": p.started_utc.get(..16).unwrap_or(&p.started_utc).replace('T', " "),
                 "dut_serial": p.serial, "outcome": p.outcome,
-                "reason": p.reason.clone().unwrap_or_default(), "bundle": p.bundle,
+                "reason": p.reason.clone().unwrap_or_default(),
             })
         })
         .collect();
@@ -297,6 +313,7 @@ pub fn pdf_context(
         "summary": {"runs": t.runs, "pass": t.pass, "fail": t.fail, "error": t.error,
             "aborted": t.aborted, "first_pass_yield": percent(t.first_pass_yield)},
         "yield_rows": yield_rows,
+        "yield_days_total": s.daily.len(),
         "yield_target": format!("{:.0} %", 100.0 * args.yield_target),
         "cpk_rows": cpk_rows,
         "cpk_min": format!("{}", args.cpk_min),
@@ -306,6 +323,8 @@ pub fn pdf_context(
         "drift_rows": drift_rows,
         "calibrations_due": calibrations_due,
         "problem_runs": problem_runs,
+        "problem_runs_total": s.problem_runs.len(),
+        "problem_runs_file": PROBLEM_RUNS_FILE,
         "images": images,
     })
 }
