@@ -524,17 +524,9 @@ impl AuditPoints {
         id
     }
 
-    /// Room for `n` points from the start (a reader that knows how many it will read).
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        AuditPoints {
-            rows: Vec::with_capacity(n),
-            ..AuditPoints::default()
-        }
-    }
-
     /// Room for `n` more points, growing by a quarter at least rather than doubling:
     /// a year of points is hundreds of MB, and doubling left up to half of it unused.
-    fn reserve_rows(&mut self, n: usize) {
+    pub(crate) fn reserve_rows(&mut self, n: usize) {
         let len = self.rows.len();
         if len + n > self.rows.capacity() {
             self.rows.reserve_exact(n.max(len / 4));

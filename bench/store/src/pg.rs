@@ -98,35 +98,14 @@ impl PgStore {
             .map_err(self.err())?;
         insert_run(&mut tx, &run, &values).map_err(self.err())?;
         let insert = tx
-            .prepare(
-                "INSERT INTO points (run_id, step_index, port, step_name, current_name, \
-                 current_a, power_factor, phases, repeats, error_percent, u_percent, \
-                 mpe_percent, conformity, accepted) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
+            .prepare(&format!(
+                "INSERT INTO points ({POINT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ))
             .map_err(self.err())?;
         for p in &points {
-            let (step, repeats) = (p.step_index as i32, p.repeats as i32);
-            tx.execute(
-                &insert,
-                &[
-                    &p.run_id,
-                    &step,
-                    &p.port,
-                    &p.step_name,
-                    &p.current_name,
-                    &p.current_a,
-                    &p.power_factor,
-                    &p.phases,
-                    &repeats,
-                    &p.error_percent,
-                    &p.u_percent,
-                    &p.mpe_percent,
-                    &p.conformity,
-                    &p.accepted,
-                ],
-            )
-            .map_err(self.err())?;
+            let v = PointValues::of(p);
+            tx.execute(&insert, &v.params(p)).map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
     }
@@ -282,16 +261,7 @@ impl PgStore {
     ) -> Result<AuditPoints, StoreError> {
         let mut client = self.client();
         let mut tx = client.transaction().map_err(self.err())?;
-        let rows: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM points p JOIN runs r ON r.run_id = p.run_id \
-                 WHERE r.run_date >= $1 AND r.run_date <= $2",
-                &[&from, &to],
-            )
-            .map_err(self.err())?
-            .try_get(0)
-            .map_err(self.err())?;
-        let mut points = AuditPoints::with_capacity(usize::try_from(rows).unwrap_or(0));
+        let mut points = AuditPoints::default();
         // A portal read a batch at a time: the client library queues every row the
         // server sends, so one query of millions of rows held them all in memory.
         let portal = tx
@@ -309,6 +279,9 @@ impl PgStore {
                 .query_portal_raw(&portal, AUDIT_BATCH_ROWS)
                 .map_err(self.err())?;
             let mut n = 0;
+            // Grown a batch at a time by a quarter at least (no count first: it cost the
+            // server a second join, 0.43 s of 100 000 runs).
+            points.reserve_rows(AUDIT_BATCH_ROWS as usize);
             while let Some(r) = batch.next().map_err(self.err())? {
                 n += 1;
                 let outcome: &str = r.try_get(8).map_err(self.err())?;
@@ -450,54 +423,73 @@ impl PgStore {
         }
         {
             let sink = tx
-                .copy_in(
-                    "COPY points (run_id, step_index, port, step_name, current_name, current_a, \
-                     power_factor, phases, repeats, error_percent, u_percent, mpe_percent, \
-                     conformity, accepted) FROM STDIN BINARY",
-                )
+                .copy_in(&format!("COPY points ({POINT_COLUMNS}) FROM STDIN BINARY"))
                 .map_err(self.err())?;
-            let mut w = BinaryCopyInWriter::new(
-                sink,
-                &[
-                    Type::VARCHAR,
-                    Type::INT4,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::FLOAT8,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::INT4,
-                    Type::FLOAT8,
-                    Type::FLOAT8,
-                    Type::FLOAT8,
-                    Type::VARCHAR,
-                    Type::BOOL,
-                ],
-            );
+            let mut w = BinaryCopyInWriter::new(sink, &POINT_TYPES);
             for p in points {
-                let (step, repeats) = (p.step_index as i32, p.repeats as i32);
-                w.write(&[
-                    &p.run_id,
-                    &step,
-                    &p.port,
-                    &p.step_name,
-                    &p.current_name,
-                    &p.current_a,
-                    &p.power_factor,
-                    &p.phases,
-                    &repeats,
-                    &p.error_percent,
-                    &p.u_percent,
-                    &p.mpe_percent,
-                    &p.conformity,
-                    &p.accepted,
-                ])
-                .map_err(self.err())?;
+                let v = PointValues::of(p);
+                w.write(&v.params(p)).map_err(self.err())?;
             }
             w.finish().map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
+    }
+}
+
+/// The columns of a point's row, in the order of [`PointValues::params`] and
+/// [`POINT_TYPES`].
+const POINT_COLUMNS: &str = "run_id, step_index, port, step_name, current_name, current_a, \
+     power_factor, phases, repeats, error_percent, u_percent, mpe_percent, conformity, accepted";
+
+const POINT_TYPES: [Type; 14] = [
+    Type::VARCHAR,
+    Type::INT4,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::FLOAT8,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::INT4,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::VARCHAR,
+    Type::BOOL,
+];
+
+/// The values of a point's row that are not fields of [`PointRow`] as they are
+/// (PostgreSQL's INTEGER is an i32).
+struct PointValues {
+    step: i32,
+    repeats: i32,
+}
+
+impl PointValues {
+    fn of(p: &PointRow) -> PointValues {
+        PointValues {
+            step: p.step_index as i32,
+            repeats: p.repeats as i32,
+        }
+    }
+
+    fn params<'a>(&'a self, p: &'a PointRow) -> [&'a (dyn ToSql + Sync); 14] {
+        [
+            &p.run_id,
+            &self.step,
+            &p.port,
+            &p.step_name,
+            &p.current_name,
+            &p.current_a,
+            &p.power_factor,
+            &p.phases,
+            &self.repeats,
+            &p.error_percent,
+            &p.u_percent,
+            &p.mpe_percent,
+            &p.conformity,
+            &p.accepted,
+        ]
     }
 }
 
