@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wall time and peak memory of the audit over a store of synthetic runs (see
-# meterbench_store::Store::synthesize: 90 days, 9 stations, 22 points per run), on each
+# meterbench_store::Store::synthesize: 90 days, 5 stations, 22 points per run), on each
 # backend, beside DuckDB's answers to the same questions over the same Parquet files.
 # Dev profile. Prints figures; asserts nothing.
 #   bench/benchmarks/audit.sh [RUNS] [SEED] [BACKENDS]

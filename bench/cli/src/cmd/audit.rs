@@ -206,7 +206,7 @@ pub fn pdf_context(
     issued: NaiveDate,
 ) -> Value {
     // The PDF summarises: each station over the period, then only the days below the
-    // yield target (a quarter of nine stations is 810 station-days; all of them are in
+    // yield target (five stations over a quarter are 450 station-days; all of them are in
     // audit.html and audit.json).
     let row = |station: &str, day: String, c: &meterbench_store::Counts| {
         json!({
