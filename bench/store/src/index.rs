@@ -307,6 +307,14 @@ pub(crate) fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<
     tx.commit().map_err(StoreError::index(&index_path))
 }
 
+/// A `YYYY-MM-DD` text column as a date (SQLite has no date type).
+fn date_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<NaiveDate> {
+    let text: String = r.get(i)?;
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 const RUN_COLUMNS: &str = "run_id, station_id, station_name, laboratory, dut_manufacturer, \
      dut_type, dut_serial, accuracy_class, procedure_id, procedure_version, procedure_sha256, \
      bench_version, started_utc, finished_utc, run_date, outcome, outcome_reason, bundle_path";
@@ -410,20 +418,13 @@ pub(crate) fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, 
         .map_err(StoreError::index(&index_path))?;
     let instruments = stmt
         .query_map([run_id], |r| {
-            let due: String = r.get(5)?;
             Ok(InstrumentRow {
                 role: r.get(0)?,
                 driver: r.get(1)?,
                 model: r.get(2)?,
                 serial_number: r.get(3)?,
                 calibration_id: r.get(4)?,
-                calibration_due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        5,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
+                calibration_due: date_at(r, 5)?,
                 calibration_issued_by: r.get(6)?,
             })
         })
@@ -490,20 +491,13 @@ pub(crate) fn instrument_uses(
                 to.format("%Y-%m-%d").to_string(),
             ],
             |r| {
-                let due: String = r.get(5)?;
                 Ok(InstrumentUse {
                     station: r.get(0)?,
                     role: r.get(1)?,
                     model: r.get(2)?,
                     serial_number: r.get(3)?,
                     calibration_id: r.get(4)?,
-                    calibration_due: NaiveDate::parse_from_str(&due, "%Y-%m-%d").map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            5,
-                            rusqlite::types::Type::Text,
-                            Box::new(e),
-                        )
-                    })?,
+                    calibration_due: date_at(r, 5)?,
                     last_used: r.get(6)?,
                 })
             },

@@ -355,29 +355,7 @@ impl PgStore {
             let sink = tx
                 .copy_in(&format!("COPY runs ({RUN_COLUMNS}) FROM STDIN BINARY"))
                 .map_err(self.err())?;
-            let mut w = BinaryCopyInWriter::new(
-                sink,
-                &[
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::BPCHAR,
-                    Type::VARCHAR,
-                    Type::TIMESTAMPTZ,
-                    Type::TIMESTAMPTZ,
-                    Type::DATE,
-                    Type::VARCHAR,
-                    Type::TEXT,
-                    Type::TEXT,
-                ],
-            );
+            let mut w = BinaryCopyInWriter::new(sink, &RUN_TYPES);
             for run in runs {
                 let v = RunValues::of(&run.row)?;
                 w.write(&v.params(&run.row)).map_err(self.err())?;
@@ -386,37 +364,15 @@ impl PgStore {
         }
         {
             let sink = tx
-                .copy_in(
-                    "COPY run_instruments (run_id, role, driver, model, serial_number, \
-                     calibration_id, calibration_due, calibration_issued_by) FROM STDIN BINARY",
-                )
+                .copy_in(&format!(
+                    "COPY run_instruments ({INSTRUMENT_COLUMNS}) FROM STDIN BINARY"
+                ))
                 .map_err(self.err())?;
-            let mut w = BinaryCopyInWriter::new(
-                sink,
-                &[
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::VARCHAR,
-                    Type::DATE,
-                    Type::VARCHAR,
-                ],
-            );
+            let mut w = BinaryCopyInWriter::new(sink, &INSTRUMENT_TYPES);
             for run in runs {
                 for i in &run.instruments {
-                    w.write(&[
-                        &run.row.run_id,
-                        &i.role,
-                        &i.driver,
-                        &i.model,
-                        &i.serial_number,
-                        &i.calibration_id,
-                        &i.calibration_due,
-                        &i.calibration_issued_by,
-                    ])
-                    .map_err(self.err())?;
+                    w.write(&instrument_params(&run.row.run_id, i))
+                        .map_err(self.err())?;
                 }
             }
             w.finish().map_err(self.err())?;
@@ -434,6 +390,57 @@ impl PgStore {
         }
         tx.commit().map_err(self.err())
     }
+}
+
+/// The types of [`RUN_COLUMNS`], in order (for COPY).
+const RUN_TYPES: [Type; 18] = [
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::VARCHAR,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::DATE,
+    Type::VARCHAR,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+/// The columns of an instrument's row, in the order of [`instrument_params`] and
+/// [`INSTRUMENT_TYPES`].
+const INSTRUMENT_COLUMNS: &str = "run_id, role, driver, model, serial_number, calibration_id, \
+     calibration_due, calibration_issued_by";
+
+const INSTRUMENT_TYPES: [Type; 8] = [
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::DATE,
+    Type::VARCHAR,
+];
+
+fn instrument_params<'a>(run_id: &'a String, i: &'a InstrumentRow) -> [&'a (dyn ToSql + Sync); 8] {
+    [
+        run_id,
+        &i.role,
+        &i.driver,
+        &i.model,
+        &i.serial_number,
+        &i.calibration_id,
+        &i.calibration_due,
+        &i.calibration_issued_by,
+    ]
 }
 
 /// The columns of a point's row, in the order of [`PointValues::params`] and
@@ -549,25 +556,11 @@ fn insert_run(
         ),
         &v.params(r),
     )?;
-    let ins = client.prepare(
-        "INSERT INTO run_instruments (run_id, role, driver, model, serial_number, \
-         calibration_id, calibration_due, calibration_issued_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )?;
+    let ins = client.prepare(&format!(
+        "INSERT INTO run_instruments ({INSTRUMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))?;
     for i in &run.instruments {
-        client.execute(
-            &ins,
-            &[
-                &r.run_id,
-                &i.role,
-                &i.driver,
-                &i.model,
-                &i.serial_number,
-                &i.calibration_id,
-                &i.calibration_due,
-                &i.calibration_issued_by,
-            ],
-        )?;
+        client.execute(&ins, &instrument_params(&r.run_id, i))?;
     }
     Ok(())
 }

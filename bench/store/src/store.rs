@@ -44,10 +44,15 @@ impl StoreLocation {
     }
 }
 
+/// For the command line: an empty value names nothing (an unset variable expanded in a
+/// script), and is refused rather than taken for the current folder.
 impl std::str::FromStr for StoreLocation {
-    type Err = std::convert::Infallible;
+    type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("empty: give a store folder or a postgres:// URL".to_string());
+        }
         Ok(StoreLocation::parse(s))
     }
 }
@@ -252,6 +257,13 @@ mod tests {
             StoreLocation::parse("postgres/store"),
             StoreLocation::Embedded(_)
         ));
+    }
+
+    #[test]
+    fn an_empty_store_argument_is_refused() {
+        assert!("".parse::<StoreLocation>().is_err());
+        assert!("  ".parse::<StoreLocation>().is_err());
+        assert!("store".parse::<StoreLocation>().is_ok());
     }
 
     #[test]
