@@ -86,7 +86,7 @@ fn frame<M: Message>(m: &M) -> Vec<u8> {
 impl<S: Read + Write> Device<S> {
     fn run(mut self) {
         // PROTOCOL.md, session start: a lone delimiter ends any half frame.
-        if self.stream.write_all(&[0]).is_err() {
+        if self.write_fully(&[0]).is_err() {
             return;
         }
         let mut decoder = FrameDecoder::<HostMessage>::new();
@@ -125,7 +125,26 @@ impl<S: Read + Write> Device<S> {
     }
 
     fn send(&mut self, m: &DeviceMessage) -> std::io::Result<()> {
-        self.stream.write_all(&frame(m))?;
+        self.write_fully(&frame(m))
+    }
+
+    /// Write every byte, however long the host takes to read them. A USB device's frames
+    /// wait in its endpoint until the host reads them (while an operator answers a prompt,
+    /// say): never cut in half, never a reason to drop the link. Only a real error (the
+    /// host closed its end) ends the device.
+    fn write_fully(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.stream.flush()
     }
 
@@ -233,7 +252,7 @@ impl<S: Read + Write> Device<S> {
             let n = encode(&edge, &mut frame_buf).expect("every v1 message fits a frame");
             out.extend_from_slice(&frame_buf[..n]);
             if out.len() >= PACKET {
-                if self.stream.write_all(&out).is_err() {
+                if self.write_fully(&out).is_err() {
                     return false;
                 }
                 out.clear();
@@ -244,10 +263,7 @@ impl<S: Read + Write> Device<S> {
             timestamp_ticks: now_ticks,
             last_sequence: self.last_sequence,
         })));
-        self.stream
-            .write_all(&out)
-            .and_then(|_| self.stream.flush())
-            .is_ok()
+        self.write_fully(&out).is_ok()
     }
 
     /// The Edge message of a world edge; it is the last one sent.
@@ -294,9 +310,82 @@ impl<S: Read + Write> Device<S> {
             timestamp_ticks: now_ticks,
             last_sequence: self.last_sequence,
         })));
-        self.stream
-            .write_all(&out)
-            .and_then(|_| self.stream.flush())
-            .is_ok()
+        self.write_fully(&out).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::World;
+    use meterbench_procedure::{DutFixture, Station};
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    /// A host that does not read for a while: every write times out until `stall` writes
+    /// have been refused, then everything is taken (and kept, to be decoded).
+    struct StalledHost {
+        stall: Arc<Mutex<u32>>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Read for StalledHost {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(5));
+            if self.written.lock().unwrap().len() > 400 {
+                // Enough seen: the host hangs up.
+                return Ok(0);
+            }
+            Err(ErrorKind::TimedOut.into())
+        }
+    }
+
+    impl Write for StalledHost {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut stall = self.stall.lock().unwrap();
+            if *stall > 0 {
+                *stall -= 1;
+                return Err(ErrorKind::TimedOut.into());
+            }
+            // Half of what is offered: frames cross write calls.
+            let n = b.len().div_ceil(2);
+            self.written.lock().unwrap().extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_host_that_stops_reading_gets_whole_frames_later_not_a_dropped_link() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let station = Station::load(&root.join("hw/stations/sim.yaml")).unwrap();
+        let DutFixture::Meter(fixture) =
+            DutFixture::load(&root.join("fixtures/cpim1000.yaml")).unwrap()
+        else {
+            panic!("a meter fixture")
+        };
+        let world = Arc::new(Mutex::new(World::for_station(&station, &fixture)));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let host = StalledHost {
+            stall: Arc::new(Mutex::new(200)),
+            written: written.clone(),
+        };
+        spawn_counter_device(world, 0, host, "CNT-1", 8, Vec::new())
+            .join()
+            .unwrap();
+        let bytes = written.lock().unwrap().clone();
+        let mut decoder = FrameDecoder::<DeviceMessage>::new();
+        let mut heartbeats = 0;
+        for b in bytes {
+            match decoder.push(b) {
+                Some(Ok(DeviceMessage::Heartbeat(_))) => heartbeats += 1,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("a frame was cut or spoiled: {e:?}"),
+                None => {}
+            }
+        }
+        assert!(heartbeats >= 5, "{heartbeats} heartbeats");
     }
 }
