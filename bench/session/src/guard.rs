@@ -55,6 +55,31 @@ pub fn needs_guard(station: &Station) -> bool {
     b.driver == Driver::Scpi && matches!(b.port, Some(PortSpec::Serial(_) | PortSpec::Tcp(_)))
 }
 
+/// A guard for `station`'s source when it needs one ([`needs_guard`]), run from this
+/// process's own executable (its hidden `guard` command).
+pub fn start_for(station: &Station, reports: &Path) -> anyhow::Result<Option<Guard>> {
+    if !needs_guard(station) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe()?;
+    Guard::start(&exe, station, reports)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("cannot start the source's guard process: {e}"))
+}
+
+/// The source is off and the bench confirmed it for every run: the guard stands down.
+/// Otherwise it is dropped, and switches the source off itself.
+pub fn stand_down(guard: Option<Guard>, session: &meterbench_runner::Session) {
+    if let Some(g) = guard
+        && session
+            .runs
+            .iter()
+            .all(|r| r.record.source.off_confirmed == Some(true))
+    {
+        g.finished();
+    }
+}
+
 /// The guard of a running bench: heartbeats on a thread until [`Guard::finished`].
 pub struct Guard {
     child: Child,

@@ -20,6 +20,7 @@ pub use bundle::Bundle;
 pub use events_file::JsonLines;
 pub use outputs::{
     Delivered, Drained, Output, StoreFiling, deliver, drain_queue, file_folder, queue_path,
+    station_outputs,
 };
 
 use chrono::NaiveDate;

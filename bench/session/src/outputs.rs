@@ -19,6 +19,32 @@ pub trait Output: Send + Sync {
     fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String>;
 }
 
+/// A station's outputs for every finished run, in order: the signed bundle (its issuance
+/// logged in `reports`), then the filing into `store` of what this key signed (a store
+/// out of reach queues the run beside it). The terminal and the panel issue the same.
+pub fn station_outputs(
+    key: meterbench_signing::SigningKey,
+    signer: String,
+    reports: &Path,
+    store: StoreLocation,
+) -> Vec<Box<dyn Output>> {
+    let queue = queue_path(&store, reports);
+    // The store files only what this bench signed.
+    let trusted = key.verifying_key();
+    vec![
+        Box::new(crate::Bundle::new(
+            key,
+            signer,
+            reports.join("issuance-log.jsonl"),
+        )),
+        Box::new(StoreFiling {
+            store,
+            queue,
+            trusted,
+        }),
+    ]
+}
+
 /// What the outputs did with one run.
 #[derive(Debug)]
 pub struct Delivered {

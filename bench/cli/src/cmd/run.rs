@@ -6,8 +6,7 @@ use meterbench_runner::operator::{Operator, TerminalOperator};
 use meterbench_runner::{FanOut, Observer, Outcome};
 use meterbench_session::paths::{BenchHome, default_store, load_or_create_key};
 use meterbench_session::{
-    Bundle, JsonLines, Output, Prepared, SessionError, SessionOptions, StoreFiling, deliver,
-    queue_path,
+    JsonLines, Prepared, SessionError, SessionOptions, deliver, station_outputs,
 };
 use meterbench_signing::key_id;
 use meterbench_store::StoreLocation;
@@ -258,30 +257,10 @@ pub(crate) fn start_guard(
     station: &Station,
     reports: &std::path::Path,
 ) -> anyhow::Result<Option<meterbench_session::guard::Guard>> {
-    if !meterbench_session::guard::needs_guard(station) {
-        return Ok(None);
-    }
-    let exe = std::env::current_exe()?;
-    meterbench_session::guard::Guard::start(&exe, station, reports)
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("cannot start the source's guard process: {e}"))
+    meterbench_session::guard::start_for(station, reports)
 }
 
-/// The source is off and the bench confirmed it for every run: the guard stands down.
-/// Otherwise it is dropped, and switches the source off itself.
-pub(crate) fn stand_down(
-    guard: Option<meterbench_session::guard::Guard>,
-    session: &meterbench_runner::Session,
-) {
-    if let Some(g) = guard
-        && session
-            .runs
-            .iter()
-            .all(|r| r.record.source.off_confirmed == Some(true))
-    {
-        g.finished();
-    }
-}
+pub(crate) use meterbench_session::guard::stand_down;
 
 /// Stop on SIGINT (Ctrl-C), SIGTERM, SIGHUP (a lost terminal) and SIGQUIT alike: the
 /// first asks the runner to stop (source off, records kept); the session ends as ABORTED.
@@ -346,21 +325,7 @@ impl Outputs {
             .signer
             .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
         let store = self.store.unwrap_or_else(|| default_store(&self.reports));
-        let queue = queue_path(&store, &self.reports);
-        // The store files only what this bench signed.
-        let trusted = self.key.verifying_key();
-        let outputs: Vec<Box<dyn Output>> = vec![
-            Box::new(Bundle::new(
-                self.key,
-                signer,
-                self.reports.join("issuance-log.jsonl"),
-            )),
-            Box::new(StoreFiling {
-                store,
-                queue,
-                trusted,
-            }),
-        ];
+        let outputs = station_outputs(self.key, signer, &self.reports, store);
         // A bundle's PDF and plots keep a core busy: one worker per core.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let delivered = deliver(session, &outputs, workers);
