@@ -16,6 +16,7 @@ fn main() {
         Command::Can(args) => meterbench::cmd::can::main(args, &home),
         Command::Hw(args) => meterbench::cmd::hw::main(args),
         Command::P1(args) => meterbench::cmd::p1::main(args),
+        Command::Panel(args) => meterbench::cmd::panel::main(args, &home),
         Command::Runs(args) => meterbench::cmd::runs::main(args, &home),
         Command::Audit(args) => meterbench::cmd::audit::main(args, &home),
         Command::Sim(args) => meterbench::cmd::sim::main(args, &home),

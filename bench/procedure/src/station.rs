@@ -25,6 +25,17 @@ mod raw {
         pub rack: Spanned<Rack>,
         pub safety: Safety,
         pub simulation: Option<Spanned<Simulation>>,
+        #[serde(default)]
+        pub panel: Option<Panel>,
+    }
+
+    /// Who may use the station panel from another machine.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Panel {
+        /// SHA-256 (hex) of the panel's password; `meterbench panel --hash-password`
+        /// prints it. The password itself is never written down.
+        pub password_sha256: Spanned<String>,
     }
 
     /// What the station allows a procedure to do to the devices it holds.
@@ -818,6 +829,9 @@ pub struct Station {
     pub guard_timeout_s: Option<f64>,
     pub safety_source: String,
     pub simulation: Option<SimulationSpec>,
+    /// SHA-256 (lower-case hex) of the station panel's password: required to use the
+    /// panel from another machine.
+    pub panel_password_sha256: Option<String>,
 }
 
 /// A reference standard's correction, its numbers in bounds and its ranges in order.
@@ -1133,7 +1147,21 @@ impl Station {
                 "a source on a real port needs `safety.guard_timeout_s`: how long its guard process waits for the bench's heartbeat before it switches the source off (e.g. 2)".into(),
             ));
         }
+        let panel_password_sha256 = match &raw.panel {
+            Some(p) => {
+                let h = p.password_sha256.value.trim().to_ascii_lowercase();
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        Pos::of(&p.password_sha256),
+                        "panel.password_sha256 is the SHA-256 of the password as 64 hex digits (`meterbench panel --hash-password` prints it), never the password".into(),
+                    ));
+                }
+                Some(h)
+            }
+            None => None,
+        };
         Ok(Station {
+            panel_password_sha256,
             guard_timeout_s,
             max_energised_s,
             max_energised_pos: Pos::of(&raw.safety.max_energised_s),

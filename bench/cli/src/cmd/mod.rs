@@ -8,6 +8,7 @@ pub mod hw;
 pub mod init;
 pub mod keys;
 pub mod p1;
+pub mod panel;
 pub mod retest;
 pub mod run;
 pub mod runs;
@@ -61,6 +62,9 @@ pub enum Command {
     Hw(hw::HwArgs),
     /// DSMR P1 telegrams: read a port live, or decode captured bytes.
     P1(p1::P1Args),
+    /// The station panel: a browser operator screen (start, live results, prompts, stop,
+    /// retest, history), served by this process.
+    Panel(panel::PanelArgs),
     /// Manage the bench's signing key.
     Keys(keys::KeysArgs),
     /// Runs in the results store: list, show, file bundles into it.

@@ -1,0 +1,596 @@
+// The station panel's page: it shows what the bench's event stream says and sends what
+// the operator does. It decides nothing: verdicts, conformity and the validity of every
+// answer come from the bench.
+"use strict";
+
+const TEXT = {
+  en: {
+    offline: "offline", online: "connected", login_title: "Panel password", login: "Log in",
+    start: "Start", procedure: "Procedure", fixture: "Fixture", position: "Position",
+    serial: "Serial number (scan)", ask: "Answer the prompts here (simulated bench)",
+    sim_faults: "Simulated faults, one per line (YAML)",
+    loop: "Production loop: a scan starts the next device", start_run: "Start", stop: "Stop",
+    station: "Station", role: "Role", instrument: "Instrument", calibration: "Calibration",
+    due: "Due", key_id: "Signing key", positions: "Positions", live: "Live run", load: "Load",
+    history: "History", serial_short: "Serial", verdict: "Verdict", any: "any", filter: "Filter",
+    started: "Started", certificate: "Certificate", bundle: "Bundle", yes: "Yes", no: "No", ok: "OK",
+    waiting: "WAITING", measuring: "MEASURING", PASS: "PASS", FAIL: "FAIL", ERROR: "ERROR",
+    ABORTED: "ABORTED", NOT_DECIDABLE: "NOT DECIDABLE",
+    step: "Step", port: "Port", current: "I", pf: "PF", error: "Error %", u: "U %", mpe: "MPE %",
+    conformity: "Conformity", pulses: "Pulses", left: "left", retest: "Retest",
+    c_pass: "pass", c_fail: "fail", c_conditional_pass: "conditional pass",
+    c_conditional_fail: "conditional fail", c_not_decidable: "not decidable",
+    overdue: "overdue", due_soon: "due soon", source_on: "source on", source_off: "source off",
+    step_of: "Step {i} of {n}: {name}", attempt: "attempt {n}", time_left: "{s} s left",
+    elapsed: "{s} s", stopping: "Stopping: switching the source off…",
+    session_done: "Session finished: {outcome}", signed: "signed bundle", not_signed: "NOT signed",
+    verify: "Verify", verified: "intact, signed by {key}", not_verified: "NOT intact",
+    runs_shown: "{n} of {total} runs", no_runs: "no runs yet", busy: "a session is running",
+    in_position: "Position {p}", device: "device", idle: "No run yet: start one above.",
+    retest_started: "Retest of {step} started",
+    error_chart: "error % against current (A)", run_error: "The session ended with an error",
+    question_for: "Position {p}",
+  },
+  de: {
+    offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
+    start: "Start", procedure: "Prüfablauf", fixture: "Prüflingsprofil", position: "Platz",
+    serial: "Seriennummer (scannen)", ask: "Abfragen hier beantworten (simulierter Prüfplatz)",
+    sim_faults: "Simulierte Fehler, einer pro Zeile (YAML)",
+    loop: "Fertigungsschleife: ein Scan startet das nächste Gerät", start_run: "Starten", stop: "Stopp",
+    station: "Prüfplatz", role: "Rolle", instrument: "Gerät", calibration: "Kalibrierung",
+    due: "Fällig", key_id: "Signaturschlüssel", positions: "Plätze", live: "Laufende Prüfung",
+    load: "Last", history: "Verlauf", serial_short: "Seriennummer", verdict: "Ergebnis", any: "alle",
+    filter: "Filtern", started: "Begonnen", certificate: "Zertifikat", bundle: "Paket",
+    yes: "Ja", no: "Nein", ok: "OK",
+    waiting: "WARTET", measuring: "MESSUNG", PASS: "BESTANDEN", FAIL: "NICHT BESTANDEN",
+    ERROR: "FEHLER", ABORTED: "ABGEBROCHEN", NOT_DECIDABLE: "NICHT ENTSCHEIDBAR",
+    step: "Schritt", port: "Zähler", current: "I", pf: "LF", error: "Fehler %", u: "U %",
+    mpe: "Grenze %", conformity: "Konformität", pulses: "Impulse", left: "noch", retest: "Wiederholen",
+    c_pass: "erfüllt", c_fail: "nicht erfüllt", c_conditional_pass: "bedingt erfüllt",
+    c_conditional_fail: "bedingt nicht erfüllt", c_not_decidable: "nicht entscheidbar",
+    overdue: "überfällig", due_soon: "bald fällig", source_on: "Quelle an", source_off: "Quelle aus",
+    step_of: "Schritt {i} von {n}: {name}", attempt: "Versuch {n}", time_left: "noch {s} s",
+    elapsed: "{s} s", stopping: "Stopp: die Quelle wird abgeschaltet…",
+    session_done: "Prüfung beendet: {outcome}", signed: "signiertes Paket", not_signed: "NICHT signiert",
+    verify: "Prüfen", verified: "unverändert, signiert mit {key}", not_verified: "NICHT unverändert",
+    runs_shown: "{n} von {total} Prüfungen", no_runs: "noch keine Prüfungen", busy: "eine Prüfung läuft",
+    in_position: "Platz {p}", device: "Gerät", idle: "Noch keine Prüfung: oben starten.",
+    retest_started: "Wiederholung von {step} gestartet",
+    error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
+    question_for: "Platz {p}",
+  },
+};
+
+// The procedure's questions by key, in German (the English prompt comes from the bench).
+const PROMPTS_DE = {
+  "lcd.startup_fault": "Zeigt das Display „-CHARGEPOIN+“ (der Zähler hat den Bootloader nicht verlassen)?",
+  "lcd.software_version": "Gesamt-Softwareversion auf dem Display",
+  "lcd.software_hash": "Gesamt-Software-Hash auf dem Display",
+  "lcd.lrs_hash": "Hash der eichrechtlich relevanten Software (LRS) auf dem Display",
+  "serial.scan": "Seriennummer scannen (QR-Code auf dem Typenschild)",
+};
+const PROMPT_PATTERNS_DE = [
+  [/^lcd\.flags\.(.+)$/, (m) => `Anzeigesymbole des Zählers ${m[1]} auf dem Display, wie angezeigt`],
+  [/^lcd\.register_before\.(.+)$/, (m) => `Zählerstand des Zählers ${m[1]} auf dem Display, kWh (vor der Dosis)`],
+  [/^lcd\.register_after\.(.+)$/, (m) => `Zählerstand des Zählers ${m[1]} auf dem Display, kWh (nach der Dosis)`],
+  [/^seal\./, (m, prompt) => `Siegel – vorhanden und unversehrt? (${prompt.replace(/: present and intact\?$/, "")})`],
+  [/^label\./, (m, prompt) => `Schild – vorhanden, lesbar, alle Angaben? (${prompt.split(":")[0]})`],
+];
+const HINTS_DE = {
+  yes_no: "ja/nein", version: "z. B. 1.8.4", serial_number: "Seriennummer scannen oder eingeben",
+  shown: "wie angezeigt, - wenn nichts",
+};
+
+let lang = localStorage.getItem("meterbench.lang") || ((navigator.language || "en").startsWith("de") ? "de" : "en");
+const t = (key, vars = {}) => {
+  let s = (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+  for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, v);
+  return s;
+};
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+};
+const svg = (tag, attrs = {}) => {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+const fmt = (x, digits = 3) => (x == null || Number.isNaN(x) ? "–" : Number(x).toFixed(digits));
+// U with two significant digits, as the certificate gives it.
+const fmtU = (u) => (u == null ? "–" : Number(u).toPrecision(2));
+
+async function api(path, body) {
+  const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const r = await fetch(path, init);
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 401) showLogin();
+  if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+  return data;
+}
+
+// ---- state built from the event stream ----
+const state = {
+  station: null, session: null, steps: [], positions: new Map(), load: null, loadOn: false,
+  question: null, running: false, busy: false, replaying: 0,
+};
+// For the browser test and the figures: how late each live message arrived, ms.
+window.meterbenchLatencies = [];
+window.meterbenchMessages = 0;
+// When the last message of each kind left the bench (ms since the epoch).
+window.meterbenchSent = {};
+window.meterbenchReceived = {};
+
+function resetSession() {
+  state.session = null; state.steps = []; state.positions = new Map(); state.load = null; state.loadOn = false;
+  state.finished = null; state.step = null;
+  $("positions").replaceChildren(el("p", { class: "muted", text: t("idle") }));
+  $("step-line").textContent = ""; $("session-id").textContent = "";
+  drawLoad();
+}
+
+function position(p) {
+  if (!state.positions.has(p)) {
+    state.positions.set(p, { id: p, serial: "", run_id: "", state: "waiting", reason: null, progress: null, rows: new Map(), delivered: null });
+  }
+  return state.positions.get(p);
+}
+
+function handle(m) {
+  switch (m.event) {
+    case "panel_hello":
+      resetSession(); closeQuestion();
+      state.replaying = m.replayed; state.running = false; state.busy = false;
+      return;
+    case "session_started":
+      resetSession();
+      state.running = true; state.busy = true;
+      state.session = m; state.steps = m.steps;
+      $("session-id").textContent = `${m.session_id} · ${m.procedure}`;
+      for (const p of m.positions) Object.assign(position(p.position), { serial: p.serial, run_id: p.run_id, state: "measuring" });
+      break;
+    case "step_started":
+      state.step = m;
+      for (const p of m.positions) { const pos = position(p); pos.progress = null; pos.step = m.name; }
+      break;
+    case "load":
+      state.load = m.setpoint; state.loadOn = m.on; drawLoad();
+      return;
+    case "progress":
+      state.progressAt = m;
+      for (const pp of m.ports) {
+        const pos = position(pp.position);
+        pos.progress = pos.progress || {};
+        pos.progress[pp.port] = pp;
+        pos.remaining_s = m.remaining_s; pos.elapsed_s = m.elapsed_s;
+      }
+      break;
+    case "step_finished": {
+      const pos = position(m.position);
+      for (const port of m.step.ports) pos.rows.set(`${m.step.index}/${port.port}`, row(m.step, port));
+      break;
+    }
+    case "position_finished":
+      Object.assign(position(m.position), { state: m.outcome, reason: m.reason, run_id: m.run_id });
+      break;
+    case "session_finished":
+      state.running = false; state.finished = m.outcome;
+      break;
+    case "panel_question": showQuestion(m); return;
+    case "panel_question_closed": if (state.question && state.question.id === m.id) closeQuestion(); return;
+    case "panel_stopping": $("step-line").textContent = t("stopping"); return;
+    case "panel_delivered": position(m.position ?? firstPosition()).delivered = m; break;
+    case "panel_error":
+      $("start-error").textContent = `${t("run_error")}: ${m.message}`;
+      break;
+    case "panel_idle":
+      state.running = false; state.busy = false; closeQuestion(); setBusy(false); loadHistory();
+      if ($("loop").checked && !state.replaying) nextInLoop();
+      break;
+    default: break;
+  }
+  // Busy from the session's start until its bundles are issued and filed.
+  if (!state.replaying) setBusy(state.busy);
+  scheduleRender();
+}
+
+// A burst of events (a fast simulated run sends a hundred in a blink) is drawn once per
+// frame, not once per event: the page must not take the bench's processor from the run.
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => { renderPending = false; render(); });
+}
+
+function firstPosition() { return state.positions.keys().next().value; }
+
+// One row of the point table from a port's result.
+function row(step, port) {
+  const r = port.result || {};
+  const decision = r.decision || (r.comparison && r.comparison.decision) || null;
+  let conformity = decision ? decision.conformity : (r.passed === true ? "pass" : r.passed === false ? "fail" : null);
+  const repeats = r.repeats || [];
+  return {
+    index: step.index, attempt: step.attempt, name: step.name, kind: step.kind, port: port.port,
+    current_a: r.reference_a ?? (step.load ? step.load.current_a : null),
+    pf: step.load ? step.load.power_factor : null,
+    error: r.error_percent ?? r.mean_error_percent ?? (r.comparison ? r.comparison.error_percent : null),
+    u: r.expanded_u_percent ?? null,
+    mpe: r.limit ? r.limit.mpe_percent : (r.limit_percent ?? null),
+    conformity, outcome: step.outcome, message: step.message,
+    pulses: repeats.length ? repeats.reduce((a, x) => a + (x.dut_pulses || 0), 0) : null,
+  };
+}
+
+function setBusy(busy) {
+  $("start").disabled = busy;
+  $("stop").disabled = !busy;
+}
+
+// ---- rendering ----
+function render() {
+  const s = state.step;
+  if (state.running && s) {
+    const n = state.steps.length;
+    const p = state.progressAt && state.progressAt.index === s.index ? state.progressAt : null;
+    let line = t("step_of", { i: s.index + 1, n, name: s.name });
+    if (s.attempt > 1) line += ` (${t("attempt", { n: s.attempt })})`;
+    if (p) line += ` · ${t("elapsed", { s: p.elapsed_s.toFixed(0) })} · ${t("time_left", { s: p.remaining_s.toFixed(0) })}`;
+    $("step-line").textContent = line;
+  } else if (state.finished) {
+    $("step-line").textContent = t("session_done", { outcome: t(state.finished) });
+  }
+  const box = $("positions");
+  if (!state.positions.size) return;
+  box.replaceChildren(...[...state.positions.values()].sort((a, b) => a.id - b.id).map(renderPosition));
+}
+
+function renderPosition(pos) {
+  const key = pos.state === "waiting" || pos.state === "measuring" ? pos.state : pos.state;
+  const stateBox = el("div", { class: `state ${key.toLowerCase()}`, "data-testid": `state-${pos.id}` },
+    el("span", { text: t(key) }),
+    el("small", { text: `${t("in_position", { p: pos.id })} · ${pos.serial}` }));
+  const body = el("div", { class: "body" });
+  if (pos.reason) body.append(el("p", { class: "reason", text: pos.reason }));
+  if (pos.state === "measuring" && pos.progress) {
+    for (const pp of Object.values(pos.progress)) {
+      const bar = el("div", { class: "bar" }, el("div"));
+      const share = pp.needed ? Math.min(1, pp.counted / pp.needed) : (pos.elapsed_s / Math.max(1e-9, pos.elapsed_s + pos.remaining_s));
+      bar.firstChild.style.width = `${(100 * share).toFixed(1)}%`;
+      const counted = pp.needed ? `${pp.counted} / ${pp.needed} ${t("pulses")}` : `${pp.counted} ${t("pulses")}`;
+      body.append(el("div", { class: "progress" }, el("span", { text: pp.port }), bar,
+        el("span", { text: `${counted} · ${t("time_left", { s: (pos.remaining_s || 0).toFixed(0) })}` })));
+    }
+  }
+  if (pos.delivered) {
+    const d = pos.delivered;
+    const p = el("p", { class: "muted" }, `${d.run_id} · `, el("b", { text: d.signed ? t("signed") : t("not_signed") }));
+    if (d.signed) { p.append(" · "); p.append(el("a", { href: `/runs/${d.run_id}/certificate.pdf`, target: "_blank", text: t("certificate") })); }
+    for (const r of d.results) if (!r.ok) p.append(el("div", { class: "error", text: `${r.output}: ${r.message}` }));
+    body.append(p);
+  }
+  body.append(pointsTable(pos), chart(pos));
+  return el("div", { class: "position", "data-position": pos.id }, stateBox, body);
+}
+
+function pointsTable(pos) {
+  const head = el("tr", {}, ...["step", "port", "current", "pf", "error", "u", "mpe", "conformity", "pulses", ""].map((k) => el("th", { text: k ? t(k) : "" })));
+  const rows = [...pos.rows.values()].sort((a, b) => a.index - b.index || a.port.localeCompare(b.port));
+  const body = rows.map((r) => {
+    const c = r.conformity || "";
+    const tr = el("tr", { class: `c-${c}`, "data-step": r.name, "data-port": r.port },
+      el("td", { text: r.attempt > 1 ? `${r.name} (${t("attempt", { n: r.attempt })})` : r.name }),
+      el("td", { text: r.port }),
+      el("td", { class: "num", text: r.current_a == null ? "" : fmt(r.current_a, 2) }),
+      el("td", { text: r.pf || "" }),
+      el("td", { class: "num", text: r.error == null ? "" : fmt(r.error, 3) }),
+      el("td", { class: "num", text: r.u == null ? "" : fmtU(r.u) }),
+      el("td", { class: "num", text: r.mpe == null ? "" : fmt(r.mpe, 1) }),
+      el("td", { class: "conformity", text: c ? t(`c_${c}`) : (r.outcome || "") }),
+      el("td", { class: "num", text: r.pulses == null ? "" : String(r.pulses) }),
+      el("td"));
+    const failed = c === "fail" || c === "conditional_fail";
+    if (failed && !state.running && pos.run_id && (pos.state === "FAIL")) {
+      const b = el("button", { class: "small", type: "button", text: t("retest") });
+      b.addEventListener("click", () => retest(pos.run_id, r.name));
+      tr.lastChild.append(b);
+    }
+    return tr;
+  });
+  return el("table", { class: "points" }, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+// Error against current, point by point, each with its U bar and the limit band.
+function chart(pos) {
+  const pts = [...pos.rows.values()].filter((r) => r.error != null && r.current_a > 0);
+  const box = svg("svg", { class: "chart", viewBox: "0 0 480 180", role: "img", "aria-label": t("error_chart") });
+  if (!pts.length) return box;
+  const xs = pts.map((p) => Math.log10(p.current_a));
+  const x0 = Math.min(...xs) - 0.1, x1 = Math.max(...xs) + 0.1;
+  const lim = Math.max(1, ...pts.map((p) => Math.abs(p.mpe || 0)), ...pts.map((p) => Math.abs(p.error) + (p.u || 0)));
+  const X = (a) => 40 + (430 * (Math.log10(a) - x0)) / Math.max(1e-9, x1 - x0);
+  const Y = (e) => 90 - (80 * e) / (lim * 1.1);
+  box.append(svg("line", { x1: 40, x2: 470, y1: Y(0), y2: Y(0), stroke: "#9ca3af" }));
+  const label = svg("text", { x: 2, y: 14, "font-size": 11, fill: "#6b7280" }); label.textContent = t("error_chart"); box.append(label);
+  for (const [e, txt] of [[lim, `+${fmt(lim, 1)}`], [-lim, `-${fmt(lim, 1)}`]]) {
+    const l = svg("text", { x: 2, y: Y(e) + 4, "font-size": 10, fill: "#6b7280" }); l.textContent = txt; box.append(l);
+  }
+  const ports = [...new Set(pts.map((p) => p.port))];
+  const colours = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed"];
+  for (const p of pts) {
+    const x = X(p.current_a) + (ports.indexOf(p.port) - (ports.length - 1) / 2) * 5;
+    if (p.mpe) box.append(svg("line", { x1: x - 6, x2: x + 6, y1: Y(p.mpe), y2: Y(p.mpe), stroke: "#b91c1c" }),
+      svg("line", { x1: x - 6, x2: x + 6, y1: Y(-p.mpe), y2: Y(-p.mpe), stroke: "#b91c1c" }));
+    const colour = colours[ports.indexOf(p.port) % colours.length];
+    if (p.u) box.append(svg("line", { x1: x, x2: x, y1: Y(p.error - p.u), y2: Y(p.error + p.u), stroke: colour, "stroke-width": 2 }));
+    const dot = svg("circle", { cx: x, cy: Y(p.error), r: 3, fill: colour });
+    const title = svg("title"); title.textContent = `${p.name} ${p.port}: ${fmt(p.error)} % ± ${fmtU(p.u)} %`; dot.append(title);
+    box.append(dot);
+  }
+  return box;
+}
+
+// The load the source holds: a phasor per phase (voltage and current) and the numbers.
+function drawLoad() {
+  const s = state.load;
+  const box = $("phasors");
+  box.replaceChildren(svg("circle", { cx: 0, cy: 0, r: 100, fill: "none", stroke: "#e5e7eb" }));
+  const tbody = $("load");
+  tbody.replaceChildren();
+  $("load-state").textContent = s ? (state.loadOn ? t("source_on") : t("source_off")) : "";
+  if (!s) return;
+  const colours = ["#92400e", "#111827", "#6b7280"];
+  const vmax = Math.max(...s.phases.map((p) => p.voltage_v), 1);
+  const imax = Math.max(...s.phases.map((p) => p.current_a), 1e-9);
+  s.phases.forEach((p, k) => {
+    const base = (-120 * k * Math.PI) / 180;
+    const phi = (p.current_lag_deg * Math.PI) / 180;
+    const on = state.loadOn;
+    const v = on ? (95 * p.voltage_v) / vmax : 0;
+    const i = on ? (70 * p.current_a) / imax : 0;
+    box.append(
+      svg("line", { x1: 0, y1: 0, x2: v * Math.cos(base), y2: -v * Math.sin(base), stroke: colours[k], "stroke-width": 3 }),
+      svg("line", { x1: 0, y1: 0, x2: i * Math.cos(base - phi), y2: -i * Math.sin(base - phi), stroke: colours[k], "stroke-width": 2, "stroke-dasharray": "5 3" }));
+    tbody.append(el("tr", {}, el("td", { text: `L${k + 1}` }), el("td", { class: "num", text: on ? fmt(p.voltage_v, 1) : "0" }),
+      el("td", { class: "num", text: on ? fmt(p.current_a, 3) : "0" }), el("td", { class: "num", text: fmt(p.current_lag_deg, 1) })));
+  });
+}
+
+// ---- questions ----
+function promptText(q) {
+  if (lang !== "de") return q.prompt;
+  if (PROMPTS_DE[q.key]) return PROMPTS_DE[q.key];
+  for (const [re, f] of PROMPT_PATTERNS_DE) { const m = q.key.match(re); if (m) return f(m, q.prompt); }
+  return q.prompt;
+}
+
+function showQuestion(q) {
+  state.question = q;
+  if (state.replaying) return; // shown once the replay is through, if still open
+  const d = $("question");
+  d.dataset.key = q.key;
+  $("question-position").textContent = q.position != null && state.positions.size > 1 ? t("question_for", { p: q.position }) : "";
+  $("question-prompt").textContent = promptText(q);
+  $("question-hint").textContent = lang === "de" && HINTS_DE[q.format] ? HINTS_DE[q.format] : q.hint;
+  $("question-error").textContent = "";
+  const yesno = q.format === "yes_no";
+  $("question-yesno").hidden = !yesno;
+  $("question-text").hidden = yesno;
+  $("question-input").value = "";
+  if (!d.open) d.showModal();
+  if (!yesno) $("question-input").focus();
+}
+
+function closeQuestion() {
+  state.question = null;
+  const d = $("question");
+  if (d.open) d.close();
+}
+
+async function sendAnswer(text) {
+  const q = state.question;
+  if (!q) return;
+  try {
+    await api("/api/answer", { id: q.id, answer: text });
+  } catch (e) {
+    $("question-error").textContent = e.message;
+    $("question-input").select();
+  }
+}
+
+// ---- actions ----
+async function startRun(ev) {
+  if (ev) ev.preventDefault();
+  $("start-error").textContent = "";
+  const serials = {};
+  for (const input of document.querySelectorAll("#serials input")) {
+    if (input.value.trim()) serials[input.dataset.position] = input.value;
+  }
+  const simFaults = $("sim-faults").value.split("\n").map((l) => l.trim()).filter(Boolean);
+  try {
+    setBusy(true);
+    await api("/api/start", {
+      procedure: $("procedure").value, fixture: $("fixture").value, serials,
+      ask: $("ask").checked, sim_faults: simFaults,
+    });
+  } catch (e) {
+    setBusy(false);
+    $("start-error").textContent = e.message;
+  }
+}
+
+async function stopRun() {
+  try { await api("/api/stop", {}); } catch (e) { $("start-error").textContent = e.message; }
+}
+
+async function retest(runId, step) {
+  $("start-error").textContent = "";
+  try {
+    setBusy(true);
+    await api("/api/retest", { run_id: runId, step });
+    $("step-line").textContent = t("retest_started", { step });
+  } catch (e) {
+    setBusy(false);
+    $("start-error").textContent = e.message;
+  }
+}
+
+function nextInLoop() {
+  for (const input of document.querySelectorAll("#serials input")) input.value = "";
+  const first = document.querySelector("#serials input");
+  if (first) first.focus();
+}
+
+async function loadHistory(ev) {
+  if (ev) ev.preventDefault();
+  const q = new URLSearchParams({ serial: $("history-serial").value, verdict: $("history-verdict").value });
+  try {
+    const h = await api(`/api/history?${q}`);
+    $("history").replaceChildren(...h.runs.map((r) => {
+      const verify = el("button", { class: "small", type: "button", text: t("verify") });
+      const result = el("span");
+      verify.addEventListener("click", async () => {
+        const v = await api(`/api/runs/${encodeURIComponent(r.run_id)}/verify`);
+        result.textContent = v.ok ? ` ${t("verified", { key: v.key_id })}` : ` ${t("not_verified")}: ${(v.problems || []).join("; ")}`;
+        result.className = v.ok ? "verdict PASS" : "verdict FAIL";
+      });
+      return el("tr", { "data-run": r.run_id },
+        el("td", { text: r.started_utc.replace("T", " ").slice(0, 19) }),
+        el("td", { text: r.serial }), el("td", { text: r.procedure }),
+        el("td", { class: `verdict ${r.outcome}`, text: t(r.outcome) }),
+        el("td", {}, r.certificate ? el("a", { href: r.certificate, target: "_blank", text: "PDF" }) : ""),
+        el("td", {}, verify, result));
+    }));
+    $("history-note").textContent = h.total ? t("runs_shown", { n: h.runs.length, total: h.total }) : t("no_runs");
+  } catch (e) {
+    $("history-note").textContent = e.message;
+  }
+}
+
+// ---- station ----
+async function loadStation() {
+  const s = await api("/api/station");
+  state.station = s;
+  $("station-title").textContent = `${s.name} (${s.id}) · ${s.laboratory}`;
+  $("key-id").textContent = s.key_id;
+  $("instruments").replaceChildren(...s.instruments.map((i) => el("tr", { class: `due-${i.state}` },
+    el("td", { text: i.role }), el("td", { text: `${i.model} · ${i.serial_number}` }),
+    el("td", { text: i.calibration }),
+    el("td", { class: "due", text: i.state === "ok" ? i.due : `${i.due} (${t(i.state)})` }))));
+  $("rack").textContent = s.positions.map((p) => p.id).join(", ");
+  const fill = (select, names, prefer) => {
+    const keep = select.value;
+    select.replaceChildren(...names.map((n) => el("option", { value: n, text: n.replace(/\.yaml$/, "") })));
+    select.value = names.includes(keep) ? keep : (names.includes(prefer) ? prefer : names[0]);
+  };
+  fill($("procedure"), s.procedures, "en50470-3-class-b.yaml");
+  fill($("fixture"), s.fixtures, "cpim1000.yaml");
+  $("serials").replaceChildren(...s.positions.map((p) => {
+    const input = el("input", { "data-position": p.id, placeholder: p.simulated_serial || "", autocomplete: "off" });
+    input.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      const inputs = [...document.querySelectorAll("#serials input")];
+      const next = inputs[inputs.indexOf(input) + 1];
+      if (next) next.focus(); else startRun();
+    });
+    return el("tr", {}, el("td", { text: String(p.id) }), el("td", {}, input));
+  }));
+  for (const e of document.querySelectorAll(".sim-only")) e.hidden = !s.simulated;
+  setBusy(s.busy);
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("lang").textContent = lang === "de" ? "EN" : "DE";
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  if (state.station) loadStation().catch(() => {});
+  showConnection($("connection").classList.contains("on"));
+  drawLoad();
+  render();
+  if (state.question) showQuestion(state.question);
+  loadHistory();
+}
+
+// ---- the stream ----
+function connect() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => showConnection(true);
+  es.onerror = () => showConnection(false);
+  es.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    const replayed = state.replaying > 0 && m.event !== "panel_hello";
+    if (!replayed && m.sent_ms) window.meterbenchLatencies.push(Date.now() - m.sent_ms);
+    window.meterbenchMessages += 1;
+    window.meterbenchSent[m.event] = m.sent_ms;
+    window.meterbenchReceived[m.event] = Date.now();
+    handle(m);
+    if (replayed) {
+      state.replaying -= 1;
+      if (state.replaying === 0) { if (state.question) showQuestion(state.question); setBusy(state.busy); }
+    }
+  };
+}
+
+function showConnection(on) {
+  $("connection").className = on ? "connection on" : "connection off";
+  $("connection").textContent = t(on ? "online" : "offline");
+}
+
+function showLogin() {
+  $("login").hidden = false; $("main").hidden = true;
+  $("login-password").focus();
+}
+
+async function start() {
+  applyLanguageStatic();
+  try {
+    await loadStation();
+  } catch (e) {
+    if ($("login").hidden) document.body.append(el("p", { class: "error", text: e.message }));
+    return;
+  }
+  $("login").hidden = true; $("main").hidden = false;
+  resetSession();
+  connect();
+  loadHistory();
+}
+
+function applyLanguageStatic() {
+  document.documentElement.lang = lang;
+  $("lang").textContent = lang === "de" ? "EN" : "DE";
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("start-form").addEventListener("submit", startRun);
+  // Stop acts at once: the source goes off, the records are kept.
+  $("stop").addEventListener("click", stopRun);
+  $("question-stop").addEventListener("click", stopRun);
+  $("answer-yes").addEventListener("click", () => sendAnswer("yes"));
+  $("answer-no").addEventListener("click", () => sendAnswer("no"));
+  $("question-form").addEventListener("submit", (e) => { e.preventDefault(); sendAnswer($("question-input").value); });
+  $("question").addEventListener("cancel", (e) => e.preventDefault());
+  $("history-form").addEventListener("submit", loadHistory);
+  $("lang").addEventListener("click", () => {
+    lang = lang === "de" ? "en" : "de";
+    localStorage.setItem("meterbench.lang", lang);
+    applyLanguage();
+  });
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("/api/login", { password: $("login-password").value });
+      start();
+    } catch (err) {
+      $("login-error").textContent = err.message;
+    }
+  });
+  start();
+});

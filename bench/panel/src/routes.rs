@@ -1,0 +1,216 @@
+//! The panel's HTTP interface: the page and its assets, a JSON API for what the page
+//! does, and the event stream (server-sent events).
+
+use crate::Shared;
+use crate::access::{COOKIE, host_is_ours, origin_is_ours};
+use crate::assets;
+use crate::job::{self, AnswerError, Refused, RetestRequest, StartRequest};
+use crate::view::{self, HistoryQuery};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Shd = State<Arc<Shared>>;
+
+/// The history shows this many runs; the filter narrows it down.
+const HISTORY_ROWS: usize = 200;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(|| async { assets::page() }))
+        .route("/panel.js", get(|| async { assets::script() }))
+        .route("/panel.css", get(|| async { assets::style() }))
+        .route("/api/login", post(login))
+        .route("/api/station", get(station))
+        .route("/api/events", get(events))
+        .route("/api/start", post(start))
+        .route("/api/retest", post(retest))
+        .route("/api/answer", post(answer))
+        .route("/api/stop", post(stop))
+        .route("/api/history", get(history))
+        .route("/api/runs/{id}/verify", get(verify))
+        .route("/runs/{id}/certificate.pdf", get(certificate))
+        .layer(middleware::from_fn_with_state(shared.clone(), gate))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Every request: from this panel's host and page, and (with a password) from a browser
+/// that gave it. The page and its assets are public (the login form is on it).
+async fn gate(State(shared): Shd, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST);
+    if !host_is_ours(host, shared.address) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this is the panel at {}", shared.address),
+        );
+    }
+    if request.method() != Method::GET && !origin_is_ours(text(header::ORIGIN), host) {
+        return error(StatusCode::FORBIDDEN, "a request from another site's page");
+    }
+    let path = request.uri().path();
+    let private = (path.starts_with("/api/") && path != "/api/login") || path.starts_with("/runs/");
+    if private && !shared.access.allows(text(header::COOKIE)) {
+        return error(StatusCode::UNAUTHORIZED, "the panel's password is needed");
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct Login {
+    password: String,
+}
+
+async fn login(State(shared): Shd, Json(l): Json<Login>) -> Response {
+    if !shared.access.needs_login() {
+        return Json(json!({"ok": true})).into_response();
+    }
+    match shared.access.login(&l.password) {
+        Some(token) => {
+            let mut r = Json(json!({"ok": true})).into_response();
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        None => error(StatusCode::UNAUTHORIZED, "wrong password"),
+    }
+}
+
+async fn station(State(shared): Shd) -> Json<Value> {
+    Json(view::station(&shared, chrono::Local::now().date_naive()))
+}
+
+/// The session's messages so far, then live ones. A page that falls too far behind is
+/// cut off; its browser reconnects and replays.
+async fn events(State(shared): Shd) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let (replay, live) = shared.hub.subscribe();
+    let hello = json!({"event": "panel_hello", "replayed": replay.len()}).to_string();
+    let first = stream::iter(
+        std::iter::once(hello.into())
+            .chain(replay)
+            .map(|m: Arc<str>| Ok(SseEvent::default().data(&*m))),
+    );
+    let rest = stream::unfold(live, |mut live| async move {
+        match live.recv().await {
+            Ok(m) => Some((Ok(SseEvent::default().data(&*m)), live)),
+            Err(_) => None,
+        }
+    });
+    Sse::new(first.chain(rest)).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+}
+
+fn refused(r: Refused) -> Response {
+    match r {
+        Refused::Busy => error(
+            StatusCode::CONFLICT,
+            "a session is running: wait for it to end or stop it",
+        ),
+        Refused::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
+    }
+}
+
+async fn start(State(shared): Shd, Json(req): Json<StartRequest>) -> Response {
+    let s = shared.clone();
+    match tokio::task::spawn_blocking(move || job::start(&s, req)).await {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response(),
+        Ok(Err(r)) => refused(r),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn retest(State(shared): Shd, Json(req): Json<RetestRequest>) -> Response {
+    if !view::is_run_id(&req.run_id) {
+        return error(StatusCode::BAD_REQUEST, "not a run id");
+    }
+    let s = shared.clone();
+    match tokio::task::spawn_blocking(move || job::start_retest(&s, req)).await {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response(),
+        Ok(Err(r)) => refused(r),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    id: u64,
+    answer: String,
+}
+
+async fn answer(State(shared): Shd, Json(a): Json<Answer>) -> Response {
+    match shared.job.answer(a.id, &a.answer) {
+        Ok(normalised) => Json(json!({"ok": true, "answer": normalised})).into_response(),
+        Err(AnswerError::NotAsked) => error(
+            StatusCode::CONFLICT,
+            "that question is no longer asked (answered, or the run ended)",
+        ),
+        Err(AnswerError::Refused(why)) => error(StatusCode::UNPROCESSABLE_ENTITY, why),
+    }
+}
+
+async fn stop(State(shared): Shd) -> Response {
+    if shared.job.stop() {
+        shared.hub.publish(json!({"event": "panel_stopping"}));
+        Json(json!({"ok": true})).into_response()
+    } else {
+        error(StatusCode::CONFLICT, "no session is running")
+    }
+}
+
+async fn history(State(shared): Shd, Query(q): Query<HistoryQuery>) -> Response {
+    let s = shared.clone();
+    match tokio::task::spawn_blocking(move || view::history(&s, &q, HISTORY_ROWS)).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn verify(State(shared): Shd, Path(id): Path<String>) -> Response {
+    if !view::is_run_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "not a run id");
+    }
+    let s = shared.clone();
+    match tokio::task::spawn_blocking(move || view::verify(&s, &id)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn certificate(State(shared): Shd, Path(id): Path<String>) -> Response {
+    if !view::is_run_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "not a run id");
+    }
+    let path = shared.config.reports.join(&id).join("certificate.pdf");
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            );
+            (headers, bytes).into_response()
+        }
+        Err(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("run {id} has no certificate here"),
+        ),
+    }
+}
