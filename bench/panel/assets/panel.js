@@ -29,7 +29,7 @@ const TEXT = {
     in_position: "Position {p}", device: "device", idle: "No run yet: start one above.",
     retest_started: "Retest of {step} started",
     error_chart: "error % against current (A)", run_error: "The session ended with an error",
-    question_for: "Position {p}",
+    question_for: "Position {p}", starting: "Starting: connecting the station's instruments…",
   },
   de: {
     offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
@@ -57,7 +57,7 @@ const TEXT = {
     in_position: "Platz {p}", device: "Gerät", idle: "Noch keine Prüfung: oben starten.",
     retest_started: "Wiederholung von {step} gestartet",
     error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
-    question_for: "Platz {p}",
+    question_for: "Platz {p}", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
   },
 };
 
@@ -125,6 +125,7 @@ window.meterbenchMessages = 0;
 // When the last message of each kind left the bench (ms since the epoch).
 window.meterbenchSent = {};
 window.meterbenchReceived = {};
+window.meterbenchLast = {};
 
 function resetSession() {
   state.session = null; state.steps = []; state.positions = new Map(); state.load = null; state.loadOn = false;
@@ -136,7 +137,7 @@ function resetSession() {
 
 function position(p) {
   if (!state.positions.has(p)) {
-    state.positions.set(p, { id: p, serial: "", run_id: "", state: "waiting", reason: null, progress: null, rows: new Map(), delivered: null });
+    state.positions.set(p, { id: p, serial: "", run_id: "", state: "waiting", reason: null, progress: null, rows: new Map(), rowsVersion: 0, delivered: null, dom: null });
   }
   return state.positions.get(p);
 }
@@ -147,6 +148,12 @@ function handle(m) {
       resetSession(); closeQuestion();
       state.replaying = m.replayed; state.running = false; state.busy = false;
       return;
+    case "panel_started":
+      // Accepted: the station is being bound; the previous session's view goes.
+      resetSession();
+      state.busy = true;
+      $("step-line").textContent = t("starting");
+      break;
     case "session_started":
       resetSession();
       state.running = true; state.busy = true;
@@ -159,8 +166,8 @@ function handle(m) {
       for (const p of m.positions) { const pos = position(p); pos.progress = null; pos.step = m.name; }
       break;
     case "load":
-      state.load = m.setpoint; state.loadOn = m.on; drawLoad();
-      return;
+      state.load = m.setpoint; state.loadOn = m.on; state.loadVersion = (state.loadVersion || 0) + 1;
+      break;
     case "progress":
       state.progressAt = m;
       for (const pp of m.ports) {
@@ -173,6 +180,7 @@ function handle(m) {
     case "step_finished": {
       const pos = position(m.position);
       for (const port of m.step.ports) pos.rows.set(`${m.step.index}/${port.port}`, row(m.step, port));
+      pos.rowsVersion += 1;
       break;
     }
     case "position_finished":
@@ -199,13 +207,20 @@ function handle(m) {
   scheduleRender();
 }
 
-// A burst of events (a fast simulated run sends a hundred in a blink) is drawn once per
-// frame, not once per event: the page must not take the bench's processor from the run.
-let renderPending = false;
+// A burst of events (a fast simulated run sends a hundred in a blink) is drawn at most
+// every RENDER_MS, not once per event: the page must not take the bench's processor from
+// the run, and a person reads no faster.
+const RENDER_MS = 100;
+let renderTimer = null;
+let lastRender = -Infinity;
 function scheduleRender() {
-  if (renderPending) return;
-  renderPending = true;
-  requestAnimationFrame(() => { renderPending = false; render(); });
+  if (renderTimer !== null) return;
+  const wait = Math.max(0, lastRender + RENDER_MS - performance.now());
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    lastRender = performance.now();
+    render();
+  }, wait);
 }
 
 function firstPosition() { return state.positions.keys().next().value; }
@@ -229,8 +244,9 @@ function row(step, port) {
 }
 
 function setBusy(busy) {
-  $("start").disabled = busy;
-  $("stop").disabled = !busy;
+  // Only a change: every event comes through here, and each write restyles the page.
+  if ($("start").disabled !== busy) $("start").disabled = busy;
+  if ($("stop").disabled !== !busy) $("stop").disabled = !busy;
 }
 
 // ---- rendering ----
@@ -246,37 +262,61 @@ function render() {
   } else if (state.finished) {
     $("step-line").textContent = t("session_done", { outcome: t(state.finished) });
   }
+  const loadKey = `${state.loadVersion}|${lang}`;
+  if (state.drawnLoad !== loadKey) { state.drawnLoad = loadKey; drawLoad(); }
   const box = $("positions");
   if (!state.positions.size) return;
-  box.replaceChildren(...[...state.positions.values()].sort((a, b) => a.id - b.id).map(renderPosition));
+  const cards = [...state.positions.values()].sort((a, b) => a.id - b.id).map(renderPosition);
+  if (cards.length !== box.children.length || cards.some((c, k) => box.children[k] !== c)) box.replaceChildren(...cards);
 }
 
+// A position's card, kept between renders: each part is rebuilt only when what it shows
+// has changed (a progress event moves the bars, not the table and the chart).
 function renderPosition(pos) {
-  const key = pos.state === "waiting" || pos.state === "measuring" ? pos.state : pos.state;
-  const stateBox = el("div", { class: `state ${key.toLowerCase()}`, "data-testid": `state-${pos.id}` },
-    el("span", { text: t(key) }),
-    el("small", { text: `${t("in_position", { p: pos.id })} · ${pos.serial}` }));
-  const body = el("div", { class: "body" });
-  if (pos.reason) body.append(el("p", { class: "reason", text: pos.reason }));
-  if (pos.state === "measuring" && pos.progress) {
-    for (const pp of Object.values(pos.progress)) {
+  if (!pos.dom) {
+    const dom = { keys: {} };
+    dom.head = el("div");
+    dom.reason = el("div");
+    dom.progress = el("div");
+    dom.delivered = el("div");
+    dom.points = el("div");
+    dom.root = el("div", { class: "position", "data-position": pos.id }, dom.head,
+      el("div", { class: "body" }, dom.reason, dom.progress, dom.delivered, dom.points));
+    pos.dom = dom;
+  }
+  const dom = pos.dom;
+  const part = (name, key, build) => {
+    if (dom.keys[name] === key) return;
+    dom.keys[name] = key;
+    dom[name].replaceChildren(...build());
+  };
+  part("head", `${pos.state}|${pos.serial}|${lang}`, () => [
+    el("div", { class: `state ${pos.state.toLowerCase()}`, "data-testid": `state-${pos.id}` },
+      el("span", { text: t(pos.state) }),
+      el("small", { text: `${t("in_position", { p: pos.id })} · ${pos.serial}` }))]);
+  part("reason", `${pos.reason}`, () => (pos.reason ? [el("p", { class: "reason", text: pos.reason })] : []));
+  const measuring = pos.state === "measuring" && pos.progress;
+  part("progress", measuring ? `${JSON.stringify(pos.progress)}|${pos.remaining_s}|${lang}` : "", () => {
+    if (!measuring) return [];
+    return Object.values(pos.progress).map((pp) => {
       const bar = el("div", { class: "bar" }, el("div"));
       const share = pp.needed ? Math.min(1, pp.counted / pp.needed) : (pos.elapsed_s / Math.max(1e-9, pos.elapsed_s + pos.remaining_s));
       bar.firstChild.style.width = `${(100 * share).toFixed(1)}%`;
       const counted = pp.needed ? `${pp.counted} / ${pp.needed} ${t("pulses")}` : `${pp.counted} ${t("pulses")}`;
-      body.append(el("div", { class: "progress" }, el("span", { text: pp.port }), bar,
-        el("span", { text: `${counted} · ${t("time_left", { s: (pos.remaining_s || 0).toFixed(0) })}` })));
-    }
-  }
-  if (pos.delivered) {
-    const d = pos.delivered;
+      return el("div", { class: "progress" }, el("span", { text: pp.port }), bar,
+        el("span", { text: `${counted} · ${t("time_left", { s: (pos.remaining_s || 0).toFixed(0) })}` }));
+    });
+  });
+  const d = pos.delivered;
+  part("delivered", d ? `${d.seq}|${lang}` : "", () => {
+    if (!d) return [];
     const p = el("p", { class: "muted" }, `${d.run_id} · `, el("b", { text: d.signed ? t("signed") : t("not_signed") }));
     if (d.signed) { p.append(" · "); p.append(el("a", { href: `/runs/${d.run_id}/certificate.pdf`, target: "_blank", text: t("certificate") })); }
     for (const r of d.results) if (!r.ok) p.append(el("div", { class: "error", text: `${r.output}: ${r.message}` }));
-    body.append(p);
-  }
-  body.append(pointsTable(pos), chart(pos));
-  return el("div", { class: "position", "data-position": pos.id }, stateBox, body);
+    return [p];
+  });
+  part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${lang}`, () => [pointsTable(pos), chart(pos)]);
+  return dom.root;
 }
 
 function pointsTable(pos) {
@@ -530,6 +570,7 @@ function connect() {
     window.meterbenchMessages += 1;
     window.meterbenchSent[m.event] = m.sent_ms;
     window.meterbenchReceived[m.event] = Date.now();
+    window.meterbenchLast[m.event] = m;
     handle(m);
     if (replayed) {
       state.replaying -= 1;

@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 const SECONDS: u64 = 30;
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -128,15 +128,23 @@ fn main() {
         sorted[sorted.len() - 1]
     );
 
-    // 2. Wall time of a run through the panel and the page, and through the library.
-    let reports = dir.path().join("panel");
-    let p = panel(&reports, key.clone(), false);
-    let tab = open(&browser, &p);
-    let mut through_panel = Vec::new();
+    // 2. Wall time of an unpaced run, alternating (the machine's speed drifts): through
+    //    the session library alone; through the panel with a page open (the bench's own
+    //    time, from the request to the session idle, and until the page is told); through
+    //    the panel with no page.
+    let with_page = panel(&dir.path().join("panel"), key.clone(), false);
+    let tab = open(&browser, &with_page);
+    let no_page = panel(&dir.path().join("no-page"), key.clone(), false);
+    let library = dir.path().join("library");
+    let (mut lib, mut bench_side, mut page_side, mut headless) = (vec![], vec![], vec![], vec![]);
+    let mut browser_cpu = 0.0;
     for _ in 0..RUNS {
+        lib.push(through_library(&library, &key));
+
         // The button clicked in the page itself: the DevTools protocol's mouse click
         // (scroll into view, wait for the box, press, release) takes most of a second of
         // its own, which is the driver's, not the panel's.
+        let cpu_before = browser_cpu_s();
         let clicked = eval(
             &tab,
             "(() => { const t = Date.now(); document.getElementById('start').click(); return t; })()",
@@ -145,62 +153,122 @@ fn main() {
         .unwrap();
         // Start is enabled again when the page is told the session is idle: its bundles
         // signed and filed.
-        until(&tab, "!document.getElementById('start').disabled");
-        let idle = eval(&tab, "window.meterbenchReceived['panel_idle']")
-            .as_f64()
-            .unwrap();
-        through_panel.push((idle - clicked) / 1000.0);
-        let sent = |e: &str| {
-            eval(&tab, &format!("window.meterbenchSent['{e}']"))
+        until(
+            &tab,
+            "!document.getElementById('start').disabled && !!window.meterbenchLast['panel_idle'] && window.meterbenchLast['panel_idle'].sent_ms > window.meterbenchLast['panel_started'].asked_ms",
+        );
+        let last = |e: &str, f: &str| {
+            eval(&tab, &format!("window.meterbenchLast['{e}'].{f}"))
                 .as_f64()
                 .unwrap()
-                - clicked
         };
-        eprintln!(
-            "  after the click: session_started {:.0} ms, session_finished {:.0} ms, panel_delivered {:.0} ms, panel_idle {:.0} ms",
-            sent("session_started"),
-            sent("session_finished"),
-            sent("panel_delivered"),
-            sent("panel_idle")
-        );
-    }
-    p.stop();
-    let reports = dir.path().join("library");
-    let mut through_library = Vec::new();
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        let mut o = SessionOptions::new(chrono::Local::now().date_naive());
-        o.procedure = repo().join("procedures/en50470-3-class-b.yaml");
-        o.fixture = repo().join("fixtures/cpim1000.yaml");
-        o.station = repo().join("hw/stations/sim.yaml");
-        o.reports = reports.clone();
-        let prepared = Prepared::load(o).unwrap();
-        let mut bound = prepared.bind().unwrap();
-        let session = prepared
-            .run(
-                &mut bound,
-                None,
-                Arc::new(AtomicBool::new(false)),
-                &mut Silent,
-            )
+        let received = eval(&tab, "window.meterbenchReceived['panel_idle']")
+            .as_f64()
             .unwrap();
-        drop(bound);
-        let outputs = station_outputs(
-            key.clone(),
-            "figures".into(),
-            &reports,
-            StoreLocation::Embedded(reports.join("store")),
-        );
-        let d = deliver(&session, &outputs, 2);
-        assert!(d.iter().all(|d| d.all_done()));
-        through_library.push(start.elapsed().as_secs_f64());
+        browser_cpu += browser_cpu_s() - cpu_before;
+        bench_side
+            .push((last("panel_idle", "sent_ms") - last("panel_started", "asked_ms")) / 1000.0);
+        page_side.push((received - clicked) / 1000.0);
+
+        headless.push(through_panel_alone(&no_page));
     }
-    let (a, b) = (
-        median(through_panel.clone()),
-        median(through_library.clone()),
+    with_page.stop();
+    no_page.stop();
+    let b = median(lib.clone());
+    let pct = |v: f64| 100.0 * (v - b) / b;
+    println!(
+        "class B run (not paced) from the request to its bundle signed and filed, median of {RUNS}, alternating:"
+    );
+    println!("  session library alone (what `run` does, without the terminal): {b:.3} s {lib:.3?}");
+    let h = median(headless.clone());
+    println!(
+        "  through the panel, no page open: {h:.3} s ({:+.1} %) {headless:.3?}",
+        pct(h)
+    );
+    let s = median(bench_side.clone());
+    println!(
+        "  through the panel with a page open, the bench's time: {s:.3} s ({:+.1} %) {bench_side:.3?}",
+        pct(s)
+    );
+    let p = median(page_side.clone());
+    println!(
+        "  the same, from the click until the page is told: {p:.3} s ({:+.1} %) {page_side:.3?}",
+        pct(p)
     );
     println!(
-        "class B run (not paced), Start to filed bundle, median of {RUNS}: from the click on Start to the page told the bundles are filed {a:.3} s {through_panel:.3?}; through the session library alone {b:.3} s {through_library:.3?}; the panel adds {:+.1} %",
-        100.0 * (a - b) / b
+        "  processor time of the browser's processes per run with a page open: {:.3} s (mean; 2 cores here)",
+        browser_cpu / RUNS as f64
     );
+}
+
+/// User and system time of every Chromium process so far, s (from /proc; 100 ticks/s).
+fn browser_cpu_s() -> f64 {
+    let mut ticks = 0u64;
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((name, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        if !name.contains("chrom") {
+            continue;
+        }
+        let f: Vec<&str> = rest.split(' ').collect();
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+        ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+/// Load, bind, run and deliver as `meterbench run` does; the wall time, s.
+fn through_library(reports: &Path, key: &meterbench_signing::SigningKey) -> f64 {
+    let start = Instant::now();
+    let mut o = SessionOptions::new(chrono::Local::now().date_naive());
+    o.procedure = repo().join("procedures/en50470-3-class-b.yaml");
+    o.fixture = repo().join("fixtures/cpim1000.yaml");
+    o.station = repo().join("hw/stations/sim.yaml");
+    o.reports = reports.to_path_buf();
+    let prepared = Prepared::load(o).unwrap();
+    let mut bound = prepared.bind().unwrap();
+    let session = prepared
+        .run(
+            &mut bound,
+            None,
+            Arc::new(AtomicBool::new(false)),
+            &mut Silent,
+        )
+        .unwrap();
+    drop(bound);
+    let outputs = station_outputs(
+        key.clone(),
+        "figures".into(),
+        reports,
+        StoreLocation::Embedded(reports.join("store")),
+    );
+    let d = deliver(&session, &outputs, 2);
+    assert!(d.iter().all(|d| d.all_done()));
+    start.elapsed().as_secs_f64()
+}
+
+/// A run started with the panel's API and no page open, until the panel is idle; s.
+fn through_panel_alone(panel: &Panel) -> f64 {
+    use std::io::{Read as _, Write as _};
+    let body = r#"{"procedure":"en50470-3-class-b.yaml","fixture":"cpim1000.yaml"}"#;
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(panel.address()).unwrap();
+    write!(
+        s,
+        "POST /api/start HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        panel.address(),
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    while panel.busy() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    start.elapsed().as_secs_f64()
 }

@@ -152,17 +152,19 @@ impl Jobs {
 
 /// Load and check a run's files (a refusal switches nothing on) and start it.
 pub(crate) fn start(shared: &Arc<Shared>, req: StartRequest) -> Result<(), Refused> {
+    let asked = chrono::Utc::now();
     let mut running = shared.job.lock_running();
     if running.as_ref().is_some_and(|r| !r.thread.is_finished()) {
         return Err(Refused::Busy);
     }
     let work = Work::Run(Box::new(prepare(shared, &req).map_err(Refused::Invalid)?));
-    *running = Some(spawn(shared, work));
+    *running = Some(spawn(shared, work, asked));
     Ok(())
 }
 
 /// Plan a retest of a stored run's point and start it.
 pub(crate) fn start_retest(shared: &Arc<Shared>, req: RetestRequest) -> Result<(), Refused> {
+    let asked = chrono::Utc::now();
     let mut running = shared.job.lock_running();
     if running.as_ref().is_some_and(|r| !r.thread.is_finished()) {
         return Err(Refused::Busy);
@@ -180,7 +182,7 @@ pub(crate) fn start_retest(shared: &Arc<Shared>, req: RetestRequest) -> Result<(
             req.run_id, retest.prepared.station.id, shared.station.id
         )));
     }
-    *running = Some(spawn(shared, Work::Retest(Box::new(retest))));
+    *running = Some(spawn(shared, Work::Retest(Box::new(retest)), asked));
     Ok(())
 }
 
@@ -223,9 +225,16 @@ fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
     Prepared::load(o).map_err(|e| e.to_string())
 }
 
-fn spawn(shared: &Arc<Shared>, work: Work) -> Running {
+/// Run `work` on a thread of its own. The first message says the session was accepted
+/// and when it was asked for (ms since the epoch): a page shows it at once, before the
+/// station is bound, and the panel's share of a run's time is measured from it.
+fn spawn(shared: &Arc<Shared>, work: Work, asked: chrono::DateTime<chrono::Utc>) -> Running {
     let abort = Arc::new(AtomicBool::new(false));
     shared.hub.begin();
+    shared.hub.publish(json!({
+        "event": "panel_started",
+        "asked_ms": asked.timestamp_micros() as f64 / 1000.0,
+    }));
     let (s, a) = (shared.clone(), abort.clone());
     let thread = std::thread::Builder::new()
         .name("panel-session".into())
