@@ -122,6 +122,8 @@ const state = {
 // For the browser test and the figures: how late each live message arrived, ms.
 window.meterbenchLatencies = [];
 window.meterbenchMessages = 0;
+// When each live message arrived (ms since the epoch): the longest silence during a run.
+window.meterbenchArrivals = [];
 // When the last message of each kind left the bench (ms since the epoch).
 window.meterbenchSent = {};
 window.meterbenchReceived = {};
@@ -566,7 +568,10 @@ function connect() {
   es.onmessage = (e) => {
     const m = JSON.parse(e.data);
     const replayed = state.replaying > 0 && m.event !== "panel_hello";
-    if (!replayed && m.sent_ms) window.meterbenchLatencies.push(Date.now() - m.sent_ms);
+    if (!replayed && m.sent_ms) {
+      window.meterbenchLatencies.push(Date.now() - m.sent_ms);
+      window.meterbenchArrivals.push(Date.now());
+    }
     window.meterbenchMessages += 1;
     window.meterbenchSent[m.event] = m.sent_ms;
     window.meterbenchReceived[m.event] = Date.now();

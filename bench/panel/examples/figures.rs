@@ -100,7 +100,10 @@ fn main() {
     let reports = dir.path().join("paced");
     let p = panel(&reports, key.clone(), true);
     let tab = open(&browser, &p);
-    eval(&tab, "window.meterbenchLatencies = []; true");
+    eval(
+        &tab,
+        "window.meterbenchLatencies = []; window.meterbenchArrivals = []; true",
+    );
     tab.find_element("#start").unwrap().click().unwrap();
     std::thread::sleep(Duration::from_secs(SECONDS));
     let lat: Vec<f64> = serde_json::from_value(eval(
@@ -115,6 +118,13 @@ fn main() {
         )
         .unwrap()
     });
+    let arrivals: Vec<f64> = serde_json::from_str(
+        eval(&tab, "JSON.stringify(window.meterbenchArrivals)")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let longest_silence_ms = arrivals.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     p.stop();
     let mut sorted = lat.clone();
     sorted.sort_by(f64::total_cmp);
@@ -126,6 +136,14 @@ fn main() {
         q(0.5),
         q(0.95),
         sorted[sorted.len() - 1]
+    );
+    println!(
+        "  the longest time without a message on the page in that window: {longest_silence_ms:.0} ms (updates at least once a second: {})",
+        if longest_silence_ms <= 1000.0 {
+            "yes"
+        } else {
+            "no"
+        }
     );
 
     // 2. Wall time of an unpaced run, alternating (the machine's speed drifts): through

@@ -440,6 +440,15 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
     screenshot(&tab, reports, "panel-live.png");
     let live = js(&tab, "window.meterbenchLatencies.length");
     assert!(live.as_u64().unwrap() >= 3, "{live} live messages");
+    // One session at a time: a second start is refused while this one runs.
+    let second = tab
+        .evaluate(
+            "fetch('/api/start', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({procedure: 'en50470-3-class-b.yaml', fixture: 'cpim1000.yaml'})}).then(r => r.status)",
+            true,
+        )
+        .unwrap()
+        .value;
+    assert_eq!(second, Some(serde_json::json!(409)));
     click(&tab, "#stop");
     wait_state(&tab, 1, "ABORTED", Duration::from_secs(30));
     wait(
@@ -572,9 +581,12 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
     // device; after each run the field is cleared and focused for the next scan.
     choose(&tab, "procedure", "cpim1000-eol.yaml");
     set_checked(&tab, "loop", true);
-    for round in 1..=2 {
+    // The second device's label is scanned as a GS1 code (symbology id, GTIN, serial):
+    // the bench decodes its serial number.
+    let scans = ["SIM-CPIM-000123", "]d2010401234567890121SIM-CPIM-000123"];
+    for (round, scan) in (1..=2).zip(scans) {
         tab.find_element("#serials input").unwrap().click().unwrap();
-        tab.type_str("SIM-CPIM-000123").unwrap();
+        tab.type_str(scan).unwrap();
         tab.press_key("Enter").unwrap();
         wait(
             &tab,
@@ -594,5 +606,10 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
     let r = records(reports);
     assert_eq!(r.len(), 2);
     assert!(r.iter().all(|r| r.outcome == Outcome::Pass));
+    assert!(
+        r.iter().all(|r| r.dut.serial_number == "SIM-CPIM-000123"),
+        "{:?}",
+        r.iter().map(|r| &r.dut.serial_number).collect::<Vec<_>>()
+    );
     panel.stop();
 }

@@ -73,6 +73,7 @@ pub enum EventKind {
         elapsed_s: f64,
         /// Estimated time until the slowest position is done, s.
         remaining_s: f64,
+        /// Empty while nothing is counted yet (the source settling).
         ports: Vec<PortProgress>,
     },
     /// A position's result of a step (raw pulses left out: they are in the record).

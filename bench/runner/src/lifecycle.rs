@@ -244,6 +244,7 @@ pub fn run<'a>(
         devices,
         rack,
         switches: Vec::new(),
+        step_under_way: None,
     };
     ctx.emit(EventKind::SessionStarted {
         session_id: session_id.clone(),
@@ -491,6 +492,11 @@ fn step(
     attempt: u32,
 ) -> bool {
     let started = ctx.elapsed_s();
+    ctx.step_under_way = Some(crate::measure::StepUnderWay {
+        index: ps.index,
+        started_s: started,
+        expected_s: ps.expected_s,
+    });
     ctx.emit(EventKind::StepStarted {
         index: ps.index,
         name: ps.name.clone(),

@@ -95,6 +95,16 @@ pub(crate) struct Ctx<'r, 'a> {
     pub rack: bool,
     /// Source switchings not yet taken into the records, stamped when they happened.
     pub switches: Vec<SourceSwitch>,
+    /// The step under way, for progress while nothing is counted (the source settling).
+    pub step_under_way: Option<StepUnderWay>,
+}
+
+/// A step as started: its index, when (bench time, s) and how long it is expected to take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepUnderWay {
+    pub index: usize,
+    pub started_s: f64,
+    pub expected_s: f64,
 }
 
 impl Ctx<'_, '_> {
@@ -162,8 +172,15 @@ impl Ctx<'_, '_> {
     }
 
     /// Sleep on the bench clock in slices, so a stop request is seen promptly.
+    /// On a paced clock the step's progress (time elapsed and left, nothing counted yet)
+    /// is told at least every display refresh, so a settling source does not look stuck.
     pub fn wait(&mut self, seconds: f64) -> Result<(), StepStop> {
+        let refresh = self
+            .clock
+            .rate()
+            .map(|r| crate::pulses::DISPLAY_REFRESH_WALL_S * r);
         let mut left = seconds;
+        let mut since_told = 0.0;
         while left > 0.0 {
             if self.aborted() {
                 return Err(StepStop::Aborted);
@@ -171,6 +188,20 @@ impl Ctx<'_, '_> {
             let slice = left.min(0.25);
             self.clock.sleep(Duration::from_secs_f64(slice));
             left -= slice;
+            since_told += slice;
+            if let (Some(refresh), Some(step)) = (refresh, self.step_under_way)
+                && since_told >= refresh
+                && left > 0.0
+            {
+                since_told = 0.0;
+                let elapsed = self.elapsed_s() - step.started_s;
+                self.progress(
+                    step.index,
+                    elapsed,
+                    (step.expected_s - elapsed).max(left),
+                    Vec::new(),
+                );
+            }
         }
         Ok(())
     }

@@ -26,9 +26,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Longest wall-clock time between two counter polls while a point's end is far: how
-/// often the progress display moves on a real bench. (A stop does not wait for it:
-/// sleeps are interrupted.)
-const DISPLAY_REFRESH_WALL_S: f64 = 1.0;
+/// often the progress display moves on a real bench. Half a second, so that a display
+/// (the terminal, the panel) is told something new at least once a second even with a
+/// poll's round trip on top. (A stop does not wait for it: sleeps are interrupted.)
+pub(crate) const DISPLAY_REFRESH_WALL_S: f64 = 0.5;
 
 /// A scanning head's input: the counter (index into the station's) and its channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

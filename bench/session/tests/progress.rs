@@ -90,6 +90,18 @@ fn every_step_shows_progress_at_least_once_a_second_and_the_time_left_falls() {
         // One second of display refresh, plus what one poll of the counter takes.
         assert!(longest <= 1.1, "{name}: {longest:.2} s without progress");
     }
+    // Across the whole run, whatever is under way (a source settling after a new
+    // setpoint included), no second of bench time passes without an event: a display
+    // is told something at least once a second.
+    let times: Vec<f64> = events.0.iter().map(|e| e.bench_s).collect();
+    let (longest, at) = times
+        .windows(2)
+        .map(|w| (w[1] - w[0], w[0]))
+        .fold((0.0, 0.0), |a, b| if b.0 > a.0 { b } else { a });
+    assert!(
+        longest <= 1.0,
+        "{longest:.2} s without an event from bench time {at:.1} s"
+    );
     // The starting test waits about 26 s for its pulses: before the first, the time
     // left falls with the time waited.
     let before_first: Vec<&(usize, f64, f64, f64, u64)> =
