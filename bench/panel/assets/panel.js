@@ -29,7 +29,7 @@ const TEXT = {
     in_position: "Position {p}", device: "device", idle: "No run yet: start one above.",
     retest_started: "Retest of {step} started",
     error_chart: "error % against current (A)", run_error: "The session ended with an error",
-    question_for: "Position {p}", starting: "Starting: connecting the station's instruments…",
+    question_for: "Position {p}", points: "Points", starting: "Starting: connecting the station's instruments…",
   },
   de: {
     offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
@@ -57,7 +57,7 @@ const TEXT = {
     in_position: "Platz {p}", device: "Gerät", idle: "Noch keine Prüfung: oben starten.",
     retest_started: "Wiederholung von {step} gestartet",
     error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
-    question_for: "Platz {p}", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
+    question_for: "Platz {p}", points: "Messpunkte", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
   },
 };
 
@@ -76,6 +76,19 @@ const PROMPT_PATTERNS_DE = [
   [/^seal\./, (m, prompt) => `Siegel – vorhanden und unversehrt? (${prompt.replace(/: present and intact\?$/, "")})`],
   [/^label\./, (m, prompt) => `Schild – vorhanden, lesbar, alle Angaben? (${prompt.split(":")[0]})`],
 ];
+// The bench's reasons for a verdict, in German by their fixed openings (the points and
+// the bench's own messages after them stay as the bench wrote them).
+const REASONS_DE = [
+  [/^out of limits: /, "außerhalb der Grenzen: "],
+  [/^within limits but not accepted under the guard-banded rule \(conditional pass\): /, "innerhalb der Grenzen, aber nach der Regel mit Schutzband nicht angenommen (bedingt erfüllt): "],
+  [/^no statement of conformity \(U too large for the procedure's test uncertainty ratio\): /, "keine Konformitätsaussage (U zu groß für das Unsicherheitsverhältnis des Prüfablaufs): "],
+  [/^step `([^`]*)`: /, "Schritt „$1“: "],
+];
+const reasonText = (r) => (lang === "de" ? r.split("; ").map((part) => {
+  for (const [re, de] of REASONS_DE) if (re.test(part)) return part.replace(re, de);
+  return part;
+}).join("; ") : r);
+
 const HINTS_DE = {
   yes_no: "ja/nein", version: "z. B. 1.8.4", serial_number: "Seriennummer scannen oder eingeben",
   shown: "wie angezeigt, - wenn nichts",
@@ -266,10 +279,26 @@ function render() {
   }
   const loadKey = `${state.loadVersion}|${lang}`;
   if (state.drawnLoad !== loadKey) { state.drawnLoad = loadKey; drawLoad(); }
+  renderOverview();
   const box = $("positions");
   if (!state.positions.size) return;
   const cards = [...state.positions.values()].sort((a, b) => a.id - b.id).map(renderPosition);
   if (cards.length !== box.children.length || cards.some((c, k) => box.children[k] !== c)) box.replaceChildren(...cards);
+}
+
+// A rack at a glance: a tile per position (its state, serial and reason); a tile leads to
+// the position's card. One position needs none.
+function renderOverview() {
+  const box = $("overview");
+  const all = [...state.positions.values()].sort((a, b) => a.id - b.id);
+  const key = all.length > 1 ? all.map((p) => `${p.id}|${p.state}|${p.serial}|${p.reason}`).join(";") + lang : "";
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  if (all.length <= 1) { box.replaceChildren(); return; }
+  box.replaceChildren(...all.map((p) => el("a", {
+    class: `tile ${p.state.toLowerCase()}`, href: `#position-${p.id}`, "data-tile": p.id,
+    title: p.reason ? reasonText(p.reason) : "",
+  }, el("small", { text: t("in_position", { p: p.id }) }), el("b", { text: t(p.state) }), el("small", { text: p.serial }))));
 }
 
 // A position's card, kept between renders: each part is rebuilt only when what it shows
@@ -282,7 +311,7 @@ function renderPosition(pos) {
     dom.progress = el("div");
     dom.delivered = el("div");
     dom.points = el("div");
-    dom.root = el("div", { class: "position", "data-position": pos.id }, dom.head,
+    dom.root = el("div", { class: "position", "data-position": pos.id, id: `position-${pos.id}` }, dom.head,
       el("div", { class: "body" }, dom.reason, dom.progress, dom.delivered, dom.points));
     pos.dom = dom;
   }
@@ -296,7 +325,7 @@ function renderPosition(pos) {
     el("div", { class: `state ${pos.state.toLowerCase()}`, "data-testid": `state-${pos.id}` },
       el("span", { text: t(pos.state) }),
       el("small", { text: `${t("in_position", { p: pos.id })} · ${pos.serial}` }))]);
-  part("reason", `${pos.reason}`, () => (pos.reason ? [el("p", { class: "reason", text: pos.reason })] : []));
+  part("reason", `${pos.reason}|${lang}`, () => (pos.reason ? [el("p", { class: "reason", text: reasonText(pos.reason) })] : []));
   const measuring = pos.state === "measuring" && pos.progress;
   part("progress", measuring ? `${JSON.stringify(pos.progress)}|${pos.remaining_s}|${lang}` : "", () => {
     if (!measuring) return [];
@@ -317,7 +346,12 @@ function renderPosition(pos) {
     for (const r of d.results) if (!r.ok) p.append(el("div", { class: "error", text: `${r.output}: ${r.message}` }));
     return [p];
   });
-  part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${lang}`, () => [pointsTable(pos), chart(pos)]);
+  // On a rack the points of a position that passed are folded away: the failures stand out.
+  const folded = state.positions.size > 1 && ["PASS", "measuring", "waiting"].includes(pos.state);
+  part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${folded}|${lang}`, () => {
+    if (!folded) return [pointsTable(pos), chart(pos)];
+    return [el("details", {}, el("summary", { text: t("points") }), pointsTable(pos), chart(pos))];
+  });
   return dom.root;
 }
 
@@ -359,7 +393,7 @@ function chart(pos) {
   const X = (a) => 40 + (430 * (Math.log10(a) - x0)) / Math.max(1e-9, x1 - x0);
   const Y = (e) => 90 - (80 * e) / (lim * 1.1);
   box.append(svg("line", { x1: 40, x2: 470, y1: Y(0), y2: Y(0), stroke: "#9ca3af" }));
-  const label = svg("text", { x: 2, y: 14, "font-size": 11, fill: "#6b7280" }); label.textContent = t("error_chart"); box.append(label);
+  const label = svg("text", { x: 470, y: 176, "text-anchor": "end", "font-size": 11, fill: "#6b7280" }); label.textContent = t("error_chart"); box.append(label);
   for (const [e, txt] of [[lim, `+${fmt(lim, 1)}`], [-lim, `-${fmt(lim, 1)}`]]) {
     const l = svg("text", { x: 2, y: Y(e) + 4, "font-size": 10, fill: "#6b7280" }); l.textContent = txt; box.append(l);
   }

@@ -30,7 +30,7 @@ fn browser() -> Browser {
         path: Some(CHROMIUM.into()),
         // Root in a container has no user namespace for the sandbox.
         sandbox: false,
-        window_size: Some((1400, 1200)),
+        window_size: Some((1400, 1700)),
         idle_browser_timeout: Duration::from_secs(300),
         args: [
             "--disable-gpu",
@@ -366,7 +366,7 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     wait(
         &tab,
         "German",
-        "document.querySelector('[data-testid=state-1] span').textContent === 'NICHT BESTANDEN' && document.getElementById('start').textContent === 'Starten'",
+        "document.querySelector('[data-testid=state-1] span').textContent === 'NICHT BESTANDEN' && document.getElementById('start').textContent === 'Starten' && document.querySelector('.position .reason').textContent.startsWith('außerhalb der Grenzen: Iref PF1')",
         Duration::from_secs(10),
     );
     screenshot(&tab, reports, "panel-de.png");
@@ -495,6 +495,21 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
     for p in (1..=10).filter(|&p| p != 7) {
         assert_eq!(state_of(&tab, p), "PASS", "position {p}");
         assert!(failed_rows(&tab, p).is_empty(), "position {p}");
+    }
+    // The rack at a glance: one tile per position, position 7's red.
+    let tiles = js(
+        &tab,
+        "JSON.stringify([...document.querySelectorAll('#overview .tile')].map(t => t.dataset.tile + ' ' + t.className))",
+    );
+    let tiles: Vec<String> = serde_json::from_str(tiles.as_str().unwrap()).unwrap();
+    assert_eq!(tiles.len(), 10, "{tiles:?}");
+    for t in &tiles {
+        let expected = if t.starts_with("7 ") {
+            "tile fail"
+        } else {
+            "tile pass"
+        };
+        assert!(t.ends_with(expected), "{t}");
     }
     let failed = failed_rows(&tab, 7);
     assert!(failed.iter().any(|f| f == "Iref PF1/right"), "{failed:?}");
