@@ -1,0 +1,136 @@
+//! The panel's HTTP interface without a browser: a run started through the API is
+//! filed into a shared PostgreSQL store (a real server, `meterbench-testpg`) and the
+//! history reads it back from there; requests from another site or for another host
+//! are refused.
+
+use meterbench_panel::{Panel, PanelConfig};
+use meterbench_session::paths::{BenchHome, HomeOrigin};
+use meterbench_store::StoreLocation;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn panel(reports: &Path, store: StoreLocation) -> Panel {
+    let keys = reports.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key =
+        meterbench_signing::generate_key(&keys.join("key.pem"), &keys.join("key.pub.pem")).unwrap();
+    Panel::start(
+        PanelConfig {
+            home: BenchHome::at(&repo(), HomeOrigin::Flag),
+            station: repo().join("hw/stations/sim.yaml"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            reports: reports.to_path_buf(),
+            store,
+            signer: None,
+            realtime: false,
+        },
+        key,
+    )
+    .unwrap()
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+fn request(at: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(at).unwrap();
+    write!(
+        s,
+        "{head}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_run_from_the_panel_is_filed_in_postgresql_and_its_history_read_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = meterbench_testpg::database();
+    let panel = panel(dir.path(), StoreLocation::Postgres(url));
+    let at = panel.address();
+    let (status, body) = request(
+        at,
+        &format!("POST /api/start HTTP/1.1\r\nHost: {at}"),
+        r#"{"procedure": "cpim1000-eol.yaml", "fixture": "cpim1000.yaml"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let start = Instant::now();
+    while panel.busy() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = request(
+        at,
+        &format!("GET /api/history?verdict=pass HTTP/1.1\r\nHost: {at}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(history["total"], 1, "{history}");
+    let run = &history["runs"][0];
+    assert_eq!(run["outcome"], "PASS", "{run}");
+    assert_eq!(run["serial"], "SIM-CPIM-000123", "{run}");
+    // Its bundle verified through the panel, against the bench's key.
+    let id = run["run_id"].as_str().unwrap();
+    let (status, body) = request(
+        at,
+        &format!("GET /api/runs/{id}/verify HTTP/1.1\r\nHost: {at}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""ok":true"#), "{body}");
+    panel.stop();
+}
+
+#[test]
+fn other_sites_and_other_host_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = panel(
+        dir.path(),
+        StoreLocation::Embedded(dir.path().join("store")),
+    );
+    let at = panel.address();
+    // A page of another site posting to the bench (its browser sends its Origin).
+    let (status, body) = request(
+        at,
+        &format!("POST /api/stop HTTP/1.1\r\nHost: {at}\r\nOrigin: http://evil.example"),
+        "{}",
+    );
+    assert_eq!(status, 403, "{body}");
+    // A name rebound to this address.
+    let (status, body) = request(
+        at,
+        &format!(
+            "GET /api/station HTTP/1.1\r\nHost: evil.example:{}",
+            at.port()
+        ),
+        "",
+    );
+    assert_eq!(status, 421, "{body}");
+    // A path out of the reports folder.
+    let (status, _) = request(
+        at,
+        &format!("GET /runs/..%2Fkeys/certificate.pdf HTTP/1.1\r\nHost: {at}"),
+        "",
+    );
+    assert_eq!(status, 400);
+    // Nothing runs: a Stop says so.
+    let (status, body) = request(at, &format!("POST /api/stop HTTP/1.1\r\nHost: {at}"), "{}");
+    assert_eq!(status, 409, "{body}");
+    panel.stop();
+}
