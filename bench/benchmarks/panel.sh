@@ -3,7 +3,7 @@
 # latency from the runner to the page during a paced run, and the wall time a run takes
 # through the panel and a page against the session library alone. Dev profile. Prints
 # figures; asserts nothing.
-#   bench/benchmarks/panel.sh
+#   bench/benchmarks/panel.sh         (PANEL_RUNS=25 for more runs of each kind)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo run --quiet -p meterbench-panel --example figures

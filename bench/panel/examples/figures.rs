@@ -4,9 +4,9 @@
 //!    time it left the runner's observer; the page notes when it arrived. Measured over
 //!    the first `SECONDS` of a class B run paced to the wall clock (`--realtime`).
 //! 2. what the panel adds to a run's wall time: the class B procedure on the simulated
-//!    bench (not paced), from Start to the signed, filed bundle, `RUNS` times through a
-//!    page in the browser, and `RUNS` times through the session library alone (what
-//!    `meterbench run` does, without the terminal); medians.
+//!    bench (not paced), from Start to the signed, filed bundle, `PANEL_RUNS` times each
+//!    through a page in the browser, through the panel with no page, and through the
+//!    session library alone (what `meterbench run` does, without the terminal); medians.
 
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use meterbench_panel::{Panel, PanelConfig};
@@ -21,7 +21,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 const SECONDS: u64 = 30;
-const RUNS: usize = 9;
+/// Runs of each kind [default 9; `PANEL_RUNS` sets it: this machine's timings vary by
+/// ±15 %, so a few percent needs many].
+fn runs() -> usize {
+    std::env::var("PANEL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9)
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -156,7 +163,7 @@ fn main() {
     let library = dir.path().join("library");
     let (mut lib, mut bench_side, mut page_side, mut headless) = (vec![], vec![], vec![], vec![]);
     let mut browser_cpu = 0.0;
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         lib.push(through_library(&library, &key));
 
         // The button clicked in the page itself: the DevTools protocol's mouse click
@@ -195,7 +202,8 @@ fn main() {
     let b = median(lib.clone());
     let pct = |v: f64| 100.0 * (v - b) / b;
     println!(
-        "class B run (not paced) from the request to its bundle signed and filed, median of {RUNS}, alternating:"
+        "class B run (not paced) from the request to its bundle signed and filed, median of {}, alternating:",
+        runs()
     );
     println!("  session library alone (what `run` does, without the terminal): {b:.3} s {lib:.3?}");
     let h = median(headless.clone());
@@ -215,7 +223,7 @@ fn main() {
     );
     println!(
         "  processor time of the browser's processes per run with a page open: {:.3} s (mean; 2 cores here)",
-        browser_cpu / RUNS as f64
+        browser_cpu / runs() as f64
     );
 }
 
