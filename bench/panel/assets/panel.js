@@ -148,6 +148,11 @@ function resetSession() {
   $("positions").replaceChildren(el("p", { class: "muted", text: t("idle") }));
   $("step-line").textContent = ""; $("session-id").textContent = "";
   drawLoad();
+  // Before a session: the rack's positions, waiting (with the simulated devices' serials).
+  if (state.station) {
+    for (const p of state.station.positions) Object.assign(position(p.id), { serial: p.simulated_serial || "" });
+    scheduleRender();
+  }
 }
 
 function position(p) {
@@ -352,6 +357,7 @@ function renderPosition(pos) {
   // On a rack the points of a position that passed are folded away: the failures stand out.
   const folded = state.positions.size > 1 && ["PASS", "measuring", "waiting"].includes(pos.state);
   part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${folded}|${lang}`, () => {
+    if (!pos.rows.size) return [];
     if (!folded) return [pointsTable(pos), chart(pos)];
     return [el("details", {}, el("summary", { text: t("points") }), pointsTable(pos), chart(pos))];
   });

@@ -482,6 +482,13 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
         js(&tab, "document.querySelectorAll('#serials input').length"),
         10
     );
+    // Before a run, the rack's positions wait, each with its device.
+    wait(
+        &tab,
+        "ten waiting positions",
+        "document.querySelectorAll('#overview .tile.waiting').length === 10 && document.querySelector('#overview [data-tile=\"7\"]').innerText.includes('SIM-RACK-0007')",
+        Duration::from_secs(10),
+    );
     choose(&tab, "procedure", "en50470-3-class-b.yaml");
     tab.find_element("#sim-faults")
         .unwrap()
