@@ -113,6 +113,11 @@ fn click(tab: &Tab, selector: &str) {
     tab.find_element(selector).unwrap().click().unwrap();
 }
 
+/// Type `text` into the field `selector`, key by key, as a keyboard or a scanner does.
+fn type_in(tab: &Tab, selector: &str, text: &str) {
+    tab.find_element(selector).unwrap().type_into(text).unwrap();
+}
+
 /// Wait until position `p` shows `word` (PASS, FAIL, ABORTED, …).
 fn wait_state(tab: &Tab, p: u32, word: &str, timeout: Duration) {
     wait(
@@ -261,10 +266,7 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         } else {
             if key == "lcd.software_version" && !refused_once {
                 screenshot(&tab, reports, "panel-prompt.png");
-                tab.find_element("#question-input")
-                    .unwrap()
-                    .type_into("one.eight")
-                    .unwrap();
+                type_in(&tab, "#question-input", "one.eight");
                 click(&tab, "#answer-send");
                 wait(
                     &tab,
@@ -278,10 +280,7 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
                     "document.getElementById('question-input').value = ''; true",
                 );
             }
-            tab.find_element("#question-input")
-                .unwrap()
-                .type_into(answer)
-                .unwrap();
+            type_in(&tab, "#question-input", answer);
             click(&tab, "#answer-send");
         }
         answered.push(key);
@@ -306,12 +305,11 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     //    position 1, at that point and port, in red.
     choose(&tab, "procedure", "en50470-3-class-b.yaml");
     set_checked(&tab, "ask", false);
-    tab.find_element("#sim-faults")
-        .unwrap()
-        .type_into(
-            "{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
-        )
-        .unwrap();
+    type_in(
+        &tab,
+        "#sim-faults",
+        "{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
+    );
     click(&tab, "#start");
     wait_state(&tab, 1, "FAIL", Duration::from_secs(120));
     wait_idle(&tab);
@@ -490,12 +488,11 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
         Duration::from_secs(10),
     );
     choose(&tab, "procedure", "en50470-3-class-b.yaml");
-    tab.find_element("#sim-faults")
-        .unwrap()
-        .type_into(
-            "{error_bump: {position: 7, port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
-        )
-        .unwrap();
+    type_in(
+        &tab,
+        "#sim-faults",
+        "{error_bump: {position: 7, port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
+    );
     click(&tab, "#start");
     wait_state(&tab, 7, "FAIL", Duration::from_secs(180));
     wait_idle(&tab);
@@ -572,10 +569,7 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
         "!document.getElementById('login').hidden && document.getElementById('main').hidden",
         Duration::from_secs(20),
     );
-    tab.find_element("#login-password")
-        .unwrap()
-        .type_into("wrong")
-        .unwrap();
+    type_in(&tab, "#login-password", "wrong");
     click(&tab, "#login-form button");
     wait(
         &tab,
@@ -587,10 +581,7 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
         &tab,
         "document.getElementById('login-password').value = ''; true",
     );
-    tab.find_element("#login-password")
-        .unwrap()
-        .type_into("s3cret line")
-        .unwrap();
+    type_in(&tab, "#login-password", "s3cret line");
     click(&tab, "#login-form button");
     wait(
         &tab,
