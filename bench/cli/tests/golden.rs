@@ -6,10 +6,16 @@
 //! The file was recorded with the one-device runner (commit "Golden results of the
 //! single-device runs"), before the multi-position lifecycle replaced it; it changes
 //! only when the simulated world or the metrology changes on purpose. To record it
-//! again: `METERBENCH_WRITE_GOLDEN=1 cargo test -p meterbench --test golden`.
+//! again: `METERBENCH_WRITE_GOLDEN=1 cargo test -p meterbench --test golden`, with
+//! `RECORDED_ON` set to the day of recording (the runs are made as of that day).
 
+use meterbench_runner::{Outcome, Silent};
+use meterbench_session::paths::{BenchHome, HomeOrigin};
+use meterbench_session::{Prepared, SessionOptions};
 use serde_json::{Map, Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 mod common;
 use common::repo;
@@ -69,37 +75,36 @@ const QUANTITIES: &[&str] = &[
     "comparisons",
 ];
 
+/// The day the results were recorded. A run's uncertainty depends on its day (the
+/// reference standard's drift since its calibration), so the runs are made as of that
+/// day, through the session library the `run` command drives: the same files, checks,
+/// lifecycle and record, on any day the test runs.
+const RECORDED_ON: (i32, u32, u32) = (2026, 12, 6);
+
 fn run_record(procedure: &str, fixture: &str, extra: &[&str], dir: &Path) -> Value {
-    let reports = dir.join("reports");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
-        .args([
-            "run",
-            "--quiet",
-            "--procedure",
-            procedure,
-            "--fixture",
-            fixture,
-        ])
-        .args(extra)
-        .arg("--reports")
-        .arg(&reports)
-        .env("METERBENCH_SIGNING_KEY", dir.join("key.pem"))
-        .env("METERBENCH_STORE", dir.join("store"))
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code() == Some(0),
-        "{procedure}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let folder = std::fs::read_dir(&reports)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join("record.json").is_file())
-        .expect("a run folder");
-    serde_json::from_str(&std::fs::read_to_string(folder.join("record.json")).unwrap()).unwrap()
+    let (y, m, d) = RECORDED_ON;
+    let mut o = SessionOptions::new(chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap());
+    o.procedure = repo().join(procedure);
+    o.fixture = repo().join(fixture);
+    o.station = repo().join("hw/stations/sim.yaml");
+    o.reports = dir.join("reports");
+    o.home = BenchHome::at(&repo(), HomeOrigin::Flag);
+    if let ["--answers", answers] = extra {
+        o.answers = vec![(None, repo().join(answers))];
+    }
+    let prepared = Prepared::load(o).unwrap_or_else(|e| panic!("{procedure}: {e}"));
+    let mut bound = prepared.bind().unwrap();
+    let session = prepared
+        .run(
+            &mut bound,
+            None,
+            Arc::new(AtomicBool::new(false)),
+            &mut Silent,
+        )
+        .unwrap_or_else(|e| panic!("{procedure}: {e}"));
+    let record = &session.runs[0].record;
+    assert_eq!(record.outcome, Outcome::Pass, "{procedure}");
+    serde_json::to_value(record).unwrap()
 }
 
 /// Step name → port → quantity → value, for every step with results.
