@@ -115,8 +115,6 @@ const svg = (tag, attrs = {}) => {
   return e;
 };
 const fmt = (x, digits = 3) => (x == null || Number.isNaN(x) ? "–" : Number(x).toFixed(digits));
-// U with two significant digits, as the certificate gives it.
-const fmtU = (u) => (u == null ? "–" : Number(u).toPrecision(2));
 
 async function api(path, body) {
   const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
@@ -262,6 +260,8 @@ function row(step, port) {
     u: r.expanded_u_percent ?? null,
     mpe: r.limit ? r.limit.mpe_percent : (r.limit_percent ?? null),
     conformity, outcome: step.outcome, message: step.message,
+    // As the certificate prints them (rounded by the bench, never here).
+    shown: port.shown || null,
     pulses: repeats.length ? repeats.reduce((a, x) => a + (x.dut_pulses || 0), 0) : null,
   };
 }
@@ -374,8 +374,8 @@ function pointsTable(pos) {
       el("td", { text: r.port }),
       el("td", { class: "num", text: r.current_a == null ? "" : fmt(r.current_a, 2) }),
       el("td", { text: r.pf || "" }),
-      el("td", { class: "num", text: r.error == null ? "" : fmt(r.error, 3) }),
-      el("td", { class: "num", text: r.u == null ? "" : fmtU(r.u) }),
+      el("td", { class: "num", text: r.shown ? r.shown.error : "" }),
+      el("td", { class: "num", text: r.shown ? r.shown.u : "" }),
       el("td", { class: "num", text: r.mpe == null ? "" : fmt(r.mpe, 1) }),
       el("td", { class: "conformity", text: c ? t(`c_${c}`) : (r.outcome || "") }),
       el("td", { class: "num", text: r.pulses == null ? "" : String(r.pulses) }),
@@ -415,7 +415,7 @@ function chart(pos) {
     const colour = colours[ports.indexOf(p.port) % colours.length];
     if (p.u) box.append(svg("line", { x1: x, x2: x, y1: Y(p.error - p.u), y2: Y(p.error + p.u), stroke: colour, "stroke-width": 2 }));
     const dot = svg("circle", { cx: x, cy: Y(p.error), r: 3, fill: colour });
-    const title = svg("title"); title.textContent = `${p.name} ${p.port}: ${fmt(p.error)} % ± ${fmtU(p.u)} %`; dot.append(title);
+    const title = svg("title"); title.textContent = p.shown ? `${p.name} ${p.port}: ${p.shown.error} % ± ${p.shown.u} %` : `${p.name} ${p.port}`; dot.append(title);
     box.append(dot);
   }
   return box;

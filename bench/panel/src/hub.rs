@@ -67,13 +67,17 @@ impl Hub {
     }
 }
 
-/// The runner's events, onto the hub as they are (their JSON is the stream's schema).
+/// The runner's events, onto the hub as they are (their JSON is the stream's schema),
+/// each step result's error and U also as the certificate and the console print them.
 pub(crate) struct HubObserver(pub Arc<crate::Shared>);
 
 impl Observer for HubObserver {
     fn event(&mut self, event: &Event) {
         match serde_json::to_value(event) {
-            Ok(v) => self.0.hub.publish(v),
+            Ok(mut v) => {
+                add_shown(&mut v);
+                self.0.hub.publish(v)
+            }
             Err(e) => self.0.hub.publish(json!({
                 "event": "panel_error",
                 "message": format!("an event could not be written: {e}"),
@@ -82,9 +86,50 @@ impl Observer for HubObserver {
     }
 }
 
+/// To every port result of a finished step that has an error and its U, add `shown`:
+/// both rounded as every output of the bench rounds them (EA-4/02: U to two significant
+/// digits, the error to U's last digit), so the page never rounds on its own.
+fn add_shown(event: &mut Value) {
+    let Some(ports) = event
+        .pointer_mut("/step/ports")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for port in ports {
+        let result = &port["result"];
+        let error = [
+            "/error_percent",
+            "/mean_error_percent",
+            "/comparison/error_percent",
+        ]
+        .iter()
+        .find_map(|p| result.pointer(p).and_then(Value::as_f64));
+        let u = result.get("expanded_u_percent").and_then(Value::as_f64);
+        if let (Some(error), Some(u)) = (error, u) {
+            let r = meterbench_report::round_result(error, u);
+            port["shown"] = json!({"error": r.signed, "u": r.u});
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_are_shown_rounded_as_the_certificate_rounds_them() {
+        let mut e = json!({"event": "step_finished", "step": {"ports": [
+            {"port": "left", "result": {"error_percent": 0.35843, "expanded_u_percent": 0.0051914}},
+            {"port": "right", "result": {"kind": "pulse_check", "passed": true}},
+        ]}});
+        add_shown(&mut e);
+        assert_eq!(
+            e["step"]["ports"][0]["shown"],
+            json!({"error": "+0.3584", "u": "0.0052"})
+        );
+        assert!(e["step"]["ports"][1].get("shown").is_none());
+    }
 
     #[test]
     fn a_late_page_replays_then_follows_and_a_new_session_starts_afresh() {

@@ -239,7 +239,20 @@ fn spawn(shared: &Arc<Shared>, work: Work, asked: chrono::DateTime<chrono::Utc>)
     let thread = std::thread::Builder::new()
         .name("panel-session".into())
         .spawn(move || {
-            run(&s, work, a);
+            // A panic in the session unwinds through the source's guard (which switches
+            // it off); the page is told, and the panel is free again.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&s, work, a)));
+            if let Err(panic) = ran {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|m| m.to_string()))
+                    .unwrap_or_else(|| "no message".into());
+                s.hub.publish(json!({
+                    "event": "panel_error",
+                    "message": format!("the session ended unexpectedly (a bug): {why}"),
+                }));
+            }
             s.hub.publish(json!({"event": "panel_idle"}));
         })
         .expect("a thread for the session");

@@ -315,6 +315,40 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     wait_idle(&tab);
     let failed = failed_rows(&tab, 1);
     assert!(failed.iter().any(|f| f == "Iref PF1/right"), "{failed:?}");
+    // The failed point's error and U as the certificate prints them.
+    let record = records(reports)
+        .into_iter()
+        .find(|r| r.outcome == Outcome::Fail)
+        .unwrap();
+    let port = serde_json::to_value(
+        &record
+            .steps
+            .iter()
+            .find(|s| s.name == "Iref PF1")
+            .unwrap()
+            .ports,
+    )
+    .unwrap();
+    let result = &port
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == "right")
+        .unwrap()["result"];
+    let printed = meterbench_report::round_result(
+        result["error_percent"].as_f64().unwrap(),
+        result["expanded_u_percent"].as_f64().unwrap(),
+    );
+    let cells = js(
+        &tab,
+        "JSON.stringify([...document.querySelector('tr[data-step=\"Iref PF1\"][data-port=\"right\"]').cells].map(c => c.textContent))",
+    );
+    let cells: Vec<String> = serde_json::from_str(cells.as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&cells[4], &cells[5]),
+        (&printed.signed, &printed.u),
+        "{cells:?}"
+    );
     assert!(
         failed.iter().all(|f| f.ends_with("/right")),
         "only the right port fails: {failed:?}"
