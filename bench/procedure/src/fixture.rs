@@ -89,6 +89,8 @@ mod raw {
         #[serde(default)]
         pub inspection: Option<Spanned<Inspection>>,
         pub source: String,
+        #[serde(default)]
+        pub translations: Option<Spanned<crate::translations::RawTranslations>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -327,6 +329,9 @@ pub struct Fixture {
     pub register: Option<RegisterProfile>,
     pub inspection: Option<InspectionProfile>,
     pub source: String,
+    /// Its operator-facing texts in other languages (the station panel's): port names
+    /// and descriptions, the start-up fault's instruction, seals and labels.
+    pub translations: crate::translations::Translations,
 }
 
 pub const FIXTURE_SCHEMA: &str = "meterbench.fixture/2";
@@ -664,7 +669,26 @@ impl Fixture {
             }
         };
 
+        let mut texts: std::collections::BTreeSet<&str> = ports
+            .iter()
+            .flat_map(|p| [p.name.as_str(), p.description.as_str()])
+            .chain(raw.startup_fault.as_deref())
+            .collect();
+        if let Some(i) = &inspection {
+            texts.extend(i.seals.iter().map(|s| s.check.as_str()));
+            for l in &i.labels {
+                texts.insert(&l.title);
+                texts.extend(l.fields.iter().map(String::as_str));
+            }
+        }
+        let translations = crate::translations::Translations::check(
+            &file.path,
+            raw.translations.as_ref(),
+            &texts,
+            "port names and descriptions, the start-up fault, seal checks, label titles and fields",
+        )?;
         Ok(Fixture {
+            translations,
             register,
             inspection,
             can,

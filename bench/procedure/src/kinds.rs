@@ -144,6 +144,14 @@ fn not_a(path: &Path, wanted: &str, got: &DataFile) -> DataError {
 }
 
 impl DutFixture {
+    /// Its operator-facing texts in other languages.
+    pub fn translations(&self) -> &crate::translations::Translations {
+        match self {
+            DutFixture::Meter(f) => &f.translations,
+            DutFixture::CurrentSensor(f) => &f.translations,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<DutFixture, DataError> {
         match DataFile::load(path)? {
             DataFile::Fixture(f) => Ok(f),
@@ -210,6 +218,14 @@ impl DutFixture {
 }
 
 impl DutProcedure {
+    /// Its operator-facing texts in other languages.
+    pub fn translations(&self) -> &crate::translations::Translations {
+        match self {
+            DutProcedure::Meter(p) => &p.translations,
+            DutProcedure::CurrentSensor(p) => &p.translations,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<DutProcedure, DataError> {
         match DataFile::load(path)? {
             DataFile::Procedure(p) => Ok(p),

@@ -13,6 +13,7 @@ mod kinds;
 pub mod procedure;
 pub mod ratio;
 pub mod station;
+pub mod translations;
 pub use station::{CounterRole, ReferenceRole, SourceRole};
 pub mod sensor;
 mod yaml;

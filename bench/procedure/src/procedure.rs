@@ -3,6 +3,7 @@
 
 use crate::bounds;
 use crate::fixture::{Fixture, RatedCurrent, Wiring};
+use crate::translations::Translations;
 use crate::yaml::{DataError, LoadedFile, Pos};
 pub use meterbench_instruments::Phase;
 use meterbench_metrology::{
@@ -70,6 +71,8 @@ mod raw {
         pub document: Option<DocumentKind>,
         pub limits: Spanned<Vec<Spanned<Limit>>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
+        #[serde(default)]
+        pub translations: Option<Spanned<crate::translations::RawTranslations>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -466,6 +469,8 @@ pub struct Procedure {
     pub document: DocumentKind,
     pub limits: Vec<LimitSpec>,
     pub steps: Vec<Step>,
+    /// Its title, step and limit names in other languages (the station panel's).
+    pub translations: Translations,
 }
 
 struct Checker<'a> {
@@ -870,7 +875,18 @@ impl Procedure {
             });
         }
 
+        let texts: std::collections::BTreeSet<&str> = std::iter::once(raw.title.as_str())
+            .chain(steps.iter().map(|s| s.name.as_str()))
+            .chain(limits.iter().map(|l| l.name.as_str()))
+            .collect();
+        let translations = Translations::check(
+            &file.path,
+            raw.translations.as_ref(),
+            &texts,
+            "the title, step names and limit names",
+        )?;
         Ok(Procedure {
+            translations,
             id: raw.id,
             version: raw.version,
             title: raw.title,

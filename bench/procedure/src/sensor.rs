@@ -35,6 +35,8 @@ mod raw {
         pub nominal_voltage_v: Spanned<f64>,
         pub frequency_hz: Spanned<f64>,
         pub source: String,
+        #[serde(default)]
+        pub translations: Option<Spanned<crate::translations::RawTranslations>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -97,6 +99,8 @@ mod raw {
         #[serde(default)]
         pub test_uncertainty_ratio: Option<crate::ratio::RawRatio>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
+        #[serde(default)]
+        pub translations: Option<Spanned<crate::translations::RawTranslations>>,
     }
 
     /// A current point (`current_a` and `telegrams`) or a transition point
@@ -184,6 +188,8 @@ pub struct SensorFixture {
     pub nominal_voltage_v: f64,
     pub frequency_hz: f64,
     pub source: String,
+    /// Its channel names in other languages (the station panel's).
+    pub translations: crate::translations::Translations,
 }
 
 /// One point of a sensor procedure, on the named phases; a channel whose phase carries
@@ -245,6 +251,8 @@ pub struct SensorProcedure {
     /// A point whose U exceeds its limit / this gets no statement of conformity.
     pub test_uncertainty_ratio: crate::ratio::UncertaintyRatio,
     pub steps: Vec<SensorStep>,
+    /// Its title and step names in other languages (the station panel's).
+    pub translations: crate::translations::Translations,
 }
 
 impl SensorFixture {
@@ -315,7 +323,14 @@ impl SensorFixture {
                 "list the firmware ids the sensor may report".into(),
             ));
         }
+        let translations = crate::translations::Translations::check(
+            &path,
+            raw.translations.as_ref(),
+            &channels.iter().map(|c| c.name.as_str()).collect(),
+            "channel names",
+        )?;
         Ok(SensorFixture {
+            translations,
             id: raw.id,
             manufacturer: raw.device.manufacturer,
             device_type: raw.device.type_name,
@@ -543,7 +558,17 @@ impl SensorProcedure {
                 point,
             });
         }
+        let texts: std::collections::BTreeSet<&str> = std::iter::once(raw.title.as_str())
+            .chain(steps.iter().map(|s| s.name.as_str()))
+            .collect();
+        let translations = crate::translations::Translations::check(
+            &file.path,
+            raw.translations.as_ref(),
+            &texts,
+            "the title and step names",
+        )?;
         Ok(SensorProcedure {
+            translations,
             id: raw.id,
             version: raw.version,
             title: raw.title,

@@ -122,14 +122,19 @@ fn a_truncating_sensor_flips_at_the_upper_reading() {
 
 #[test]
 fn a_current_point_still_loads_beside_transition_points() {
+    // The step keeps its name (its German in `translations:` names it).
     let (r, _) = load_edited(
         PROCEDURE,
         FIVE_A,
-        "{ name: 5 A balanced, current_a: 5, settle_s: 2, telegrams: 5 }",
+        "{ name: 5 A balanced (4 → 5), current_a: 5, settle_s: 2, telegrams: 5 }",
         SensorProcedure::from_file,
     );
     let p = r.unwrap();
-    let s = p.steps.iter().find(|s| s.name == "5 A balanced").unwrap();
+    let s = p
+        .steps
+        .iter()
+        .find(|s| s.name == "5 A balanced (4 → 5)")
+        .unwrap();
     assert_eq!(
         s.point,
         SensorPoint::Current {

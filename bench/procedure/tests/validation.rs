@@ -538,12 +538,15 @@ fn a_load_difference_check_before_its_points_is_refused() {
     let at = text
         .find("  # Single-phase load on a polyphase meter")
         .unwrap();
-    let check = text[at..].to_string();
+    // The check is the last step; the file's `translations:` follow it.
+    let end = text.find("\n# Operator-facing texts").unwrap();
+    let check = text[at..end + 1].to_string();
     let first_accuracy = text.find("  - accuracy: { name: Imin PF1").unwrap();
     let moved = format!(
-        "{}{check}{}",
+        "{}{check}{}{}",
         &text[..first_accuracy],
-        &text[first_accuracy..at]
+        &text[first_accuracy..at],
+        &text[end + 1..]
     );
     let err = Procedure::from_file(LoadedFile::from_text(&path, moved)).unwrap_err();
     assert!(
@@ -587,4 +590,40 @@ fn a_test_uncertainty_ratio_needs_a_sensible_minimum_and_a_source() {
     let p = Procedure::from_file(LoadedFile::from_text(&path, without)).unwrap();
     assert_eq!(p.test_uncertainty_ratio.min, 3.0);
     assert!(p.test_uncertainty_ratio.source.contains("ILAC-G8"));
+}
+
+#[test]
+fn a_translation_of_a_text_the_procedure_does_not_hold_is_rejected_at_its_line() {
+    // A step renamed (or a typo in the table): the German would silently stay unused.
+    let (err, line, _) = edited(
+        "procedures/en50470-3-class-b.yaml",
+        "\"Starting current\": \"Anlaufstrom\"",
+        "\"Startin current\": \"Anlaufstrom\"",
+        Procedure::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(
+        err.message
+            .contains("translations.de: `Startin current` is not a text of this file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_fixture_translates_its_seals_and_labels_and_refuses_others() {
+    let (path, text) = repo_file("fixtures/cpim1000.yaml");
+    let f = meterbench_procedure::Fixture::from_file(LoadedFile::from_text(&path, text)).unwrap();
+    assert_eq!(f.translations.get("de", "right"), Some("rechts"));
+    assert_eq!(
+        f.translations.get("de", "Eichrecht type label"),
+        Some("Eichrecht-Typenschild")
+    );
+    let (err, line, _) = edited(
+        "fixtures/cpim1000.yaml",
+        "\"WEEE waste symbol\": ",
+        "\"WEEE symbol\": ",
+        meterbench_procedure::Fixture::from_file,
+    );
+    assert_eq!(err.pos.line, line, "{err}");
+    assert!(err.message.contains("label titles and fields"), "{err}");
 }
