@@ -70,11 +70,20 @@ const PROMPTS_DE = {
   "serial.scan": "Seriennummer scannen (QR-Code auf dem Typenschild)",
 };
 const PROMPT_PATTERNS_DE = [
-  [/^lcd\.flags\.(.+)$/, (m) => `Anzeigesymbole des Zählers ${m[1]} auf dem Display, wie angezeigt`],
-  [/^lcd\.register_before\.(.+)$/, (m) => `Zählerstand des Zählers ${m[1]} auf dem Display, kWh (vor der Dosis)`],
-  [/^lcd\.register_after\.(.+)$/, (m) => `Zählerstand des Zählers ${m[1]} auf dem Display, kWh (nach der Dosis)`],
-  [/^seal\./, (m, prompt) => `Siegel – vorhanden und unversehrt? (${prompt.replace(/: present and intact\?$/, "")})`],
-  [/^label\./, (m, prompt) => `Schild – vorhanden, lesbar, alle Angaben? (${prompt.split(":")[0]})`],
+  [/^lcd\.flags\.(.+)$/, (m) => `Anzeigesymbole des Zählers ${tr(m[1])} auf dem Display, wie angezeigt`],
+  [/^lcd\.register_before\.(.+)$/, (m) => `Zählerstand des Zählers ${tr(m[1])} auf dem Display, kWh (vor der Dosis)`],
+  [/^lcd\.register_after\.(.+)$/, (m) => `Zählerstand des Zählers ${tr(m[1])} auf dem Display, kWh (nach der Dosis)`],
+  // Seals and labels in the fixture's own German where it gives one (its inspection items
+  // come with the session), else the fixture's English words in a German question.
+  [/^seal\.(.+)$/, (m, prompt) => {
+    const seal = state.inspection && state.inspection.seals.find((x) => x.key === m[1]);
+    return `${seal ? tr(seal.check) : prompt.replace(/: present and intact\?$/, "")}: vorhanden und unversehrt?`;
+  }],
+  [/^label\.(.+)$/, (m, prompt) => {
+    const label = state.inspection && state.inspection.labels.find((x) => x.key === m[1]);
+    if (!label) return `${prompt.split(":")[0]}: vorhanden, lesbar und mit allen Angaben?`;
+    return `${tr(label.title)}: vorhanden, lesbar und mit allen Angaben: ${label.fields.map(tr).join("; ")}?`;
+  }],
 ];
 // The bench's reasons for a verdict, in German by their fixed openings (the points and
 // the bench's own messages after them stay as the bench wrote them).
@@ -85,7 +94,20 @@ const REASONS_DE = [
   [/^step `([^`]*)`: /, "Schritt „$1“: "],
 ];
 const reasonText = (r) => (lang === "de" ? r.split("; ").map((part) => {
-  for (const [re, de] of REASONS_DE) if (re.test(part)) return part.replace(re, de);
+  for (const [re, de] of REASONS_DE) {
+    if (!re.test(part)) continue;
+    // The opening in German, then the step names it lists in the procedure's own German.
+    let rest = part.replace(re, "");
+    if (/^step `/.test(part)) {
+      // A bench message stays as the bench wrote it, but a long text of the files in it
+      // (the fixture's start-up fault instruction) is shown in the files' German.
+      const long = Object.entries(state.texts[lang] || {}).filter(([en]) => en.length >= 20).sort((a, b) => b[0].length - a[0].length);
+      for (const [en, translated] of long) rest = rest.split(en).join(translated);
+      return de.replace("$1", tr(part.match(re)[1])) + rest;
+    }
+    for (const name of [...state.steps.map((x) => x.name)].sort((a, b) => b.length - a.length)) rest = rest.split(name).join(tr(name));
+    return de + rest;
+  }
   return part;
 }).join("; ") : r);
 
@@ -93,6 +115,26 @@ const HINTS_DE = {
   yes_no: "ja/nein", version: "z. B. 1.8.4", serial_number: "Seriennummer scannen oder eingeben",
   shown: "wie angezeigt, - wenn nichts",
 };
+
+// Why the bench refused an answer, by the refusal's code (the bench's English otherwise).
+const REFUSALS_DE = {
+  hash_length: (r) => `${r.got} Zeichen, ein Hash hat hier ${r.digits}`,
+  not_hex_digit: (r) => `„${r.character}“ ist keine Hexadezimalziffer (0-9, A-F)`,
+  not_version: () => "keine durch Punkte getrennten Zahlen (z. B. 1.8.4)",
+  not_reading: () => "kein Zählerstand (Ziffern, wahlweise ein Punkt und Nachkommastellen)",
+  too_many_decimals: (r) => `${r.got} Nachkommastellen, das Display zeigt ${r.decimals}`,
+  empty: () => "leer",
+  not_in_serial: (r) => `${JSON.stringify(r.character)} ist in einer Seriennummer nicht erlaubt`,
+  gs1: (r) => `GS1-Code ohne gültige Seriennummer: ${r.detail}`,
+  shown_length: (r) => `${r.got} Zeichen; 1 bis 40 eingeben (- wenn nichts angezeigt wird)`,
+  not_printable: (r) => `${JSON.stringify(r.character)} ist kein druckbares Zeichen`,
+  not_yes_no: () => "mit ja oder nein antworten",
+};
+const refusalText = (e) => (lang === "de" && e.refusal && REFUSALS_DE[e.refusal.code] ? REFUSALS_DE[e.refusal.code](e.refusal) : e.message);
+
+// A text of the procedure or fixture (a step's name, a port, a seal, a label's field)
+// in the operator's language, as the files translate it; else as written.
+const tr = (text) => (text != null && state.texts[lang] && state.texts[lang][text]) || text;
 
 let lang = localStorage.getItem("meterbench.lang") || ((navigator.language || "en").startsWith("de") ? "de" : "en");
 const t = (key, vars = {}) => {
@@ -121,7 +163,7 @@ async function api(path, body) {
   const r = await fetch(path, init);
   const data = await r.json().catch(() => ({}));
   if (r.status === 401) showLogin();
-  if (!r.ok) throw new Error(data.error || `${r.status} ${r.statusText}`);
+  if (!r.ok) throw Object.assign(new Error(data.error || `${r.status} ${r.statusText}`), { refusal: data.refusal });
   return data;
 }
 
@@ -129,16 +171,22 @@ async function api(path, body) {
 const state = {
   station: null, session: null, steps: [], positions: new Map(), load: null, loadOn: false,
   question: null, running: false, busy: false, replaying: 0,
+  // The files' translations and inspection items of the session (from panel_started).
+  texts: {}, inspection: null,
 };
 // For the browser test and the figures: how late each live message arrived, ms.
 window.meterbenchLatencies = [];
 window.meterbenchMessages = 0;
+window.meterbenchHistoryLoads = 0;
 // When each live message arrived (ms since the epoch): the longest silence during a run.
 window.meterbenchArrivals = [];
 // When the last message of each kind left the bench (ms since the epoch).
 window.meterbenchSent = {};
 window.meterbenchReceived = {};
 window.meterbenchLast = {};
+// The page's own errors, for a test that fails to say why.
+window.meterbenchErrors = [];
+window.addEventListener("error", (e) => window.meterbenchErrors.push(`${e.message} (${e.filename}:${e.lineno})`));
 
 function resetSession() {
   state.session = null; state.steps = []; state.positions = new Map(); state.load = null; state.loadOn = false;
@@ -167,9 +215,12 @@ function handle(m) {
       state.replaying = m.replayed; state.running = false; state.busy = false;
       return;
     case "panel_started":
-      // Accepted: the station is being bound; the previous session's view goes.
-      resetSession();
+      // Accepted: the station is being bound; the previous session's view goes (busy
+      // first: the new view is drawn a refresh later, not while the bench starts).
       state.busy = true;
+      resetSession();
+      state.texts = m.texts || {}; state.inspection = m.inspection || null;
+      lastRender = performance.now(); // resetSession drew the empty view
       $("step-line").textContent = t("starting");
       break;
     case "session_started":
@@ -225,23 +276,24 @@ function handle(m) {
   scheduleRender();
 }
 
-// Drawn when the stream has been quiet for QUIET_MS, and at least every MAX_WAIT_MS
-// while it is not. A paced bench sends an event every half second or so: each is drawn
-// at once. An unpaced simulated run sends a hundred in a blink, while the bench is
-// busiest: they are drawn once, after the burst, and the page does not take the
-// processor from the run.
-const QUIET_MS = 50;
-const MAX_WAIT_MS = 1000;
+// While a session runs the page is drawn at most every REFRESH_MS: at once when that
+// long has passed since the last drawing, else when it has. A technician reads a bench's
+// state in seconds (a paced bench sends an event every half second or so), and an unpaced
+// simulated run, which sends a hundred events in a blink and then signs its bundle on
+// every core, is not slowed by the browser drawing on the same cores. When no session
+// runs (the session is over, its bundles issued), at once; a replay, when it is through.
+const REFRESH_MS = 750;
 let renderTimer = null;
-let lastRender = performance.now();
+let lastRender = -Infinity;
+function drawNow() {
+  if (renderTimer !== null) { clearTimeout(renderTimer); renderTimer = null; }
+  lastRender = performance.now();
+  render();
+}
 function scheduleRender() {
-  if (renderTimer !== null) clearTimeout(renderTimer);
-  const overdue = performance.now() - lastRender >= MAX_WAIT_MS;
-  renderTimer = setTimeout(() => {
-    renderTimer = null;
-    lastRender = performance.now();
-    render();
-  }, overdue ? 0 : QUIET_MS);
+  if (!state.busy && !state.replaying) { drawNow(); return; }
+  if (renderTimer !== null) return;
+  renderTimer = setTimeout(drawNow, Math.max(0, lastRender + REFRESH_MS - performance.now()));
 }
 
 function firstPosition() { return state.positions.keys().next().value; }
@@ -278,7 +330,7 @@ function render() {
   if (state.running && s) {
     const n = state.steps.length;
     const p = state.progressAt && state.progressAt.index === s.index ? state.progressAt : null;
-    let line = t("step_of", { i: s.index + 1, n, name: s.name });
+    let line = t("step_of", { i: s.index + 1, n, name: tr(s.name) });
     if (s.attempt > 1) line += ` (${t("attempt", { n: s.attempt })})`;
     if (p) line += ` · ${t("elapsed", { s: p.elapsed_s.toFixed(0) })} · ${t("time_left", { s: p.remaining_s.toFixed(0) })}`;
     $("step-line").textContent = line;
@@ -342,7 +394,7 @@ function renderPosition(pos) {
       const share = pp.needed ? Math.min(1, pp.counted / pp.needed) : (pos.elapsed_s / Math.max(1e-9, pos.elapsed_s + pos.remaining_s));
       bar.firstChild.style.width = `${(100 * share).toFixed(1)}%`;
       const counted = pp.needed ? `${pp.counted} / ${pp.needed} ${t("pulses")}` : `${pp.counted} ${t("pulses")}`;
-      return el("div", { class: "progress" }, el("span", { text: pp.port }), bar,
+      return el("div", { class: "progress" }, el("span", { text: tr(pp.port) }), bar,
         el("span", { text: `${counted} · ${t("time_left", { s: (pos.remaining_s || 0).toFixed(0) })}` }));
     });
   });
@@ -369,9 +421,9 @@ function pointsTable(pos) {
   const rows = [...pos.rows.values()].sort((a, b) => a.index - b.index || a.port.localeCompare(b.port));
   const body = rows.map((r) => {
     const c = r.conformity || "";
-    const tr = el("tr", { class: `c-${c}`, "data-step": r.name, "data-port": r.port },
-      el("td", { text: r.attempt > 1 ? `${r.name} (${t("attempt", { n: r.attempt })})` : r.name }),
-      el("td", { text: r.port }),
+    const line = el("tr", { class: `c-${c}`, "data-step": r.name, "data-port": r.port },
+      el("td", { text: r.attempt > 1 ? `${tr(r.name)} (${t("attempt", { n: r.attempt })})` : tr(r.name) }),
+      el("td", { text: tr(r.port) }),
       el("td", { class: "num", text: r.current_a == null ? "" : fmt(r.current_a, 2) }),
       el("td", { text: r.pf || "" }),
       el("td", { class: "num", text: r.shown ? r.shown.error : "" }),
@@ -384,9 +436,9 @@ function pointsTable(pos) {
     if (failed && !state.running && pos.run_id && (pos.state === "FAIL")) {
       const b = el("button", { class: "small", type: "button", text: t("retest") });
       b.addEventListener("click", () => retest(pos.run_id, r.name));
-      tr.lastChild.append(b);
+      line.lastChild.append(b);
     }
-    return tr;
+    return line;
   });
   return el("table", { class: "points" }, el("thead", {}, head), el("tbody", {}, ...body));
 }
@@ -415,7 +467,7 @@ function chart(pos) {
     const colour = colours[ports.indexOf(p.port) % colours.length];
     if (p.u) box.append(svg("line", { x1: x, x2: x, y1: Y(p.error - p.u), y2: Y(p.error + p.u), stroke: colour, "stroke-width": 2 }));
     const dot = svg("circle", { cx: x, cy: Y(p.error), r: 3, fill: colour });
-    const title = svg("title"); title.textContent = p.shown ? `${p.name} ${p.port}: ${p.shown.error} % ± ${p.shown.u} %` : `${p.name} ${p.port}`; dot.append(title);
+    const title = svg("title"); title.textContent = `${tr(p.name)} ${tr(p.port)}` + (p.shown ? `: ${p.shown.error} % ± ${p.shown.u} %` : ""); dot.append(title);
     box.append(dot);
   }
   return box;
@@ -484,7 +536,7 @@ async function sendAnswer(text) {
   try {
     await api("/api/answer", { id: q.id, answer: text });
   } catch (e) {
-    $("question-error").textContent = e.message;
+    $("question-error").textContent = refusalText(e);
     $("question-input").select();
   }
 }
@@ -553,6 +605,7 @@ async function loadHistory(ev) {
         el("td", {}, verify, result));
     }));
     $("history-note").textContent = h.total ? t("runs_shown", { n: h.runs.length, total: h.total }) : t("no_runs");
+    window.meterbenchHistoryLoads += 1;
   } catch (e) {
     $("history-note").textContent = e.message;
   }
@@ -608,23 +661,25 @@ function connect() {
   const es = new EventSource("/api/events");
   es.onopen = () => showConnection(true);
   es.onerror = () => showConnection(false);
-  es.onmessage = (e) => {
-    const m = JSON.parse(e.data);
-    const replayed = state.replaying > 0 && m.event !== "panel_hello";
-    if (!replayed && m.sent_ms) {
-      window.meterbenchLatencies.push(Date.now() - m.sent_ms);
-      window.meterbenchArrivals.push(Date.now());
-    }
-    window.meterbenchMessages += 1;
-    window.meterbenchSent[m.event] = m.sent_ms;
-    window.meterbenchReceived[m.event] = Date.now();
-    window.meterbenchLast[m.event] = m;
-    handle(m);
-    if (replayed) {
-      state.replaying -= 1;
-      if (state.replaying === 0) { if (state.question) showQuestion(state.question); setBusy(state.busy); }
-    }
-  };
+  // Each event holds the messages of a burst, in order.
+  es.onmessage = (e) => { for (const m of JSON.parse(e.data)) receive(m); };
+}
+
+function receive(m) {
+  const replayed = state.replaying > 0 && m.event !== "panel_hello";
+  if (!replayed && m.sent_ms) {
+    window.meterbenchLatencies.push(Date.now() - m.sent_ms);
+    window.meterbenchArrivals.push(Date.now());
+  }
+  window.meterbenchMessages += 1;
+  window.meterbenchSent[m.event] = m.sent_ms;
+  window.meterbenchReceived[m.event] = Date.now();
+  window.meterbenchLast[m.event] = m;
+  handle(m);
+  if (replayed) {
+    state.replaying -= 1;
+    if (state.replaying === 0) { if (state.question) showQuestion(state.question); setBusy(state.busy); drawNow(); }
+  }
 }
 
 function showConnection(on) {

@@ -21,6 +21,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 const SECONDS: u64 = 30;
+/// The pause before each run of the wall-time comparison.
+const SETTLE: Duration = Duration::from_millis(400);
 /// Runs of each kind [default 9; `PANEL_RUNS` sets it: this machine's timings vary by
 /// ±15 %, so a few percent needs many].
 fn runs() -> usize {
@@ -163,47 +165,106 @@ fn main() {
     let library = dir.path().join("library");
     let (mut lib, mut bench_side, mut page_side, mut headless) = (vec![], vec![], vec![], vec![]);
     let mut browser_cpu = 0.0;
-    for _ in 0..runs() {
-        lib.push(through_library(&library, &key));
-
-        // The button clicked in the page itself: the DevTools protocol's mouse click
-        // (scroll into view, wait for the box, press, release) takes most of a second of
-        // its own, which is the driver's, not the panel's.
-        let cpu_before = browser_cpu_s();
-        let clicked = eval(
+    let mut messages = 0.0;
+    let mut browser_cpu_in_run = 0.0;
+    let mut cpu_by_kind = std::collections::BTreeMap::<String, f64>::new();
+    let mut page_time = [0.0; 4];
+    tab.call_method(headless_chrome::protocol::cdp::Performance::Enable { time_domain: None })
+        .unwrap();
+    // What the browser spends with the page open and nothing happening.
+    let idle_before = browser_cpu_s();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_cpu_per_s = (browser_cpu_s() - idle_before) / 5.0;
+    for i in 0..runs() {
+        // The three kinds in turn, each first once in three rounds (what runs just before
+        // a run affects it); each on a quiet machine: a pause before it lets what came
+        // before (the page's drawing after a run, files flushed) end first.
+        for kind in [i % 3, (i + 1) % 3, (i + 2) % 3] {
+            std::thread::sleep(SETTLE);
+            if kind == 0 {
+                lib.push(through_library(&library, &key));
+                continue;
+            }
+            if kind == 2 {
+                headless.push(through_panel_alone(&no_page));
+                continue;
+            }
+            // The button clicked in the page itself: the DevTools protocol's mouse click
+            // (scroll into view, wait for the box, press, release) takes most of a second of
+            // its own, which is the driver's, not the panel's.
+            let cpu_before = browser_cpu_s();
+            let kinds_before = browser_cpu_by_kind();
+            let page_before = page_metrics(&tab);
+            let (messages_before, loads_before) = (
+                eval(&tab, "window.meterbenchMessages").as_f64().unwrap(),
+                eval(&tab, "window.meterbenchHistoryLoads")
+                    .as_f64()
+                    .unwrap(),
+            );
+            let clicked = eval(
             &tab,
             "(() => { const t = Date.now(); document.getElementById('start').click(); return t; })()",
         )
         .as_f64()
         .unwrap();
-        // Start is enabled again when the page is told the session is idle: its bundles
-        // signed and filed.
-        until(
-            &tab,
-            "!document.getElementById('start').disabled && !!window.meterbenchLast['panel_idle'] && window.meterbenchLast['panel_idle'].sent_ms > window.meterbenchLast['panel_started'].asked_ms",
-        );
-        let last = |e: &str, f: &str| {
-            eval(&tab, &format!("window.meterbenchLast['{e}'].{f}"))
+            // Waited for on the bench's side while the run lasts: polling the page over the
+            // DevTools protocol every 20 ms would itself cost the browser processor time
+            // (about 20 evaluations a run) that an operator's screen does not spend.
+            let asked = Instant::now();
+            while !with_page.busy() {
+                assert!(
+                    asked.elapsed() < Duration::from_secs(10),
+                    "the click started nothing"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            while with_page.busy() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            browser_cpu_in_run += browser_cpu_s() - cpu_before;
+            // Then Start is enabled again when the page is told the session is idle: its
+            // bundles signed and filed.
+            until(
+                &tab,
+                "!document.getElementById('start').disabled && !!window.meterbenchLast['panel_idle'] && window.meterbenchLast['panel_idle'].sent_ms > window.meterbenchLast['panel_started'].asked_ms",
+            );
+            let last = |e: &str, f: &str| {
+                eval(&tab, &format!("window.meterbenchLast['{e}'].{f}"))
+                    .as_f64()
+                    .unwrap()
+            };
+            let received = eval(&tab, "window.meterbenchReceived['panel_idle']")
                 .as_f64()
-                .unwrap()
-        };
-        let received = eval(&tab, "window.meterbenchReceived['panel_idle']")
-            .as_f64()
-            .unwrap();
-        browser_cpu += browser_cpu_s() - cpu_before;
-        bench_side
-            .push((last("panel_idle", "sent_ms") - last("panel_started", "asked_ms")) / 1000.0);
-        page_side.push((received - clicked) / 1000.0);
-
-        headless.push(through_panel_alone(&no_page));
+                .unwrap();
+            // The page reloads its history after a run: waited for, so that it does not
+            // overlap the next run of another kind.
+            until(
+                &tab,
+                &format!("window.meterbenchHistoryLoads > {loads_before}"),
+            );
+            browser_cpu += browser_cpu_s() - cpu_before;
+            for (k, v) in browser_cpu_by_kind() {
+                *cpu_by_kind.entry(k.clone()).or_insert(0.0) +=
+                    v - kinds_before.get(&k).copied().unwrap_or(0.0);
+            }
+            let page_after = page_metrics(&tab);
+            for i in 0..4 {
+                page_time[i] += page_after[i] - page_before[i];
+            }
+            messages += eval(&tab, "window.meterbenchMessages").as_f64().unwrap() - messages_before;
+            bench_side
+                .push((last("panel_idle", "sent_ms") - last("panel_started", "asked_ms")) / 1000.0);
+            page_side.push((received - clicked) / 1000.0);
+        }
     }
     with_page.stop();
     no_page.stop();
     let b = median(lib.clone());
     let pct = |v: f64| 100.0 * (v - b) / b;
     println!(
-        "class B run (not paced) from the request to its bundle signed and filed, median of {}, alternating:",
-        runs()
+        "class B run (not paced) from the request to its bundle signed and filed, median of {}, in rounds of the three kinds (order rotating, {} ms pause before each):",
+        runs(),
+        SETTLE.as_millis()
     );
     println!("  session library alone (what `run` does, without the terminal): {b:.3} s {lib:.3?}");
     let h = median(headless.clone());
@@ -222,14 +283,47 @@ fn main() {
         pct(p)
     );
     println!(
-        "  processor time of the browser's processes per run with a page open: {:.3} s (mean; 2 cores here)",
-        browser_cpu / runs() as f64
+        "  processor time of the browser's processes per run with a page open: {:.3} s (mean; 2 cores here), {:.0} messages per run; with the page open and idle: {:.3} s per s",
+        browser_cpu / runs() as f64,
+        messages / runs() as f64,
+        idle_cpu_per_s
+    );
+    let n = runs() as f64;
+    // Each run against the library run of its round: the machine's speed drifts by more
+    // than the few percent looked for, and neighbours share it.
+    let paired = |v: &[f64]| 100.0 * median(v.iter().zip(&lib).map(|(x, l)| x / l - 1.0).collect());
+    println!(
+        "  each run against the library run of its round, median: panel with no page {:+.1} %, with a page (bench's time) {:+.1} %",
+        paired(&headless),
+        paired(&bench_side)
+    );
+    println!(
+        "  processor time of the browser while the bench worked (from the click until the session was idle): {:.3} s per run",
+        browser_cpu_in_run / n
+    );
+    println!(
+        "    by process: {}; the page's main thread: {:.3} s of tasks (script {:.3} s, style {:.3} s, layout {:.3} s)",
+        cpu_by_kind
+            .iter()
+            .map(|(k, v)| format!("{k} {:.3} s", v / n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        page_time[0] / n,
+        page_time[1] / n,
+        page_time[2] / n,
+        page_time[3] / n
     );
 }
 
 /// User and system time of every Chromium process so far, s (from /proc; 100 ticks/s).
 fn browser_cpu_s() -> f64 {
-    let mut ticks = 0u64;
+    browser_cpu_by_kind().values().sum()
+}
+
+/// The same by the kind of process (`--type=` of its command line: renderer, gpu-process,
+/// utility; the browser itself), s.
+fn browser_cpu_by_kind() -> std::collections::BTreeMap<String, f64> {
+    let mut by_kind = std::collections::BTreeMap::new();
     for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
             continue;
@@ -242,9 +336,34 @@ fn browser_cpu_s() -> f64 {
         }
         let f: Vec<&str> = rest.split(' ').collect();
         // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
-        ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        let ticks = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let kind = cmdline
+            .split(['\0', ' '])
+            .find_map(|a| a.strip_prefix("--type="))
+            .unwrap_or("browser")
+            .to_string();
+        *by_kind.entry(kind).or_insert(0.0) += ticks as f64 / 100.0;
     }
-    ticks as f64 / 100.0
+    by_kind
+}
+
+/// The page's own main-thread time so far (Chromium's Performance metrics), s: all its
+/// tasks, and of them script, style and layout.
+fn page_metrics(tab: &Tab) -> [f64; 4] {
+    use headless_chrome::protocol::cdp::Performance;
+    let m = tab
+        .call_method(Performance::GetMetrics(None))
+        .unwrap()
+        .metrics;
+    let get = |n: &str| m.iter().find(|x| x.name == n).map_or(0.0, |x| x.value);
+    [
+        get("TaskDuration"),
+        get("ScriptDuration"),
+        get("RecalcStyleDuration"),
+        get("LayoutDuration"),
+    ]
 }
 
 /// Load, bind, run and deliver as `meterbench run` does; the wall time, s.

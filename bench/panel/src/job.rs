@@ -5,7 +5,7 @@
 
 use crate::Shared;
 use crate::hub::HubObserver;
-use meterbench_procedure::SimFault;
+use meterbench_procedure::{DutFixture, SimFault};
 use meterbench_runner::operator::{AnswerFormat, Operator, OperatorError, Question, validate};
 use meterbench_runner::record::AnsweredBy;
 use meterbench_runner::{Outcome, Session};
@@ -95,7 +95,7 @@ pub(crate) enum AnswerError {
     /// Not the question the session waits on (answered already, or the run ended).
     NotAsked,
     /// Not in the question's format: why.
-    Refused(String),
+    Refused(meterbench_runner::operator::Refusal),
 }
 
 impl Jobs {
@@ -231,9 +231,18 @@ fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
 fn spawn(shared: &Arc<Shared>, work: Work, asked: chrono::DateTime<chrono::Utc>) -> Running {
     let abort = Arc::new(AtomicBool::new(false));
     shared.hub.begin();
+    // The files' own translations go with the start, so a page opened mid-run gets them
+    // in the replay: step names, ports, seals and labels in the operator's language.
+    let prepared = work.prepared();
+    let inspection = match &prepared.fixture {
+        DutFixture::Meter(f) => f.inspection.as_ref(),
+        DutFixture::CurrentSensor(_) => None,
+    };
     shared.hub.publish(json!({
         "event": "panel_started",
         "asked_ms": asked.timestamp_micros() as f64 / 1000.0,
+        "texts": prepared.procedure.translations().merged(prepared.fixture.translations()),
+        "inspection": inspection,
     }));
     let (s, a) = (shared.clone(), abort.clone());
     let thread = std::thread::Builder::new()

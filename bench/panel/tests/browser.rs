@@ -87,7 +87,12 @@ fn wait(tab: &Tab, what: &str, js: &str, timeout: Duration) {
                 .ok()
                 .and_then(|v| v.value)
                 .unwrap_or_default();
-            panic!("waited {timeout:?} for {what}; the page shows:\n{text}");
+            let errors = tab
+                .evaluate("JSON.stringify(window.meterbenchErrors)", false)
+                .ok()
+                .and_then(|v| v.value)
+                .unwrap_or_default();
+            panic!("waited {timeout:?} for {what}; the page's errors: {errors}; it shows:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -275,9 +280,22 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
                     Duration::from_secs(10),
                 );
                 refused_once = true;
+                // The same refusal for a German operator, from the refusal's code.
                 js(
                     &tab,
-                    "document.getElementById('question-input').value = ''; true",
+                    "lang = 'de'; document.getElementById('question-input').value = ''; true",
+                );
+                type_in(&tab, "#question-input", "one.eight");
+                click(&tab, "#answer-send");
+                wait(
+                    &tab,
+                    "the refusal in German",
+                    "document.getElementById('question-error').textContent === 'keine durch Punkte getrennten Zahlen (z. B. 1.8.4)'",
+                    Duration::from_secs(10),
+                );
+                js(
+                    &tab,
+                    "lang = 'en'; document.getElementById('question-input').value = ''; true",
                 );
             }
             type_in(&tab, "#question-input", answer);
@@ -398,8 +416,37 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     wait(
         &tab,
         "German",
-        "document.querySelector('[data-testid=state-1] span').textContent === 'NICHT BESTANDEN' && document.getElementById('start').textContent === 'Starten' && document.querySelector('.position .reason').textContent.startsWith('außerhalb der Grenzen: Iref PF1')",
+        "document.querySelector('[data-testid=state-1] span').textContent === 'NICHT BESTANDEN' && document.getElementById('start').textContent === 'Starten' && document.querySelector('.position .reason').textContent.startsWith('außerhalb der Grenzen: Iref cos φ = 1')",
         Duration::from_secs(10),
+    );
+    // The procedure's and the fixture's own German (their `translations:`): the failed
+    // point and its port in the table, and a seal and a label of the fixture as the
+    // dialog asks them.
+    let row = js(
+        &tab,
+        "JSON.stringify([...document.querySelector('tr[data-step=\"Iref PF1\"][data-port=\"right\"]').cells].slice(0, 2).map(c => c.textContent))",
+    );
+    assert_eq!(row.as_str(), Some(r#"["Iref cos φ = 1","rechts"]"#));
+    let seal = js(
+        &tab,
+        "promptText({key: 'seal.power_plate', prompt: 'User seals …: present and intact?'})",
+    );
+    assert_eq!(
+        seal.as_str(),
+        Some(
+            "Benutzerplomben auf der Verbindungsfläche von der Leistungsplatte zum Zähler: vorhanden und unversehrt?"
+        )
+    );
+    let label = js(
+        &tab,
+        "promptText({key: 'label.eichrecht', prompt: 'Eichrecht type label: …'})",
+    );
+    let label = label.as_str().unwrap();
+    assert!(
+        label.starts_with(
+            "Eichrecht-Typenschild: vorhanden, lesbar und mit allen Angaben: Herstellerlogo; "
+        ),
+        "{label}"
     );
     screenshot(&tab, reports, "panel-de.png");
     click(&tab, "#lang");

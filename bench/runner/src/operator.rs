@@ -44,19 +44,86 @@ impl AnswerFormat {
     }
 }
 
+/// Why an answer is refused. Its words here are the terminal's; the station panel gets
+/// the code and values as well (`serde`), and says it in the operator's language.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Refusal {
+    HashLength {
+        got: usize,
+        digits: usize,
+    },
+    NotHexDigit {
+        character: char,
+    },
+    NotVersion,
+    NotReading,
+    TooManyDecimals {
+        got: usize,
+        decimals: usize,
+    },
+    Empty,
+    NotInSerial {
+        character: char,
+    },
+    /// A scanned GS1 code that does not hold a serial number (the parser's words).
+    Gs1 {
+        detail: String,
+    },
+    ShownLength {
+        got: usize,
+    },
+    NotPrintable {
+        character: char,
+    },
+    NotYesNo,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::HashLength { got, digits } => {
+                write!(f, "{got} characters, a hash here has {digits}")
+            }
+            Refusal::NotHexDigit { character } => {
+                write!(f, "`{character}` is not a hexadecimal digit (0-9, A-F)")
+            }
+            Refusal::NotVersion => write!(f, "not numbers separated by dots (e.g. 1.8.4)"),
+            Refusal::NotReading => {
+                write!(f, "not a reading (digits, optionally a point and decimals)")
+            }
+            Refusal::TooManyDecimals { got, decimals } => {
+                write!(f, "{got} decimals, the display has {decimals}")
+            }
+            Refusal::Empty => write!(f, "empty"),
+            Refusal::NotInSerial { character } => {
+                write!(f, "{character:?} is not allowed in a serial number")
+            }
+            Refusal::Gs1 { detail } => write!(f, "{detail}"),
+            Refusal::ShownLength { got } => {
+                write!(f, "{got} characters; type 1 to 40 (- if nothing is shown)")
+            }
+            Refusal::NotPrintable { character } => {
+                write!(f, "{character:?} is not a printable character")
+            }
+            Refusal::NotYesNo => write!(f, "answer yes or no"),
+        }
+    }
+}
+
 /// Check an answer against its format; the normalised answer, or why it is refused.
-pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
+pub fn validate(format: AnswerFormat, text: &str) -> Result<String, Refusal> {
     let t = text.trim();
     match format {
         AnswerFormat::HexHash { digits } => {
             if t.len() != digits {
-                return Err(format!(
-                    "{} characters, a hash here has {digits}",
-                    t.chars().count()
-                ));
+                return Err(Refusal::HashLength {
+                    got: t.chars().count(),
+                    digits,
+                });
             }
-            if let Some(c) = t.chars().find(|c| !c.is_ascii_hexdigit()) {
-                return Err(format!("`{c}` is not a hexadecimal digit (0-9, A-F)"));
+            if let Some(character) = t.chars().find(|c| !c.is_ascii_hexdigit()) {
+                return Err(Refusal::NotHexDigit { character });
             }
             Ok(t.to_ascii_uppercase())
         }
@@ -67,7 +134,7 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
             if ok {
                 Ok(t.to_string())
             } else {
-                Err("not numbers separated by dots (e.g. 1.8.4)".into())
+                Err(Refusal::NotVersion)
             }
         }
         AnswerFormat::Reading { decimals } => {
@@ -76,13 +143,13 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
                 || !int.bytes().all(|b| b.is_ascii_digit())
                 || !frac.bytes().all(|b| b.is_ascii_digit())
             {
-                return Err("not a reading (digits, optionally a point and decimals)".into());
+                return Err(Refusal::NotReading);
             }
             if frac.len() > decimals {
-                return Err(format!(
-                    "{} decimals, the display has {decimals}",
-                    frac.len()
-                ));
+                return Err(Refusal::TooManyDecimals {
+                    got: frac.len(),
+                    decimals,
+                });
             }
             Ok(t.to_string())
         }
@@ -93,22 +160,21 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
                 meterbench_procedure::gs1::serial_of(
                     text.trim_matches(|c: char| c == ' ' || c == '\n' || c == '\r'),
                 )
+                .map_err(|detail| Refusal::Gs1 { detail })
             } else if t.is_empty() {
-                Err("empty".into())
-            } else if let Some(c) = t.chars().find(|c| !c.is_ascii_graphic()) {
-                Err(format!("{c:?} is not allowed in a serial number"))
+                Err(Refusal::Empty)
+            } else if let Some(character) = t.chars().find(|c| !c.is_ascii_graphic()) {
+                Err(Refusal::NotInSerial { character })
             } else {
                 Ok(t.to_string())
             }
         }
         AnswerFormat::Shown => {
             if t.is_empty() || t.len() > 40 {
-                Err(format!(
-                    "{} characters; type 1 to 40 (- if nothing is shown)",
-                    t.len()
-                ))
-            } else if let Some(c) = t.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
-                Err(format!("{c:?} is not a printable character"))
+                Err(Refusal::ShownLength { got: t.len() })
+            } else if let Some(character) = t.chars().find(|c| !(c.is_ascii_graphic() || *c == ' '))
+            {
+                Err(Refusal::NotPrintable { character })
             } else {
                 Ok(t.to_string())
             }
@@ -116,7 +182,7 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, String> {
         AnswerFormat::YesNo => match t.to_ascii_lowercase().as_str() {
             "yes" | "y" => Ok("yes".into()),
             "no" | "n" => Ok("no".into()),
-            _ => Err("answer yes or no".into()),
+            _ => Err(Refusal::NotYesNo),
         },
     }
 }
@@ -318,7 +384,7 @@ impl<R: BufRead + Send + 'static, W: Write> Operator for TerminalOperator<R, W> 
                 Err(why) => {
                     writeln!(self.output, "  not accepted: {why}; please enter it again")
                         .map_err(io)?;
-                    reason = why;
+                    reason = why.to_string();
                 }
             }
         }
@@ -378,38 +444,51 @@ mod tests {
     fn formats() {
         let hash = AnswerFormat::HexHash { digits: 8 };
         assert_eq!(validate(hash, " a3f09c4e\n"), Ok("A3F09C4E".into()));
-        assert!(
-            validate(hash, "A3F0-9C4E")
-                .unwrap_err()
-                .contains("9 characters")
+        let refused = |f, t| validate(f, t).unwrap_err().to_string();
+        assert_eq!(
+            validate(hash, "A3F0-9C4E"),
+            Err(Refusal::HashLength { got: 9, digits: 8 })
         );
-        assert!(validate(hash, "A3F09C4G").unwrap_err().contains("`G`"));
+        assert_eq!(
+            refused(hash, "A3F0-9C4E"),
+            "9 characters, a hash here has 8"
+        );
+        assert!(refused(hash, "A3F09C4G").contains("`G`"));
         assert_eq!(validate(AnswerFormat::Version, "1.8.4"), Ok("1.8.4".into()));
-        assert!(validate(AnswerFormat::Version, "1..4").is_err());
+        assert_eq!(
+            validate(AnswerFormat::Version, "1..4"),
+            Err(Refusal::NotVersion)
+        );
         let kwh = AnswerFormat::Reading { decimals: 4 };
         assert_eq!(
             validate(kwh, "000123.4500"),
             Ok("000123.4500".into()),
             "never rounded"
         );
-        assert!(
-            validate(kwh, "12.34567")
-                .unwrap_err()
-                .contains("5 decimals")
-        );
-        assert!(validate(kwh, "12,5").is_err());
+        assert!(refused(kwh, "12.34567").contains("5 decimals"));
+        assert_eq!(validate(kwh, "12,5"), Err(Refusal::NotReading));
         assert_eq!(validate(AnswerFormat::YesNo, "Y"), Ok("yes".into()));
-        assert!(validate(AnswerFormat::SerialNumber, "CP 123").is_err());
+        assert_eq!(
+            validate(AnswerFormat::SerialNumber, "CP 123"),
+            Err(Refusal::NotInSerial { character: ' ' })
+        );
         assert_eq!(validate(AnswerFormat::Shown, " - "), Ok("-".into()));
         assert_eq!(
-            validate(AnswerFormat::Shown, "E1 Δ"),
-            Err("'Δ' is not a printable character".into())
+            refused(AnswerFormat::Shown, "E1 Δ"),
+            "'Δ' is not a printable character"
         );
-        assert!(
-            validate(AnswerFormat::Shown, "")
-                .unwrap_err()
-                .contains("0 characters")
+        assert!(refused(AnswerFormat::Shown, "").contains("0 characters"));
+    }
+
+    #[test]
+    fn a_refusal_goes_to_the_panel_as_a_code_with_its_values() {
+        let r = validate(AnswerFormat::Reading { decimals: 4 }, "12.34567").unwrap_err();
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"code": "too_many_decimals", "got": 5, "decimals": 4})
         );
+        let r = validate(AnswerFormat::SerialNumber, "]C10104012345678908").unwrap_err();
+        assert_eq!(serde_json::to_value(&r).unwrap()["code"], "gs1");
     }
 
     #[test]
