@@ -551,11 +551,31 @@ fn junit_and_summary_say_what_failed() {
         Some(1)
     );
     let bundle = &bundles(reports.path())[0];
-    let junit = std::fs::read_to_string(bundle.join("junit.xml")).unwrap();
-    assert!(
-        junit.contains("failures=\"1\"") && junit.contains("Iref PF1 [right]\" time"),
-        "{junit}"
+    // As a CI system reads it: the DUT out of its limits at one point is one failure.
+    let suite = junit_suite(bundle);
+    assert_eq!((suite.failures, suite.errors), (1, 0));
+    assert_eq!(
+        (suite.tests, suite.cases.len()),
+        (30, 30),
+        "a case per step and port"
     );
+    let failed: Vec<&str> = suite
+        .cases
+        .iter()
+        .filter(|c| c.status.is_failure())
+        .map(|c| c.original_name.as_str())
+        .collect();
+    assert_eq!(failed, ["Iref PF1 [right]"]);
+    assert!(
+        suite.time > 100.0,
+        "the run's time on the bench clock: {}",
+        suite.time
+    );
+    let property = |k: &str| suite.properties.hashmap.get(k).cloned().unwrap_or_default();
+    assert_eq!(property("verdict"), "FAIL");
+    assert_eq!(property("serial_number"), "SIM-CPIM-000123");
+    assert_eq!(property("station"), "sim-1");
+    assert_eq!(property("procedure"), "en50470-3-class-b 1.0.0");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bundle.join("summary.json")).unwrap())
             .unwrap();
@@ -856,4 +876,61 @@ fn chrono_today() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The bundle's junit.xml read by a JUnit parser: its one suite.
+fn junit_suite(bundle: &std::path::Path) -> junit_parser::TestSuite {
+    let file = std::fs::File::open(bundle.join("junit.xml")).unwrap();
+    let mut suites = junit_parser::from_reader(std::io::BufReader::new(file)).unwrap();
+    assert_eq!(suites.suites.len(), 1);
+    suites.suites.remove(0)
+}
+
+#[test]
+fn junit_tells_a_bench_fault_from_a_dut_failure_and_skips_what_was_not_reached() {
+    let reports = tempfile::tempdir().unwrap();
+    let r = reports.path().to_str().unwrap();
+    let out = meterbench(&[
+        "run",
+        "--quiet",
+        "--reports",
+        r,
+        "--sim-fault",
+        "{dead_led: {port: left}}",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let suite = junit_suite(&bundles(reports.path())[0]);
+    let status = |name: &str| {
+        let c = suite
+            .cases
+            .iter()
+            .find(|c| c.original_name == name)
+            .unwrap_or_else(|| panic!("no test case {name}"));
+        (
+            c.status.is_success(),
+            c.status.is_failure(),
+            c.status.is_error(),
+            c.status.is_skipped(),
+        )
+    };
+    // The dark LED is the bench's error; the healthy port measured and passed.
+    assert_eq!(status("Scanning heads [left]"), (false, false, true, false));
+    assert_eq!(
+        status("Scanning heads [right]"),
+        (true, false, false, false)
+    );
+    // Nothing after it was reached: skipped, not missing.
+    assert_eq!(
+        status("Starting current [all]"),
+        (false, false, false, true)
+    );
+    assert_eq!(status("Imax PF1 [all]"), (false, false, false, true));
+    assert_eq!((suite.failures, suite.errors), (0, 1));
+    let skipped = suite.cases.iter().filter(|c| c.status.is_skipped()).count();
+    assert_eq!(skipped, 14, "every step after the scanning heads");
 }

@@ -270,6 +270,14 @@ impl DutProcedure {
     }
 
     /// The smallest MPE/U at which a point gets a statement of conformity.
+    /// Its steps' names, in order.
+    pub fn step_names(&self) -> Vec<String> {
+        match self {
+            DutProcedure::Meter(p) => p.steps.iter().map(|s| s.name.clone()).collect(),
+            DutProcedure::CurrentSensor(p) => p.steps.iter().map(|s| s.name.clone()).collect(),
+        }
+    }
+
     pub fn test_uncertainty_ratio(&self) -> &crate::UncertaintyRatio {
         match self {
             DutProcedure::Meter(p) => &p.test_uncertainty_ratio,

@@ -812,6 +812,7 @@ fn subject(req: &RunRequest<'_>, serial: &str, instruments: Vec<InstrumentRecord
             decision_rule,
             document: procedure.document(),
             test_uncertainty_ratio: Some(procedure.test_uncertainty_ratio().clone()),
+            planned_steps: procedure.step_names(),
         },
         counter_timebase_hz: 0.0,
         reference_imp_per_kwh: match fx {

@@ -86,6 +86,10 @@ pub struct ProcedureRef {
     /// source (older records: none, every point was decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_uncertainty_ratio: Option<meterbench_procedure::UncertaintyRatio>,
+    /// The steps the run was planned to make, in order: those a run that ended early
+    /// did not reach are told as such (JUnit's skipped). Older records: not kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned_steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

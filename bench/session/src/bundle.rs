@@ -8,7 +8,6 @@ use meterbench_signing::{
     IssuanceFields, SIGNATURE_FILE, SigningKey, append_issuance, key_id, prepare_issuance_log,
     sign_bundle,
 };
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,7 +249,7 @@ struct JUnit;
 
 impl BundleFile for JUnit {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        std::fs::write(bundle.join("junit.xml"), junit(record))?;
+        std::fs::write(bundle.join("junit.xml"), junit(record)?)?;
         Ok(())
     }
 }
@@ -456,18 +455,40 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
     })
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-/// JUnit XML: one test case per step and port; FAIL is a failure, ERROR an error.
-pub fn junit(r: &RunRecord) -> String {
-    let mut cases = String::new();
-    let (mut tests, mut failures, mut errors) = (0, 0, 0);
+/// JUnit XML (quick-junit's writer): one test case per step and port. A DUT out of its
+/// limits is a failure; a bench fault (a step that ended ERROR: a dark LED, a lost
+/// instrument) is an error on the ports it could not measure, while a port it measured
+/// keeps its own result; a point with no statement of conformity is a failure of its own
+/// type; a planned step the run did not reach is skipped. The suite carries the run's
+/// time on the bench clock and its serial, station, procedure and verdict as properties.
+pub fn junit(r: &RunRecord) -> anyhow::Result<String> {
+    use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+    let seconds = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
+    let classname = format!("{}.{}", r.dut.device_type, r.dut.serial_number);
+    let mut suite = TestSuite::new(format!("{} {}", r.procedure.id, r.run_id));
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.started_utc) {
+        suite.set_timestamp(t);
+    }
+    suite.set_time(seconds(r.timing.bench_duration_s));
+    let position = r.position.as_ref().map(|p| p.id.to_string());
+    for (name, value) in [
+        ("run_id", Some(r.run_id.clone())),
+        ("serial_number", Some(r.dut.serial_number.clone())),
+        ("device_type", Some(r.dut.device_type.clone())),
+        ("station", Some(r.station.id.clone())),
+        ("position", position),
+        (
+            "procedure",
+            Some(format!("{} {}", r.procedure.id, r.procedure.version)),
+        ),
+        ("verdict", Some(r.outcome.word().to_string())),
+        ("reason", r.outcome_reason.clone()),
+        ("simulated", Some(r.simulated.to_string())),
+    ] {
+        if let Some(value) = value {
+            suite.add_property(Property::new(name, value));
+        }
+    }
     for s in &r.steps {
         let ports: Vec<(String, Option<&PortResult>)> =
             if s.ports.iter().any(|p| p.result.is_some()) {
@@ -479,20 +500,6 @@ pub fn junit(r: &RunRecord) -> String {
                 vec![("all".to_string(), None)]
             };
         for (port, result) in ports {
-            tests += 1;
-            let _ = write!(
-                cases,
-                "    <testcase classname=\"{}.{}\" name=\"{} [{}]\" time=\"{:.3}\">",
-                xml(&r.dut.device_type),
-                xml(&r.dut.serial_number),
-                xml(&if s.attempt > 1 {
-                    format!("{} (attempt {})", s.name, s.attempt)
-                } else {
-                    s.name.clone()
-                }),
-                xml(&port),
-                s.duration_s
-            );
             let detail = match result {
                 Some(PortResult::Accuracy {
                     error_percent,
@@ -546,39 +553,86 @@ pub fn junit(r: &RunRecord) -> String {
                 }
                 _ => s.message.clone().unwrap_or_default(),
             };
-            match (s.outcome, result) {
+            let bench_fault = matches!(
+                s.outcome,
+                Outcome::Error | Outcome::Aborted | Outcome::InProgress
+            );
+            let status = match result {
                 // No statement of conformity is no pass either: a failure of its own type.
-                (_, Some(res)) if res.no_statement() => {
-                    failures += 1;
-                    let _ = write!(
-                        cases,
-                        "<failure type=\"not-decidable\" message=\"{}\"/>",
-                        xml(&format!("not decidable at this uncertainty: {detail}"))
-                    );
+                Some(res) if res.no_statement() => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_type("not-decidable");
+                    st.set_message(format!("not decidable at this uncertainty: {detail}"));
+                    st
                 }
-                (_, Some(res)) if !res.passed() => {
-                    failures += 1;
-                    let _ = write!(cases, "<failure message=\"{}\"/>", xml(&detail));
+                // A scanning head that saw too few pulses is the bench's to fix (the
+                // runner ends such a step ERROR), not a DUT out of its limits.
+                Some(res @ PortResult::PulseCheck { .. }) if !res.passed() => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    st.set_type("bench-fault");
+                    st.set_message(s.message.clone().unwrap_or(detail.clone()));
+                    st
                 }
-                (Outcome::Error | Outcome::Aborted, _) => {
-                    errors += 1;
-                    let _ = write!(
-                        cases,
-                        "<error message=\"{}\"/>",
-                        xml(s.message.as_deref().unwrap_or(""))
-                    );
+                Some(res) if !res.passed() => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_type("out-of-limits");
+                    st.set_message(detail.clone());
+                    st
                 }
-                _ => {
-                    let _ = write!(cases, "<system-out>{}</system-out>", xml(&detail));
+                // Measured and within its limits, whatever became of the other ports.
+                Some(_) => TestCaseStatus::success(),
+                None if bench_fault => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    st.set_type(if s.outcome == Outcome::Aborted {
+                        "aborted"
+                    } else {
+                        "bench-fault"
+                    });
+                    st.set_message(s.message.clone().unwrap_or_default());
+                    st
                 }
+                None if s.outcome == Outcome::Fail => {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_type("out-of-limits");
+                    st.set_message(detail.clone());
+                    st
+                }
+                None => TestCaseStatus::success(),
+            };
+            let name = if s.attempt > 1 {
+                format!("{} (attempt {})", s.name, s.attempt)
+            } else {
+                s.name.clone()
+            };
+            let mut case = TestCase::new(format!("{name} [{port}]"), status);
+            case.set_classname(classname.clone());
+            case.set_time(seconds(s.duration_s));
+            if !detail.is_empty() {
+                case.set_system_out(detail);
             }
-            cases.push_str("</testcase>\n");
+            suite.add_test_case(case);
         }
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{} {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" timestamp=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        xml(&r.procedure.id),
-        xml(&r.run_id),
-        xml(&r.started_utc),
-    )
+    // The steps the run was planned to make and did not reach.
+    for name in &r.procedure.planned_steps {
+        if r.steps.iter().any(|s| &s.name == name) {
+            continue;
+        }
+        let mut status = TestCaseStatus::skipped();
+        status.set_type("not-reached");
+        status.set_message(format!(
+            "not reached: the run ended {} before this step",
+            r.outcome.word()
+        ));
+        let mut case = TestCase::new(format!("{name} [all]"), status);
+        case.set_classname(classname.clone());
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("meterbench");
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.started_utc) {
+        report.set_timestamp(t);
+    }
+    report.set_time(seconds(r.timing.bench_duration_s));
+    report.add_test_suite(suite);
+    Ok(report.to_string()?)
 }
