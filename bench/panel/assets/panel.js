@@ -30,6 +30,7 @@ const TEXT = {
     retest_started: "Retest of {step} started",
     error_chart: "error % against current (A)", run_error: "The session ended with an error",
     question_for: "Position {p}", points: "Points", starting: "Starting: connecting the station's instruments…",
+    role_source: "source", role_reference: "reference", role_counter: "counter",
   },
   de: {
     offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
@@ -58,6 +59,7 @@ const TEXT = {
     retest_started: "Wiederholung von {step} gestartet",
     error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
     question_for: "Platz {p}", points: "Messpunkte", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
+    role_source: "Quelle", role_reference: "Referenz", role_counter: "Impulszähler",
   },
 };
 
@@ -131,6 +133,13 @@ const REFUSALS_DE = {
   not_yes_no: () => "mit ja oder nein antworten",
 };
 const refusalText = (e) => (lang === "de" && e.refusal && REFUSALS_DE[e.refusal.code] ? REFUSALS_DE[e.refusal.code](e.refusal) : e.message);
+
+// An instrument's role in the station (its kind in the page's language, and the station's
+// id for it where that differs: "counter c1").
+const roleText = (i) => {
+  const kind = TEXT[lang][`role_${i.kind}`] || i.kind;
+  return i.id && i.id !== i.kind ? `${kind} ${i.id}` : kind;
+};
 
 // A text of the procedure or fixture (a step's name, a port, a seal, a label's field)
 // in the operator's language, as the files translate it; else as written.
@@ -618,7 +627,7 @@ async function loadStation() {
   $("station-title").textContent = `${s.name} (${s.id}) · ${s.laboratory}`;
   $("key-id").textContent = s.key_id;
   $("instruments").replaceChildren(...s.instruments.map((i) => el("tr", { class: `due-${i.state}` },
-    el("td", { text: i.role }), el("td", { text: `${i.model} · ${i.serial_number}` }),
+    el("td", { text: roleText(i) }), el("td", { text: `${i.model} · ${i.serial_number}` }),
     el("td", { text: i.calibration }),
     el("td", { class: "due", text: i.state === "ok" ? i.due : `${i.due} (${t(i.state)})` }))));
   $("rack").textContent = s.positions.map((p) => p.id).join(", ");

@@ -23,6 +23,10 @@ pub(crate) fn station(shared: &Shared, today: NaiveDate) -> Value {
             let days = (b.calibration.due - today).num_days();
             json!({
                 "role": b.label(),
+                // The role's kind (source, reference, counter) and the station's own id
+                // of the instrument, for the page to name the kind in its language.
+                "kind": b.role,
+                "id": b.id,
                 "model": b.model,
                 "serial_number": b.serial_number,
                 "calibration": b.calibration.id,

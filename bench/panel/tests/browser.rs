@@ -427,6 +427,11 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         "JSON.stringify([...document.querySelector('tr[data-step=\"Iref PF1\"][data-port=\"right\"]').cells].slice(0, 2).map(c => c.textContent))",
     );
     assert_eq!(row.as_str(), Some(r#"["Iref cos φ = 1","rechts"]"#));
+    let roles = js(
+        &tab,
+        "[...document.querySelectorAll('#instruments tr td:first-child')].map(c => c.textContent).join(', ')",
+    );
+    assert_eq!(roles.as_str(), Some("Quelle, Referenz, Impulszähler c1"));
     let seal = js(
         &tab,
         "promptText({key: 'seal.power_plate', prompt: 'User seals …: present and intact?'})",
