@@ -243,14 +243,46 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
             )
         })?;
     }
-    let key = generate_key(path, &public_key_path(path))
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", whence()))?;
-    Ok((key, true))
+    match generate_key(path, &public_key_path(path)) {
+        Ok(key) => Ok((key, true)),
+        // Another process made it first (two runs starting at once on a new bench): its
+        // key is the bench's key.
+        Err(meterbench_signing::SigningError::AlreadyExists { .. }) if path.exists() => {
+            let key = load_signing_key(path).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
+            Ok((key, false))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", whence())),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_that_create_the_key_at_once_get_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("keys/signing-key.pem");
+            let ids: Vec<String> = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| load_or_create_key(&path).unwrap()))
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| meterbench_signing::key_id(&w.join().unwrap().0.verifying_key()))
+                    .collect()
+            });
+            assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+            // Nothing left behind but the key and its public half.
+            let mut files: Vec<String> = std::fs::read_dir(dir.path().join("keys"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            assert_eq!(files, ["signing-key.pem", "signing-key.pub.pem"]);
+        }
+    }
 
     #[test]
     fn a_home_in_the_current_folder_keeps_paths_relative() {

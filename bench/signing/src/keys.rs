@@ -98,6 +98,18 @@ pub(crate) fn parse_public_key_pem(text: &str) -> Result<VerifyingKey, String> {
 /// The mode is set at creation, not afterwards, so a private key is never
 /// readable by others, not even for a moment.
 pub(crate) fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SigningError> {
+    // Written whole under a name of its own, then linked to its name: another process
+    // (two runs starting at once on a new bench) never reads half a key, and a file that
+    // exists is never replaced (the link fails if the name is taken).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -107,14 +119,21 @@ pub(crate) fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(),
     }
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options.open(path).map_err(|e| match e.kind() {
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SigningError::io(path, e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => SigningError::AlreadyExists {
             path: path.to_path_buf(),
             why: "it would be silently replaced",
         },
         _ => SigningError::io(path, e),
-    })?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| SigningError::io(path, e))
+    })
 }
