@@ -227,9 +227,9 @@ function handle(m) {
       // Accepted: the station is being bound; the previous session's view goes (busy
       // first: the new view is drawn a refresh later, not while the bench starts).
       state.busy = true;
+      lastRender = performance.now(); // resetSession shows the empty view itself
       resetSession();
       state.texts = m.texts || {}; state.inspection = m.inspection || null;
-      lastRender = performance.now(); // resetSession drew the empty view
       $("step-line").textContent = t("starting");
       break;
     case "session_started":

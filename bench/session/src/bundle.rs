@@ -557,45 +557,41 @@ pub fn junit(r: &RunRecord) -> anyhow::Result<String> {
                 s.outcome,
                 Outcome::Error | Outcome::Aborted | Outcome::InProgress
             );
+            let not_ok = |kind, ty: &str, message: String| {
+                let mut st = TestCaseStatus::non_success(kind);
+                st.set_type(ty);
+                st.set_message(message);
+                st
+            };
+            let step_message = || s.message.clone().unwrap_or_else(|| detail.clone());
             let status = match result {
                 // No statement of conformity is no pass either: a failure of its own type.
-                Some(res) if res.no_statement() => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_type("not-decidable");
-                    st.set_message(format!("not decidable at this uncertainty: {detail}"));
-                    st
-                }
+                Some(res) if res.no_statement() => not_ok(
+                    NonSuccessKind::Failure,
+                    "not-decidable",
+                    format!("not decidable at this uncertainty: {detail}"),
+                ),
                 // A scanning head that saw too few pulses is the bench's to fix (the
                 // runner ends such a step ERROR), not a DUT out of its limits.
                 Some(res @ PortResult::PulseCheck { .. }) if !res.passed() => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    st.set_type("bench-fault");
-                    st.set_message(s.message.clone().unwrap_or(detail.clone()));
-                    st
+                    not_ok(NonSuccessKind::Error, "bench-fault", step_message())
                 }
                 Some(res) if !res.passed() => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_type("out-of-limits");
-                    st.set_message(detail.clone());
-                    st
+                    not_ok(NonSuccessKind::Failure, "out-of-limits", detail.clone())
                 }
                 // Measured and within its limits, whatever became of the other ports.
                 Some(_) => TestCaseStatus::success(),
-                None if bench_fault => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    st.set_type(if s.outcome == Outcome::Aborted {
+                None if bench_fault => not_ok(
+                    NonSuccessKind::Error,
+                    if s.outcome == Outcome::Aborted {
                         "aborted"
                     } else {
                         "bench-fault"
-                    });
-                    st.set_message(s.message.clone().unwrap_or_default());
-                    st
-                }
+                    },
+                    step_message(),
+                ),
                 None if s.outcome == Outcome::Fail => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_type("out-of-limits");
-                    st.set_message(detail.clone());
-                    st
+                    not_ok(NonSuccessKind::Failure, "out-of-limits", detail.clone())
                 }
                 None => TestCaseStatus::success(),
             };
