@@ -289,7 +289,7 @@ fn a_station_without_a_current_uncertainty_is_refused_where_its_source_is() {
     );
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("station.yaml:13:") && stderr.contains("no current_uncertainty_k2_percent"),
+        stderr.contains("station.yaml:20:") && stderr.contains("no current_uncertainty_k2_percent"),
         "{stderr}"
     );
     assert!(!dir.path().join("reports").exists(), "nothing was run");

@@ -193,6 +193,7 @@ fn options(shared: &Shared) -> SessionOptions {
     o.reports = c.reports.clone();
     o.realtime = c.realtime;
     o.home = c.home.clone();
+    o.signer = c.signer.clone();
     o
 }
 
@@ -301,11 +302,8 @@ fn run(shared: &Arc<Shared>, work: Work, abort: Arc<AtomicBool>) {
     };
     guard::stand_down(guard, &session);
     let station = &prepared.station;
-    let signer = shared
-        .config
-        .signer
-        .clone()
-        .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
+    // A run's document names its signatory; this names the station for a run without one.
+    let signer = format!("{}, station {}", station.laboratory_name, station.id);
     let outputs = station_outputs(
         shared.key.clone(),
         signer,

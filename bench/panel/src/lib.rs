@@ -39,7 +39,8 @@ pub struct PanelConfig {
     pub reports: PathBuf,
     /// Where finished runs are filed, and the history is read from.
     pub store: StoreLocation,
-    /// Who signs the certificates [default: the station's laboratory and id].
+    /// The authorised signatory of the panel's runs, one of the station's
+    /// `laboratory.signatories` [default: the only one listed].
     pub signer: Option<String>,
     /// Simulated bench only: pace the virtual clock to the wall clock.
     pub realtime: bool,
@@ -71,6 +72,11 @@ impl Panel {
     /// sets a password, and start serving.
     pub fn start(config: PanelConfig, key: SigningKey) -> anyhow::Result<Panel> {
         let station = Station::load(&config.station).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Who authorises the panel's runs is settled before it serves: a wrong name would
+        // otherwise refuse every start.
+        station
+            .signatory(config.signer.as_deref())
+            .map_err(anyhow::Error::msg)?;
         let access = access::Access::for_station(&station, config.listen)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

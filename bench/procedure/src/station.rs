@@ -131,6 +131,23 @@ mod raw {
     pub struct Laboratory {
         pub name: String,
         pub address: String,
+        /// ISO 3166-1 alpha-2 code of the laboratory's country (the DCC's `countryCode`).
+        pub country: Spanned<String>,
+        /// Where this station stands, when not at the laboratory's address (a line, a
+        /// customer's site): the certificate's place of calibration.
+        #[serde(default)]
+        pub location: Option<String>,
+        /// The people who may authorise this station's certificates (ISO/IEC 17025
+        /// 7.8.2.1 o): a run names one with `--signer`, or takes the only one.
+        #[serde(default)]
+        pub signatories: Vec<Spanned<Signatory>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Signatory {
+        pub name: String,
+        pub role: String,
     }
 
     /// Every role a procedure can name; an unknown role is a misspelling.
@@ -816,6 +833,12 @@ pub struct Station {
     pub name: String,
     pub laboratory_name: String,
     pub laboratory_address: String,
+    /// ISO 3166-1 alpha-2, e.g. `DE`.
+    pub laboratory_country: String,
+    /// Where the station stands, when not at the laboratory's address.
+    pub location: Option<String>,
+    /// Who may authorise this station's certificates.
+    pub signatories: Vec<Signatory>,
     pub source: SourceRole,
     pub reference: ReferenceRole,
     /// One or more; each position's heads name one of them.
@@ -832,6 +855,107 @@ pub struct Station {
     /// SHA-256 (lower-case hex) of the station panel's password: required to use the
     /// panel from another machine.
     pub panel_password_sha256: Option<String>,
+}
+
+/// A person who may authorise the station's certificates, and their function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signatory {
+    pub name: String,
+    pub role: String,
+}
+
+struct LaboratoryParts {
+    country: String,
+    location: Option<String>,
+    signatories: Vec<Signatory>,
+}
+
+/// The laboratory's country code, place and signatories, each checked at its line: they
+/// are printed on certificates and written into the DCC.
+fn laboratory(path: &Path, raw: &raw::Laboratory) -> Result<LaboratoryParts, DataError> {
+    let err = |pos, msg: String| DataError::at(path, pos, msg);
+    let country = {
+        let c = &raw.country;
+        let v = c.value.as_str();
+        if !(v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase())) {
+            return Err(err(
+                Pos::of(c),
+                format!(
+                    "laboratory.country `{v}` is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. DE)"
+                ),
+            ));
+        }
+        v.to_string()
+    };
+    let text = |what: &str, v: &str| -> Result<String, String> {
+        let t = v.split_whitespace().collect::<Vec<_>>().join(" ");
+        if t.is_empty() {
+            return Err(format!("{what} is empty"));
+        }
+        if v.chars()
+            .any(|c| c.is_control() && !matches!(c, ' ' | '\t' | '\n'))
+        {
+            return Err(format!("{what} holds a control character"));
+        }
+        Ok(t)
+    };
+    let mut signatories: Vec<Signatory> = Vec::new();
+    for s in &raw.signatories {
+        let name = text("a signatory's name", &s.value.name).map_err(|m| err(Pos::of(s), m))?;
+        let role = text("a signatory's role", &s.value.role).map_err(|m| err(Pos::of(s), m))?;
+        if signatories.iter().any(|o| o.name == name) {
+            return Err(err(
+                Pos::of(s),
+                format!("signatory `{name}` is listed twice"),
+            ));
+        }
+        signatories.push(Signatory { name, role });
+    }
+    Ok(LaboratoryParts {
+        country,
+        location: raw
+            .location
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string),
+        signatories,
+    })
+}
+
+impl Station {
+    /// The signatory a run is authorised by: the one named (who must be listed), else
+    /// the only one listed; none when the station lists none and none is named.
+    pub fn signatory(&self, named: Option<&str>) -> Result<Option<Signatory>, String> {
+        let file = self.file.path.display();
+        let listed = || {
+            self.signatories
+                .iter()
+                .map(|s| format!("`{}` ({})", s.name, s.role))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (named.map(str::trim), self.signatories.as_slice()) {
+            (Some(n), []) => Err(format!(
+                "`{n}` is not an authorised signatory of station {}: {file} lists none under `laboratory.signatories` (name and role of each)",
+                self.id
+            )),
+            (Some(n), list) => list.iter().find(|s| s.name == n).cloned().map(Some).ok_or_else(|| {
+                format!(
+                    "`{n}` is not an authorised signatory of station {} (authorised in {file}: {})",
+                    self.id,
+                    listed()
+                )
+            }),
+            (None, []) => Ok(None),
+            (None, [only]) => Ok(Some(only.clone())),
+            (None, _) => Err(format!(
+                "station {} has several signatories: name the one who authorises this run with --signer (authorised in {file}: {})",
+                self.id,
+                listed()
+            )),
+        }
+    }
 }
 
 /// A reference standard's correction, its numbers in bounds and its ranges in order.
@@ -1160,7 +1284,11 @@ impl Station {
             }
             None => None,
         };
+        let laboratory = laboratory(&path, &raw.laboratory)?;
         Ok(Station {
+            laboratory_country: laboratory.country,
+            location: laboratory.location,
+            signatories: laboratory.signatories,
             panel_password_sha256,
             guard_timeout_s,
             max_energised_s,

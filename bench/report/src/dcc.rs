@@ -29,8 +29,8 @@ impl Customer {
     /// A stand-in that says what it is, for runs without an order behind them.
     pub fn placeholder() -> Self {
         Customer {
-            name: "Customer not recorded (placeholder)".into(),
-            address: "Not recorded: the run record holds no customer data".into(),
+            name: "Customer not recorded".into(),
+            address: "Not recorded: the run was started without a customer".into(),
             placeholder: true,
         }
     }
@@ -56,6 +56,8 @@ pub struct DccContext {
     /// Directory holding `dcc.xml.j2`; when it or the file is missing the copy compiled
     /// into the binary is used.
     pub templates_dir: Option<PathBuf>,
+    /// The PDF certificate to embed (`dcc:document`): its file name and bytes.
+    pub document: Option<(String, Vec<u8>)>,
 }
 
 impl DccContext {
@@ -71,6 +73,7 @@ impl DccContext {
             language: "en".into(),
             issue_date: None,
             templates_dir: None,
+            document: None,
         }
     }
 }
@@ -87,6 +90,13 @@ struct Doc<'a> {
     lang: &'a str,
     issue_date: Option<&'a str>,
     schema_version: &'static str,
+    document: Option<EmbeddedDocument>,
+}
+
+#[derive(Serialize)]
+struct EmbeddedDocument {
+    file_name: String,
+    base64: String,
 }
 
 /// Render the DCC of a finished run.
@@ -136,6 +146,13 @@ pub fn render_dcc_xml(record: &RunRecord, ctx: &DccContext) -> Result<String, Re
         lang,
         issue_date: ctx.issue_date.as_deref(),
         schema_version: DCC_SCHEMA_VERSION,
+        document: ctx.document.as_ref().map(|(name, bytes)| {
+            use base64::Engine;
+            EmbeddedDocument {
+                file_name: name.clone(),
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            }
+        }),
     };
     let xml = templates::render(DCC_TEMPLATE, EMBEDDED, ctx.templates_dir.as_deref(), doc)?;
     Ok(xml)

@@ -116,6 +116,76 @@ pub(crate) struct View {
     pub amends: Option<String>,
     /// Departures from the procedure as written, in words (retests).
     pub deviations: Vec<String>,
+    /// Whose item it is and how it arrived; "not recorded" where the run was not told.
+    pub order: OrderView,
+    /// Whether the customer was named (ISO/IEC 17025 7.8.2.1 e).
+    pub customer_recorded: bool,
+    /// How the results are traceable to the SI, in words (7.8.4.1 c).
+    pub traceability: String,
+}
+
+/// Where the calibration was performed: the station's own place, else the laboratory.
+fn place(r: &RunRecord) -> String {
+    let address = r.station.laboratory_address.trim();
+    match (&r.station.location, address.is_empty()) {
+        (Some(l), _) => format!("{l} (station {})", r.station.id),
+        (None, false) => format!(
+            "the laboratory's premises, {address} (station {})",
+            r.station.id
+        ),
+        (None, true) => format!("station {} (its address is not recorded)", r.station.id),
+    }
+}
+
+fn order_view(o: Option<&meterbench_runner::record::Order>) -> OrderView {
+    const NOT: &str = "not recorded";
+    let text = |t: Option<&String>| {
+        t.map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| NOT.into())
+    };
+    match o {
+        Some(o) => OrderView {
+            customer: o.customer.trim().to_string(),
+            contact: text(o.contact.as_ref()),
+            received: o.received.map_or_else(|| NOT.into(), |d| d.to_string()),
+            condition: text(o.condition.as_ref()),
+        },
+        None => OrderView {
+            customer: "not recorded (the run was started without --customer)".into(),
+            contact: NOT.into(),
+            received: NOT.into(),
+            condition: NOT.into(),
+        },
+    }
+}
+
+/// How the results reach the SI: through the calibrated instruments listed, each with
+/// its certificate, issuer and due date.
+fn traceability(r: &RunRecord) -> String {
+    let chain: Vec<String> = r
+        .instruments
+        .iter()
+        .map(|i| {
+            format!(
+                "{} ({}, certificate {} by {}, due {})",
+                i.label(),
+                i.declared_model,
+                i.calibration.id,
+                i.calibration.issued_by,
+                i.calibration.due
+            )
+        })
+        .collect();
+    let simulated = if r.simulated {
+        " On the simulated bench these instruments and their certificates are simulated: nothing here is traceable to the SI."
+    } else {
+        ""
+    };
+    format!(
+        "The results are traceable to the International System of Units (SI) through the measuring equipment listed above, each item calibrated by the issuer named under the certificate listed and used within its calibration interval: {}. No result of an external provider is included.{simulated}",
+        chain.join("; ")
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +203,21 @@ pub(crate) struct Station {
     pub laboratory: String,
     pub path: String,
     pub sha256: String,
+    /// The laboratory's postal address ("not recorded" for records before it).
+    pub address: String,
+    /// ISO 3166-1 alpha-2, when the record names it.
+    pub country: Option<String>,
+    /// Where the calibration was performed, in words.
+    pub place: String,
+}
+
+/// The customer and the item's receipt (ISO/IEC 17025 7.8.2.1 e, g, h), in words.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrderView {
+    pub customer: String,
+    pub contact: String,
+    pub received: String,
+    pub condition: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -973,7 +1058,16 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
             laboratory: r.station.laboratory.clone(),
             path: r.station.path.clone(),
             sha256: r.station.sha256.clone(),
+            address: Some(r.station.laboratory_address.trim())
+                .filter(|a| !a.is_empty())
+                .unwrap_or("not recorded")
+                .to_string(),
+            country: r.station.country.clone(),
+            place: place(r),
         },
+        order: order_view(r.order.as_ref()),
+        customer_recorded: r.order.is_some(),
+        traceability: traceability(r),
         dut: Dut {
             manufacturer: r.dut.manufacturer.clone(),
             device_type: r.dut.device_type.clone(),

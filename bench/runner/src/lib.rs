@@ -81,6 +81,10 @@ pub struct RunRequest<'a> {
     /// that it switched the source off after a bench process died): logged in every
     /// record at the start.
     pub startup_notes: Vec<String>,
+    /// The customer and the item's receipt, recorded in every run of the session.
+    pub order: Option<record::Order>,
+    /// Who authorises the session's documents.
+    pub signatory: Option<record::Signatory>,
 }
 
 #[derive(Debug, thiserror::Error)]

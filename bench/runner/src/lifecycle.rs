@@ -207,6 +207,8 @@ pub fn run<'a>(
         if let Some(op) = operator.as_deref() {
             record.answered_by = Some(op.answered_by(Some(device.position)));
         }
+        record.order = req.order.clone();
+        record.signatory = req.signatory.clone();
         let path = folder.join("record.json");
         write(&record, &path)?;
         runs.push(Run {

@@ -99,6 +99,39 @@ pub struct StationRef {
     pub laboratory: String,
     pub path: String,
     pub sha256: String,
+    /// The laboratory's postal address (records before it: empty).
+    #[serde(default)]
+    pub laboratory_address: String,
+    /// ISO 3166-1 alpha-2 code of the laboratory's country, when the station gives it.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Where the station stands, when not at the laboratory's address.
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+/// The order behind a calibration (ISO/IEC 17025 7.8.2.1 e, g, h): whose item it is and
+/// how it arrived, as the technician gave it at the start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// The customer's name.
+    pub customer: String,
+    /// How to reach the customer (address, e-mail).
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// The day the item was received, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub received: Option<chrono::NaiveDate>,
+    /// The item's condition on receipt, as noted by who received it.
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// Who authorised the run's document: a named person and their function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signatory {
+    pub name: String,
+    pub role: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -633,6 +666,12 @@ pub struct RunRecord {
     /// Departures from the procedure as written (retests).
     #[serde(default)]
     pub deviations: Vec<Deviation>,
+    /// The customer and the item's receipt, when given at the start.
+    #[serde(default)]
+    pub order: Option<Order>,
+    /// The authorised signatory named at the start (the station's list).
+    #[serde(default)]
+    pub signatory: Option<Signatory>,
     /// What the bench found and left: the source's output at the start, and whether its
     /// switching off at the end was confirmed by the source.
     #[serde(default)]
@@ -869,6 +908,8 @@ impl RunRecord {
             simulated,
             answered_by: None,
             deviations: Vec::new(),
+            order: None,
+            signatory: None,
             source: SourceSafety::default(),
             bench_version: env!("CARGO_PKG_VERSION").into(),
             started_utc: chrono::Utc::now().to_rfc3339(),
@@ -881,6 +922,9 @@ impl RunRecord {
                 laboratory: station.laboratory_name.clone(),
                 path: station.file.path.display().to_string(),
                 sha256: station.file.sha256.clone(),
+                laboratory_address: station.laboratory_address.clone(),
+                country: Some(station.laboratory_country.clone()),
+                location: station.location.clone(),
             },
             instruments: subject.instruments,
             fixture: subject.fixture,

@@ -31,6 +31,8 @@ fn run_in_process(reports: &Path, only_steps: Option<Vec<usize>>) -> Session {
         only_steps,
         retest_failed: false,
         startup_notes: Vec::new(),
+        order: None,
+        signatory: None,
     };
     let mut silent = Silent;
     run(

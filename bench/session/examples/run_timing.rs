@@ -123,6 +123,8 @@ fn one_run(station: &Path, reports: &Path) -> anyhow::Result<(f64, String)> {
         only_steps: None,
         retest_failed: false,
         startup_notes: Vec::new(),
+        order: None,
+        signatory: None,
     };
     let (in_source, in_counter, in_clock) = (Spent::default(), Spent::default(), Spent::default());
     let mut source = TimedSource(b.source.as_mut(), &in_source);

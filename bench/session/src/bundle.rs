@@ -4,6 +4,7 @@
 
 use crate::outputs::Output;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
+use meterbench_signing::xmldsig::{XML_PUBLIC_KEY_FILE, XmlSigningKey, sign_enveloped};
 use meterbench_signing::{
     IssuanceFields, SIGNATURE_FILE, SigningKey, append_issuance, key_id, prepare_issuance_log,
     sign_bundle,
@@ -58,6 +59,9 @@ fn write_files(
     })
 }
 
+/// The PDF certificate's file in a bundle (also embedded in the DCC).
+const PDF_FILE: &str = "certificate.pdf";
+
 /// The signed bundle as an output of a finished run.
 pub struct Bundle {
     key: SigningKey,
@@ -66,6 +70,8 @@ pub struct Bundle {
     /// The issuance log is a hash chain: one append at a time.
     log_lock: Mutex<()>,
     files: Vec<Box<dyn BundleFile>>,
+    /// Written after `files`, from them (the DCC embeds the PDF).
+    after: Vec<Box<dyn BundleFile>>,
 }
 
 impl Bundle {
@@ -74,7 +80,6 @@ impl Bundle {
     pub fn new(key: SigningKey, signer: String, log: PathBuf) -> Bundle {
         let key_id = key_id(&key.verifying_key());
         Bundle {
-            key,
             signer: signer.clone(),
             log,
             log_lock: Mutex::new(()),
@@ -91,11 +96,15 @@ impl Bundle {
                     signer: signer.clone(),
                     key_id,
                 }),
-                Box::new(Dcc { signer }),
                 Box::new(CanonicalRecord),
                 Box::new(Summary),
                 Box::new(JUnit),
             ],
+            after: vec![Box::new(Dcc {
+                signer,
+                xml_key: XmlSigningKey::derive(&key),
+            })],
+            key,
         }
     }
 
@@ -131,6 +140,7 @@ impl Bundle {
             })?
         };
         write_files(&self.files, record, bundle)?;
+        write_files(&self.after, record, bundle)?;
         let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
         let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
         let appended = {
@@ -299,24 +309,56 @@ impl BundleFile for CertificatePdf {
         let (context, files) = meterbench_report::certificate_pdf_parts(record, &cert)?;
         let source = meterbench_pdf::certificate_source(&context)?;
         std::fs::write(
-            bundle.join("certificate.pdf"),
+            bundle.join(PDF_FILE),
             meterbench_pdf::render_pdf(&source, &files)?,
         )?;
         Ok(())
     }
 }
 
-/// The Digital Calibration Certificate (XML).
+/// The Digital Calibration Certificate (XML) with the PDF certificate embedded, under an
+/// enveloped XML signature, and the public key that signature verifies with.
 struct Dcc {
     signer: String,
+    xml_key: XmlSigningKey,
 }
 
 impl BundleFile for Dcc {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        let dcc = meterbench_report::DccContext::new(self.signer.clone(), "DE".to_string());
+        let (name, role) = signatory(record, &self.signer);
+        let country = record.station.country.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the run record names no country for the DCC: its station file {} predates `laboratory.country`",
+                record.station.path
+            )
+        })?;
+        let mut dcc = meterbench_report::DccContext::new(name, country);
+        dcc.signer_role = role;
+        dcc.laboratory_address =
+            Some(record.station.laboratory_address.clone()).filter(|a| !a.trim().is_empty());
+        if let Some(o) = &record.order {
+            dcc.customer = meterbench_report::Customer {
+                name: o.customer.clone(),
+                address: o.contact.clone().unwrap_or_default(),
+                placeholder: false,
+            };
+        }
+        let pdf = bundle.join(PDF_FILE);
+        dcc.document = Some((
+            PDF_FILE.to_string(),
+            std::fs::read(&pdf).map_err(|e| {
+                anyhow::anyhow!(
+                    "the DCC embeds {}, which cannot be read: {e}",
+                    pdf.display()
+                )
+            })?,
+        ));
+        let xml = meterbench_report::render_dcc_xml(record, &dcc)?;
+        let signed = sign_enveloped(&xml, &self.xml_key)?;
+        std::fs::write(bundle.join("dcc.xml"), signed)?;
         std::fs::write(
-            bundle.join("dcc.xml"),
-            meterbench_report::render_dcc_xml(record, &dcc)?,
+            bundle.join(XML_PUBLIC_KEY_FILE),
+            self.xml_key.public_key_pem(),
         )?;
         Ok(())
     }
@@ -337,10 +379,22 @@ fn certificate_context(
     signer: &str,
     key_id: &str,
 ) -> meterbench_report::CertificateContext {
-    meterbench_report::CertificateContext::new(
-        signer.to_string(),
-        how_to_verify(&record.run_id, key_id),
-    )
+    let (name, role) = signatory(record, signer);
+    let mut c =
+        meterbench_report::CertificateContext::new(name, how_to_verify(&record.run_id, key_id));
+    c.signer_role = role;
+    c.laboratory_address =
+        Some(record.station.laboratory_address.clone()).filter(|a| !a.trim().is_empty());
+    c
+}
+
+/// Who authorised the run's documents: its signatory, else (a station that lists none)
+/// the laboratory and station, as `fallback` says.
+fn signatory(record: &RunRecord, fallback: &str) -> (String, Option<String>) {
+    match &record.signatory {
+        Some(s) => (s.name.clone(), Some(s.role.clone())),
+        None => (fallback.to_string(), None),
+    }
 }
 
 #[derive(Debug)]

@@ -69,6 +69,10 @@ pub struct SessionOptions {
     pub retest_failed: bool,
     /// Calibrations are judged against this day.
     pub today: NaiveDate,
+    /// The customer and the item's receipt, recorded in every run.
+    pub order: Option<meterbench_runner::record::Order>,
+    /// The authorised signatory (one of the station's); `None`: the station's only one.
+    pub signer: Option<String>,
     /// The bench home: where a retest finds the files its run named.
     pub home: paths::BenchHome,
 }
@@ -91,6 +95,8 @@ impl SessionOptions {
             counter_link_faults: Vec::new(),
             retest_failed: false,
             today,
+            order: None,
+            signer: None,
             home: paths::BenchHome::at(Path::new("."), paths::HomeOrigin::CurrentFolder),
         }
     }
@@ -168,6 +174,8 @@ pub struct Prepared {
     /// The simulated faults, each at its position.
     sim_faults: Vec<(u32, SimFault)>,
     expected_energised_s: f64,
+    /// Who authorises the documents: one of the station's signatories.
+    pub signatory: Option<meterbench_runner::record::Signatory>,
 }
 
 impl Prepared {
@@ -182,6 +190,16 @@ impl Prepared {
             questions: asked,
         } = check_combination(&procedure, &fixture, &station, options.today)?;
         let positions = resolve_positions(&options, &station, &fixture)?;
+        let signatory = station
+            .signatory(options.signer.as_deref())
+            .map_err(SessionError::Request)?
+            .map(|s| meterbench_runner::record::Signatory {
+                name: s.name,
+                role: s.role,
+            });
+        if let Some(order) = &options.order {
+            check_order(order, options.today)?;
+        }
         let mut answers = BTreeMap::new();
         for (p, path) in &options.answers {
             if let Some(p) = p
@@ -232,6 +250,7 @@ impl Prepared {
             answers,
             sim_faults,
             expected_energised_s,
+            signatory,
         })
     }
 
@@ -345,6 +364,8 @@ impl Prepared {
             retest_failed: self.options.retest_failed,
             // What the source's guard did after an earlier bench process died.
             startup_notes: guard::take_reports(&self.options.reports),
+            order: self.options.order.clone(),
+            signatory: self.signatory.clone(),
         };
         let BoundStation {
             source,
@@ -505,6 +526,40 @@ fn resolve_positions(
     Ok(out)
 }
 
+/// The order as typed or scanned: a customer named, texts without control characters
+/// (they end up in XML and on paper), an item not received after the run's day.
+pub fn check_order(
+    order: &meterbench_runner::record::Order,
+    today: NaiveDate,
+) -> Result<(), SessionError> {
+    let bad = |m: String| Err(SessionError::Request(m));
+    if order.customer.trim().is_empty() {
+        return bad("the customer's name is empty (--customer)".into());
+    }
+    for (what, text) in [
+        ("--customer", Some(&order.customer)),
+        ("--customer-contact", order.contact.as_ref()),
+        ("--condition", order.condition.as_ref()),
+    ] {
+        if let Some(t) = text
+            && let Some(c) = t.chars().find(|c| c.is_control() && *c != '\n')
+        {
+            return bad(format!(
+                "{what} holds the control character U+{:04X}: type it again",
+                c as u32
+            ));
+        }
+    }
+    if let Some(r) = order.received
+        && r > today
+    {
+        return bad(format!(
+            "--received {r} is after today ({today}): the item must have arrived before it is calibrated"
+        ));
+    }
+    Ok(())
+}
+
 /// A retest of one point of a stored run, in a later session: the run's own procedure,
 /// fixture and station (the files must be the ones it used: their hashes are checked),
 /// its position and device. The new record carries the stored one's steps and appends
@@ -541,6 +596,8 @@ impl Retest {
         options.positions = vec![position];
         options.serials = vec![(Some(position), record.dut.serial_number.clone())];
         options.retest_failed = false;
+        // The retest continues the same order: the item has not been received again.
+        options.order = record.order.clone();
         let prepared = Prepared::load(options)?;
         for (what, file, hash) in [
             (

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::keys::{key_id, parse_public_key_pem, public_key_pem, write_new_file};
+use crate::xmldsig::XML_PUBLIC_KEY_FILE;
 use crate::{Problem, ProblemKind, SigningError, is_sha256_hex, sha256_hex};
 
 /// The signed manifest: a `#` header, then `<sha256> *<path>` lines.
@@ -392,6 +393,22 @@ pub fn verify_bundle(
         }
     }
 
+    // The DCC's own XML signature, with the key the manifest lists beside it: a reader
+    // of the DCC alone (xmlsec1) checks that, so it must hold as the manifest does.
+    if listed.contains_key(DCC_FILE) && listed.contains_key(XML_PUBLIC_KEY_FILE) {
+        let xml = fs::read(dir.join(DCC_FILE));
+        let key = fs::read_to_string(dir.join(XML_PUBLIC_KEY_FILE));
+        if let (Ok(xml), Ok(key)) = (xml, key)
+            && let Err(e) = crate::xmldsig::verify_enveloped(&xml, &key)
+        {
+            problems.push(Problem::new(
+                DCC_FILE,
+                ProblemKind::BadSignature,
+                format!("its XML signature does not verify with {XML_PUBLIC_KEY_FILE}: {e}"),
+            ));
+        }
+    }
+
     match (parsed.header, problems.is_empty()) {
         (Some(header), true) => Ok(VerifyReport {
             manifest_sha256: sha256_hex(&manifest_bytes),
@@ -407,6 +424,9 @@ pub fn verify_bundle(
         _ => Err(problems),
     }
 }
+
+/// The DCC in a bundle, which carries an XML signature of its own.
+const DCC_FILE: &str = "dcc.xml";
 
 /// Reads one of the three files every signed bundle has, recording a problem if it can't.
 fn read_required(

@@ -32,8 +32,10 @@
 #![forbid(unsafe_code)]
 
 mod bundle;
+pub mod c14n;
 mod issuance;
 mod keys;
+pub mod xmldsig;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -32,7 +32,8 @@ pub struct PanelArgs {
     /// keys/signing-key.pem in the bench home].
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
-    /// Who signs the certificates [default: the station's laboratory and id].
+    /// The authorised signatory of the panel's runs, one of the station's
+    /// `laboratory.signatories` [default: the only one listed].
     #[arg(long)]
     pub signer: Option<String>,
     /// Results store runs are filed into and the history is read from: a folder or a

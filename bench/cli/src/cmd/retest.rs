@@ -39,6 +39,7 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     let mut options = SessionOptions::new(Local::now().date_naive());
     options.reports = reports.clone();
     options.home = home.clone();
+    options.signer = args.issue.signer.clone();
     if let Some(a) = &args.answers {
         options.answers = vec![(None, a.clone())];
     }
@@ -69,7 +70,6 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     crate::cmd::run::stand_down(guard, &session);
     let outputs = Outputs {
         key,
-        signer: args.issue.signer.clone(),
         reports,
         store: args.issue.store.clone(),
     };

@@ -76,7 +76,41 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     #[command(flatten)]
+    pub order: OrderArgs,
+    #[command(flatten)]
     pub issue: IssueArgs,
+}
+
+/// The order behind the calibration (ISO/IEC 17025 7.8.2.1 e, g, h), printed on the
+/// certificate and written into the DCC.
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The customer's name [default: not recorded, and the certificate says so].
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// How to reach the customer (address, e-mail).
+    #[arg(long, requires = "customer")]
+    pub customer_contact: Option<String>,
+    /// The day the item was received, YYYY-MM-DD.
+    #[arg(long, requires = "customer", value_name = "YYYY-MM-DD")]
+    pub received: Option<chrono::NaiveDate>,
+    /// The item's condition on receipt, e.g. "housing undamaged, seals intact".
+    #[arg(long, requires = "customer")]
+    pub condition: Option<String>,
+}
+
+impl OrderArgs {
+    pub fn order(&self) -> anyhow::Result<Option<meterbench_runner::record::Order>> {
+        Ok(self
+            .customer
+            .as_ref()
+            .map(|c| meterbench_runner::record::Order {
+                customer: c.clone(),
+                contact: self.customer_contact.clone(),
+                received: self.received,
+                condition: self.condition.clone(),
+            }))
+    }
 }
 
 /// Where a session's runs go and who signs them (`run` and `retest`).
@@ -93,7 +127,8 @@ pub struct IssueArgs {
     /// [default: $METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home].
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
-    /// Who signs the certificate [default: the station's laboratory and id].
+    /// The authorised signatory of the run's documents, by name: one of the station's
+    /// `laboratory.signatories` [default: the only one listed].
     #[arg(long)]
     pub signer: Option<String>,
     /// Results store the finished runs are filed into (for `runs` and `audit`): a folder,
@@ -210,6 +245,8 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     options.realtime = args.realtime;
     options.sim_faults = sim_faults;
     options.retest_failed = args.retest_failed;
+    options.signer = args.issue.signer.clone();
+    options.order = args.order.order()?;
     let prepared = Prepared::load(options).map_err(plain)?;
 
     // The signing key before anything is switched on: a run must be able to end in a
@@ -244,7 +281,6 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     stand_down(guard, &session);
     let outputs = Outputs {
         key,
-        signer: args.issue.signer.clone(),
         reports,
         store: args.issue.store.clone(),
     };
@@ -307,7 +343,6 @@ pub(crate) fn signing_key(key_path: PathBuf) -> anyhow::Result<meterbench_signin
 /// What becomes of a session's runs: printed, bundled and signed, filed.
 pub(crate) struct Outputs {
     pub key: meterbench_signing::SigningKey,
-    pub signer: Option<String>,
     pub reports: PathBuf,
     pub store: Option<StoreLocation>,
 }
@@ -321,9 +356,8 @@ impl Outputs {
                 crate::out::colour(),
             ));
         }
-        let signer = self
-            .signer
-            .unwrap_or_else(|| format!("{}, station {}", station.laboratory_name, station.id));
+        // A run's document names its signatory; this names the station for a run without.
+        let signer = format!("{}, station {}", station.laboratory_name, station.id);
         let store = self.store.unwrap_or_else(|| default_store(&self.reports));
         let outputs = station_outputs(self.key, signer, &self.reports, store);
         // A bundle's PDF and plots keep a core busy: one worker per core.
