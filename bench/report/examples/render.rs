@@ -29,14 +29,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             run = record.run_id
         ),
     );
-    cert.templates_dir = Some(templates.clone());
+    cert.templates_dir = Some(templates);
     std::fs::write(
         out.join("certificate.html"),
         render_certificate_html(&record, &cert)?,
     )?;
 
-    let mut dcc = DccContext::new("A. Signer (example)", "DE");
-    dcc.templates_dir = Some(templates);
+    let dcc = DccContext::new("A. Signer (example)", "DE");
     std::fs::write(out.join("dcc.xml"), render_dcc_xml(&record, &dcc)?)?;
 
     for p in render_plots(&record, &out.join("plots"))? {

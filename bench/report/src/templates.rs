@@ -23,8 +23,8 @@ pub fn template_origin(name: &str, templates_dir: Option<&Path>) -> TemplateOrig
     }
 }
 
-/// Escaping for HTML and XML alike. minijinja's HTML escaping also turns `/` into
-/// `&#x2f;`, which is valid but makes `ILAC-G8:09/2019` unreadable in the DCC.
+/// Escaping for HTML. minijinja's HTML escaping also turns `/` into `&#x2f;`, which is
+/// valid but makes `ILAC-G8:09/2019` unreadable in the page's source.
 const MARKUP: AutoEscape = AutoEscape::Custom("markup");
 
 fn escape_markup(s: &str) -> String {
@@ -42,8 +42,8 @@ fn escape_markup(s: &str) -> String {
     out
 }
 
-/// Render `name` with `ctx`. `.html.j2` and `.xml.j2` templates are auto-escaped
-/// (`& < > " '`).
+/// Render `name` with `ctx`. `.html.j2` templates are auto-escaped (`& < > " '`). XML is
+/// not rendered from templates: the DCC has its own writer (`dcc`).
 pub(crate) fn render<S: Serialize>(
     name: &str,
     embedded: &'static str,
@@ -62,7 +62,7 @@ pub(crate) fn render<S: Serialize>(
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|name| {
         let base = name.strip_suffix(".j2").unwrap_or(name);
-        if base.ends_with(".html") || base.ends_with(".xml") || base.ends_with(".svg") {
+        if base.ends_with(".html") || base.ends_with(".svg") {
             MARKUP
         } else {
             AutoEscape::None
@@ -74,15 +74,6 @@ pub(crate) fn render<S: Serialize>(
                 .map_err(minijinja::Error::from)
         } else {
             minijinja::escape_formatter(out, state, value)
-        }
-    });
-    // The DCC's notEmptyStringType: collapse white space, never empty.
-    env.add_filter("ne", |s: String| -> String {
-        let t = s.split_whitespace().collect::<Vec<_>>().join(" ");
-        if t.is_empty() {
-            "not recorded".to_string()
-        } else {
-            t
         }
     });
     let err = |source| RenderError::Template {

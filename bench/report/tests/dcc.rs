@@ -146,6 +146,50 @@ fn text_is_escaped_and_still_valid() {
     assert!(!xml.contains("placeholder"));
 }
 
+/// Text that would end an element, an attribute or a CDATA section if it were pasted
+/// into the markup: the writer escapes it, and it reads back whole.
+#[test]
+fn a_hostile_string_is_escaped_by_the_writer() {
+    const HOSTILE: &str = "A & B <x> \"q\" ]]>";
+    let r = record("record-pass.json");
+    let mut c = ctx();
+    c.customer = Customer {
+        name: HOSTILE.into(),
+        address: HOSTILE.into(),
+        placeholder: false,
+    };
+    c.signer_role = Some(HOSTILE.into());
+    c.laboratory_code = Some(HOSTILE.into());
+    c.document = Some((format!("{HOSTILE}.pdf"), b"%PDF-1.7".to_vec()));
+    let xml = render_dcc_xml(&r, &c).unwrap();
+    assert!(
+        !xml.contains(HOSTILE),
+        "a value went into the markup unescaped"
+    );
+    assert!(xml.contains("A &amp; B &lt;x&gt; &quot;q&quot; ]]&gt;"));
+    assert_valid(&xml);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let text_of = |tag: &str| -> Vec<&str> {
+        doc.descendants()
+            .filter(|n| n.has_tag_name((DCC, tag)))
+            .filter_map(|n| n.text())
+            .collect()
+    };
+    let customer = doc
+        .descendants()
+        .find(|n| n.has_tag_name((DCC, "customer")))
+        .unwrap();
+    let customer_texts: Vec<&str> = customer
+        .descendants()
+        .filter(|n| n.has_tag_name((DCC, "content")))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(customer_texts, [HOSTILE, HOSTILE]);
+    assert_eq!(text_of("role"), [HOSTILE]);
+    assert_eq!(text_of("calibrationLaboratoryCode"), [HOSTILE]);
+    assert_eq!(text_of("fileName"), [format!("{HOSTILE}.pdf").as_str()]);
+}
+
 #[test]
 fn same_record_same_bytes() {
     let r = record("record-fail.json");
@@ -251,5 +295,11 @@ fn a_current_sensors_readings_are_in_the_dcc() {
         "the failing reading is missing"
     );
     assert!(xml.contains("Telegram stream: period, firmware id, CRC"));
-    assert!(xml.contains("the sensor's reading resolution"));
+    // Read from the parsed text: the writer escapes the apostrophe (`&apos;`).
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert!(
+        doc.descendants()
+            .filter_map(|n| n.text())
+            .any(|t| t.contains("the sensor's reading resolution"))
+    );
 }

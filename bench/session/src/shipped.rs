@@ -30,7 +30,6 @@ pub const SHIPPED: &[(&str, &str)] = shipped![
     "templates/audit.typ.j2",
     "templates/certificate.html.j2",
     "templates/certificate.typ.j2",
-    "templates/dcc.xml.j2",
     "audit/settings.yaml",
     "reports/README.md",
 ];

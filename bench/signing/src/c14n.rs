@@ -23,6 +23,10 @@ pub enum C14nError {
     Doctype,
     #[error("the document has a processing instruction, which this canonicalizer does not cover")]
     ProcessingInstruction,
+    #[error("`{0}` is not an XML name")]
+    BadName(String),
+    #[error("character U+{0:04X} is not allowed in XML 1.0")]
+    BadCharacter(u32),
     #[error("prefix `{0}` is used but never declared")]
     UndeclaredPrefix(String),
     #[error("the element to leave out (`{0}`) is not in the document")]
@@ -51,10 +55,20 @@ struct Scope {
     rendered: BTreeMap<String, String>,
     /// Whether the element is in the output.
     output: bool,
+    /// Its qualified name, which its end tag must repeat.
+    name: Vec<u8>,
 }
 
 /// The canonical form of `xml`'s chosen part.
 pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError> {
+    // The bench's documents are UTF-8; a byte that is not would otherwise be replaced or
+    // copied, and the canonical form would not be one.
+    if let Err(e) = std::str::from_utf8(xml) {
+        return Err(C14nError::Xml {
+            offset: e.valid_up_to() as u64,
+            message: "not UTF-8".into(),
+        });
+    }
     let mut reader = Reader::from_reader(xml);
     // Empty elements are reported as a start and an end: canonical form writes both.
     reader.config_mut().expand_empty_elements = true;
@@ -83,6 +97,7 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
             // implement; the bench writes none.
             Event::PI(_) => return Err(C14nError::ProcessingInstruction),
             Event::Start(start) => {
+                check_name(start.name().as_ref())?;
                 let depth = stack.len();
                 let declared = declarations(&start, stack.last().map(|s| &s.declared))?;
                 let (namespace, local) = expanded_name(&start, &declared)?;
@@ -125,6 +140,7 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
                     declared,
                     rendered,
                     output,
+                    name: start.name().as_ref().to_vec(),
                 });
             }
             Event::End(end) => {
@@ -132,9 +148,19 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
                     offset,
                     message: "an end tag without a start".into(),
                 })?;
+                if end.name().as_ref() != scope.name.as_slice() {
+                    return Err(C14nError::Xml {
+                        offset,
+                        message: format!(
+                            "end tag `{}` closes `{}`",
+                            String::from_utf8_lossy(end.name().as_ref()),
+                            String::from_utf8_lossy(&scope.name)
+                        ),
+                    });
+                }
                 if scope.output {
                     out.extend_from_slice(b"</");
-                    out.extend_from_slice(end.name().as_ref());
+                    out.extend_from_slice(&scope.name);
                     out.push(b'>');
                 }
                 let depth = stack.len();
@@ -151,6 +177,7 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
                         offset,
                         message: e.to_string(),
                     })?;
+                    check_chars(&text)?;
                     escape_text(&mut out, &text);
                 }
             }
@@ -164,12 +191,15 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
                         offset,
                         message: format!("unknown entity `&{name};`"),
                     })?;
+                    check_chars(&c)?;
                     escape_text(&mut out, &c);
                 }
             }
             Event::CData(c) => {
                 if stack.last().is_some_and(|s| s.output) {
-                    escape_text(&mut out, &String::from_utf8_lossy(&c.into_inner()));
+                    let text = String::from_utf8_lossy(&c.into_inner()).into_owned();
+                    check_chars(&text)?;
+                    escape_text(&mut out, &text);
                 }
             }
         }
@@ -189,6 +219,37 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
         _ => {}
     }
     Ok(out)
+}
+
+/// XML 1.0 (fifth edition) Name: a NameStartChar, then NameChars. A parser lenient about
+/// names would otherwise let a canonical form through that no other parser reads back.
+fn check_name(name: &[u8]) -> Result<(), C14nError> {
+    let text = std::str::from_utf8(name)
+        .map_err(|_| C14nError::BadName(String::from_utf8_lossy(name).into()))?;
+    let start = |c: char| {
+        c.is_ascii_alphabetic()
+            || matches!(c, ':' | '_' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+    };
+    let rest = |c: char| {
+        start(c)
+            || c.is_ascii_digit()
+            || matches!(c, '-' | '.' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) if start(c) && chars.all(rest) => Ok(()),
+        _ => Err(C14nError::BadName(text.to_string())),
+    }
+}
+
+/// XML 1.0 Char: no C0 control but tab, line feed and carriage return, no U+FFFE/U+FFFF.
+fn check_chars(text: &str) -> Result<(), C14nError> {
+    match text.chars().find(|&c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }) {
+        Some(c) => Err(C14nError::BadCharacter(c as u32)),
+        None => Ok(()),
+    }
 }
 
 /// A character or predefined entity reference as its text.
@@ -236,6 +297,7 @@ fn declarations(
 }
 
 fn attribute_value(a: &quick_xml::events::attributes::Attribute<'_>) -> Result<String, C14nError> {
+    check_name(a.key.as_ref())?;
     let raw = String::from_utf8_lossy(&a.value).into_owned();
     // Attribute-value normalisation: literal white space becomes a space; references are
     // resolved afterwards (so `&#xA;` stays a line feed).
@@ -256,6 +318,7 @@ fn attribute_value(a: &quick_xml::events::attributes::Attribute<'_>) -> Result<S
         rest = &rest[i + end + 1..];
     }
     out.push_str(rest);
+    check_chars(&out)?;
     Ok(out)
 }
 
@@ -473,6 +536,33 @@ mod tests {
     fn white_space_in_attributes_and_carriage_returns_are_escaped() {
         let xml = "<a t=\"x&#xA;y&#9;z\">l&#xD;m</a>";
         assert_eq!(c14n(xml), "<a t=\"x&#xA;y&#x9;z\">l&#xD;m</a>");
+    }
+
+    #[test]
+    fn names_and_characters_xml_does_not_allow_are_refused() {
+        assert!(matches!(
+            canonicalize(b"<a\x01b/>", Subset::Document),
+            Err(C14nError::BadName(_))
+        ));
+        assert!(matches!(
+            canonicalize(b"<a 1x=\"v\"/>", Subset::Document),
+            Err(C14nError::BadName(_))
+        ));
+        assert!(matches!(
+            canonicalize(b"<a>x\x02y</a>", Subset::Document),
+            Err(C14nError::BadCharacter(2))
+        ));
+        assert!(matches!(
+            canonicalize(b"<a>&#1;</a>", Subset::Document),
+            Err(C14nError::BadCharacter(1))
+        ));
+        assert!(canonicalize("<é·-a _x=\"1\"/>".as_bytes(), Subset::Document).is_ok());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_and_a_mismatched_end_tag_are_refused() {
+        assert!(canonicalize(b"<a>\xa3</a>", Subset::Document).is_err());
+        assert!(canonicalize(b"<a><b></c></a>", Subset::Document).is_err());
     }
 
     #[test]

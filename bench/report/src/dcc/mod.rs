@@ -1,22 +1,19 @@
 //! The PTB Digital Calibration Certificate (DCC, schema 3.2.1, namespace
-//! `https://ptb.de/dcc`, D-SI `https://ptb.de/si`), rendered from `templates/dcc.xml.j2`.
+//! `https://ptb.de/dcc`, D-SI `https://ptb.de/si`), written with an XML writer
+//! (quick-xml) rather than a text template: every value is escaped by the writer.
+
+mod document;
+mod xml;
 
 use crate::RenderError;
-use crate::templates;
-use crate::view::{self, View};
+use crate::view;
 use meterbench_runner::record::RunRecord;
-use serde::Serialize;
-use std::path::PathBuf;
 
-/// File name of the DCC template, in a templates directory and in `templates/`.
-pub const DCC_TEMPLATE: &str = "dcc.xml.j2";
-const EMBEDDED: &str = include_str!("../../../templates/dcc.xml.j2");
-
-/// The DCC schema version the template writes.
+/// The DCC schema version the writer writes.
 pub const DCC_SCHEMA_VERSION: &str = "3.2.1";
 
 /// The customer of the calibration. The run record holds no customer data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Customer {
     pub name: String,
     /// Postal address, free text.
@@ -53,9 +50,6 @@ pub struct DccContext {
     pub language: String,
     /// Date of issue, `YYYY-MM-DD`; omitted when none (never taken from the clock).
     pub issue_date: Option<String>,
-    /// Directory holding `dcc.xml.j2`; when it or the file is missing the copy compiled
-    /// into the binary is used.
-    pub templates_dir: Option<PathBuf>,
     /// The PDF certificate to embed (`dcc:document`): its file name and bytes.
     pub document: Option<(String, Vec<u8>)>,
 }
@@ -72,31 +66,9 @@ impl DccContext {
             country_code: country_code.into(),
             language: "en".into(),
             issue_date: None,
-            templates_dir: None,
             document: None,
         }
     }
-}
-
-#[derive(Serialize)]
-struct Doc<'a> {
-    r: &'a View,
-    signer: String,
-    signer_role: Option<String>,
-    customer: Customer,
-    laboratory_address: String,
-    laboratory_code: Option<String>,
-    country: &'a str,
-    lang: &'a str,
-    issue_date: Option<&'a str>,
-    schema_version: &'static str,
-    document: Option<EmbeddedDocument>,
-}
-
-#[derive(Serialize)]
-struct EmbeddedDocument {
-    file_name: String,
-    base64: String,
 }
 
 /// Render the DCC of a finished run.
@@ -120,11 +92,6 @@ pub fn render_dcc_xml(record: &RunRecord, ctx: &DccContext) -> Result<String, Re
         RenderError::InvalidContext("the DCC needs the name of the person who signs it".into())
     })?;
     let v = view::build(record)?;
-    let customer = Customer {
-        name: not_empty(&ctx.customer.name).unwrap_or_else(|| "not recorded".into()),
-        address: not_empty(&ctx.customer.address).unwrap_or_else(|| "not recorded".into()),
-        placeholder: ctx.customer.placeholder,
-    };
     let laboratory_address = ctx
         .laboratory_address
         .as_deref()
@@ -135,27 +102,39 @@ pub fn render_dcc_xml(record: &RunRecord, ctx: &DccContext) -> Result<String, Re
                 v.station.name, v.station.id
             )
         });
-    let doc = Doc {
-        r: &v,
-        signer,
-        signer_role: ctx.signer_role.as_deref().and_then(not_empty),
-        customer,
-        laboratory_address,
-        laboratory_code: ctx.laboratory_code.as_deref().and_then(not_empty),
-        country,
+    let signer_role = ctx.signer_role.as_deref().and_then(not_empty);
+    let laboratory_code = ctx.laboratory_code.as_deref().and_then(not_empty);
+    let pdf = ctx.document.as_ref().map(|(name, bytes)| {
+        use base64::Engine;
+        (
+            name.as_str(),
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )
+    });
+    let doc = document::Doc {
+        v: &v,
         lang,
+        signer: &signer,
+        signer_role: signer_role.as_deref(),
+        customer_name: &ne(&ctx.customer.name),
+        customer_address: &ne(&ctx.customer.address),
+        customer_placeholder: ctx.customer.placeholder,
+        laboratory_address: &laboratory_address,
+        laboratory_code: laboratory_code.as_deref(),
+        country,
         issue_date: ctx.issue_date.as_deref(),
         schema_version: DCC_SCHEMA_VERSION,
-        document: ctx.document.as_ref().map(|(name, bytes)| {
-            use base64::Engine;
-            EmbeddedDocument {
-                file_name: name.clone(),
-                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-            }
-        }),
+        document: pdf.as_ref().map(|(name, b64)| (*name, b64.as_str())),
     };
-    let xml = templates::render(DCC_TEMPLATE, EMBEDDED, ctx.templates_dir.as_deref(), doc)?;
-    Ok(xml)
+    let mut x = xml::DccWriter::new(lang);
+    document::write(&mut x, &doc);
+    Ok(x.finish())
+}
+
+/// The DCC's `notEmptyStringType` where a value may be missing: collapsed, else
+/// `not recorded`.
+fn ne(s: &str) -> String {
+    not_empty(s).unwrap_or_else(|| "not recorded".into())
 }
 
 /// The DCC's `notEmptyStringType`: no leading or trailing white space, not empty.
