@@ -9,6 +9,8 @@ const TEXT = {
     start: "Start", procedure: "Procedure", fixture: "Fixture", position: "Position",
     serial: "Serial number (scan)", ask: "Answer the prompts here (simulated bench)",
     sim_faults: "Simulated faults, one per line (YAML)",
+    customer: "Customer", customer_contact: "Customer's contact", received: "Received on",
+    condition: "Condition on receipt",
     loop: "Production loop: a scan starts the next device", start_run: "Start", stop: "Stop",
     station: "Station", role: "Role", instrument: "Instrument", calibration: "Calibration",
     due: "Due", key_id: "Signing key", positions: "Positions", live: "Live run", load: "Load",
@@ -37,6 +39,8 @@ const TEXT = {
     start: "Start", procedure: "Prüfablauf", fixture: "Prüflingsprofil", position: "Platz",
     serial: "Seriennummer (scannen)", ask: "Abfragen hier beantworten (simulierter Prüfplatz)",
     sim_faults: "Simulierte Fehler, einer pro Zeile (YAML)",
+    customer: "Kunde", customer_contact: "Kontakt des Kunden", received: "Eingangsdatum",
+    condition: "Zustand bei Eingang",
     loop: "Fertigungsschleife: ein Scan startet das nächste Gerät", start_run: "Starten", stop: "Stopp",
     station: "Prüfplatz", role: "Rolle", instrument: "Gerät", calibration: "Kalibrierung",
     due: "Fällig", key_id: "Signaturschlüssel", positions: "Plätze", live: "Laufende Prüfung",
@@ -559,11 +563,17 @@ async function startRun(ev) {
     if (input.value.trim()) serials[input.dataset.position] = input.value;
   }
   const simFaults = $("sim-faults").value.split("\n").map((l) => l.trim()).filter(Boolean);
+  // The order behind the calibration, printed on the certificate; the bench checks it.
+  const text = (id) => $(id).value.trim() || null;
+  const order = text("customer") && {
+    customer: text("customer"), contact: text("customer-contact"),
+    received: text("received"), condition: text("condition"),
+  };
   try {
     setBusy(true);
     await api("/api/start", {
       procedure: $("procedure").value, fixture: $("fixture").value, serials,
-      ask: $("ask").checked, sim_faults: simFaults,
+      ask: $("ask").checked, sim_faults: simFaults, order: order || null,
     });
   } catch (e) {
     setBusy(false);

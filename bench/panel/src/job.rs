@@ -39,6 +39,23 @@ pub(crate) struct StartRequest {
     /// Simulated station only: faults of the simulated meters, as `run --sim-fault`.
     #[serde(default)]
     pub sim_faults: Vec<String>,
+    /// The customer and the item's receipt, as typed (checked as `run --customer` is).
+    #[serde(default)]
+    pub order: Option<OrderRequest>,
+}
+
+/// The order as the page sends it: texts as typed, the date as an `<input type=date>`
+/// gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrderRequest {
+    pub customer: String,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub received: Option<String>,
+    #[serde(default)]
+    pub condition: Option<String>,
 }
 
 /// A point of a stored run to measure again.
@@ -217,6 +234,21 @@ fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
     o.positions = serials.iter().filter_map(|(p, _)| *p).collect();
     o.serials = serials;
     o.ask = req.ask;
+    o.order = match &req.order {
+        Some(order) => Some(meterbench_runner::record::Order {
+            customer: order.customer.clone(),
+            contact: order.contact.clone(),
+            received: match order.received.as_deref() {
+                Some(d) => Some(
+                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                        .map_err(|_| format!("date of receipt `{d}` is not YYYY-MM-DD"))?,
+                ),
+                None => None,
+            },
+            condition: order.condition.clone(),
+        }),
+        None => None,
+    };
     o.sim_faults = req
         .sim_faults
         .iter()

@@ -328,6 +328,25 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         "#sim-faults",
         "{error_bump: {port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
     );
+    // The order behind it, typed into the form: a date of receipt after today is
+    // refused by the bench before anything is switched on, then given right.
+    type_in(&tab, "#customer", "Stadtwerke Musterstadt GmbH");
+    type_in(&tab, "#condition", "seals intact");
+    js(
+        &tab,
+        "document.getElementById('received').value = '2999-01-01'; true",
+    );
+    click(&tab, "#start");
+    wait(
+        &tab,
+        "the refused date of receipt",
+        "document.getElementById('start-error').textContent.includes('--received 2999-01-01 is after today')",
+        Duration::from_secs(20),
+    );
+    js(
+        &tab,
+        "document.getElementById('received').value = '2026-11-30'; true",
+    );
     click(&tab, "#start");
     wait_state(&tab, 1, "FAIL", Duration::from_secs(120));
     wait_idle(&tab);
@@ -338,6 +357,17 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         .into_iter()
         .find(|r| r.outcome == Outcome::Fail)
         .unwrap();
+    let order = record.order.as_ref().expect("the order typed in the form");
+    assert_eq!(order.customer, "Stadtwerke Musterstadt GmbH");
+    assert_eq!(order.condition.as_deref(), Some("seals intact"));
+    assert_eq!(
+        order.received.map(|d| d.to_string()).as_deref(),
+        Some("2026-11-30")
+    );
+    assert_eq!(
+        record.signatory.as_ref().map(|s| s.name.as_str()),
+        Some("Sam Simulated (simulated signatory)")
+    );
     let port = serde_json::to_value(
         &record
             .steps

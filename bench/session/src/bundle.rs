@@ -415,71 +415,171 @@ fn how_to_verify(run_id: &str, key_id: &str) -> String {
     )
 }
 
-/// The compact summary MES and CI systems ingest as it is.
+/// The schema id summary.json carries; its JSON Schema is `docs/schemas/summary.schema.json`.
+pub const SUMMARY_SCHEMA: &str = "meterbench.summary/2";
+
+/// The numbers of one port's result as summary.json states them.
+#[derive(Default)]
+struct PointNumbers {
+    error: Option<f64>,
+    u: Option<f64>,
+    k: Option<f64>,
+    mpe: Option<f64>,
+    conformity: Option<serde_json::Value>,
+    limit_source: Option<String>,
+}
+
+fn point_numbers(result: &PortResult) -> PointNumbers {
+    let conformity = |c: meterbench_metrology::Conformity| serde_json::to_value(c).ok();
+    let pass_fail = |passed: bool| {
+        Some(serde_json::Value::from(if passed {
+            "pass"
+        } else {
+            "fail"
+        }))
+    };
+    match result {
+        PortResult::Accuracy {
+            error_percent,
+            expanded_u_percent,
+            limit,
+            decision,
+            budget,
+            ..
+        } => PointNumbers {
+            error: Some(*error_percent),
+            u: Some(*expanded_u_percent),
+            k: Some(budget.coverage_factor),
+            mpe: Some(limit.mpe_percent),
+            conformity: conformity(decision.conformity),
+            limit_source: Some(limit.source.clone()),
+        },
+        // The register against the reference energy; a register that disagrees with the
+        // pulses fails whatever its error.
+        PortResult::Register {
+            comparison,
+            expanded_u_percent,
+            limit,
+            decision,
+            consistent_with_pulses,
+            ..
+        } => PointNumbers {
+            error: Some(comparison.error_vs_reference_percent),
+            u: Some(*expanded_u_percent),
+            k: None,
+            mpe: Some(limit.mpe_percent),
+            conformity: if *consistent_with_pulses {
+                conformity(decision.conformity)
+            } else {
+                pass_fail(false)
+            },
+            limit_source: Some(limit.source.clone()),
+        },
+        // A sensor's readings at a fixed current: their mean error (none at 0 A, where
+        // an error relative to the current has no meaning).
+        PortResult::CurrentSensor {
+            reference_a,
+            mean_error_percent,
+            expanded_u_percent,
+            budget,
+            limit_percent,
+            limit_source,
+            decision,
+            passed,
+            ..
+        } => {
+            let measured = *reference_a > 0.0;
+            PointNumbers {
+                error: measured.then_some(*mean_error_percent),
+                u: measured.then_some(*expanded_u_percent),
+                k: budget
+                    .as_ref()
+                    .filter(|_| measured)
+                    .map(|b| b.coverage_factor),
+                mpe: Some(*limit_percent),
+                conformity: match decision {
+                    Some(d) => conformity(d.conformity),
+                    None => pass_fail(*passed),
+                },
+                limit_source: Some(limit_source.clone()),
+            }
+        }
+        // A sensor's transition point: its error where located (a flip beyond the
+        // bracket has none: it fails by the limit the bracket came from).
+        PortResult::Transition {
+            error_percent,
+            expanded_u_percent,
+            budget,
+            limit_percent,
+            limit_source,
+            decision,
+            passed,
+            ..
+        } => PointNumbers {
+            error: *error_percent,
+            u: *expanded_u_percent,
+            k: budget
+                .as_ref()
+                .filter(|_| error_percent.is_some())
+                .map(|b| b.coverage_factor),
+            mpe: Some(*limit_percent),
+            conformity: match decision {
+                Some(d) if error_percent.is_some() => conformity(d.conformity),
+                _ => pass_fail(*passed),
+            },
+            limit_source: Some(limit_source.clone()),
+        },
+        // The check stands by its largest difference (a failing one first).
+        PortResult::LoadDifference {
+            comparisons,
+            limit_percent,
+            limit_source,
+            ..
+        } => {
+            let worst = meterbench_runner::record::LoadComparison::deciding(comparisons);
+            PointNumbers {
+                error: worst.map(|c| c.difference.difference_percent),
+                u: worst.map(|c| c.difference.expanded_u_percent),
+                k: worst.map(|c| c.difference.budget.coverage_factor),
+                mpe: Some(*limit_percent),
+                conformity: worst.and_then(|c| conformity(c.difference.decision.conformity)),
+                limit_source: Some(limit_source.clone()),
+            }
+        }
+        other => PointNumbers {
+            conformity: pass_fail(other.passed()),
+            ..PointNumbers::default()
+        },
+    }
+}
+
+/// The outcome of one port of a step: its own result's, not the step's (a port that
+/// passed in a step another port failed passed); a port without a result shares the
+/// step's (ERROR, ABORTED), and heads that saw no pulses are an ERROR.
+fn port_outcome(step: Outcome, result: Option<&PortResult>) -> Outcome {
+    match result {
+        None => step,
+        // Heads that see no pulses are a bench fault (a dark LED, a head off its LED), not
+        // a verdict on the meter: as junit.xml says, an error.
+        Some(PortResult::PulseCheck { passed: false, .. }) => Outcome::Error,
+        Some(r) if r.no_statement() => Outcome::NotDecidable,
+        Some(r) if r.passed() => Outcome::Pass,
+        Some(_) => Outcome::Fail,
+    }
+}
+
+/// The compact summary MES and CI systems ingest as it is: every port of every step with
+/// its own outcome and, where the kind has them, its error, U, k, limit and conformity,
+/// rounded as the certificate prints them. Its fields are documented by the JSON Schema
+/// `docs/schemas/summary.schema.json`.
 pub fn summary(r: &RunRecord) -> serde_json::Value {
     let mut points = Vec::new();
     for s in &r.steps {
         for p in &s.ports {
-            let (error, u, mpe, conformity) = match &p.result {
-                Some(PortResult::Accuracy {
-                    error_percent,
-                    expanded_u_percent,
-                    limit,
-                    decision,
-                    ..
-                }) => (
-                    Some(*error_percent),
-                    Some(*expanded_u_percent),
-                    Some(limit.mpe_percent),
-                    serde_json::to_value(decision.conformity).ok(),
-                ),
-                // A sensor's transition point: its error where located (a flip beyond the
-                // bracket has none: it fails by the limit the bracket came from).
-                Some(PortResult::Transition {
-                    error_percent,
-                    expanded_u_percent,
-                    limit_percent,
-                    decision,
-                    passed,
-                    ..
-                }) => (
-                    *error_percent,
-                    *expanded_u_percent,
-                    Some(*limit_percent),
-                    match decision {
-                        Some(d) if error_percent.is_some() => {
-                            serde_json::to_value(d.conformity).ok()
-                        }
-                        _ => Some(if *passed { "pass" } else { "fail" }.into()),
-                    },
-                ),
-                // The check stands by its largest difference (a failing one first).
-                Some(PortResult::LoadDifference {
-                    comparisons,
-                    limit_percent,
-                    ..
-                }) => {
-                    let worst = meterbench_runner::record::LoadComparison::deciding(comparisons);
-                    (
-                        worst.map(|c| c.difference.difference_percent),
-                        worst.map(|c| c.difference.expanded_u_percent),
-                        Some(*limit_percent),
-                        worst.and_then(|c| {
-                            serde_json::to_value(c.difference.decision.conformity).ok()
-                        }),
-                    )
-                }
-                Some(other) => (
-                    None,
-                    None,
-                    None,
-                    Some(if other.passed() { "pass" } else { "fail" }.into()),
-                ),
-                None => (None, None, None, None),
-            };
+            let n = p.result.as_ref().map(point_numbers).unwrap_or_default();
             // The numbers as the certificate and the DCC print them (EA-4/02): U to two
             // significant digits, the error to U's last digit; record.json keeps them whole.
-            let (error, u) = match (error, u) {
+            let (error, u) = match (n.error, n.u) {
                 (Some(e), Some(u)) => {
                     let r = meterbench_report::round_result(e, u);
                     (r.plain.parse::<f64>().ok(), r.u.parse::<f64>().ok())
@@ -487,21 +587,34 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                 other => other,
             };
             points.push(serde_json::json!({
-                "step": s.name, "kind": s.kind, "attempt": s.attempt, "port": p.port, "outcome": s.outcome,
-                "error_percent": error, "expanded_u_percent": u, "mpe_percent": mpe, "conformity": conformity,
+                "step": s.name, "kind": s.kind, "attempt": s.attempt, "port": p.port,
+                "outcome": port_outcome(s.outcome, p.result.as_ref()),
+                "step_outcome": s.outcome,
+                "error_percent": error, "expanded_u_percent": u,
+                "coverage_factor": n.k.map(|k| (k * 100.0).round() / 100.0),
+                "mpe_percent": n.mpe, "conformity": n.conformity,
+                "limit_source": n.limit_source,
             }));
         }
     }
     serde_json::json!({
-        "schema": "meterbench.summary/1",
+        "schema": SUMMARY_SCHEMA,
         "run_id": r.run_id,
         "session_id": r.session_id,
         "position": r.position.as_ref().map(|p| p.id),
         "amends": r.amends,
         "outcome": r.outcome,
         "reason": r.outcome_reason,
+        "simulated": r.simulated,
+        "document": match r.outcome {
+            Outcome::Error | Outcome::Aborted => serde_json::Value::from("test_report"),
+            _ => serde_json::to_value(r.procedure.document).unwrap_or_default(),
+        },
         "station": r.station.id,
-        "dut": { "type": r.dut.device_type, "serial_number": r.dut.serial_number },
+        "laboratory": r.station.laboratory,
+        "customer": r.order.as_ref().map(|o| &o.customer),
+        "signatory": r.signatory.as_ref().map(|s| serde_json::json!({"name": s.name, "role": s.role})),
+        "dut": { "type": r.dut.device_type, "serial_number": r.dut.serial_number, "kind": r.dut.kind },
         "procedure": { "id": r.procedure.id, "version": r.procedure.version, "sha256": r.procedure.sha256 },
         "started_utc": r.started_utc,
         "finished_utc": r.finished_utc,
