@@ -466,4 +466,28 @@ fn a_log_cut_at_its_end_is_contradicted_by_its_bundles() {
         2,
         "{said}"
     );
+    // A customer holding only the last bundle and the published log sees the cut too: the
+    // bundle carries, signed, the head it was appended after.
+    let last = run_folders(&reports).pop().unwrap();
+    assert!(
+        std::fs::read_to_string(last.join("MANIFEST.sha256"))
+            .unwrap()
+            .contains("issuance-head.json")
+    );
+    let out = meterbench(&[
+        "verify",
+        last.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--key",
+        key.with_extension("pub.pem").to_str().unwrap(),
+    ]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "appended after entry 2 of the issuance log, which now ends at entry 1: entries were cut off the log's end"
+        ),
+        "{said}"
+    );
 }

@@ -6,8 +6,7 @@ use crate::outputs::Output;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
 use meterbench_signing::xmldsig::{XML_PUBLIC_KEY_FILE, XmlSigningKey, sign_enveloped};
 use meterbench_signing::{
-    IssuanceFields, SIGNATURE_FILE, SigningKey, append_issuance, key_id, prepare_issuance_log,
-    sign_bundle,
+    IssueError, SIGNATURE_FILE, SigningKey, key_id, prepare_issuance_log, sign_and_append,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -141,22 +140,29 @@ impl Bundle {
         };
         write_files(&self.files, record, bundle)?;
         write_files(&self.after, record, bundle)?;
-        let manifest = sign_bundle(bundle, &self.key, &self.signer)?;
-        let fields = IssuanceFields::for_bundle(&record.run_id, bundle)?;
-        let appended = {
+        // Signed and appended under the log's lock, the bundle carrying the log's head:
+        // a log cut after it contradicts the bundle its customer holds.
+        let signed = {
             let _log = one_at_a_time();
-            append_issuance(&self.log, &fields, &self.key)
+            sign_and_append(&self.log, &self.key, &self.signer, &record.run_id, bundle)
         };
-        if let Err(e) = appended {
-            let why = format!(
-                "the issuance log {} did not take this bundle's entry: {e}",
+        let manifest = match signed {
+            Ok((manifest, _entry)) => manifest,
+            Err(IssueError::NotSigned(e)) => anyhow::bail!(
+                "not issued: the bundle could not be signed for the issuance log {}: {e}",
                 self.log.display()
-            );
-            withdraw(bundle, &why)?;
-            anyhow::bail!(
-                "not issued: {why}; the signature was withdrawn and the folder marked {NOT_ISSUED_FILE} (the record is kept)"
-            );
-        }
+            ),
+            Err(IssueError::SignedNotLogged(e)) => {
+                let why = format!(
+                    "the issuance log {} did not take this bundle's entry: {e}",
+                    self.log.display()
+                );
+                withdraw(bundle, &why)?;
+                anyhow::bail!(
+                    "not issued: {why}; the signature was withdrawn and the folder marked {NOT_ISSUED_FILE} (the record is kept)"
+                );
+            }
+        };
         Ok(Issued {
             bundle: bundle.to_path_buf(),
             key_id: self.key_id(),

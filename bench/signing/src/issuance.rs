@@ -278,6 +278,141 @@ pub fn prepare_issuance_log(
     Ok(OpenLog::open(log_path, key)?.repairs)
 }
 
+/// The bundle file that names the issuance log's head the bundle was appended after.
+pub const LOG_HEAD_FILE: &str = "issuance-head.json";
+const LOG_HEAD_FORMAT: &str = "meterbench.issuance-head/1";
+
+/// The log's last entry before a bundle's own, written into the bundle before it is
+/// signed: a customer who holds the bundle holds a signed statement that the log had
+/// `seq` entries, the last with `hash`. A log cut after that (its last entries deleted,
+/// which the hash chain alone cannot show) contradicts every bundle issued later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHead {
+    pub format: String,
+    /// The last entry's seq; 0 when the log was empty.
+    pub seq: u64,
+    /// The last entry's hash; [`GENESIS_PREV_HASH`] when the log was empty.
+    pub hash: String,
+}
+
+/// Why [`sign_and_append`] stopped, and whether the bundle was signed by then (a signed
+/// bundle the log did not take must have its signature withdrawn by the caller).
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    NotSigned(SigningError),
+    #[error("{0}")]
+    SignedNotLogged(SigningError),
+}
+
+/// Sign the bundle in `bundle_dir` and append it to the log, in one hold of the log's
+/// lock: the bundle first gets [`LOG_HEAD_FILE`] naming the log's head, which the
+/// manifest then signs, and no other issue can append in between (so the head is the
+/// entry just before the bundle's own).
+pub fn sign_and_append(
+    log_path: &Path,
+    key: &SigningKey,
+    signer: &str,
+    run_id: &str,
+    bundle_dir: &Path,
+) -> Result<(crate::Manifest, IssuanceEntry), IssueError> {
+    let mut open = OpenLog::open(log_path, key).map_err(IssueError::NotSigned)?;
+    let head = match open.summary.entries.last() {
+        Some(last) => LogHead {
+            format: LOG_HEAD_FORMAT.into(),
+            seq: last.seq,
+            hash: last.hash.clone(),
+        },
+        None => LogHead {
+            format: LOG_HEAD_FORMAT.into(),
+            seq: 0,
+            hash: GENESIS_PREV_HASH.into(),
+        },
+    };
+    let path = bundle_dir.join(LOG_HEAD_FILE);
+    let text = serde_json::to_string(&head).expect("a log head always serialises") + "\n";
+    std::fs::write(&path, text).map_err(|e| IssueError::NotSigned(SigningError::io(&path, e)))?;
+    let manifest = crate::sign_bundle(bundle_dir, key, signer).map_err(IssueError::NotSigned)?;
+    let fields =
+        IssuanceFields::for_bundle(run_id, bundle_dir).map_err(IssueError::SignedNotLogged)?;
+    fields.validate().map_err(IssueError::SignedNotLogged)?;
+    let entry = open
+        .append(&fields, key)
+        .map_err(IssueError::SignedNotLogged)?;
+    Ok((manifest, entry))
+}
+
+/// What the bundle's [`LOG_HEAD_FILE`] says about `log` (verified): nothing when the
+/// bundle has none (issued before heads were written), else a problem when the log no
+/// longer holds that head (cut or rewritten), or when the bundle's own entry (`own`) is
+/// not the one right after it.
+pub fn check_log_head(
+    bundle_dir: &Path,
+    log: &LogSummary,
+    own: Option<&IssuanceEntry>,
+) -> Result<Option<LogHead>, Problem> {
+    let path = bundle_dir.join(LOG_HEAD_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Problem::new(
+                LOG_HEAD_FILE,
+                ProblemKind::Unreadable,
+                format!("cannot be read: {e}"),
+            ));
+        }
+    };
+    let head: LogHead = serde_json::from_str(&text)
+        .ok()
+        .filter(|h: &LogHead| h.format == LOG_HEAD_FORMAT)
+        .ok_or_else(|| {
+            Problem::new(
+                LOG_HEAD_FILE,
+                ProblemKind::Malformed,
+                format!("not a {LOG_HEAD_FORMAT} head"),
+            )
+        })?;
+    let held = log.entries.len() as u64;
+    if head.seq > held {
+        return Err(Problem::new(
+            LOG_HEAD_FILE,
+            ProblemKind::NotInLog,
+            format!(
+                "this bundle was appended after entry {} of the issuance log, which now ends at entry {held}: entries were cut off the log's end",
+                head.seq
+            ),
+        ));
+    }
+    let there = match head.seq {
+        0 => GENESIS_PREV_HASH,
+        n => log.entries[(n - 1) as usize].hash.as_str(),
+    };
+    if there != head.hash {
+        return Err(Problem::new(
+            LOG_HEAD_FILE,
+            ProblemKind::NotInLog,
+            format!(
+                "this bundle was appended after entry {} with hash {}, but the log's entry {} has hash {there}: the log was rewritten",
+                head.seq, head.hash, head.seq
+            ),
+        ));
+    }
+    if let Some(own) = own
+        && own.seq != head.seq + 1
+    {
+        return Err(Problem::new(
+            LOG_HEAD_FILE,
+            ProblemKind::NotInLog,
+            format!(
+                "this bundle was appended after entry {}, but the log holds it as entry {}",
+                head.seq, own.seq
+            ),
+        ));
+    }
+    Ok(Some(head))
+}
+
 /// The log open, locked, verified and repaired.
 struct OpenLog<'p> {
     path: &'p Path,
@@ -437,6 +572,8 @@ pub fn find_bundle_in_log(
     key: &VerifyingKey,
 ) -> Result<IssuanceEntry, Vec<Problem>> {
     let summary = verify_issuance_log(log_path, key)?;
+    // A head the log no longer holds says more than "not in the log": it was cut.
+    check_log_head(bundle_dir, &summary, None).map_err(|p| vec![p])?;
     let manifest_sha256 = bundle_manifest_sha256(bundle_dir).map_err(|e| {
         vec![Problem::new(
             MANIFEST_FILE,
@@ -444,21 +581,25 @@ pub fn find_bundle_in_log(
             format!("cannot be read: {e}"),
         )]
     })?;
-    summary
+    let own = summary
         .entries
-        .into_iter()
+        .iter()
         .find(|e| e.fields.manifest_sha256 == manifest_sha256)
-        .ok_or_else(|| {
-            vec![Problem::new(
-                MANIFEST_FILE,
-                ProblemKind::NotInLog,
-                format!(
-                    "its SHA-256 {manifest_sha256} appears in no entry of the issuance log {}: \
+        .cloned();
+    if let Some(own) = &own {
+        check_log_head(bundle_dir, &summary, Some(own)).map_err(|p| vec![p])?;
+    }
+    own.ok_or_else(|| {
+        vec![Problem::new(
+            MANIFEST_FILE,
+            ProblemKind::NotInLog,
+            format!(
+                "its SHA-256 {manifest_sha256} appears in no entry of the issuance log {}: \
                      this bundle was not issued, or was changed and re-signed after issuance",
-                    log_path.display()
-                ),
-            )]
-        })
+                log_path.display()
+            ),
+        )]
+    })
 }
 
 fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Problem>> {

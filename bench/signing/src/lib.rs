@@ -46,8 +46,9 @@ pub use bundle::{
 };
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use issuance::{
-    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, LOG_REPAIR_RUN_ID, LogSummary,
-    append_issuance, find_bundle_in_log, prepare_issuance_log, verify_issuance_log,
+    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, IssueError, LOG_HEAD_FILE, LOG_REPAIR_RUN_ID,
+    LogHead, LogSummary, append_issuance, check_log_head, find_bundle_in_log, prepare_issuance_log,
+    sign_and_append, verify_issuance_log,
 };
 pub use keys::{
     generate_key, key_id, load_signing_key, load_verifying_key, public_key_pem, write_public_key,

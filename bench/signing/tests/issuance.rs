@@ -421,3 +421,42 @@ fn damage_before_the_last_line_is_refused_not_repaired() {
     assert!(matches!(e, SigningError::LogInvalid { .. }), "{e}");
     assert_eq!(fs::read_to_string(&log).unwrap(), before);
 }
+
+/// A bundle issued with `sign_and_append` names the head it was appended after; a log
+/// rebuilt with the same key (entries replaced, the chain valid again) no longer holds
+/// that head, and the bundle says so, as it says when the log was cut.
+#[test]
+fn a_bundle_knows_the_log_head_it_was_appended_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("issuance.jsonl");
+    append_issuance(&log, &fields(1), &lab_key()).unwrap();
+    let bundle = dir.path().join("run-2");
+    fs::create_dir(&bundle).unwrap();
+    fs::write(bundle.join("record.json"), "{}\n").unwrap();
+    let (_, entry) =
+        meterbench_signing::sign_and_append(&log, &lab_key(), "lab", "run-2", &bundle).unwrap();
+    assert_eq!(entry.seq, 2);
+    let head: meterbench_signing::LogHead = serde_json::from_str(
+        &fs::read_to_string(bundle.join(meterbench_signing::LOG_HEAD_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(head.seq, 1);
+    let key = lab_key().verifying_key();
+    assert_eq!(find_bundle_in_log(&log, &bundle, &key).unwrap().seq, 2);
+
+    // The same key rewrites entry 1 and re-appends the bundle: a valid chain, but not the
+    // head the bundle was signed against.
+    fs::remove_file(&log).unwrap();
+    append_issuance(&log, &fields(9), &lab_key()).unwrap();
+    append_issuance(
+        &log,
+        &IssuanceFields::for_bundle("run-2", &bundle).unwrap(),
+        &lab_key(),
+    )
+    .unwrap();
+    let problems = find_bundle_in_log(&log, &bundle, &key).unwrap_err();
+    assert!(
+        problems[0].detail.contains("the log was rewritten"),
+        "{problems:?}"
+    );
+}
