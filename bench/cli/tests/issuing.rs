@@ -204,9 +204,9 @@ fn a_log_write_refused_after_signing_withdraws_the_signature() {
 }
 
 /// A log that cannot be written at all (here a folder where the file should be) stops
-/// the issue before anything is signed.
+/// the run before anything is switched on: no run would be issued.
 #[test]
-fn a_log_that_cannot_be_written_stops_the_issue_before_signing() {
+fn a_log_that_cannot_be_written_stops_the_run_before_switch_on() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     std::fs::create_dir_all(reports.join("issuance-log.jsonl")).unwrap();
@@ -216,13 +216,10 @@ fn a_log_that_cannot_be_written_stops_the_issue_before_signing() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(
-        said.contains("cannot take an entry, so nothing was signed"),
+        said.contains("cannot take an entry, so no run would be issued: nothing was switched on"),
         "{said}"
     );
-    let folders = run_folders(&reports);
-    assert_eq!(folders.len(), 1);
-    assert!(!folders[0].join("MANIFEST.sig").exists());
-    assert!(!folders[0].join("MANIFEST.sha256").exists());
+    assert!(run_folders(&reports).is_empty(), "a run was made");
 }
 
 /// A torn last line (a crash mid-write) is repaired by the next run: the bytes are kept
@@ -490,4 +487,24 @@ fn a_log_cut_at_its_end_is_contradicted_by_its_bundles() {
         ),
         "{said}"
     );
+}
+
+/// A run with another signing key on a reports folder whose log the bench's key keeps is
+/// refused before anything is switched on, naming both key ids and what to do; it used
+/// to measure, print a verdict, and then fail to issue.
+#[test]
+fn another_key_on_an_existing_log_is_refused_before_switch_on() {
+    let (dir, reports, _key) = one_issued_run();
+    let other = dir.path().join("other.pem");
+    let out = eol(&reports, &other, "").output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("is kept with key id")
+            && said.contains("nothing was switched on")
+            && said.contains("--reports DIR"),
+        "{said}"
+    );
+    assert!(!said.contains("VERDICT"), "{said}");
+    assert_eq!(run_folders(&reports).len(), 1, "no second run was made");
 }

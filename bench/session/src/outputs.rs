@@ -19,6 +19,58 @@ pub trait Output: Send + Sync {
     fn finished(&self, record: &RunRecord, folder: &Path) -> anyhow::Result<String>;
 }
 
+/// The issuance log of a reports folder.
+pub const ISSUANCE_LOG: &str = "issuance-log.jsonl";
+
+/// Whether runs signed with `key` can be issued into `reports`, decided before anything
+/// is switched on: the folder's issuance log must verify with this key (a log kept by
+/// another key would refuse the entry only after the measurement, leaving a run that
+/// was measured and never issued). A missing log is created, a torn last line repaired,
+/// as issuing would: the repairs are returned, in words, for the operator.
+pub fn check_ready_to_issue(
+    key: &meterbench_signing::SigningKey,
+    key_path: &Path,
+    reports: &Path,
+) -> Result<Vec<String>, String> {
+    let log = reports.join(ISSUANCE_LOG);
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create the reports folder {}: {e}", parent.display()))?;
+    }
+    let ours = meterbench_signing::key_id(&key.verifying_key());
+    match meterbench_signing::prepare_issuance_log(&log, key) {
+        Ok(repairs) => Ok(repairs
+            .iter()
+            .map(|r| {
+                format!(
+                    "the issuance log's torn last line was repaired: its bytes moved to {}, the repair logged as entry {} ({})",
+                    r.fields.bundle,
+                    r.seq,
+                    meterbench_signing::LOG_REPAIR_RUN_ID
+                )
+            })
+            .collect()),
+        Err(e) => {
+            // The key the log is kept with, from its first entry.
+            let theirs = std::fs::read_to_string(&log).ok().and_then(|t| {
+                let first: serde_json::Value = serde_json::from_str(t.lines().next()?).ok()?;
+                first["key_id"].as_str().map(String::from)
+            });
+            Err(match theirs {
+                Some(theirs) if theirs != ours => format!(
+                    "the issuance log {} is kept with key id {theirs}, but this run would sign with {} (key id {ours}): nothing was switched on. Sign with the key that keeps the log (--signing-key, $METERBENCH_SIGNING_KEY or keys/signing-key.pem in the bench home), or issue into a reports folder of its own (--reports DIR); the log cannot record a key rotation yet",
+                    log.display(),
+                    key_path.display()
+                ),
+                _ => format!(
+                    "the issuance log {} cannot take an entry, so no run would be issued: nothing was switched on: {e}",
+                    log.display()
+                ),
+            })
+        }
+    }
+}
+
 /// A station's outputs for every finished run, in order: the signed bundle (its issuance
 /// logged in `reports`), then the filing into `store` of what this key signed (a store
 /// out of reach queues the run beside it). The terminal and the panel issue the same.
@@ -32,11 +84,7 @@ pub fn station_outputs(
     // The store files only what this bench signed.
     let trusted = key.verifying_key();
     vec![
-        Box::new(crate::Bundle::new(
-            key,
-            signer,
-            reports.join("issuance-log.jsonl"),
-        )),
+        Box::new(crate::Bundle::new(key, signer, reports.join(ISSUANCE_LOG))),
         Box::new(StoreFiling {
             store,
             queue,

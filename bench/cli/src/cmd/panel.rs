@@ -74,11 +74,18 @@ fn execute(args: PanelArgs, home: &BenchHome) -> anyhow::Result<i32> {
         .store
         .clone()
         .unwrap_or_else(|| default_store(&reports));
-    let key = signing_key(
-        args.signing_key
-            .clone()
-            .unwrap_or_else(|| home.signing_key()),
-    )?;
+    let key_path = args
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| home.signing_key());
+    let key = signing_key(key_path.clone())?;
+    // Before the panel serves: a key the reports' log is not kept with would refuse
+    // every run's issue only after its measurement.
+    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
+        .map_err(anyhow::Error::msg)?
+    {
+        crate::out::warn(repaired);
+    }
     let panel = Panel::start(
         PanelConfig {
             home: home.clone(),

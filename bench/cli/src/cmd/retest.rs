@@ -54,7 +54,13 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     );
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     crate::out::warn(what);
-    let key = signing_key(args.issue.key_path(home))?;
+    let key_path = args.issue.key_path(home);
+    let key = signing_key(key_path.clone())?;
+    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
+        .map_err(anyhow::Error::msg)?
+    {
+        crate::out::warn(repaired);
+    }
     let abort = stop_on_signals()?;
     let mut bound = retest.prepared.bind().map_err(plain)?;
     let guard = crate::cmd::run::start_guard(&retest.prepared.station, &reports)?;

@@ -251,7 +251,13 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
 
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
-    let key = signing_key(args.issue.key_path(home))?;
+    let key_path = args.issue.key_path(home);
+    let key = signing_key(key_path.clone())?;
+    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
+        .map_err(anyhow::Error::msg)?
+    {
+        crate::out::warn(repaired);
+    }
     let abort = stop_on_signals()?;
 
     let mut bound = prepared.bind().map_err(plain)?;
