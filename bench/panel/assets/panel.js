@@ -565,8 +565,11 @@ async function startRun(ev) {
   const simFaults = $("sim-faults").value.split("\n").map((l) => l.trim()).filter(Boolean);
   // The order behind the calibration, printed on the certificate; the bench checks it.
   const text = (id) => $(id).value.trim() || null;
-  const order = text("customer") && {
-    customer: text("customer"), contact: text("customer-contact"),
+  // Any field typed sends the order, so a receipt without a customer is refused by
+  // the bench as it is at the terminal, never dropped.
+  const fields = ["customer", "customer-contact", "received", "condition"];
+  const order = fields.some(text) && {
+    customer: $("customer").value, contact: text("customer-contact"),
     received: text("received"), condition: text("condition"),
   };
   try {

@@ -139,8 +139,7 @@ mod raw {
         pub location: Option<String>,
         /// The people who may authorise this station's certificates (ISO/IEC 17025
         /// 7.8.2.1 o): a run names one with `--signer`, or takes the only one.
-        #[serde(default)]
-        pub signatories: Vec<Spanned<Signatory>>,
+        pub signatories: Spanned<Vec<Spanned<Signatory>>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -899,8 +898,14 @@ fn laboratory(path: &Path, raw: &raw::Laboratory) -> Result<LaboratoryParts, Dat
         }
         Ok(t)
     };
+    if raw.signatories.value.is_empty() {
+        return Err(err(
+            Pos::of(&raw.signatories),
+            "laboratory.signatories lists nobody: a certificate is authorised by a named person (ISO/IEC 17025 7.8.2.1 o); list each who may, e.g. `- { name: A. Person, role: Head of laboratory }`".into(),
+        ));
+    }
     let mut signatories: Vec<Signatory> = Vec::new();
-    for s in &raw.signatories {
+    for s in &raw.signatories.value {
         let name = text("a signatory's name", &s.value.name).map_err(|m| err(Pos::of(s), m))?;
         let role = text("a signatory's role", &s.value.role).map_err(|m| err(Pos::of(s), m))?;
         if signatories.iter().any(|o| o.name == name) {

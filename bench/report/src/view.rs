@@ -149,12 +149,14 @@ fn order_view(o: Option<&meterbench_runner::record::Order>) -> OrderView {
             customer: o.customer.trim().to_string(),
             contact: text(o.contact.as_ref()),
             received: o.received.map_or_else(|| NOT.into(), |d| d.to_string()),
+            received_date: o.received.map(|d| d.to_string()),
             condition: text(o.condition.as_ref()),
         },
         None => OrderView {
-            customer: "not recorded (the run was started without --customer)".into(),
+            customer: "not recorded (none was given when the run was started)".into(),
             contact: NOT.into(),
             received: NOT.into(),
+            received_date: None,
             condition: NOT.into(),
         },
     }
@@ -177,13 +179,14 @@ fn traceability(r: &RunRecord) -> String {
             )
         })
         .collect();
-    let simulated = if r.simulated {
-        " On the simulated bench these instruments and their certificates are simulated: nothing here is traceable to the SI."
-    } else {
-        ""
-    };
+    if r.simulated {
+        return format!(
+            "Nothing here is traceable to the International System of Units (SI): on the simulated bench the measuring equipment and its certificates are simulated. A station of real instruments states here how its results are traceable to the SI, through the equipment listed above: {}. No result of an external provider is included.",
+            chain.join("; ")
+        );
+    }
     format!(
-        "The results are traceable to the International System of Units (SI) through the measuring equipment listed above, each item calibrated by the issuer named under the certificate listed and used within its calibration interval: {}. No result of an external provider is included.{simulated}",
+        "The results are traceable to the International System of Units (SI) through the measuring equipment listed above, each item calibrated by the issuer named under the certificate listed and used within its calibration interval: {}. No result of an external provider is included.",
         chain.join("; ")
     )
 }
@@ -209,6 +212,8 @@ pub(crate) struct Station {
     pub country: Option<String>,
     /// Where the calibration was performed, in words.
     pub place: String,
+    /// The station stands elsewhere than the laboratory's address.
+    pub located_elsewhere: bool,
 }
 
 /// The customer and the item's receipt (ISO/IEC 17025 7.8.2.1 e, g, h), in words.
@@ -217,6 +222,8 @@ pub(crate) struct OrderView {
     pub customer: String,
     pub contact: String,
     pub received: String,
+    /// The date of receipt, `YYYY-MM-DD`, when recorded.
+    pub received_date: Option<String>,
     pub condition: String,
 }
 
@@ -1064,6 +1071,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                 .to_string(),
             country: r.station.country.clone(),
             place: place(r),
+            located_elsewhere: r.station.location.is_some(),
         },
         order: order_view(r.order.as_ref()),
         customer_recorded: r.order.is_some(),

@@ -78,6 +78,8 @@ impl Bundle {
     /// samples.parquet, the certificate (HTML and PDF), the DCC and the plots.
     pub fn new(key: SigningKey, signer: String, log: PathBuf) -> Bundle {
         let key_id = key_id(&key.verifying_key());
+        let xml_key = XmlSigningKey::derive(&key);
+        let xml_key_id = xml_key.key_id();
         Bundle {
             signer: signer.clone(),
             log,
@@ -88,21 +90,20 @@ impl Bundle {
                 Box::new(CertificatePdf {
                     signer: signer.clone(),
                     key_id: key_id.clone(),
+                    xml_key_id: xml_key_id.clone(),
                 }),
                 Box::new(Plots),
                 Box::new(Samples),
                 Box::new(CertificateHtml {
                     signer: signer.clone(),
                     key_id,
+                    xml_key_id,
                 }),
                 Box::new(CanonicalRecord),
                 Box::new(Summary),
                 Box::new(JUnit),
             ],
-            after: vec![Box::new(Dcc {
-                signer,
-                xml_key: XmlSigningKey::derive(&key),
-            })],
+            after: vec![Box::new(Dcc { signer, xml_key })],
             key,
         }
     }
@@ -223,10 +224,11 @@ impl Output for Bundle {
             ),
         };
         Ok(format!(
-            "certificate bundle: {}\nsigned by {} with key {}; issuance log {}; check it with: meterbench verify {}",
+            "certificate bundle: {}\nsigned by {} with key {} (its DCC with P-256 key {}); issuance log {}; check it with: meterbench verify {}",
             issued.bundle.display(),
             self.signer,
             issued.key_id,
+            XmlSigningKey::derive(&self.key).key_id(),
             issued.log.display(),
             issued.bundle.display()
         ) + &repaired)
@@ -290,11 +292,13 @@ struct CertificateHtml {
     /// The key that signs the bundle: printed on the certificate, so paper names the
     /// key its bundle must verify with.
     key_id: String,
+    /// The key of the DCC's XML signature, printed for a reader of the DCC alone.
+    xml_key_id: String,
 }
 
 impl BundleFile for CertificateHtml {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        let cert = certificate_context(record, &self.signer, &self.key_id);
+        let cert = certificate_context(record, &self.signer, &self.key_id, &self.xml_key_id);
         std::fs::write(
             bundle.join("certificate.html"),
             meterbench_report::render_certificate_html(record, &cert)?,
@@ -307,11 +311,12 @@ impl BundleFile for CertificateHtml {
 struct CertificatePdf {
     signer: String,
     key_id: String,
+    xml_key_id: String,
 }
 
 impl BundleFile for CertificatePdf {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
-        let cert = certificate_context(record, &self.signer, &self.key_id);
+        let cert = certificate_context(record, &self.signer, &self.key_id, &self.xml_key_id);
         let (context, files) = meterbench_report::certificate_pdf_parts(record, &cert)?;
         let source = meterbench_pdf::certificate_source(&context)?;
         std::fs::write(
@@ -329,8 +334,17 @@ struct Dcc {
     xml_key: XmlSigningKey,
 }
 
+/// A DCC is a calibration certificate: a run that ended without a verdict (ERROR,
+/// ABORTED) has no calibration result to state, and its test report is the PDF alone.
+fn has_dcc(record: &RunRecord) -> bool {
+    !matches!(record.outcome, Outcome::Error | Outcome::Aborted)
+}
+
 impl BundleFile for Dcc {
     fn write(&self, record: &RunRecord, bundle: &Path) -> anyhow::Result<()> {
+        if !has_dcc(record) {
+            return Ok(());
+        }
         let (name, role) = signatory(record, &self.signer);
         let country = record.station.country.clone().ok_or_else(|| {
             anyhow::anyhow!(
@@ -384,10 +398,14 @@ fn certificate_context(
     record: &RunRecord,
     signer: &str,
     key_id: &str,
+    xml_key_id: &str,
 ) -> meterbench_report::CertificateContext {
     let (name, role) = signatory(record, signer);
-    let mut c =
-        meterbench_report::CertificateContext::new(name, how_to_verify(&record.run_id, key_id));
+    let xml_key_id = has_dcc(record).then_some(xml_key_id);
+    let mut c = meterbench_report::CertificateContext::new(
+        name,
+        how_to_verify(&record.run_id, key_id, xml_key_id),
+    );
     c.signer_role = role;
     c.laboratory_address =
         Some(record.station.laboratory_address.clone()).filter(|a| !a.trim().is_empty());
@@ -415,9 +433,14 @@ pub struct Issued {
 
 /// How a customer checks a bundle, printed on the certificate with the run id (the
 /// bundle folder's name) and the id of the key that signs it.
-fn how_to_verify(run_id: &str, key_id: &str) -> String {
+fn how_to_verify(run_id: &str, key_id: &str, xml_key_id: Option<&str>) -> String {
+    let dcc = xml_key_id.map_or_else(String::new, |x| {
+        format!(
+            "\nThe DCC (dcc.xml) carries its own XML signature, by P-256 key id {x} (its public key dcc-signer.pub.pem is in the bundle):\n  xmlsec1 --verify --pubkey-pem dcc-signer.pub.pem dcc.xml\nand its ds:KeyName must be {x}."
+        )
+    });
     format!(
-        "This certificate is one file of the signed bundle {run_id}, signed with key id {key_id}. Check every file and the signature:\n  meterbench verify {run_id}\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nThe key id in MANIFEST.sha256 must be {key_id}, and the laboratory must publish it as its own."
+        "This document is one file of the signed bundle {run_id}, signed with key id {key_id}. Check every file and the signature:\n  meterbench verify {run_id}\nor with OpenSSL alone:\n  openssl pkeyutl -verify -pubin -inkey signer.pub.pem -rawin -in MANIFEST.sha256 -sigfile MANIFEST.sig\n  then compare each line of MANIFEST.sha256 with: openssl dgst -sha256 -r FILE\nThe key id in MANIFEST.sha256 must be {key_id}, and the laboratory must publish it as its own.{dcc}"
     )
 }
 
@@ -502,7 +525,8 @@ fn point_numbers(result: &PortResult) -> PointNumbers {
                     .as_ref()
                     .filter(|_| measured)
                     .map(|b| b.coverage_factor),
-                mpe: Some(*limit_percent),
+                // Without current the limit is "reads 0 A", not a percentage.
+                mpe: measured.then_some(*limit_percent),
                 conformity: match decision {
                     Some(d) => conformity(d.conformity),
                     None => pass_fail(*passed),
@@ -552,6 +576,8 @@ fn point_numbers(result: &PortResult) -> PointNumbers {
                 limit_source: Some(limit_source.clone()),
             }
         }
+        // Heads that saw no pulse are a bench fault: no statement about the meter.
+        PortResult::PulseCheck { passed: false, .. } => PointNumbers::default(),
         other => PointNumbers {
             conformity: pass_fail(other.passed()),
             ..PointNumbers::default()

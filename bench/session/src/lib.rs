@@ -541,11 +541,16 @@ pub fn check_order(
         ("--customer-contact", order.contact.as_ref()),
         ("--condition", order.condition.as_ref()),
     ] {
+        // Controls, and the format characters that reorder or hide text (a right-to-left
+        // override prints the name backwards on the certificate).
         if let Some(t) = text
-            && let Some(c) = t.chars().find(|c| c.is_control() && *c != '\n')
+            && let Some(c) = t.chars().find(|&c| {
+                (c.is_control() && c != '\n')
+                    || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+            })
         {
             return bad(format!(
-                "{what} holds the control character U+{:04X}: type it again",
+                "{what} holds the control or format character U+{:04X}: type it again",
                 c as u32
             ));
         }

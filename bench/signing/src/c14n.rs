@@ -69,6 +69,18 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
             message: "not UTF-8".into(),
         });
     }
+    // End-of-line handling (XML 1.0 2.11) comes before parsing: CR LF and a lone CR are a
+    // line feed everywhere, in CDATA and attribute values too.
+    let normalized;
+    let xml = if xml.contains(&b'\r') {
+        normalized = String::from_utf8_lossy(xml)
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .into_bytes();
+        normalized.as_slice()
+    } else {
+        xml
+    };
     let mut reader = Reader::from_reader(xml);
     // Empty elements are reported as a start and an end: canonical form writes both.
     reader.config_mut().expand_empty_elements = true;
@@ -78,6 +90,7 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
     let mut skipping: Option<usize> = None;
     let mut inside: Option<usize> = None;
     let mut found = false;
+    let mut root_closed = false;
     let mut buf = Vec::new();
     loop {
         let offset = reader.buffer_position();
@@ -92,12 +105,20 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
             // `expand_empty_elements` reports `<a/>` as a start and an end.
             Event::Empty(_) => unreachable!("empty elements are expanded"),
             Event::DocType(_) => return Err(C14nError::Doctype),
-            Event::Decl(_) | Event::Comment(_) => {}
+            Event::Decl(d) => check_declaration(&d)?,
+            Event::Comment(_) => {}
             // Canonical form keeps them, with rules of their own this module does not
             // implement; the bench writes none.
             Event::PI(_) => return Err(C14nError::ProcessingInstruction),
             Event::Start(start) => {
+                if stack.is_empty() && root_closed {
+                    return Err(C14nError::Xml {
+                        offset,
+                        message: "a second root element".into(),
+                    });
+                }
                 check_name(start.name().as_ref())?;
+                check_attribute_separation(&start)?;
                 let depth = stack.len();
                 let declared = declarations(&start, stack.last().map(|s| &s.declared))?;
                 let (namespace, local) = expanded_name(&start, &declared)?;
@@ -170,6 +191,21 @@ pub fn canonicalize(xml: &[u8], subset: Subset<'_>) -> Result<Vec<u8>, C14nError
                 if inside == Some(depth) {
                     inside = None;
                 }
+                root_closed |= depth == 0;
+            }
+            Event::Text(t) if stack.is_empty() => {
+                if !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err(C14nError::Xml {
+                        offset,
+                        message: "text outside the root element".into(),
+                    });
+                }
+            }
+            Event::GeneralRef(_) | Event::CData(_) if stack.is_empty() => {
+                return Err(C14nError::Xml {
+                    offset,
+                    message: "text outside the root element".into(),
+                });
             }
             Event::Text(t) => {
                 if stack.last().is_some_and(|s| s.output) {
@@ -240,6 +276,55 @@ fn check_name(name: &[u8]) -> Result<(), C14nError> {
         Some(c) if start(c) && chars.all(rest) => Ok(()),
         _ => Err(C14nError::BadName(text.to_string())),
     }
+}
+
+/// The XML declaration, when there is one: version 1.0 and UTF-8 (the bytes are read as
+/// UTF-8; a document that declares another encoding means other characters to every
+/// other reader).
+fn check_declaration(d: &quick_xml::events::BytesDecl<'_>) -> Result<(), C14nError> {
+    let bad = |m: String| {
+        Err(C14nError::Xml {
+            offset: 0,
+            message: m,
+        })
+    };
+    match d.version() {
+        Ok(v) if v.as_ref() == b"1.0" => {}
+        _ => return bad("the XML declaration is not version 1.0".into()),
+    }
+    if let Some(e) = d.encoding() {
+        match e {
+            Ok(e) if e.eq_ignore_ascii_case(b"UTF-8") => {}
+            _ => return bad("the XML declaration names an encoding other than UTF-8".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Attributes are separated by white space (`a="1"b="2"` is not well-formed, though a
+/// lenient reader takes it).
+fn check_attribute_separation(start: &BytesStart<'_>) -> Result<(), C14nError> {
+    let raw: &[u8] = start.attributes_raw();
+    let mut quote: Option<u8> = None;
+    for (i, &b) in raw.iter().enumerate() {
+        match quote {
+            Some(q) if b == q => {
+                quote = None;
+                if let Some(&next) = raw.get(i + 1)
+                    && !(next.is_ascii_whitespace() || next == b'/')
+                {
+                    return Err(C14nError::Xml {
+                        offset: 0,
+                        message: "attributes not separated by white space".into(),
+                    });
+                }
+            }
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// XML 1.0 Char: no C0 control but tab, line feed and carriage return, no U+FFFE/U+FFFF.
@@ -557,6 +642,38 @@ mod tests {
             Err(C14nError::BadCharacter(1))
         ));
         assert!(canonicalize("<é·-a _x=\"1\"/>".as_bytes(), Subset::Document).is_ok());
+    }
+
+    #[test]
+    fn what_no_parser_reads_as_one_document_is_refused() {
+        for bad in [
+            &b"<a/><b/>"[..],
+            b"<a/>text",
+            b"<a x=\"1\"y=\"2\"/>",
+            b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>",
+            b"<?xml version=\"1.1\"?><a/>",
+        ] {
+            assert!(
+                canonicalize(bad, Subset::Document).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            canonicalize(
+                b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<a/>\n",
+                Subset::Document
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn line_ends_are_normalised_before_parsing_as_xml_says() {
+        assert_eq!(
+            c14n("<a t=\"x\r\ny\"><![CDATA[l\r\nm\rn]]></a>"),
+            "<a t=\"x y\">l\nm\nn</a>"
+        );
     }
 
     #[test]

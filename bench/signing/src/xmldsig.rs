@@ -97,10 +97,15 @@ impl XmlSigningKey {
     }
 }
 
-/// `SignedInfo` in exclusive canonical form, as it is also written into the document.
+/// `SignedInfo` in exclusive canonical form, as it is also written into the document
+/// (standing alone it declares `ds`; inside the Signature the Signature does).
 fn signed_info(digest_b64: &str) -> String {
+    signed_info_body(digest_b64, &format!(" xmlns:ds=\"{DSIG}\""))
+}
+
+fn signed_info_body(digest_b64: &str, declaration: &str) -> String {
     format!(
-        "<ds:SignedInfo xmlns:ds=\"{DSIG}\"><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{ECDSA_SHA256}\"></ds:SignatureMethod><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"></ds:Transform><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"></ds:DigestMethod><ds:DigestValue>{digest_b64}</ds:DigestValue></ds:Reference></ds:SignedInfo>"
+        "<ds:SignedInfo{declaration}><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{ECDSA_SHA256}\"></ds:SignatureMethod><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ENVELOPED}\"></ds:Transform><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"></ds:DigestMethod><ds:DigestValue>{digest_b64}</ds:DigestValue></ds:Reference></ds:SignedInfo>"
     )
 }
 
@@ -108,6 +113,14 @@ fn signed_info(digest_b64: &str) -> String {
 pub fn sign_enveloped(xml: &str, key: &XmlSigningKey) -> Result<String, XmlSigError> {
     if xml.contains(DSIG) {
         return Err(XmlSigError::AlreadySigned);
+    }
+    // The verifier refuses them (they can change what a reader sees without changing
+    // the canonical form); and the signature goes before the root's end tag, found last.
+    if xml.contains("<!--") || xml.contains("<![CDATA[") {
+        return Err(XmlSigError::Form(
+            "the document holds a comment or CDATA, which the bench neither writes nor signs"
+                .into(),
+        ));
     }
     let canonical = c14n::canonicalize(xml.as_bytes(), Subset::Document)?;
     let digest = STANDARD.encode(Sha256::digest(&canonical));
@@ -135,23 +148,63 @@ pub fn sign_enveloped(xml: &str, key: &XmlSigningKey) -> Result<String, XmlSigEr
 pub fn verify_enveloped(xml: &[u8], public_pem: &str) -> Result<(), XmlSigError> {
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(public_pem)
         .map_err(|e| XmlSigError::BadKey(e.to_string()))?;
-    let info = match c14n::canonicalize(
+    let key_name = {
+        let der = key
+            .to_public_key_der()
+            .map_err(|e| XmlSigError::BadKey(e.to_string()))?;
+        sha256_hex(der.as_bytes())[..16].to_string()
+    };
+    // A comment or CDATA changes what a reader sees (`000<!-- -->123` reads as `000` to
+    // a DOM's first text child) while canonical form keeps only the text: the bench
+    // writes neither, so a document with one is not the bench's.
+    let has = |needle: &[u8]| xml.windows(needle.len()).any(|w| w == needle);
+    if has(b"<!--") || has(b"<![CDATA[") {
+        return Err(XmlSigError::Form(
+            "the document holds a comment or CDATA, which the bench never writes".into(),
+        ));
+    }
+    let signature = match c14n::canonicalize(
         xml,
         Subset::Element {
             namespace: DSIG,
-            local: "SignedInfo",
+            local: "Signature",
         },
     ) {
-        Ok(i) => i,
+        Ok(s) => String::from_utf8(s).map_err(|e| XmlSigError::Form(e.to_string()))?,
         Err(C14nError::NoSuchElement(_)) => return Err(XmlSigError::Unsigned),
         Err(e) => return Err(e.into()),
     };
-    let info = String::from_utf8(info).map_err(|e| XmlSigError::Form(e.to_string()))?;
-    let digest = between(&info, "<ds:DigestValue>", "</ds:DigestValue>")
+    // The whole Signature must be the bench's form, nothing added inside it (an Object,
+    // a second Signature, a reference), its value and key name read from it.
+    let digest = between(&signature, "<ds:DigestValue>", "</ds:DigestValue>")
         .ok_or_else(|| XmlSigError::Form("SignedInfo has no DigestValue".into()))?;
-    if info != signed_info(digest) {
+    let head = format!(
+        "<ds:Signature xmlns:ds=\"{DSIG}\">{}<ds:SignatureValue>",
+        signed_info_body(digest, "")
+    );
+    let tail = format!(
+        "</ds:SignatureValue><ds:KeyInfo><ds:KeyName>{key_name}</ds:KeyName></ds:KeyInfo></ds:Signature>"
+    );
+    let value = signature
+        .strip_prefix(&head)
+        .and_then(|r| r.strip_suffix(&tail))
+        .filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)))
+        .ok_or_else(|| {
+            XmlSigError::Form(format!(
+                "the Signature is not the bench's form for this key (exclusive c14n, ECDSA-SHA256, one enveloped reference to the whole document, SHA-256, key name {key_name}, nothing else)"
+            ))
+        })?;
+    // One Signature, the last child of the root: the document's canonical form ends with
+    // it and the root's end tag, and names the signature namespace nowhere else.
+    let whole = String::from_utf8(c14n::canonicalize(xml, Subset::Document)?)
+        .map_err(|e| XmlSigError::Form(e.to_string()))?;
+    let after = whole
+        .strip_suffix('>')
+        .and_then(|w| w.rfind("</").map(|i| &whole[..i]))
+        .filter(|before| before.ends_with(&signature));
+    if after.is_none() || whole.matches(&format!("\"{DSIG}\"")).count() != 1 {
         return Err(XmlSigError::Form(
-            "SignedInfo names other algorithms, references or transforms than the bench's (exclusive c14n, ECDSA-SHA256, one enveloped reference to the whole document, SHA-256)".into(),
+            "the document must carry exactly one Signature, as the last child of its root".into(),
         ));
     }
     let canonical = c14n::canonicalize(
@@ -164,15 +217,12 @@ pub fn verify_enveloped(xml: &[u8], public_pem: &str) -> Result<(), XmlSigError>
     if STANDARD.encode(Sha256::digest(&canonical)) != digest {
         return Err(XmlSigError::DigestMismatch);
     }
-    let text = String::from_utf8_lossy(xml);
-    let value = between(&text, "<ds:SignatureValue>", "</ds:SignatureValue>")
-        .ok_or_else(|| XmlSigError::Form("no SignatureValue".into()))?;
     let bytes = STANDARD
-        .decode(value.split_whitespace().collect::<String>())
+        .decode(value)
         .map_err(|e| XmlSigError::Form(format!("SignatureValue is not base64: {e}")))?;
     let signature = p256::ecdsa::Signature::from_slice(&bytes)
         .map_err(|_| XmlSigError::Form("SignatureValue is not 64 bytes of r and s".into()))?;
-    key.verify(info.as_bytes(), &signature)
+    key.verify(signed_info(digest).as_bytes(), &signature)
         .map_err(|_| XmlSigError::BadSignature)
 }
 
@@ -212,8 +262,15 @@ mod tests {
     fn another_key_or_another_algorithm_is_refused() {
         let signed = sign_enveloped(DOC, &key()).unwrap();
         let other = XmlSigningKey::derive(&SigningKey::from_bytes(&[8u8; 32]));
+        // Another key has another name: the Signature is not the bench's for it.
         assert!(matches!(
             verify_enveloped(signed.as_bytes(), &other.public_key_pem()),
+            Err(XmlSigError::Form(_))
+        ));
+        // Named as the other key, the value still does not verify with it.
+        let renamed = signed.replace(&key().key_id(), &other.key_id());
+        assert!(matches!(
+            verify_enveloped(renamed.as_bytes(), &other.public_key_pem()),
             Err(XmlSigError::BadSignature)
         ));
         let swapped = signed.replace("ecdsa-sha256", "ecdsa-sha1");
@@ -229,6 +286,47 @@ mod tests {
             sign_enveloped(&signed, &key()),
             Err(XmlSigError::AlreadySigned)
         ));
+    }
+
+    /// What a reviewer tried: content hidden inside the Signature, a second Signature, a
+    /// value in a comment, a Signature before the root, a key name changed, a comment
+    /// inside a value. Each is refused though the digest of the rest may still match.
+    #[test]
+    fn additions_around_and_inside_the_signature_are_refused() {
+        let k = key();
+        let pem = k.public_key_pem();
+        let signed = sign_enveloped(DOC, &k).unwrap();
+        let sig_start = signed.find("<ds:Signature").unwrap();
+        let sig_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+        let signature = &signed[sig_start..sig_end];
+        let attempts = [
+            signed.replace(
+                "</ds:KeyInfo>",
+                "</ds:KeyInfo><ds:Object><d:x>FAKE</d:x></ds:Object>",
+            ),
+            signed.replace("</ds:KeyInfo>", &format!("</ds:KeyInfo>{signature}")),
+            signed.replace(
+                "<ds:SignatureValue>",
+                "<!-- <ds:SignatureValue>AAAA</ds:SignatureValue> --><ds:SignatureValue>",
+            ),
+            signed.replace(signature, "").replace(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+                &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{signature}"),
+            ),
+            signed.replace(&k.key_id(), "0000000000000000"),
+            signed.replace("caf\u{e9}", "ca<!-- -->f\u{e9}"),
+            signed.replace("</d:r>", "</d:r><d:r/>"),
+            signed
+                .replace(signature, "")
+                .replace("<d:empty/>", &format!("<d:empty/>{signature}<d:late/>")),
+        ];
+        for (i, a) in attempts.iter().enumerate() {
+            assert!(
+                verify_enveloped(a.as_bytes(), &pem).is_err(),
+                "attempt {i} verified:\n{a}"
+            );
+        }
+        verify_enveloped(signed.as_bytes(), &pem).unwrap();
     }
 
     #[test]

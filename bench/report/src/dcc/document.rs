@@ -18,7 +18,7 @@ pub(super) struct Doc<'a> {
     pub laboratory_address: &'a str,
     pub laboratory_code: Option<&'a str>,
     pub country: &'a str,
-    pub issue_date: Option<&'a str>,
+    pub issue_date: Option<String>,
     pub schema_version: &'a str,
     /// The embedded PDF: file name and base64.
     pub document: Option<(&'a str, &'a str)>,
@@ -114,10 +114,22 @@ fn core_data(x: &mut DccWriter, d: &Doc) {
                 ));
             });
         });
+        if let Some(received) = v.order.received_date.as_deref() {
+            x.text_element("dcc:receiptDate", received);
+        }
         x.text_element("dcc:beginPerformanceDate", &v.started.date);
         x.text_element("dcc:endPerformanceDate", &finished.date);
-        x.text_element("dcc:performanceLocation", "laboratory");
-        if let Some(date) = d.issue_date {
+        // A station that stands elsewhere than the laboratory (a line, a customer's
+        // site) says where in the place-of-calibration statement.
+        x.text_element(
+            "dcc:performanceLocation",
+            if v.station.located_elsewhere {
+                "other"
+            } else {
+                "laboratory"
+            },
+        );
+        if let Some(date) = &d.issue_date {
             x.text_element("dcc:issueDate", date);
         }
     });
@@ -208,10 +220,28 @@ fn statements(x: &mut DccWriter, d: &Doc) {
                 x.name("Customer");
                 x.content(
                     "dcc:declaration",
-                    "No customer was recorded for this run (it was started without --customer): the customer entry says so and names nobody.",
+                    "No customer was recorded for this run (none was given when it was started): the customer entry says so and names nobody.",
                 );
             });
         }
+        x.element_with("dcc:statement", &[("id", "placeOfCalibration")], |x| {
+            x.name("Place of calibration");
+            x.content("dcc:declaration", &v.station.place);
+        });
+        x.element_with("dcc:statement", &[("id", "receipt")], |x| {
+            x.name("Receipt of the item");
+            x.content(
+                "dcc:declaration",
+                &format!(
+                    "Date of receipt: {}. Condition on receipt: {}.",
+                    v.order.received, v.order.condition
+                ),
+            );
+        });
+        x.element_with("dcc:statement", &[("id", "traceability")], |x| {
+            x.name("Metrological traceability");
+            x.content("dcc:declaration", &v.traceability);
+        });
         x.element_with("dcc:statement", &[("id", "decisionRule")], |x| {
             x.name("Decision rule and conformity with the maximum permissible errors");
             x.text_element("dcc:norm", v.decision.norm);

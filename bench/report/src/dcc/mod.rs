@@ -122,7 +122,12 @@ pub fn render_dcc_xml(record: &RunRecord, ctx: &DccContext) -> Result<String, Re
         laboratory_address: &laboratory_address,
         laboratory_code: laboratory_code.as_deref(),
         country,
-        issue_date: ctx.issue_date.as_deref(),
+        // As the certificate: the run's end date unless one is given.
+        issue_date: Some(ctx.issue_date.clone().unwrap_or_else(|| {
+            v.finished
+                .as_ref()
+                .map_or_else(|| v.started.date.clone(), |f| f.date.clone())
+        })),
         schema_version: DCC_SCHEMA_VERSION,
         document: pdf.as_ref().map(|(name, b64)| (*name, b64.as_str())),
     };
