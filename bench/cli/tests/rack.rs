@@ -193,6 +193,15 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         record["amends"].as_str(),
         failed.file_name().unwrap().to_str()
     );
+    // ISO/IEC 17025 7.8.8: the new document names the one it replaces, in the DCC too.
+    let dcc = std::fs::read_to_string(amended.join("dcc.xml")).unwrap();
+    assert!(
+        dcc.contains(&format!(
+            "<dcc:replacedUniqueIdentifier>{}</dcc:replacedUniqueIdentifier>",
+            failed.file_name().unwrap().to_str().unwrap()
+        )) && dcc.contains("<dcc:typeOfChange>amended</dcc:typeOfChange>"),
+        "{dcc}"
+    );
     verified(dir.path(), &amended);
 
     // Once amended, the stored run is not measured again: its amendment is.

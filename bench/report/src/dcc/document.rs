@@ -132,6 +132,14 @@ fn core_data(x: &mut DccWriter, d: &Doc) {
         if let Some(date) = &d.issue_date {
             x.text_element("dcc:issueDate", date);
         }
+        // ISO/IEC 17025 7.8.8: a run that continues a stored one (a retest in a later
+        // session) replaces that run's certificate and names it; the deviations say why.
+        if let Some(replaced) = v.amends.as_deref() {
+            x.element("dcc:reportAmendedSubstituted", |x| {
+                x.text_element("dcc:typeOfChange", "amended");
+                x.text_element("dcc:replacedUniqueIdentifier", &ne(replaced));
+            });
+        }
     });
 }
 
