@@ -255,6 +255,13 @@ fn a_bench_from_before_the_home_keeps_signing_with_its_key() {
         .unwrap()
         .trim()
         .to_string();
+    // The DCC's key id is published with it: what a DCC's ds:KeyName must be.
+    let dcc_id = said
+        .lines()
+        .find_map(|l| l.strip_prefix("DCC key id:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
     let init = meterbench(home.path(), &["init", h], &env);
     assert_eq!(init.status.code(), Some(0), "{}", text(&init));
     // A home without a key of its own: the older bench's key signs (its log needs it).
@@ -263,5 +270,9 @@ fn a_bench_from_before_the_home_keeps_signing_with_its_key() {
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     let said = String::from_utf8_lossy(&run.stdout);
     assert!(said.contains(&format!("with key {older_id}")), "{said}");
+    assert!(
+        said.contains(&format!("its DCC with P-256 key {dcc_id}")),
+        "{said}"
+    );
     assert!(!home.path().join("keys").exists());
 }

@@ -37,6 +37,12 @@ pub fn main(args: KeysArgs, home: &BenchHome) -> i32 {
                     println!("private key: {}", private.display());
                     println!("public key:  {}", public.display());
                     println!("key id:      {}", key_id(&key.verifying_key()));
+                    // The DCC's XML signature key, derived from this one: a reader of a
+                    // DCC alone compares its ds:KeyName with the id published here.
+                    println!(
+                        "DCC key id:  {} (P-256, derived; the DCC's ds:KeyName)",
+                        meterbench_signing::xmldsig::XmlSigningKey::derive(&key).key_id()
+                    );
                     0
                 }
                 Err(e) => {
