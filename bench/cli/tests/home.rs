@@ -67,6 +67,7 @@ fn a_home_made_by_init_serves_every_command_from_any_folder() {
         "templates/certificate.html.j2",
         "keys/signing-key.pem",
         "keys/signing-key.pub.pem",
+        "keys/keyring.json",
     ] {
         assert!(home.path().join(f).is_file(), "{f} missing after init");
     }
@@ -124,7 +125,7 @@ fn a_home_made_by_init_serves_every_command_from_any_folder() {
     );
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
     assert!(
-        String::from_utf8_lossy(&verify.stdout).contains("signed by the trusted key"),
+        String::from_utf8_lossy(&verify.stdout).contains("by the trusted key"),
         "{}",
         text(&verify)
     );

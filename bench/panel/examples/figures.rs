@@ -47,7 +47,8 @@ fn panel(reports: &Path, key: meterbench_signing::SigningKey, realtime: bool) ->
             signer: None,
             realtime,
         },
-        key,
+        key.clone(),
+        meterbench_signing::Keyring::single(key.verifying_key(), "the figures' key"),
     )
     .unwrap()
 }
@@ -387,6 +388,7 @@ fn through_library(reports: &Path, key: &meterbench_signing::SigningKey) -> f64 
     drop(bound);
     let outputs = station_outputs(
         key.clone(),
+        meterbench_signing::Keyring::single(key.verifying_key(), "the figures' key"),
         "figures".into(),
         reports,
         StoreLocation::Embedded(reports.join("store")),

@@ -338,6 +338,7 @@ fn run(shared: &Arc<Shared>, work: Work, abort: Arc<AtomicBool>) {
     let signer = format!("{}, station {}", station.laboratory_name, station.id);
     let outputs = station_outputs(
         shared.key.clone(),
+        shared.trust.clone(),
         signer,
         &shared.config.reports,
         shared.config.store.clone(),

@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     pub address: SocketAddr,
     pub station: Station,
     pub key: SigningKey,
+    /// The keys the station trusts: the issuance log is verified with them, and the
+    /// history's bundles.
+    pub trust: meterbench_signing::Keyring,
     pub hub: hub::Hub,
     pub access: access::Access,
     pub job: job::Jobs,
@@ -70,7 +73,11 @@ pub struct Panel {
 impl Panel {
     /// Load the station, refuse an address other machines can reach unless the station
     /// sets a password, and start serving.
-    pub fn start(config: PanelConfig, key: SigningKey) -> anyhow::Result<Panel> {
+    pub fn start(
+        config: PanelConfig,
+        key: SigningKey,
+        trust: meterbench_signing::Keyring,
+    ) -> anyhow::Result<Panel> {
         let station = Station::load(&config.station).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Who authorises the panel's runs is settled before it serves: a wrong name would
         // otherwise refuse every start.
@@ -93,6 +100,7 @@ impl Panel {
             address,
             station,
             key,
+            trust,
             hub: hub::Hub::new(),
             access,
             job: job::Jobs::default(),

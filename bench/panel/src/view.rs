@@ -5,7 +5,7 @@
 use crate::Shared;
 use chrono::NaiveDate;
 use meterbench_runner::Outcome;
-use meterbench_signing::{key_id, verify_bundle};
+use meterbench_signing::{key_id, verify_bundle_trusted};
 use meterbench_store::{RunFilter, Store, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -158,10 +158,10 @@ pub(crate) fn is_run_id(id: &str) -> bool {
 }
 
 /// The bundle of `run_id` checked as `meterbench verify` checks it, against this
-/// station's own key.
+/// station's keyring (a bundle signed before a key rotation stays verified).
 pub(crate) fn verify(shared: &Shared, run_id: &str) -> Value {
     let dir = shared.config.reports.join(run_id);
-    match verify_bundle(&dir, Some(&shared.key.verifying_key())) {
+    match verify_bundle_trusted(&dir, &shared.trust) {
         Ok(r) => json!({
             "ok": r.trusted_key_checked,
             "files": r.manifest.entries.len(),

@@ -30,7 +30,8 @@ fn panel(reports: &Path, store: StoreLocation) -> Panel {
             signer: None,
             realtime: false,
         },
-        key,
+        key.clone(),
+        meterbench_signing::Keyring::single(key.verifying_key(), "the test's key"),
     )
     .unwrap()
 }

@@ -68,7 +68,8 @@ fn panel_for(reports: &Path, station: &Path, realtime: bool) -> Panel {
             signer: None,
             realtime,
         },
-        key,
+        key.clone(),
+        meterbench_signing::Keyring::single(key.verifying_key(), "the test's key"),
     )
     .expect("the panel starts")
 }

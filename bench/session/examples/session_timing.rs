@@ -40,10 +40,11 @@ fn main() -> anyhow::Result<()> {
         &dir.path().join("key.pem"),
         &dir.path().join("key.pub.pem"),
     )?;
-    let trusted = key.verifying_key();
+    let trusted = meterbench_signing::Keyring::single(key.verifying_key(), "the timing key");
     let outputs: Vec<Box<dyn Output>> = vec![
         Box::new(Bundle::new(
             key,
+            trusted.clone(),
             "timing".into(),
             dir.path().join("reports/issuance-log.jsonl"),
         )),

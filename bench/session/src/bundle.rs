@@ -6,7 +6,7 @@ use crate::outputs::Output;
 use meterbench_runner::record::{Outcome, PortResult, RunRecord};
 use meterbench_signing::xmldsig::{XML_PUBLIC_KEY_FILE, XmlSigningKey, sign_enveloped};
 use meterbench_signing::{
-    IssueError, SIGNATURE_FILE, SigningKey, key_id, prepare_issuance_log, sign_and_append,
+    IssueError, Keyring, SIGNATURE_FILE, SigningKey, key_id, prepare_issuance_log, sign_and_append,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -64,6 +64,8 @@ const PDF_FILE: &str = "certificate.pdf";
 /// The signed bundle as an output of a finished run.
 pub struct Bundle {
     key: SigningKey,
+    /// The keys the issuance log is verified with before each append.
+    trust: Keyring,
     signer: String,
     log: PathBuf,
     /// The issuance log is a hash chain: one append at a time.
@@ -76,12 +78,13 @@ pub struct Bundle {
 impl Bundle {
     /// A bundle with the standard files: the canonical record, summary.json, junit.xml,
     /// samples.parquet, the certificate (HTML and PDF), the DCC and the plots.
-    pub fn new(key: SigningKey, signer: String, log: PathBuf) -> Bundle {
+    pub fn new(key: SigningKey, trust: Keyring, signer: String, log: PathBuf) -> Bundle {
         let key_id = key_id(&key.verifying_key());
         let xml_key = XmlSigningKey::derive(&key);
         let xml_key_id = xml_key.key_id();
         Bundle {
             signer: signer.clone(),
+            trust,
             log,
             log_lock: Mutex::new(()),
             // Slowest first (see `write_files`): the PDF, a cold Typst compile on a
@@ -132,7 +135,7 @@ impl Bundle {
         let one_at_a_time = || self.log_lock.lock().unwrap_or_else(|p| p.into_inner());
         let repairs = {
             let _log = one_at_a_time();
-            prepare_issuance_log(&self.log, &self.key).map_err(|e| {
+            prepare_issuance_log(&self.log, &self.key, &self.trust).map_err(|e| {
                 anyhow::anyhow!(
                     "not issued: the issuance log {} cannot take an entry, so nothing was signed: {e}",
                     self.log.display()
@@ -145,7 +148,14 @@ impl Bundle {
         // a log cut after it contradicts the bundle its customer holds.
         let signed = {
             let _log = one_at_a_time();
-            sign_and_append(&self.log, &self.key, &self.signer, &record.run_id, bundle)
+            sign_and_append(
+                &self.log,
+                &self.key,
+                &self.trust,
+                &self.signer,
+                &record.run_id,
+                bundle,
+            )
         };
         let manifest = match signed {
             Ok((manifest, _entry)) => manifest,

@@ -4,7 +4,7 @@
 
 use meterbench_runner::record::RunRecord;
 use meterbench_runner::{Finished, Session};
-use meterbench_signing::VerifyingKey;
+use meterbench_signing::Keyring;
 use meterbench_store::{Store, StoreLocation};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,13 +23,16 @@ pub trait Output: Send + Sync {
 pub const ISSUANCE_LOG: &str = "issuance-log.jsonl";
 
 /// Whether runs signed with `key` can be issued into `reports`, decided before anything
-/// is switched on: the folder's issuance log must verify with this key (a log kept by
-/// another key would refuse the entry only after the measurement, leaving a run that
-/// was measured and never issued). A missing log is created, a torn last line repaired,
-/// as issuing would: the repairs are returned, in words, for the operator.
+/// is switched on: the keyring `trust` must trust the key now, and the folder's issuance
+/// log must verify against it and be kept with this key (a log kept by another key would
+/// refuse the entry only after the measurement, leaving a run that was measured and
+/// never issued). A missing log is created, a torn last line repaired, as issuing would:
+/// the repairs are returned, in words, for the operator. A refusal says which command
+/// fixes it.
 pub fn check_ready_to_issue(
     key: &meterbench_signing::SigningKey,
     key_path: &Path,
+    trust: &Keyring,
     reports: &Path,
 ) -> Result<Vec<String>, String> {
     let log = reports.join(ISSUANCE_LOG);
@@ -37,8 +40,7 @@ pub fn check_ready_to_issue(
         std::fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create the reports folder {}: {e}", parent.display()))?;
     }
-    let ours = meterbench_signing::key_id(&key.verifying_key());
-    match meterbench_signing::prepare_issuance_log(&log, key) {
+    match meterbench_signing::prepare_issuance_log(&log, key, trust) {
         Ok(repairs) => Ok(repairs
             .iter()
             .map(|r| {
@@ -50,24 +52,34 @@ pub fn check_ready_to_issue(
                 )
             })
             .collect()),
-        Err(e) => {
-            // The key the log is kept with, from its first entry.
-            let theirs = std::fs::read_to_string(&log).ok().and_then(|t| {
-                let first: serde_json::Value = serde_json::from_str(t.lines().next()?).ok()?;
-                first["key_id"].as_str().map(String::from)
-            });
-            Err(match theirs {
-                Some(theirs) if theirs != ours => format!(
-                    "the issuance log {} is kept with key id {theirs}, but this run would sign with {} (key id {ours}): nothing was switched on. Sign with the key that keeps the log (--signing-key, $METERBENCH_SIGNING_KEY or keys/signing-key.pem in the bench home), or issue into a reports folder of its own (--reports DIR); the log cannot record a key rotation yet",
-                    log.display(),
-                    key_path.display()
-                ),
-                _ => format!(
-                    "the issuance log {} cannot take an entry, so no run would be issued: nothing was switched on: {e}",
-                    log.display()
-                ),
-            })
-        }
+        Err(meterbench_signing::SigningError::NotTheLogsKey {
+            key_id: ours,
+            current,
+            retired_by,
+            detail,
+            ..
+        }) => Err(match (current, retired_by) {
+            (Some(current), Some(seq)) => format!(
+                "the signing key {} (key id {ours}) was retired by the key rotation at entry {seq} of the issuance log {}, which is kept with key id {current} since: nothing was switched on. Sign with the key rotated to (keys/signing-key.pem in the bench home after `meterbench keys rotate`, or name it with --signing-key or $METERBENCH_SIGNING_KEY)",
+                key_path.display(),
+                log.display()
+            ),
+            (Some(current), None) if current != ours => format!(
+                "the issuance log {} is kept with key id {current}, but this run would sign with {} (key id {ours}): nothing was switched on. Sign with the key that keeps the log (--signing-key, $METERBENCH_SIGNING_KEY or keys/signing-key.pem in the bench home); to hand the log over to this key, run `meterbench keys rotate --new {}` with the key that keeps it; or issue into a reports folder of its own (--reports DIR)",
+                log.display(),
+                key_path.display(),
+                key_path.display()
+            ),
+            _ => format!(
+                "the signing key {} cannot issue: {detail}: nothing was switched on. To trust a new key, rotate to it with the key in use: `meterbench keys rotate --new {}`; or sign with a key the keyring trusts now",
+                key_path.display(),
+                key_path.display()
+            ),
+        }),
+        Err(e) => Err(format!(
+            "the issuance log {} cannot take an entry, so no run would be issued: nothing was switched on: {e}",
+            log.display()
+        )),
     }
 }
 
@@ -76,19 +88,25 @@ pub fn check_ready_to_issue(
 /// out of reach queues the run beside it). The terminal and the panel issue the same.
 pub fn station_outputs(
     key: meterbench_signing::SigningKey,
+    trust: Keyring,
     signer: String,
     reports: &Path,
     store: StoreLocation,
 ) -> Vec<Box<dyn Output>> {
     let queue = queue_path(&store, reports);
-    // The store files only what this bench signed.
-    let trusted = key.verifying_key();
     vec![
-        Box::new(crate::Bundle::new(key, signer, reports.join(ISSUANCE_LOG))),
+        Box::new(crate::Bundle::new(
+            key,
+            trust.clone(),
+            signer,
+            reports.join(ISSUANCE_LOG),
+        )),
+        // The store files only what the station's keyring trusts (a run queued before a
+        // key rotation is filed after it).
         Box::new(StoreFiling {
             store,
             queue,
-            trusted,
+            trusted: trust,
         }),
     ]
 }
@@ -168,8 +186,8 @@ pub struct StoreFiling {
     pub store: StoreLocation,
     /// The queue of runs not yet filed ([`queue_path`]).
     pub queue: PathBuf,
-    /// Only bundles signed by this key, intact, are filed (the bench's own).
-    pub trusted: VerifyingKey,
+    /// Only intact bundles signed by a key of this keyring, in its period, are filed.
+    pub trusted: Keyring,
 }
 
 impl Output for StoreFiling {
@@ -264,7 +282,7 @@ pub struct Drained {
 
 /// File every run of `queue` into `store`; those that still fail stay queued. No queue,
 /// nothing to do.
-pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &VerifyingKey) -> Drained {
+pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &Keyring) -> Drained {
     use std::io::{Read as _, Seek as _, Write as _};
     let mut drained = Drained::default();
     if !queue.exists() {
@@ -306,20 +324,20 @@ pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &VerifyingKey) 
 }
 
 /// File the finished run in `folder` (its record.json) into `store`: its run id. Only
-/// an intact bundle signed by `trusted` is filed: a copy with an edited record, a
-/// bundle re-signed with another key, or one never issued is refused, naming what is
-/// wrong, so the store and the audit count only what the bench issued.
+/// an intact bundle signed by a key of `trusted` in its period is filed: a copy with an
+/// edited record, a bundle re-signed with another key, or one never issued is refused,
+/// naming what is wrong, so the store and the audit count only what the bench issued.
 pub fn file_folder(
     store: &StoreLocation,
     folder: &Path,
-    trusted: &VerifyingKey,
+    trusted: &Keyring,
 ) -> anyhow::Result<String> {
-    if let Err(problems) = meterbench_signing::verify_bundle(folder, Some(trusted)) {
+    if let Err(problems) = meterbench_signing::verify_bundle_trusted(folder, trusted) {
         let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::bail!(
-            "not filed: {} is not an intact bundle signed by the trusted key {}: {}",
+            "not filed: {} is not an intact bundle signed by a key of the keyring {}: {}",
             folder.display(),
-            meterbench_signing::key_id(trusted),
+            trusted.origin,
             problems.join("; ")
         );
     }

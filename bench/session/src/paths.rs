@@ -3,7 +3,7 @@
 //! `$METERBENCH_HOME`, else the current folder, so that one installed binary serves any
 //! folder and every command reads the same reports and store.
 
-use meterbench_signing::{SigningKey, generate_key, load_signing_key};
+use meterbench_signing::{Keyring, SigningKey, generate_key, keyring_path, load_signing_key};
 use meterbench_store::StoreLocation;
 use std::path::{Path, PathBuf};
 
@@ -244,7 +244,10 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
         })?;
     }
     match generate_key(path, &public_key_path(path)) {
-        Ok(key) => Ok((key, true)),
+        Ok(key) => {
+            start_keyring(path, &key).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
+            Ok((key, true))
+        }
         // Another process made it first (two runs starting at once on a new bench): its
         // key is the bench's key.
         Err(meterbench_signing::SigningError::AlreadyExists { .. }) if path.exists() => {
@@ -253,6 +256,44 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
         }
         Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", whence())),
     }
+}
+
+/// A new key's keyring, beside it: the key trusted from now on. An existing keyring is
+/// left as it is (a new key joins a keyring only by a rotation, `meterbench keys
+/// rotate`); whether it lists the key is then said when the key is used.
+pub fn start_keyring(private: &Path, key: &SigningKey) -> Result<Option<PathBuf>, String> {
+    let path = keyring_path(private);
+    if path.exists() {
+        return Ok(None);
+    }
+    Keyring::new_key(
+        key.verifying_key(),
+        chrono::Utc::now(),
+        path.display().to_string(),
+    )
+    .save(&path)
+    .map_err(|e| e.to_string())?;
+    Ok(Some(path))
+}
+
+/// The keys a station with the signing key at `private` trusts: the keyring beside it
+/// (`keyring.json`), else, for a bench from before keyrings, the key itself at any time.
+pub fn keyring_for(
+    private: &Path,
+    key: &meterbench_signing::VerifyingKey,
+) -> anyhow::Result<Keyring> {
+    let path = keyring_path(private);
+    if path.exists() {
+        return Keyring::load(&path).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    Ok(Keyring::single(
+        *key,
+        format!(
+            "of the signing key {} alone (no {} beside it)",
+            private.display(),
+            meterbench_signing::KEYRING_FILE
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -274,13 +315,16 @@ mod tests {
                     .collect()
             });
             assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
-            // Nothing left behind but the key and its public half.
+            // Nothing left behind but the key, its public half and its keyring.
             let mut files: Vec<String> = std::fs::read_dir(dir.path().join("keys"))
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             files.sort();
-            assert_eq!(files, ["signing-key.pem", "signing-key.pub.pem"]);
+            assert_eq!(
+                files,
+                ["keyring.json", "signing-key.pem", "signing-key.pub.pem"]
+            );
         }
     }
 

@@ -168,16 +168,18 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
     )
     .unwrap();
     let verifying = key.verifying_key();
+    let trust = meterbench_signing::Keyring::single(verifying, "the rack test's key");
     let outputs: Vec<Box<dyn Output>> = vec![
         Box::new(Bundle::new(
             key,
+            trust.clone(),
             "rack test".into(),
             reports.path().join("issuance-log.jsonl"),
         )),
         Box::new(StoreFiling {
             store: reports.path().join("store").into(),
             queue: reports.path().join("store.unfiled"),
-            trusted: verifying,
+            trusted: trust.clone(),
         }),
     ];
     let delivered = deliver(&session, &outputs, 2);
@@ -189,11 +191,9 @@ fn each_position_is_decided_on_its_own_and_gets_its_own_certificate() {
         meterbench_signing::verify_bundle(folder, Some(&verifying))
             .unwrap_or_else(|p| panic!("{}: {p:?}", folder.display()));
     }
-    let log = meterbench_signing::verify_issuance_log(
-        &reports.path().join("issuance-log.jsonl"),
-        &verifying,
-    )
-    .unwrap();
+    let log =
+        meterbench_signing::verify_issuance_log(&reports.path().join("issuance-log.jsonl"), &trust)
+            .unwrap();
     assert_eq!(log.entries.len(), 10, "one issuance per device, chained");
 }
 

@@ -425,6 +425,46 @@ pub fn verify_bundle(
     }
 }
 
+/// Verifies the bundle in `dir` as [`verify_bundle`] does, and that the key that signed
+/// it is in `trust` and was valid when the bundle was signed (its manifest's `created`):
+/// a bundle signed by a key retired before that time, or by a key the keyring does not
+/// list, is refused, naming the key and the keyring.
+pub fn verify_bundle_trusted(
+    dir: &Path,
+    trust: &crate::Keyring,
+) -> Result<VerifyReport, Vec<Problem>> {
+    let intact = verify_bundle(dir, None)?;
+    let id = &intact.manifest.key_id;
+    let Some(trusted) = trust.get(id) else {
+        return Err(vec![Problem::new(
+            PUBLIC_KEY_FILE,
+            ProblemKind::UntrustedKey,
+            format!(
+                "the bundle is signed by key id {id}, which the keyring {} does not trust (it trusts {})",
+                trust.origin,
+                trust.describe()
+            ),
+        )]);
+    };
+    if !trusted.covers(intact.manifest.created) {
+        return Err(vec![Problem::new(
+            PUBLIC_KEY_FILE,
+            ProblemKind::UntrustedKey,
+            format!(
+                "the bundle was signed on {} by key id {id}, which is {} in the keyring {}",
+                intact
+                    .manifest
+                    .created
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                trusted.period(),
+                trust.origin
+            ),
+        )]);
+    }
+    // Checked again with the keyring's own copy of the key, not the bundle's.
+    verify_bundle(dir, Some(&trusted.key))
+}
+
 /// The DCC in a bundle, which carries an XML signature of its own.
 const DCC_FILE: &str = "dcc.xml";
 

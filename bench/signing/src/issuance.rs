@@ -26,6 +26,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{MANIFEST_FILE, bundle_manifest_sha256, parse_utc};
+use crate::keyring::Keyring;
+use crate::keys::{key_fingerprint, parse_public_key_pem, write_public_key};
 use crate::{Problem, ProblemKind, SigningError, is_sha256_hex, key_id, sha256_hex};
 
 /// `prev_hash` of the first entry: 64 zeros.
@@ -231,8 +233,22 @@ impl IssuanceEntry {
 pub struct LogSummary {
     /// Every entry, in log order.
     pub entries: Vec<IssuanceEntry>,
-    /// Id of the key the log was verified with.
+    /// Id of the key the log is kept with now: its last rotation's new key, else its
+    /// first entry's; `None` for an empty log.
+    pub key_id: Option<String>,
+    /// Every key that kept the log, in order.
+    pub keys: Vec<KeyInLog>,
+}
+
+/// One key that kept the issuance log, and for which entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInLog {
     pub key_id: String,
+    pub key: VerifyingKey,
+    /// The first entry it signed (or would sign: the one after its rotation).
+    pub from_seq: u64,
+    /// The rotation entry that handed over to the next key (the last it signed).
+    pub retired_by: Option<u64>,
 }
 
 impl LogSummary {
@@ -248,22 +264,81 @@ impl LogSummary {
 /// SHA-256 of the bytes removed.
 pub const LOG_REPAIR_RUN_ID: &str = "log-repair";
 
+/// The run id of the entry that hands the log over to a new key: signed by the key in
+/// use, it names the new key by its [`key_fingerprint`] (`manifest_sha256`) and its
+/// public key file beside the log (`bundle`, `keys/<key id>.pub.pem`). Every later entry
+/// must be signed by the new key; the old key can append nothing more.
+pub const KEY_ROTATION_RUN_ID: &str = "key-rotation";
+
 /// Appends an entry for `fields` to the log at `log_path` (created if absent),
 /// timestamped now, chained to the last entry and signed with `key`.
 ///
-/// The whole existing log is verified with `key`'s public half first, under
-/// an exclusive file lock, and nothing is appended to a log that does not
-/// verify or when the clock is behind the last entry: chaining onto a
-/// tampered log, or back-dating, would launder the problem. A torn last line is
-/// repaired first (see [`prepare_issuance_log`]).
+/// The whole existing log is verified against `trust` first, under an exclusive file
+/// lock, and nothing is appended to a log that does not verify, that is kept with
+/// another key than `key` (see [`KEY_ROTATION_RUN_ID`]), with a key `trust` does not
+/// trust now, or when the clock is behind the last entry: chaining onto a tampered
+/// log, or back-dating, would launder the problem. A torn last line is repaired first
+/// (see [`prepare_issuance_log`]).
 pub fn append_issuance(
     log_path: &Path,
     fields: &IssuanceFields,
     key: &SigningKey,
+    trust: &Keyring,
 ) -> Result<IssuanceEntry, SigningError> {
     fields.validate()?;
-    let mut open = OpenLog::open(log_path, key)?;
+    let mut open = OpenLog::open(log_path, key, trust)?;
     open.append(fields, key)
+}
+
+/// Hands the log over from `old` (the key it is kept with) to `new`: writes the new
+/// public key beside the log (`keys/<key id>.pub.pem`) and appends a
+/// [`KEY_ROTATION_RUN_ID`] entry signed by `old` naming it. From then on only `new`
+/// can append. The caller updates the keyring (see [`Keyring::rotated`]).
+pub fn rotate_key(
+    log_path: &Path,
+    old: &SigningKey,
+    new: &VerifyingKey,
+    trust: &Keyring,
+) -> Result<IssuanceEntry, SigningError> {
+    if *new == old.verifying_key() {
+        return Err(SigningError::InvalidField {
+            field: "new key",
+            value: key_id(new),
+            reason: "is the key the log is kept with already; a rotation needs another key",
+        });
+    }
+    let mut open = OpenLog::open(log_path, old, trust)?;
+    let rel = format!("keys/{}.pub.pem", key_id(new));
+    let file = log_folder(log_path).join(&rel);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| SigningError::io(dir, e))?;
+    }
+    match std::fs::read_to_string(&file) {
+        // Left by a rotation cut short: the same key is kept, another refused.
+        Ok(text) if parse_public_key_pem(&text).ok() == Some(*new) => {}
+        Ok(_) => {
+            return Err(SigningError::AlreadyExists {
+                path: file,
+                why: "it holds another key than the one rotated to",
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_public_key(&file, new)?,
+        Err(e) => return Err(SigningError::io(&file, e)),
+    }
+    let fields = IssuanceFields {
+        run_id: KEY_ROTATION_RUN_ID.to_string(),
+        bundle: rel,
+        manifest_sha256: key_fingerprint(new),
+    };
+    open.append(&fields, old)
+}
+
+/// The folder a log's relative names (rotations' key files) are resolved in.
+fn log_folder(log_path: &Path) -> &Path {
+    match log_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Makes the log ready to take an entry, before anything is signed: creates it if
@@ -274,8 +349,9 @@ pub fn append_issuance(
 pub fn prepare_issuance_log(
     log_path: &Path,
     key: &SigningKey,
+    trust: &Keyring,
 ) -> Result<Vec<IssuanceEntry>, SigningError> {
-    Ok(OpenLog::open(log_path, key)?.repairs)
+    Ok(OpenLog::open(log_path, key, trust)?.repairs)
 }
 
 /// The bundle file that names the issuance log's head the bundle was appended after.
@@ -312,11 +388,12 @@ pub enum IssueError {
 pub fn sign_and_append(
     log_path: &Path,
     key: &SigningKey,
+    trust: &Keyring,
     signer: &str,
     run_id: &str,
     bundle_dir: &Path,
 ) -> Result<(crate::Manifest, IssuanceEntry), IssueError> {
-    let mut open = OpenLog::open(log_path, key).map_err(IssueError::NotSigned)?;
+    let mut open = OpenLog::open(log_path, key, trust).map_err(IssueError::NotSigned)?;
     let head = match open.summary.entries.last() {
         Some(last) => LogHead {
             format: LOG_HEAD_FORMAT.into(),
@@ -422,7 +499,11 @@ struct OpenLog<'p> {
 }
 
 impl<'p> OpenLog<'p> {
-    fn open(path: &'p Path, key: &SigningKey) -> Result<OpenLog<'p>, SigningError> {
+    fn open(
+        path: &'p Path,
+        key: &SigningKey,
+        trust: &Keyring,
+    ) -> Result<OpenLog<'p>, SigningError> {
         let io_err = |e| SigningError::io(path, e);
         let file = OpenOptions::new()
             .read(true)
@@ -440,8 +521,10 @@ impl<'p> OpenLog<'p> {
             problems,
         };
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let folder = log_folder(path);
         let summary =
-            verify_log_text(&text(&bytes[..whole]), &key.verifying_key()).map_err(invalid)?;
+            verify_log_text(&text(&bytes[..whole]), trust, Some(folder)).map_err(invalid)?;
+        check_appender(path, key, trust, &summary)?;
         let mut open = OpenLog {
             path,
             file,
@@ -455,7 +538,7 @@ impl<'p> OpenLog<'p> {
         // A whole entry that only lacks its newline was issued: complete it.
         let mut completed = bytes.clone();
         completed.push(b'\n');
-        if let Ok(s) = verify_log_text(&text(&completed), &key.verifying_key())
+        if let Ok(s) = verify_log_text(&text(&completed), trust, Some(folder))
             && s.entries.len() == summary.entries.len() + 1
         {
             open.write_line(b"\n")?;
@@ -522,6 +605,44 @@ impl<'p> OpenLog<'p> {
     }
 }
 
+/// Whether `key` may append to the log `summary` describes: it must be the key the log
+/// is kept with now, and trusted now.
+fn check_appender(
+    path: &Path,
+    key: &SigningKey,
+    trust: &Keyring,
+    summary: &LogSummary,
+) -> Result<(), SigningError> {
+    let ours = key_id(&key.verifying_key());
+    let refuse = |retired_by, detail| SigningError::NotTheLogsKey {
+        path: path.to_path_buf(),
+        key_id: ours.clone(),
+        current: summary.key_id.clone(),
+        retired_by,
+        detail,
+    };
+    if let Some(current) = &summary.key_id
+        && *current != ours
+    {
+        let retired = summary
+            .keys
+            .iter()
+            .find(|k| k.key_id == ours)
+            .and_then(|k| k.retired_by);
+        let detail = match retired {
+            Some(seq) => format!(
+                "key id {ours} was retired by the key rotation at entry {seq} of this log; the log is kept with key id {current} since"
+            ),
+            None => format!("the issuance log is kept with key id {current}, not {ours}"),
+        };
+        return Err(refuse(retired, detail));
+    }
+    trust
+        .check(&key.verifying_key(), Utc::now())
+        .map(|_| ())
+        .map_err(|detail| refuse(None, detail))
+}
+
 /// Where a torn last line is kept: beside the log, named by the time it was found.
 fn torn_path(log: &Path) -> std::path::PathBuf {
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -531,18 +652,22 @@ fn torn_path(log: &Path) -> std::path::PathBuf {
     log.with_file_name(format!("{name}.torn-{stamp}"))
 }
 
-/// Verifies the whole log at `log_path` with `key` and reports every problem,
-/// each naming the line and sequence number: malformed lines, entries whose
-/// contents no longer match their hash (edited), bad signatures, a key id
-/// other than `key`'s, sequence gaps (removed entries), repeated or
-/// decreasing sequence numbers (reordered entries), broken `prev_hash` links,
-/// and timestamps earlier than the previous entry's (back-dated).
+/// Verifies the whole log at `log_path` against the keys `trust` holds and reports
+/// every problem, each naming the line and sequence number: malformed lines, entries
+/// whose contents no longer match their hash (edited), bad signatures, sequence gaps
+/// (removed entries), repeated or decreasing sequence numbers (reordered entries),
+/// broken `prev_hash` links, and timestamps earlier than the previous entry's
+/// (back-dated).
+///
+/// Keys: the first entry's key must be in `trust`; each [`KEY_ROTATION_RUN_ID`] entry
+/// hands over to the key it names (found in `trust` or in its key file beside the log,
+/// by its whole fingerprint), and every entry must be signed by the key the log is kept
+/// with at that point. An entry signed by a key of `trust` must fall in that key's
+/// validity period. So a log forged from the start with another key is refused however
+/// it ends, and a retired key can add nothing.
 ///
 /// An empty log verifies with no entries; a missing file is a problem.
-pub fn verify_issuance_log(
-    log_path: &Path,
-    key: &VerifyingKey,
-) -> Result<LogSummary, Vec<Problem>> {
+pub fn verify_issuance_log(log_path: &Path, trust: &Keyring) -> Result<LogSummary, Vec<Problem>> {
     let mut text = String::new();
     let read = File::open(log_path).and_then(|mut f| f.read_to_string(&mut text));
     if let Err(e) = read {
@@ -559,7 +684,13 @@ pub fn verify_issuance_log(
             detail,
         )]);
     }
-    verify_log_text(&text, key)
+    verify_log_text(&text, trust, Some(log_folder(log_path)))
+}
+
+/// Verifies a log's text as [`verify_issuance_log`] verifies its file, with no folder
+/// beside it: a rotation's new key must then be in `trust`.
+pub fn verify_issuance_log_text(text: &str, trust: &Keyring) -> Result<LogSummary, Vec<Problem>> {
+    verify_log_text(text, trust, None)
 }
 
 /// Verifies the log, then looks for the manifest hash of the bundle in
@@ -569,9 +700,9 @@ pub fn verify_issuance_log(
 pub fn find_bundle_in_log(
     log_path: &Path,
     bundle_dir: &Path,
-    key: &VerifyingKey,
+    trust: &Keyring,
 ) -> Result<IssuanceEntry, Vec<Problem>> {
-    let summary = verify_issuance_log(log_path, key)?;
+    let summary = verify_issuance_log(log_path, trust)?;
     // A head the log no longer holds says more than "not in the log": it was cut.
     check_log_head(bundle_dir, &summary, None).map_err(|p| vec![p])?;
     let manifest_sha256 = bundle_manifest_sha256(bundle_dir).map_err(|e| {
@@ -602,9 +733,25 @@ pub fn find_bundle_in_log(
     })
 }
 
-fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Problem>> {
-    let expected_key_id = key_id(key);
+/// The key the log must be signed with at a point of the chain.
+#[derive(Clone, Copy)]
+enum Chain {
+    /// Before the first entry: its key comes from the keyring.
+    Start,
+    /// Kept with this key (the index into `keys`).
+    Kept(usize),
+    /// Not known: a problem was reported already, so signatures are not checked further.
+    Lost,
+}
+
+fn verify_log_text(
+    text: &str,
+    trust: &Keyring,
+    folder: Option<&Path>,
+) -> Result<LogSummary, Vec<Problem>> {
     let mut problems = Vec::new();
+    let mut chain = Chain::Start;
+    let mut keys: Vec<KeyInLog> = Vec::new();
     let mut entries: Vec<(usize, IssuanceEntry)> = Vec::new();
 
     let (body, terminated) = match text.strip_suffix('\n') {
@@ -621,7 +768,8 @@ fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Pro
             )]),
             false => Ok(LogSummary {
                 entries: Vec::new(),
-                key_id: expected_key_id,
+                key_id: None,
+                keys: Vec::new(),
             }),
         };
     }
@@ -700,24 +848,116 @@ fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Pro
                 ),
             );
         }
-        if line.key_id != expected_key_id {
+        // The key this entry must be signed with.
+        let signing: Option<VerifyingKey> = match chain {
+            Chain::Start => match trust.get(&line.key_id) {
+                Some(k) => {
+                    keys.push(KeyInLog {
+                        key_id: k.key_id.clone(),
+                        key: k.key,
+                        from_seq: line.seq,
+                        retired_by: None,
+                    });
+                    chain = Chain::Kept(0);
+                    Some(k.key)
+                }
+                None => {
+                    report(
+                        ProblemKind::UntrustedKey,
+                        format!(
+                            "the log's first entry is signed by key id {}, which the keyring {} does not trust (it trusts {}): a log begun with another key",
+                            line.key_id,
+                            trust.origin,
+                            trust.describe()
+                        ),
+                    );
+                    chain = Chain::Lost;
+                    None
+                }
+            },
+            Chain::Kept(i) => {
+                let current = &keys[i];
+                if line.key_id != current.key_id {
+                    let retired = keys
+                        .iter()
+                        .find(|k| k.key_id == line.key_id)
+                        .and_then(|k| k.retired_by);
+                    report(
+                        ProblemKind::KeyMismatch,
+                        match retired {
+                            Some(r) => format!(
+                                "entry is signed by key id {}, which the key rotation at seq {r} retired; the log is kept with key id {} since",
+                                line.key_id, current.key_id
+                            ),
+                            None => format!(
+                                "entry names key id {}, but the log is kept with key id {} (since seq {})",
+                                line.key_id, current.key_id, current.from_seq
+                            ),
+                        },
+                    );
+                }
+                Some(current.key)
+            }
+            Chain::Lost => None,
+        };
+        let mut signed = false;
+        if let (Some(signature), Ok(hash_bytes), Some(key)) =
+            (signature, hex::decode(&line.hash), signing)
+        {
+            signed = key.verify_strict(&hash_bytes, &signature).is_ok();
+            if !signed {
+                report(
+                    ProblemKind::BadSignature,
+                    format!(
+                        "signature over the entry's hash does not verify with key id {}",
+                        key_id(&key)
+                    ),
+                );
+            }
+        }
+        // A key the keyring lists signs only within its period.
+        if let (Some(t), Some(issued)) = (trust.get(&line.key_id), issued)
+            && !t.covers(issued)
+        {
             report(
-                ProblemKind::KeyMismatch,
+                ProblemKind::UntrustedKey,
                 format!(
-                    "entry names key id {}, but the log is verified with key id {expected_key_id}",
-                    line.key_id
+                    "issued {} with key id {}, which is {} in the keyring {}",
+                    line.issued,
+                    line.key_id,
+                    t.period(),
+                    trust.origin
                 ),
             );
         }
-        if let (Some(signature), Ok(hash_bytes)) = (signature, hex::decode(&line.hash))
-            && key.verify_strict(&hash_bytes, &signature).is_err()
+        // A rotation hands the log over to the key it names.
+        if line.run_id == KEY_ROTATION_RUN_ID
+            && signed
+            && let Chain::Kept(i) = chain
         {
-            report(
-                ProblemKind::BadSignature,
-                format!(
-                    "signature over the entry's hash does not verify with key id {expected_key_id}"
-                ),
-            );
+            match rotation_target(&line, trust, folder) {
+                Ok(new) if new == keys[i].key => {
+                    report(
+                        ProblemKind::Malformed,
+                        "a key rotation to the key already in use".into(),
+                    );
+                    chain = Chain::Lost;
+                }
+                Ok(new) => {
+                    keys[i].retired_by = Some(line.seq);
+                    keys.push(KeyInLog {
+                        key_id: key_id(&new),
+                        key: new,
+                        from_seq: line.seq + 1,
+                        retired_by: None,
+                    });
+                    chain = Chain::Kept(keys.len() - 1);
+                }
+                Err(detail) => {
+                    report(ProblemKind::Missing, detail);
+                    chain = Chain::Lost;
+                }
+            }
         }
 
         match entries.last() {
@@ -819,9 +1059,52 @@ fn verify_log_text(text: &str, key: &VerifyingKey) -> Result<LogSummary, Vec<Pro
     if problems.is_empty() {
         Ok(LogSummary {
             entries: entries.into_iter().map(|(_, e)| e).collect(),
-            key_id: expected_key_id,
+            key_id: keys.last().map(|k| k.key_id.clone()),
+            keys,
         })
     } else {
         Err(problems)
     }
+}
+
+/// The key a rotation entry hands over to: the keyring's key with the fingerprint it
+/// names, else the key file it names beside the log, which must have that fingerprint.
+fn rotation_target(
+    line: &Line,
+    trust: &Keyring,
+    folder: Option<&Path>,
+) -> Result<VerifyingKey, String> {
+    if let Some(k) = trust.by_fingerprint(&line.manifest_sha256) {
+        return Ok(k.key);
+    }
+    let named = line
+        .bundle
+        .strip_prefix("keys/")
+        .and_then(|n| n.strip_suffix(".pub.pem"))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_hexdigit()));
+    let not_found = |why: String| {
+        format!(
+            "the key rotation names a key with fingerprint {}, which the keyring {} does not hold, and {why}",
+            line.manifest_sha256, trust.origin
+        )
+    };
+    let (true, Some(folder)) = (named, folder) else {
+        return Err(not_found(format!(
+            "its key file {:?} is not a keys/<key id>.pub.pem beside the log",
+            line.bundle
+        )));
+    };
+    let path = folder.join(&line.bundle);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| not_found(format!("{} cannot be read ({e})", path.display())))?;
+    let key = parse_public_key_pem(&text)
+        .map_err(|e| not_found(format!("{} is not a public key ({e})", path.display())))?;
+    if key_fingerprint(&key) != line.manifest_sha256 {
+        return Err(not_found(format!(
+            "{} holds another key (fingerprint {})",
+            path.display(),
+            key_fingerprint(&key)
+        )));
+    }
+    Ok(key)
 }

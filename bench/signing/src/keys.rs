@@ -65,10 +65,17 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
 /// An auditor gets the same with
 /// `openssl pkey -pubin -in signer.pub.pem -outform DER | openssl dgst -sha256`.
 pub fn key_id(key: &VerifyingKey) -> String {
+    key_fingerprint(key)[..16].to_string()
+}
+
+/// The whole SHA-256 (64 hex digits) over the public key's DER (SubjectPublicKeyInfo)
+/// encoding, of which the key id is the start: what a key rotation in the issuance log
+/// names the new key by, so that a second key sharing its 64-bit id cannot stand in.
+pub fn key_fingerprint(key: &VerifyingKey) -> String {
     let der = key
         .to_public_key_der()
         .expect("an Ed25519 public key always encodes as SPKI DER");
-    sha256_hex(der.as_bytes())[..16].to_string()
+    sha256_hex(der.as_bytes())
 }
 
 /// Loads an Ed25519 private key from a PKCS#8 PEM file (ours or `openssl genpkey`'s).

@@ -34,6 +34,7 @@
 mod bundle;
 pub mod c14n;
 mod issuance;
+mod keyring;
 mod keys;
 pub mod xmldsig;
 
@@ -43,15 +44,19 @@ use std::path::PathBuf;
 pub use bundle::{
     MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestEntry, PUBLIC_KEY_FILE, SIGNATURE_ALGORITHM,
     SIGNATURE_FILE, VerifyReport, bundle_manifest_sha256, sign_bundle, verify_bundle,
+    verify_bundle_trusted,
 };
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use issuance::{
-    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, IssueError, LOG_HEAD_FILE, LOG_REPAIR_RUN_ID,
-    LogHead, LogSummary, append_issuance, check_log_head, find_bundle_in_log, prepare_issuance_log,
-    sign_and_append, verify_issuance_log,
+    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, IssueError, KEY_ROTATION_RUN_ID, KeyInLog,
+    LOG_HEAD_FILE, LOG_REPAIR_RUN_ID, LogHead, LogSummary, append_issuance, check_log_head,
+    find_bundle_in_log, prepare_issuance_log, rotate_key, sign_and_append, verify_issuance_log,
+    verify_issuance_log_text,
 };
+pub use keyring::{KEYRING_FILE, KEYRING_FORMAT, Keyring, TrustedKey, keyring_path};
 pub use keys::{
-    generate_key, key_id, load_signing_key, load_verifying_key, public_key_pem, write_public_key,
+    generate_key, key_fingerprint, key_id, load_signing_key, load_verifying_key, public_key_pem,
+    write_public_key,
 };
 
 /// The OpenSSL-only verification recipe, a POSIX shell script
@@ -204,6 +209,30 @@ pub enum SigningError {
         path: PathBuf,
         /// What is wrong with it.
         problems: Vec<Problem>,
+    },
+    /// A keyring file that cannot be used as it is.
+    #[error("{}: not a keyring this bench can trust ({detail})", path.display())]
+    BadKeyring {
+        /// The keyring file.
+        path: PathBuf,
+        /// What is wrong, with the line and column when the JSON itself is broken.
+        detail: String,
+    },
+    /// The key given cannot append to this issuance log: it is not the key the log is
+    /// kept with now, or the keyring does not trust it now.
+    #[error("{}: {detail}", path.display())]
+    NotTheLogsKey {
+        /// The log file.
+        path: PathBuf,
+        /// The key that would have signed.
+        key_id: String,
+        /// The key the log is kept with now (its last rotation's, else its first
+        /// entry's); `None` for an empty log.
+        current: Option<String>,
+        /// The entry that retired `key_id`, when it was retired by a rotation.
+        retired_by: Option<u64>,
+        /// The whole story, in words.
+        detail: String,
     },
     /// The clock is behind the last log entry; appending would back-date the new entry.
     #[error(

@@ -7,13 +7,18 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use meterbench_signing::{
-    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, Problem, ProblemKind, SigningError,
+    GENESIS_PREV_HASH, IssuanceEntry, IssuanceFields, Keyring, Problem, ProblemKind, SigningError,
     SigningKey, append_issuance, find_bundle_in_log, key_id, sign_bundle, verify_issuance_log,
 };
 use sha2::{Digest, Sha256};
 
 fn lab_key() -> SigningKey {
     SigningKey::from_bytes(&[42; 32])
+}
+
+/// The lab's key, trusted at any time.
+fn trust() -> Keyring {
+    Keyring::single(lab_key().verifying_key(), "the lab key")
 }
 
 fn fields(n: u64) -> IssuanceFields {
@@ -29,7 +34,7 @@ fn five_entry_log() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("issuance.jsonl");
     for n in 1..=5 {
-        append_issuance(&log, &fields(n), &lab_key()).unwrap();
+        append_issuance(&log, &fields(n), &lab_key(), &trust()).unwrap();
     }
     (dir, log)
 }
@@ -51,7 +56,7 @@ fn write_lines(log: &Path, lines: &[String]) {
 }
 
 fn log_problems(log: &Path) -> Vec<Problem> {
-    verify_issuance_log(log, &lab_key().verifying_key()).unwrap_err()
+    verify_issuance_log(log, &trust()).unwrap_err()
 }
 
 fn find<'a>(problems: &'a [Problem], subject: &str, kind: ProblemKind) -> &'a Problem {
@@ -64,9 +69,12 @@ fn find<'a>(problems: &'a [Problem], subject: &str, kind: ProblemKind) -> &'a Pr
 #[test]
 fn five_appended_entries_verify() {
     let (_dir, log) = five_entry_log();
-    let summary = verify_issuance_log(&log, &lab_key().verifying_key()).unwrap();
+    let summary = verify_issuance_log(&log, &trust()).unwrap();
     assert_eq!(summary.entries.len(), 5);
-    assert_eq!(summary.key_id, key_id(&lab_key().verifying_key()));
+    assert_eq!(
+        summary.key_id.as_deref(),
+        Some(key_id(&lab_key().verifying_key()).as_str())
+    );
     let mut prev = GENESIS_PREV_HASH.to_string();
     for (i, entry) in summary.entries.iter().enumerate() {
         assert_eq!(entry.seq, i as u64 + 1);
@@ -230,7 +238,7 @@ fn a_back_dated_entry_is_named() {
         &[hours(0), hours(1), hours(1), hours(3), hours(4)],
         &lab_key(),
     );
-    verify_issuance_log(&log, &lab_key().verifying_key()).unwrap();
+    verify_issuance_log(&log, &trust()).unwrap();
 
     // Entry 4 claims to predate entry 3, correctly hashed, chained and signed.
     forged_log(
@@ -252,7 +260,7 @@ fn a_back_dated_entry_is_named() {
 fn an_entry_signed_by_another_key_is_named() {
     let (_dir, log) = five_entry_log();
     let intruder = SigningKey::from_bytes(&[1; 32]);
-    let summary_before = verify_issuance_log(&log, &lab_key().verifying_key()).unwrap();
+    let summary_before = verify_issuance_log(&log, &trust()).unwrap();
     let last = summary_before.entries.last().unwrap();
     let forged = IssuanceEntry::new_signed(6, Utc::now(), fields(6), &last.hash, &intruder);
     let mut l = lines(&log);
@@ -267,7 +275,7 @@ fn an_entry_signed_by_another_key_is_named() {
     );
 
     // And the appender refuses to chain onto it.
-    let err = append_issuance(&log, &fields(7), &lab_key()).unwrap_err();
+    let err = append_issuance(&log, &fields(7), &lab_key(), &trust()).unwrap_err();
     assert!(matches!(err, SigningError::LogInvalid { .. }), "{err}");
     assert!(err.to_string().contains("refusing to append"), "{err}");
 }
@@ -289,12 +297,12 @@ fn damaged_lines_are_named() {
 
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.jsonl");
-    let problems = verify_issuance_log(&missing, &lab_key().verifying_key()).unwrap_err();
+    let problems = verify_issuance_log(&missing, &trust()).unwrap_err();
     assert_eq!(problems[0].kind, ProblemKind::Missing);
     // An empty log is a valid log with nothing issued yet.
     fs::write(&missing, "").unwrap();
     assert!(
-        verify_issuance_log(&missing, &lab_key().verifying_key())
+        verify_issuance_log(&missing, &trust())
             .unwrap()
             .entries
             .is_empty()
@@ -315,18 +323,19 @@ fn a_signed_bundle_is_found_in_the_log_and_an_unissued_one_is_not() {
         fs::write(bundle.join("run.json"), bundle.to_string_lossy().as_bytes()).unwrap();
         sign_bundle(bundle, &key, "lab").unwrap();
     }
-    append_issuance(&log, &fields(1), &key).unwrap();
+    append_issuance(&log, &fields(1), &key, &trust()).unwrap();
     let entry = append_issuance(
         &log,
         &IssuanceFields::for_bundle("run-0001", &issued).unwrap(),
         &key,
+        &trust(),
     )
     .unwrap();
     assert_eq!(entry.seq, 2);
 
-    let found = find_bundle_in_log(&log, &issued, &key.verifying_key()).unwrap();
+    let found = find_bundle_in_log(&log, &issued, &trust()).unwrap();
     assert_eq!(found, entry);
-    let problems = find_bundle_in_log(&log, &unissued, &key.verifying_key()).unwrap_err();
+    let problems = find_bundle_in_log(&log, &unissued, &trust()).unwrap_err();
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].kind, ProblemKind::NotInLog);
     assert!(
@@ -352,7 +361,7 @@ fn a_torn_last_line_is_repaired_with_a_signed_entry_on_the_next_append() {
     let torn = text[text.rfind('\n').unwrap() + 1..].to_string();
     fs::write(&log, &text).unwrap();
 
-    let repairs = meterbench_signing::prepare_issuance_log(&log, &lab_key()).unwrap();
+    let repairs = meterbench_signing::prepare_issuance_log(&log, &lab_key(), &trust()).unwrap();
     assert_eq!(repairs.len(), 1);
     let r = &repairs[0];
     assert_eq!(r.fields.run_id, meterbench_signing::LOG_REPAIR_RUN_ID);
@@ -369,8 +378,8 @@ fn a_torn_last_line_is_repaired_with_a_signed_entry_on_the_next_append() {
         "kept for the auditor"
     );
 
-    append_issuance(&log, &fields(6), &lab_key()).unwrap();
-    let summary = verify_issuance_log(&log, &lab_key().verifying_key()).unwrap();
+    append_issuance(&log, &fields(6), &lab_key(), &trust()).unwrap();
+    let summary = verify_issuance_log(&log, &trust()).unwrap();
     let ids: Vec<&str> = summary
         .entries
         .iter()
@@ -389,7 +398,7 @@ fn a_torn_last_line_is_repaired_with_a_signed_entry_on_the_next_append() {
     );
     // A log that verifies needs no repair.
     assert!(
-        meterbench_signing::prepare_issuance_log(&log, &lab_key())
+        meterbench_signing::prepare_issuance_log(&log, &lab_key(), &trust())
             .unwrap()
             .is_empty()
     );
@@ -402,7 +411,7 @@ fn a_last_entry_without_its_newline_is_completed() {
     let text = fs::read_to_string(&log).unwrap();
     fs::write(&log, text.trim_end_matches('\n')).unwrap();
     assert!(
-        meterbench_signing::prepare_issuance_log(&log, &lab_key())
+        meterbench_signing::prepare_issuance_log(&log, &lab_key(), &trust())
             .unwrap()
             .is_empty()
     );
@@ -417,7 +426,7 @@ fn damage_before_the_last_line_is_refused_not_repaired() {
     l[2] = l[2].replace("\"seq\":3", "\"seq\":33");
     write_lines(&log, &l);
     let before = fs::read_to_string(&log).unwrap();
-    let e = meterbench_signing::prepare_issuance_log(&log, &lab_key()).unwrap_err();
+    let e = meterbench_signing::prepare_issuance_log(&log, &lab_key(), &trust()).unwrap_err();
     assert!(matches!(e, SigningError::LogInvalid { .. }), "{e}");
     assert_eq!(fs::read_to_string(&log).unwrap(), before);
 }
@@ -429,29 +438,31 @@ fn damage_before_the_last_line_is_refused_not_repaired() {
 fn a_bundle_knows_the_log_head_it_was_appended_after() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("issuance.jsonl");
-    append_issuance(&log, &fields(1), &lab_key()).unwrap();
+    append_issuance(&log, &fields(1), &lab_key(), &trust()).unwrap();
     let bundle = dir.path().join("run-2");
     fs::create_dir(&bundle).unwrap();
     fs::write(bundle.join("record.json"), "{}\n").unwrap();
     let (_, entry) =
-        meterbench_signing::sign_and_append(&log, &lab_key(), "lab", "run-2", &bundle).unwrap();
+        meterbench_signing::sign_and_append(&log, &lab_key(), &trust(), "lab", "run-2", &bundle)
+            .unwrap();
     assert_eq!(entry.seq, 2);
     let head: meterbench_signing::LogHead = serde_json::from_str(
         &fs::read_to_string(bundle.join(meterbench_signing::LOG_HEAD_FILE)).unwrap(),
     )
     .unwrap();
     assert_eq!(head.seq, 1);
-    let key = lab_key().verifying_key();
+    let key = trust();
     assert_eq!(find_bundle_in_log(&log, &bundle, &key).unwrap().seq, 2);
 
     // The same key rewrites entry 1 and re-appends the bundle: a valid chain, but not the
     // head the bundle was signed against.
     fs::remove_file(&log).unwrap();
-    append_issuance(&log, &fields(9), &lab_key()).unwrap();
+    append_issuance(&log, &fields(9), &lab_key(), &trust()).unwrap();
     append_issuance(
         &log,
         &IssuanceFields::for_bundle("run-2", &bundle).unwrap(),
         &lab_key(),
+        &trust(),
     )
     .unwrap();
     let problems = find_bundle_in_log(&log, &bundle, &key).unwrap_err();

@@ -1,7 +1,10 @@
 use clap::{Args, Subcommand};
-use meterbench_session::paths::{BenchHome, public_key_path};
-use meterbench_signing::{generate_key, key_id};
-use std::path::PathBuf;
+use meterbench_session::paths::{BenchHome, public_key_path, start_keyring};
+use meterbench_signing::{
+    KEY_ROTATION_RUN_ID, Keyring, SigningKey, generate_key, key_id, keyring_path, load_signing_key,
+    load_verifying_key, rotate_key, verify_issuance_log,
+};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -11,45 +14,358 @@ pub struct KeysArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create the bench's Ed25519 signing key (PKCS#8 PEM, mode 0600) and its public key
-    /// beside it (`NAME.pub.pem`). Publish the printed key id so customers can check it.
+    /// Create the bench's Ed25519 signing key (PKCS#8 PEM, mode 0600), its public key
+    /// beside it (`NAME.pub.pem`) and its keyring (`keyring.json`, the key trusted from
+    /// now on). Publish the keyring and the printed key id so customers can check them.
     Generate {
         /// Private key file [default: $METERBENCH_SIGNING_KEY, else keys/signing-key.pem
         /// in the bench home].
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Hand the bench over to a new signing key: the issuance log gets an entry signed by
+    /// the key in use that names the new key, the keyring ends the old key's validity
+    /// there and starts the new key's, and the new key becomes the bench's. Bundles
+    /// signed before stay verifiable; the old key can issue nothing more.
+    Rotate {
+        /// The key in use [default: --signing-key's default: $METERBENCH_SIGNING_KEY,
+        /// else keys/signing-key.pem in the bench home].
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// The new private key: created when the file is not there. [default, for the
+        /// bench home's own key: a new keys/signing-key.pem, the old one moved to
+        /// keys/retired/signing-key-<key id>.pem]
+        #[arg(long)]
+        new: Option<PathBuf>,
+        /// The reports folder whose issuance log records the rotation [default: reports
+        /// in the bench home].
+        #[arg(long)]
+        reports: Option<PathBuf>,
+    },
+    /// Print the keyring: every key with its validity period.
+    List {
+        /// The keyring file [default: keyring.json beside the bench's signing key].
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+    },
+    /// Trust a new key from now on without a rotation: for a key that replaces a lost or
+    /// leaked one (which cannot sign its successor), or a second station's. Its runs
+    /// begin a log of their own (a reports folder of their own).
+    Add {
+        /// The new key's public key (PEM), e.g. the NAME.pub.pem `keys generate` wrote.
+        public_key: PathBuf,
+        /// The keyring file [default: keyring.json beside the bench's signing key].
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+    },
+    /// End a key's validity: what it signs after `--at` is no longer trusted. For a lost
+    /// key, or a leaked one from the time it may have left your hands. A period is only
+    /// ever shortened, never extended.
+    Retire {
+        /// The key id (16 hex digits, as `keys list` prints it).
+        key_id: String,
+        /// The end of its validity, RFC 3339 in UTC (2026-12-01T00:00:00Z) [default: now].
+        #[arg(long)]
+        at: Option<String>,
+        /// The keyring file [default: keyring.json beside the bench's signing key].
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+    },
 }
 
 pub fn main(args: KeysArgs, home: &BenchHome) -> i32 {
-    match args.command {
-        KeysCommand::Generate { out } => {
-            let private = out.unwrap_or_else(|| home.own_signing_key());
-            let public = public_key_path(&private);
-            if let Some(dir) = private.parent()
-                && let Err(e) = std::fs::create_dir_all(dir)
-            {
-                eprintln!("error: cannot create {}: {e}", dir.display());
-                return 2;
-            }
-            match generate_key(&private, &public) {
-                Ok(key) => {
-                    println!("private key: {}", private.display());
-                    println!("public key:  {}", public.display());
-                    println!("key id:      {}", key_id(&key.verifying_key()));
-                    // The DCC's XML signature key, derived from this one: a reader of a
-                    // DCC alone compares its ds:KeyName with the id published here.
-                    println!(
-                        "DCC key id:  {} (P-256, derived; the DCC's ds:KeyName)",
-                        meterbench_signing::xmldsig::XmlSigningKey::derive(&key).key_id()
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    2
-                }
-            }
+    let done = match args.command {
+        KeysCommand::Generate { out } => generate(out, home),
+        KeysCommand::Rotate {
+            signing_key,
+            new,
+            reports,
+        } => rotate(signing_key, new, reports, home),
+        KeysCommand::List { keyring } => list(keyring, home),
+        KeysCommand::Add {
+            public_key,
+            keyring,
+        } => add(&public_key, keyring, home),
+        KeysCommand::Retire {
+            key_id,
+            at,
+            keyring,
+        } => retire(&key_id, at.as_deref(), keyring, home),
+    };
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
         }
     }
+}
+
+fn generate(out: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
+    let private = out.unwrap_or_else(|| home.own_signing_key());
+    let public = public_key_path(&private);
+    if let Some(dir) = private.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let key = generate_key(&private, &public).map_err(|e| e.to_string())?;
+    println!("private key: {}", private.display());
+    println!("public key:  {}", public.display());
+    println!("key id:      {}", key_id(&key.verifying_key()));
+    // The DCC's XML signature key, derived from this one: a reader of a DCC alone
+    // compares its ds:KeyName with the id published here.
+    println!(
+        "DCC key id:  {} (P-256, derived; the DCC's ds:KeyName)",
+        meterbench_signing::xmldsig::XmlSigningKey::derive(&key).key_id()
+    );
+    match start_keyring(&private, &key)? {
+        Some(ring) => println!("keyring:     {} (publish it)", ring.display()),
+        None => println!(
+            "keyring:     {} exists and was left as it is: a key joins it by a rotation from the key in use (`meterbench keys rotate --new {}`) or, when that key is lost, by `meterbench keys add {}`",
+            keyring_path(&private).display(),
+            private.display(),
+            public.display()
+        ),
+    }
+    Ok(())
+}
+
+/// The keys `verify` and `runs ingest` trust: `--key` alone, else `--keyring`, else the
+/// bench's keyring, else (a bench from before keyrings) its own public key; `None` when
+/// the bench has neither.
+pub(crate) fn trusted_keys(
+    key: Option<&Path>,
+    keyring: Option<&Path>,
+    home: &BenchHome,
+) -> Result<Option<Keyring>, String> {
+    if let Some(path) = key {
+        let k = load_verifying_key(path).map_err(|e| e.to_string())?;
+        return Ok(Some(Keyring::single(
+            k,
+            format!("of the key {} alone (--key)", path.display()),
+        )));
+    }
+    if let Some(path) = keyring {
+        return Keyring::load(path).map(Some).map_err(|e| e.to_string());
+    }
+    let own = home.signing_key();
+    let ring = keyring_path(&own);
+    if ring.exists() {
+        return Keyring::load(&ring).map(Some).map_err(|e| e.to_string());
+    }
+    let public = public_key_path(&own);
+    if public.exists() {
+        let k = load_verifying_key(&public).map_err(|e| e.to_string())?;
+        return Ok(Some(Keyring::single(
+            k,
+            format!("of the bench's own key {} alone", public.display()),
+        )));
+    }
+    Ok(None)
+}
+
+fn list(keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
+    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let ring = Keyring::load(&path).map_err(|e| e.to_string())?;
+    println!("keyring {}", path.display());
+    for k in &ring.keys {
+        println!("  {}  {}", k.key_id, k.period());
+    }
+    Ok(())
+}
+
+fn add(public_key: &Path, keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
+    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let mut ring = Keyring::load(&path).map_err(|e| e.to_string())?;
+    let key = load_verifying_key(public_key).map_err(|e| e.to_string())?;
+    let id = key_id(&key);
+    if let Some(k) = ring.get(&id) {
+        return Err(format!(
+            "key id {id} is in the keyring {} already ({}); a retired key is not trusted again",
+            path.display(),
+            k.period()
+        ));
+    }
+    ring.keys
+        .extend(Keyring::new_key(key, chrono::Utc::now(), "").keys);
+    ring.save(&path).map_err(|e| e.to_string())?;
+    println!("keyring {} (publish it):", path.display());
+    for k in &ring.keys {
+        println!("  {}  {}", k.key_id, k.period());
+    }
+    Ok(())
+}
+
+fn retire(
+    id: &str,
+    at: Option<&str>,
+    keyring: Option<PathBuf>,
+    home: &BenchHome,
+) -> Result<(), String> {
+    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let mut ring = Keyring::load(&path).map_err(|e| e.to_string())?;
+    let at = match at {
+        None => chrono::Utc::now(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| format!("--at {t:?}: not an RFC 3339 time ({e})"))?
+            .to_utc(),
+    };
+    let known = ring.describe();
+    let Some(k) = ring.keys.iter_mut().find(|k| k.key_id == id) else {
+        return Err(format!(
+            "key id {id} is not in the keyring {}, which holds {known}",
+            path.display()
+        ));
+    };
+    if k.valid_until.is_some_and(|u| u <= at) {
+        return Err(format!(
+            "key id {id} is {} already; a period is only shortened, never extended",
+            k.period()
+        ));
+    }
+    if k.valid_from.is_some_and(|f| at < f) {
+        return Err(format!(
+            "--at is before key id {id} became valid ({})",
+            k.period()
+        ));
+    }
+    k.valid_until = Some(chrono::SubsecRound::trunc_subsecs(at, 3));
+    ring.save(&path).map_err(|e| e.to_string())?;
+    println!("keyring {} (publish it):", path.display());
+    for k in &ring.keys {
+        println!("  {}  {}", k.key_id, k.period());
+    }
+    Ok(())
+}
+
+fn rotate(
+    signing_key: Option<PathBuf>,
+    new: Option<PathBuf>,
+    reports: Option<PathBuf>,
+    home: &BenchHome,
+) -> Result<(), String> {
+    let old_path = signing_key.unwrap_or_else(|| home.signing_key());
+    let old = load_signing_key(&old_path).map_err(|e| {
+        format!("the key in use: {e}; name it with --signing-key or $METERBENCH_SIGNING_KEY")
+    })?;
+    let old_id = key_id(&old.verifying_key());
+    let ring_path = keyring_path(&old_path);
+    let ring = meterbench_session::paths::keyring_for(&old_path, &old.verifying_key())
+        .map_err(|e| e.to_string())?;
+    let log = reports
+        .unwrap_or_else(|| home.reports())
+        .join(meterbench_session::outputs::ISSUANCE_LOG);
+    // The bench home's own key is replaced in its place, the old one kept aside; any
+    // other key file stays where it is and the new one must be named.
+    let own = home.file("keys/signing-key.pem");
+    let in_place = new.is_none() && same_file(&old_path, &own);
+    let new_path = match (&new, in_place) {
+        (Some(p), _) => p.clone(),
+        (None, true) => own.with_file_name("signing-key.next.pem"),
+        (None, false) => {
+            return Err(format!(
+                "the key in use {} is not the bench home's keys/signing-key.pem: name the new key with --new PATH",
+                old_path.display()
+            ));
+        }
+    };
+    let new_key = load_or_generate(&new_path)?;
+    let new_id = key_id(&new_key.verifying_key());
+
+    // The log first: the rotation is the old key's signed word. A rotation already
+    // logged (a rotate cut short after it) is not logged twice.
+    let at = match verify_issuance_log(&log, &ring) {
+        Ok(summary) if summary.key_id.as_deref() == Some(new_id.as_str()) => summary
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.fields.run_id == KEY_ROTATION_RUN_ID)
+            .map(|e| e.issued)
+            .ok_or_else(|| {
+                format!(
+                    "the issuance log {} is kept with the new key already",
+                    log.display()
+                )
+            })?,
+        _ => {
+            if let Some(dir) = log.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            rotate_key(&log, &old, &new_key.verifying_key(), &ring)
+                .map_err(|e| format!("the rotation was not logged, nothing changed: {e}"))?
+                .issued
+        }
+    };
+    println!(
+        "logged: {} hands over from key id {old_id} to key id {new_id} at {}",
+        log.display(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    let rotated = Keyring {
+        origin: ring_path.display().to_string(),
+        ..ring.rotated(&old_id, new_key.verifying_key(), at)
+    };
+    rotated
+        .save(&ring_path)
+        .map_err(|e| format!("the rotation is logged, but the keyring was not updated ({e}); run the same command again to finish"))?;
+    println!("keyring {} (publish it):", ring_path.display());
+    for k in &rotated.keys {
+        println!("  {}  {}", k.key_id, k.period());
+    }
+    if in_place {
+        let retired = own.with_file_name(format!("retired/signing-key-{old_id}.pem"));
+        move_key(&own, &retired)?;
+        move_key(&new_path, &own)?;
+        println!(
+            "the bench signs with key id {new_id} ({}); the old key was moved to {} (it can sign nothing more: destroy it when your procedures allow)",
+            own.display(),
+            retired.display()
+        );
+    } else {
+        println!(
+            "sign with the new key from now on: --signing-key {} or METERBENCH_SIGNING_KEY={}",
+            new_path.display(),
+            new_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn load_or_generate(path: &Path) -> Result<SigningKey, String> {
+    if path.exists() {
+        return load_signing_key(path).map_err(|e| e.to_string());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    generate_key(path, &public_key_path(path)).map_err(|e| e.to_string())
+}
+
+/// Move a private key and its public half (renames within one folder tree: never a copy
+/// of a private key left behind).
+fn move_key(from: &Path, to: &Path) -> Result<(), String> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for (f, t) in [
+        (from.to_path_buf(), to.to_path_buf()),
+        (public_key_path(from), public_key_path(to)),
+    ] {
+        if f.exists() {
+            std::fs::rename(&f, &t).map_err(|e| {
+                format!("cannot move {} to {}: {e}; the rotation is logged and the keyring updated: move it by hand", f.display(), t.display())
+            })?;
+        }
+    }
+    Ok(())
 }

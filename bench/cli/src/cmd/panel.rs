@@ -78,11 +78,12 @@ fn execute(args: PanelArgs, home: &BenchHome) -> anyhow::Result<i32> {
         .signing_key
         .clone()
         .unwrap_or_else(|| home.signing_key());
-    let key = signing_key(key_path.clone())?;
+    let (key, trust) = signing_key(key_path.clone())?;
     // Before the panel serves: a key the reports' log is not kept with would refuse
     // every run's issue only after its measurement.
-    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
-        .map_err(anyhow::Error::msg)?
+    for repaired in
+        meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &trust, &reports)
+            .map_err(anyhow::Error::msg)?
     {
         crate::out::warn(repaired);
     }
@@ -97,6 +98,7 @@ fn execute(args: PanelArgs, home: &BenchHome) -> anyhow::Result<i32> {
             realtime: args.realtime,
         },
         key,
+        trust,
     )?;
     crate::out::say(format!(
         "station panel on http://{} (Ctrl-C ends it; a running session is stopped with the source off)",

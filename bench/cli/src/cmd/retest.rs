@@ -55,9 +55,10 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     crate::out::warn(what);
     let key_path = args.issue.key_path(home);
-    let key = signing_key(key_path.clone())?;
-    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
-        .map_err(anyhow::Error::msg)?
+    let (key, trust) = signing_key(key_path.clone())?;
+    for repaired in
+        meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &trust, &reports)
+            .map_err(anyhow::Error::msg)?
     {
         crate::out::warn(repaired);
     }
@@ -76,6 +77,7 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     crate::cmd::run::stand_down(guard, &session);
     let outputs = Outputs {
         key,
+        trust,
         reports,
         store: args.issue.store.clone(),
     };

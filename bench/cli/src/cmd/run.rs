@@ -252,9 +252,10 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
     let key_path = args.issue.key_path(home);
-    let key = signing_key(key_path.clone())?;
-    for repaired in meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &reports)
-        .map_err(anyhow::Error::msg)?
+    let (key, trust) = signing_key(key_path.clone())?;
+    for repaired in
+        meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &trust, &reports)
+            .map_err(anyhow::Error::msg)?
     {
         crate::out::warn(repaired);
     }
@@ -287,6 +288,7 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     stand_down(guard, &session);
     let outputs = Outputs {
         key,
+        trust,
         reports,
         store: args.issue.store.clone(),
     };
@@ -333,22 +335,28 @@ pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(abort)
 }
 
-/// The signing key, created on first use (its id printed so it can be published).
-pub(crate) fn signing_key(key_path: PathBuf) -> anyhow::Result<meterbench_signing::SigningKey> {
+/// The signing key, created on first use (its id printed so it can be published), and
+/// the keyring the station trusts (beside the key).
+pub(crate) fn signing_key(
+    key_path: PathBuf,
+) -> anyhow::Result<(meterbench_signing::SigningKey, meterbench_signing::Keyring)> {
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
         crate::out::warn(format!(
-            "created a new signing key {} (key id {}); publish the key id so customers can check certificates",
+            "created a new signing key {} (key id {}) and its keyring {}; publish the keyring so customers can check certificates",
             key_path.display(),
-            key_id(&key.verifying_key())
+            key_id(&key.verifying_key()),
+            meterbench_signing::keyring_path(&key_path).display()
         ));
     }
-    Ok(key)
+    let trust = meterbench_session::paths::keyring_for(&key_path, &key.verifying_key())?;
+    Ok((key, trust))
 }
 
 /// What becomes of a session's runs: printed, bundled and signed, filed.
 pub(crate) struct Outputs {
     pub key: meterbench_signing::SigningKey,
+    pub trust: meterbench_signing::Keyring,
     pub reports: PathBuf,
     pub store: Option<StoreLocation>,
 }
@@ -365,7 +373,7 @@ impl Outputs {
         // A run's document names its signatory; this names the station for a run without.
         let signer = format!("{}, station {}", station.laboratory_name, station.id);
         let store = self.store.unwrap_or_else(|| default_store(&self.reports));
-        let outputs = station_outputs(self.key, signer, &self.reports, store);
+        let outputs = station_outputs(self.key, self.trust, signer, &self.reports, store);
         // A bundle's PDF and plots keep a core busy: one worker per core.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let delivered = deliver(session, &outputs, workers);

@@ -68,10 +68,14 @@ pub struct IngestArgs {
     /// Bundle folders (reports/<run>/), each holding its record.json. Without any, the
     /// runs queued because the store could not take them are filed.
     pub bundles: Vec<PathBuf>,
-    /// The public key (PEM) whose intact bundles are filed; anything else is refused
-    /// [default: the bench's own public key, beside its signing key].
-    #[arg(long)]
+    /// A single trusted public key (PEM): only its intact bundles are filed, anything
+    /// else is refused [default: the bench's keyring, else its own public key].
+    #[arg(long, conflicts_with = "keyring")]
     pub key: Option<PathBuf>,
+    /// The keyring (keyring.json) whose keys, each in its validity period, are trusted
+    /// [default: keys/keyring.json beside the bench's signing key].
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -274,16 +278,16 @@ fn ingest(
     a: IngestArgs,
     home: &BenchHome,
 ) -> anyhow::Result<i32> {
-    let key_path = a
-        .key
-        .clone()
-        .unwrap_or_else(|| public_key_path(&home.signing_key()));
-    let trusted = meterbench_signing::load_verifying_key(&key_path).map_err(|e| {
-        anyhow::anyhow!(
-            "no trusted key to check the bundles with ({}: {e}); name it with --key PUB.pem",
-            key_path.display()
-        )
-    })?;
+    let trusted = crate::cmd::keys::trusted_keys(a.key.as_deref(), a.keyring.as_deref(), home)
+        .map_err(anyhow::Error::msg)?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no trusted key to check the bundles with: {} has no keyring ({}) and no public key ({}); name one with --keyring FILE or --key PUB.pem",
+                home.describe(),
+                meterbench_signing::keyring_path(&home.signing_key()).display(),
+                public_key_path(&home.signing_key()).display()
+            )
+        })?;
     if a.bundles.is_empty() {
         let queue = meterbench_session::queue_path(store, reports);
         let drained = meterbench_session::drain_queue(&queue, store, &trusted);

@@ -1,7 +1,8 @@
 use clap::Args;
 use meterbench_session::paths::{BenchHome, public_key_path};
 use meterbench_signing::{
-    find_bundle_in_log, load_verifying_key, verify_bundle, verify_issuance_log,
+    KEY_ROTATION_RUN_ID, find_bundle_in_log, verify_bundle, verify_bundle_trusted,
+    verify_issuance_log,
 };
 use std::path::PathBuf;
 
@@ -14,11 +15,15 @@ pub struct VerifyArgs {
     /// Check an issuance log instead: the hash chain, order, dates and signatures.
     #[arg(long, value_name = "LOG")]
     pub log: Option<PathBuf>,
-    /// Trusted public key (PEM): the laboratory's published key [default: the bench's
-    /// own public key, when this machine has one]. A bundle is only OK when signed by
-    /// it; without a trusted key the answer is that it could not be checked.
-    #[arg(long)]
+    /// One trusted public key (PEM), trusted at any time. A bundle is only OK when signed
+    /// by a trusted key; without one the answer is that it could not be checked.
+    #[arg(long, conflicts_with = "keyring")]
     pub key: Option<PathBuf>,
+    /// The laboratory's published keyring (keyring.json): its keys, each in its validity
+    /// period, are trusted [default: keys/keyring.json beside the bench's signing key,
+    /// else the bench's own public key, when this machine has one].
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
 }
 
 pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
@@ -46,32 +51,43 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
         );
         return 2;
     }
-    let own = public_key_path(&home.signing_key());
-    let key_path = args.key.clone().or_else(|| own.exists().then_some(own));
-    let trusted = match &key_path {
-        Some(p) => match load_verifying_key(p) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                eprintln!("error: {}: {e}", p.display());
-                return 2;
-            }
-        },
-        None if args.log.is_some() => {
-            eprintln!("error: checking an issuance log needs the trusted key: --key PUB.pem");
+    let trusted = match crate::cmd::keys::trusted_keys(
+        args.key.as_deref(),
+        args.keyring.as_deref(),
+        home,
+    ) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) if args.log.is_some() => {
+            eprintln!(
+                "error: checking an issuance log needs the trusted keys: --keyring keyring.json or --key PUB.pem"
+            );
             return 2;
         }
-        None => None,
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
     };
     let mut bad = false;
     if let Some(bundle) = &args.bundle {
-        match verify_bundle(bundle, trusted.as_ref()) {
+        let checked = match &trusted {
+            Some(t) => verify_bundle_trusted(bundle, t),
+            None => verify_bundle(bundle, None),
+        };
+        match checked {
             Ok(report) if report.trusted_key_checked => {
                 println!(
-                    "OK {}: {} files intact, signed by the trusted key {} ({})",
+                    "OK {}: {} files intact, signed on {} by the trusted key {} ({}) of the keyring {}",
                     bundle.display(),
                     report.manifest.entries.len(),
+                    report
+                        .manifest
+                        .created
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     report.manifest.key_id,
                     report.manifest.signer,
+                    trusted.as_ref().map_or("", |t| t.origin.as_str()),
                 );
                 // Issued means logged: with the log at hand (given, or beside the
                 // bundle in its reports folder), the bundle must be in it.
@@ -101,7 +117,7 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
             }
             Ok(report) => {
                 println!(
-                    "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: {} has none ({}); give the laboratory's published key with --key PUB.pem, or name the bench home that signed it with --home DIR",
+                    "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: {} has none ({}); give the laboratory's published keyring with --keyring keyring.json (or one key with --key PUB.pem), or name the bench home that signed it with --home DIR",
                     bundle.display(),
                     report.manifest.key_id,
                     report.manifest.signer,
@@ -128,6 +144,17 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
                     summary.entries.len(),
                     summary.head_hash().unwrap_or("(empty)")
                 );
+                for k in &summary.keys {
+                    match k.retired_by {
+                        Some(seq) => println!(
+                            "  key id {} kept it from entry {} to entry {seq} ({KEY_ROTATION_RUN_ID})",
+                            k.key_id, k.from_seq
+                        ),
+                        None => {
+                            println!("  key id {} keeps it since entry {}", k.key_id, k.from_seq)
+                        }
+                    }
+                }
                 // A chain cut at its end still verifies; the signed bundles beside it
                 // contradict it: each must be in the log.
                 let missing = bundles_not_in(log, &summary);
