@@ -3,8 +3,9 @@
 //! text), and the DCC beside it: schema-valid, the PDF embedded, its XML signature
 //! accepted by stock xmlsec1 and refused after a one-byte change.
 //!
-//! Row 7.8.4.1 b (ambient conditions, measured) is not walked: the station has no
-//! climate role yet, and the certificate says the conditions were not recorded.
+//! Row 7.8.4.1 b (ambient conditions, measured) is walked against the readings the
+//! record holds: the lowest and highest temperature and humidity, the sensor and its U,
+//! the reference conditions and their source.
 
 mod common;
 use common::{repo, run_folders};
@@ -110,6 +111,8 @@ fn html_text(html: &Path) -> String {
         i += c.len_utf8();
     }
     let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
         .replace("&amp;", "&")
         .replace("&ndash;", "–")
         .replace("&middot;", "·")
@@ -207,6 +210,52 @@ fn walk_common(folder: &Path, doc: &str, which: &str, title: &str) {
         &["No result of an external provider is included"],
     );
     row(doc, which, "7.8.4.1 a", &["k = 2", "approximately 95"]);
+    // The air as the record holds it: the start's reading and every point's latest
+    // attempt's, lowest and highest, as measured.
+    let ambient = &r["ambient"];
+    let mut latest: std::collections::BTreeMap<u64, &serde_json::Value> = Default::default();
+    for s in r["steps"].as_array().unwrap() {
+        let k = s["index"].as_u64().unwrap();
+        if latest
+            .get(&k)
+            .is_none_or(|l| l["attempt"].as_u64() <= s["attempt"].as_u64())
+        {
+            latest.insert(k, s);
+        }
+    }
+    let mut readings = vec![&ambient["at_start"]];
+    for s in latest.values() {
+        readings.extend(s["ambient"]["readings"].as_array().into_iter().flatten());
+    }
+    assert!(
+        readings.len() > 10,
+        "{which}: the points' air is in the record"
+    );
+    let span = |key: &str, unit: &str| {
+        let v: Vec<f64> = readings.iter().filter_map(|x| x[key].as_f64()).collect();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo == hi {
+            format!("{lo} {unit}")
+        } else {
+            format!("{lo} {unit} to {hi} {unit}")
+        }
+    };
+    row(
+        doc,
+        which,
+        "7.8.4.1 b",
+        &[
+            "Ambient conditions",
+            &format!("Air temperature {}", span("temperature_c", "°C")),
+            &format!("relative humidity {}", span("humidity_percent_rh", "% RH")),
+            "SIM-CLM-0001",
+            "U = 0.2 °C and 1.5 % RH, k = 2",
+            "Reference conditions: 23 ± 2 °C",
+            ambient["reference"]["source"].as_str().unwrap(),
+            "Every point was measured within them",
+        ],
+    );
     row(
         doc,
         which,

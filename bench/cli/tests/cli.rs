@@ -68,7 +68,11 @@ fn the_default_run_passes_and_prints_its_verdict_and_timing() {
     assert_eq!(recs[0]["outcome"], "PASS");
     assert_eq!(recs[0]["procedure"]["id"], "en50470-3-class-b");
     assert_eq!(recs[0]["procedure"]["sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(recs[0]["instruments"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        recs[0]["instruments"].as_array().unwrap().len(),
+        4,
+        "source, reference, counter, climate"
+    );
     assert!(
         recs[0]["instruments"][0]["calibration"]["id"]
             .as_str()

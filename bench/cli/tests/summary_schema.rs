@@ -93,6 +93,23 @@ fn every_kind_of_run_writes_a_summary_the_schema_accepts() {
     );
     numbers_present(&fail, "accuracy");
     numbers_present(&fail, "load_difference");
+    // The air of every accuracy point, inside the procedure's reference conditions.
+    assert_eq!(fail["reference_conditions"]["temperature_c"], 23.0);
+    assert_eq!(fail["reference_conditions"]["outside"], "refuse");
+    for p in points(&fail, "accuracy") {
+        let t = p["ambient"]["temperature_c"].as_array().unwrap();
+        let (lo, hi) = (t[0].as_f64().unwrap(), t[1].as_f64().unwrap());
+        assert!((21.0..=25.0).contains(&lo) && lo <= hi && hi <= 25.0, "{p}");
+        assert!(
+            p["ambient"]["outside_reference_conditions"].is_null(),
+            "{p}"
+        );
+    }
+    assert!(
+        points(&fail, "starting")
+            .iter()
+            .all(|p| p["ambient"].is_null())
+    );
     let iref: Vec<&Value> = fail["points"]
         .as_array()
         .unwrap()

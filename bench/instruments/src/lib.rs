@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub mod climate;
 pub mod counter;
 pub mod discovery;
 pub mod p1;
@@ -162,6 +163,25 @@ pub trait CurrentSensor: Send {
     /// Corrupt telegrams are counted in the stats and never returned.
     fn next_reading(&mut self, timeout: Duration) -> InstrumentResult<Option<SensorReading>>;
     fn stats(&self) -> SensorLinkStats;
+}
+
+/// The ambient conditions where the devices are measured, as a climate sensor reports
+/// them at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AmbientReading {
+    /// Air temperature, °C.
+    pub temperature_c: f64,
+    /// Relative humidity, % RH; none when the sensor reports no humidity.
+    pub humidity_percent_rh: Option<f64>,
+}
+
+/// A temperature and humidity sensor (transmitter or logger) at the bench.
+pub trait ClimateSensor: Send {
+    /// The link, for messages: "Vaisala HMT330 on /dev/ttyUSB1 4800 7E1".
+    fn describe(&self) -> String;
+    fn identity(&mut self) -> InstrumentResult<InstrumentIdentity>;
+    /// One reading now.
+    fn read(&mut self) -> InstrumentResult<AmbientReading>;
 }
 
 /// The counter's reference-frequency count (the reference standard's energy pulses

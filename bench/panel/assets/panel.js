@@ -32,7 +32,7 @@ const TEXT = {
     retest_started: "Retest of {step} started",
     error_chart: "error % against current (A)", run_error: "The session ended with an error",
     question_for: "Position {p}", points: "Points", starting: "Starting: connecting the station's instruments…",
-    role_source: "source", role_reference: "reference", role_counter: "counter",
+    role_source: "source", role_reference: "reference", role_counter: "counter", role_climate: "climate sensor",
   },
   de: {
     offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
@@ -63,7 +63,7 @@ const TEXT = {
     retest_started: "Wiederholung von {step} gestartet",
     error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
     question_for: "Platz {p}", points: "Messpunkte", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
-    role_source: "Quelle", role_reference: "Referenz", role_counter: "Impulszähler",
+    role_source: "Quelle", role_reference: "Referenz", role_counter: "Impulszähler", role_climate: "Klimasensor",
   },
 };
 

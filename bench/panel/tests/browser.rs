@@ -462,7 +462,10 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         &tab,
         "[...document.querySelectorAll('#instruments tr td:first-child')].map(c => c.textContent).join(', ')",
     );
-    assert_eq!(roles.as_str(), Some("Quelle, Referenz, Impulszähler c1"));
+    assert_eq!(
+        roles.as_str(),
+        Some("Quelle, Referenz, Impulszähler c1, Klimasensor")
+    );
     let seal = js(
         &tab,
         "promptText({key: 'seal.power_plate', prompt: 'User seals …: present and intact?'})",

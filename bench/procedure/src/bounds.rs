@@ -85,6 +85,15 @@ pub(crate) const ENERGISED_S: Range = above_zero(86_400.0, "s");
 /// switches the source off: the bench beats four times a second.
 pub(crate) const GUARD_TIMEOUT_S: Range = above_zero(60.0, "s");
 /// Simulation: errors and offsets of simulated devices.
+/// A climate sensor's expanded uncertainty: a thermometer worse than 5 °C, a hygrometer
+/// worse than 20 % RH, measures no reference condition.
+pub(crate) const CLIMATE_U_C: Range = above_zero(5.0, "°C");
+pub(crate) const CLIMATE_U_RH: Range = above_zero(20.0, "% RH");
+/// The simulated room: its air, its drift per hour and the noise of a reading.
+pub(crate) const SIM_AIR_C: Range = symmetric(60.0, "°C");
+pub(crate) const SIM_AIR_RH: Range = from_zero(100.0, "% RH");
+pub(crate) const SIM_DRIFT_PER_H: Range = symmetric(50.0, "per hour");
+pub(crate) const SIM_AIR_NOISE: Range = from_zero(10.0, "");
 pub(crate) const SIM_ERROR_PERCENT: Range = symmetric(100.0, "%");
 pub(crate) const SIM_SMALL_PERCENT: Range = symmetric(10.0, "%");
 pub(crate) const SIM_NOISE_PERCENT: Range = from_zero(10.0, "%");

@@ -285,6 +285,14 @@ impl DutProcedure {
         }
     }
 
+    /// The ambient conditions its points must be measured in, when it declares them.
+    pub fn reference_conditions(&self) -> Option<&crate::ReferenceConditions> {
+        match self {
+            DutProcedure::Meter(p) => p.reference_conditions.as_ref(),
+            DutProcedure::CurrentSensor(p) => p.reference_conditions.as_ref(),
+        }
+    }
+
     pub fn title(&self) -> &str {
         match self {
             DutProcedure::Meter(p) => &p.title,

@@ -7,6 +7,7 @@
 pub mod answers;
 pub mod audit_settings;
 mod bounds;
+pub mod conditions;
 pub mod fixture;
 pub mod gs1;
 mod kinds;
@@ -20,6 +21,7 @@ mod yaml;
 
 pub use answers::{ANSWERS_SCHEMA, Answers};
 pub use audit_settings::{AUDIT_SETTINGS_FILE, AUDIT_SETTINGS_SCHEMA, AuditSettings, CpkRule};
+pub use conditions::{OutsidePolicy, ReferenceConditions};
 pub use fixture::{
     CanProfile, CertifiedIdentity, Fixture, InspectionProfile, Label, Port, RatedCurrent,
     RatedCurrents, RegisterProfile, Seal, Wiring,
@@ -33,9 +35,9 @@ pub use procedure::{
 pub use ratio::UncertaintyRatio;
 pub use sensor::{SensorChannel, SensorFixture, SensorProcedure, SensorStep};
 pub use station::{
-    CalibrationRecord, CorrectionRange, CorrectionValue, Driver, DutP1Spec, HeadInput, P1Request,
-    PortSpec, Rack, RackPosition, ReferenceCorrection, RegisterFault, RoleBinding, SimCounterSpec,
-    SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec, SimPositionSpec, SimulationSpec, Station,
-    UncertaintyByPf,
+    CalibrationRecord, ClimateRole, CorrectionRange, CorrectionValue, Driver, DutP1Spec, HeadInput,
+    P1Request, PortSpec, Rack, RackPosition, ReferenceCorrection, RegisterFault, RoleBinding,
+    SimClimateSpec, SimCounterSpec, SimCsp1Spec, SimDutSpec, SimFault, SimMeterSpec,
+    SimPositionSpec, SimulationSpec, Station, UncertaintyByPf,
 };
 pub use yaml::{DataError, LoadedFile, Pos};

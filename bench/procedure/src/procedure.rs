@@ -64,6 +64,8 @@ mod raw {
         #[serde(default)]
         pub test_uncertainty_ratio: Option<crate::ratio::RawRatio>,
         #[serde(default)]
+        pub reference_conditions: Option<Spanned<crate::conditions::RawConditions>>,
+        #[serde(default)]
         pub stopping: Option<Spanned<Stopping>>,
         #[serde(default)]
         pub point_length: Option<Spanned<PointLength>>,
@@ -461,6 +463,8 @@ pub struct Procedure {
     pub decision_rule: DecisionRule,
     /// A point whose U exceeds MPE / this gets no statement of conformity.
     pub test_uncertainty_ratio: crate::ratio::UncertaintyRatio,
+    /// The ambient conditions its points must be measured in, when it declares them.
+    pub reference_conditions: Option<crate::ReferenceConditions>,
     /// Accuracy points end when their answer is known instead of after a fixed count.
     pub stopping: Option<StoppingRule>,
     /// The least pulses and time of an accuracy point, beyond the fixture's minimums.
@@ -900,6 +904,11 @@ impl Procedure {
                 &file.path,
                 raw.test_uncertainty_ratio.as_ref(),
             )?,
+            reference_conditions: raw
+                .reference_conditions
+                .as_ref()
+                .map(|c| crate::ReferenceConditions::parse(&file.path, &c.value, Pos::of(c)))
+                .transpose()?,
             stopping: match &raw.stopping {
                 None => None,
                 Some(st) => Some(StoppingRule {

@@ -98,6 +98,8 @@ mod raw {
         pub decision_rule: DecisionRule,
         #[serde(default)]
         pub test_uncertainty_ratio: Option<crate::ratio::RawRatio>,
+        #[serde(default)]
+        pub reference_conditions: Option<Spanned<crate::conditions::RawConditions>>,
         pub steps: Spanned<Vec<Spanned<Step>>>,
         #[serde(default)]
         pub translations: Option<Spanned<crate::translations::RawTranslations>>,
@@ -250,6 +252,8 @@ pub struct SensorProcedure {
     pub decision_rule: DecisionRule,
     /// A point whose U exceeds its limit / this gets no statement of conformity.
     pub test_uncertainty_ratio: crate::ratio::UncertaintyRatio,
+    /// The ambient conditions its points must be measured in, when it declares them.
+    pub reference_conditions: Option<crate::ReferenceConditions>,
     pub steps: Vec<SensorStep>,
     /// Its title and step names in other languages (the station panel's).
     pub translations: crate::translations::Translations,
@@ -577,6 +581,11 @@ impl SensorProcedure {
                 &file.path,
                 raw.test_uncertainty_ratio.as_ref(),
             )?,
+            reference_conditions: raw
+                .reference_conditions
+                .as_ref()
+                .map(|c| crate::ReferenceConditions::parse(&file.path, &c.value, Pos::of(c)))
+                .transpose()?,
             steps,
             file,
         })

@@ -157,6 +157,24 @@ mod raw {
         pub reference: Spanned<Reference>,
         /// One or more pulse counters; each latches the same reference pulse train.
         pub counters: Spanned<Vec<Spanned<Counter>>>,
+        /// The air temperature and humidity at the bench (ISO/IEC 17025 7.8.4.1 b).
+        #[serde(default)]
+        pub climate: Option<Spanned<Climate>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Climate {
+        pub driver: Spanned<String>,
+        pub port: Option<Spanned<String>>,
+        pub baud: Option<Spanned<u32>>,
+        pub model: String,
+        pub serial_number: String,
+        pub calibration: Calibration,
+        /// Expanded uncertainty (k=2) of its temperature, °C, and of its humidity, % RH.
+        pub temperature_uncertainty_k2_c: Spanned<f64>,
+        pub humidity_uncertainty_k2_percent_rh: Spanned<f64>,
+        pub source: String,
     }
 
     #[derive(Debug, Deserialize)]
@@ -259,6 +277,20 @@ mod raw {
         pub counters: Spanned<BTreeMap<String, SimCounter>>,
         /// What sits at each position of the rack.
         pub positions: Vec<Spanned<SimPosition>>,
+        /// The room's air, for a simulated climate sensor.
+        #[serde(default)]
+        pub climate: Option<Spanned<SimClimate>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SimClimate {
+        pub temperature_c: Spanned<f64>,
+        pub humidity_percent_rh: Spanned<f64>,
+        pub drift_c_per_h: Spanned<f64>,
+        pub drift_percent_rh_per_h: Spanned<f64>,
+        pub noise_c: Spanned<f64>,
+        pub noise_percent_rh: Spanned<f64>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -496,6 +528,9 @@ pub enum Driver {
     Scpi,
     /// The meterbench pulse counter (hw/pulse-counter) over its framed protocol.
     MeterbenchCounter,
+    /// A Vaisala HUMICAP HMT330-series transmitter (or a compatible HMT310, HMP155,
+    /// PTU300) over its serial line: `SEND` in the default output form.
+    VaisalaHmt330,
 }
 
 impl Driver {
@@ -504,6 +539,7 @@ impl Driver {
             Driver::Sim => "sim",
             Driver::Scpi => "scpi",
             Driver::MeterbenchCounter => "meterbench-counter",
+            Driver::VaisalaHmt330 => "vaisala-hmt330",
         }
     }
 }
@@ -600,6 +636,29 @@ impl UncertaintyByPf {
             self.reduced_pf
         }
     }
+}
+
+/// The climate sensor at the bench and what its certificate says of it.
+#[derive(Debug, Clone)]
+pub struct ClimateRole {
+    pub binding: RoleBinding,
+    /// Expanded uncertainty (k=2) of its temperature, °C, and humidity, % RH.
+    pub temperature_u_k2_c: f64,
+    pub humidity_u_k2_percent_rh: f64,
+    pub uncertainty_source: String,
+    /// Where the role is in the station file.
+    pub pos: Pos,
+}
+
+/// The simulated room: the air at the start, its drift per hour and a reading's noise.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SimClimateSpec {
+    pub temperature_c: f64,
+    pub humidity_percent_rh: f64,
+    pub drift_c_per_h: f64,
+    pub drift_percent_rh_per_h: f64,
+    pub noise_c: f64,
+    pub noise_percent_rh: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -750,6 +809,8 @@ pub struct SimulationSpec {
     pub counters: Vec<SimCounterSpec>,
     /// What sits at each position (positions with nothing are left out).
     pub positions: Vec<SimPositionSpec>,
+    /// The room's air, when the climate sensor is simulated.
+    pub climate: Option<SimClimateSpec>,
 }
 
 impl SimulationSpec {
@@ -842,6 +903,8 @@ pub struct Station {
     pub reference: ReferenceRole,
     /// One or more; each position's heads name one of them.
     pub counters: Vec<CounterRole>,
+    /// The air temperature and humidity sensor, when the station has one.
+    pub climate: Option<ClimateRole>,
     pub rack: Rack,
     /// The longest a procedure may keep the source energised on this station, s.
     pub max_energised_s: f64,
@@ -1051,6 +1114,7 @@ impl Station {
         let driver = |role: &str, d: &Spanned<String>| -> Result<Driver, DataError> {
             let allowed: &[Driver] = match role {
                 "source" | "reference" => &[Driver::Sim, Driver::Scpi],
+                "climate" => &[Driver::Sim, Driver::VaisalaHmt330],
                 _ => &[Driver::Sim, Driver::MeterbenchCounter],
             };
             allowed
@@ -1227,8 +1291,52 @@ impl Station {
             });
         }
 
+        let climate = match &raw.roles.climate {
+            None => None,
+            Some(c) => {
+                let pos = Pos::of(c);
+                let c = &c.value;
+                let mut binding = binding(Declared {
+                    role: "climate",
+                    id: "climate",
+                    driver: &c.driver,
+                    port: &c.port,
+                    baud: &c.baud,
+                    model: &c.model,
+                    serial: &c.serial_number,
+                    calibration: &c.calibration,
+                })?;
+                // The HMT330's factory setting (4800 7E1), not the bench's usual 115200.
+                if c.baud.is_none() {
+                    binding.baud = 4800;
+                }
+                if c.source.trim().is_empty() {
+                    return Err(err(
+                        pos,
+                        "the climate sensor's uncertainties need a `source:` (its calibration certificate)".into(),
+                    ));
+                }
+                Some(ClimateRole {
+                    binding,
+                    temperature_u_k2_c: within(
+                        "temperature_uncertainty_k2_c",
+                        &c.temperature_uncertainty_k2_c,
+                        bounds::CLIMATE_U_C,
+                    )?,
+                    humidity_u_k2_percent_rh: within(
+                        "humidity_uncertainty_k2_percent_rh",
+                        &c.humidity_uncertainty_k2_percent_rh,
+                        bounds::CLIMATE_U_RH,
+                    )?,
+                    uncertainty_source: c.source.clone(),
+                    pos,
+                })
+            }
+        };
+
         let rack = rack(&path, &raw.rack, &counters)?;
         let uses_sim = source.binding.is_simulated()
+            || climate.as_ref().is_some_and(|c| c.binding.is_simulated())
             || reference.binding.is_simulated()
             || counters.iter().any(|c| c.binding.is_simulated())
             || rack.positions.iter().any(|p| {
@@ -1236,7 +1344,13 @@ impl Station {
                     || p.p1.as_ref().is_some_and(|x| x.port.is_simulated())
             });
         let simulation = match (&raw.simulation, uses_sim) {
-            (Some(sim), true) => Some(simulation_spec(&path, sim, &counters, &rack)?),
+            (Some(sim), true) => Some(simulation_spec(
+                &path,
+                sim,
+                &counters,
+                &rack,
+                climate.as_ref(),
+            )?),
             (None, true) => {
                 return Err(err(
                     Pos::of(&raw.roles.source),
@@ -1306,6 +1420,7 @@ impl Station {
             source,
             reference,
             counters,
+            climate,
             rack,
             simulation,
             file,
@@ -1316,6 +1431,7 @@ impl Station {
     pub fn bindings(&self) -> Vec<&RoleBinding> {
         let mut v = vec![&self.source.binding, &self.reference.binding];
         v.extend(self.counters.iter().map(|c| &c.binding));
+        v.extend(self.climate.iter().map(|c| &c.binding));
         v
     }
 
@@ -1485,6 +1601,7 @@ fn simulation_spec(
     sim: &Spanned<raw::Simulation>,
     counters: &[CounterRole],
     rack: &Rack,
+    climate: Option<&ClimateRole>,
 ) -> Result<SimulationSpec, DataError> {
     let s = &sim.value;
     let err = |pos: Pos, m: String| DataError::at(path, pos, m);
@@ -1601,7 +1718,59 @@ fn simulation_spec(
     ] {
         bounds::number(path, Pos::of(v), name, v.value, range)?;
     }
+    let sim_climate = match (&s.climate, climate.filter(|c| c.binding.is_simulated())) {
+        (Some(c), Some(_)) => {
+            let v = &c.value;
+            let n = |name: &str, x: &Spanned<f64>, range| {
+                bounds::number(path, Pos::of(x), name, x.value, range)
+            };
+            n("climate.temperature_c", &v.temperature_c, bounds::SIM_AIR_C)?;
+            n(
+                "climate.humidity_percent_rh",
+                &v.humidity_percent_rh,
+                bounds::SIM_AIR_RH,
+            )?;
+            n(
+                "climate.drift_c_per_h",
+                &v.drift_c_per_h,
+                bounds::SIM_DRIFT_PER_H,
+            )?;
+            n(
+                "climate.drift_percent_rh_per_h",
+                &v.drift_percent_rh_per_h,
+                bounds::SIM_DRIFT_PER_H,
+            )?;
+            n("climate.noise_c", &v.noise_c, bounds::SIM_AIR_NOISE)?;
+            n(
+                "climate.noise_percent_rh",
+                &v.noise_percent_rh,
+                bounds::SIM_AIR_NOISE,
+            )?;
+            Some(SimClimateSpec {
+                temperature_c: v.temperature_c.value,
+                humidity_percent_rh: v.humidity_percent_rh.value,
+                drift_c_per_h: v.drift_c_per_h.value,
+                drift_percent_rh_per_h: v.drift_percent_rh_per_h.value,
+                noise_c: v.noise_c.value,
+                noise_percent_rh: v.noise_percent_rh.value,
+            })
+        }
+        (None, Some(role)) => {
+            return Err(err(
+                role.pos,
+                "the climate role is simulated but `simulation:` has no `climate:` (the room's air: temperature_c, humidity_percent_rh, drift_c_per_h, drift_percent_rh_per_h, noise_c, noise_percent_rh)".into(),
+            ));
+        }
+        (Some(c), None) => {
+            return Err(err(
+                Pos::of(c),
+                "`simulation.climate` is only for a station whose climate role is simulated".into(),
+            ));
+        }
+        (None, None) => None,
+    };
     Ok(SimulationSpec {
+        climate: sim_climate,
         seed: s.seed,
         source_settling_time_constant_s: s.source.settling_time_constant_s.value,
         source_amplitude_error_percent: s.source.amplitude_error_percent.value,

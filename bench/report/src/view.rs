@@ -122,6 +122,113 @@ pub(crate) struct View {
     pub customer_recorded: bool,
     /// How the results are traceable to the SI, in words (7.8.4.1 c).
     pub traceability: String,
+    /// The air the points were measured in (7.8.4.1 b); none when the procedure declares
+    /// no reference conditions (or the record is from before they were measured).
+    pub ambient: Option<AmbientView>,
+}
+
+/// The ambient conditions of a run, as the certificate states them.
+#[derive(Debug, Serialize)]
+pub struct AmbientView {
+    /// "Vaisala HMT330 (simulated), serial SIM-CLM-0001".
+    pub instrument: String,
+    /// "22.9 °C to 23.4 °C", from every reading of the run (the start's and each point's).
+    pub temperature: String,
+    pub temperature_min: Option<String>,
+    pub temperature_max: Option<String>,
+    /// "44.1 % RH to 46.0 % RH"; none when the sensor read no humidity.
+    pub humidity: Option<String>,
+    pub humidity_min: Option<String>,
+    pub humidity_max: Option<String>,
+    /// The sensor's expanded uncertainty (k = 2).
+    pub u_temperature_c: String,
+    pub u_humidity_percent_rh: String,
+    pub u_source: String,
+    /// "23 ± 2 °C, 20 to 80 % RH" and where it comes from.
+    pub reference: String,
+    pub reference_source: String,
+    /// The points measured outside them (their step names), which have no statement of
+    /// conformity.
+    pub outside_points: Vec<String>,
+    /// How many points had their air read.
+    pub points: usize,
+}
+
+/// The air of a run from its record: the readings at the start and at every point's
+/// latest attempt.
+fn ambient_view(r: &RunRecord) -> Option<AmbientView> {
+    let setup = r.ambient.as_ref()?;
+    let latest = r.latest_attempts();
+    let pointed: Vec<_> = latest.iter().filter(|s| s.ambient.is_some()).collect();
+    let mut readings: Vec<meterbench_runner::record::AmbientReadingRecord> =
+        setup.at_start.iter().copied().collect();
+    for s in &pointed {
+        readings.extend(
+            s.ambient
+                .as_ref()
+                .expect("filtered")
+                .readings
+                .iter()
+                .copied(),
+        );
+    }
+    let span = |values: Vec<f64>, unit: &str| -> (String, Option<String>, Option<String>) {
+        let lo = values.iter().copied().reduce(f64::min);
+        let hi = values.iter().copied().reduce(f64::max);
+        match (lo, hi) {
+            (Some(lo), Some(hi)) if lo == hi => (
+                format!("{lo} {unit}"),
+                Some(lo.to_string()),
+                Some(hi.to_string()),
+            ),
+            (Some(lo), Some(hi)) => (
+                format!("{lo} {unit} to {hi} {unit}"),
+                Some(lo.to_string()),
+                Some(hi.to_string()),
+            ),
+            _ => ("not read".into(), None, None),
+        }
+    };
+    let (temperature, temperature_min, temperature_max) =
+        span(readings.iter().map(|r| r.temperature_c).collect(), "°C");
+    let humidities: Vec<f64> = readings
+        .iter()
+        .filter_map(|r| r.humidity_percent_rh)
+        .collect();
+    let (humidity, humidity_min, humidity_max) = if humidities.is_empty() {
+        (None, None, None)
+    } else {
+        let (h, lo, hi) = span(humidities, "% RH");
+        (Some(h), lo, hi)
+    };
+    let instrument = r
+        .instruments
+        .iter()
+        .find(|i| i.role == "climate")
+        .map_or_else(
+            || "the station's climate sensor".to_string(),
+            |i| format!("{}, serial {}", i.declared_model, i.declared_serial_number),
+        );
+    Some(AmbientView {
+        instrument,
+        temperature,
+        temperature_min,
+        temperature_max,
+        humidity,
+        humidity_min,
+        humidity_max,
+        u_temperature_c: setup.temperature_u_k2_c.to_string(),
+        u_humidity_percent_rh: setup.humidity_u_k2_percent_rh.to_string(),
+        u_source: setup.uncertainty_source.clone(),
+        reference: setup.reference.describe(),
+        reference_source: setup.reference.source.clone(),
+        outside_points: pointed
+            .iter()
+            .filter(|s| s.ambient.as_ref().is_some_and(|a| a.outside.is_some()))
+            .map(|s| s.name.clone())
+            .collect(),
+        points: pointed.len(),
+    })
 }
 
 /// Where the calibration was performed: the station's own place, else the laboratory.
@@ -1076,6 +1183,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
         order: order_view(r.order.as_ref()),
         customer_recorded: r.order.is_some(),
         traceability: traceability(r),
+        ambient: ambient_view(r),
         dut: Dut {
             manufacturer: r.dut.manufacturer.clone(),
             device_type: r.dut.device_type.clone(),

@@ -5,6 +5,7 @@
 //! implementations of one measuring seam. Safety is structural: the source is behind a
 //! guard that switches it off however the run ends.
 
+mod ambient;
 pub mod events;
 pub mod identity;
 mod lifecycle;
@@ -27,7 +28,8 @@ pub use record::{Outcome, RunRecord, StepKind};
 
 use chrono::NaiveDate;
 use meterbench_instruments::{
-    AcSource, Clock, CurrentSensor, DutSoftware, InstrumentError, PulseCounter, ReferenceStandard,
+    AcSource, ClimateSensor, Clock, CurrentSensor, DutSoftware, InstrumentError, PulseCounter,
+    ReferenceStandard,
 };
 use meterbench_procedure::{DataError, DutFixture, DutProcedure, Station};
 use std::path::PathBuf;
@@ -41,6 +43,8 @@ pub struct Bench<'a> {
     /// One per counter of the station, in the station's order.
     pub counters: Vec<&'a mut dyn PulseCounter>,
     pub clock: &'a mut dyn Clock,
+    /// The air temperature and humidity sensor, when the station has one.
+    pub climate: Option<&'a mut dyn ClimateSensor>,
     /// Who answers the procedure's questions (LCD readings, seals, scans); `None`: no
     /// one, and a step that asks ends as ERROR.
     pub operator: Option<&'a mut dyn operator::Operator>,

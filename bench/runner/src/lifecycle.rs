@@ -3,6 +3,7 @@
 //! position still measuring, apply the stop rules, retest, switch off and conclude. It
 //! does not know what kind of device it measures: that is the [`Measuring`] seam.
 
+use crate::ambient;
 use crate::events::{EventKind, Observer, PositionStart, StepOutline};
 use crate::measure::{Ctx, Device, Measuring, Slot};
 use crate::plan::{Action, PlannedStep, plan};
@@ -16,7 +17,7 @@ use crate::{
 };
 use chrono::Utc;
 use meterbench_metrology::ReferenceMethod;
-use meterbench_procedure::{DataError, DutFixture, DutProcedure, Pos};
+use meterbench_procedure::{DataError, DutFixture, DutProcedure, OutsidePolicy, Pos};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -98,6 +99,7 @@ pub fn run<'a>(
         reference,
         counters,
         clock,
+        climate,
         operator,
     } = bench;
     let mut devices = Vec::new();
@@ -149,7 +151,12 @@ pub fn run<'a>(
     // Every record exists on disk before the first instrument command.
     let mut runs: Vec<Run> = Vec::new();
     for (d, device) in devices.iter().enumerate() {
-        let used = measuring.instruments(d);
+        let mut used = measuring.instruments(d);
+        // The climate sensor measures the air of every point when there are reference
+        // conditions to keep.
+        if req.procedure.reference_conditions().is_some() {
+            used.push("climate".to_string());
+        }
         let instruments: Vec<InstrumentRecord> = req
             .station
             .bindings()
@@ -239,6 +246,7 @@ pub fn run<'a>(
     let mut ctx = Ctx {
         req,
         clock,
+        climate,
         observer,
         operator,
         guard: SourceGuard::new(source),
@@ -323,6 +331,9 @@ pub fn run<'a>(
     let identified = (|| {
         let mut ids = vec![("source".to_string(), ctx.guard.identity()?)];
         ids.extend(measuring.prepare(&mut ctx)?);
+        if let Some(c) = ctx.climate.as_deref_mut() {
+            ids.push(("climate".to_string(), c.identity()?));
+        }
         Ok::<_, meterbench_instruments::InstrumentError>(ids)
     })();
     match identified {
@@ -338,6 +349,58 @@ pub fn run<'a>(
         Err(e) => {
             for run in runs.iter_mut().filter(|r| r.ended.is_none()) {
                 run.ended = Some((Outcome::Error, e.to_string()));
+            }
+        }
+    }
+
+    // The air before anything is switched on: outside the reference conditions, a
+    // procedure that says so refuses to start.
+    if let Some(reference) = req.procedure.reference_conditions() {
+        let mut setup = ambient::setup(&ctx, reference);
+        let read = if ctx.climate.is_some() {
+            ambient::read(&mut ctx).map_err(|e| e.to_string())
+        } else {
+            Err("no climate sensor is bound".to_string())
+        };
+        let refusal = match read {
+            Ok(Some(r)) => {
+                setup.at_start = Some(r);
+                match ambient::outside(reference, &r) {
+                    Some(why) if reference.outside == OutsidePolicy::Refuse => Some(format!(
+                        "the air is outside the procedure's reference conditions ({why}; they are {}, {}): nothing was switched on; bring the room into them and start again",
+                        reference.describe(),
+                        reference.source
+                    )),
+                    Some(why) => {
+                        let message = format!(
+                            "the air is outside the reference conditions at the start ({why}); every point measured so gets no statement of conformity"
+                        );
+                        ctx.emit(EventKind::Log {
+                            position: None,
+                            message: message.clone(),
+                        });
+                        for run in &mut runs {
+                            run.record.log.push(LogEntry {
+                                t_s: r.t_s,
+                                message: message.clone(),
+                            });
+                        }
+                        None
+                    }
+                    None => None,
+                }
+            }
+            Ok(None) => Some("no climate sensor is bound".to_string()),
+            Err(e) => Some(format!(
+                "cannot read the air's temperature and humidity, which the procedure's reference conditions need: {e}; nothing was switched on"
+            )),
+        };
+        for run in &mut runs {
+            run.record.ambient = Some(setup.clone());
+            if let Some(why) = &refusal
+                && run.ended.is_none()
+            {
+                run.ended = Some((Outcome::Error, why.clone()));
             }
         }
     }
@@ -525,38 +588,66 @@ fn step(
                 message: None,
                 ports: measuring.port_records(d),
                 source_switches: Vec::new(),
+                ambient: None,
             },
         })
         .collect();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let fixture = ctx.req.fixture.as_meter();
-        match &ps.action {
-            Action::Identity(i) => station_steps::identity(
-                ps,
-                i,
-                fixture.expect("identity steps are meter steps"),
-                &mut slots,
-                ctx,
-            ),
-            Action::Inspection(i) => station_steps::inspection(
-                ps,
-                i,
-                fixture.expect("inspection steps are meter steps"),
-                &mut slots,
-                ctx,
-            ),
-            Action::LoadDifference(check) => {
-                let records: Vec<&RunRecord> = runs.iter().map(|r| &r.record).collect();
-                let rule = match ctx.req.procedure {
-                    DutProcedure::Meter(p) => p.decision_rule,
-                    DutProcedure::CurrentSensor(p) => p.decision_rule,
-                };
-                load_difference::compare(check, rule, &mut slots, &records);
-                Ok(())
+    // A point's air, read as it begins and as it ends.
+    let reference = ctx
+        .req
+        .procedure
+        .reference_conditions()
+        .filter(|_| ps.kind().is_point());
+    let mut air = Vec::new();
+    let before = match reference {
+        Some(_) => ambient::read(ctx).map(|r| air.extend(r)),
+        None => Ok(()),
+    };
+    let mut result = match before {
+        Err(e) => Ok(Err(StepStop::Instrument(e))),
+        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let fixture = ctx.req.fixture.as_meter();
+            match &ps.action {
+                Action::Identity(i) => station_steps::identity(
+                    ps,
+                    i,
+                    fixture.expect("identity steps are meter steps"),
+                    &mut slots,
+                    ctx,
+                ),
+                Action::Inspection(i) => station_steps::inspection(
+                    ps,
+                    i,
+                    fixture.expect("inspection steps are meter steps"),
+                    &mut slots,
+                    ctx,
+                ),
+                Action::LoadDifference(check) => {
+                    let records: Vec<&RunRecord> = runs.iter().map(|r| &r.record).collect();
+                    let rule = match ctx.req.procedure {
+                        DutProcedure::Meter(p) => p.decision_rule,
+                        DutProcedure::CurrentSensor(p) => p.decision_rule,
+                    };
+                    load_difference::compare(check, rule, &mut slots, &records);
+                    Ok(())
+                }
+                _ => measuring.measure(ps, &mut slots, ctx),
             }
-            _ => measuring.measure(ps, &mut slots, ctx),
-        }
-    }));
+        })),
+    };
+    let point_air = match (reference, &result) {
+        (Some(reference), Ok(Ok(()))) => match ambient::read(ctx) {
+            Ok(r) => {
+                air.extend(r);
+                Some((reference, ambient::over_point(reference, air)))
+            }
+            Err(e) => {
+                result = Ok(Err(StepStop::Instrument(e)));
+                None
+            }
+        },
+        _ => None,
+    };
     let stop = match result {
         Ok(Ok(())) => None,
         Ok(Err(StepStop::Aborted)) => Some((
@@ -586,6 +677,14 @@ fn step(
             .switches
             .extend(switched.iter().cloned());
         slot.step.duration_s = now - started;
+        if let Some((reference, air)) = &point_air {
+            if let Some(why) = &air.outside
+                && stop.is_none()
+            {
+                ambient::mark_outside(&mut slot.step, reference, why);
+            }
+            slot.step.ambient = Some(air.clone());
+        }
         match &stop {
             Some((outcome, message)) => {
                 slot.step.outcome = *outcome;

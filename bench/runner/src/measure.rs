@@ -86,6 +86,8 @@ pub(crate) struct Device<'a> {
 pub(crate) struct Ctx<'r, 'a> {
     pub req: &'r RunRequest<'r>,
     pub clock: &'a mut dyn Clock,
+    /// The station's climate sensor, when it has one.
+    pub climate: Option<&'a mut dyn meterbench_instruments::ClimateSensor>,
     pub observer: &'a mut dyn Observer,
     pub operator: Option<&'a mut dyn Operator>,
     pub guard: SourceGuard<'a>,

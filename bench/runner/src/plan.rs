@@ -124,6 +124,22 @@ pub fn plan(
     fixture: &DutFixture,
     station: &Station,
 ) -> Result<Vec<PlannedStep>, DataError> {
+    // Points measured in reference conditions need the air measured: a station without
+    // a climate sensor cannot run such a procedure (ISO/IEC 17025 7.8.4.1 b).
+    if let Some(c) = procedure.reference_conditions()
+        && station.climate.is_none()
+    {
+        return Err(DataError::at(
+            &procedure.file().path,
+            c.pos,
+            format!(
+                "the procedure's points must be measured in reference conditions ({}), but station `{}` ({}) has no climate sensor to measure the air: add a `climate:` role; refused before anything is switched on",
+                c.describe(),
+                station.id,
+                station.file.path.display()
+            ),
+        ));
+    }
     match (procedure, fixture) {
         (DutProcedure::Meter(p), DutFixture::Meter(f)) => plan_meter(p, f, station),
         (DutProcedure::CurrentSensor(p), DutFixture::CurrentSensor(f)) => {

@@ -467,6 +467,35 @@ impl PortResult {
             _ => false,
         }
     }
+
+    /// Take back the statement of conformity of a point measured where its limit does
+    /// not hold (outside the reference conditions): not accepted, and not failed either.
+    /// A result that was never a decided point (none was located) is left as it is.
+    pub fn withdraw_statement(&mut self) {
+        let withdraw = |d: &mut Decision| {
+            d.conformity = meterbench_metrology::Conformity::NoStatement;
+            d.accepted = false;
+        };
+        match self {
+            PortResult::Accuracy { decision, .. } | PortResult::Register { decision, .. } => {
+                withdraw(decision)
+            }
+            PortResult::CurrentSensor {
+                decision: Some(d),
+                passed,
+                ..
+            }
+            | PortResult::Transition {
+                decision: Some(d),
+                passed,
+                ..
+            } => {
+                withdraw(d);
+                *passed = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One single-phase point against the balanced one.
@@ -609,6 +638,10 @@ pub struct StepRecord {
     /// still shows when the output went on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_switches: Vec<SourceSwitch>,
+    /// The air while a point was measured, when the procedure declares reference
+    /// conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<PointAmbient>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -676,6 +709,61 @@ pub struct RunRecord {
     /// switching off at the end was confirmed by the source.
     #[serde(default)]
     pub source: SourceSafety,
+    /// The reference conditions the procedure declares, the climate sensor's
+    /// uncertainty and the air before anything was switched on (none: the procedure
+    /// declares no reference conditions, or a record from before they were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<AmbientSetup>,
+}
+
+/// The ambient conditions a run was measured against (ISO/IEC 17025 7.8.4.1 b).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmbientSetup {
+    pub reference: meterbench_procedure::ReferenceConditions,
+    /// The climate sensor's expanded uncertainty (k=2), and where it comes from.
+    pub temperature_u_k2_c: f64,
+    pub humidity_u_k2_percent_rh: f64,
+    pub uncertainty_source: String,
+    /// The air before anything was switched on; none when it could not be read.
+    pub at_start: Option<AmbientReadingRecord>,
+}
+
+/// One reading of the climate sensor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AmbientReadingRecord {
+    /// Bench time from the session's start, s.
+    pub t_s: f64,
+    pub temperature_c: f64,
+    pub humidity_percent_rh: Option<f64>,
+}
+
+/// The air during one point: read as it began and as it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointAmbient {
+    pub readings: Vec<AmbientReadingRecord>,
+    /// Why the point was measured outside the reference conditions (then it has no
+    /// statement of conformity); none when it was inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<String>,
+}
+
+impl PointAmbient {
+    /// The lowest and highest temperature read, °C.
+    pub fn temperature_range_c(&self) -> Option<(f64, f64)> {
+        range(self.readings.iter().map(|r| r.temperature_c))
+    }
+
+    /// The lowest and highest relative humidity read, % RH.
+    pub fn humidity_range_percent_rh(&self) -> Option<(f64, f64)> {
+        range(self.readings.iter().filter_map(|r| r.humidity_percent_rh))
+    }
+}
+
+fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
 }
 
 /// The source's output at the start and the end of a run, as the source reported it.
@@ -911,6 +999,7 @@ impl RunRecord {
             order: None,
             signatory: None,
             source: SourceSafety::default(),
+            ambient: None,
             bench_version: env!("CARGO_PKG_VERSION").into(),
             started_utc: chrono::Utc::now().to_rfc3339(),
             finished_utc: None,

@@ -42,6 +42,7 @@ fn run_in_process(reports: &Path, only_steps: Option<Vec<usize>>) -> Session {
             reference: &mut b.reference,
             counters: b.counters.iter_mut().map(|c| c as _).collect(),
             clock: &mut b.clock,
+            climate: b.climate.as_mut().map(|c| c as _),
             operator: None,
         },
         vec![Mounted {

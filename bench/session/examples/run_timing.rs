@@ -155,6 +155,7 @@ fn one_run(station: &Path, reports: &Path) -> anyhow::Result<(f64, String)> {
             reference: b.reference.as_mut(),
             counters: counters.iter_mut().map(|c| c as _).collect(),
             clock: &mut clock,
+            climate: b.climate.as_deref_mut().map(|c| c as _),
             operator: None,
         },
         mounted,

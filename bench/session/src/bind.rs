@@ -7,23 +7,25 @@
 
 use crate::dut_can::CanDutSoftware;
 use anyhow::Context as _;
+use meterbench_instruments::climate::{Hmt330Identity, VaisalaHmt, hmt330_serial_settings};
 use meterbench_instruments::counter::ProtocolCounter;
 use meterbench_instruments::p1::{P1CurrentSensor, P1Settings, RequestLine, p1_serial_settings};
 use meterbench_instruments::source::ScpiAcSource;
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
 use meterbench_instruments::transport::{SerialSettings, SerialTransport, TcpTransport, Transport};
 use meterbench_instruments::{
-    AcSource, Clock, CurrentSensor, DutSoftware, PulseCounter, ReferenceStandard, SystemClock,
+    AcSource, ClimateSensor, Clock, CurrentSensor, DutSoftware, InstrumentIdentity, PulseCounter,
+    ReferenceStandard, SystemClock,
 };
 use meterbench_procedure::{
-    Driver, DutFixture, DutP1Spec, P1Request, PortSpec, RackPosition, RoleBinding, SimFault,
-    Station,
+    ClimateRole, Driver, DutFixture, DutP1Spec, P1Request, PortSpec, RackPosition, RoleBinding,
+    SimFault, Station,
 };
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
 use meterbench_sim::{
-    CounterLinkFault, CpimRegisters, CpimSoftware, Csp1SimConfig, RequestWire, SharedWorld,
-    SimAcSource, SimClock, SimPulseCounter, SimReference, WiredPty, World, spawn_counter_device,
-    spawn_cpim_can_node, spawn_csp1_device,
+    AmbientModel, CounterLinkFault, CpimRegisters, CpimSoftware, Csp1SimConfig, RequestWire,
+    SharedWorld, SimAcSource, SimClimate, SimClock, SimPulseCounter, SimReference, WiredPty, World,
+    spawn_counter_device, spawn_cpim_can_node, spawn_csp1_device, spawn_hmt330_device,
 };
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,8 @@ pub struct BoundStation {
     pub clock: Box<dyn Clock>,
     /// The positions measured, in the order asked.
     pub positions: Vec<BoundPosition>,
+    /// The air temperature and humidity sensor, when the procedure measures the air.
+    pub climate: Option<Box<dyn ClimateSensor>>,
     /// The simulated world, when the station has one (tests look at it afterwards).
     pub world: Option<SharedWorld>,
     /// Simulated far ends; dropping them closes their links.
@@ -132,12 +136,14 @@ pub fn open_source(station: &Station) -> anyhow::Result<Box<dyn AcSource>> {
 
 /// Bind every role of the station and the interfaces of the `positions` to be measured
 /// with devices of `fixture`'s kind; each position's CAN bus only when `can` (the
-/// procedure reads something over it).
+/// procedure reads something over it), the climate sensor only when `air` (the procedure
+/// declares reference conditions).
 pub fn bind(
     station: &Station,
     fixture: &DutFixture,
     positions: &[u32],
     can: bool,
+    air: bool,
     sim: &SimOptions,
 ) -> anyhow::Result<BoundStation> {
     let world = simulated_world(station, fixture, sim)?;
@@ -252,6 +258,13 @@ pub fn bind(
             &mut far_ends,
         )?);
     }
+    let climate = match (&station.climate, air) {
+        (Some(role), true) => Some(
+            bind_climate(station, role, world.as_ref(), &mut far_ends)
+                .with_context(|| format!("opening {}", where_bound(station, &role.binding)))?,
+        ),
+        _ => None,
+    };
     // The source last: when anything else cannot be bound, it was never touched (an
     // earlier run may have left it energised; the run that follows makes it safe first).
     let source: Box<dyn AcSource> = match station.source.binding.driver {
@@ -278,9 +291,87 @@ pub fn bind(
         counters,
         clock,
         positions: bound_positions,
+        climate,
         world,
         far_ends,
     })
+}
+
+/// The climate sensor: the simulated room's (in process, or an HMT330 on the far end of a
+/// pseudo-terminal) or a real transmitter on its serial line.
+fn bind_climate(
+    station: &Station,
+    role: &ClimateRole,
+    world: Option<&SharedWorld>,
+    far_ends: &mut Vec<Box<dyn Any + Send>>,
+) -> anyhow::Result<Box<dyn ClimateSensor>> {
+    let b = &role.binding;
+    // The simulated room, when the sensor's far end is the simulated world.
+    let room = || -> anyhow::Result<(SharedWorld, AmbientModel)> {
+        let model = station
+            .simulation
+            .as_ref()
+            .and_then(AmbientModel::for_simulation)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the station's simulation has no `climate:` for its simulated sensor"
+                )
+            })?;
+        let world = world
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("station `{}` has no simulated world", station.id))?;
+        Ok((world, model))
+    };
+    match (b.driver, &b.port) {
+        (Driver::Sim, _) => {
+            let (world, model) = room()?;
+            Ok(Box::new(SimClimate::new(
+                world,
+                model,
+                InstrumentIdentity {
+                    manufacturer: "meterbench simulated bench".into(),
+                    model: b.model.clone(),
+                    serial_number: b.serial_number.clone(),
+                    firmware: format!("sim {}", env!("CARGO_PKG_VERSION")),
+                },
+            )))
+        }
+        (_, Some(PortSpec::SimPty)) => {
+            let (world, model) = room()?;
+            let (master, slave) = TTYPort::pair()?;
+            let path = slave
+                .name()
+                .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+            let stop = StopOnDrop::default();
+            let device = spawn_hmt330_device(
+                world,
+                master,
+                model,
+                Hmt330Identity {
+                    model: "HMT330".into(),
+                    serial_number: b.serial_number.clone(),
+                    firmware: "5.16".into(),
+                },
+                stop.0.clone(),
+            );
+            let t = SerialTransport::open(&hmt330_serial_settings(path, b.baud))?;
+            far_ends.push(Box::new((stop, slave, device)));
+            Ok(Box::new(VaisalaHmt::open(t, TIMEOUT)))
+        }
+        (_, Some(PortSpec::SimTcp)) => {
+            anyhow::bail!("a transmitter on a serial line: use sim+pty, not sim+tcp")
+        }
+        (_, Some(PortSpec::Serial(path))) => {
+            let t = SerialTransport::open(&hmt330_serial_settings(path.clone(), b.baud))?;
+            Ok(Box::new(VaisalaHmt::open(t, TIMEOUT)))
+        }
+        // A serial device server (a Moxa NPort or the like) that passes the line through.
+        (_, Some(port @ PortSpec::Tcp(_))) => Ok(Box::new(VaisalaHmt::open(
+            open_transport(b, port)?,
+            TIMEOUT,
+        ))),
+        (_, None) => anyhow::bail!("the climate sensor has no port"),
+    }
 }
 
 /// The station's simulated world with the devices of `fixture`'s kind mounted (and the

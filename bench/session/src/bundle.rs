@@ -636,6 +636,11 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
                 "coverage_factor": n.k.map(|k| (k * 100.0).round() / 100.0),
                 "mpe_percent": n.mpe, "conformity": n.conformity,
                 "limit_source": n.limit_source,
+                "ambient": s.ambient.as_ref().map(|a| serde_json::json!({
+                    "temperature_c": a.temperature_range_c().map(|(lo, hi)| [lo, hi]),
+                    "humidity_percent_rh": a.humidity_range_percent_rh().map(|(lo, hi)| [lo, hi]),
+                    "outside_reference_conditions": a.outside,
+                })),
             }));
         }
     }
@@ -660,6 +665,13 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
         "procedure": { "id": r.procedure.id, "version": r.procedure.version, "sha256": r.procedure.sha256 },
         "started_utc": r.started_utc,
         "finished_utc": r.finished_utc,
+        "reference_conditions": r.ambient.as_ref().map(|a| serde_json::json!({
+            "temperature_c": a.reference.temperature_c,
+            "temperature_tolerance_c": a.reference.temperature_tolerance_c,
+            "humidity_percent_rh": a.reference.humidity_percent_rh.map(|(lo, hi)| [lo, hi]),
+            "outside": a.reference.outside,
+            "source": a.reference.source,
+        })),
         "points": points,
     })
 }

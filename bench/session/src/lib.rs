@@ -268,6 +268,7 @@ impl Prepared {
             &self.fixture,
             &ids,
             self.reads_over_can(),
+            self.procedure.reference_conditions().is_some(),
             &SimOptions {
                 realtime: self.options.realtime,
                 dut_faults: self.sim_faults.clone(),
@@ -373,6 +374,7 @@ impl Prepared {
             counters,
             clock,
             positions,
+            climate,
             ..
         } = bound;
         let mut priors = priors.drain(..).map(Some).collect::<Vec<_>>();
@@ -395,6 +397,7 @@ impl Prepared {
             reference: reference.as_mut(),
             counters: counters.iter_mut().map(|c| c.as_mut() as _).collect(),
             clock: clock.as_mut(),
+            climate: climate.as_deref_mut().map(|c| c as _),
             operator: operator.as_deref_mut().map(|o| o as _),
         };
         Ok(meterbench_runner::run(&req, bench, mounted, observer)?)

@@ -6,7 +6,8 @@
 //! instruments outlive the bench, as real ones do: a bench killed with its source on
 //! leaves the source on, for its guard to switch off.
 //!
-//! Served: the source, the reference and the counters. Not served: a meter's CAN bus and
+//! Served: the source, the reference, the counters and the climate transmitter (on a
+//! pseudo-terminal, as its serial line). Not served: a meter's CAN bus and
 //! a sensor's P1 cable (their request line cannot cross a pseudo-terminal); a served
 //! station drops them.
 
@@ -14,7 +15,7 @@ use crate::bind::{SimOptions, simulated_world};
 use meterbench_instruments::transport::serial::{SerialPort as _, TTYPort};
 use meterbench_procedure::{DutFixture, Pos, Station};
 use meterbench_sim::scpi::{SimScpiConfig, SimScpiInstrument};
-use meterbench_sim::{SharedWorld, spawn_counter_device};
+use meterbench_sim::{AmbientModel, SharedWorld, spawn_counter_device, spawn_hmt330_device};
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,10 +95,40 @@ pub fn serve(
         keep.push(Box::new((slave, thread)));
     }
 
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(c) = station
+        .climate
+        .as_ref()
+        .filter(|c| c.binding.port.is_some())
+    {
+        let model = station
+            .simulation
+            .as_ref()
+            .and_then(AmbientModel::for_simulation)
+            .ok_or_else(|| anyhow::anyhow!("the simulation has no `climate:` to serve"))?;
+        let (master, slave) = TTYPort::pair()?;
+        let path = slave
+            .name()
+            .ok_or_else(|| anyhow::anyhow!("pseudo-terminal without a name"))?;
+        let thread = spawn_hmt330_device(
+            world.clone(),
+            master,
+            model,
+            meterbench_instruments::climate::Hmt330Identity {
+                model: "HMT330".into(),
+                serial_number: c.binding.serial_number.clone(),
+                firmware: "5.16".into(),
+            },
+            stop.clone(),
+        );
+        edits.push((c.binding.port_pos, path.clone()));
+        ports.push(("climate".to_string(), path));
+        keep.push(Box::new((slave, thread)));
+    }
+
     let station_text = served_station_text(station, &edits, guard_timeout_s);
 
     // The world in real time, as the instruments' own clocks are.
-    let stop = Arc::new(AtomicBool::new(false));
     let (w, flag) = (world.clone(), stop.clone());
     std::thread::Builder::new()
         .name("sim-realtime".into())

@@ -3,6 +3,7 @@
 //! latches the reference standard's count at each edge. The simulated devices implement
 //! the same traits as real drivers; the runner cannot tell them apart.
 
+pub mod climate_device;
 pub mod counter_device;
 pub mod cpim_can;
 pub mod csp1_device;
@@ -11,6 +12,7 @@ mod meter;
 pub mod scpi;
 mod world;
 
+pub use climate_device::{AmbientModel, SimClimate, hmt330_line, spawn_hmt330_device};
 pub use counter_device::{CounterLinkFault, spawn_counter_device};
 pub use cpim_can::{CpimRegisters, CpimSoftware, spawn_cpim_can_node};
 pub use csp1_device::{Csp1SimConfig, RequestWire, WiredPty, spawn_csp1_device};
@@ -31,6 +33,8 @@ pub struct SimBench {
     /// One per counter of the station.
     pub counters: Vec<SimPulseCounter>,
     pub clock: SimClock,
+    /// The room's climate sensor, when the station has one.
+    pub climate: Option<SimClimate>,
 }
 
 impl SimBench {
@@ -49,6 +53,19 @@ impl SimBench {
                 .map(|(k, c)| SimPulseCounter::new(world.clone(), k, &c.binding))
                 .collect(),
             clock: SimClock::new(world.clone(), realtime),
+            climate: station.climate.as_ref().and_then(|c| {
+                let model = AmbientModel::for_simulation(station.simulation.as_ref()?)?;
+                Some(SimClimate::new(
+                    world.clone(),
+                    model,
+                    meterbench_instruments::InstrumentIdentity {
+                        manufacturer: "meterbench simulated bench".into(),
+                        model: c.binding.model.clone(),
+                        serial_number: c.binding.serial_number.clone(),
+                        firmware: format!("sim {}", env!("CARGO_PKG_VERSION")),
+                    },
+                ))
+            }),
             world,
         }
     }

@@ -439,12 +439,49 @@ fn influence_conditions(x: &mut DccWriter, v: &View) {
                 r"\volt",
             );
         }
-        x.element("dcc:influenceCondition", |x| {
-            x.name("Ambient temperature");
-            x.element("dcc:data", |x| {
-                x.content("dcc:text", "Not recorded in the run record.");
-            });
-        });
+        match &v.ambient {
+            Some(a) => {
+                let measured = |x: &mut DccWriter, name: &str, lo: &str, hi: &str, unit: &str, u: &str| {
+                    x.element("dcc:influenceCondition", |x| {
+                        x.name(name);
+                        x.description(&format!(
+                            "Measured with {} before switch-on and as each point began and ended; reference conditions {}; source: {}",
+                            a.instrument, a.reference, a.reference_source
+                        ));
+                        x.element("dcc:data", |x| {
+                            for (which, value) in [("lowest", lo), ("highest", hi)] {
+                                x.quantity(&format!("{name}, {which} reading"), |x| {
+                                    x.real(
+                                        value,
+                                        unit,
+                                        Some(Unc {
+                                            uncertainty: u,
+                                            coverage_factor: "2",
+                                            coverage_probability: &v.coverage_probability,
+                                        }),
+                                    )
+                                });
+                            }
+                        });
+                    });
+                };
+                if let (Some(lo), Some(hi)) = (&a.temperature_min, &a.temperature_max) {
+                    measured(x, "Ambient temperature", lo, hi, r"\degreeCelsius", &a.u_temperature_c);
+                }
+                if let (Some(lo), Some(hi)) = (&a.humidity_min, &a.humidity_max) {
+                    measured(x, "Relative humidity", lo, hi, r"\percent", &a.u_humidity_percent_rh);
+                }
+            }
+            None => x.element("dcc:influenceCondition", |x| {
+                x.name("Ambient temperature");
+                x.element("dcc:data", |x| {
+                    x.content(
+                        "dcc:text",
+                        "Not measured: the procedure declares no reference conditions.",
+                    );
+                });
+            }),
+        }
     });
 }
 
