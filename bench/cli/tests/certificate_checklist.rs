@@ -490,7 +490,7 @@ fn the_dcc_is_schema_valid_embeds_the_pdf_and_stock_xmlsec1_accepts_its_signatur
 
 /// What is typed at the start is checked before anything is switched on.
 #[test]
-fn an_unknown_signatory_a_future_receipt_and_a_control_character_are_refused_at_start() {
+fn an_unknown_signatory_a_future_receipt_a_control_character_and_a_paste_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let attempt = |extra: &[&str]| {
@@ -525,6 +525,21 @@ fn an_unknown_signatory_a_future_receipt_and_a_control_character_are_refused_at_
     let (code, said) = attempt(&["--customer", "Stadtwerke \u{202E}HbmG"]);
     assert_eq!(code, Some(2), "{said}");
     assert!(said.contains("U+202E"), "{said}");
+    // A paste of a whole file is not a customer's name (it was accepted at 90 000
+    // characters); the limits are a certificate's line, and its contact's few lines.
+    let long = "x".repeat(201);
+    let (code, said) = attempt(&["--customer", &long]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("--customer is 201 characters long; a certificate takes at most 200"),
+        "{said}"
+    );
+    let (code, said) = attempt(&["--customer", CUSTOMER, "--condition", &"y".repeat(501)]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("--condition is 501 characters long"),
+        "{said}"
+    );
     assert!(
         !reports.exists() || run_folders(&reports).is_empty(),
         "a refused start made a run"

@@ -993,8 +993,8 @@ fn laboratory(path: &Path, raw: &raw::Laboratory) -> Result<LaboratoryParts, Dat
 
 impl Station {
     /// The signatory a run is authorised by: the one named (who must be listed), else
-    /// the only one listed; none when the station lists none and none is named.
-    pub fn signatory(&self, named: Option<&str>) -> Result<Option<Signatory>, String> {
+    /// the only one listed.
+    pub fn signatory(&self, named: Option<&str>) -> Result<Signatory, String> {
         let file = self.file.path.display();
         let listed = || {
             self.signatories
@@ -1003,20 +1003,16 @@ impl Station {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // A station lists at least one signatory (its loader refuses an empty list).
         match (named.map(str::trim), self.signatories.as_slice()) {
-            (Some(n), []) => Err(format!(
-                "`{n}` is not an authorised signatory of station {}: {file} lists none under `laboratory.signatories` (name and role of each)",
-                self.id
-            )),
-            (Some(n), list) => list.iter().find(|s| s.name == n).cloned().map(Some).ok_or_else(|| {
+            (Some(n), list) => list.iter().find(|s| s.name == n).cloned().ok_or_else(|| {
                 format!(
                     "`{n}` is not an authorised signatory of station {} (authorised in {file}: {})",
                     self.id,
                     listed()
                 )
             }),
-            (None, []) => Ok(None),
-            (None, [only]) => Ok(Some(only.clone())),
+            (None, [only]) => Ok(only.clone()),
             (None, _) => Err(format!(
                 "station {} has several signatories: name the one who authorises this run with --signer (authorised in {file}: {})",
                 self.id,

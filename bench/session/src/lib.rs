@@ -192,11 +192,12 @@ impl Prepared {
         let positions = resolve_positions(&options, &station, &fixture)?;
         let signatory = station
             .signatory(options.signer.as_deref())
-            .map_err(SessionError::Request)?
             .map(|s| meterbench_runner::record::Signatory {
                 name: s.name,
                 role: s.role,
-            });
+            })
+            .map(Some)
+            .map_err(SessionError::Request)?;
         if let Some(order) = &options.order {
             check_order(order, options.today)?;
         }
@@ -529,6 +530,11 @@ fn resolve_positions(
     Ok(out)
 }
 
+/// The longest customer name an order takes, in characters.
+pub const MAX_CUSTOMER_CHARS: usize = 200;
+/// The longest contact or condition text an order takes, in characters.
+pub const MAX_ORDER_TEXT_CHARS: usize = 500;
+
 /// The order as typed or scanned: a customer named, texts without control characters
 /// (they end up in XML and on paper), an item not received after the run's day.
 pub fn check_order(
@@ -538,6 +544,30 @@ pub fn check_order(
     let bad = |m: String| Err(SessionError::Request(m));
     if order.customer.trim().is_empty() {
         return bad("the customer's name is empty (--customer)".into());
+    }
+    // What fits a certificate's line or two; more is a paste of something else (a file,
+    // a whole e-mail), never a customer's name or address.
+    for (what, text, max) in [
+        ("--customer", Some(&order.customer), MAX_CUSTOMER_CHARS),
+        (
+            "--customer-contact",
+            order.contact.as_ref(),
+            MAX_ORDER_TEXT_CHARS,
+        ),
+        (
+            "--condition",
+            order.condition.as_ref(),
+            MAX_ORDER_TEXT_CHARS,
+        ),
+    ] {
+        if let Some(t) = text
+            && t.chars().count() > max
+        {
+            return bad(format!(
+                "{what} is {} characters long; a certificate takes at most {max}: shorten it",
+                t.chars().count()
+            ));
+        }
     }
     for (what, text) in [
         ("--customer", Some(&order.customer)),
