@@ -136,6 +136,27 @@ fn a_rotated_key_keeps_old_bundles_verifiable_and_the_retired_key_issues_nothing
     );
     assert!(!said.contains("VERDICT"), "{said}");
     assert_eq!(run_folders(&reports).len(), 2, "no run was made");
+    // Nor into a reports folder of its own, whose empty log would not stop it: the lab's
+    // keyring ended its validity at the rotation.
+    let elsewhere = h.join("reports-elsewhere");
+    let stale = meterbench(
+        h,
+        &[
+            "run",
+            "--quiet",
+            "--signing-key",
+            retired.to_str().unwrap(),
+            "--reports",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
+    let said = text(&stale);
+    assert_eq!(stale.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("cannot sign at") && said.contains("keyring.json"),
+        "{said}"
+    );
+    assert!(!said.contains("VERDICT"), "{said}");
 
     // Trusting the old key alone, the new bundle is not trusted; the old one is.
     let old_pub = retired.with_file_name(format!("signing-key-{old_id}.pub.pem"));
@@ -221,6 +242,30 @@ fn a_rotation_cut_short_is_finished_by_running_it_again() {
     assert_eq!(log.matches("key-rotation").count(), 1, "{log}");
     let run = meterbench(h, &["run", "--quiet"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    // Cut short between the two key moves: the old key aside, the new one not yet in
+    // place. The same command finishes it.
+    for (from, to) in [
+        ("signing-key.pem", "signing-key.next.pem"),
+        ("signing-key.pub.pem", "signing-key.next.pub.pem"),
+    ] {
+        std::fs::rename(keys.join(from), keys.join(to)).unwrap();
+    }
+    let again = meterbench(h, &["keys", "rotate"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("finished a rotation cut short"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(key_id_of(&keys.join("signing-key.pub.pem")), new_id);
+    let run = meterbench(h, &["run", "--quiet"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    // A retired key is no successor: the log would go to a key that cannot sign.
+    let back = meterbench(h, &["keys", "rotate", "--new", retired.to_str().unwrap()]);
+    assert_eq!(back.status.code(), Some(2), "{}", text(&back));
+    assert!(text(&back).contains("is in the keyring"), "{}", text(&back));
 }
 
 /// A lost key cannot sign its successor: the lab ends its validity, trusts a new key and

@@ -1,6 +1,7 @@
 //! Plots of a run record, as PNG and SVG:
 //! - error versus current per power factor for each port, with the ±MPE limits as steps
-//!   and the expanded uncertainty as error bars;
+//!   and the expanded uncertainty as error bars, and below it each point's U on a
+//!   logarithmic scale of its own (against the limits a U of 0.003 % is under a pixel);
 //! - the scatter of the meter's pulse intervals for each accuracy point and port, from the
 //!   raw pulse timestamps.
 //!
@@ -23,7 +24,9 @@ use std::sync::OnceLock;
 /// Registered under the generic family, so the SVG files name a font every viewer has.
 const FAMILY: &str = "sans-serif";
 
-const ERROR_PLOT_SIZE: (u32, u32) = (1000, 620);
+const ERROR_PLOT_SIZE: (u32, u32) = (1000, 820);
+/// Height of the panel below the error chart that shows each point's U, px.
+const U_PANEL_HEIGHT: u32 = 210;
 const PULSE_PLOT_SIZE: (u32, u32) = (1200, 460);
 
 fn ensure_font() -> Result<(), RenderError> {
@@ -308,7 +311,9 @@ impl ErrorPlot {
             )
             .map_err(de)?;
         let (body, foot) = root.split_vertically(root.dim_in_pixel().1.saturating_sub(24));
-        let (plot, legend) = body.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plots, legend) = body.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+        let (plot, u_panel) =
+            plots.split_vertically(plots.dim_in_pixel().1.saturating_sub(U_PANEL_HEIGHT));
 
         let all_points = self.series.iter().flat_map(|s| &s.points);
         let limits = self.balanced_limits.iter().chain(&self.single_phase_limits);
@@ -327,6 +332,7 @@ impl ErrorPlot {
         }
         let (x_lo, x_hi) = (lo / 1.8, hi * 1.8);
         let (bold, light) = log_ticks(x_lo, x_hi);
+        let (u_bold, u_light) = (bold.clone(), light.clone());
         // Head room for the names of the currents along the top.
         let y_max = nice_ceiling(y_max * 1.25);
 
@@ -470,16 +476,100 @@ impl ErrorPlot {
             entries.push(LegendEntry::Fail);
         }
         draw_legend(&legend, &entries)?;
+        self.draw_u_panel(&u_panel, (x_lo, x_hi), (u_bold, u_light))?;
 
         foot.draw(&Text::new(
-            "Error bars: expanded uncertainty U (k per point, ≈ 95 %), often smaller than the marker. \
-             Every point is at its true current; the results table gives each value.",
+            "Above, error bars ±U often lie within the marker at this scale; below, each point's U \
+             on a scale of its own. Every point is at its true current; the results table gives each value.",
             (16, 2),
             (FAMILY, 13).into_font().color(&RGBColor(100, 100, 100)),
         ))
         .map_err(de)?;
         Ok(())
     }
+}
+
+impl ErrorPlot {
+    /// Each point's expanded uncertainty on a logarithmic scale of its own, under the
+    /// error chart and on its current axis: against the limits a U of 0.003 % is a
+    /// fraction of a pixel, here it is a mark that can be read.
+    fn draw_u_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        (x_lo, x_hi): (f64, f64),
+        (bold, light): (Vec<f64>, Vec<f64>),
+    ) -> DrawResult {
+        let us = self.series.iter().flat_map(|s| &s.points).map(|p| p.u);
+        let (u_lo, u_hi) = u_axis(us);
+        let (u_bold, u_light) = log_ticks(u_lo, u_hi);
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .margin_top(0)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (x_lo..x_hi)
+                    .log_scale()
+                    .with_key_points(bold)
+                    .with_light_points(light),
+                (u_lo..u_hi)
+                    .log_scale()
+                    .with_key_points(u_bold)
+                    .with_light_points(u_light),
+            )
+            .map_err(de)?;
+        chart
+            .configure_mesh()
+            .y_desc("U (%), k = 2")
+            .x_label_formatter(&|x| fmt_num(round_sig(*x, 3)))
+            .y_label_formatter(&|y| fmt_num(round_sig(*y, 3)))
+            .label_style((FAMILY, 13))
+            .axis_desc_style((FAMILY, 14))
+            .light_line_style(RGBColor(240, 240, 240))
+            .bold_line_style(RGBColor(210, 210, 210))
+            .draw()
+            .map_err(de)?;
+        for (i, s) in self.series.iter().enumerate() {
+            let color = series_color(i);
+            for p in s.points.iter().filter(|p| p.u > 0.0) {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(p.current_a, u_lo), (p.current_a, p.u)],
+                        color.mix(0.5).stroke_width(2),
+                    ))
+                    .map_err(de)?;
+                chart
+                    .plotting_area()
+                    .draw(&marker(i, (p.current_a, p.u), color))
+                    .map_err(de)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The U axis: whole 1-2-5 steps around the smallest and the largest U, a decade at
+/// least, so every point's U sits inside it with room.
+fn u_axis(us: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = us
+        .filter(|u| *u > 0.0 && u.is_finite())
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), u| {
+            (lo.min(u), hi.max(u))
+        });
+    if !lo.is_finite() {
+        return (0.001, 1.0);
+    }
+    let floor = |x: f64| {
+        let mag = 10f64.powf(x.log10().floor());
+        [5.0, 2.0, 1.0]
+            .into_iter()
+            .map(|m| m * mag)
+            .find(|v| *v <= x * (1.0 + 1e-12))
+            .unwrap_or(mag)
+    };
+    let lo = floor(lo / 1.5);
+    let hi = nice_ceiling(hi * 1.5).max(lo * 10.0);
+    (lo, hi)
 }
 
 const LEGEND_WIDTH: u32 = 240;
@@ -852,5 +942,24 @@ mod tests {
         assert_eq!(nice_ceiling(1.15), 1.2);
         assert_eq!(nice_ceiling(2.3), 2.5);
         assert_eq!(nice_ceiling(0.07), 0.08);
+    }
+
+    /// The U panel holds every U with room, and on its log scale the smallest of a run's
+    /// U (0.0029 % at Iref against 0.12 % at Imin) spans a readable share of the panel:
+    /// log(U / lo) / log(hi / lo) of its height.
+    #[test]
+    fn the_u_axis_holds_every_u_with_room() {
+        let us = [0.0029, 0.0045, 0.021, 0.12];
+        let (lo, hi) = u_axis(us.into_iter());
+        assert_eq!((lo, hi), (0.001, 0.2));
+        for u in us {
+            assert!(lo < u && u < hi, "{u} in {lo}..{hi}");
+            let share = (u / lo).log10() / (hi / lo).log10();
+            assert!(share > 0.1, "{u}: {share}");
+        }
+        // One U alone still gets a decade; no U at all a default axis.
+        let (lo, hi) = u_axis([0.01].into_iter());
+        assert!(lo < 0.01 && hi >= 10.0 * lo, "{lo}..{hi}");
+        assert_eq!(u_axis(std::iter::empty()), (0.001, 1.0));
     }
 }

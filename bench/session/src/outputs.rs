@@ -70,8 +70,19 @@ pub fn check_ready_to_issue(
                 key_path.display(),
                 key_path.display()
             ),
+            // A key whose period the keyring ended (retired, or lost): it never signs again.
+            _ if trust.get(&ours).is_some() => format!(
+                "the signing key {} cannot issue: {detail}: nothing was switched on. Sign with a key the keyring trusts now (`meterbench keys list`); if the key in use was lost, make a new one (`meterbench keys generate --out NEW.pem`), trust it (`meterbench keys add NEW.pub.pem`) and issue with it into a new reports folder (--reports DIR)",
+                key_path.display()
+            ),
+            // A log handed over by a rotation the keyring does not know of yet: a
+            // `keys rotate` cut short.
+            (Some(_), None) => format!(
+                "the signing key {} cannot issue: {detail}: nothing was switched on. If a key rotation was cut short, run `meterbench keys rotate` again to finish it",
+                key_path.display()
+            ),
             _ => format!(
-                "the signing key {} cannot issue: {detail}: nothing was switched on. To trust a new key, rotate to it with the key in use: `meterbench keys rotate --new {}`; or sign with a key the keyring trusts now",
+                "the signing key {} cannot issue: {detail}: nothing was switched on. To trust a new key, rotate to it with the key in use: `meterbench keys rotate --new {}`; or sign with a key the keyring trusts now (`meterbench keys list`)",
                 key_path.display(),
                 key_path.display()
             ),

@@ -90,6 +90,12 @@ impl BenchHome {
         )
     }
 
+    /// The laboratory's keyring in the home (`keys/keyring.json`), whichever signing key
+    /// is used.
+    pub fn keyring(&self) -> PathBuf {
+        self.file(Path::new("keys").join(meterbench_signing::KEYRING_FILE))
+    }
+
     /// The key a new home gets: `$METERBENCH_SIGNING_KEY`, else `keys/signing-key.pem` in
     /// it (a new home starts a new issuance log, so it needs no older key).
     pub fn own_signing_key(&self) -> PathBuf {
@@ -277,14 +283,18 @@ pub fn start_keyring(private: &Path, key: &SigningKey) -> Result<Option<PathBuf>
 }
 
 /// The keys a station with the signing key at `private` trusts: the keyring beside it
-/// (`keyring.json`), else, for a bench from before keyrings, the key itself at any time.
+/// (`keyring.json`), else the bench home's (`keys/keyring.json`: a key moved to
+/// `keys/retired/` or kept elsewhere is still judged by the lab's keyring), else, for a
+/// bench from before keyrings, the key itself at any time.
 pub fn keyring_for(
     private: &Path,
     key: &meterbench_signing::VerifyingKey,
+    home: &BenchHome,
 ) -> anyhow::Result<Keyring> {
-    let path = keyring_path(private);
-    if path.exists() {
-        return Keyring::load(&path).map_err(|e| anyhow::anyhow!("{e}"));
+    for path in [keyring_path(private), home.keyring()] {
+        if path.exists() {
+            return Keyring::load(&path).map_err(|e| anyhow::anyhow!("{e}"));
+        }
     }
     Ok(Keyring::single(
         *key,

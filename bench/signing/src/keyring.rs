@@ -281,9 +281,10 @@ impl Keyring {
     pub fn rotated(&self, old: &str, new: VerifyingKey, at: DateTime<Utc>) -> Keyring {
         let at = at.trunc_subsecs(3);
         let mut next = self.clone();
+        // The old key's period ends at the rotation, or earlier where it already did.
         for k in &mut next.keys {
-            if k.key_id == old && k.valid_until.is_none() {
-                k.valid_until = Some(at);
+            if k.key_id == old {
+                k.valid_until = Some(k.valid_until.map_or(at, |u| u.min(at)));
             }
         }
         if next.get(&key_id(&new)).is_none() {

@@ -149,7 +149,7 @@ pub(crate) fn trusted_keys(
         return Keyring::load(path).map(Some).map_err(|e| e.to_string());
     }
     let own = home.signing_key();
-    let ring = keyring_path(&own);
+    let ring = keyring_of(&own, home);
     if ring.exists() {
         return Keyring::load(&ring).map(Some).map_err(|e| e.to_string());
     }
@@ -165,7 +165,7 @@ pub(crate) fn trusted_keys(
 }
 
 fn list(keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
-    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let path = keyring.unwrap_or_else(|| keyring_of(&home.signing_key(), home));
     let ring = Keyring::load(&path).map_err(|e| e.to_string())?;
     println!("keyring {}", path.display());
     for k in &ring.keys {
@@ -175,7 +175,7 @@ fn list(keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
 }
 
 fn add(public_key: &Path, keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
-    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let path = keyring.unwrap_or_else(|| keyring_of(&home.signing_key(), home));
     let mut ring = Keyring::load(&path).map_err(|e| e.to_string())?;
     let key = load_verifying_key(public_key).map_err(|e| e.to_string())?;
     let id = key_id(&key);
@@ -202,7 +202,7 @@ fn retire(
     keyring: Option<PathBuf>,
     home: &BenchHome,
 ) -> Result<(), String> {
-    let path = keyring.unwrap_or_else(|| keyring_path(&home.signing_key()));
+    let path = keyring.unwrap_or_else(|| keyring_of(&home.signing_key(), home));
     let mut ring = Keyring::load(&path).map_err(|e| e.to_string())?;
     let at = match at {
         None => chrono::Utc::now(),
@@ -244,24 +244,28 @@ fn rotate(
     reports: Option<PathBuf>,
     home: &BenchHome,
 ) -> Result<(), String> {
+    let own = home.file("keys/signing-key.pem");
+    let next = own.with_file_name("signing-key.next.pem");
+    if signing_key.is_none() && new.is_none() && !own.exists() && next.exists() {
+        return finish_moves(&own, &next, reports, home);
+    }
     let old_path = signing_key.unwrap_or_else(|| home.signing_key());
     let old = load_signing_key(&old_path).map_err(|e| {
         format!("the key in use: {e}; name it with --signing-key or $METERBENCH_SIGNING_KEY")
     })?;
     let old_id = key_id(&old.verifying_key());
-    let ring_path = keyring_path(&old_path);
-    let ring = meterbench_session::paths::keyring_for(&old_path, &old.verifying_key())
+    let ring_path = keyring_of(&old_path, home);
+    let ring = meterbench_session::paths::keyring_for(&old_path, &old.verifying_key(), home)
         .map_err(|e| e.to_string())?;
     let log = reports
         .unwrap_or_else(|| home.reports())
         .join(meterbench_session::outputs::ISSUANCE_LOG);
     // The bench home's own key is replaced in its place, the old one kept aside; any
     // other key file stays where it is and the new one must be named.
-    let own = home.file("keys/signing-key.pem");
     let in_place = new.is_none() && same_file(&old_path, &own);
     let new_path = match (&new, in_place) {
         (Some(p), _) => p.clone(),
-        (None, true) => own.with_file_name("signing-key.next.pem"),
+        (None, true) => next.clone(),
         (None, false) => {
             return Err(format!(
                 "the key in use {} is not the bench home's keys/signing-key.pem: name the new key with --new PATH",
@@ -271,6 +275,18 @@ fn rotate(
     };
     let new_key = load_or_generate(&new_path)?;
     let new_id = key_id(&new_key.verifying_key());
+    let resuming = verify_issuance_log(&log, &ring)
+        .is_ok_and(|s| s.key_id.as_deref() == Some(new_id.as_str()));
+    // A key the keyring knows already (a retired one above all) is no successor: the log
+    // would be handed to a key that cannot sign. Only a rotation cut short meets it again.
+    if let Some(k) = ring.get(&new_id).filter(|_| !resuming) {
+        return Err(format!(
+            "the new key {} (key id {new_id}) is in the keyring {} already ({}): rotate to a key of its own (a new file for --new, or none for one made here)",
+            new_path.display(),
+            ring_path.display(),
+            k.period()
+        ));
+    }
 
     // The log first: the rotation is the old key's signed word. A rotation already
     // logged (a rotate cut short after it) is not logged twice.
@@ -330,6 +346,56 @@ fn rotate(
         );
     }
     Ok(())
+}
+
+/// A rotation cut short between its two key moves: the old key is in `keys/retired/`,
+/// the new one still `keys/signing-key.next.pem`. Finished when the log and the keyring
+/// hand over to it already.
+fn finish_moves(
+    own: &Path,
+    next: &Path,
+    reports: Option<PathBuf>,
+    home: &BenchHome,
+) -> Result<(), String> {
+    let key = load_signing_key(next).map_err(|e| e.to_string())?;
+    let id = key_id(&key.verifying_key());
+    let ring = Keyring::load(&home.keyring()).map_err(|e| e.to_string())?;
+    let log = reports
+        .unwrap_or_else(|| home.reports())
+        .join(meterbench_session::outputs::ISSUANCE_LOG);
+    let handed =
+        verify_issuance_log(&log, &ring).is_ok_and(|s| s.key_id.as_deref() == Some(id.as_str()));
+    if !handed
+        || ring
+            .check(&key.verifying_key(), chrono::Utc::now())
+            .is_err()
+    {
+        return Err(format!(
+            "{} is missing and {} waits, but the issuance log {} and the keyring {} do not hand over to it (key id {id}): put the key in use back as {} and run `meterbench keys rotate` again",
+            own.display(),
+            next.display(),
+            log.display(),
+            home.keyring().display(),
+            own.display()
+        ));
+    }
+    move_key(next, own)?;
+    println!(
+        "finished a rotation cut short: the bench signs with key id {id} ({})",
+        own.display()
+    );
+    Ok(())
+}
+
+/// The keyring that judges the key at `private`: beside it when it has one, else the
+/// bench home's.
+fn keyring_of(private: &Path, home: &BenchHome) -> PathBuf {
+    let beside = keyring_path(private);
+    if beside.exists() {
+        beside
+    } else {
+        home.keyring()
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -78,7 +78,7 @@ fn execute(args: PanelArgs, home: &BenchHome) -> anyhow::Result<i32> {
         .signing_key
         .clone()
         .unwrap_or_else(|| home.signing_key());
-    let (key, trust) = signing_key(key_path.clone())?;
+    let (key, trust) = signing_key(key_path.clone(), home)?;
     // Before the panel serves: a key the reports' log is not kept with would refuse
     // every run's issue only after its measurement.
     for repaired in

@@ -55,7 +55,7 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     crate::out::warn(what);
     let key_path = args.issue.key_path(home);
-    let (key, trust) = signing_key(key_path.clone())?;
+    let (key, trust) = signing_key(key_path.clone(), home)?;
     for repaired in
         meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &trust, &reports)
             .map_err(anyhow::Error::msg)?

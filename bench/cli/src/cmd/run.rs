@@ -252,7 +252,7 @@ fn execute(args: RunArgs, home: &BenchHome) -> anyhow::Result<i32> {
     // The signing key before anything is switched on: a run must be able to end in a
     // signed bundle.
     let key_path = args.issue.key_path(home);
-    let (key, trust) = signing_key(key_path.clone())?;
+    let (key, trust) = signing_key(key_path.clone(), home)?;
     for repaired in
         meterbench_session::outputs::check_ready_to_issue(&key, &key_path, &trust, &reports)
             .map_err(anyhow::Error::msg)?
@@ -339,6 +339,7 @@ pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 /// the keyring the station trusts (beside the key).
 pub(crate) fn signing_key(
     key_path: PathBuf,
+    home: &BenchHome,
 ) -> anyhow::Result<(meterbench_signing::SigningKey, meterbench_signing::Keyring)> {
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
@@ -349,7 +350,7 @@ pub(crate) fn signing_key(
             meterbench_signing::keyring_path(&key_path).display()
         ));
     }
-    let trust = meterbench_session::paths::keyring_for(&key_path, &key.verifying_key())?;
+    let trust = meterbench_session::paths::keyring_for(&key_path, &key.verifying_key(), home)?;
     Ok((key, trust))
 }
 
