@@ -253,7 +253,7 @@ fn walk_common(folder: &Path, doc: &str, which: &str, title: &str) {
             "U = 0.2 °C and 1.5 % RH, k = 2",
             "Reference conditions: 23 ± 2 °C",
             ambient["reference"]["source"].as_str().unwrap(),
-            "Every point was measured within them",
+            "Every step was measured within them",
         ],
     );
     row(

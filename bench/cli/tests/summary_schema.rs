@@ -105,8 +105,14 @@ fn every_kind_of_run_writes_a_summary_the_schema_accepts() {
             "{p}"
         );
     }
+    // The starting test's air is read too; a computed check reads none.
     assert!(
         points(&fail, "starting")
+            .iter()
+            .all(|p| p["ambient"].is_object())
+    );
+    assert!(
+        points(&fail, "load_difference")
             .iter()
             .all(|p| p["ambient"].is_null())
     );

@@ -348,6 +348,9 @@ pub(crate) struct Dut {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct SensorRow {
+    /// Why the point was measured outside the reference conditions (it then has no
+    /// statement of conformity); none when inside.
+    pub outside_air: Option<String>,
     /// The point's coverage factor (`–` without current).
     pub k: String,
     /// With the attempt when the point was measured more than once.
@@ -372,6 +375,9 @@ pub(crate) struct SensorRow {
 /// One channel at a transition point: where its reading flips, and the error there.
 #[derive(Debug, Serialize)]
 pub(crate) struct TransitionRow {
+    /// Why the point was measured outside the reference conditions (it then has no
+    /// statement of conformity); none when inside.
+    pub outside_air: Option<String>,
     /// With the attempt when the point was measured more than once.
     pub point: String,
     pub superseded: bool,
@@ -517,6 +523,9 @@ pub(crate) struct PortTable {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct AccuracyRow {
+    /// Why the point was measured outside the reference conditions (it then has no
+    /// statement of conformity); none when inside.
+    pub outside_air: Option<String>,
     pub step_index: usize,
     /// With the attempt when the point was measured more than once.
     pub name: String,
@@ -809,6 +818,7 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     // EA-4/02 rounding, the same in every output.
                     let rounded = round_result(*mean_error_percent, *expanded_u_percent);
                     sensor.push(SensorRow {
+                        outside_air: step.ambient.as_ref().and_then(|a| a.outside.clone()),
                         k: budget
                             .as_ref()
                             .map_or_else(|| "–".into(), |b| fmt_k(b.coverage_factor)),
@@ -1358,6 +1368,7 @@ fn accuracy_row(
         })
         .collect();
     Some(AccuracyRow {
+        outside_air: step.ambient.as_ref().and_then(|a| a.outside.clone()),
         step_index: step.index,
         name: attempt_name(step, latest),
         superseded: step.attempt < latest,
@@ -1451,6 +1462,7 @@ fn transition_row(step: &StepRecord, latest: u32, channel: &str, t: &PortResult)
         (None, None) => ("–".into(), "–".into(), "–".into(), "–".into()),
     };
     TransitionRow {
+        outside_air: step.ambient.as_ref().and_then(|a| a.outside.clone()),
         point: attempt_name(step, latest),
         superseded: step.attempt < latest,
         channel: channel.to_string(),

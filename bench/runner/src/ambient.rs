@@ -5,9 +5,22 @@
 //! reference conditions only.
 
 use crate::measure::Ctx;
-use crate::record::{AmbientReadingRecord, AmbientSetup, PointAmbient, StepRecord};
+use crate::record::{AmbientReadingRecord, AmbientSetup, PointAmbient, StepKind, StepRecord};
 use meterbench_instruments::InstrumentError;
 use meterbench_procedure::ReferenceConditions;
+
+/// Whether a step's air is read: every energised step that decides about the device
+/// (its accuracy, current and register points and its starting and no-load tests).
+pub(crate) fn measured_in_air(kind: StepKind) -> bool {
+    matches!(
+        kind,
+        StepKind::Accuracy
+            | StepKind::Current
+            | StepKind::Register
+            | StepKind::Starting
+            | StepKind::NoLoad
+    )
+}
 
 /// One reading now; `None` when the bench has no climate sensor bound.
 pub(crate) fn read(ctx: &mut Ctx<'_, '_>) -> Result<Option<AmbientReadingRecord>, InstrumentError> {

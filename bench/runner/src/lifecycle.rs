@@ -597,8 +597,9 @@ fn step(
         .req
         .procedure
         .reference_conditions()
-        .filter(|_| ps.kind().is_point());
+        .filter(|_| ambient::measured_in_air(ps.kind()));
     let mut air = Vec::new();
+    let mut air_unread = false;
     let before = match reference {
         Some(_) => ambient::read(ctx).map(|r| air.extend(r)),
         None => Ok(()),
@@ -643,10 +644,26 @@ fn step(
             }
             Err(e) => {
                 result = Ok(Err(StepStop::Instrument(e)));
+                air_unread = true;
                 None
             }
         },
         _ => None,
+    };
+    // A single-phase check compares points already measured: outside air there leaves
+    // the difference without a statement too.
+    let compared_outside: Vec<Option<String>> = match &ps.action {
+        Action::LoadDifference(d) => slots
+            .iter()
+            .map(|slot| {
+                let latest = runs[slot.device].record.latest_attempts();
+                std::iter::once(&d.balanced)
+                    .chain(&d.single_phase)
+                    .filter_map(|name| latest.iter().find(|s| &s.name == name))
+                    .find_map(|s| s.ambient.as_ref().and_then(|a| a.outside.clone()))
+            })
+            .collect(),
+        _ => vec![None; slots.len()],
     };
     let stop = match result {
         Ok(Ok(())) => None,
@@ -669,7 +686,7 @@ fn step(
     let now = ctx.elapsed_s();
     let word = measuring.port_word();
     let switched = ctx.take_switches();
-    for slot in &mut slots {
+    for (k, slot) in slots.iter_mut().enumerate() {
         slot.step.source_switches = switched.clone();
         runs[slot.device]
             .record
@@ -685,6 +702,20 @@ fn step(
             }
             slot.step.ambient = Some(air.clone());
         }
+        // The air could not be read as the point ended: nothing is stated of it.
+        if air_unread {
+            for port in &mut slot.step.ports {
+                if let Some(r) = port.result.as_mut() {
+                    r.withdraw_statement();
+                }
+            }
+        }
+        let compared = compared_outside.get(k).cloned().flatten();
+        if let (Some(why), Some(reference), None) =
+            (&compared, ctx.req.procedure.reference_conditions(), &stop)
+        {
+            ambient::mark_outside(&mut slot.step, reference, why);
+        }
         match &stop {
             Some((outcome, message)) => {
                 slot.step.outcome = *outcome;
@@ -692,6 +723,17 @@ fn step(
             }
             None if slot.is_faulted() => {}
             None => slot.step.conclude_from_ports(word),
+        }
+        // A functional test (starting, no load) states pass or fail without a limit to
+        // withdraw: in air outside the reference conditions it states nothing.
+        if slot.step.outcome == Outcome::Pass
+            && slot
+                .step
+                .ambient
+                .as_ref()
+                .is_some_and(|a| a.outside.is_some())
+        {
+            slot.step.outcome = Outcome::NotDecidable;
         }
     }
     for slot in slots {

@@ -464,6 +464,12 @@ impl PortResult {
             PortResult::Transition {
                 decision: Some(d), ..
             } => d.conformity == NoStatement,
+            PortResult::LoadDifference { comparisons, .. } => {
+                !comparisons.is_empty()
+                    && comparisons
+                        .iter()
+                        .all(|c| c.difference.decision.conformity == NoStatement)
+            }
             _ => false,
         }
     }
@@ -491,6 +497,16 @@ impl PortResult {
                 ..
             } => {
                 withdraw(d);
+                *passed = false;
+            }
+            PortResult::LoadDifference {
+                comparisons,
+                passed,
+                ..
+            } => {
+                for c in comparisons {
+                    withdraw(&mut c.difference.decision);
+                }
                 *passed = false;
             }
             _ => {}

@@ -98,6 +98,20 @@ fn every_point_records_the_air_the_room_had() {
         readings.extend(a.readings.iter().copied());
     }
     assert!(readings.len() > 20);
+    // The functional tests and the register decide about the device too: their air is
+    // read as well.
+    for kind in [
+        meterbench_runner::StepKind::Starting,
+        meterbench_runner::StepKind::NoLoad,
+    ] {
+        let s = r.steps.iter().find(|s| s.kind == kind).unwrap();
+        assert_eq!(
+            s.ambient.as_ref().map(|a| a.readings.len()),
+            Some(2),
+            "{}",
+            s.name
+        );
+    }
     for rd in &readings {
         let truth = model.temperature_c + model.drift_c_per_h * rd.t_s / 3600.0;
         assert!(
@@ -144,6 +158,20 @@ fn a_room_that_drifts_out_marks_the_points_measured_outside() {
     assert!(
         m.contains("measured outside the reference conditions") && m.contains("23 ± 2 °C"),
         "{m}"
+    );
+    // The single-phase check compares points measured outside: it states nothing either.
+    let check = r
+        .steps
+        .iter()
+        .find(|s| s.kind == meterbench_runner::StepKind::LoadDifference)
+        .unwrap();
+    assert_eq!(check.outcome, Outcome::NotDecidable, "{:?}", check.message);
+    assert!(
+        check
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("outside the reference conditions")
     );
     assert_eq!(r.outcome, Outcome::NotDecidable, "{:?}", r.outcome_reason);
 }

@@ -597,10 +597,7 @@ fn accuracy_point(x: &mut DccWriter, v: &View, p: &AccuracyRow) {
                 }),
             );
             let not_decidable = if no_statement {
-                format!(
-                    " Not decidable at this uncertainty: no statement of conformity ({}).",
-                    v.no_statement_rule
-                )
+                no_statement_reason(v, p.outside_air.as_deref())
             } else {
                 String::new()
             };
@@ -795,15 +792,25 @@ fn load_differences(x: &mut DccWriter, v: &View) {
 
 /// The declaration of a point decided against an accuracy limit, with the reason when
 /// no statement of conformity is made.
-fn limit_declaration(v: &View, limit: &str, conformity: &str) -> String {
+fn limit_declaration(v: &View, limit: &str, conformity: &str, outside: Option<&str>) -> String {
     let mut s = format!("{}; limit ±{limit} %.", v.decision.name);
     if conformity.is_empty() {
-        s.push_str(&format!(
-            " Not decidable at this uncertainty: no statement of conformity ({}).",
-            v.no_statement_rule
-        ));
+        s.push_str(&no_statement_reason(v, outside));
     }
     s
+}
+
+/// Why a point has no statement of conformity: the air it was measured in, else its U.
+fn no_statement_reason(v: &View, outside: Option<&str>) -> String {
+    match outside {
+        Some(why) => format!(
+            " Measured outside the reference conditions ({why}): no statement of conformity."
+        ),
+        None => format!(
+            " Not decidable at this uncertainty: no statement of conformity ({}).",
+            v.no_statement_rule
+        ),
+    }
 }
 
 fn sensor(x: &mut DccWriter, v: &View) {
@@ -842,6 +849,7 @@ fn sensor(x: &mut DccWriter, v: &View) {
                                 v,
                                 &s.limit_value,
                                 s.dcc_conformity,
+                                s.outside_air.as_deref(),
                             )),
                             conformity: given(s.dcc_conformity),
                         });
@@ -921,6 +929,7 @@ fn transitions(x: &mut DccWriter, v: &View) {
                                 v,
                                 &t.limit_value,
                                 t.dcc_conformity,
+                                t.outside_air.as_deref(),
                             )),
                             conformity: given(t.dcc_conformity),
                         });
