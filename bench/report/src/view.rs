@@ -231,6 +231,16 @@ fn ambient_view(r: &RunRecord) -> Option<AmbientView> {
     })
 }
 
+/// A functional test's DCC conformity: none stated in air outside the reference
+/// conditions.
+fn functional_conformity(step: &StepRecord, passed: bool) -> &'static str {
+    if step.ambient.as_ref().is_some_and(|a| a.outside.is_some()) {
+        "noStatement"
+    } else {
+        pass_fail(passed)
+    }
+}
+
 /// Where the calibration was performed: the station's own place, else the laboratory.
 fn place(r: &RunRecord) -> String {
     let address = r.station.laboratory_address.trim();
@@ -571,6 +581,8 @@ pub(crate) struct StartingRow {
     pub tau_s: String,
     pub passed: bool,
     pub conformity: &'static str,
+    /// Measured outside the reference conditions: neither pass nor fail is stated.
+    pub outside_air: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -582,6 +594,8 @@ pub(crate) struct NoLoadRow {
     pub max_pulses: u64,
     pub passed: bool,
     pub conformity: &'static str,
+    /// Measured outside the reference conditions: neither pass nor fail is stated.
+    pub outside_air: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -1002,7 +1016,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     window_s: format!("{window_s:.1}"),
                     tau_s: format!("{tau_s:.1}"),
                     passed: *passed,
-                    conformity: pass_fail(*passed),
+                    conformity: functional_conformity(step, *passed),
+                    outside_air: step.ambient.as_ref().and_then(|a| a.outside.clone()),
                 }),
                 Some(PortResult::NoLoad {
                     voltage_v,
@@ -1017,7 +1032,8 @@ pub(crate) fn build(r: &RunRecord) -> Result<View, RenderError> {
                     pulses: *pulses,
                     max_pulses: *max_pulses,
                     passed: *passed,
-                    conformity: pass_fail(*passed),
+                    conformity: functional_conformity(step, *passed),
+                    outside_air: step.ambient.as_ref().and_then(|a| a.outside.clone()),
                 }),
                 Some(PortResult::PulseCheck {
                     required,

@@ -598,9 +598,15 @@ fn point_numbers(result: &PortResult) -> PointNumbers {
 /// The outcome of one port of a step: its own result's, not the step's (a port that
 /// passed in a step another port failed passed); a port without a result shares the
 /// step's (ERROR, ABORTED), and heads that saw no pulses are an ERROR.
-fn port_outcome(step: Outcome, result: Option<&PortResult>) -> Outcome {
+fn port_outcome(
+    step: &meterbench_runner::record::StepRecord,
+    result: Option<&PortResult>,
+) -> Outcome {
+    let outside = step.ambient.as_ref().is_some_and(|a| a.outside.is_some());
     match result {
-        None => step,
+        // In air outside the reference conditions nothing is stated of a passing port.
+        Some(r) if outside && r.passed() => Outcome::NotDecidable,
+        None => step.outcome,
         // Heads that see no pulses are a bench fault (a dark LED, a head off its LED), not
         // a verdict on the meter: as junit.xml says, an error.
         Some(PortResult::PulseCheck { passed: false, .. }) => Outcome::Error,
@@ -618,7 +624,17 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
     let mut points = Vec::new();
     for s in &r.steps {
         for p in &s.ports {
-            let n = p.result.as_ref().map(point_numbers).unwrap_or_default();
+            let mut n = p.result.as_ref().map(point_numbers).unwrap_or_default();
+            // A functional test in air outside the reference conditions states nothing.
+            if s.ambient.as_ref().is_some_and(|a| a.outside.is_some())
+                && matches!(
+                    p.result,
+                    Some(PortResult::Starting { .. } | PortResult::NoLoad { .. })
+                )
+            {
+                n.conformity =
+                    serde_json::to_value(meterbench_metrology::Conformity::NoStatement).ok();
+            }
             // The numbers as the certificate and the DCC print them (EA-4/02): U to two
             // significant digits, the error to U's last digit; record.json keeps them whole.
             let (error, u) = match (n.error, n.u) {
@@ -630,7 +646,7 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
             };
             points.push(serde_json::json!({
                 "step": s.name, "kind": s.kind, "attempt": s.attempt, "port": p.port,
-                "outcome": port_outcome(s.outcome, p.result.as_ref()),
+                "outcome": port_outcome(s, p.result.as_ref()),
                 "step_outcome": s.outcome,
                 "error_percent": error, "expanded_u_percent": u,
                 "coverage_factor": n.k.map(|k| (k * 100.0).round() / 100.0),

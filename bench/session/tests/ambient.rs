@@ -210,6 +210,12 @@ fn a_procedure_that_marks_runs_on_and_marks_every_point() {
         l.message
             .contains("outside the reference conditions at the start")
     }));
+    // Every step that read the air states nothing: no pass, no fail.
+    let measured: Vec<_> = r.steps.iter().filter(|s| s.ambient.is_some()).collect();
+    assert!(!measured.is_empty());
+    for s in measured {
+        assert_eq!(s.outcome, Outcome::NotDecidable, "{} ({})", s.name, s.kind);
+    }
     assert_eq!(r.outcome, Outcome::NotDecidable, "{:?}", r.outcome_reason);
 }
 
