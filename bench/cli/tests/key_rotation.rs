@@ -86,6 +86,8 @@ fn a_rotated_key_keeps_old_bundles_verifiable_and_the_retired_key_issues_nothing
     assert_eq!(ids, [old_id.as_str(), new_id.as_str()]);
     assert!(ring.keys[0].valid_until.is_some() && ring.keys[1].valid_until.is_none());
     assert_eq!(ring.keys[0].valid_until, ring.keys[1].valid_from);
+    // The rotation is the old key's last entry: nothing it signs after it is trusted.
+    assert_eq!(ring.keys[0].last_entry.as_ref().map(|l| l.seq), Some(2));
     let list = meterbench(h, &["keys", "list"]);
     assert_eq!(list.status.code(), Some(0), "{}", text(&list));
     assert!(text(&list).contains(", in use"), "{}", text(&list));
@@ -285,6 +287,13 @@ fn a_lost_key_is_retired_and_a_new_one_added_by_hand() {
 
     let retire = meterbench(h, &["keys", "retire", &lost_id]);
     assert_eq!(retire.status.code(), Some(0), "{}", text(&retire));
+    assert!(
+        text(&retire).contains("its last entry in"),
+        "{}",
+        text(&retire)
+    );
+    let ring = meterbench_signing::Keyring::load(&keys.join("keyring.json")).unwrap();
+    assert_eq!(ring.keys[0].last_entry.as_ref().map(|l| l.seq), Some(1));
     // Never extended again.
     let extend = meterbench(
         h,

@@ -752,6 +752,8 @@ fn verify_log_text(
     let mut problems = Vec::new();
     let mut chain = Chain::Start;
     let mut keys: Vec<KeyInLog> = Vec::new();
+    // Which log this is: its first entry's hash (a keyring's `last_entry` names it).
+    let mut first_hash: Option<String> = None;
     let mut entries: Vec<(usize, IssuanceEntry)> = Vec::new();
 
     let (body, terminated) = match text.strip_suffix('\n') {
@@ -911,6 +913,34 @@ fn verify_log_text(
                     format!(
                         "signature over the entry's hash does not verify with key id {}",
                         key_id(&key)
+                    ),
+                );
+            }
+        }
+        if n == 1 {
+            first_hash = Some(line.hash.clone());
+        }
+        // A key rotated out or retired signs nothing after the last entry the keyring
+        // records for it in this log, however its entries are dated.
+        if let Some(last) = trust
+            .get(&line.key_id)
+            .and_then(|t| t.last_entry.as_ref())
+            .filter(|l| Some(&l.log) == first_hash.as_ref())
+        {
+            if line.seq > last.seq {
+                report(
+                    ProblemKind::UntrustedKey,
+                    format!(
+                        "signed by key id {} after its last entry (seq {}) that the keyring {} records: the key was rotated out or retired there",
+                        line.key_id, last.seq, trust.origin
+                    ),
+                );
+            } else if line.seq == last.seq && line.hash != last.hash {
+                report(
+                    ProblemKind::EntryModified,
+                    format!(
+                        "the keyring {} records hash {} for key id {}'s last entry, seq {}; the log holds {}: the log was rewritten",
+                        trust.origin, last.hash, line.key_id, last.seq, line.hash
                     ),
                 );
             }

@@ -47,6 +47,21 @@ pub struct TrustedKey {
     pub valid_from: Option<DateTime<Utc>>,
     /// Until when it signed, inclusive; `None`: still in use.
     pub valid_until: Option<DateTime<Utc>>,
+    /// The last issuance-log entry it signed, recorded when it was rotated out or retired:
+    /// an entry it signs after that one in that log is refused, whatever its date (a
+    /// leaked key can date an entry inside its period, not sign before a later one).
+    pub last_entry: Option<LastEntry>,
+}
+
+/// One entry of one issuance log: the log (by its first entry's hash), the entry's seq
+/// and its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastEntry {
+    /// The `hash` of the log's first entry: which log this is.
+    pub log: String,
+    pub seq: u64,
+    pub hash: String,
 }
 
 impl TrustedKey {
@@ -97,6 +112,8 @@ struct KeyEntry {
     valid_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     valid_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_entry: Option<LastEntry>,
 }
 
 impl Keyring {
@@ -109,6 +126,7 @@ impl Keyring {
                 key,
                 valid_from: None,
                 valid_until: None,
+                last_entry: None,
             }],
             origin: origin.into(),
         }
@@ -122,6 +140,7 @@ impl Keyring {
                 key,
                 valid_from: Some(from.trunc_subsecs(3)),
                 valid_until: None,
+                last_entry: None,
             }],
             origin: origin.into(),
         }
@@ -167,6 +186,13 @@ impl Keyring {
             };
             let valid_from = time("valid_from", entry.valid_from)?;
             let valid_until = time("valid_until", entry.valid_until)?;
+            if let Some(l) = &entry.last_entry
+                && !(crate::is_sha256_hex(&l.log) && crate::is_sha256_hex(&l.hash) && l.seq > 0)
+            {
+                return Err(format!(
+                    "{at}: last_entry needs the log's first hash and the entry's hash (64 hex digits each) and a seq from 1"
+                ));
+            }
             if let (Some(f), Some(u)) = (valid_from, valid_until)
                 && u < f
             {
@@ -180,6 +206,7 @@ impl Keyring {
                 key_id: real,
                 valid_from,
                 valid_until,
+                last_entry: entry.last_entry,
             });
         }
         if keys.is_empty() {
@@ -206,6 +233,7 @@ impl Keyring {
                     public_key: public_key_pem(&k.key),
                     valid_from: show(&k.valid_from),
                     valid_until: show(&k.valid_until),
+                    last_entry: k.last_entry.clone(),
                 })
                 .collect(),
         };
@@ -275,16 +303,25 @@ impl Keyring {
         Ok(trusted)
     }
 
-    /// The keyring after a rotation from `old` to `new` at `at`: the old key's period
-    /// ends there, the new key's starts there. Idempotent (a rotation resumed after a
-    /// crash changes nothing twice).
-    pub fn rotated(&self, old: &str, new: VerifyingKey, at: DateTime<Utc>) -> Keyring {
+    /// The keyring after a rotation from `old` to `new` at `at`, logged as `entry`: the
+    /// old key's period ends there (its last entry recorded), the new key's starts there.
+    /// Idempotent (a rotation resumed after a crash changes nothing twice).
+    pub fn rotated(
+        &self,
+        old: &str,
+        new: VerifyingKey,
+        at: DateTime<Utc>,
+        entry: Option<LastEntry>,
+    ) -> Keyring {
         let at = at.trunc_subsecs(3);
         let mut next = self.clone();
         // The old key's period ends at the rotation, or earlier where it already did.
         for k in &mut next.keys {
             if k.key_id == old {
                 k.valid_until = Some(k.valid_until.map_or(at, |u| u.min(at)));
+                if k.last_entry.is_none() {
+                    k.last_entry = entry.clone();
+                }
             }
         }
         if next.get(&key_id(&new)).is_none() {
@@ -293,6 +330,7 @@ impl Keyring {
                 key: new,
                 valid_from: Some(at),
                 valid_until: None,
+                last_entry: None,
             });
         }
         next

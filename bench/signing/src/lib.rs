@@ -53,7 +53,7 @@ pub use issuance::{
     find_bundle_in_log, prepare_issuance_log, rotate_key, sign_and_append, verify_issuance_log,
     verify_issuance_log_text,
 };
-pub use keyring::{KEYRING_FILE, KEYRING_FORMAT, Keyring, TrustedKey, keyring_path};
+pub use keyring::{KEYRING_FILE, KEYRING_FORMAT, Keyring, LastEntry, TrustedKey, keyring_path};
 pub use keys::{
     generate_key, key_fingerprint, key_id, load_signing_key, load_verifying_key, public_key_pem,
     write_public_key,

@@ -53,10 +53,18 @@ fn rotated_log() -> (tempfile::TempDir, PathBuf, Keyring) {
     assert_eq!(rotation.seq, 3);
     assert_eq!(rotation.fields.run_id, KEY_ROTATION_RUN_ID);
     assert_eq!(rotation.key_id, key_id(&old_key().verifying_key()));
+    let first = verify_issuance_log(&log, &ring).unwrap().entries[0]
+        .hash
+        .clone();
     let ring = ring.rotated(
         &key_id(&old_key().verifying_key()),
         new_key().verifying_key(),
         rotation.issued,
+        Some(meterbench_signing::LastEntry {
+            log: first,
+            seq: rotation.seq,
+            hash: rotation.hash.clone(),
+        }),
     );
     append_issuance(&log, &fields(4), &new_key(), &ring).unwrap();
     (dir, log, ring)
@@ -331,4 +339,71 @@ fn a_keyring_round_trips_and_refuses_what_it_cannot_trust() {
     .unwrap_err();
     assert!(e.contains("line 3 column"), "{e}");
     assert!(Keyring::parse(r#"{"format":"meterbench.keyring/1","keys":[]}"#, "t").is_err());
+}
+
+/// A lost key retired with its last entry recorded: an entry it signs after that one in
+/// that log is refused even when dated inside its period (a copy of the log extended
+/// with the leaked key), and a log whose recorded entry was rewritten is refused too.
+#[test]
+fn a_retired_key_signs_nothing_after_its_recorded_last_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("issuance-log.jsonl");
+    let ring = first_keyring();
+    for n in 1..=3 {
+        append_issuance(&log, &fields(n), &old_key(), &ring).unwrap();
+    }
+    let summary = verify_issuance_log(&log, &ring).unwrap();
+    let (first, last) = (&summary.entries[0], &summary.entries[2]);
+    let mut retired = ring.clone();
+    // Its period ends in an hour: a leaked key dates its entries inside it.
+    retired.keys[0].valid_until = Some(Utc::now() + Duration::hours(1));
+    retired.keys[0].last_entry = Some(meterbench_signing::LastEntry {
+        log: first.hash.clone(),
+        seq: last.seq,
+        hash: last.hash.clone(),
+    });
+    verify_issuance_log(&log, &retired).unwrap();
+
+    let forged = IssuanceEntry::new_signed(4, Utc::now(), fields(4), &last.hash, &old_key());
+    let mut l = lines(&log);
+    l.push(forged.to_json_line());
+    fs::write(&log, l.join("\n") + "\n").unwrap();
+    let problems = verify_issuance_log(&log, &retired).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].kind, ProblemKind::UntrustedKey);
+    assert!(
+        problems[0].detail.contains("after its last entry (seq 3)"),
+        "{}",
+        problems[0]
+    );
+
+    // The same key rebuilds the log from entry 3 on: the recorded hash no longer matches.
+    let l = lines(&log);
+    let rebuilt = IssuanceEntry::new_signed(
+        3,
+        Utc::now(),
+        fields(33),
+        &summary.entries[1].hash,
+        &old_key(),
+    );
+    fs::write(
+        &log,
+        format!("{}\n{}\n{}\n", l[0], l[1], rebuilt.to_json_line()),
+    )
+    .unwrap();
+    let problems = verify_issuance_log(&log, &retired).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::EntryModified
+                && p.detail.contains("the log was rewritten")),
+        "{problems:#?}"
+    );
+    // Another log of the same key (its own first entry) is not judged by this record.
+    let other = dir.path().join("other.jsonl");
+    append_issuance(&other, &fields(7), &old_key(), &ring).unwrap();
+    for n in 8..=12 {
+        append_issuance(&other, &fields(n), &old_key(), &ring).unwrap();
+    }
+    verify_issuance_log(&other, &retired).unwrap();
 }

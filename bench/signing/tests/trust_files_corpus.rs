@@ -49,6 +49,7 @@ fn write_seeds() {
         &key_id(&a.verifying_key()),
         b.verifying_key(),
         rotation.issued,
+        None,
     );
     append_issuance(&log, &fields(3), &b, &ring).unwrap();
     let rotated = std::fs::read_to_string(&log).unwrap();

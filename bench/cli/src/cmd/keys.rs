@@ -1,8 +1,8 @@
 use clap::{Args, Subcommand};
 use meterbench_session::paths::{BenchHome, public_key_path, start_keyring};
 use meterbench_signing::{
-    KEY_ROTATION_RUN_ID, Keyring, SigningKey, generate_key, key_id, keyring_path, load_signing_key,
-    load_verifying_key, rotate_key, verify_issuance_log,
+    KEY_ROTATION_RUN_ID, Keyring, LastEntry, SigningKey, generate_key, key_id, keyring_path,
+    load_signing_key, load_verifying_key, rotate_key, verify_issuance_log,
 };
 use std::path::{Path, PathBuf};
 
@@ -67,6 +67,11 @@ pub enum KeysCommand {
         /// The end of its validity, RFC 3339 in UTC (2026-12-01T00:00:00Z) [default: now].
         #[arg(long)]
         at: Option<String>,
+        /// The reports folder whose issuance log the key keeps: its last entry there is
+        /// recorded, and nothing it signs after it is trusted [default: reports in the
+        /// bench home].
+        #[arg(long)]
+        reports: Option<PathBuf>,
         /// The keyring file [default: keyring.json beside the bench's signing key].
         #[arg(long)]
         keyring: Option<PathBuf>,
@@ -89,8 +94,9 @@ pub fn main(args: KeysArgs, home: &BenchHome) -> i32 {
         KeysCommand::Retire {
             key_id,
             at,
+            reports,
             keyring,
-        } => retire(&key_id, at.as_deref(), keyring, home),
+        } => retire(&key_id, at.as_deref(), reports, keyring, home),
     };
     match done {
         Ok(()) => 0,
@@ -199,6 +205,7 @@ fn add(public_key: &Path, keyring: Option<PathBuf>, home: &BenchHome) -> Result<
 fn retire(
     id: &str,
     at: Option<&str>,
+    reports: Option<PathBuf>,
     keyring: Option<PathBuf>,
     home: &BenchHome,
 ) -> Result<(), String> {
@@ -230,6 +237,35 @@ fn retire(
         ));
     }
     k.valid_until = Some(chrono::SubsecRound::trunc_subsecs(at, 3));
+    // Its last entry in the log it keeps: a leaked key can date an entry inside its
+    // period, but not place it before this one.
+    let log = reports
+        .unwrap_or_else(|| home.reports())
+        .join(meterbench_session::outputs::ISSUANCE_LOG);
+    let before = Keyring {
+        keys: ring.keys.clone(),
+        origin: ring.origin.clone(),
+    };
+    if let Ok(summary) = verify_issuance_log(&log, &before)
+        && let (Some(first), Some(last)) = (
+            summary.entries.first(),
+            summary.entries.iter().rev().find(|e| e.key_id == id),
+        )
+    {
+        let entry = LastEntry {
+            log: first.hash.clone(),
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+        println!(
+            "its last entry in {}: seq {} (nothing it signs after it there is trusted)",
+            log.display(),
+            entry.seq
+        );
+        if let Some(k) = ring.keys.iter_mut().find(|k| k.key_id == id) {
+            k.last_entry.get_or_insert(entry);
+        }
+    }
     ring.save(&path).map_err(|e| e.to_string())?;
     println!("keyring {} (publish it):", path.display());
     for k in &ring.keys {
@@ -290,29 +326,36 @@ fn rotate(
 
     // The log first: the rotation is the old key's signed word. A rotation already
     // logged (a rotate cut short after it) is not logged twice.
-    let at = match verify_issuance_log(&log, &ring) {
+    let resumed = match verify_issuance_log(&log, &ring) {
         Ok(summary) if summary.key_id.as_deref() == Some(new_id.as_str()) => summary
             .entries
             .iter()
             .rev()
             .find(|e| e.fields.run_id == KEY_ROTATION_RUN_ID)
-            .map(|e| e.issued)
-            .ok_or_else(|| {
-                format!(
-                    "the issuance log {} is kept with the new key already",
-                    log.display()
-                )
-            })?,
-        _ => {
+            .cloned(),
+        _ => None,
+    };
+    let entry = match resumed {
+        Some(e) => e,
+        None => {
             if let Some(dir) = log.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
             rotate_key(&log, &old, &new_key.verifying_key(), &ring)
                 .map_err(|e| format!("the rotation was not logged, nothing changed: {e}"))?
-                .issued
         }
     };
+    let at = entry.issued;
+    // The rotation is the old key's last entry in this log: the keyring records it.
+    let first = verify_issuance_log(&log, &ring)
+        .ok()
+        .and_then(|s| s.entries.first().map(|e| e.hash.clone()));
+    let last_entry = first.map(|log| LastEntry {
+        log,
+        seq: entry.seq,
+        hash: entry.hash.clone(),
+    });
     println!(
         "logged: {} hands over from key id {old_id} to key id {new_id} at {}",
         log.display(),
@@ -320,7 +363,7 @@ fn rotate(
     );
     let rotated = Keyring {
         origin: ring_path.display().to_string(),
-        ..ring.rotated(&old_id, new_key.verifying_key(), at)
+        ..ring.rotated(&old_id, new_key.verifying_key(), at, last_entry)
     };
     rotated
         .save(&ring_path)
