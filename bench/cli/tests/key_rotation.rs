@@ -109,6 +109,32 @@ fn a_rotated_key_keeps_old_bundles_verifiable_and_the_retired_key_issues_nothing
         assert!(said.contains(&format!("by the trusted key {id}")), "{said}");
         assert!(said.contains("issued as entry"), "{said}");
     }
+    // Away from its log, a retired key's bundle verifies with a note that its date is the
+    // signer's own statement.
+    let away = h.join("away");
+    std::fs::create_dir_all(&away).unwrap();
+    let copy = away.join(old_bundle.file_name().unwrap());
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(&old_bundle).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_dir() {
+            let sub = copy.join(f.file_name().unwrap());
+            std::fs::create_dir_all(&sub).unwrap();
+            for g in std::fs::read_dir(&f).unwrap() {
+                let g = g.unwrap().path();
+                std::fs::copy(&g, sub.join(g.file_name().unwrap())).unwrap();
+            }
+        } else {
+            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let v = meterbench(h, &["verify", copy.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert!(
+        text(&v).contains(&format!("NOTE {}: key {old_id} is retired", copy.display())),
+        "{}",
+        text(&v)
+    );
     let log = reports.join("issuance-log.jsonl");
     let v = meterbench(h, &["verify", "--log", log.to_str().unwrap()]);
     let said = text(&v);

@@ -95,6 +95,20 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
                     let beside = bundle.parent()?.join("issuance-log.jsonl");
                     beside.exists().then_some(beside)
                 });
+                // A retired key's signing date is its signer's statement (a leaked key can
+                // date a bundle inside its period): only the log places it.
+                let retired = trusted
+                    .as_ref()
+                    .and_then(|t| t.get(&report.manifest.key_id))
+                    .filter(|k| k.valid_until.is_some());
+                if let (Some(k), None) = (retired, &log) {
+                    println!(
+                        "NOTE {}: key {} is retired ({}); the bundle's date is its signer's own statement, and no issuance log is at hand to place it: verify it with --log reports/issuance-log.jsonl",
+                        bundle.display(),
+                        k.key_id,
+                        k.period()
+                    );
+                }
                 if let (Some(log), Some(key)) = (log, trusted.as_ref()) {
                     match find_bundle_in_log(&log, bundle, key) {
                         Ok(entry) => println!(
