@@ -231,6 +231,18 @@ fn a_rotation_cut_short_is_finished_by_running_it_again() {
     let init = meterbench(h, &["init", "."]);
     assert_eq!(init.status.code(), Some(0), "{}", text(&init));
     let keys = h.join("keys");
+    // A key that has issued nothing, or a reports folder without a log, has nothing to
+    // hand over: refused, nothing made.
+    let nothing = meterbench(h, &["keys", "rotate"]);
+    assert_eq!(nothing.status.code(), Some(2), "{}", text(&nothing));
+    assert!(
+        text(&nothing).contains("there is no issuance log at"),
+        "{}",
+        text(&nothing)
+    );
+    assert!(!keys.join("signing-key.next.pem").exists());
+    let first = meterbench(h, &["run", "--quiet"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let ring_before = std::fs::read_to_string(keys.join("keyring.json")).unwrap();
     let rotate = meterbench(h, &["keys", "rotate"]);
     assert_eq!(rotate.status.code(), Some(0), "{}", text(&rotate));

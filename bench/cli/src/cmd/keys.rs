@@ -309,6 +309,14 @@ fn rotate(
             ));
         }
     };
+    // The hand-over goes into the log the old key keeps; a folder without one (a mistyped
+    // --reports) would get a log of the rotation alone, and the real log none.
+    if !log.is_file() {
+        return Err(format!(
+            "there is no issuance log at {}: name the reports folder whose log the key keeps with --reports DIR; a key that has issued nothing needs no rotation (move it away and let the bench make a new one)",
+            log.display()
+        ));
+    }
     let new_key = load_or_generate(&new_path)?;
     let new_id = key_id(&new_key.verifying_key());
     let resuming = verify_issuance_log(&log, &ring)
