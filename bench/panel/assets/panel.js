@@ -135,6 +135,15 @@ const REFUSALS_DE = {
   shown_length: (r) => `${r.got} Zeichen; 1 bis 40 eingeben (- wenn nichts angezeigt wird)`,
   not_printable: (r) => `${JSON.stringify(r.character)} ist kein druckbares Zeichen`,
   not_yes_no: () => "mit ja oder nein antworten",
+  // The order typed at the start.
+  customer_empty: () => "Der Name des Kunden ist leer",
+  too_long: (r) => `${ORDER_FIELDS_DE[r.field] || r.field}: ${r.chars} Zeichen, ein Zertifikat nimmt höchstens ${r.max} auf; bitte kürzen`,
+  control_character: (r) => `${ORDER_FIELDS_DE[r.field] || r.field} enthält das Steuer- oder Formatzeichen ${r.code_point}; bitte neu eingeben`,
+  received_in_future: (r) => `Eingangsdatum ${r.received} liegt nach heute (${r.today}): der Gegenstand muss vor der Kalibrierung eingegangen sein`,
+};
+// The order's fields as the start form names them.
+const ORDER_FIELDS_DE = {
+  "--customer": "Kunde", "--customer-contact": "Kontakt des Kunden", "--condition": "Zustand bei Eingang",
 };
 const refusalText = (e) => (lang === "de" && e.refusal && REFUSALS_DE[e.refusal.code] ? REFUSALS_DE[e.refusal.code](e.refusal) : e.message);
 
@@ -580,7 +589,7 @@ async function startRun(ev) {
     });
   } catch (e) {
     setBusy(false);
-    $("start-error").textContent = e.message;
+    $("start-error").textContent = refusalText(e);
   }
 }
 

@@ -71,6 +71,9 @@ pub(crate) enum Refused {
     Busy,
     /// The request or its files are wrong; nothing was switched on.
     Invalid(String),
+    /// The order typed at the start is wrong (said in the operator's language by its
+    /// code); nothing was switched on.
+    Order(meterbench_session::OrderProblem),
 }
 
 /// The question the session waits on, if any.
@@ -174,7 +177,7 @@ pub(crate) fn start(shared: &Arc<Shared>, req: StartRequest) -> Result<(), Refus
     if running.as_ref().is_some_and(|r| !r.thread.is_finished()) {
         return Err(Refused::Busy);
     }
-    let work = Work::Run(Box::new(prepare(shared, &req).map_err(Refused::Invalid)?));
+    let work = Work::Run(Box::new(prepare(shared, &req)?));
     *running = Some(spawn(shared, work, asked));
     Ok(())
 }
@@ -214,17 +217,39 @@ fn options(shared: &Shared) -> SessionOptions {
     o
 }
 
-fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
+fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, Refused> {
+    prepare_options(shared, req).and_then(|o| {
+        // The order's problems by kind, before the files are loaded: the page says them
+        // in the operator's language.
+        if let Some(p) = o
+            .order
+            .as_ref()
+            .and_then(|order| meterbench_session::order_problem(order, o.today))
+        {
+            return Err(Refused::Order(p));
+        }
+        Prepared::load(o).map_err(|e| Refused::Invalid(e.to_string()))
+    })
+}
+
+fn prepare_options(shared: &Shared, req: &StartRequest) -> Result<SessionOptions, Refused> {
+    let invalid = Refused::Invalid;
     let home = &shared.config.home;
     // Only names of the home's files: the page cannot make the bench read another path.
     for name in [&req.procedure, &req.fixture] {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(format!("`{name}` is not a file name of the bench home"));
+            return Err(invalid(format!(
+                "`{name}` is not a file name of the bench home"
+            )));
         }
     }
     let mut o = options(shared);
-    o.procedure = home.named_file("procedure", Path::new(&req.procedure), "procedures")?;
-    o.fixture = home.named_file("fixture", Path::new(&req.fixture), "fixtures")?;
+    o.procedure = home
+        .named_file("procedure", Path::new(&req.procedure), "procedures")
+        .map_err(invalid)?;
+    o.fixture = home
+        .named_file("fixture", Path::new(&req.fixture), "fixtures")
+        .map_err(invalid)?;
     let serials: Vec<(Option<u32>, String)> = req
         .serials
         .iter()
@@ -241,7 +266,7 @@ fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
             received: match order.received.as_deref() {
                 Some(d) => Some(
                     chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                        .map_err(|_| format!("date of receipt `{d}` is not YYYY-MM-DD"))?,
+                        .map_err(|_| invalid(format!("date of receipt `{d}` is not YYYY-MM-DD")))?,
                 ),
                 None => None,
             },
@@ -253,9 +278,9 @@ fn prepare(shared: &Shared, req: &StartRequest) -> Result<Prepared, String> {
         .sim_faults
         .iter()
         .filter(|f| !f.trim().is_empty())
-        .map(|f| SimFault::parse(f).map_err(|e| format!("simulated fault {f}: {e}")))
+        .map(|f| SimFault::parse(f).map_err(|e| invalid(format!("simulated fault {f}: {e}"))))
         .collect::<Result<_, _>>()?;
-    Prepared::load(o).map_err(|e| e.to_string())
+    Ok(o)
 }
 
 /// Run `work` on a thread of its own. The first message says the session was accepted

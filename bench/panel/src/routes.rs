@@ -160,6 +160,11 @@ fn refused(r: Refused) -> Response {
             "a session is running: wait for it to end or stop it",
         ),
         Refused::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
+        Refused::Order(p) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": p.to_string(), "refusal": p})),
+        )
+            .into_response(),
     }
 }
 

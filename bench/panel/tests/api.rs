@@ -135,3 +135,32 @@ fn other_sites_and_other_host_names_are_refused() {
     assert_eq!(status, 409, "{body}");
     panel.stop();
 }
+
+/// A start whose order is wrong is refused before anything is loaded, with the problem's
+/// code and fields beside the English text (the page says it in German from them).
+#[test]
+fn a_start_with_a_wrong_order_is_refused_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = panel(
+        dir.path(),
+        StoreLocation::Embedded(dir.path().join("store")),
+    );
+    let at = panel.address();
+    let long = "x".repeat(201);
+    let (status, body) = request(
+        at,
+        &format!("POST /api/start HTTP/1.1\r\nHost: {at}"),
+        &format!(
+            r#"{{"procedure": "cpim1000-eol.yaml", "fixture": "cpim1000.yaml", "order": {{"customer": "{long}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["refusal"]["code"], "too_long", "{v}");
+    assert_eq!(v["refusal"]["field"], "--customer", "{v}");
+    assert_eq!(v["refusal"]["chars"], 201, "{v}");
+    assert_eq!(v["refusal"]["max"], 200, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("at most 200"), "{v}");
+    assert!(!panel.busy(), "nothing was started");
+    panel.stop();
+}

@@ -487,6 +487,22 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         ),
         "{label}"
     );
+    // A start refused for its order says why in German too, from the refusal's code.
+    js(
+        &tab,
+        "document.getElementById('customer').value = 'x'.repeat(201); true",
+    );
+    click(&tab, "#start");
+    wait(
+        &tab,
+        "the refused order, in German",
+        "document.getElementById('start-error').textContent.includes('Kunde: 201 Zeichen, ein Zertifikat nimmt höchstens 200 auf')",
+        Duration::from_secs(20),
+    );
+    js(
+        &tab,
+        "document.getElementById('customer').value = 'Stadtwerke Musterstadt GmbH'; document.getElementById('start-error').textContent = ''; true",
+    );
     screenshot(&tab, reports, "panel-de.png");
     click(&tab, "#lang");
 

@@ -535,15 +535,64 @@ pub const MAX_CUSTOMER_CHARS: usize = 200;
 /// The longest contact or condition text an order takes, in characters.
 pub const MAX_ORDER_TEXT_CHARS: usize = 500;
 
+/// What is wrong with an order as typed, by kind: the panel says it in the operator's
+/// language from its code and fields, the terminal in English.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum OrderProblem {
+    CustomerEmpty,
+    /// `field` is the flag's name (`--customer`), the panel's field the same.
+    TooLong {
+        field: String,
+        chars: usize,
+        max: usize,
+    },
+    ControlCharacter {
+        field: String,
+        code_point: String,
+    },
+    ReceivedInFuture {
+        received: String,
+        today: String,
+    },
+}
+
+impl std::fmt::Display for OrderProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderProblem::CustomerEmpty => f.write_str("the customer's name is empty (--customer)"),
+            OrderProblem::TooLong { field, chars, max } => write!(
+                f,
+                "{field} is {chars} characters long; a certificate takes at most {max}: shorten it"
+            ),
+            OrderProblem::ControlCharacter { field, code_point } => write!(
+                f,
+                "{field} holds the control or format character {code_point}: type it again"
+            ),
+            OrderProblem::ReceivedInFuture { received, today } => write!(
+                f,
+                "--received {received} is after today ({today}): the item must have arrived before it is calibrated"
+            ),
+        }
+    }
+}
+
 /// The order as typed or scanned: a customer named, texts without control characters
 /// (they end up in XML and on paper), an item not received after the run's day.
 pub fn check_order(
     order: &meterbench_runner::record::Order,
     today: NaiveDate,
 ) -> Result<(), SessionError> {
-    let bad = |m: String| Err(SessionError::Request(m));
+    order_problem(order, today).map_or(Ok(()), |p| Err(SessionError::Request(p.to_string())))
+}
+
+/// What is wrong with the order, if anything (see [`check_order`]).
+pub fn order_problem(
+    order: &meterbench_runner::record::Order,
+    today: NaiveDate,
+) -> Option<OrderProblem> {
     if order.customer.trim().is_empty() {
-        return bad("the customer's name is empty (--customer)".into());
+        return Some(OrderProblem::CustomerEmpty);
     }
     // What fits a certificate's line or two; more is a paste of something else (a file,
     // a whole e-mail), never a customer's name or address.
@@ -563,10 +612,11 @@ pub fn check_order(
         if let Some(t) = text
             && t.chars().count() > max
         {
-            return bad(format!(
-                "{what} is {} characters long; a certificate takes at most {max}: shorten it",
-                t.chars().count()
-            ));
+            return Some(OrderProblem::TooLong {
+                field: what.into(),
+                chars: t.chars().count(),
+                max,
+            });
         }
     }
     for (what, text) in [
@@ -582,20 +632,21 @@ pub fn check_order(
                     || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
             })
         {
-            return bad(format!(
-                "{what} holds the control or format character U+{:04X}: type it again",
-                c as u32
-            ));
+            return Some(OrderProblem::ControlCharacter {
+                field: what.into(),
+                code_point: format!("U+{:04X}", c as u32),
+            });
         }
     }
     if let Some(r) = order.received
         && r > today
     {
-        return bad(format!(
-            "--received {r} is after today ({today}): the item must have arrived before it is calibrated"
-        ));
+        return Some(OrderProblem::ReceivedInFuture {
+            received: r.to_string(),
+            today: today.to_string(),
+        });
     }
-    Ok(())
+    None
 }
 
 /// A retest of one point of a stored run, in a later session: the run's own procedure,
