@@ -103,8 +103,14 @@ fn twenty_runs_at_once_on_one_reports_folder_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let key = dir.path().join("key.pem");
-    // The key exists before the twenty start (the first run creates it otherwise).
-    meterbench_signing::generate_key(&key, &key.with_extension("pub.pem")).unwrap();
+    // The key and its keyring exist before the twenty start (the first run creates them
+    // otherwise).
+    let made = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(["keys", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made));
     // All twenty started before any is waited for.
     let spawned: Vec<_> = (0..20)
         .map(|_| {
@@ -390,11 +396,16 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
 
     // `verify` without --key, on the bench (whose own key is the trusted one): the real
     // bundle is OK and found in its issuance log; the re-signed one is not trusted.
+    // A bench home of its own (an empty folder): the repository's, where other tests
+    // leave a keyring, would be trusted too.
+    let no_home = dir.path().join("no-home");
+    std::fs::create_dir_all(&no_home).unwrap();
     let verify = |bundle: &Path, own_key: &Path| {
         Command::new(env!("CARGO_BIN_EXE_meterbench"))
             .arg("verify")
             .arg(bundle)
             .env("METERBENCH_SIGNING_KEY", own_key)
+            .env("METERBENCH_HOME", &no_home)
             .current_dir(repo())
             .output()
             .unwrap()

@@ -236,9 +236,9 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
             path.display()
         )
     };
+    let load = || load_signing_key(path).map_err(|e| anyhow::anyhow!("{}: {e}", whence()));
     if path.exists() {
-        let key = load_signing_key(path).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
-        return Ok((key, false));
+        return Ok((load()?, false));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -249,19 +249,30 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
             )
         })?;
     }
-    match generate_key(path, &public_key_path(path)) {
-        Ok(key) => {
-            start_keyring(path, &key).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
-            Ok((key, true))
-        }
-        // Another process made it first (two runs starting at once on a new bench): its
-        // key is the bench's key.
-        Err(meterbench_signing::SigningError::AlreadyExists { .. }) if path.exists() => {
-            let key = load_signing_key(path).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
-            Ok((key, false))
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", whence())),
+    // The key and its keyring are made under one lock (a file beside them, kept): a run
+    // starting at the same moment (twenty at once on a new bench) waits, then finds both,
+    // never the key without the keyring that trusts it.
+    let name = path.file_name().map_or_else(
+        || "signing-key".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let lock_path = path.with_file_name(format!(".{name}.lock"));
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| {
+            anyhow::anyhow!("cannot lock {} for {}: {e}", lock_path.display(), whence())
+        })?;
+    if path.exists() {
+        return Ok((load()?, false));
     }
+    let key = generate_key(path, &public_key_path(path))
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", whence()))?;
+    start_keyring(path, &key).map_err(|e| anyhow::anyhow!("{}: {e}", whence()))?;
+    Ok((key, true))
 }
 
 /// A new key's keyring, beside it: the key trusted from now on. An existing keyring is
@@ -325,7 +336,8 @@ mod tests {
                     .collect()
             });
             assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
-            // Nothing left behind but the key, its public half and its keyring.
+            // Nothing left behind but the key, its public half, its keyring and the lock
+            // they were made under.
             let mut files: Vec<String> = std::fs::read_dir(dir.path().join("keys"))
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -333,7 +345,12 @@ mod tests {
             files.sort();
             assert_eq!(
                 files,
-                ["keyring.json", "signing-key.pem", "signing-key.pub.pem"]
+                [
+                    ".signing-key.pem.lock",
+                    "keyring.json",
+                    "signing-key.pem",
+                    "signing-key.pub.pem"
+                ]
             );
         }
     }
