@@ -1,15 +1,16 @@
 //! The audit over a date range: yield, error distributions, Cpk, control charts of the
 //! daily means (reference drift), calibrations coming due and every FAIL/ERROR run.
 //!
-//! Runs come from the index (an ERROR run may have no accuracy point at all); the
-//! per-point figures come from the Parquet points partitions in the range, read one file
-//! at a time into [`AuditPoints`] and reduced in one pass. Only PASS, FAIL and NOT
+//! Runs come from the index (an ERROR run may have no accuracy point at all), counted as
+//! they are read ([`RunTally`]); the per-point figures come from the points in the range
+//! in groups ([`PointGroups`], see [`crate::figures`]). Only PASS, FAIL and NOT
 //! DECIDABLE runs feed the error statistics: an ERROR or ABORTED run is a bench fault or
 //! a stop, and its numbers say nothing about the meters.
 
 use crate::StoreError;
+use crate::figures::{Names, PointGroups};
 use crate::frames::{PointRow, outcome_str};
-use crate::index::{RunFilter, RunRow};
+use crate::index::RunRow;
 use crate::layout::{POINTS_DIR, absolute, files_in_range, relative_path};
 use crate::store::{Store, StoreLocation};
 use chrono::NaiveDate;
@@ -19,8 +20,9 @@ use polars_core::prelude::*;
 use polars_io::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const AUDIT_SCHEMA: &str = "meterbench.audit/1";
 /// Every FAIL, NOT DECIDABLE and ERROR run of the audit with its bundle folder, beside
@@ -295,12 +297,20 @@ pub(crate) fn audit_with(
     std::fs::create_dir_all(out_dir).map_err(StoreError::io(out_dir))?;
     let out_abs = absolute(out_dir);
     let as_of = opts.as_of.unwrap_or(opts.to);
-    let runs = store.list_runs(&RunFilter {
-        from: Some(opts.from),
-        to: Some(opts.to),
-        ..RunFilter::default()
-    })?;
-    let mut daily = yield_by_station_day(&runs);
+    // Three reads that need nothing of each other, side by side (a bench PC has a few
+    // cores; the points are most of the work): the runs for the yield and the problem
+    // list, the points for the load points and control charts, the instruments for the
+    // calibrations coming due.
+    let (runs, figures, uses) = std::thread::scope(|s| {
+        let figures = s.spawn(|| store.point_figures(opts));
+        let uses = s.spawn(|| store.instrument_uses(opts.from, opts.to));
+        let runs = store.tally_runs(opts.from, opts.to);
+        (runs, joined(figures), joined(uses))
+    });
+    let (mut daily, mut problem_runs) = runs?.finish();
+    for p in &mut problem_runs {
+        p.bundle_link = link(&relative_path(&out_abs, Path::new(&p.bundle)));
+    }
     let (mut totals, mut stations) = yield_totals(&daily);
     if let Some(target) = opts.yield_target {
         let counts = daily
@@ -312,44 +322,13 @@ pub(crate) fn audit_with(
             c.below_yield_target = c.first_pass_yield.is_some_and(|y| y < target);
         }
     }
-
-    let problem_runs = runs
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.outcome,
-                Outcome::Fail | Outcome::NotDecidable | Outcome::Error
-            )
-        })
-        .map(|r| ProblemRun {
-            run_id: r.run_id.clone(),
-            station: r.station.clone(),
-            serial: r.serial.clone(),
-            started_utc: r.started_utc.clone(),
-            outcome: outcome_str(r.outcome).to_string(),
-            reason: r.reason.clone(),
-            bundle: r.bundle.to_string_lossy().into_owned(),
-            bundle_link: link(&relative_path(&out_abs, &r.bundle)),
-        })
-        .collect::<Vec<_>>();
-    // What the figures need of the runs is taken: their rows go before the points come
-    // (100 000 runs' rows are about 95 MB, as much as their 2.2 million points).
-    drop(runs);
-
-    let points = store.audit_points(opts.from, opts.to)?;
-    let mut load_points = load_point_stats(&points, opts.histogram_max_bins, &opts.cpk);
+    let (mut load_points, mut control_charts) = figures?;
     if let Some(target) = opts.cpk_target {
         for lp in &mut load_points {
             lp.below_cpk_target = lp.cpk.is_some_and(|c| c < target);
         }
     }
-    let mut control_charts = control_charts(&points, opts.from);
-    drop(points);
-    let calibrations_due = calibrations_due(
-        store.instrument_uses(opts.from, opts.to)?,
-        as_of,
-        opts.calibration_due_within_days,
-    );
+    let calibrations_due = calibrations_due(uses?, as_of, opts.calibration_due_within_days);
 
     let mut yield_plot = None;
     if opts.plots {
@@ -408,6 +387,11 @@ pub(crate) fn audit_with(
     Ok(summary)
 }
 
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// The problem runs as CSV (RFC 4180, a header row), for a spreadsheet or a script.
 fn write_problem_runs_csv(runs: &[ProblemRun], path: &Path) -> Result<(), StoreError> {
     let csv_err = |e: csv::Error| StoreError::Io {
@@ -461,32 +445,7 @@ fn link(p: &Path) -> String {
     s
 }
 
-/// The accuracy points the audit's figures rest on: the columns they need, of the runs
-/// whose numbers describe the meters (PASS, FAIL, NOT DECIDABLE; see the module docs).
-/// Texts are interned: a year of points shares a few hundred distinct station, step and
-/// port names, and a point is then 40 bytes whatever its names.
-#[derive(Debug, Default)]
-pub struct AuditPoints {
-    texts: Vec<String>,
-    /// Fx hashing: a text is looked up three times per point (SipHash took a tenth of
-    /// the audit of 20 000 runs); the texts are the store's own names, not an attacker's.
-    ids: FxHashMap<String, u32>,
-    rows: Vec<AuditPoint>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct AuditPoint {
-    station: u32,
-    date: NaiveDate,
-    step_index: u32,
-    step_name: u32,
-    port: u32,
-    mpe_percent: f64,
-    error_percent: f64,
-    accepted: bool,
-}
-
-/// The points file columns [`AuditPoints::read`] reads.
+/// The points file columns [`read_point_groups`] reads.
 const AUDIT_COLUMNS: [&str; 9] = [
     "station",
     "date",
@@ -499,167 +458,154 @@ const AUDIT_COLUMNS: [&str; 9] = [
     "outcome",
 ];
 
+/// The outcomes of runs whose points describe the meter (see the module docs).
+pub(crate) const METER_OUTCOMES: [&str; 3] = ["PASS", "FAIL", "NOT_DECIDABLE"];
+
 /// Whether a run's points describe the meter (see the module docs).
 pub(crate) fn describes_the_meter(outcome: &str) -> bool {
-    matches!(outcome, "PASS" | "FAIL" | "NOT_DECIDABLE")
+    METER_OUTCOMES.contains(&outcome)
 }
 
-impl AuditPoints {
-    /// How many points the figures rest on.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(id) = self.ids.get(s) {
-            return *id;
-        }
-        let id = self.texts.len() as u32;
-        self.texts.push(s.to_string());
-        self.ids.insert(s.to_string(), id);
-        id
-    }
-
-    /// Room for `n` more points, growing by a quarter at least rather than doubling:
-    /// a year of points is hundreds of MB, and doubling left up to half of it unused.
-    pub(crate) fn reserve_rows(&mut self, n: usize) {
-        let len = self.rows.len();
-        if len + n > self.rows.capacity() {
-            self.rows.reserve_exact(n.max(len / 4));
-        }
-    }
-
-    /// Add one point (the backends' readers).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn push(
-        &mut self,
-        station: &str,
-        date: NaiveDate,
-        step_index: u32,
-        step_name: &str,
-        port: &str,
-        mpe_percent: f64,
-        error_percent: f64,
-        accepted: bool,
-    ) {
-        let row = AuditPoint {
-            station: self.intern(station),
-            date,
-            step_index,
-            step_name: self.intern(step_name),
-            port: self.intern(port),
-            mpe_percent,
-            error_percent,
-            accepted,
-        };
-        self.rows.push(row);
-    }
-
-    fn text(&self, id: u32) -> &str {
-        &self.texts[id as usize]
-    }
-
-    /// The points of `rows` that describe the meters.
+impl PointGroups {
+    /// The points of `rows` that describe the meters, their errors kept.
     pub fn from_rows(rows: &[PointRow]) -> Result<Self, StoreError> {
-        let mut points = AuditPoints::default();
+        let mut groups = PointGroups::default();
         for r in rows.iter().filter(|r| describes_the_meter(&r.outcome)) {
             let date = parse_date(&r.date).map_err(|message| StoreError::Record {
                 run_id: r.run_id.clone(),
                 message,
             })?;
-            let row = AuditPoint {
-                station: points.intern(&r.station),
+            let key = groups.key(
+                &r.station,
                 date,
-                step_index: r.step_index,
-                step_name: points.intern(&r.step_name),
-                port: points.intern(&r.port),
-                mpe_percent: r.mpe_percent,
-                error_percent: r.error_percent,
-                accepted: r.accepted,
-            };
-            points.rows.push(row);
+                &r.step_name,
+                &r.port,
+                r.mpe_percent,
+                r.accepted,
+            );
+            groups.add_point(key, r.step_index, r.error_percent);
         }
-        Ok(points)
+        groups.settle();
+        Ok(groups)
     }
+}
 
-    /// The points of the store's points files dated `from..=to` (partitions pruned by
-    /// their folder names, then rows by their date column), one file at a time: only
-    /// the audit's columns of one file are ever in memory besides the points kept.
-    pub(crate) fn read(store: &Path, from: NaiveDate, to: NaiveDate) -> Result<Self, StoreError> {
-        let mut points = AuditPoints::default();
-        for path in files_in_range(store, POINTS_DIR, from, to)? {
-            points.read_file(&path, from, to)?;
-        }
-        Ok(points)
+/// The points of the embedded store's points files dated `from..=to` (partitions pruned
+/// by their folder names, then rows by their date column), settled into groups. One
+/// worker per core reads a file at a time: only the audit's columns of the files being
+/// read are in memory besides the groups.
+pub(crate) fn read_point_groups(
+    store: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<PointGroups, StoreError> {
+    let files = files_in_range(store, POINTS_DIR, from, to)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let mut read: Vec<(usize, Result<PointGroups, StoreError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else {
+                            return done;
+                        };
+                        let groups = read_points_file(path, from, to);
+                        let failed = groups.is_err();
+                        done.push((i, groups));
+                        if failed {
+                            // The others finish their file; nothing more is started.
+                            next.store(files.len(), Ordering::Relaxed);
+                            return done;
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(joined).collect()
+    });
+    read.sort_by_key(|(i, _)| *i);
+    let mut groups = PointGroups::default();
+    for (_, file_groups) in read {
+        groups.append(file_groups?);
     }
+    groups.settle();
+    Ok(groups)
+}
 
-    fn read_file(&mut self, path: &Path, from: NaiveDate, to: NaiveDate) -> Result<(), StoreError> {
-        let what = || format!("reading {}", path.display());
-        let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
-        let df = ParquetReader::new(file)
-            .with_columns(Some(AUDIT_COLUMNS.iter().map(|c| c.to_string()).collect()))
-            .finish()
-            .map_err(StoreError::polars(what()))?;
-        let strs = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
-            Ok(df.column(name)?.str()?.iter().collect())
-        };
-        let f64s = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-            Ok(df.column(name)?.f64()?.iter().collect())
-        };
-        let columns = (|| {
-            Ok::<_, PolarsError>((
-                strs("station")?,
-                strs("date")?,
-                df.column("step_index")?.u32()?.iter().collect::<Vec<_>>(),
-                strs("step_name")?,
-                strs("port")?,
-                f64s("mpe_percent")?,
-                f64s("error_percent")?,
-                df.column("accepted")?.bool()?.iter().collect::<Vec<_>>(),
-                strs("outcome")?,
-            ))
-        })()
+fn read_points_file(
+    path: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<PointGroups, StoreError> {
+    let what = || format!("reading {}", path.display());
+    let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
+    let df = ParquetReader::new(file)
+        .with_columns(Some(AUDIT_COLUMNS.iter().map(|c| c.to_string()).collect()))
+        .finish()
         .map_err(StoreError::polars(what()))?;
-        let (station, date, step_index, step_name, port, mpe, error, accepted, outcome) = columns;
-        self.reserve_rows(df.height());
-        // Dates repeat row after row: parse each distinct text once.
-        let mut last_date: Option<(&str, NaiveDate)> = None;
-        for i in 0..df.height() {
-            if !outcome[i].is_some_and(describes_the_meter) {
-                continue;
-            }
-            let text = date[i].unwrap_or_default();
-            let d = match last_date {
-                Some((t, d)) if t == text => d,
-                _ => {
-                    let d = parse_date(text).map_err(|message| {
-                        StoreError::Argument(format!("{}: row {i}: {message}", path.display()))
-                    })?;
-                    last_date = Some((text, d));
-                    d
-                }
-            };
-            if d < from || d > to {
-                continue;
-            }
-            let row = AuditPoint {
-                station: self.intern(station[i].unwrap_or_default()),
-                date: d,
-                step_index: step_index[i].unwrap_or_default(),
-                step_name: self.intern(step_name[i].unwrap_or_default()),
-                port: self.intern(port[i].unwrap_or_default()),
-                mpe_percent: mpe[i].unwrap_or(f64::NAN),
-                error_percent: error[i].unwrap_or(f64::NAN),
-                accepted: accepted[i].unwrap_or(false),
-            };
-            self.rows.push(row);
+    let strs = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
+        Ok(df.column(name)?.str()?.iter().collect())
+    };
+    let f64s = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        Ok(df.column(name)?.f64()?.iter().collect())
+    };
+    let columns = (|| {
+        Ok::<_, PolarsError>((
+            strs("station")?,
+            strs("date")?,
+            df.column("step_index")?.u32()?.iter().collect::<Vec<_>>(),
+            strs("step_name")?,
+            strs("port")?,
+            f64s("mpe_percent")?,
+            f64s("error_percent")?,
+            df.column("accepted")?.bool()?.iter().collect::<Vec<_>>(),
+            strs("outcome")?,
+        ))
+    })()
+    .map_err(StoreError::polars(what()))?;
+    let (station, date, step_index, step_name, port, mpe, error, accepted, outcome) = columns;
+    let mut groups = PointGroups::default();
+    // Dates repeat row after row: parse each distinct text once.
+    let mut last_date: Option<(&str, NaiveDate)> = None;
+    for i in 0..df.height() {
+        if !outcome[i].is_some_and(describes_the_meter) {
+            continue;
         }
-        Ok(())
+        let text = date[i].unwrap_or_default();
+        let d = match last_date {
+            Some((t, d)) if t == text => d,
+            _ => {
+                let d = parse_date(text).map_err(|message| {
+                    StoreError::Argument(format!("{}: row {i}: {message}", path.display()))
+                })?;
+                last_date = Some((text, d));
+                d
+            }
+        };
+        if d < from || d > to {
+            continue;
+        }
+        let key = groups.key(
+            station[i].unwrap_or_default(),
+            d,
+            step_name[i].unwrap_or_default(),
+            port[i].unwrap_or_default(),
+            mpe[i].unwrap_or(f64::NAN),
+            accepted[i].unwrap_or(false),
+        );
+        groups.add_point(
+            key,
+            step_index[i].unwrap_or_default(),
+            error[i].unwrap_or(f64::NAN),
+        );
     }
+    Ok(groups)
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
@@ -667,59 +613,57 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("date {text:?} is not YYYY-MM-DD"))
 }
 
-/// Mean, sample standard deviation (n − 1), minimum and maximum of a group of errors,
-/// accumulated with Welford's update (one pass, no cancellation of large sums).
+/// One run as the audit's yield and problem list read it (both backends stream these).
 #[derive(Debug, Clone, Copy)]
-struct Moments {
-    n: i64,
-    mean: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct AuditRun<'a> {
+    pub run_id: &'a str,
+    pub station: &'a str,
+    pub date: NaiveDate,
+    pub serial: &'a str,
+    pub procedure_id: &'a str,
+    /// Canonical UTC text (fixed width: it sorts like time).
+    pub started_utc: &'a str,
+    pub outcome: Outcome,
+    /// Read for problem runs only.
+    pub reason: Option<&'a str>,
+    pub bundle: Option<&'a str>,
 }
 
-impl Default for Moments {
-    fn default() -> Self {
-        Moments {
-            n: 0,
-            mean: 0.0,
-            m2: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
+/// Whether a run goes to the problem list (FAIL, NOT DECIDABLE, ERROR).
+pub(crate) fn is_problem(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Fail | Outcome::NotDecidable | Outcome::Error
+    )
 }
 
-impl Moments {
-    fn add(&mut self, x: f64) {
-        self.n += 1;
-        let delta = x - self.mean;
-        self.mean += delta / self.n as f64;
-        self.m2 += delta * (x - self.mean);
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-    }
-
-    /// Sample variance; `None` below two values.
-    fn variance(&self) -> Option<f64> {
-        (self.n >= 2).then(|| self.m2 / (self.n - 1) as f64)
-    }
-
-    fn std_dev(&self) -> Option<f64> {
-        self.variance().map(f64::sqrt)
-    }
+struct FirstAttempt {
+    started_utc: String,
+    run_id: String,
+    station: u32,
+    date: NaiveDate,
+    passed: bool,
 }
 
-/// Runs per station and day, and first-pass yield: a serial's first attempt at a
-/// procedure (its first run by start time, then run id, under that procedure id) counts
-/// for the station and day it ran on, and passes when its outcome is PASS. A device that
-/// passes its end-of-line test and later its verification has two first attempts, both
-/// passed; its retest under the same procedure is no first attempt.
-pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
-    let mut days: BTreeMap<(&str, NaiveDate), Counts> = BTreeMap::new();
-    let mut first: HashMap<(&str, &str), &RunRow> = HashMap::new();
-    for r in runs {
-        let c = days.entry((&r.station, r.date)).or_default();
+/// Runs counted one at a time, as a backend reads them: the counts per station and day,
+/// each serial's first attempt per procedure, and the problem runs. Only a first
+/// attempt's key and the problem runs are kept, not every run's row (100 000 runs'
+/// rows were about 95 MB).
+#[derive(Default)]
+pub(crate) struct RunTally {
+    stations: Names,
+    days: FxHashMap<(u32, NaiveDate), Counts>,
+    /// By serial and procedure id, joined by a NUL (neither holds one: the store's
+    /// fields are checked for control characters when filed).
+    first: FxHashMap<String, FirstAttempt>,
+    key: String,
+    problems: Vec<ProblemRun>,
+}
+
+impl RunTally {
+    pub fn add(&mut self, r: &AuditRun<'_>) {
+        let station = self.stations.id(r.station);
+        let c = self.days.entry((station, r.date)).or_default();
         c.runs += 1;
         match r.outcome {
             Outcome::Pass => c.pass += 1,
@@ -729,211 +673,105 @@ pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
             Outcome::Aborted => c.aborted += 1,
             Outcome::InProgress => {}
         }
-        let earlier =
-            |a: &RunRow, b: &RunRow| (&a.started_utc, &a.run_id) < (&b.started_utc, &b.run_id);
-        first
-            .entry((&r.serial, &r.procedure_id))
-            .and_modify(|f| {
-                if earlier(r, f) {
-                    *f = r;
+        let attempt = || FirstAttempt {
+            started_utc: r.started_utc.to_string(),
+            run_id: r.run_id.to_string(),
+            station,
+            date: r.date,
+            passed: r.outcome == Outcome::Pass,
+        };
+        self.key.clear();
+        self.key.push_str(r.serial);
+        self.key.push('\0');
+        self.key.push_str(r.procedure_id);
+        match self.first.get_mut(self.key.as_str()) {
+            Some(f) => {
+                if (r.started_utc, r.run_id) < (f.started_utc.as_str(), f.run_id.as_str()) {
+                    *f = attempt();
+                }
+            }
+            None => {
+                self.first.insert(self.key.clone(), attempt());
+            }
+        }
+        if is_problem(r.outcome) {
+            self.problems.push(ProblemRun {
+                run_id: r.run_id.to_string(),
+                station: r.station.to_string(),
+                serial: r.serial.to_string(),
+                started_utc: r.started_utc.to_string(),
+                outcome: outcome_str(r.outcome).to_string(),
+                reason: r.reason.map(str::to_string),
+                bundle: r.bundle.unwrap_or_default().to_string(),
+                bundle_link: String::new(),
+            });
+        }
+    }
+
+    /// The counts per station and day (by station, then date) and the problem runs
+    /// (oldest first: by start time, then run id).
+    pub fn finish(mut self) -> (Vec<DailyYield>, Vec<ProblemRun>) {
+        for f in self.first.values() {
+            let c = self.days.entry((f.station, f.date)).or_default();
+            c.first_runs += 1;
+            c.first_pass += i64::from(f.passed);
+        }
+        let mut daily: Vec<DailyYield> = self
+            .days
+            .into_iter()
+            .map(|((station, date), mut counts)| {
+                counts.first_pass_yield = ratio(counts.first_pass, counts.first_runs);
+                DailyYield {
+                    station: self.stations.text(station).to_string(),
+                    date,
+                    counts,
                 }
             })
-            .or_insert(r);
+            .collect();
+        daily.sort_by(|a, b| (&a.station, a.date).cmp(&(&b.station, b.date)));
+        self.problems
+            .sort_by(|a, b| (&a.started_utc, &a.run_id).cmp(&(&b.started_utc, &b.run_id)));
+        (daily, self.problems)
     }
-    for f in first.values() {
-        let c = days.entry((&f.station, f.date)).or_default();
-        c.first_runs += 1;
-        c.first_pass += i64::from(f.outcome == Outcome::Pass);
-    }
-    days.into_iter()
-        .map(|((station, date), mut counts)| {
-            counts.first_pass_yield = ratio(counts.first_pass, counts.first_runs);
-            DailyYield {
-                station: station.to_string(),
-                date,
-                counts,
-            }
-        })
-        .collect()
 }
 
-/// Statistics, Cpk and histogram of every load point (step name, port, MPE): the
-/// moments in one pass, then each group's errors binned once its range is known.
+/// Runs per station and day, and first-pass yield: a serial's first attempt at a
+/// procedure (its first run by start time, then run id, under that procedure id) counts
+/// for the station and day it ran on, and passes when its outcome is PASS. A device that
+/// passes its end-of-line test and later its verification has two first attempts, both
+/// passed; its retest under the same procedure is no first attempt.
+pub fn yield_by_station_day(runs: &[RunRow]) -> Vec<DailyYield> {
+    let mut tally = RunTally::default();
+    for r in runs {
+        tally.add(&AuditRun {
+            run_id: &r.run_id,
+            station: &r.station,
+            date: r.date,
+            serial: &r.serial,
+            procedure_id: &r.procedure_id,
+            started_utc: &r.started_utc,
+            outcome: r.outcome,
+            reason: None,
+            bundle: None,
+        });
+    }
+    tally.finish().0
+}
+
+/// Statistics, Cpk and histogram of every load point (step name, port, MPE) of
+/// `points`.
 pub fn load_point_stats(
-    points: &AuditPoints,
+    points: &PointGroups,
     max_bins: usize,
     rule: &CpkRule,
 ) -> Vec<LoadPointStats> {
-    struct Group {
-        step_index: u32,
-        moments: Moments,
-        rejected: i64,
-        rows: Vec<u32>,
-    }
-    // The MPE is a key by its bits: the same limit is the same f64 in every file.
-    let mut groups: HashMap<(u32, u32, u64), Group> = HashMap::new();
-    for (i, p) in points.rows.iter().enumerate() {
-        let g = groups
-            .entry((p.step_name, p.port, p.mpe_percent.to_bits()))
-            .or_insert_with(|| Group {
-                step_index: p.step_index,
-                moments: Moments::default(),
-                rejected: 0,
-                rows: Vec::new(),
-            });
-        g.step_index = g.step_index.min(p.step_index);
-        g.moments.add(p.error_percent);
-        g.rejected += i64::from(!p.accepted);
-        g.rows.push(i as u32);
-    }
-    let mut out = Vec::with_capacity(groups.len());
-    for ((step_name, port, mpe_bits), g) in groups {
-        let mpe = f64::from_bits(mpe_bits);
-        let m = g.moments;
-        let std_dev = m.std_dev().filter(|s| s.is_finite());
-        let (lo, w, nb) = histogram_bins(m.min, m.max, m.n, std_dev, mpe, max_bins);
-        let mut histogram = Histogram {
-            width: w,
-            bins: (0..nb)
-                .map(|k| HistBin {
-                    lo: lo + k as f64 * w,
-                    hi: lo + (k + 1) as f64 * w,
-                    count: 0,
-                })
-                .collect(),
-            underflow: 0,
-            overflow: 0,
-        };
-        for e in g
-            .rows
-            .iter()
-            .map(|i| points.rows[*i as usize].error_percent)
-        {
-            match bin_of(e, lo, w, nb) {
-                None => histogram.underflow += 1,
-                Some(b) if b >= nb => histogram.overflow += 1,
-                Some(b) => histogram.bins[b as usize].count += 1,
-            }
-        }
-        let cpk_withheld = (m.n as u64) < rule.min_n;
-        let cpk = cpk(m.mean, std_dev, mpe).filter(|_| !cpk_withheld);
-        let interval = cpk.map(|c| cpk_interval(c, m.n, rule.confidence));
-        out.push(LoadPointStats {
-            step_index: i64::from(g.step_index),
-            step_name: points.text(step_name).to_string(),
-            port: points.text(port).to_string(),
-            mpe_percent: mpe,
-            n: m.n,
-            mean: m.mean,
-            std_dev,
-            min: m.min,
-            max: m.max,
-            rejected: g.rejected,
-            cpk,
-            cpk_low: interval.map(|i| i.0),
-            cpk_high: interval.map(|i| i.1),
-            cpk_withheld,
-            below_cpk_target: false,
-            histogram,
-            histogram_plot: None,
-        });
-    }
-    out.sort_by(|a, b| {
-        (a.step_index, &a.step_name, &a.port)
-            .cmp(&(b.step_index, &b.step_name, &b.port))
-            .then(a.mpe_percent.total_cmp(&b.mpe_percent))
-    });
-    out
+    crate::figures::load_point_stats(points, max_bins, rule)
 }
 
-/// Control charts of the daily mean error per station and load point (ports pooled).
-/// Points out of limits are left out: a faulty meter says nothing about the bench, and
-/// its error would swamp the within-day spread the limits come from.
-pub fn control_charts(points: &AuditPoints, from: NaiveDate) -> Vec<ControlChart> {
-    struct Chart {
-        step_index: u32,
-        mpe_percent: f64,
-        days: BTreeMap<NaiveDate, Moments>,
-    }
-    let mut charts: HashMap<(u32, u32), Chart> = HashMap::new();
-    for p in points.rows.iter().filter(|p| p.accepted) {
-        let c = charts
-            .entry((p.station, p.step_name))
-            .or_insert_with(|| Chart {
-                step_index: p.step_index,
-                mpe_percent: p.mpe_percent,
-                days: BTreeMap::new(),
-            });
-        c.step_index = c.step_index.min(p.step_index);
-        c.mpe_percent = c.mpe_percent.max(p.mpe_percent);
-        c.days.entry(p.date).or_default().add(p.error_percent);
-    }
-
-    let mut out = Vec::with_capacity(charts.len());
-    for ((station, step_name), chart) in charts {
-        let days: Vec<(NaiveDate, Moments)> = chart.days.into_iter().collect();
-        let total_n: i64 = days.iter().map(|(_, m)| m.n).sum();
-        let center = days.iter().map(|(_, m)| m.n as f64 * m.mean).sum::<f64>() / total_n as f64;
-        // The within-day spread: the days' variances pooled by their degrees of freedom.
-        let (ss, dof) = days
-            .iter()
-            .filter_map(|(_, m)| {
-                m.variance()
-                    .map(|v| (v * (m.n - 1) as f64, (m.n - 1) as f64))
-            })
-            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        let sigma = (dof > 0.0).then(|| (ss / dof).sqrt());
-        let chart_days: Vec<ChartDay> = days
-            .iter()
-            .map(|(date, m)| {
-                let half = sigma.map(|s| 3.0 * s / (m.n as f64).sqrt());
-                let (lcl, ucl) = (half.map(|h| center - h), half.map(|h| center + h));
-                let out_of_control =
-                    matches!((lcl, ucl), (Some(l), Some(u)) if m.mean < l || m.mean > u);
-                ChartDay {
-                    date: *date,
-                    n: m.n,
-                    mean: m.mean,
-                    lcl,
-                    ucl,
-                    out_of_control,
-                }
-            })
-            .collect();
-        let xy: Vec<(f64, f64)> = days
-            .iter()
-            .map(|(date, m)| ((*date - from).num_days() as f64, m.mean))
-            .collect();
-        let slope = least_squares_slope(&xy);
-        let span = match (days.first(), days.last()) {
-            (Some(a), Some(b)) => (b.0 - a.0).num_days() as f64,
-            _ => 0.0,
-        };
-        let drift = slope.map(|s| s * span);
-        let mean_n = total_n as f64 / days.len().max(1) as f64;
-        let drift_suspected = match (drift, sigma) {
-            (Some(d), Some(s)) => days.len() >= 3 && d.abs() > 3.0 * s / mean_n.sqrt(),
-            _ => false,
-        };
-        out.push(ControlChart {
-            out_of_control_days: chart_days.iter().filter(|d| d.out_of_control).count(),
-            station: points.text(station).to_string(),
-            step_index: i64::from(chart.step_index),
-            step_name: points.text(step_name).to_string(),
-            mpe_percent: chart.mpe_percent,
-            center,
-            sigma_within: sigma,
-            slope_percent_per_day: slope,
-            drift_over_range_percent: drift,
-            drift_suspected,
-            days: chart_days,
-            plot: None,
-        });
-    }
-    out.sort_by(|a, b| {
-        (&a.station, a.step_index, &a.step_name).cmp(&(&b.station, b.step_index, &b.step_name))
-    });
-    out
+/// Control charts of the daily mean error per station and load point (ports pooled);
+/// see [`crate::figures::control_charts`].
+pub fn control_charts(points: &PointGroups, from: NaiveDate) -> Vec<ControlChart> {
+    crate::figures::control_charts(points, from)
 }
 
 fn yield_totals(daily: &[DailyYield]) -> (Counts, Vec<StationYield>) {
@@ -1032,17 +870,6 @@ pub fn histogram_bins(
     let edge = (lo / width + 1e-9).floor() * width;
     let bins = ((hi - edge) / width + 1e-9).floor() as i64 + 1;
     (edge, width, bins.max(1))
-}
-
-/// Bin of `e` among `n` bins of `width` from `lo` (left-closed, a hair of tolerance so
-/// that a value printed on an edge lands above it); `None` below, `Some(n)` above.
-fn bin_of(e: f64, lo: f64, width: f64, n: i64) -> Option<i64> {
-    let x = (e - lo) / width + 1e-9;
-    if x < 0.0 {
-        None
-    } else {
-        Some((x.floor() as i64).min(n))
-    }
 }
 
 /// Slope of the least-squares line through the points; `None` with fewer than two
@@ -1320,7 +1147,7 @@ mod tests {
                     mu + sigma * z
                 })
                 .collect();
-            let mut m = Moments::default();
+            let mut m = crate::figures::Moments::default();
             xs.iter().for_each(|x| m.add(*x));
             let c = cpk(m.mean, m.std_dev(), mpe).unwrap();
             let (lo, hi) = cpk_interval(c, m.n, 0.95);
@@ -1379,7 +1206,7 @@ mod tests {
         assert_eq!((w, n), (0.05, 13));
     }
 
-    fn points(rows: &[(&str, &str, &str, f64, &str)]) -> AuditPoints {
+    fn points(rows: &[(&str, &str, &str, f64, &str)]) -> PointGroups {
         // (station, date, port, error, outcome) of step "Iref PF1", MPE 1
         let p: Vec<crate::PointRow> = rows
             .iter()
@@ -1409,7 +1236,7 @@ mod tests {
                 outcome: r.4.into(),
             })
             .collect();
-        AuditPoints::from_rows(&p).unwrap()
+        PointGroups::from_rows(&p).unwrap()
     }
 
     #[test]

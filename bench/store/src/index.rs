@@ -2,7 +2,7 @@
 //! detail of runs.
 
 use crate::StoreError;
-use crate::audit::InstrumentUse;
+use crate::audit::{AuditRun, InstrumentUse, RunTally, is_problem};
 use crate::compact::{remove_run_rows, rows_in_compacted};
 use crate::frames::{
     PointRow, outcome_str, parse_outcome, point_rows, point_rows_from_frame, points_parquet_bytes,
@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 use meterbench_runner::record::{Outcome, RunRecord};
 use polars_core::prelude::DataFrame;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -465,7 +466,10 @@ pub(crate) fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, 
     }))
 }
 
-/// Every instrument calibration used by runs dated `from..=to`, with its last use.
+/// Every instrument calibration used by the runs dated `from..=to`, with its last use,
+/// ordered by last use within (station, role, serial). The join's rows are grouped
+/// here, not by SQLite: its GROUP BY sorted all 300 000 rows of a 100 000-run year
+/// (0.6 s) to find a few dozen calibrations.
 pub(crate) fn instrument_uses(
     store: &Path,
     from: NaiveDate,
@@ -476,34 +480,124 @@ pub(crate) fn instrument_uses(
     let mut stmt = conn
         .prepare(
             "SELECT r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
-             i.calibration_due, MAX(r.started_utc) AS last_used \
+             i.calibration_due, r.started_utc \
              FROM run_instruments i JOIN runs r ON r.run_id = i.run_id \
-             WHERE r.run_date >= ?1 AND r.run_date <= ?2 \
-             GROUP BY r.station_id, i.role, i.model, i.serial_number, i.calibration_id, \
-             i.calibration_due \
-             ORDER BY r.station_id, i.role, i.serial_number, last_used",
+             WHERE r.run_date >= ?1 AND r.run_date <= ?2",
         )
         .map_err(StoreError::index(&index_path))?;
-    let rows = stmt
-        .query_map(
-            [
-                from.format("%Y-%m-%d").to_string(),
-                to.format("%Y-%m-%d").to_string(),
-            ],
-            |r| {
-                Ok(InstrumentUse {
-                    station: r.get(0)?,
-                    role: r.get(1)?,
-                    model: r.get(2)?,
-                    serial_number: r.get(3)?,
-                    calibration_id: r.get(4)?,
-                    calibration_due: date_at(r, 5)?,
-                    last_used: r.get(6)?,
-                })
-            },
-        )
-        .map_err(StoreError::index(&index_path))?
-        .collect::<rusqlite::Result<Vec<_>>>()
+    let mut rows = stmt
+        .query([
+            from.format("%Y-%m-%d").to_string(),
+            to.format("%Y-%m-%d").to_string(),
+        ])
         .map_err(StoreError::index(&index_path))?;
-    Ok(rows)
+    let mut uses: FxHashMap<String, InstrumentUse> = FxHashMap::default();
+    let mut key = String::new();
+    while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {
+        let field = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+        // The six grouped fields, joined by NUL (no field holds one).
+        key.clear();
+        for i in 0..6 {
+            key.push_str(field(i).map_err(StoreError::index(&index_path))?);
+            key.push('\0');
+        }
+        let last = field(6).map_err(StoreError::index(&index_path))?;
+        match uses.get_mut(key.as_str()) {
+            Some(u) => {
+                if last > u.last_used.as_str() {
+                    u.last_used = last.to_string();
+                }
+            }
+            None => {
+                let u = (|| {
+                    Ok::<_, rusqlite::Error>(InstrumentUse {
+                        station: r.get(0)?,
+                        role: r.get(1)?,
+                        model: r.get(2)?,
+                        serial_number: r.get(3)?,
+                        calibration_id: r.get(4)?,
+                        calibration_due: date_at(r, 5)?,
+                        last_used: last.to_string(),
+                    })
+                })()
+                .map_err(StoreError::index(&index_path))?;
+                uses.insert(key.clone(), u);
+            }
+        }
+    }
+    let mut uses: Vec<InstrumentUse> = uses.into_values().collect();
+    uses.sort_by(|a, b| {
+        (&a.station, &a.role, &a.serial_number, &a.last_used).cmp(&(
+            &b.station,
+            &b.role,
+            &b.serial_number,
+            &b.last_used,
+        ))
+    });
+    Ok(uses)
+}
+
+/// The runs dated `from..=to`, counted as they are read (no row is kept but what the
+/// tally keeps; no sort: the tally orders what it returns).
+pub(crate) fn tally_runs(
+    store: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<RunTally, StoreError> {
+    let conn = open_index(store, false)?;
+    let index_path = store.join(INDEX_FILE);
+    let mut stmt = conn
+        .prepare(
+            "SELECT run_id, station_id, run_date, dut_serial, procedure_id, started_utc, \
+             outcome, outcome_reason, bundle_path FROM runs \
+             WHERE run_date >= ?1 AND run_date <= ?2",
+        )
+        .map_err(StoreError::index(&index_path))?;
+    let mut rows = stmt
+        .query([
+            from.format("%Y-%m-%d").to_string(),
+            to.format("%Y-%m-%d").to_string(),
+        ])
+        .map_err(StoreError::index(&index_path))?;
+    let mut tally = RunTally::default();
+    // Dates repeat run after run: parse each distinct text once.
+    let mut last_date: Option<(String, NaiveDate)> = None;
+    while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {
+        let text = |i: usize| -> Result<&str, StoreError> {
+            (|| Ok::<_, rusqlite::Error>(r.get_ref(i)?.as_str()?))()
+                .map_err(StoreError::index(&index_path))
+        };
+        let optional = |i: usize| -> Result<Option<&str>, StoreError> {
+            (|| Ok::<_, rusqlite::Error>(r.get_ref(i)?.as_str_or_null()?))()
+                .map_err(StoreError::index(&index_path))
+        };
+        let run_id = text(0)?;
+        let date_text = text(2)?;
+        let date = match &last_date {
+            Some((t, d)) if t == date_text => *d,
+            _ => {
+                let d = date_at(r, 2).map_err(StoreError::index(&index_path))?;
+                last_date = Some((date_text.to_string(), d));
+                d
+            }
+        };
+        let outcome_text = text(6)?;
+        let outcome = parse_outcome(outcome_text).ok_or_else(|| StoreError::Record {
+            run_id: run_id.to_string(),
+            message: format!("outcome {outcome_text:?} in {}", index_path.display()),
+        })?;
+        let problem = is_problem(outcome);
+        tally.add(&AuditRun {
+            run_id,
+            station: text(1)?,
+            date,
+            serial: text(3)?,
+            procedure_id: text(4)?,
+            started_utc: text(5)?,
+            outcome,
+            reason: if problem { optional(7)? } else { None },
+            bundle: if problem { Some(text(8)?) } else { None },
+        });
+    }
+    Ok(tally)
 }

@@ -16,6 +16,7 @@
 mod audit;
 mod compact;
 mod error;
+mod figures;
 mod frames;
 mod index;
 pub mod layout;
@@ -26,13 +27,14 @@ mod store;
 mod synth;
 
 pub use audit::{
-    AUDIT_SCHEMA, AuditContext, AuditOptions, AuditPoints, AuditSummary, CalibrationDue, ChartDay,
-    ControlChart, Counts, DailyYield, HistBin, Histogram, LoadPointStats, PROBLEM_RUNS_FILE,
-    ProblemRun, StationYield, control_charts, cpk, cpk_interval, histogram_bins,
-    least_squares_slope, load_point_stats, yield_by_station_day,
+    AUDIT_SCHEMA, AuditContext, AuditOptions, AuditSummary, CalibrationDue, ChartDay, ControlChart,
+    Counts, DailyYield, HistBin, Histogram, LoadPointStats, PROBLEM_RUNS_FILE, ProblemRun,
+    StationYield, control_charts, cpk, cpk_interval, histogram_bins, least_squares_slope,
+    load_point_stats, yield_by_station_day,
 };
 pub use compact::CompactSummary;
 pub use error::StoreError;
+pub use figures::PointGroups;
 pub use frames::{
     POINTS_SCHEMA, PointRow, SAMPLES_SCHEMA, outcome_str, parse_outcome, point_rows,
     point_rows_from_frame, points_frame, read_parquet, samples_frame, write_samples_parquet,

@@ -6,8 +6,12 @@
 //! - **PostgreSQL** (`postgres://…`): runs, instruments and points of many stations in
 //!   one database; raw samples stay in the signed bundles.
 
-use crate::audit::{AuditOptions, AuditPoints, AuditSummary, InstrumentUse};
+use crate::audit::{
+    AuditOptions, AuditSummary, ControlChart, InstrumentUse, LoadPointStats, RunTally,
+    read_point_groups,
+};
 use crate::compact::CompactSummary;
+use crate::figures;
 use crate::index::{RunDetail, RunFilter, RunRow};
 use crate::synth::SynthSummary;
 use crate::{StoreError, index, pg};
@@ -209,15 +213,33 @@ impl Store {
         }
     }
 
-    /// The points the audit's figures rest on, dated `from..=to`.
-    pub(crate) fn audit_points(
+    /// The runs dated `from..=to`, counted for the audit's yield and problem list.
+    pub(crate) fn tally_runs(
         &self,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<AuditPoints, StoreError> {
+    ) -> Result<RunTally, StoreError> {
         match &self.backend {
-            Backend::Embedded(dir) => AuditPoints::read(dir, from, to),
-            Backend::Postgres(pg) => pg.audit_points(from, to),
+            Backend::Embedded(dir) => index::tally_runs(dir, from, to),
+            Backend::Postgres(pg) => pg.tally_runs(from, to),
+        }
+    }
+
+    /// The load points' statistics and the control charts of the points dated
+    /// `opts.from..=opts.to`.
+    pub(crate) fn point_figures(
+        &self,
+        opts: &AuditOptions,
+    ) -> Result<(Vec<LoadPointStats>, Vec<ControlChart>), StoreError> {
+        match &self.backend {
+            Backend::Embedded(dir) => {
+                let groups = read_point_groups(dir, opts.from, opts.to)?;
+                Ok((
+                    figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
+                    figures::control_charts(&groups, opts.from),
+                ))
+            }
+            Backend::Postgres(pg) => pg.point_figures(opts),
         }
     }
 
