@@ -402,6 +402,13 @@ impl PgStore {
             .map_err(self.err())
     }
 
+    /// Take the tables' statistics for the planner (after a bulk load).
+    pub(crate) fn analyze(&self) -> Result<(), StoreError> {
+        self.client()
+            .batch_execute("ANALYZE runs, run_instruments, points")
+            .map_err(self.err())
+    }
+
     /// Bulk filing for the synthesizer: runs with their points, in one transaction, by
     /// COPY (a year of runs is millions of points).
     pub(crate) fn insert_many(

@@ -319,6 +319,10 @@ pub(crate) fn synthesize_into(
         Ok(0)
     })?;
     summary.points_files = 0;
+    // A bulk load leaves the planner without statistics until autovacuum's next pass
+    // (the audit right after it was planned as if the tables were small); PostgreSQL's
+    // manual advises ANALYZE after loading ("Populating a Database").
+    pg.analyze()?;
     Ok(summary)
 }
 
