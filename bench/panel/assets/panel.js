@@ -140,12 +140,30 @@ const REFUSALS_DE = {
   too_long: (r) => `${ORDER_FIELDS_DE[r.field] || r.field}: ${r.chars} Zeichen, ein Zertifikat nimmt höchstens ${r.max} auf; bitte kürzen`,
   control_character: (r) => `${ORDER_FIELDS_DE[r.field] || r.field} enthält das Steuer- oder Formatzeichen ${r.code_point}; bitte neu eingeben`,
   received_in_future: (r) => `Eingangsdatum ${r.received} liegt nach heute (${r.today}): der Gegenstand muss vor der Kalibrierung eingegangen sein`,
+  // The panel's own refusals.
+  busy: () => "Eine Sitzung läuft: warten, bis sie endet, oder sie stoppen",
+  not_running: () => "Es läuft keine Sitzung",
+  not_asked: () => "Diese Frage wird nicht mehr gestellt (beantwortet, oder der Lauf ist beendet)",
+  wrong_password: () => "Falsches Passwort",
+  password_needed: () => "Das Passwort des Panels wird benötigt",
+  foreign_page: () => "Eine Anfrage von der Seite einer anderen Website",
+  other_address: (r) => `Dies ist das Panel unter ${r.address}`,
+  not_a_run_id: () => "Keine Lauf-ID",
+  no_certificate: (r) => `Lauf ${r.run_id} hat hier kein Zertifikat`,
+  offline: () => "Keine Verbindung zum Prüfplatz",
 };
+// What the bench says of its files, station and keys (with file and line) is for whoever
+// keeps the bench: the page says in German that it refused, and gives the bench's words.
+const BENCH_WORDS_DE = (e) => `Vom Prüfplatz abgelehnt; seine Meldung für die Laborleitung (englisch): ${e.message}`;
 // The order's fields as the start form names them.
 const ORDER_FIELDS_DE = {
   "--customer": "Kunde", "--customer-contact": "Kontakt des Kunden", "--condition": "Zustand bei Eingang",
 };
-const refusalText = (e) => (lang === "de" && e.refusal && REFUSALS_DE[e.refusal.code] ? REFUSALS_DE[e.refusal.code](e.refusal) : e.message);
+const refusalText = (e) => {
+  if (lang !== "de") return e.message;
+  const code = e.refusal && e.refusal.code;
+  return REFUSALS_DE[code] ? REFUSALS_DE[code](e.refusal) : BENCH_WORDS_DE(e);
+};
 
 // An instrument's role in the station (its kind in the page's language, and the station's
 // id for it where that differs: "counter c1").
@@ -182,7 +200,10 @@ const fmt = (x, digits = 3) => (x == null || Number.isNaN(x) ? "–" : Number(x)
 
 async function api(path, body) {
   const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
-  const r = await fetch(path, init);
+  // The browser's own words for a bench it cannot reach ("Failed to fetch") are English.
+  const r = await fetch(path, init).catch((e) => {
+    throw Object.assign(new Error(`the bench does not answer: ${e.message}`), { refusal: { code: "offline" } });
+  });
   const data = await r.json().catch(() => ({}));
   if (r.status === 401) showLogin();
   if (!r.ok) throw Object.assign(new Error(data.error || `${r.status} ${r.statusText}`), { refusal: data.refusal });
@@ -594,7 +615,7 @@ async function startRun(ev) {
 }
 
 async function stopRun() {
-  try { await api("/api/stop", {}); } catch (e) { $("start-error").textContent = e.message; }
+  try { await api("/api/stop", {}); } catch (e) { $("start-error").textContent = refusalText(e); }
 }
 
 async function retest(runId, step) {
@@ -605,7 +626,7 @@ async function retest(runId, step) {
     $("step-line").textContent = t("retest_started", { step });
   } catch (e) {
     setBusy(false);
-    $("start-error").textContent = e.message;
+    $("start-error").textContent = refusalText(e);
   }
 }
 
@@ -624,9 +645,14 @@ async function loadHistory(ev) {
       const verify = el("button", { class: "small", type: "button", text: t("verify") });
       const result = el("span");
       verify.addEventListener("click", async () => {
-        const v = await api(`/api/runs/${encodeURIComponent(r.run_id)}/verify`);
-        result.textContent = v.ok ? ` ${t("verified", { key: v.key_id })}` : ` ${t("not_verified")}: ${(v.problems || []).join("; ")}`;
-        result.className = v.ok ? "verdict PASS" : "verdict FAIL";
+        try {
+          const v = await api(`/api/runs/${encodeURIComponent(r.run_id)}/verify`);
+          result.textContent = v.ok ? ` ${t("verified", { key: v.key_id })}` : ` ${t("not_verified")}: ${(v.problems || []).join("; ")}`;
+          result.className = v.ok ? "verdict PASS" : "verdict FAIL";
+        } catch (e) {
+          result.textContent = ` ${refusalText(e)}`;
+          result.className = "verdict ERROR";
+        }
       });
       return el("tr", { "data-run": r.run_id },
         el("td", { text: r.started_utc.replace("T", " ").slice(0, 19) }),
@@ -638,7 +664,7 @@ async function loadHistory(ev) {
     $("history-note").textContent = h.total ? t("runs_shown", { n: h.runs.length, total: h.total }) : t("no_runs");
     window.meterbenchHistoryLoads += 1;
   } catch (e) {
-    $("history-note").textContent = e.message;
+    $("history-note").textContent = refusalText(e);
   }
 }
 
@@ -728,7 +754,7 @@ async function start() {
   try {
     await loadStation();
   } catch (e) {
-    if ($("login").hidden) document.body.append(el("p", { class: "error", text: e.message }));
+    if ($("login").hidden) document.body.append(el("p", { class: "error", text: refusalText(e) }));
     return;
   }
   $("login").hidden = true; $("main").hidden = false;
@@ -764,7 +790,7 @@ document.addEventListener("DOMContentLoaded", () => {
       await api("/api/login", { password: $("login-password").value });
       start();
     } catch (err) {
-      $("login-error").textContent = err.message;
+      $("login-error").textContent = refusalText(err);
     }
   });
   start();

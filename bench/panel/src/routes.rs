@@ -45,8 +45,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+/// An error answer: the bench's English words and, for the page to say it in the
+/// operator's language, a code (`refusal.code`) with the values the words hold.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    refusal(status, message, json!({ "code": code }))
+}
+
+fn refusal(status: StatusCode, message: impl Into<String>, refusal: Value) -> Response {
+    (
+        status,
+        Json(json!({"error": message.into(), "refusal": refusal})),
+    )
+        .into_response()
 }
 
 /// Every request: from this panel's host and page, and (with a password) from a browser
@@ -56,18 +66,27 @@ async fn gate(State(shared): Shd, request: Request, next: Next) -> Response {
     let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
     let host = text(header::HOST);
     if !host_is_ours(host, shared.address) {
-        return error(
+        return refusal(
             StatusCode::MISDIRECTED_REQUEST,
             format!("this is the panel at {}", shared.address),
+            json!({"code": "other_address", "address": shared.address.to_string()}),
         );
     }
     if request.method() != Method::GET && !origin_is_ours(text(header::ORIGIN), host) {
-        return error(StatusCode::FORBIDDEN, "a request from another site's page");
+        return error(
+            StatusCode::FORBIDDEN,
+            "foreign_page",
+            "a request from another site's page",
+        );
     }
     let path = request.uri().path();
     let private = (path.starts_with("/api/") && path != "/api/login") || path.starts_with("/runs/");
     if private && !shared.access.allows(text(header::COOKIE)) {
-        return error(StatusCode::UNAUTHORIZED, "the panel's password is needed");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "password_needed",
+            "the panel's password is needed",
+        );
     }
     next.run(request).await
 }
@@ -90,7 +109,7 @@ async fn login(State(shared): Shd, Json(l): Json<Login>) -> Response {
             }
             r
         }
-        None => error(StatusCode::UNAUTHORIZED, "wrong password"),
+        None => error(StatusCode::UNAUTHORIZED, "wrong_password", "wrong password"),
     }
 }
 
@@ -157,14 +176,13 @@ fn refused(r: Refused) -> Response {
     match r {
         Refused::Busy => error(
             StatusCode::CONFLICT,
+            "busy",
             "a session is running: wait for it to end or stop it",
         ),
-        Refused::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
-        Refused::Order(p) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": p.to_string(), "refusal": p})),
-        )
-            .into_response(),
+        // The files', station's or keys' problem, in the bench's words with its file and
+        // line: for whoever keeps the bench, whatever the operator's language.
+        Refused::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "bench_refused", m),
+        Refused::Order(p) => refusal(StatusCode::UNPROCESSABLE_ENTITY, p.to_string(), json!(p)),
     }
 }
 
@@ -173,19 +191,19 @@ async fn start(State(shared): Shd, Json(req): Json<StartRequest>) -> Response {
     match tokio::task::spawn_blocking(move || job::start(&s, req)).await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response(),
         Ok(Err(r)) => refused(r),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
 async fn retest(State(shared): Shd, Json(req): Json<RetestRequest>) -> Response {
     if !view::is_run_id(&req.run_id) {
-        return error(StatusCode::BAD_REQUEST, "not a run id");
+        return error(StatusCode::BAD_REQUEST, "not_a_run_id", "not a run id");
     }
     let s = shared.clone();
     match tokio::task::spawn_blocking(move || job::start_retest(&s, req)).await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response(),
         Ok(Err(r)) => refused(r),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
@@ -200,15 +218,16 @@ async fn answer(State(shared): Shd, Json(a): Json<Answer>) -> Response {
         Ok(normalised) => Json(json!({"ok": true, "answer": normalised})).into_response(),
         Err(AnswerError::NotAsked) => error(
             StatusCode::CONFLICT,
+            "not_asked",
             "that question is no longer asked (answered, or the run ended)",
         ),
         // The bench's words and, for the page to say it in the operator's language, the
         // refusal's code and values.
-        Err(AnswerError::Refused(why)) => (
+        Err(AnswerError::Refused(why)) => refusal(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": why.to_string(), "refusal": why})),
-        )
-            .into_response(),
+            why.to_string(),
+            json!(why),
+        ),
     }
 }
 
@@ -217,7 +236,7 @@ async fn stop(State(shared): Shd) -> Response {
         shared.hub.publish(json!({"event": "panel_stopping"}));
         Json(json!({"ok": true})).into_response()
     } else {
-        error(StatusCode::CONFLICT, "no session is running")
+        error(StatusCode::CONFLICT, "not_running", "no session is running")
     }
 }
 
@@ -225,25 +244,25 @@ async fn history(State(shared): Shd, Query(q): Query<HistoryQuery>) -> Response 
     let s = shared.clone();
     match tokio::task::spawn_blocking(move || view::history(&s, &q, HISTORY_ROWS)).await {
         Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(m)) => error(StatusCode::BAD_REQUEST, "bench_refused", m),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
 async fn verify(State(shared): Shd, Path(id): Path<String>) -> Response {
     if !view::is_run_id(&id) {
-        return error(StatusCode::BAD_REQUEST, "not a run id");
+        return error(StatusCode::BAD_REQUEST, "not_a_run_id", "not a run id");
     }
     let s = shared.clone();
     match tokio::task::spawn_blocking(move || view::verify(&s, &id)).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
 async fn certificate(State(shared): Shd, Path(id): Path<String>) -> Response {
     if !view::is_run_id(&id) {
-        return error(StatusCode::BAD_REQUEST, "not a run id");
+        return error(StatusCode::BAD_REQUEST, "not_a_run_id", "not a run id");
     }
     let path = shared.config.reports.join(&id).join("certificate.pdf");
     match tokio::fs::read(&path).await {
@@ -255,9 +274,10 @@ async fn certificate(State(shared): Shd, Path(id): Path<String>) -> Response {
             );
             (headers, bytes).into_response()
         }
-        Err(_) => error(
+        Err(_) => refusal(
             StatusCode::NOT_FOUND,
             format!("run {id} has no certificate here"),
+            json!({"code": "no_certificate", "run_id": id}),
         ),
     }
 }

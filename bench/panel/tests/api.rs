@@ -136,6 +136,59 @@ fn other_sites_and_other_host_names_are_refused() {
     panel.stop();
 }
 
+/// Every refusal carries a code beside the bench's English (the page words each in the
+/// operator's language; a refusal of the bench's files keeps the bench's words).
+#[test]
+fn every_refusal_has_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel = panel(
+        dir.path(),
+        StoreLocation::Embedded(dir.path().join("store")),
+    );
+    let at = panel.address();
+    let code = |head: String, body: &str| {
+        let (status, text) = request(at, &head, body);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        (
+            status,
+            v["refusal"]["code"].as_str().unwrap_or("none").to_string(),
+        )
+    };
+    let post = |path: &str| format!("POST {path} HTTP/1.1\r\nHost: {at}");
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {at}");
+    assert_eq!(code(post("/api/stop"), "{}"), (409, "not_running".into()));
+    assert_eq!(
+        code(post("/api/answer"), r#"{"id": 7, "answer": "yes"}"#),
+        (409, "not_asked".into())
+    );
+    assert_eq!(
+        code(get("/api/runs/..%2Fx/verify"), ""),
+        (400, "not_a_run_id".into())
+    );
+    assert_eq!(
+        code(get("/runs/20260105T060000.000Z-st-SN1/certificate.pdf"), ""),
+        (404, "no_certificate".into())
+    );
+    assert_eq!(
+        code(
+            format!("{}\r\nOrigin: http://evil.example", post("/api/stop")),
+            "{}"
+        ),
+        (403, "foreign_page".into())
+    );
+    // The bench's own refusal of its files: a procedure the home does not hold.
+    assert_eq!(
+        code(
+            post("/api/start"),
+            r#"{"procedure": "none.yaml", "fixture": "cpim1000.yaml"}"#
+        ),
+        (422, "bench_refused".into())
+    );
+    assert!(!panel.busy(), "nothing was started");
+    panel.stop();
+}
+
 /// A start whose order is wrong is refused before anything is loaded, with the problem's
 /// code and fields beside the English text (the page says it in German from them).
 #[test]

@@ -503,6 +503,26 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         &tab,
         "document.getElementById('customer').value = 'Stadtwerke Musterstadt GmbH'; document.getElementById('start-error').textContent = ''; true",
     );
+    // A refusal of the bench's files: said to be one in German, with the bench's words
+    // (file and reason) for whoever keeps the bench.
+    let procedure = js(&tab, "document.getElementById('procedure').value");
+    js(
+        &tab,
+        "const s = document.getElementById('procedure'); s.append(new Option('none', 'none.yaml')); s.value = 'none.yaml'; true",
+    );
+    click(&tab, "#start");
+    wait(
+        &tab,
+        "the bench's refusal, in German",
+        "(t => t.startsWith('Vom Prüfplatz abgelehnt') && t.includes('none.yaml'))(document.getElementById('start-error').textContent)",
+        Duration::from_secs(20),
+    );
+    js(
+        &tab,
+        &format!(
+            "const s = document.getElementById('procedure'); s.lastElementChild.remove(); s.value = {procedure}; document.getElementById('start-error').textContent = ''; true"
+        ),
+    );
     screenshot(&tab, reports, "panel-de.png");
     click(&tab, "#lang");
 
