@@ -329,9 +329,10 @@ pub fn parse_identity(text: &str) -> Result<Hmt330Identity, String> {
     })
 }
 
-/// Once the serial number line of the `?` answer has arrived, a pause this long ends
-/// the answer: at 4800 baud a line takes under 100 ms, and the last line is the prompt,
-/// which has no line end to wait for.
+/// Once the serial number line of the `?` answer has arrived, the answer ends at the
+/// prompt `>` that begins the line after it (it has no line end to wait for), or, from a
+/// transmitter that prints none, at a pause this long: at 4800 baud a line takes under
+/// 100 ms.
 const QUIET: Duration = Duration::from_millis(300);
 
 /// A Vaisala HMT330 series transmitter in STOP serial mode.
@@ -395,6 +396,31 @@ impl<T: Transport> VaisalaHmt<T> {
         }
     }
 
+    /// Read the rest of an answer up to the prompt at the start of a line (a `>` within
+    /// a line is text), or until the transmitter pauses for [`QUIET`] or `deadline`.
+    fn await_prompt(&mut self, request: &str, deadline: Instant) -> InstrumentResult<()> {
+        let mut line_start = true;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            match self.transport.read_until(b'>', left.min(QUIET)) {
+                Ok(text) => {
+                    let text = text.strip_suffix(b"\r").unwrap_or(&text);
+                    if text.last().map_or(line_start, |b| *b == b'\n') {
+                        return Ok(());
+                    }
+                    line_start = false;
+                }
+                Err(TransportError::Timeout { .. }) => return Ok(()),
+                Err(e) => {
+                    return Err(self.link(&format!("waiting for the end of `{request}`"), e));
+                }
+            }
+        }
+    }
+
     fn timeout_error(&self, request: &str, unexpected: &[String]) -> InstrumentError {
         let request = if unexpected.is_empty() {
             format!(
@@ -428,18 +454,22 @@ impl<T: Transport> ClimateSensor for VaisalaHmt<T> {
         self.send("?")?;
         let deadline = Instant::now() + self.timeout;
         let mut lines = Vec::new();
-        let mut serial_seen = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            let wait = if serial_seen { left.min(QUIET) } else { left };
-            let Some(line) = self.line("?", wait)? else {
+            let Some(line) = self.line("?", left)? else {
                 break;
             };
-            serial_seen |= serial_number_line(without_prompt(&line)).is_some();
+            let serial_seen = serial_number_line(without_prompt(&line)).is_some();
             lines.push(line);
+            if serial_seen {
+                // The model line comes first and the serial number second: what follows
+                // is read only so that the answer is over before the next command.
+                self.await_prompt("?", deadline)?;
+                break;
+            }
         }
         // The prompt after the answer has no line end; it must not precede the next one.
         let _ = self.transport.discard_input();
@@ -763,6 +793,25 @@ mod tests {
             }
         );
         hmt.into_transport().assert_finished();
+    }
+
+    #[test]
+    fn the_info_answer_ends_at_the_prompt_at_the_start_of_a_line() {
+        // A `>` within a line (a free text of the adjustment) is text; the answer runs on
+        // to the prompt, after which nothing more is read.
+        let info = INFO.replace("Echo", "Adjust. info : cal >= 2 points\r\nEcho");
+        let script = ScriptedTransport::from_pairs([
+            ("?\r", format!("?\r\n{info}>")),
+            ("SEND\r", "SEND\r\nRH= 45.3 %RH T= 23.1 'C\r\n>".to_string()),
+        ]);
+        let mut hmt = VaisalaHmt::open(script, T);
+        assert_eq!(hmt.identity().unwrap().serial_number, "F1234567");
+        assert_eq!(hmt.read().unwrap(), reading(23.1, Some(45.3)));
+        hmt.into_transport().assert_finished();
+        // A transmitter that prints no prompt: the pause ends the answer.
+        let script = ScriptedTransport::from_pairs([("?\r", INFO.to_string())]);
+        let mut hmt = VaisalaHmt::open(script, T);
+        assert_eq!(hmt.identity().unwrap().model, "HMT330");
     }
 
     #[test]
