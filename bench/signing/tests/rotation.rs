@@ -302,6 +302,19 @@ fn a_bundle_is_trusted_only_within_its_keys_period() {
         "{}",
         problems[0]
     );
+    // The stranger's bundle with its manifest and key file claiming the new key's id:
+    // checked against the keyring's copy of that key, its signature fails.
+    let manifest = stranger.join("MANIFEST.sha256");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let stranger_id = key_id(&SigningKey::from_bytes(&[11; 32]).verifying_key());
+    let claimed = text.replace(&stranger_id, &key_id(&new_key().verifying_key()));
+    assert_ne!(claimed, text);
+    fs::write(&manifest, claimed).unwrap();
+    let problems = verify_bundle_trusted(&stranger, &ring).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.subject == "MANIFEST.sig"),
+        "{problems:?}"
+    );
 }
 
 #[test]
