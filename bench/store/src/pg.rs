@@ -23,10 +23,10 @@ use crate::store::redact_password;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
 use meterbench_runner::record::RunRecord;
-use postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutIter};
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
 use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -44,6 +44,19 @@ pub(crate) struct PgStore {
 }
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+
+/// A point's columns for the audit's figures, after its run's (see [`PointRuns`]).
+const POINT_FIGURE_COLUMNS: &str =
+    "p.step_index, p.step_name, p.port, p.mpe_percent, p.error_percent, p.accepted";
+
+/// How the audit's point rows name their run.
+#[derive(Clone, Copy)]
+enum PointRuns<'a> {
+    /// By its id, looked up among the runs wanted (station, date); others are skipped.
+    Looked(&'a FxHashMap<String, (String, NaiveDate)>),
+    /// By the station and date the server joined in.
+    Joined,
+}
 
 const RUN_COLUMNS: &str = "run_id, station_id, station_name, laboratory, dut_manufacturer, \
      dut_type, dut_serial, accuracy_class, procedure_id, procedure_version, procedure_sha256, \
@@ -367,8 +380,24 @@ impl PgStore {
             return Ok(PointGroups::default());
         }
         if wanted.saturating_mul(3) < all {
-            let groups = self.joined_point_groups(&mut tx, from, to)?;
+            // COPY takes no parameters: the dates are chrono's own formatting, the
+            // outcomes constants.
+            let outcomes = METER_OUTCOMES
+                .iter()
+                .map(|o| format!("'{o}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let copy = format!(
+                "COPY (SELECT r.station_id, r.run_date, {POINT_FIGURE_COLUMNS} \
+                 FROM points p JOIN runs r ON r.run_id = p.run_id \
+                 WHERE r.run_date >= '{}' AND r.run_date <= '{}' \
+                 AND r.outcome IN ({outcomes})) TO STDOUT (FORMAT binary)",
+                from.format("%Y-%m-%d"),
+                to.format("%Y-%m-%d"),
+            );
+            let mut groups = self.copy_point_groups(&snapshot, &copy, PointRuns::Joined)?;
             tx.commit().map_err(self.err())?;
+            groups.settle();
             return Ok(groups);
         }
         let mut runs: FxHashMap<String, (String, NaiveDate)> = FxHashMap::default();
@@ -397,7 +426,15 @@ impl PgStore {
                 .iter()
                 .map(|&(first, end)| {
                     let (runs, snapshot) = (&runs, &snapshot);
-                    s.spawn(move || self.slice_point_groups(snapshot, first, end, runs))
+                    s.spawn(move || {
+                        let upper =
+                            end.map_or(String::new(), |e| format!(" AND ctid < '({e},0)'::tid"));
+                        let copy = format!(
+                            "COPY (SELECT p.run_id, {POINT_FIGURE_COLUMNS} FROM points p \
+                             WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT (FORMAT binary)"
+                        );
+                        self.copy_point_groups(snapshot, &copy, PointRuns::Looked(runs))
+                    })
                 })
                 .collect();
             handles
@@ -415,14 +452,14 @@ impl PgStore {
         Ok(groups)
     }
 
-    /// The points in the pages `first..end` of the points table (to its end without
-    /// `end`), read in `snapshot`, of the runs in `runs` (run id: station, date).
-    fn slice_point_groups(
+    /// The points a `copy` (binary COPY) gives, read in `snapshot` on a connection of
+    /// its own: each row is its run's columns (see [`PointRuns`]) then
+    /// [`POINT_FIGURE_COLUMNS`].
+    fn copy_point_groups(
         &self,
         snapshot: &str,
-        first: i64,
-        end: Option<i64>,
-        runs: &FxHashMap<String, (String, NaiveDate)>,
+        copy: &str,
+        runs: PointRuns<'_>,
     ) -> Result<PointGroups, StoreError> {
         // A snapshot's name is hex digits and dashes; it goes into the command as a
         // literal (SET takes no parameters).
@@ -430,12 +467,23 @@ impl PgStore {
             snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
             "the server named its snapshot {snapshot:?}"
         );
-        let upper = end.map_or(String::new(), |e| format!(" AND ctid < '({e},0)'::tid"));
-        let copy = format!(
-            "COPY (SELECT run_id, step_index, step_name, port, mpe_percent, error_percent, \
-             accepted FROM points WHERE ctid >= '({first},0)'::tid{upper}) \
-             TO STDOUT (FORMAT binary)"
-        );
+        let run_types: &[Type] = match runs {
+            PointRuns::Looked(_) => &[Type::VARCHAR],
+            PointRuns::Joined => &[Type::VARCHAR, Type::DATE],
+        };
+        let types: Vec<Type> = run_types
+            .iter()
+            .chain(&[
+                Type::INT4,
+                Type::VARCHAR,
+                Type::VARCHAR,
+                Type::FLOAT8,
+                Type::FLOAT8,
+                Type::BOOL,
+            ])
+            .cloned()
+            .collect();
+        let at = run_types.len();
         // The async client on a runtime of this reader's own, entered once for the whole
         // COPY (the blocking client enters it for every row: 2 µs a row, most of the read).
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -461,95 +509,44 @@ impl PgStore {
             tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
                 .await
                 .map_err(self.err())?;
-            let reader = tx.copy_out(&copy).await.map_err(self.err())?;
-            let types = [
-                Type::VARCHAR,
-                Type::INT4,
-                Type::VARCHAR,
-                Type::VARCHAR,
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::BOOL,
-            ];
+            let reader = tx.copy_out(copy).await.map_err(self.err())?;
             let rows = BinaryCopyOutStream::new(reader, &types);
             let mut rows = std::pin::pin!(rows);
             let mut groups = PointGroups::default();
             // A run's points lie together: its run is looked up once.
             let mut run: Option<(String, Option<&(String, NaiveDate)>)> = None;
             while let Some(r) = rows.try_next().await.map_err(self.err())? {
-                let run_id: &str = r.try_get(0).map_err(self.err())?;
-                if run.as_ref().is_none_or(|(id, _)| id != run_id) {
-                    run = Some((run_id.to_string(), runs.get(run_id)));
-                }
-                let Some((_, Some((station, date)))) = &run else {
-                    continue;
+                let (station, date) = match runs {
+                    PointRuns::Joined => (
+                        r.try_get::<&str>(0).map_err(self.err())?,
+                        r.try_get(1).map_err(self.err())?,
+                    ),
+                    PointRuns::Looked(runs) => {
+                        let run_id: &str = r.try_get(0).map_err(self.err())?;
+                        if run.as_ref().is_none_or(|(id, _)| id != run_id) {
+                            run = Some((run_id.to_string(), runs.get(run_id)));
+                        }
+                        match &run {
+                            Some((_, Some((station, date)))) => (station.as_str(), *date),
+                            _ => continue,
+                        }
+                    }
                 };
                 let key = groups.key(
                     station,
-                    *date,
-                    r.try_get(2).map_err(self.err())?,
-                    r.try_get(3).map_err(self.err())?,
-                    r.try_get(4).map_err(self.err())?,
-                    r.try_get(6).map_err(self.err())?,
+                    date,
+                    r.try_get(at + 1).map_err(self.err())?,
+                    r.try_get(at + 2).map_err(self.err())?,
+                    r.try_get(at + 3).map_err(self.err())?,
+                    r.try_get(at + 5).map_err(self.err())?,
                 );
-                let step_index: i32 = r.try_get(1).map_err(self.err())?;
-                groups.add_point(key, step_index as u32, r.try_get(5).map_err(self.err())?);
+                let step_index: i32 = r.try_get(at).map_err(self.err())?;
+                let error_percent: f64 = r.try_get(at + 4).map_err(self.err())?;
+                groups.add_point(key, step_index as u32, error_percent);
             }
             tx.commit().await.map_err(self.err())?;
             Ok(groups)
         })
-    }
-
-    /// The points of the meter-describing runs dated `from..=to`, joined on the server.
-    fn joined_point_groups(
-        &self,
-        tx: &mut Transaction<'_>,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<PointGroups, StoreError> {
-        // COPY takes no parameters: the dates are chrono's own formatting, the
-        // outcomes constants.
-        let outcomes = METER_OUTCOMES
-            .iter()
-            .map(|o| format!("'{o}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let copy = format!(
-            "COPY (SELECT r.station_id, r.run_date, p.step_index, p.step_name, p.port, \
-             p.mpe_percent, p.error_percent, p.accepted \
-             FROM points p JOIN runs r ON r.run_id = p.run_id \
-             WHERE r.run_date >= '{}' AND r.run_date <= '{}' AND r.outcome IN ({outcomes})) \
-             TO STDOUT (FORMAT binary)",
-            from.format("%Y-%m-%d"),
-            to.format("%Y-%m-%d"),
-        );
-        let reader = tx.copy_out(&copy).map_err(self.err())?;
-        let types = [
-            Type::VARCHAR,
-            Type::DATE,
-            Type::INT4,
-            Type::VARCHAR,
-            Type::VARCHAR,
-            Type::FLOAT8,
-            Type::FLOAT8,
-            Type::BOOL,
-        ];
-        let mut rows = BinaryCopyOutIter::new(reader, &types);
-        let mut groups = PointGroups::default();
-        while let Some(r) = rows.next().map_err(self.err())? {
-            let key = groups.key(
-                r.try_get(0).map_err(self.err())?,
-                r.try_get(1).map_err(self.err())?,
-                r.try_get(3).map_err(self.err())?,
-                r.try_get(4).map_err(self.err())?,
-                r.try_get(5).map_err(self.err())?,
-                r.try_get(7).map_err(self.err())?,
-            );
-            let step_index: i32 = r.try_get(2).map_err(self.err())?;
-            groups.add_point(key, step_index as u32, r.try_get(6).map_err(self.err())?);
-        }
-        groups.settle();
-        Ok(groups)
     }
 
     pub(crate) fn instrument_uses(
