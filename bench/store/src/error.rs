@@ -39,6 +39,15 @@ pub enum StoreError {
         /// Not a `#[source]`: the message has said it in PostgreSQL's words already.
         error: postgres::Error,
     },
+    #[error(
+        "PostgreSQL store {store}: the points the server sent are not what was asked for: \
+         {error} (is it a PostgreSQL server, or a proxy that changes what it forwards?)"
+    )]
+    PointsCopy {
+        /// The URL without its password.
+        store: String,
+        error: meterbench_pgcopy::CopyError,
+    },
     #[error("run {run_id}: {message}")]
     Record { run_id: String, message: String },
     #[error("audit template {name}: {message}")]

@@ -22,6 +22,7 @@ use crate::layout::canonical_utc;
 use crate::store::redact_password;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
+use meterbench_pgcopy::{CopyError, CopyReader, Tuple};
 use meterbench_runner::record::RunRecord;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::fallible_iterator::FallibleIterator;
@@ -30,7 +31,6 @@ use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
 use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use tokio_postgres::binary_copy::BinaryCopyOutStream;
 
 /// The advisory lock key under which the schema is applied ("meterbench schema").
 const SCHEMA_LOCK: i64 = 0x6d62_7363_6865_6d61;
@@ -49,11 +49,14 @@ type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 const POINT_FIGURE_COLUMNS: &str =
     "p.step_index, p.step_name, p.port, p.mpe_percent, p.error_percent, p.accepted";
 
+/// A run's station and date (what its points are grouped by besides their own columns).
+type RunPlace = (String, NaiveDate);
+
 /// How the audit's point rows name their run.
 #[derive(Clone, Copy)]
 enum PointRuns<'a> {
     /// By its id, looked up among the runs wanted (station, date); others are skipped.
-    Looked(&'a FxHashMap<String, (String, NaiveDate)>),
+    Looked(&'a FxHashMap<String, RunPlace>),
     /// By the station and date the server joined in.
     Joined,
 }
@@ -82,11 +85,6 @@ impl PgStore {
             url: url.to_string(),
             shown,
         })
-    }
-
-    /// A connection of its own, for a read that runs beside others (the audit's).
-    fn connect_again(&self) -> Result<Client, StoreError> {
-        Client::connect(&self.url, NoTls).map_err(self.err())
     }
 
     fn err(&self) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
@@ -355,107 +353,151 @@ impl PgStore {
     /// - a few of them (a day of a year's store): the points of those runs only, joined
     ///   on the server through the runs' date index.
     fn point_groups(&self, from: NaiveDate, to: NaiveDate) -> Result<PointGroups, StoreError> {
-        let outcomes: Vec<&str> = METER_OUTCOMES.to_vec();
-        let mut lead = self.connect_again()?;
-        let mut tx = lead
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(self.err())?;
-        let snapshot: String = tx
-            .query_one("SELECT pg_export_snapshot()", &[])
-            .map_err(self.err())?
-            .get(0);
-        let shares = tx
-            .query_one(
-                "SELECT count(*) FILTER (WHERE run_date >= $1 AND run_date <= $2 \
-                 AND outcome = ANY($3)), count(*), \
-                 pg_relation_size('points') / current_setting('block_size')::int8 FROM runs",
-                &[&from, &to, &outcomes],
-            )
-            .map_err(self.err())?;
-        let (wanted, all, pages): (i64, i64, i64) = (shares.get(0), shares.get(1), shares.get(2));
-        if wanted == 0 {
-            return Ok(PointGroups::default());
-        }
-        if wanted.saturating_mul(3) < all {
-            // COPY takes no parameters: the dates are chrono's own formatting, the
-            // outcomes constants.
-            let outcomes = METER_OUTCOMES
-                .iter()
-                .map(|o| format!("'{o}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let copy = format!(
-                "COPY (SELECT r.station_id, r.run_date, {POINT_FIGURE_COLUMNS} \
-                 FROM points p JOIN runs r ON r.run_id = p.run_id \
-                 WHERE r.run_date >= '{}' AND r.run_date <= '{}' \
-                 AND r.outcome IN ({outcomes})) TO STDOUT (FORMAT binary)",
-                from.format("%Y-%m-%d"),
-                to.format("%Y-%m-%d"),
-            );
-            let mut groups = self.copy_point_groups(&snapshot, &copy, PointRuns::Joined)?;
-            tx.commit().map_err(self.err())?;
-            groups.settle();
-            return Ok(groups);
-        }
-        let mut runs: FxHashMap<String, (String, NaiveDate)> = FxHashMap::default();
-        runs.reserve(usize::try_from(wanted).unwrap_or(0));
-        for r in tx
-            .query(
-                "SELECT run_id, station_id, run_date FROM runs \
-                 WHERE run_date >= $1 AND run_date <= $2 AND outcome = ANY($3)",
-                &[&from, &to, &outcomes],
-            )
-            .map_err(self.err())?
-        {
-            runs.insert(r.get(0), (r.get(1), r.get(2)));
-        }
-        let slices = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8) as i64;
-        let bounds: Vec<(i64, Option<i64>)> = (0..slices)
-            .map(|i| {
-                let end = (i + 1 < slices).then(|| pages * (i + 1) / slices);
-                (pages * i / slices, end)
-            })
-            .collect();
-        let read: Vec<Result<PointGroups, StoreError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = bounds
-                .iter()
-                .map(|&(first, end)| {
-                    let (runs, snapshot) = (&runs, &snapshot);
-                    s.spawn(move || {
-                        let upper =
-                            end.map_or(String::new(), |e| format!(" AND ctid < '({e},0)'::tid"));
-                        let copy = format!(
-                            "COPY (SELECT p.run_id, {POINT_FIGURE_COLUMNS} FROM points p \
-                             WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT (FORMAT binary)"
+        // COPY takes no parameters: the dates are chrono's own formatting, the outcomes
+        // constants.
+        let (from_text, to_text) = (from.format("%Y-%m-%d"), to.format("%Y-%m-%d"));
+        let outcomes = METER_OUTCOMES
+            .iter()
+            .map(|o| format!("'{o}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let wanted_runs = format!(
+            "r.run_date >= '{from_text}' AND r.run_date <= '{to_text}' \
+             AND r.outcome IN ({outcomes})"
+        );
+        reader_runtime()?.block_on(async {
+            let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls)
+                .await
+                .map_err(self.err())?;
+            tokio::spawn(connection);
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(self.err())?;
+            let snapshot: String = tx
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(self.err())?
+                .get(0);
+            let shares = tx
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FILTER (WHERE {wanted_runs}), count(*), \
+                         pg_relation_size('points') / current_setting('block_size')::int8 \
+                         FROM runs r"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(self.err())?;
+            let (wanted, all, pages): (i64, i64, i64) =
+                (shares.get(0), shares.get(1), shares.get(2));
+            if wanted == 0 {
+                return Ok(PointGroups::default());
+            }
+            if wanted.saturating_mul(3) < all {
+                let copy = format!(
+                    "COPY (SELECT r.station_id, r.run_date, {POINT_FIGURE_COLUMNS} \
+                     FROM points p JOIN runs r ON r.run_id = p.run_id WHERE {wanted_runs}) \
+                     TO STDOUT (FORMAT binary)"
+                );
+                let mut groups = self
+                    .read_point_groups(&snapshot, &copy, PointRuns::Joined)
+                    .await?;
+                tx.commit().await.map_err(self.err())?;
+                groups.settle();
+                return Ok(groups);
+            }
+            let runs = self.wanted_runs(&tx, &wanted_runs, wanted).await?;
+            let slices = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 8) as i64;
+            // Each slice on a thread and a runtime of its own. This runtime waits with
+            // them: its connection has nothing to say meanwhile.
+            let read: Vec<Result<PointGroups, StoreError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..slices)
+                    .map(|i| {
+                        let (first, end) = (
+                            pages * i / slices,
+                            (i + 1 < slices).then(|| pages * (i + 1) / slices),
                         );
-                        self.copy_point_groups(snapshot, &copy, PointRuns::Looked(runs))
+                        let (runs, snapshot) = (&runs, &snapshot);
+                        s.spawn(move || {
+                            let upper = end
+                                .map_or(String::new(), |e| format!(" AND ctid < '({e},0)'::tid"));
+                            let copy = format!(
+                                "COPY (SELECT p.run_id, {POINT_FIGURE_COLUMNS} FROM points p \
+                                 WHERE ctid >= '({first},0)'::tid{upper}) \
+                                 TO STDOUT (FORMAT binary)"
+                            );
+                            reader_runtime()?.block_on(self.read_point_groups(
+                                snapshot,
+                                &copy,
+                                PointRuns::Looked(runs),
+                            ))
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        // The readers have taken up the snapshot; it may go.
-        tx.commit().map_err(self.err())?;
-        let mut groups = PointGroups::default();
-        for slice in read {
-            groups.append(slice?);
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            // The readers have taken up the snapshot; it may go.
+            tx.commit().await.map_err(self.err())?;
+            let mut groups = PointGroups::default();
+            for slice in read {
+                groups.append(slice?);
+            }
+            groups.settle();
+            Ok(groups)
+        })
+    }
+
+    /// The runs `wanted_runs` (a condition on `runs r`) selects, `wanted` of them: id →
+    /// station, date.
+    async fn wanted_runs(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        wanted_runs: &str,
+        wanted: i64,
+    ) -> Result<FxHashMap<String, RunPlace>, StoreError> {
+        let format = |error| StoreError::PointsCopy {
+            store: self.shown.clone(),
+            error,
+        };
+        let copy = format!(
+            "COPY (SELECT r.run_id, r.station_id, r.run_date FROM runs r WHERE {wanted_runs}) \
+             TO STDOUT (FORMAT binary)"
+        );
+        let mut runs = FxHashMap::default();
+        runs.reserve(usize::try_from(wanted).unwrap_or(0));
+        let chunks = tx.copy_out(&copy).await.map_err(self.err())?;
+        let mut chunks = std::pin::pin!(chunks);
+        let mut tuples = CopyReader::new(3);
+        while let Some(chunk) = chunks.try_next().await.map_err(self.err())? {
+            tuples.push(&chunk);
+            while let Some(t) = tuples.next_tuple().map_err(format)? {
+                let date = pg_date(t.date_days(2).map_err(format)?)
+                    .ok_or_else(|| format(date_out_of_range(&t)))?;
+                runs.insert(
+                    t.text(0).map_err(format)?.to_string(),
+                    (t.text(1).map_err(format)?.to_string(), date),
+                );
+            }
         }
-        groups.settle();
-        Ok(groups)
+        tuples.finish().map_err(format)?;
+        Ok(runs)
     }
 
     /// The points a `copy` (binary COPY) gives, read in `snapshot` on a connection of
     /// its own: each row is its run's columns (see [`PointRuns`]) then
-    /// [`POINT_FIGURE_COLUMNS`].
-    fn copy_point_groups(
+    /// [`POINT_FIGURE_COLUMNS`]. On the async client: the blocking one enters its
+    /// runtime for every row (2 µs a row, most of the read's time).
+    async fn read_point_groups(
         &self,
         snapshot: &str,
         copy: &str,
@@ -467,64 +509,51 @@ impl PgStore {
             snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
             "the server named its snapshot {snapshot:?}"
         );
-        let run_types: &[Type] = match runs {
-            PointRuns::Looked(_) => &[Type::VARCHAR],
-            PointRuns::Joined => &[Type::VARCHAR, Type::DATE],
+        let at = match runs {
+            PointRuns::Looked(_) => 1,
+            PointRuns::Joined => 2,
         };
-        let types: Vec<Type> = run_types
-            .iter()
-            .chain(&[
-                Type::INT4,
-                Type::VARCHAR,
-                Type::VARCHAR,
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::BOOL,
-            ])
-            .cloned()
-            .collect();
-        let at = run_types.len();
-        // The async client on a runtime of this reader's own, entered once for the whole
-        // COPY (the blocking client enters it for every row: 2 µs a row, most of the read).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Io {
-                path: PathBuf::from("a runtime for the audit's reader"),
-                source: e,
-            })?;
-        runtime.block_on(async {
-            let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls)
-                .await
-                .map_err(self.err())?;
-            // Its failures reach the client's calls below.
-            tokio::spawn(connection);
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(self.err())?;
-            tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                .await
-                .map_err(self.err())?;
-            let reader = tx.copy_out(copy).await.map_err(self.err())?;
-            let rows = BinaryCopyOutStream::new(reader, &types);
-            let mut rows = std::pin::pin!(rows);
-            let mut groups = PointGroups::default();
-            // A run's points lie together: its run is looked up once.
-            let mut run: Option<(String, Option<&(String, NaiveDate)>)> = None;
-            while let Some(r) = rows.try_next().await.map_err(self.err())? {
+        let format = |error| StoreError::PointsCopy {
+            store: self.shown.clone(),
+            error,
+        };
+        let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(self.err())?;
+        // Its failures reach the client's calls below.
+        tokio::spawn(connection);
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(self.err())?;
+        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            .await
+            .map_err(self.err())?;
+        let chunks = tx.copy_out(copy).await.map_err(self.err())?;
+        let mut chunks = std::pin::pin!(chunks);
+        let mut tuples = CopyReader::new(at + 6);
+        let mut groups = PointGroups::default();
+        // A run's points lie together: its run is looked up once.
+        let mut run: Option<(Vec<u8>, Option<&RunPlace>)> = None;
+        while let Some(chunk) = chunks.try_next().await.map_err(self.err())? {
+            tuples.push(&chunk);
+            while let Some(t) = tuples.next_tuple().map_err(format)? {
                 let (station, date) = match runs {
                     PointRuns::Joined => (
-                        r.try_get::<&str>(0).map_err(self.err())?,
-                        r.try_get(1).map_err(self.err())?,
+                        t.text(0).map_err(format)?,
+                        pg_date(t.date_days(1).map_err(format)?)
+                            .ok_or_else(|| format(date_out_of_range(&t)))?,
                     ),
                     PointRuns::Looked(runs) => {
-                        let run_id: &str = r.try_get(0).map_err(self.err())?;
+                        let run_id = t.text_bytes(0).map_err(format)?;
                         if run.as_ref().is_none_or(|(id, _)| id != run_id) {
-                            run = Some((run_id.to_string(), runs.get(run_id)));
+                            // An id that is not UTF-8 is no wanted run's.
+                            let wanted =
+                                std::str::from_utf8(run_id).ok().and_then(|id| runs.get(id));
+                            run = Some((run_id.to_vec(), wanted));
                         }
                         match &run {
                             Some((_, Some((station, date)))) => (station.as_str(), *date),
@@ -535,18 +564,19 @@ impl PgStore {
                 let key = groups.key(
                     station,
                     date,
-                    r.try_get(at + 1).map_err(self.err())?,
-                    r.try_get(at + 2).map_err(self.err())?,
-                    r.try_get(at + 3).map_err(self.err())?,
-                    r.try_get(at + 5).map_err(self.err())?,
+                    t.text(at + 1).map_err(format)?,
+                    t.text(at + 2).map_err(format)?,
+                    t.float8(at + 3).map_err(format)?,
+                    t.bool(at + 5).map_err(format)?,
                 );
-                let step_index: i32 = r.try_get(at).map_err(self.err())?;
-                let error_percent: f64 = r.try_get(at + 4).map_err(self.err())?;
+                let step_index = t.int4(at).map_err(format)?;
+                let error_percent = t.float8(at + 4).map_err(format)?;
                 groups.add_point(key, step_index as u32, error_percent);
             }
-            tx.commit().await.map_err(self.err())?;
-            Ok(groups)
-        })
+        }
+        tuples.finish().map_err(format)?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(groups)
     }
 
     pub(crate) fn instrument_uses(
@@ -647,6 +677,29 @@ impl PgStore {
             w.finish().map_err(self.err())?;
         }
         tx.commit().map_err(self.err())
+    }
+}
+
+/// A runtime for one of the audit's readers (one thread: its connections).
+fn reader_runtime() -> Result<tokio::runtime::Runtime, StoreError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Io {
+            path: PathBuf::from("a runtime for the audit's reader"),
+            source: e,
+        })
+}
+
+/// A binary COPY `date` (days since 2000-01-01), if chrono can hold it.
+fn pg_date(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(2000, 1, 1)?.checked_add_signed(chrono::Duration::days(days.into()))
+}
+
+fn date_out_of_range(t: &Tuple<'_>) -> CopyError {
+    CopyError::Format {
+        offset: t.offset(),
+        what: "a run date out of the calendar's range".into(),
     }
 }
 
