@@ -1,9 +1,10 @@
 //! PostgreSQL's binary COPY format ("COPY … TO STDOUT (FORMAT binary)"; PostgreSQL
 //! documentation, COPY, "Binary Format"), read as it arrives in chunks of any size:
-//! - a header: the 11-byte signature `PGCOPY\n\xff\r\n\0`, a 32-bit flags field (bit 16
-//!   set means OIDs are included, which no supported server sends; bits 0–15 are
-//!   critical and must be zero), and a header extension (32-bit length, then that many
-//!   bytes, skipped);
+//! - a header: the 11-byte signature `PGCOPY\n\xff\r\n\0`, a 32-bit flags field (bits
+//!   16–31 flag incompatible changes and must be zero: bit 16, OIDs included, is never
+//!   asked for here; bits 0–15 flag compatible ones and are ignored, as the server's own
+//!   reader does), and a header extension (32-bit length, then that many bytes,
+//!   skipped);
 //! - tuples: a 16-bit field count, then per field a 32-bit length (−1 for NULL) and that
 //!   many bytes, the value in the type's binary form;
 //! - a trailer: a field count of −1, after which nothing may follow.
@@ -108,11 +109,11 @@ impl CopyReader {
                         return Err(self.error(self.start, "not a binary COPY signature".into()));
                     }
                     let flags = be_u32(&rest[11..15]);
-                    if flags != 0 {
+                    if flags >> 16 != 0 {
                         return Err(self.error(
                             self.start + 11,
                             format!(
-                                "header flags {flags:#010x} (OIDs or an unknown critical flag)"
+                                "header flags {flags:#010x}: OIDs, or a change this reader does not know"
                             ),
                         ));
                     }

@@ -112,13 +112,24 @@ fn broken_streams_are_refused_with_their_place() {
             what: "not a binary COPY signature".into()
         }
     );
-    // OIDs (flag bit 16).
+    // OIDs (flag bit 16: the flags are big-endian from byte 11), or any other of the
+    // incompatible bits 16-31.
+    for (byte, bit) in [(12, 1), (11, 0x80)] {
+        let mut b = good.clone();
+        b[byte] = bit;
+        assert!(matches!(
+            refused(&b, 1),
+            CopyError::Format { offset: 11, .. }
+        ));
+    }
+    // Compatible flags (bits 0-15) are ignored, as the server's own reader does.
     let mut b = good.clone();
-    b[13] = 1;
-    assert!(matches!(
-        refused(&b, 1),
-        CopyError::Format { offset: 11, .. }
-    ));
+    b[13] = 0x80;
+    b[14] = 1;
+    assert_eq!(
+        read_all(1, &[&b]),
+        (vec![vec![Some(b"a".to_vec())]], Ok(()))
+    );
     // A tuple of another width than asked for.
     assert!(matches!(
         refused(&good, 2),

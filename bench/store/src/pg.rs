@@ -377,6 +377,15 @@ impl PgStore {
                 .start()
                 .await
                 .map_err(self.err())?;
+            // No table is rewritten (VACUUM FULL, CLUSTER, ALTER) between the readers'
+            // starts: their page ranges split one file. The lead then waits idle for them;
+            // a server that ends idle transactions would end it and fail a finished read.
+            tx.batch_execute(
+                "LOCK TABLE runs, points IN ACCESS SHARE MODE; \
+                 SET LOCAL idle_in_transaction_session_timeout = 0",
+            )
+            .await
+            .map_err(self.err())?;
             let snapshot: String = tx
                 .query_one("SELECT pg_export_snapshot()", &[])
                 .await
@@ -529,9 +538,15 @@ impl PgStore {
             .start()
             .await
             .map_err(self.err())?;
-        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            .await
-            .map_err(self.err())?;
+        // A table-wide change asked for meanwhile (ALTER TABLE, TRUNCATE) queues behind
+        // the lead's lock, and this reader's lock would queue behind it: a wait the
+        // server sees no deadlock in (the lead waits for this reader, not for a lock).
+        // The reader gives up instead, and the audit fails saying so.
+        tx.batch_execute(&format!(
+            "SET TRANSACTION SNAPSHOT '{snapshot}'; SET LOCAL lock_timeout = '10s'"
+        ))
+        .await
+        .map_err(self.err())?;
         let chunks = tx.copy_out(copy).await.map_err(self.err())?;
         let mut chunks = std::pin::pin!(chunks);
         let mut tuples = CopyReader::new(at + 6);
