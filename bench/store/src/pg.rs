@@ -366,17 +366,8 @@ impl PgStore {
              AND r.outcome IN ({outcomes})"
         );
         reader_runtime()?.block_on(async {
-            let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls)
-                .await
-                .map_err(self.err())?;
-            tokio::spawn(connection);
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(self.err())?;
+            let mut client = self.reader_client().await?;
+            let tx = self.repeatable_read(&mut client).await?;
             // No table is rewritten (VACUUM FULL, CLUSTER, ALTER) between the readers'
             // starts: their page ranges split one file. The lead then waits idle for them;
             // a server that ends idle transactions would end it and fail a finished read.
@@ -466,6 +457,30 @@ impl PgStore {
         })
     }
 
+    /// A connection of the async client for one of the audit's reads, served on the
+    /// runtime it is made on (its failures reach the client's calls).
+    async fn reader_client(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(self.err())?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// A read-only REPEATABLE READ transaction: one snapshot for the whole read.
+    async fn repeatable_read<'c>(
+        &self,
+        client: &'c mut tokio_postgres::Client,
+    ) -> Result<tokio_postgres::Transaction<'c>, StoreError> {
+        client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(self.err())
+    }
+
     /// The runs `wanted_runs` (a condition on `runs r`) selects, `wanted` of them: id →
     /// station, date.
     async fn wanted_runs(
@@ -526,18 +541,8 @@ impl PgStore {
             store: self.shown.clone(),
             error,
         };
-        let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls)
-            .await
-            .map_err(self.err())?;
-        // Its failures reach the client's calls below.
-        tokio::spawn(connection);
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(self.err())?;
+        let mut client = self.reader_client().await?;
+        let tx = self.repeatable_read(&mut client).await?;
         // A table-wide change asked for meanwhile (ALTER TABLE, TRUNCATE) queues behind
         // the lead's lock, and this reader's lock would queue behind it: a wait the
         // server sees no deadlock in (the lead waits for this reader, not for a lock).
