@@ -17,7 +17,8 @@ const TEXT = {
     history: "History", serial_short: "Serial", verdict: "Verdict", any: "any", filter: "Filter",
     started: "Started", certificate: "Certificate", bundle: "Bundle", yes: "Yes", no: "No", ok: "OK",
     waiting: "WAITING", measuring: "MEASURING", PASS: "PASS", FAIL: "FAIL", ERROR: "ERROR",
-    ABORTED: "ABORTED", NOT_DECIDABLE: "NOT DECIDABLE",
+    ABORTED: "ABORTED", NOT_DECIDABLE: "NOT DECIDABLE", IN_PROGRESS: "IN PROGRESS",
+    phasor_diagram: "phasor diagram of the load",
     step: "Step", port: "Port", current: "I", pf: "PF", error: "Error %", u: "U %", mpe: "MPE %",
     conformity: "Conformity", pulses: "Pulses", left: "left", retest: "Retest",
     c_pass: "pass", c_fail: "fail", c_conditional_pass: "conditional pass",
@@ -48,7 +49,8 @@ const TEXT = {
     filter: "Filtern", started: "Begonnen", certificate: "Zertifikat", bundle: "Paket",
     yes: "Ja", no: "Nein", ok: "OK",
     waiting: "WARTET", measuring: "MESSUNG", PASS: "BESTANDEN", FAIL: "NICHT BESTANDEN",
-    ERROR: "FEHLER", ABORTED: "ABGEBROCHEN", NOT_DECIDABLE: "NICHT ENTSCHEIDBAR",
+    ERROR: "FEHLER", ABORTED: "ABGEBROCHEN", NOT_DECIDABLE: "NICHT ENTSCHEIDBAR", IN_PROGRESS: "LÄUFT",
+    phasor_diagram: "Zeigerdiagramm der Last",
     step: "Schritt", port: "Zähler", current: "I", pf: "LF", error: "Fehler %", u: "U %",
     mpe: "Grenze %", conformity: "Konformität", pulses: "Impulse", left: "noch", retest: "Wiederholen",
     c_pass: "erfüllt", c_fail: "nicht erfüllt", c_conditional_pass: "bedingt erfüllt",
@@ -109,7 +111,7 @@ const reasonText = (r) => (lang === "de" ? r.split("; ").map((part) => {
       // (the fixture's start-up fault instruction) is shown in the files' German.
       const long = Object.entries(state.texts[lang] || {}).filter(([en]) => en.length >= 20).sort((a, b) => b[0].length - a[0].length);
       for (const [en, translated] of long) rest = rest.split(en).join(translated);
-      return de.replace("$1", tr(part.match(re)[1])) + rest;
+      return de.replace("$1", tr(part.match(re)[1])) + (MESSAGES_DE[rest] || rest);
     }
     for (const name of [...state.steps.map((x) => x.name)].sort((a, b) => b.length - a.length)) rest = rest.split(name).join(tr(name));
     return de + rest;
@@ -118,8 +120,14 @@ const reasonText = (r) => (lang === "de" ? r.split("; ").map((part) => {
 }).join("; ") : r);
 
 const HINTS_DE = {
-  yes_no: "ja/nein", version: "z. B. 1.8.4", serial_number: "Seriennummer scannen oder eingeben",
-  shown: "wie angezeigt, - wenn nichts",
+  yes_no: () => "ja/nein", version: () => "z. B. 1.8.4", serial_number: () => "Seriennummer scannen oder eingeben",
+  shown: () => "wie angezeigt, - wenn nichts",
+  hex_hash: (q) => `${q.digits} Hexadezimalziffern`,
+  reading: (q) => `Ziffern, höchstens ${q.decimals} Nachkommastellen`,
+};
+// The bench's own fixed messages after a reason's opening, in German.
+const MESSAGES_DE = {
+  "stopped by the operator": "vom Bediener gestoppt",
 };
 
 // Why the bench refused an answer, by the refusal's code (the bench's English otherwise).
@@ -145,6 +153,7 @@ const REFUSALS_DE = {
   not_running: () => "Es läuft keine Sitzung",
   not_asked: () => "Diese Frage wird nicht mehr gestellt (beantwortet, oder der Lauf ist beendet)",
   wrong_password: () => "Falsches Passwort",
+  too_many_attempts: (r) => `Zu viele falsche Passwörter: in ${r.retry_after_s} s erneut versuchen`,
   password_needed: () => "Das Passwort des Panels wird benötigt",
   foreign_page: () => "Eine Anfrage von der Seite einer anderen Website",
   other_address: (r) => `Dies ist das Panel unter ${r.address}`,
@@ -162,7 +171,10 @@ const ORDER_FIELDS_DE = {
 const refusalText = (e) => {
   if (lang !== "de") return e.message;
   const code = e.refusal && e.refusal.code;
-  return REFUSALS_DE[code] ? REFUSALS_DE[code](e.refusal) : BENCH_WORDS_DE(e);
+  if (!REFUSALS_DE[code]) return BENCH_WORDS_DE(e);
+  // A scanned serial number's refusal names its position.
+  const where = e.refusal.position != null ? `Seriennummer von Platz ${e.refusal.position}: ` : "";
+  return where + REFUSALS_DE[code](e.refusal);
 };
 
 // An instrument's role in the station (its kind in the page's language, and the station's
@@ -341,11 +353,20 @@ function scheduleRender() {
 
 function firstPosition() { return state.positions.keys().next().value; }
 
+// The bench's conformity values (the DCC's words) as the page's keys (`c_…` texts, `c-…`
+// row classes); a value the page does not know is shown as the bench sent it.
+const CONFORMITY = {
+  pass: "pass", fail: "fail", conditionalPass: "conditional_pass",
+  conditionalFail: "conditional_fail", noStatement: "not_decidable",
+};
+const conformityKey = (c) => (c == null ? null : CONFORMITY[c] || c);
+const conformityText = (c) => (TEXT.en[`c_${c}`] ? t(`c_${c}`) : c);
+
 // One row of the point table from a port's result.
 function row(step, port) {
   const r = port.result || {};
   const decision = r.decision || (r.comparison && r.comparison.decision) || null;
-  let conformity = decision ? decision.conformity : (r.passed === true ? "pass" : r.passed === false ? "fail" : null);
+  const conformity = decision ? conformityKey(decision.conformity) : (r.passed === true ? "pass" : r.passed === false ? "fail" : null);
   const repeats = r.repeats || [];
   return {
     index: step.index, attempt: step.attempt, name: step.name, kind: step.kind, port: port.port,
@@ -472,7 +493,7 @@ function pointsTable(pos) {
       el("td", { class: "num", text: r.shown ? r.shown.error : "" }),
       el("td", { class: "num", text: r.shown ? r.shown.u : "" }),
       el("td", { class: "num", text: r.mpe == null ? "" : fmt(r.mpe, 1) }),
-      el("td", { class: "conformity", text: c ? t(`c_${c}`) : (r.outcome || "") }),
+      el("td", { class: "conformity", text: c ? conformityText(c) : (r.outcome ? t(r.outcome) : "") }),
       el("td", { class: "num", text: r.pulses == null ? "" : String(r.pulses) }),
       el("td"));
     const failed = c === "fail" || c === "conditional_fail";
@@ -557,7 +578,7 @@ function showQuestion(q) {
   d.dataset.key = q.key;
   $("question-position").textContent = q.position != null && state.positions.size > 1 ? t("question_for", { p: q.position }) : "";
   $("question-prompt").textContent = promptText(q);
-  $("question-hint").textContent = lang === "de" && HINTS_DE[q.format] ? HINTS_DE[q.format] : q.hint;
+  $("question-hint").textContent = lang === "de" && HINTS_DE[q.format] ? HINTS_DE[q.format](q) : q.hint;
   $("question-error").textContent = "";
   const yesno = q.format === "yes_no";
   $("question-yesno").hidden = !yesno;
@@ -609,7 +630,7 @@ async function startRun(ev) {
       ask: $("ask").checked, sim_faults: simFaults, order: order || null,
     });
   } catch (e) {
-    setBusy(false);
+    setBusy(state.busy);
     $("start-error").textContent = refusalText(e);
   }
 }
@@ -623,9 +644,9 @@ async function retest(runId, step) {
   try {
     setBusy(true);
     await api("/api/retest", { run_id: runId, step });
-    $("step-line").textContent = t("retest_started", { step });
+    $("step-line").textContent = t("retest_started", { step: tr(step) });
   } catch (e) {
-    setBusy(false);
+    setBusy(state.busy);
     $("start-error").textContent = refusalText(e);
   }
 }
@@ -705,6 +726,7 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   $("lang").textContent = lang === "de" ? "EN" : "DE";
   for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll("[data-i18n-label]")) e.setAttribute("aria-label", t(e.dataset.i18nLabel));
   if (state.station) loadStation().catch(() => {});
   showConnection($("connection").classList.contains("on"));
   drawLoad();
@@ -767,6 +789,7 @@ function applyLanguageStatic() {
   document.documentElement.lang = lang;
   $("lang").textContent = lang === "de" ? "EN" : "DE";
   for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll("[data-i18n-label]")) e.setAttribute("aria-label", t(e.dataset.i18nLabel));
 }
 
 document.addEventListener("DOMContentLoaded", () => {

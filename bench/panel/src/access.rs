@@ -6,20 +6,42 @@
 
 use meterbench_procedure::Station;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The cookie that carries a session after the password was given.
 pub(crate) const COOKIE: &str = "meterbench_panel";
 
+/// How long a login lasts: a shift at a line. The page then asks for the password again.
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Wrong passwords allowed within [`ATTEMPT_WINDOW`] before every login (the right
+/// password too) is refused until the window has passed: guessing over the network takes
+/// years, an operator who mistypes waits a minute.
+const ATTEMPTS: usize = 5;
+const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
+
 pub(crate) enum Access {
     /// Loopback, no password set: anyone at this machine.
     Open,
-    /// The password's SHA-256 (hex), and the sessions that gave it.
+    /// The password's SHA-256 (hex), the sessions that gave it (token → when), and
+    /// when the last wrong passwords were given.
     Password {
         sha256: String,
-        sessions: Mutex<HashSet<String>>,
+        sessions: Mutex<HashMap<String, Instant>>,
+        failures: Mutex<VecDeque<Instant>>,
+    },
+}
+
+/// Why a login was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LoginRefused {
+    WrongPassword,
+    /// Too many wrong passwords lately: the seconds until another try is taken.
+    TooManyAttempts {
+        retry_after_s: u64,
     },
 }
 
@@ -31,10 +53,7 @@ pub fn hash_password(password: &str) -> String {
 impl Access {
     pub fn for_station(station: &Station, listen: SocketAddr) -> anyhow::Result<Access> {
         match &station.panel_password_sha256 {
-            Some(h) => Ok(Access::Password {
-                sha256: h.clone(),
-                sessions: Mutex::new(HashSet::new()),
-            }),
+            Some(h) => Ok(Access::password(h.clone())),
             None if listen.ip().is_loopback() => Ok(Access::Open),
             None => anyhow::bail!(
                 "the panel listens on {listen}, which other machines can reach, and station `{}` ({}) sets no panel password: add `panel: {{password_sha256: …}}` to it (`meterbench panel --hash-password` prints the hash), or listen on 127.0.0.1",
@@ -44,32 +63,71 @@ impl Access {
         }
     }
 
+    /// Access by the password whose SHA-256 (hex) is `sha256`.
+    pub fn password(sha256: String) -> Access {
+        Access::Password {
+            sha256,
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(VecDeque::new()),
+        }
+    }
+
     pub fn needs_login(&self) -> bool {
         matches!(self, Access::Password { .. })
     }
 
-    /// A new session cookie for the right password; `None` for a wrong one.
-    pub fn login(&self, password: &str) -> Option<String> {
-        match self {
-            Access::Open => Some(String::new()),
-            Access::Password { sha256, sessions } => {
-                if !same(hash_password(password).as_bytes(), sha256.as_bytes()) {
-                    return None;
-                }
-                let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).ok()?;
-                let token = hex::encode(bytes);
-                sessions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(token.clone());
-                Some(token)
+    /// A new session cookie for the right password.
+    pub fn login(&self, password: &str) -> Result<String, LoginRefused> {
+        self.login_at(password, Instant::now())
+    }
+
+    fn login_at(&self, password: &str, now: Instant) -> Result<String, LoginRefused> {
+        let Access::Password {
+            sha256,
+            sessions,
+            failures,
+        } = self
+        else {
+            return Ok(String::new());
+        };
+        {
+            let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+            while failures
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= ATTEMPT_WINDOW)
+            {
+                failures.pop_front();
+            }
+            if failures.len() >= ATTEMPTS {
+                let oldest = failures[0];
+                let wait = ATTEMPT_WINDOW.saturating_sub(now.duration_since(oldest));
+                return Err(LoginRefused::TooManyAttempts {
+                    retry_after_s: wait.as_secs() + 1,
+                });
+            }
+            if !same(hash_password(password).as_bytes(), sha256.as_bytes()) {
+                failures.push_back(now);
+                return Err(LoginRefused::WrongPassword);
             }
         }
+        let mut bytes = [0u8; 32];
+        // The system's random source is there on every machine the bench runs on; a
+        // failure is refused as a wrong password rather than a guessable token.
+        getrandom::fill(&mut bytes).map_err(|_| LoginRefused::WrongPassword)?;
+        let token = hex::encode(bytes);
+        let mut sessions = sessions.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired logins go when a new one comes: the map holds a shift's logins at most.
+        sessions.retain(|_, at| now.duration_since(*at) < SESSION_LIFETIME);
+        sessions.insert(token.clone(), now);
+        Ok(token)
     }
 
     /// Whether a request with these cookies may use the panel.
     pub fn allows(&self, cookie_header: Option<&str>) -> bool {
+        self.allows_at(cookie_header, Instant::now())
+    }
+
+    fn allows_at(&self, cookie_header: Option<&str>, now: Instant) -> bool {
         match self {
             Access::Open => true,
             Access::Password { sessions, .. } => {
@@ -79,7 +137,8 @@ impl Access {
                 sessions
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .contains(token)
+                    .get(token)
+                    .is_some_and(|at| now.duration_since(*at) < SESSION_LIFETIME)
             }
         }
     }
@@ -142,17 +201,58 @@ mod tests {
 
     #[test]
     fn a_password_gives_a_cookie_that_is_then_accepted() {
-        let access = Access::Password {
-            sha256: hash_password("correct horse"),
-            sessions: Mutex::new(HashSet::new()),
-        };
-        assert!(access.login("wrong").is_none());
+        let access = Access::password(hash_password("correct horse"));
+        assert_eq!(access.login("wrong"), Err(LoginRefused::WrongPassword));
         let token = access.login("correct horse").unwrap();
         assert_eq!(token.len(), 64);
         assert!(access.allows(Some(&format!("a=b; {COOKIE}={token}"))));
         assert!(!access.allows(Some(&format!("{COOKIE}=00{}", &token[2..]))));
         assert!(!access.allows(None));
         assert!(Access::Open.allows(None));
+    }
+
+    #[test]
+    fn a_login_lasts_a_shift() {
+        let access = Access::password(hash_password("pw"));
+        let t0 = Instant::now();
+        let token = access.login_at("pw", t0).unwrap();
+        let header = format!("{COOKIE}={token}");
+        let just_before = t0 + SESSION_LIFETIME - Duration::from_secs(1);
+        assert!(access.allows_at(Some(&header), just_before));
+        assert!(!access.allows_at(Some(&header), t0 + SESSION_LIFETIME));
+        // A later login clears the expired one out.
+        access.login_at("pw", t0 + SESSION_LIFETIME).unwrap();
+        let Access::Password { sessions, .. } = &access else {
+            unreachable!()
+        };
+        assert!(!sessions.lock().unwrap().contains_key(&token));
+    }
+
+    #[test]
+    fn five_wrong_passwords_in_a_minute_hold_every_login_off_until_it_has_passed() {
+        let access = Access::password(hash_password("pw"));
+        let t0 = Instant::now();
+        for k in 0..5 {
+            let at = t0 + Duration::from_secs(k * 10);
+            assert_eq!(
+                access.login_at("guess", at),
+                Err(LoginRefused::WrongPassword)
+            );
+        }
+        // The right password too, until a minute after the first wrong one.
+        let at = t0 + Duration::from_secs(45);
+        assert_eq!(
+            access.login_at("pw", at),
+            Err(LoginRefused::TooManyAttempts { retry_after_s: 16 })
+        );
+        // Then one more try is taken: the oldest failure has left the window.
+        assert!(access.login_at("pw", t0 + Duration::from_secs(60)).is_ok());
+        // Four wrong ones in the window still leave room for the operator.
+        let access = Access::password(hash_password("pw"));
+        for k in 0..4 {
+            let _ = access.login_at("guess", t0 + Duration::from_secs(k));
+        }
+        assert!(access.login_at("pw", t0 + Duration::from_secs(5)).is_ok());
     }
 
     #[test]

@@ -74,6 +74,13 @@ pub(crate) enum Refused {
     /// The order typed at the start is wrong (said in the operator's language by its
     /// code); nothing was switched on.
     Order(meterbench_session::OrderProblem),
+    /// A serial number as scanned is not one (said in the operator's language by its
+    /// code, with the position); nothing was switched on.
+    Serial {
+        position: u32,
+        serial: String,
+        refusal: meterbench_runner::operator::Refusal,
+    },
 }
 
 /// The question the session waits on, if any.
@@ -256,6 +263,20 @@ fn prepare_options(shared: &Shared, req: &StartRequest) -> Result<SessionOptions
         .filter(|(_, s)| !s.trim().is_empty())
         .map(|(p, s)| (Some(*p), s.clone()))
         .collect();
+    // Checked here as the session checks them, for the refusal's code: a wrong scan is
+    // the operator's to fix, in the operator's language.
+    for (p, s) in &req.serials {
+        if s.trim().is_empty() {
+            continue;
+        }
+        if let Err(refusal) = validate(AnswerFormat::SerialNumber, s) {
+            return Err(Refused::Serial {
+                position: *p,
+                serial: s.clone(),
+                refusal,
+            });
+        }
+    }
     o.positions = serials.iter().filter_map(|(p, _)| *p).collect();
     o.serials = serials;
     o.ask = req.ask;
@@ -431,6 +452,15 @@ impl Operator for PanelOperator {
             "key": q.key,
             "prompt": q.prompt,
             "format": format_name(q.format),
+            // The format's numbers, for the page to give the hint in its language.
+            "digits": match q.format {
+                AnswerFormat::HexHash { digits } => Some(digits),
+                _ => None,
+            },
+            "decimals": match q.format {
+                AnswerFormat::Reading { decimals } => Some(decimals),
+                _ => None,
+            },
             "hint": q.format.hint(),
         }));
         let closed = |answer: Option<&str>| {

@@ -2,7 +2,7 @@
 //! does, and the event stream (server-sent events).
 
 use crate::Shared;
-use crate::access::{COOKIE, host_is_ours, origin_is_ours};
+use crate::access::{COOKIE, LoginRefused, SESSION_LIFETIME, host_is_ours, origin_is_ours};
 use crate::assets;
 use crate::job::{self, AnswerError, Refused, RetestRequest, StartRequest};
 use crate::view::{self, HistoryQuery};
@@ -101,15 +101,31 @@ async fn login(State(shared): Shd, Json(l): Json<Login>) -> Response {
         return Json(json!({"ok": true})).into_response();
     }
     match shared.access.login(&l.password) {
-        Some(token) => {
+        Ok(token) => {
             let mut r = Json(json!({"ok": true})).into_response();
-            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let cookie = format!(
+                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                SESSION_LIFETIME.as_secs()
+            );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
         }
-        None => error(StatusCode::UNAUTHORIZED, "wrong_password", "wrong password"),
+        Err(LoginRefused::WrongPassword) => {
+            error(StatusCode::UNAUTHORIZED, "wrong_password", "wrong password")
+        }
+        Err(LoginRefused::TooManyAttempts { retry_after_s }) => {
+            let mut r = refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many wrong passwords: try again in {retry_after_s} s"),
+                json!({"code": "too_many_attempts", "retry_after_s": retry_after_s}),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
     }
 }
 
@@ -183,6 +199,19 @@ fn refused(r: Refused) -> Response {
         // line: for whoever keeps the bench, whatever the operator's language.
         Refused::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "bench_refused", m),
         Refused::Order(p) => refusal(StatusCode::UNPROCESSABLE_ENTITY, p.to_string(), json!(p)),
+        Refused::Serial {
+            position,
+            serial,
+            refusal: why,
+        } => {
+            let mut code = json!(why);
+            code["position"] = json!(position);
+            refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("serial number {serial:?} of position {position}: {why}"),
+                code,
+            )
+        }
     }
 }
 

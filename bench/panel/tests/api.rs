@@ -16,11 +16,16 @@ fn repo() -> PathBuf {
 }
 
 fn panel(reports: &Path, store: StoreLocation) -> Panel {
+    panel_and_key(reports, store).0
+}
+
+/// A panel and its signing key (for a test that looks for the key where it must not be).
+fn panel_and_key(reports: &Path, store: StoreLocation) -> (Panel, meterbench_signing::SigningKey) {
     let keys = reports.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key =
         meterbench_signing::generate_key(&keys.join("key.pem"), &keys.join("key.pub.pem")).unwrap();
-    Panel::start(
+    let panel = Panel::start(
         PanelConfig {
             home: BenchHome::at(&repo(), HomeOrigin::Flag),
             station: repo().join("hw/stations/sim.yaml"),
@@ -33,7 +38,25 @@ fn panel(reports: &Path, store: StoreLocation) -> Panel {
         key.clone(),
         meterbench_signing::Keyring::single(key.verifying_key(), "the test's key"),
     )
-    .unwrap()
+    .unwrap();
+    (panel, key)
+}
+
+/// What the event stream sends a page that connects now (the replay of the last session),
+/// read until it has been quiet for half a second.
+fn event_stream(at: SocketAddr) -> String {
+    let mut s = std::net::TcpStream::connect(at).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: {at}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 65536]);
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// One HTTP/1.1 request; the status code and the body.
@@ -59,7 +82,7 @@ fn request(at: SocketAddr, head: &str, body: &str) -> (u16, String) {
 fn a_run_from_the_panel_is_filed_in_postgresql_and_its_history_read_from_there() {
     let dir = tempfile::tempdir().unwrap();
     let url = meterbench_testpg::database();
-    let panel = panel(dir.path(), StoreLocation::Postgres(url));
+    let (panel, key) = panel_and_key(dir.path(), StoreLocation::Postgres(url));
     let at = panel.address();
     let (status, body) = request(
         at,
@@ -86,6 +109,17 @@ fn a_run_from_the_panel_is_filed_in_postgresql_and_its_history_read_from_there()
     let run = &history["runs"][0];
     assert_eq!(run["outcome"], "PASS", "{run}");
     assert_eq!(run["serial"], "SIM-CPIM-000123", "{run}");
+    // Filtered by the serial as scanned; another serial has no runs.
+    for (serial, runs) in [("SIM-CPIM-000123", 1), ("SIM-CPIM-000124", 0)] {
+        let (status, body) = request(
+            at,
+            &format!("GET /api/history?serial={serial} HTTP/1.1\r\nHost: {at}"),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(h["total"], runs, "{serial}: {h}");
+    }
     // Its bundle verified through the panel, against the bench's key.
     let id = run["run_id"].as_str().unwrap();
     let (status, body) = request(
@@ -95,6 +129,37 @@ fn a_run_from_the_panel_is_filed_in_postgresql_and_its_history_read_from_there()
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""ok":true"#), "{body}");
+    // The page gets the key's id, never the key: not in the station's view, the history,
+    // a verification or the run's whole event stream, in any of the encodings a key is
+    // written in (its 32 secret bytes in hex or base64, its PEM file's body).
+    let (_, station) = request(at, &format!("GET /api/station HTTP/1.1\r\nHost: {at}"), "");
+    assert!(station.contains("key_id"), "{station}");
+    let events = event_stream(at);
+    assert!(events.contains("session_finished"), "{events}");
+    let secret = key.to_bytes();
+    let pem = std::fs::read_to_string(dir.path().join("keys/key.pem")).unwrap();
+    let pem_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    let forms = [
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(secret),
+        pem_body,
+    ];
+    for (what, sent) in [
+        ("station", &station),
+        ("history", &history.to_string()),
+        ("verification", &body),
+        ("event stream", &events),
+    ] {
+        for form in &forms {
+            assert!(
+                !sent.contains(form.as_str()),
+                "the {what} holds the signing key"
+            );
+        }
+    }
     panel.stop();
 }
 
@@ -214,6 +279,99 @@ fn a_start_with_a_wrong_order_is_refused_with_its_code() {
     assert_eq!(v["refusal"]["chars"], 201, "{v}");
     assert_eq!(v["refusal"]["max"], 200, "{v}");
     assert!(v["error"].as_str().unwrap().contains("at most 200"), "{v}");
+    // A serial number scanned wrong: its refusal's code and position, for the page to say
+    // it in the operator's language.
+    let (status, body) = request(
+        at,
+        &format!("POST /api/start HTTP/1.1\r\nHost: {at}"),
+        r#"{"procedure": "cpim1000-eol.yaml", "fixture": "cpim1000.yaml", "serials": {"1": "SIM CPIM"}}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["refusal"]["code"], "not_in_serial", "{v}");
+    assert_eq!(v["refusal"]["character"], " ", "{v}");
+    assert_eq!(v["refusal"]["position"], 1, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"serial number "SIM CPIM" of position 1: "#),
+        "{v}"
+    );
     assert!(!panel.busy(), "nothing was started");
+    panel.stop();
+}
+
+/// On a station with a password: a login lasts a shift (the cookie's `Max-Age`), and five
+/// wrong passwords within a minute hold every login off, the right one too, with the
+/// seconds to wait.
+#[test]
+fn wrong_passwords_are_throttled_and_a_login_lasts_a_shift() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
+    let station = dir.path().join("line-1.yaml");
+    std::fs::write(
+        &station,
+        format!(
+            "{text}\npanel:\n  password_sha256: {}\n",
+            meterbench_panel::hash_password("s3cret line")
+        ),
+    )
+    .unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key =
+        meterbench_signing::generate_key(&keys.join("key.pem"), &keys.join("key.pub.pem")).unwrap();
+    let panel = Panel::start(
+        PanelConfig {
+            home: BenchHome::at(&repo(), HomeOrigin::Flag),
+            station,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            reports: dir.path().to_path_buf(),
+            store: StoreLocation::Embedded(dir.path().join("store")),
+            signer: None,
+            realtime: false,
+        },
+        key.clone(),
+        meterbench_signing::Keyring::single(key.verifying_key(), "the test's key"),
+    )
+    .unwrap();
+    let at = panel.address();
+    let login = |password: &str| {
+        let mut s = std::net::TcpStream::connect(at).unwrap();
+        let body = serde_json::json!({ "password": password }).to_string();
+        write!(
+            s,
+            "POST /api/login HTTP/1.1\r\nHost: {at}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let right = login("s3cret line");
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    assert!(
+        right.contains("; Max-Age=43200"),
+        "a cookie for 12 hours: {right}"
+    );
+    for _ in 0..5 {
+        let wrong = login("guess");
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    }
+    let held = login("s3cret line");
+    assert!(held.starts_with("HTTP/1.1 429"), "{held}");
+    assert!(held.contains(r#""code":"too_many_attempts""#), "{held}");
+    let wait: u64 = held
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_string)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=61).contains(&wait), "{wait}");
     panel.stop();
 }

@@ -487,6 +487,65 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         ),
         "{label}"
     );
+    // Every conformity value the bench can send (serialised here as the bench does) has
+    // its words in the table, in German and, after the switch back, in English.
+    use meterbench_metrology::decision::Conformity;
+    let values = [
+        Conformity::Pass,
+        Conformity::Fail,
+        Conformity::ConditionalPass,
+        Conformity::ConditionalFail,
+        Conformity::NoStatement,
+    ]
+    .map(|c| serde_json::to_value(c).unwrap());
+    let words = |tab: &Tab| {
+        js(
+            tab,
+            &format!(
+                "JSON.stringify({}.map(v => conformityText(conformityKey(v))))",
+                serde_json::Value::from(values.to_vec())
+            ),
+        )
+    };
+    assert_eq!(
+        words(&tab).as_str(),
+        Some(
+            r#"["erfüllt","nicht erfüllt","bedingt erfüllt","bedingt nicht erfüllt","nicht entscheidbar"]"#
+        )
+    );
+    // A point with no conformity shows its step's outcome, in German too.
+    assert_eq!(js(&tab, "t('ERROR')").as_str(), Some("FEHLER"));
+    // A serial number scanned wrong, refused by its code with its position.
+    assert_eq!(
+        js(
+            &tab,
+            "refusalText({message: 'serial number …', refusal: {code: 'not_in_serial', character: ' ', position: 3}})"
+        )
+        .as_str(),
+        Some("Seriennummer von Platz 3: \" \" ist in einer Seriennummer nicht erlaubt")
+    );
+    // A hint with the format's numbers, in German.
+    assert_eq!(
+        js(&tab, "HINTS_DE.hex_hash({digits: 8})").as_str(),
+        Some("8 Hexadezimalziffern")
+    );
+    // The history's verdicts and the diagram's label in German.
+    assert_eq!(
+        js(
+            &tab,
+            "document.querySelector('#history-verdict option[value=FAIL]').textContent"
+        )
+        .as_str(),
+        Some("NICHT BESTANDEN")
+    );
+    assert_eq!(
+        js(
+            &tab,
+            "document.getElementById('phasors').getAttribute('aria-label')"
+        )
+        .as_str(),
+        Some("Zeigerdiagramm der Last")
+    );
     // A start refused for its order says why in German too, from the refusal's code.
     js(
         &tab,
@@ -525,6 +584,16 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     );
     screenshot(&tab, reports, "panel-de.png");
     click(&tab, "#lang");
+    wait(
+        &tab,
+        "English again",
+        "document.getElementById('start').textContent === 'Start'",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        words(&tab).as_str(),
+        Some(r#"["pass","fail","conditional pass","conditional fail","not decidable"]"#)
+    );
 
     // 5. Retest of the failed point from the results table: a new run that amends the
     //    failed one. The simulated fault was the first run's only, so the point passes
@@ -603,8 +672,37 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
         .unwrap()
         .value;
     assert_eq!(second, Some(serde_json::json!(409)));
+    // A device scanned into the page meanwhile (Enter on the last serial starts it) is
+    // refused as busy, and the running session keeps its Stop.
+    let stop_after_scan = tab
+        .evaluate(
+            "startRun().then(() => JSON.stringify([document.getElementById('stop').disabled, document.getElementById('start').disabled]))",
+            true,
+        )
+        .unwrap()
+        .value;
+    assert_eq!(
+        stop_after_scan,
+        Some(serde_json::json!("[false,true]")),
+        "Stop and Start after a scan mid-run"
+    );
     click(&tab, "#stop");
     wait_state(&tab, 1, "ABORTED", Duration::from_secs(30));
+    // Why, in the operator's words, in English and in German.
+    let reason = js(
+        &tab,
+        "(() => { const r = document.querySelector('.position .reason').textContent; lang = 'de'; const de = reasonText(state.positions.get(1).reason); lang = 'en'; return JSON.stringify([r, de]); })()",
+    );
+    let reason: Vec<String> = serde_json::from_str(reason.as_str().unwrap()).unwrap();
+    assert!(
+        reason[0].starts_with("step `Starting current")
+            && reason[0].ends_with("`: stopped by the operator"),
+        "{reason:?}"
+    );
+    assert!(
+        reason[1].starts_with("Schritt „") && reason[1].ends_with("“: vom Bediener gestoppt"),
+        "{reason:?}"
+    );
     wait(
         &tab,
         "the source off",

@@ -669,7 +669,8 @@ fn step(
         Ok(Ok(())) => None,
         Ok(Err(StepStop::Aborted)) => Some((
             Outcome::Aborted,
-            "stopped by the operator (signal)".to_string(),
+            // A signal at the terminal or the panel's Stop: both are the operator's.
+            "stopped by the operator".to_string(),
         )),
         Ok(Err(StepStop::Instrument(e))) => Some((Outcome::Error, e.to_string())),
         Ok(Err(StepStop::Bench(m) | StepStop::Position(m))) => Some((Outcome::Error, m)),
