@@ -243,17 +243,19 @@ window.meterbenchLast = {};
 window.meterbenchErrors = [];
 window.addEventListener("error", (e) => window.meterbenchErrors.push(`${e.message} (${e.filename}:${e.lineno})`));
 
-function resetSession() {
+// A new session's state; its view is drawn with the next drawing (`draw`: at once).
+function resetSession(draw = true) {
   state.session = null; state.steps = []; state.positions = new Map(); state.load = null; state.loadOn = false;
   state.finished = null; state.step = null;
+  if (state.station) {
+    for (const p of state.station.positions) Object.assign(position(p.id), { serial: p.simulated_serial || "" });
+  }
+  if (!draw) return;
   $("positions").replaceChildren(el("p", { class: "muted", text: t("idle") }));
   $("step-line").textContent = ""; $("session-id").textContent = "";
   drawLoad();
   // Before a session: the rack's positions, waiting (with the simulated devices' serials).
-  if (state.station) {
-    for (const p of state.station.positions) Object.assign(position(p.id), { serial: p.simulated_serial || "" });
-    scheduleRender();
-  }
+  if (state.station) scheduleRender();
 }
 
 function position(p) {
@@ -279,10 +281,12 @@ function handle(m) {
       $("step-line").textContent = t("starting");
       break;
     case "session_started":
-      resetSession();
+      // The page was cleared when the session was accepted (panel_started); what the
+      // session is comes with the next drawing, not in a frame of its own while the
+      // bench binds its instruments on the same cores.
+      resetSession(state.replaying > 0);
       state.running = true; state.busy = true;
       state.session = m; state.steps = m.steps;
-      $("session-id").textContent = `${m.session_id} · ${m.procedure}`;
       for (const p of m.positions) Object.assign(position(p.position), { serial: p.serial, run_id: p.run_id, state: "measuring" });
       break;
     case "step_started":
@@ -390,6 +394,8 @@ function setBusy(busy) {
 
 // ---- rendering ----
 function render() {
+  const session = state.session ? `${state.session.session_id} · ${state.session.procedure}` : "";
+  if ($("session-id").textContent !== session) $("session-id").textContent = session;
   const s = state.step;
   if (state.running && s) {
     const n = state.steps.length;

@@ -162,6 +162,11 @@ fn main() {
     //    the panel with no page.
     let with_page = panel(&dir.path().join("panel"), key.clone(), false);
     let tab = open(&browser, &with_page);
+    // An A/B experiment on the page without a rebuild: `PANEL_EXPERIMENT_JS` is evaluated
+    // in it first (say, a handler replaced by the old one).
+    if let Ok(js) = std::env::var("PANEL_EXPERIMENT_JS") {
+        eval(&tab, &js);
+    }
     let no_page = panel(&dir.path().join("no-page"), key.clone(), false);
     let library = dir.path().join("library");
     let (mut lib, mut bench_side, mut page_side, mut headless) = (vec![], vec![], vec![], vec![]);
@@ -170,6 +175,7 @@ fn main() {
     let mut browser_cpu_in_run = 0.0;
     let mut cpu_by_kind = std::collections::BTreeMap::<String, f64>::new();
     let mut page_time = [0.0; 4];
+    let hub_before = thread_cpu_s("panel-hub");
     tab.call_method(headless_chrome::protocol::cdp::Performance::Enable { time_domain: None })
         .unwrap();
     // What the browser spends with the page open and nothing happening.
@@ -258,6 +264,8 @@ fn main() {
             page_side.push((received - clicked) / 1000.0);
         }
     }
+    // The panel's event writer, over the panel runs of both kinds (2 × runs).
+    let hub_per_run = (thread_cpu_s("panel-hub") - hub_before) / (2 * runs()) as f64;
     with_page.stop();
     no_page.stop();
     let b = median(lib.clone());
@@ -298,6 +306,22 @@ fn main() {
         paired(&headless),
         paired(&bench_side)
     );
+    // The same as a mean with its 95 % interval (Student's t over the rounds): what the
+    // runs support, not one number of a noisy machine.
+    let interval =
+        |v: &[f64]| mean_interval(v.iter().zip(&lib).map(|(x, l)| 100.0 * (x / l - 1.0)));
+    let shown =
+        |(m, h): (f64, f64)| format!("{m:+.1} % (95 % interval {:+.1} to {:+.1} %)", m - h, m + h);
+    println!(
+        "  the same as means: panel with no page {}; with a page (bench's time) {}; until the page is told {}",
+        shown(interval(&headless)),
+        shown(interval(&bench_side)),
+        shown(interval(&page_side))
+    );
+    println!(
+        "  processor time of the panel's event writer (its thread, serialising the run's events to the stream): {:.1} ms per run",
+        1000.0 * hub_per_run
+    );
     println!(
         "  processor time of the browser while the bench worked (from the click until the session was idle): {:.3} s per run",
         browser_cpu_in_run / n
@@ -314,6 +338,42 @@ fn main() {
         page_time[2] / n,
         page_time[3] / n
     );
+}
+
+/// The mean of `v` and the half-width of its 95 % interval (Student's t, n − 1 degrees of
+/// freedom).
+fn mean_interval(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let v: Vec<f64> = v.collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let t = StudentsT::new(0.0, 1.0, n - 1.0)
+        .expect("at least two runs")
+        .inverse_cdf(0.975);
+    (mean, t * sd / n.sqrt())
+}
+
+/// User and system time of this process's threads named `name` so far, s (from /proc;
+/// 100 ticks/s).
+fn thread_cpu_s(name: &str) -> f64 {
+    let mut ticks = 0;
+    for e in std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| e.ok())
+    {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split(' ').collect();
+        ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+    }
+    ticks as f64 / 100.0
 }
 
 /// User and system time of every Chromium process so far, s (from /proc; 100 ticks/s).
