@@ -14,13 +14,26 @@ use std::path::Path;
 /// A calibration is shown as due this many days ahead (a lab books the recalibration).
 const DUE_SOON_DAYS: i64 = 30;
 
+/// How a calibration due on `due` is shown on `today`: `overdue` (red) after its day,
+/// as the bench refuses to run with it (`check_calibration_due`); `due_soon` (amber)
+/// within [`DUE_SOON_DAYS`], its day included; else `ok`.
+fn due_state(due: NaiveDate, today: NaiveDate) -> &'static str {
+    let days = (due - today).num_days();
+    if days < 0 {
+        "overdue"
+    } else if days <= DUE_SOON_DAYS {
+        "due_soon"
+    } else {
+        "ok"
+    }
+}
+
 pub(crate) fn station(shared: &Shared, today: NaiveDate) -> Value {
     let st = &shared.station;
     let instruments: Vec<Value> = st
         .bindings()
         .iter()
         .map(|b| {
-            let days = (b.calibration.due - today).num_days();
             json!({
                 "role": b.label(),
                 // The role's kind (source, reference, counter) and the station's own id
@@ -31,7 +44,7 @@ pub(crate) fn station(shared: &Shared, today: NaiveDate) -> Value {
                 "serial_number": b.serial_number,
                 "calibration": b.calibration.id,
                 "due": b.calibration.due.to_string(),
-                "state": if days < 0 { "overdue" } else if days <= DUE_SOON_DAYS { "due_soon" } else { "ok" },
+                "state": due_state(b.calibration.due, today),
             })
         })
         .collect();
@@ -178,6 +191,17 @@ pub(crate) fn verify(shared: &Shared, run_id: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calibration_is_overdue_after_its_day_and_due_soon_thirty_days_ahead() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        let day = |d: i64| today + chrono::TimeDelta::days(d);
+        assert_eq!(due_state(day(-1), today), "overdue");
+        // Its own day still counts (the bench runs with it that day).
+        assert_eq!(due_state(day(0), today), "due_soon");
+        assert_eq!(due_state(day(30), today), "due_soon");
+        assert_eq!(due_state(day(31), today), "ok");
+    }
 
     #[test]
     fn run_ids_cannot_name_another_folder() {

@@ -408,6 +408,22 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         "!!document.querySelector('tr.c-fail button')",
         Duration::from_secs(10),
     );
+    // The error-against-current chart has a dot per point with an error and a current,
+    // each titled with the point, its port and the printed error; one of them is the
+    // failed point's.
+    let chart = js(
+        &tab,
+        "JSON.stringify((p => ({rows: [...p.querySelectorAll('table.points tbody tr')].filter(r => r.cells[4].textContent !== '' && parseFloat(r.cells[2].textContent) > 0).length, dots: [...p.querySelectorAll('svg.chart circle')].map(c => c.textContent)}))(document.querySelector('.position[data-position=\"1\"]')))",
+    );
+    let chart: serde_json::Value = serde_json::from_str(chart.as_str().unwrap()).unwrap();
+    let dots = chart["dots"].as_array().unwrap();
+    assert!(dots.len() >= 20, "{chart}");
+    assert_eq!(chart["rows"].as_u64(), Some(dots.len() as u64), "{chart}");
+    let failed_dot = format!("Iref PF1 right: {} % ± {} %", printed.signed, printed.u);
+    assert!(
+        dots.iter().any(|d| d.as_str() == Some(failed_dot.as_str())),
+        "{failed_dot} among {chart}"
+    );
     screenshot(&tab, reports, "panel-fail.png");
 
     // 3. History: every run, filterable by verdict; a bundle verified from the page, its
@@ -567,7 +583,7 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     let procedure = js(&tab, "document.getElementById('procedure').value");
     js(
         &tab,
-        "const s = document.getElementById('procedure'); s.append(new Option('none', 'none.yaml')); s.value = 'none.yaml'; true",
+        "(() => { const s = document.getElementById('procedure'); s.append(new Option('none', 'none.yaml')); s.value = 'none.yaml'; return true; })()",
     );
     click(&tab, "#start");
     wait(
@@ -579,8 +595,16 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
     js(
         &tab,
         &format!(
-            "const s = document.getElementById('procedure'); s.lastElementChild.remove(); s.value = {procedure}; document.getElementById('start-error').textContent = ''; true"
+            "(() => {{ const s = document.getElementById('procedure'); s.lastElementChild.remove(); s.value = {procedure}; document.getElementById('start-error').textContent = ''; return true; }})()"
         ),
+    );
+    assert_eq!(
+        js(&tab, "document.getElementById('start-error').textContent"),
+        serde_json::json!("")
+    );
+    assert_eq!(
+        js(&tab, "document.getElementById('procedure').value"),
+        procedure
     );
     screenshot(&tab, reports, "panel-de.png");
     click(&tab, "#lang");
@@ -660,6 +684,15 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
     std::thread::sleep(Duration::from_millis(2500));
     let after = line(&tab);
     assert_ne!(before, after, "the step line did not move in 2.5 s");
+    // The live load: a voltage and a current phasor per phase, and the numbers.
+    let load = js(
+        &tab,
+        "JSON.stringify([document.querySelectorAll('#phasors line').length, [...document.querySelectorAll('#load tr')].map(r => [...r.cells].map(c => c.textContent).join(' '))])",
+    );
+    assert_eq!(
+        load.as_str(),
+        Some(r#"[6,["L1 230.0 0.020 0.0","L2 230.0 0.020 0.0","L3 230.0 0.020 0.0"]]"#)
+    );
     screenshot(&tab, reports, "panel-live.png");
     let live = js(&tab, "window.meterbenchLatencies.length");
     assert!(live.as_u64().unwrap() >= 3, "{live} live messages");
@@ -720,6 +753,37 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
         "document.querySelector('#history tr .verdict') && document.querySelector('#history tr .verdict').textContent === 'ABORTED'",
         Duration::from_secs(20),
     );
+    panel.stop();
+}
+
+#[test]
+fn stop_in_a_question_aborts_with_the_source_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path();
+    let panel = panel(reports, false);
+    let browser = browser();
+    let tab = open_page(&browser, &panel);
+    choose(&tab, "procedure", "cpim1000-eol.yaml");
+    set_checked(&tab, "ask", true);
+    click(&tab, "#start");
+    wait(
+        &tab,
+        "a question",
+        "document.getElementById('question').open",
+        Duration::from_secs(30),
+    );
+    // The dialog's own Stop: the session ends, the dialog closes, nothing is left on.
+    click(&tab, "#question-stop");
+    wait_state(&tab, 1, "ABORTED", Duration::from_secs(30));
+    wait_idle(&tab);
+    assert_eq!(
+        js(&tab, "document.getElementById('question').open"),
+        serde_json::json!(false)
+    );
+    let r = records(reports);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].outcome, Outcome::Aborted);
+    assert_eq!(r[0].source.off_confirmed, Some(true));
     panel.stop();
 }
 
