@@ -809,12 +809,22 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
     type_in(
         &tab,
         "#sim-faults",
-        "{error_bump: {position: 7, port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}",
+        "{error_bump: {position: 7, port: right, from_a: 4, to_a: 6, cos_phi: 1, error_percent: 1.6}}\n{dead_led: {position: 3, port: left}}",
     );
     click(&tab, "#start");
     wait_state(&tab, 7, "FAIL", Duration::from_secs(180));
     wait_idle(&tab);
-    for p in (1..=10).filter(|&p| p != 7) {
+    // Position 3's dark LED ends its run in ERROR, saying why; the others go on.
+    assert_eq!(state_of(&tab, 3), "ERROR");
+    let reason = js(
+        &tab,
+        "document.querySelector('.position[data-position=\"3\"] .reason').textContent",
+    );
+    assert!(
+        reason.as_str().is_some_and(|r| r.contains("left")),
+        "{reason}"
+    );
+    for p in (1..=10).filter(|&p| p != 7 && p != 3) {
         assert_eq!(state_of(&tab, p), "PASS", "position {p}");
         assert!(failed_rows(&tab, p).is_empty(), "position {p}");
     }
@@ -828,6 +838,8 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
     for t in &tiles {
         let expected = if t.starts_with("7 ") {
             "tile fail"
+        } else if t.starts_with("3 ") {
+            "tile error"
         } else {
             "tile pass"
         };
@@ -843,6 +855,11 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
         r.iter().filter(|r| r.outcome == Outcome::Fail).count(),
         1,
         "one FAIL"
+    );
+    assert_eq!(
+        r.iter().filter(|r| r.outcome == Outcome::Error).count(),
+        1,
+        "one ERROR"
     );
     panel.stop();
 }
