@@ -176,8 +176,13 @@ fn main() {
     let mut cpu_by_kind = std::collections::BTreeMap::<String, f64>::new();
     let mut page_time = [0.0; 4];
     let hub_before = thread_cpu_s("panel-hub");
-    tab.call_method(headless_chrome::protocol::cdp::Performance::Enable { time_domain: None })
-        .unwrap();
+    // The page's own task times need the DevTools Performance domain on, which has a cost
+    // of its own in the page: only when asked for (`PANEL_PAGE_METRICS=1`).
+    let page_metrics_on = std::env::var("PANEL_PAGE_METRICS").is_ok_and(|v| v == "1");
+    if page_metrics_on {
+        tab.call_method(headless_chrome::protocol::cdp::Performance::Enable { time_domain: None })
+            .unwrap();
+    }
     // What the browser spends with the page open and nothing happening.
     let idle_before = browser_cpu_s();
     std::thread::sleep(Duration::from_secs(5));
@@ -201,7 +206,11 @@ fn main() {
             // its own, which is the driver's, not the panel's.
             let cpu_before = browser_cpu_s();
             let kinds_before = browser_cpu_by_kind();
-            let page_before = page_metrics(&tab);
+            let page_before = if page_metrics_on {
+                page_metrics(&tab)
+            } else {
+                [0.0; 4]
+            };
             let (messages_before, loads_before) = (
                 eval(&tab, "window.meterbenchMessages").as_f64().unwrap(),
                 eval(&tab, "window.meterbenchHistoryLoads")
@@ -254,7 +263,11 @@ fn main() {
                 *cpu_by_kind.entry(k.clone()).or_insert(0.0) +=
                     v - kinds_before.get(&k).copied().unwrap_or(0.0);
             }
-            let page_after = page_metrics(&tab);
+            let page_after = if page_metrics_on {
+                page_metrics(&tab)
+            } else {
+                [0.0; 4]
+            };
             for i in 0..4 {
                 page_time[i] += page_after[i] - page_before[i];
             }
@@ -326,17 +339,24 @@ fn main() {
         "  processor time of the browser while the bench worked (from the click until the session was idle): {:.3} s per run",
         browser_cpu_in_run / n
     );
+    let page = if page_metrics_on {
+        format!(
+            "; the page's main thread: {:.3} s of tasks (script {:.3} s, style {:.3} s, layout {:.3} s)",
+            page_time[0] / n,
+            page_time[1] / n,
+            page_time[2] / n,
+            page_time[3] / n
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "    by process: {}; the page's main thread: {:.3} s of tasks (script {:.3} s, style {:.3} s, layout {:.3} s)",
+        "    by process: {}{page}",
         cpu_by_kind
             .iter()
             .map(|(k, v)| format!("{k} {:.3} s", v / n))
             .collect::<Vec<_>>()
             .join(", "),
-        page_time[0] / n,
-        page_time[1] / n,
-        page_time[2] / n,
-        page_time[3] / n
     );
 }
 
