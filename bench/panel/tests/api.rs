@@ -8,12 +8,11 @@ use meterbench_session::paths::{BenchHome, HomeOrigin};
 use meterbench_store::StoreLocation;
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{password_station, repo};
 
 fn panel(reports: &Path, store: StoreLocation) -> Panel {
     panel_and_key(reports, store).0
@@ -21,6 +20,15 @@ fn panel(reports: &Path, store: StoreLocation) -> Panel {
 
 /// A panel and its signing key (for a test that looks for the key where it must not be).
 fn panel_and_key(reports: &Path, store: StoreLocation) -> (Panel, meterbench_signing::SigningKey) {
+    panel_of_station(reports, &repo().join("hw/stations/sim.yaml"), store)
+}
+
+/// A panel of station file `station`, and its signing key.
+fn panel_of_station(
+    reports: &Path,
+    station: &Path,
+    store: StoreLocation,
+) -> (Panel, meterbench_signing::SigningKey) {
     let keys = reports.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key =
@@ -28,7 +36,7 @@ fn panel_and_key(reports: &Path, store: StoreLocation) -> (Panel, meterbench_sig
     let panel = Panel::start(
         PanelConfig {
             home: BenchHome::at(&repo(), HomeOrigin::Flag),
-            station: repo().join("hw/stations/sim.yaml"),
+            station: station.to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
             reports: reports.to_path_buf(),
             store,
@@ -59,8 +67,9 @@ fn event_stream(at: SocketAddr) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// One HTTP/1.1 request; the status code and the body.
-fn request(at: SocketAddr, head: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request (`head`: its request line and Host) with a JSON body; the whole
+/// answer, status line and headers included.
+fn whole_answer(at: SocketAddr, head: &str, body: &str) -> String {
     let mut s = std::net::TcpStream::connect(at).unwrap();
     write!(
         s,
@@ -70,6 +79,12 @@ fn request(at: SocketAddr, head: &str, body: &str) -> (u16, String) {
     .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// One HTTP/1.1 request; the status code and the body.
+fn request(at: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let answer = whole_answer(at, head, body);
     let status = answer[9..12].parse().unwrap();
     let body = answer
         .split_once("\r\n\r\n")
@@ -308,47 +323,20 @@ fn a_start_with_a_wrong_order_is_refused_with_its_code() {
 #[test]
 fn wrong_passwords_are_throttled_and_a_login_lasts_a_shift() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
-    let station = dir.path().join("line-1.yaml");
-    std::fs::write(
+    let station = password_station(dir.path(), "s3cret line");
+    let (panel, _) = panel_of_station(
+        dir.path(),
         &station,
-        format!(
-            "{text}\npanel:\n  password_sha256: {}\n",
-            meterbench_panel::hash_password("s3cret line")
-        ),
-    )
-    .unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let key =
-        meterbench_signing::generate_key(&keys.join("key.pem"), &keys.join("key.pub.pem")).unwrap();
-    let panel = Panel::start(
-        PanelConfig {
-            home: BenchHome::at(&repo(), HomeOrigin::Flag),
-            station,
-            listen: "127.0.0.1:0".parse().unwrap(),
-            reports: dir.path().to_path_buf(),
-            store: StoreLocation::Embedded(dir.path().join("store")),
-            signer: None,
-            realtime: false,
-        },
-        key.clone(),
-        meterbench_signing::Keyring::single(key.verifying_key(), "the test's key"),
-    )
-    .unwrap();
+        StoreLocation::Embedded(dir.path().join("store")),
+    );
     let at = panel.address();
     let login = |password: &str| {
-        let mut s = std::net::TcpStream::connect(at).unwrap();
         let body = serde_json::json!({ "password": password }).to_string();
-        write!(
-            s,
-            "POST /api/login HTTP/1.1\r\nHost: {at}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        whole_answer(
+            at,
+            &format!("POST /api/login HTTP/1.1\r\nHost: {at}"),
+            &body,
         )
-        .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        answer
     };
     let right = login("s3cret line");
     assert!(right.starts_with("HTTP/1.1 200"), "{right}");

@@ -12,12 +12,11 @@ use meterbench_runner::record::{AnsweredBy, RunRecord};
 use meterbench_session::paths::{BenchHome, HomeOrigin};
 use meterbench_store::StoreLocation;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{password_station, repo};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -868,16 +867,7 @@ fn a_rack_shows_the_fault_on_its_own_position_and_point() {
 fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path();
-    let text = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
-    let station = reports.join("line-1.yaml");
-    std::fs::write(
-        &station,
-        format!(
-            "{text}\npanel:\n  password_sha256: {}\n",
-            meterbench_panel::hash_password("s3cret line")
-        ),
-    )
-    .unwrap();
+    let station = password_station(reports, "s3cret line");
     let panel = panel_for(reports, &station, false);
     // Without the password the API answers nothing.
     let mut raw = std::net::TcpStream::connect(panel.address()).unwrap();
