@@ -123,11 +123,11 @@ const HINTS_DE = {
   yes_no: () => "ja/nein", version: () => "z. B. 1.8.4", serial_number: () => "Seriennummer scannen oder eingeben",
   shown: () => "wie angezeigt, - wenn nichts",
   hex_hash: (q) => `${q.digits} Hexadezimalziffern`,
-  reading: (q) => `Ziffern, höchstens ${q.decimals} Nachkommastellen`,
+  reading: (q) => `Ziffern, höchstens ${q.decimals} ${q.decimals === 1 ? "Nachkommastelle" : "Nachkommastellen"}`,
 };
 // The bench's own fixed messages after a reason's opening, in German.
 const MESSAGES_DE = {
-  "stopped by the operator": "vom Bediener gestoppt",
+  "stopped by the operator or a signal": "vom Bediener oder durch ein Signal abgebrochen",
 };
 
 // Why the bench refused an answer, by the refusal's code (the bench's English otherwise).
@@ -173,7 +173,7 @@ const refusalText = (e) => {
   const code = e.refusal && e.refusal.code;
   if (!REFUSALS_DE[code]) return BENCH_WORDS_DE(e);
   // A scanned serial number's refusal names its position.
-  const where = e.refusal.position != null ? `Seriennummer von Platz ${e.refusal.position}: ` : "";
+  const where = e.refusal.position != null ? `Seriennummer an Platz ${e.refusal.position}: ` : "";
   return where + REFUSALS_DE[code](e.refusal);
 };
 
@@ -742,8 +742,11 @@ function applyLanguage() {
 }
 
 // ---- the stream ----
+let stream = null;
 function connect() {
+  if (stream) stream.close();
   const es = new EventSource("/api/events");
+  stream = es;
   es.onopen = () => showConnection(true);
   es.onerror = () => showConnection(false);
   // Each event holds the messages of a burst, in order.
@@ -773,6 +776,10 @@ function showConnection(on) {
 }
 
 function showLogin() {
+  // The login has ended (or was never given): no dialog stays over the form, and the
+  // stream (which a new login opens again) stops.
+  closeQuestion();
+  if (stream) { stream.close(); stream = null; showConnection(false); }
   $("login").hidden = false; $("main").hidden = true;
   $("login-password").focus();
 }

@@ -7,31 +7,34 @@
 use meterbench_procedure::Station;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The cookie that carries a session after the password was given.
 pub(crate) const COOKIE: &str = "meterbench_panel";
 
-/// How long a login lasts: a shift at a line. The page then asks for the password again.
+/// How long a login lasts unused (a shift at a line): every request of the browser that
+/// holds it renews it, so a page in use, or a run it watches, never loses it midway. The
+/// page then asks for the password again.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// Wrong passwords allowed within [`ATTEMPT_WINDOW`] before every login (the right
-/// password too) is refused until the window has passed: guessing over the network takes
-/// years, an operator who mistypes waits a minute.
+/// Wrong passwords allowed from one address within [`ATTEMPT_WINDOW`] before every login
+/// from it (the right password too) is refused until the window has passed: guessing over
+/// the network takes years, an operator who mistypes waits a minute, and a machine that
+/// guesses holds off only itself.
 const ATTEMPTS: usize = 5;
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
 
 pub(crate) enum Access {
     /// Loopback, no password set: anyone at this machine.
     Open,
-    /// The password's SHA-256 (hex), the sessions that gave it (token → when), and
-    /// when the last wrong passwords were given.
+    /// The password's SHA-256 (hex), the sessions that gave it (token → last used), and
+    /// when the last wrong passwords were given, by the address they came from.
     Password {
         sha256: String,
         sessions: Mutex<HashMap<String, Instant>>,
-        failures: Mutex<VecDeque<Instant>>,
+        failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
     },
 }
 
@@ -68,7 +71,7 @@ impl Access {
         Access::Password {
             sha256,
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(VecDeque::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -76,12 +79,17 @@ impl Access {
         matches!(self, Access::Password { .. })
     }
 
-    /// A new session cookie for the right password.
-    pub fn login(&self, password: &str) -> Result<String, LoginRefused> {
-        self.login_at(password, Instant::now())
+    /// A new session cookie for the right password given from `client`.
+    pub fn login(&self, password: &str, client: IpAddr) -> Result<String, LoginRefused> {
+        self.login_at(password, client, Instant::now())
     }
 
-    fn login_at(&self, password: &str, now: Instant) -> Result<String, LoginRefused> {
+    fn login_at(
+        &self,
+        password: &str,
+        client: IpAddr,
+        now: Instant,
+    ) -> Result<String, LoginRefused> {
         let Access::Password {
             sha256,
             sessions,
@@ -92,22 +100,24 @@ impl Access {
         };
         {
             let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
-            while failures
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= ATTEMPT_WINDOW)
-            {
-                failures.pop_front();
-            }
-            if failures.len() >= ATTEMPTS {
-                let oldest = failures[0];
-                let wait = ATTEMPT_WINDOW.saturating_sub(now.duration_since(oldest));
+            // Failures older than the window go, and with them addresses that stopped.
+            failures.retain(|_, times| {
+                times.retain(|t| now.duration_since(*t) < ATTEMPT_WINDOW);
+                !times.is_empty()
+            });
+            let mine = failures.entry(client).or_default();
+            if mine.len() >= ATTEMPTS {
+                let wait = ATTEMPT_WINDOW.saturating_sub(now.duration_since(mine[0]));
                 return Err(LoginRefused::TooManyAttempts {
-                    retry_after_s: wait.as_secs() + 1,
+                    retry_after_s: wait.as_secs_f64().ceil() as u64,
                 });
             }
             if !same(hash_password(password).as_bytes(), sha256.as_bytes()) {
-                failures.push_back(now);
+                mine.push_back(now);
                 return Err(LoginRefused::WrongPassword);
+            }
+            if mine.is_empty() {
+                failures.remove(&client);
             }
         }
         let mut bytes = [0u8; 32];
@@ -122,7 +132,8 @@ impl Access {
         Ok(token)
     }
 
-    /// Whether a request with these cookies may use the panel.
+    /// Whether a request with these cookies may use the panel (and if so, its login is
+    /// renewed).
     pub fn allows(&self, cookie_header: Option<&str>) -> bool {
         self.allows_at(cookie_header, Instant::now())
     }
@@ -134,11 +145,14 @@ impl Access {
                 let Some(token) = cookie_header.and_then(|h| cookie(h, COOKIE)) else {
                     return false;
                 };
-                sessions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(token)
-                    .is_some_and(|at| now.duration_since(*at) < SESSION_LIFETIME)
+                let mut sessions = sessions.lock().unwrap_or_else(|p| p.into_inner());
+                match sessions.get_mut(token) {
+                    Some(used) if now.duration_since(*used) < SESSION_LIFETIME => {
+                        *used = now;
+                        true
+                    }
+                    _ => false,
+                }
             }
         }
     }
@@ -202,8 +216,12 @@ mod tests {
     #[test]
     fn a_password_gives_a_cookie_that_is_then_accepted() {
         let access = Access::password(hash_password("correct horse"));
-        assert_eq!(access.login("wrong"), Err(LoginRefused::WrongPassword));
-        let token = access.login("correct horse").unwrap();
+        let here = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(
+            access.login("wrong", here),
+            Err(LoginRefused::WrongPassword)
+        );
+        let token = access.login("correct horse", here).unwrap();
         assert_eq!(token.len(), 64);
         assert!(access.allows(Some(&format!("a=b; {COOKIE}={token}"))));
         assert!(!access.allows(Some(&format!("{COOKIE}=00{}", &token[2..]))));
@@ -211,17 +229,23 @@ mod tests {
         assert!(Access::Open.allows(None));
     }
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const THERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 0, 7));
+
     #[test]
-    fn a_login_lasts_a_shift() {
+    fn a_login_lasts_a_shift_unused_and_every_use_renews_it() {
         let access = Access::password(hash_password("pw"));
         let t0 = Instant::now();
-        let token = access.login_at("pw", t0).unwrap();
+        let token = access.login_at("pw", HERE, t0).unwrap();
         let header = format!("{COOKIE}={token}");
-        let just_before = t0 + SESSION_LIFETIME - Duration::from_secs(1);
-        assert!(access.allows_at(Some(&header), just_before));
-        assert!(!access.allows_at(Some(&header), t0 + SESSION_LIFETIME));
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        // Used after 11 hours, and again 11 hours later: 22 hours after the login.
+        assert!(access.allows_at(Some(&header), t0 + hours(11)));
+        assert!(access.allows_at(Some(&header), t0 + hours(22)));
+        // Then 12 hours unused: gone.
+        assert!(!access.allows_at(Some(&header), t0 + hours(34)));
         // A later login clears the expired one out.
-        access.login_at("pw", t0 + SESSION_LIFETIME).unwrap();
+        access.login_at("pw", HERE, t0 + hours(34)).unwrap();
         let Access::Password { sessions, .. } = &access else {
             unreachable!()
         };
@@ -229,30 +253,51 @@ mod tests {
     }
 
     #[test]
-    fn five_wrong_passwords_in_a_minute_hold_every_login_off_until_it_has_passed() {
+    fn five_wrong_passwords_in_a_minute_hold_their_address_off_until_it_has_passed() {
         let access = Access::password(hash_password("pw"));
         let t0 = Instant::now();
         for k in 0..5 {
             let at = t0 + Duration::from_secs(k * 10);
             assert_eq!(
-                access.login_at("guess", at),
+                access.login_at("guess", THERE, at),
                 Err(LoginRefused::WrongPassword)
             );
         }
-        // The right password too, until a minute after the first wrong one.
+        // The right password too from there, until a minute after the first wrong one.
         let at = t0 + Duration::from_secs(45);
         assert_eq!(
-            access.login_at("pw", at),
-            Err(LoginRefused::TooManyAttempts { retry_after_s: 16 })
+            access.login_at("pw", THERE, at),
+            Err(LoginRefused::TooManyAttempts { retry_after_s: 15 })
         );
+        assert_eq!(
+            access.login_at("pw", THERE, at + Duration::from_millis(500)),
+            Err(LoginRefused::TooManyAttempts { retry_after_s: 15 })
+        );
+        // Another address (the station's own screen) is not held off.
+        assert!(access.login_at("pw", HERE, at).is_ok());
         // Then one more try is taken: the oldest failure has left the window.
-        assert!(access.login_at("pw", t0 + Duration::from_secs(60)).is_ok());
+        assert!(
+            access
+                .login_at("pw", THERE, t0 + Duration::from_secs(60))
+                .is_ok()
+        );
         // Four wrong ones in the window still leave room for the operator.
         let access = Access::password(hash_password("pw"));
         for k in 0..4 {
-            let _ = access.login_at("guess", t0 + Duration::from_secs(k));
+            let _ = access.login_at("guess", HERE, t0 + Duration::from_secs(k));
         }
-        assert!(access.login_at("pw", t0 + Duration::from_secs(5)).is_ok());
+        assert!(
+            access
+                .login_at("pw", HERE, t0 + Duration::from_secs(5))
+                .is_ok()
+        );
+        // Addresses that stopped guessing are forgotten once their window has passed.
+        let _ = access.login_at("guess", THERE, t0 + Duration::from_secs(10));
+        let _ = access.login_at("pw", HERE, t0 + Duration::from_secs(200));
+        let Access::Password { failures, .. } = &access else {
+            unreachable!()
+        };
+        assert!(failures.lock().unwrap().is_empty());
     }
 
     #[test]

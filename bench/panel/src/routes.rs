@@ -2,13 +2,13 @@
 //! does, and the event stream (server-sent events).
 
 use crate::Shared;
-use crate::access::{COOKIE, LoginRefused, SESSION_LIFETIME, host_is_ours, origin_is_ours};
+use crate::access::{COOKIE, LoginRefused, host_is_ours, origin_is_ours};
 use crate::assets;
 use crate::job::{self, AnswerError, Refused, RetestRequest, StartRequest};
 use crate::view::{self, HistoryQuery};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -18,6 +18,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,17 +97,19 @@ struct Login {
     password: String,
 }
 
-async fn login(State(shared): Shd, Json(l): Json<Login>) -> Response {
+async fn login(
+    State(shared): Shd,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Json(l): Json<Login>,
+) -> Response {
     if !shared.access.needs_login() {
         return Json(json!({"ok": true})).into_response();
     }
-    match shared.access.login(&l.password) {
+    match shared.access.login(&l.password, client.ip()) {
         Ok(token) => {
             let mut r = Json(json!({"ok": true})).into_response();
-            let cookie = format!(
-                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-                SESSION_LIFETIME.as_secs()
-            );
+            // Until the browser closes; the bench ends it after SESSION_LIFETIME unused.
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }

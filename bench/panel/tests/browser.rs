@@ -537,7 +537,7 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
             "refusalText({message: 'serial number …', refusal: {code: 'not_in_serial', character: ' ', position: 3}})"
         )
         .as_str(),
-        Some("Seriennummer von Platz 3: \" \" ist in einer Seriennummer nicht erlaubt")
+        Some("Seriennummer an Platz 3: \" \" ist in einer Seriennummer nicht erlaubt")
     );
     // A hint with the format's numbers, in German.
     assert_eq!(
@@ -647,6 +647,23 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         .collect();
     assert_eq!(attempts, [1, 2]);
     assert_eq!(state_of(&tab, 1), retest.outcome.word());
+
+    // A conditional fail as the bench sends it (the DCC's `conditionalFail`), through the
+    // page's own row and table: its words, its colour class and a Retest, as a fail has.
+    let conditional = js(
+        &tab,
+        r#"(() => {
+            const r = row({index: 9, attempt: 1, name: "Imax PF1", outcome: "FAIL", load: {current_a: 32, power_factor: "1"}},
+                          {port: "left", result: {decision: {conformity: "conditionalFail"}, error_percent: 1.01, expanded_u_percent: 0.02}});
+            const table = pointsTable({rows: new Map([["9/left", r]]), run_id: "x", state: "FAIL"});
+            const tr = table.querySelector("tbody tr");
+            return JSON.stringify([tr.className, tr.querySelector(".conformity").textContent, !!tr.querySelector("button")]);
+        })()"#,
+    );
+    assert_eq!(
+        conditional.as_str(),
+        Some(r#"["c-conditional_fail","conditional fail",true]"#)
+    );
     panel.stop();
 }
 
@@ -728,11 +745,12 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
     let reason: Vec<String> = serde_json::from_str(reason.as_str().unwrap()).unwrap();
     assert!(
         reason[0].starts_with("step `Starting current")
-            && reason[0].ends_with("`: stopped by the operator"),
+            && reason[0].ends_with("`: stopped by the operator or a signal"),
         "{reason:?}"
     );
     assert!(
-        reason[1].starts_with("Schritt „") && reason[1].ends_with("“: vom Bediener gestoppt"),
+        reason[1].starts_with("Schritt „")
+            && reason[1].ends_with("“: vom Bediener oder durch ein Signal abgebrochen"),
         "{reason:?}"
     );
     wait(

@@ -669,8 +669,9 @@ fn step(
         Ok(Ok(())) => None,
         Ok(Err(StepStop::Aborted)) => Some((
             Outcome::Aborted,
-            // A signal at the terminal or the panel's Stop: both are the operator's.
-            "stopped by the operator".to_string(),
+            // The abort flag is set by the panel's Stop and by a signal to the bench (Ctrl-C
+            // at the terminal, a service manager's SIGTERM): the record cannot tell which.
+            "stopped by the operator or a signal".to_string(),
         )),
         Ok(Err(StepStop::Instrument(e))) => Some((Outcome::Error, e.to_string())),
         Ok(Err(StepStop::Bench(m) | StepStop::Position(m))) => Some((Outcome::Error, m)),

@@ -36,6 +36,7 @@ impl AnswerFormat {
         match self {
             AnswerFormat::HexHash { digits } => format!("{digits} hex digits"),
             AnswerFormat::Version => "e.g. 1.8.4".into(),
+            AnswerFormat::Reading { decimals: 1 } => "digits, up to 1 decimal".into(),
             AnswerFormat::Reading { decimals } => format!("digits, up to {decimals} decimals"),
             AnswerFormat::SerialNumber => "scan or type the serial number".into(),
             AnswerFormat::YesNo => "yes/no".into(),

@@ -450,7 +450,7 @@ fn generate(
             ),
             Some(_) => (
                 Outcome::Aborted,
-                Some("stopped by the operator".to_string()),
+                Some("stopped by the operator or a signal".to_string()),
             ),
             None if all_accepted => (Outcome::Pass, None),
             None => (
