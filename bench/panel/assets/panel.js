@@ -478,8 +478,10 @@ function renderPosition(pos) {
   });
   // On a rack the points of a position that passed are folded away: the failures stand out.
   const folded = state.positions.size > 1 && ["PASS", "measuring", "waiting"].includes(pos.state);
-  part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${folded}|${lang}`, () => {
-    if (!pos.rows.size) return [];
+  // The point being measured is in the table too, its pulses and time left moving.
+  const now = measuring && state.step ? `${state.step.index}|${JSON.stringify(pos.progress)}|${pos.remaining_s}` : "";
+  part("points", `${pos.rowsVersion}|${state.running}|${pos.state}|${pos.run_id}|${folded}|${now}|${lang}`, () => {
+    if (!pos.rows.size && !now) return [];
     if (!folded) return [pointsTable(pos), chart(pos)];
     return [el("details", {}, el("summary", { text: t("points") }), pointsTable(pos), chart(pos))];
   });
@@ -510,6 +512,19 @@ function pointsTable(pos) {
     }
     return line;
   });
+  // The point under way: per port, the pulses counted of those needed and the time left.
+  const s = state.step;
+  if (pos.state === "measuring" && pos.progress && s) {
+    for (const pp of Object.values(pos.progress)) {
+      body.push(el("tr", { class: "measuring", "data-step": s.name, "data-port": pp.port },
+        el("td", { text: s.attempt > 1 ? `${tr(s.name)} (${t("attempt", { n: s.attempt })})` : tr(s.name) }),
+        el("td", { text: tr(pp.port) }),
+        el("td"), el("td"), el("td"), el("td"), el("td"),
+        el("td", { class: "conformity", text: t("time_left", { s: (pos.remaining_s || 0).toFixed(0) }) }),
+        el("td", { class: "num", text: pp.needed ? `${pp.counted} / ${pp.needed}` : String(pp.counted) }),
+        el("td")));
+    }
+  }
   return el("table", { class: "points" }, el("thead", {}, head), el("tbody", {}, ...body));
 }
 

@@ -700,6 +700,24 @@ fn stop_mid_measurement_aborts_with_the_source_off() {
     std::thread::sleep(Duration::from_millis(2500));
     let after = line(&tab);
     assert_ne!(before, after, "the step line did not move in 2.5 s");
+    // The point under way is in the table: per port, its pulses counted of those needed
+    // (none yet at the starting current) and the time left.
+    wait(
+        &tab,
+        "the point under way in the table",
+        "document.querySelectorAll('table.points tr.measuring').length === 2",
+        Duration::from_secs(10),
+    );
+    let under_way = js(
+        &tab,
+        "JSON.stringify([...document.querySelectorAll('table.points tr.measuring')].map(r => [r.dataset.port, r.cells[8].textContent, r.cells[7].textContent]))",
+    );
+    let under_way: Vec<(String, String, String)> =
+        serde_json::from_str(under_way.as_str().unwrap()).unwrap();
+    for (port, pulses, left) in &under_way {
+        assert_eq!(pulses, "0 / 2", "{port}: {under_way:?}");
+        assert!(left.ends_with(" s left"), "{port}: {under_way:?}");
+    }
     // The live load: a voltage and a current phasor per phase, and the numbers.
     let load = js(
         &tab,
