@@ -139,6 +139,7 @@ const REFUSALS_DE = {
   too_many_decimals: (r) => `${r.got} Nachkommastellen, das Display zeigt ${r.decimals}`,
   empty: () => "leer",
   not_in_serial: (r) => `${JSON.stringify(r.character)} ist in einer Seriennummer nicht erlaubt`,
+  serial_length: (r) => `${r.got} Zeichen, eine Seriennummer hat höchstens ${r.max}`,
   gs1: (r) => `GS1-Code ohne gültige Seriennummer: ${r.detail}`,
   shown_length: (r) => `${r.got} Zeichen; 1 bis 40 eingeben (- wenn nichts angezeigt wird)`,
   not_printable: (r) => `${JSON.stringify(r.character)} ist kein druckbares Zeichen`,

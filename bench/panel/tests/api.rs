@@ -313,6 +313,20 @@ fn a_start_with_a_wrong_order_is_refused_with_its_code() {
             .starts_with(r#"serial number "SIM CPIM" of position 1: "#),
         "{v}"
     );
+    // One longer than the store keeps is refused before anything starts (it failed late,
+    // when the run's folder was made).
+    let long = "A".repeat(20_000);
+    let (status, body) = request(
+        at,
+        &format!("POST /api/start HTTP/1.1\r\nHost: {at}"),
+        &format!(
+            r#"{{"procedure": "cpim1000-eol.yaml", "fixture": "cpim1000.yaml", "serials": {{"1": "{long}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["refusal"]["code"], "serial_length", "{v}");
+    assert_eq!(v["refusal"]["got"], 20_000, "{v}");
     assert!(!panel.busy(), "nothing was started");
     panel.stop();
 }

@@ -45,6 +45,10 @@ impl AnswerFormat {
     }
 }
 
+/// The longest serial number kept: the results store's `dut_serial` column (schema.sql).
+/// A longer one would fail late, when the run's folder or its row is written.
+pub const SERIAL_MAX: usize = 100;
+
 /// Why an answer is refused. Its words here are the terminal's; the station panel gets
 /// the code and values as well (`serde`), and says it in the operator's language.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +70,12 @@ pub enum Refusal {
     Empty,
     NotInSerial {
         character: char,
+    },
+    /// Longer than a serial number is kept (the store's `dut_serial`; it also names the
+    /// run's folder).
+    SerialLength {
+        got: usize,
+        max: usize,
     },
     /// A scanned GS1 code that does not hold a serial number (the parser's words).
     Gs1 {
@@ -99,6 +109,9 @@ impl std::fmt::Display for Refusal {
             Refusal::Empty => write!(f, "empty"),
             Refusal::NotInSerial { character } => {
                 write!(f, "{character:?} is not allowed in a serial number")
+            }
+            Refusal::SerialLength { got, max } => {
+                write!(f, "{got} characters; a serial number has at most {max}")
             }
             Refusal::Gs1 { detail } => write!(f, "{detail}"),
             Refusal::ShownLength { got } => {
@@ -166,6 +179,11 @@ pub fn validate(format: AnswerFormat, text: &str) -> Result<String, Refusal> {
                 Err(Refusal::Empty)
             } else if let Some(character) = t.chars().find(|c| !c.is_ascii_graphic()) {
                 Err(Refusal::NotInSerial { character })
+            } else if t.len() > SERIAL_MAX {
+                Err(Refusal::SerialLength {
+                    got: t.len(),
+                    max: SERIAL_MAX,
+                })
             } else {
                 Ok(t.to_string())
             }
@@ -472,6 +490,17 @@ mod tests {
         assert_eq!(
             validate(AnswerFormat::SerialNumber, "CP 123"),
             Err(Refusal::NotInSerial { character: ' ' })
+        );
+        // As long as the store keeps, and not a character more.
+        let longest = "S".repeat(SERIAL_MAX);
+        assert_eq!(
+            validate(AnswerFormat::SerialNumber, &longest),
+            Ok(longest.clone())
+        );
+        let one_more = format!("{longest}7");
+        assert_eq!(
+            refused(AnswerFormat::SerialNumber, &one_more),
+            "101 characters; a serial number has at most 100"
         );
         assert_eq!(validate(AnswerFormat::Shown, " - "), Ok("-".into()));
         assert_eq!(
