@@ -34,6 +34,8 @@ const TEXT = {
     error_chart: "error % against current (A)", run_error: "The session ended with an error",
     question_for: "Position {p}", points: "Points", starting: "Starting: connecting the station's instruments…",
     role_source: "source", role_reference: "reference", role_counter: "counter", role_climate: "climate sensor",
+    logout: "Log out",
+    delivery_bundle: "Certificate not issued", delivery_store: "Not filed in the results store",
   },
   de: {
     offline: "getrennt", online: "verbunden", login_title: "Passwort des Panels", login: "Anmelden",
@@ -66,6 +68,8 @@ const TEXT = {
     error_chart: "Fehler % über Strom (A)", run_error: "Die Prüfung endete mit einem Fehler",
     question_for: "Platz {p}", points: "Messpunkte", starting: "Start: die Geräte des Prüfplatzes werden verbunden…",
     role_source: "Quelle", role_reference: "Referenz", role_counter: "Impulszähler", role_climate: "Klimasensor",
+    logout: "Abmelden",
+    delivery_bundle: "Zertifikat nicht ausgestellt", delivery_store: "Nicht im Ergebnisspeicher abgelegt",
   },
 };
 
@@ -129,6 +133,28 @@ const HINTS_DE = {
 const MESSAGES_DE = {
   "stopped by the operator or a signal": "vom Bediener oder durch ein Signal abgebrochen",
 };
+
+// What a verification found wrong, by its kind (the bench's English otherwise): the
+// subject is a file of the bundle or a line of the issuance log.
+const PROBLEMS_DE = {
+  missing: "fehlt",
+  extra: "steht nicht im Manifest (hinzugefügte Datei)",
+  hash_mismatch: "SHA-256 weicht vom Manifest ab (Datei verändert)",
+  not_regular_file: "ist keine gewöhnliche Datei (Verknüpfung, Gerät …)",
+  unreadable: "nicht lesbar",
+  malformed: "nicht im erwarteten Format",
+  bad_signature: "Signatur ungültig",
+  key_mismatch: "Schlüsselkennung passt nicht zum Schlüssel",
+  untrusted_key: "mit einem Schlüssel signiert, dem diese Station nicht vertraut",
+  sequence_gap: "Ausstellungsprotokoll: eine laufende Nummer fehlt (Eintrag entfernt)",
+  out_of_order: "Ausstellungsprotokoll: laufende Nummer wiederholt oder rückwärts (Einträge umgestellt)",
+  chain_break: "Ausstellungsprotokoll: Verkettung unterbrochen (Hash des Vorgängers passt nicht)",
+  back_dated: "Ausstellungsprotokoll: Eintrag früher datiert als sein Vorgänger",
+  entry_modified: "Ausstellungsprotokoll: Eintrag verändert (sein Hash passt nicht)",
+  not_in_log: "nicht im Ausstellungsprotokoll verzeichnet",
+};
+const deliveryText = (output) => (TEXT.en[`delivery_${output}`] ? t(`delivery_${output}`) : output);
+const problemText = (p) => (lang === "de" && PROBLEMS_DE[p.kind] ? `${p.subject}: ${PROBLEMS_DE[p.kind]}` : p.text);
 
 // Why the bench refused an answer, by the refusal's code (the bench's English otherwise).
 const REFUSALS_DE = {
@@ -474,7 +500,9 @@ function renderPosition(pos) {
     if (!d) return [];
     const p = el("p", { class: "muted" }, `${d.run_id} · `, el("b", { text: d.signed ? t("signed") : t("not_signed") }));
     if (d.signed) { p.append(" · "); p.append(el("a", { href: `/runs/${d.run_id}/certificate.pdf`, target: "_blank", text: t("certificate") })); }
-    for (const r of d.results) if (!r.ok) p.append(el("div", { class: "error", text: `${r.output}: ${r.message}` }));
+    // What failed in the operator's language, then the bench's words: the cause and
+    // what to do (the command that files a queued run).
+    for (const r of d.results) if (!r.ok) p.append(el("div", { class: "error", text: `${deliveryText(r.output)}: ${r.message}` }));
     return [p];
   });
   // On a rack the points of a position that passed are folded away: the failures stand out.
@@ -690,7 +718,10 @@ async function loadHistory(ev) {
       verify.addEventListener("click", async () => {
         try {
           const v = await api(`/api/runs/${encodeURIComponent(r.run_id)}/verify`);
-          result.textContent = v.ok ? ` ${t("verified", { key: v.key_id })}` : ` ${t("not_verified")}: ${(v.problems || []).join("; ")}`;
+          const problems = v.problems || [];
+          result.textContent = v.ok ? ` ${t("verified", { key: v.key_id })}` : ` ${t("not_verified")}: ${problems.map(problemText).join("; ")}`;
+          // The bench's own words (its hashes, its lines) stay a hover away.
+          result.title = problems.map((p) => p.text).join("\n");
           result.className = v.ok ? "verdict PASS" : "verdict FAIL";
         } catch (e) {
           result.textContent = ` ${refusalText(e)}`;
@@ -717,6 +748,7 @@ async function loadStation() {
   state.station = s;
   $("station-title").textContent = `${s.name} (${s.id}) · ${s.laboratory}`;
   $("key-id").textContent = s.key_id;
+  $("logout").hidden = !s.login;
   $("instruments").replaceChildren(...s.instruments.map((i) => el("tr", { class: `due-${i.state}` },
     el("td", { text: roleText(i) }), el("td", { text: `${i.model} · ${i.serial_number}` }),
     el("td", { text: i.calibration }),
@@ -764,7 +796,15 @@ function connect() {
   const es = new EventSource("/api/events");
   stream = es;
   es.onopen = () => showConnection(true);
-  es.onerror = () => showConnection(false);
+  es.onerror = () => {
+    showConnection(false);
+    // The browser gives up on a stream the bench refuses (its login has ended: the bench
+    // ends the stream, and refuses it again): ask the bench why, which shows the login
+    // form for that reason, or else open the stream again after a while.
+    if (es.readyState === EventSource.CLOSED && stream === es) {
+      api("/api/station").then(() => setTimeout(() => { if (stream === es) connect(); }, 3000), () => {});
+    }
+  };
   // Each event holds the messages of a burst, in order.
   es.onmessage = (e) => { for (const m of JSON.parse(e.data)) receive(m); };
 }
@@ -796,7 +836,7 @@ function showLogin() {
   // stream (which a new login opens again) stops.
   closeQuestion();
   if (stream) { stream.close(); stream = null; showConnection(false); }
-  $("login").hidden = false; $("main").hidden = true;
+  $("login").hidden = false; $("main").hidden = true; $("logout").hidden = true;
   $("login-password").focus();
 }
 
@@ -836,10 +876,16 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem("meterbench.lang", lang);
     applyLanguage();
   });
+  $("logout").addEventListener("click", async () => {
+    await api("/api/logout", {}).catch(() => {});
+    showLogin();
+  });
   $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
       await api("/api/login", { password: $("login-password").value });
+      // The password does not stay in the form (for whoever comes after a logout).
+      $("login-password").value = ""; $("login-error").textContent = "";
       start();
     } catch (err) {
       $("login-error").textContent = refusalText(err);

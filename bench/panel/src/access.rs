@@ -135,10 +135,17 @@ impl Access {
     /// Whether a request with these cookies may use the panel (and if so, its login is
     /// renewed).
     pub fn allows(&self, cookie_header: Option<&str>) -> bool {
-        self.allows_at(cookie_header, Instant::now())
+        self.allows_at(cookie_header, Instant::now(), Use::Renew)
     }
 
-    fn allows_at(&self, cookie_header: Option<&str>, now: Instant) -> bool {
+    /// Whether the login of these cookies still holds, without renewing it: an open event
+    /// stream asks this, and watching is not using (a page left open ends its login after
+    /// [`SESSION_LIFETIME`] like any other).
+    pub fn still_allows(&self, cookie_header: Option<&str>) -> bool {
+        self.allows_at(cookie_header, Instant::now(), Use::Watch)
+    }
+
+    fn allows_at(&self, cookie_header: Option<&str>, now: Instant, how: Use) -> bool {
         match self {
             Access::Open => true,
             Access::Password { sessions, .. } => {
@@ -148,7 +155,9 @@ impl Access {
                 let mut sessions = sessions.lock().unwrap_or_else(|p| p.into_inner());
                 match sessions.get_mut(token) {
                     Some(used) if now.duration_since(*used) < SESSION_LIFETIME => {
-                        *used = now;
+                        if how == Use::Renew {
+                            *used = now;
+                        }
                         true
                     }
                     _ => false,
@@ -156,6 +165,26 @@ impl Access {
             }
         }
     }
+
+    /// End the login of these cookies (the operator logs out): every request with them is
+    /// refused from now on, and the event streams they opened end.
+    pub fn logout(&self, cookie_header: Option<&str>) {
+        if let (Access::Password { sessions, .. }, Some(token)) =
+            (self, cookie_header.and_then(|h| cookie(h, COOKIE)))
+        {
+            sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(token);
+        }
+    }
+}
+
+/// Whether a check of a login is a use of it (which renews it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Renew,
+    Watch,
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -229,6 +258,30 @@ mod tests {
         assert!(Access::Open.allows(None));
     }
 
+    #[test]
+    fn watching_the_stream_does_not_renew_a_login_and_a_logout_ends_it() {
+        let access = Access::password(hash_password("pw"));
+        let t0 = Instant::now();
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let header = format!("{COOKIE}={}", access.login_at("pw", HERE, t0).unwrap());
+        // A stream checked every few seconds for 11 hours keeps the login alive no longer
+        // than 12 hours after its last use.
+        assert!(access.allows_at(Some(&header), t0 + hours(11), Use::Watch));
+        assert!(!access.allows_at(Some(&header), t0 + hours(12), Use::Watch));
+        // A logout ends a login at once, and only that one.
+        let mine = format!("{COOKIE}={}", access.login("pw", HERE).unwrap());
+        let other = format!("{COOKIE}={}", access.login("pw", HERE).unwrap());
+        access.logout(Some(&mine));
+        assert!(!access.still_allows(Some(&mine)));
+        assert!(!access.allows(Some(&mine)));
+        assert!(access.still_allows(Some(&other)));
+        // Logging out without a login, or with no password set, changes nothing.
+        access.logout(None);
+        Access::Open.logout(Some(&other));
+        assert!(access.allows(Some(&other)));
+        assert!(Access::Open.still_allows(None));
+    }
+
     const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const THERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 0, 7));
 
@@ -240,10 +293,10 @@ mod tests {
         let header = format!("{COOKIE}={token}");
         let hours = |h: u64| Duration::from_secs(h * 3600);
         // Used after 11 hours, and again 11 hours later: 22 hours after the login.
-        assert!(access.allows_at(Some(&header), t0 + hours(11)));
-        assert!(access.allows_at(Some(&header), t0 + hours(22)));
+        assert!(access.allows_at(Some(&header), t0 + hours(11), Use::Renew));
+        assert!(access.allows_at(Some(&header), t0 + hours(22), Use::Renew));
         // Then 12 hours unused: gone.
-        assert!(!access.allows_at(Some(&header), t0 + hours(34)));
+        assert!(!access.allows_at(Some(&header), t0 + hours(34), Use::Renew));
         // A later login clears the expired one out.
         access.login_at("pw", HERE, t0 + hours(34)).unwrap();
         let Access::Password { sessions, .. } = &access else {

@@ -33,6 +33,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/panel.js", get(|| async { assets::script() }))
         .route("/panel.css", get(|| async { assets::style() }))
         .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
         .route("/api/station", get(station))
         .route("/api/events", get(events))
         .route("/api/start", post(start))
@@ -132,6 +133,22 @@ async fn login(
     }
 }
 
+/// The operator leaves: this browser's login ends (and with it its event stream), and its
+/// cookie is dropped.
+async fn logout(State(shared): Shd, headers: HeaderMap) -> Response {
+    shared.access.logout(cookie_header(&headers));
+    let mut r = Json(json!({"ok": true})).into_response();
+    let gone = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&gone) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn cookie_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::COOKIE).and_then(|v| v.to_str().ok())
+}
+
 async fn station(State(shared): Shd) -> Json<Value> {
     Json(view::station(&shared, chrono::Local::now().date_naive()))
 }
@@ -146,7 +163,17 @@ async fn station(State(shared): Shd) -> Json<Value> {
 /// panel's own messages (questions, the end of a session) never wait.
 const BATCH: Duration = Duration::from_millis(25);
 
-async fn events(State(shared): Shd) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+/// How often a quiet stream asks whether its login still holds: a stream whose login has
+/// ended (logged out, or unused for a shift) ends within this, and the page asks for the
+/// password again. A stream that sends asks before every sending.
+const LOGIN_CHECK: Duration = Duration::from_secs(2);
+
+async fn events(
+    State(shared): Shd,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    // The gate let the request in; the stream keeps the cookie to ask again while it runs.
+    let cookies = cookie_header(&headers).map(str::to_owned);
     let (replay, live) = shared.hub.subscribe();
     let hello: Arc<str> = json!({"event": "panel_hello", "replayed": replay.len()})
         .to_string()
@@ -154,25 +181,40 @@ async fn events(State(shared): Shd) -> Sse<impl Stream<Item = Result<SseEvent, I
     let first = std::iter::once(hello).chain(replay).collect::<Vec<_>>();
     let first = stream::iter([Ok(batch_event(&first))]);
     let last_sent = tokio::time::Instant::now();
-    let rest = stream::unfold(Some((live, last_sent)), |state| async move {
-        use tokio::sync::broadcast::error::TryRecvError;
-        let (mut live, last_sent) = state?;
-        let first = live.recv().await.ok()?;
-        if !first.urgent && last_sent.elapsed() < BATCH {
-            tokio::time::sleep_until(last_sent + BATCH).await;
-        }
-        let mut batch = vec![first.text];
-        loop {
-            match live.try_recv() {
-                Ok(m) => batch.push(m.text),
-                Err(TryRecvError::Empty) => break,
-                // A page that fell too far behind ends with what it got; it reconnects
-                // and replays.
-                Err(_) => return Some((Ok(batch_event(&batch)), None)),
+    let rest = stream::unfold(Some((live, last_sent)), move |state| {
+        let shared = shared.clone();
+        let cookies = cookies.clone();
+        async move {
+            use tokio::sync::broadcast::error::TryRecvError;
+            let (mut live, last_sent) = state?;
+            let allowed = || shared.access.still_allows(cookies.as_deref());
+            // (A broadcast receiver's `recv` loses nothing when its timeout ends it.)
+            let first = loop {
+                match tokio::time::timeout(LOGIN_CHECK, live.recv()).await {
+                    Ok(m) => break m.ok()?,
+                    Err(_) if !allowed() => return None,
+                    Err(_) => {}
+                }
+            };
+            if !first.urgent && last_sent.elapsed() < BATCH {
+                tokio::time::sleep_until(last_sent + BATCH).await;
             }
+            if !allowed() {
+                return None;
+            }
+            let mut batch = vec![first.text];
+            loop {
+                match live.try_recv() {
+                    Ok(m) => batch.push(m.text),
+                    Err(TryRecvError::Empty) => break,
+                    // A page that fell too far behind ends with what it got; it reconnects
+                    // and replays.
+                    Err(_) => return Some((Ok(batch_event(&batch)), None)),
+                }
+            }
+            let next = Some((live, tokio::time::Instant::now()));
+            Some((Ok(batch_event(&batch)), next))
         }
-        let next = Some((live, tokio::time::Instant::now()));
-        Some((Ok(batch_event(&batch)), next))
     });
     Sse::new(first.chain(rest)).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
 }

@@ -73,6 +73,8 @@ pub(crate) fn station(shared: &Shared, today: NaiveDate) -> Value {
         "laboratory": st.laboratory_name,
         "simulated": sim.is_some(),
         "realtime": shared.config.realtime,
+        // Whether a password guards the panel (the page then offers to log out).
+        "login": shared.access.needs_login(),
         "key_id": key_id(&shared.key.verifying_key()),
         "instruments": instruments,
         "isolated_current_circuits": st.rack.isolated_current_circuits,
@@ -181,9 +183,15 @@ pub(crate) fn verify(shared: &Shared, run_id: &str) -> Value {
             "key_id": r.manifest.key_id,
             "signer": r.manifest.signer,
         }),
+        // Each problem as the bench words it, and its subject and kind, from which the
+        // page says it in the operator's language.
         Err(problems) => json!({
             "ok": false,
-            "problems": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "problems": problems.iter().map(|p| json!({
+                "subject": p.subject,
+                "kind": p.kind,
+                "text": p.to_string(),
+            })).collect::<Vec<_>>(),
         }),
     }
 }

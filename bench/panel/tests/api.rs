@@ -175,6 +175,38 @@ fn a_run_from_the_panel_is_filed_in_postgresql_and_its_history_read_from_there()
             );
         }
     }
+    // A bundle changed after signing: each problem with its subject and its kind, by which
+    // the page says it in German.
+    let folder = dir.path().join(id);
+    let mut html = std::fs::OpenOptions::new()
+        .append(true)
+        .open(folder.join("certificate.html"))
+        .unwrap();
+    write!(html, "<!-- changed -->").unwrap();
+    std::fs::write(folder.join("added.txt"), "not signed").unwrap();
+    let (status, body) = request(
+        at,
+        &format!("GET /api/runs/{id}/verify HTTP/1.1\r\nHost: {at}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    let found: Vec<(&str, &str)> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["subject"].as_str().unwrap(), p["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        found.contains(&("certificate.html", "hash_mismatch")),
+        "{v}"
+    );
+    assert!(found.contains(&("added.txt", "extra")), "{v}");
+    assert!(
+        v["problems"][0]["text"].as_str().unwrap().contains(": "),
+        "the bench's words: {v}"
+    );
     panel.stop();
 }
 
@@ -374,5 +406,94 @@ fn wrong_passwords_are_throttled() {
         .and_then(|v| v.trim().parse().ok())
         .expect("a Retry-After header");
     assert!((1..=61).contains(&wait), "{wait}");
+    panel.stop();
+}
+
+/// A logout ends that login at once: its open event stream ends (within the stream's
+/// login check, 2 s), its cookie is refused from then on, and another browser's login
+/// goes on.
+#[test]
+fn a_logout_ends_its_login_and_its_open_event_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = password_station(dir.path(), "s3cret line");
+    let (panel, _) = panel_of_station(
+        dir.path(),
+        &station,
+        StoreLocation::Embedded(dir.path().join("store")),
+    );
+    let at = panel.address();
+    let login = || {
+        let answer = whole_answer(
+            at,
+            &format!("POST /api/login HTTP/1.1\r\nHost: {at}"),
+            r#"{"password": "s3cret line"}"#,
+        );
+        let from = answer.find("meterbench_panel=").expect(&answer);
+        let cookie = &answer[from..];
+        cookie[..cookie.find(';').unwrap()].to_string()
+    };
+    let (mine, other) = (login(), login());
+    let station_with = |cookie: &str| {
+        request(
+            at,
+            &format!("GET /api/station HTTP/1.1\r\nHost: {at}\r\nCookie: {cookie}"),
+            "",
+        )
+        .0
+    };
+    assert_eq!(station_with(&mine), 200);
+
+    let mut stream = std::net::TcpStream::connect(at).unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {at}\r\nCookie: {mine}\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until = |got: &mut Vec<u8>, what: &str| {
+        while !String::from_utf8_lossy(got).contains(what) {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!(
+                    "no {what:?} in the stream within 10 s ({e}): {}",
+                    String::from_utf8_lossy(got)
+                ),
+            }
+        }
+    };
+    read_until(&mut got, "panel_hello");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+
+    let out = whole_answer(
+        at,
+        &format!("POST /api/logout HTTP/1.1\r\nHost: {at}\r\nCookie: {mine}"),
+        "{}",
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.contains("meterbench_panel=;") && out.contains("Max-Age=0"),
+        "{out}"
+    );
+    // The stream's last chunk: the response is over.
+    read_until(&mut got, "\r\n0\r\n\r\n");
+    assert!(
+        String::from_utf8_lossy(&got).ends_with("\r\n0\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(station_with(&mine), 401);
+    let (status, body) = request(
+        at,
+        &format!("GET /api/events HTTP/1.1\r\nHost: {at}\r\nCookie: {mine}"),
+        "",
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains(r#""code":"password_needed""#), "{body}");
+    assert_eq!(station_with(&other), 200);
     panel.stop();
 }

@@ -544,6 +544,52 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         js(&tab, "HINTS_DE.hex_hash({digits: 8})").as_str(),
         Some("8 Hexadezimalziffern")
     );
+    // What a verification finds wrong, each kind the bench can send (serialised here as
+    // the bench does) in German with its subject, the bench's words otherwise; what a
+    // delivery could not do, in German before the bench's words.
+    use meterbench_signing::ProblemKind as K;
+    let kinds = [
+        K::Missing,
+        K::Extra,
+        K::HashMismatch,
+        K::NotRegularFile,
+        K::Unreadable,
+        K::Malformed,
+        K::BadSignature,
+        K::KeyMismatch,
+        K::UntrustedKey,
+        K::SequenceGap,
+        K::OutOfOrder,
+        K::ChainBreak,
+        K::BackDated,
+        K::EntryModified,
+        K::NotInLog,
+    ]
+    .map(|k| serde_json::to_value(k).unwrap());
+    let untranslated = js(
+        &tab,
+        &format!(
+            "JSON.stringify({}.filter(k => problemText({{subject: 's', kind: k, text: 'english'}}) === 'english'))",
+            serde_json::Value::from(kinds.to_vec())
+        ),
+    );
+    assert_eq!(untranslated.as_str(), Some("[]"));
+    assert_eq!(
+        js(
+            &tab,
+            "problemText({subject: 'certificate.html', kind: 'hash_mismatch', text: 'certificate.html: SHA-256 differs from the manifest'})"
+        )
+        .as_str(),
+        Some("certificate.html: SHA-256 weicht vom Manifest ab (Datei verändert)")
+    );
+    assert_eq!(
+        js(
+            &tab,
+            "[deliveryText('bundle'), deliveryText('store'), t('logout')].join('|')"
+        )
+        .as_str(),
+        Some("Zertifikat nicht ausgestellt|Nicht im Ergebnisspeicher abgelegt|Abmelden")
+    );
     // The history's verdicts and the diagram's label in German.
     assert_eq!(
         js(
@@ -985,5 +1031,46 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
         "{:?}",
         r.iter().map(|r| &r.dut.serial_number).collect::<Vec<_>>()
     );
+
+    // The login ends while the page is open (here it is ended behind the page's back, as
+    // another tab's logout would): the bench ends its event stream and refuses the next,
+    // and the page asks for the password on its own, the field empty (the password given
+    // before does not wait there for the next person).
+    assert_eq!(
+        js(&tab, "document.getElementById('logout').hidden").as_bool(),
+        Some(false)
+    );
+    tab.evaluate(
+        "fetch('/api/logout', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'}).then(r => r.status)",
+        true,
+    )
+    .unwrap();
+    wait(
+        &tab,
+        "the login form after the login ended",
+        "!document.getElementById('login').hidden && document.getElementById('main').hidden && document.getElementById('connection').classList.contains('off') && document.getElementById('logout').hidden && document.getElementById('login-password').value === ''",
+        Duration::from_secs(20),
+    );
+    type_in(&tab, "#login-password", "s3cret line");
+    click(&tab, "#login-form button");
+    wait(
+        &tab,
+        "the station after the second login",
+        "document.getElementById('login').hidden && document.getElementById('connection').classList.contains('on') && !document.getElementById('logout').hidden",
+        Duration::from_secs(20),
+    );
+    // The operator logs out: the form again, and the page's cookie opens nothing.
+    click(&tab, "#logout");
+    wait(
+        &tab,
+        "the login form after Log out",
+        "!document.getElementById('login').hidden && document.getElementById('main').hidden",
+        Duration::from_secs(10),
+    );
+    let status = tab
+        .evaluate("fetch('/api/history').then(r => r.status)", true)
+        .unwrap()
+        .value;
+    assert_eq!(status, Some(serde_json::json!(401)));
     panel.stop();
 }

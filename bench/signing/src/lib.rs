@@ -65,8 +65,10 @@ pub use keys::{
 /// Shipped as text so a tool can drop it next to a bundle for an auditor.
 pub const OPENSSL_VERIFY_SCRIPT: &str = include_str!("../verify-with-openssl.sh");
 
-/// What kind of thing is wrong; lets callers react without parsing messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What kind of thing is wrong; lets callers react without parsing messages (the
+/// panel says each kind in the operator's language by its snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// A file the manifest lists (or a file every bundle needs) is absent.
     Missing,
