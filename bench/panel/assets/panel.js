@@ -235,6 +235,15 @@ const svg = (tag, attrs = {}) => {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   return e;
 };
+// A power factor as the procedures write it (1, 0.5i, 0.8c), in German as the German step
+// names say it (0,5 ind., 0,8 kap.).
+const pfText = (pf) => {
+  if (pf == null) return "";
+  const text = String(pf);
+  if (lang !== "de") return text;
+  const m = text.match(/^([0-9.]+)([ic]?)$/);
+  return m ? `${m[1].replace(".", ",")}${{ i: " ind.", c: " kap.", "": "" }[m[2]]}` : text;
+};
 const fmt = (x, digits = 3) => (x == null || Number.isNaN(x) ? "–" : Number(x).toFixed(digits));
 
 async function api(path, body) {
@@ -526,7 +535,7 @@ function pointsTable(pos) {
       el("td", { text: r.attempt > 1 ? `${tr(r.name)} (${t("attempt", { n: r.attempt })})` : tr(r.name) }),
       el("td", { text: tr(r.port) }),
       el("td", { class: "num", text: r.current_a == null ? "" : fmt(r.current_a, 2) }),
-      el("td", { text: r.pf || "" }),
+      el("td", { text: pfText(r.pf) }),
       el("td", { class: "num", text: r.shown ? r.shown.error : "" }),
       el("td", { class: "num", text: r.shown ? r.shown.u : "" }),
       el("td", { class: "num", text: r.mpe == null ? "" : fmt(r.mpe, 1) }),

@@ -590,6 +590,11 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         .as_str(),
         Some("Zertifikat nicht ausgestellt|Nicht im Ergebnisspeicher abgelegt|Abmelden")
     );
+    // Power factors as the German step names write them.
+    assert_eq!(
+        js(&tab, "['1', '0.5i', '0.8c', 1].map(pfText).join('|')").as_str(),
+        Some("1|0,5 ind.|0,8 kap.|1")
+    );
     // The history's verdicts and the diagram's label in German.
     assert_eq!(
         js(
