@@ -842,6 +842,8 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         &today,
         "--out",
         out.to_str().unwrap(),
+        "--yield-target",
+        "0.955",
     ]);
     let said = String::from_utf8_lossy(&audit.stdout);
     assert_eq!(
@@ -861,9 +863,28 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         "{said}"
     );
     assert!(!said.contains("below 1.33"), "{said}");
+    // First attempts are counted by serial and procedure, and said so: the PASS came first.
+    assert!(
+        said.contains("first-pass yield 100.0 % over 1 first attempts (serial and procedure)"),
+        "{said}"
+    );
     let pdf = std::fs::read(out.join("audit.pdf")).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
+    // The PDF links to what it summarises, beside it.
+    for file in ["audit.html", "problem-runs.csv"] {
+        let uri = format!("/URI({file})");
+        assert!(
+            pdf.windows(uri.len()).any(|w| w == uri.as_bytes()),
+            "no link to {file} in the PDF"
+        );
+    }
     let html = std::fs::read_to_string(out.join("audit.html")).unwrap();
+    // Every outcome has its column, so the columns add up to the runs; the target as given.
+    assert!(html.contains("<th>NOT DECIDABLE</th>") && html.contains("<th>first attempts</th>"));
+    assert!(
+        html.contains("target of\n95.5 %"),
+        "the yield target as given"
+    );
     assert!(
         html.contains(&fail_id),
         "the FAIL run is listed with its bundle"
@@ -871,6 +892,30 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("audit.json")).unwrap()).unwrap();
     assert_eq!(summary["problem_runs"][0]["run_id"], fail_id.as_str());
+
+    // Targets outside their range are bad input, refused before anything is read.
+    for (flag, value) in [
+        ("--yield-target", "99"),
+        ("--yield-target", "0"),
+        ("--cpk-min", "NaN"),
+        ("--cpk-min", "-1"),
+    ] {
+        let refused = meterbench(&[
+            "audit",
+            "--store",
+            store_s,
+            "--from",
+            &today,
+            "--to",
+            &today,
+            "--out",
+            out.to_str().unwrap(),
+            &format!("{flag}={value}"),
+        ]);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(&format!("{flag} {value}")), "{err}");
+    }
 }
 
 /// Today's UTC date, as the store dates runs.

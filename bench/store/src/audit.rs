@@ -708,6 +708,16 @@ impl RunTally {
         }
     }
 
+    /// `serial` was first tried under `procedure_id` before the audited range: its runs in
+    /// the range are retests, not first attempts, and count for no first-pass yield.
+    pub fn tried_before(&mut self, serial: &str, procedure_id: &str) {
+        self.key.clear();
+        self.key.push_str(serial);
+        self.key.push('\0');
+        self.key.push_str(procedure_id);
+        self.first.remove(self.key.as_str());
+    }
+
     /// The counts per station and day (by station, then date) and the problem runs
     /// (oldest first: by start time, then run id).
     pub fn finish(mut self) -> (Vec<DailyYield>, Vec<ProblemRun>) {

@@ -599,5 +599,40 @@ pub(crate) fn tally_runs(
             bundle: if problem { Some(text(8)?) } else { None },
         });
     }
+    drop(rows);
+    // Serials whose first attempt at a procedure came before the range (a retest in the
+    // range is no first attempt). Only when the store holds earlier runs (the date index
+    // answers that at once); then each run of the range is looked up by its serial.
+    let earlier = "FROM runs r WHERE r.run_date >= ?1 AND r.run_date <= ?2 AND EXISTS \
+         (SELECT 1 FROM runs e WHERE e.dut_serial = r.dut_serial \
+         AND e.procedure_id = r.procedure_id AND e.run_date < ?1)";
+    let dates = [
+        from.format("%Y-%m-%d").to_string(),
+        to.format("%Y-%m-%d").to_string(),
+    ];
+    let any_before: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE run_date < ?1)",
+            [&dates[0]],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::index(&index_path))?;
+    if any_before {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT DISTINCT r.dut_serial, r.procedure_id {earlier}"
+            ))
+            .map_err(StoreError::index(&index_path))?;
+        let mut rows = stmt
+            .query([&dates[0], &dates[1]])
+            .map_err(StoreError::index(&index_path))?;
+        while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {
+            let text = |i: usize| -> Result<&str, StoreError> {
+                (|| Ok::<_, rusqlite::Error>(r.get_ref(i)?.as_str()?))()
+                    .map_err(StoreError::index(&index_path))
+            };
+            tally.tried_before(text(0)?, text(1)?);
+        }
+    }
     Ok(tally)
 }

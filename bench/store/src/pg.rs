@@ -317,6 +317,24 @@ impl PgStore {
                 },
             });
         }
+        drop(rows);
+        // Serials whose first attempt at a procedure came before the range (a retest in
+        // the range is no first attempt), as the embedded store finds them.
+        let earlier = client
+            .query(
+                "SELECT DISTINCT r.dut_serial, r.procedure_id FROM runs r \
+                 WHERE r.run_date >= $1 AND r.run_date <= $2 AND EXISTS \
+                 (SELECT 1 FROM runs e WHERE e.dut_serial = r.dut_serial \
+                 AND e.procedure_id = r.procedure_id AND e.run_date < $1)",
+                &params,
+            )
+            .map_err(self.err())?;
+        for r in &earlier {
+            tally.tried_before(
+                r.try_get(0).map_err(self.err())?,
+                r.try_get(1).map_err(self.err())?,
+            );
+        }
         Ok(tally)
     }
 

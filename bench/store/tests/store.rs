@@ -142,6 +142,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_retest_after_a_first_attempt_before_the_range_is_no_first_attempt,
     ingest_list_filter_show,
     ingest_is_idempotent,
     not_decidable_runs_are_filed,
@@ -587,6 +588,91 @@ fn both_backends_give_the_same_audit() {
             )
         );
     }
+}
+
+/// `rec` as run again at `started` (RFC 3339, UTC) with `outcome`: a run of the same
+/// serial under the same procedure.
+fn rerun(rec: &RunRecord, started: &str, outcome: &str) -> RunRecord {
+    let mut v = serde_json::to_value(rec).unwrap();
+    let stamp = chrono::DateTime::parse_from_rfc3339(started)
+        .unwrap()
+        .format("%Y%m%dT%H%M%S%.3fZ")
+        .to_string();
+    let serial = rec.dut.serial_number.clone();
+    v["run_id"] = format!("{stamp}-sim-1-{serial}").into();
+    v["started_utc"] = started.into();
+    v["finished_utc"] = started.into();
+    v["outcome"] = outcome.into();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Hand-counted: a device failed on the 10th and passed its retest on the 12th. Audited
+/// from the 1st, it has one first attempt, failed; from the 11th, none (its retest is no
+/// first attempt, however the range is cut), though the retest is one of the range's runs.
+fn a_retest_after_a_first_attempt_before_the_range_is_no_first_attempt(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(kind, dir.path())).unwrap();
+    let fail = rerun(&record("fail.json"), "2026-11-10T09:00:00+00:00", "FAIL");
+    let retest = rerun(&fail, "2026-11-12T09:00:00+00:00", "PASS");
+    // Another device, first tried in the range: its attempt counts either way.
+    let other = record("pass.json");
+    assert_ne!(other.dut.serial_number, fail.dut.serial_number);
+    for r in [&fail, &retest, &other] {
+        store.ingest(r, &bundle_for(dir.path(), r)).unwrap();
+    }
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let counts = |from| {
+        let mut o = AuditOptions::new(d(from), d(30));
+        o.plots = false;
+        let s = store
+            .audit(&o, &dir.path().join(format!("audit-{from}")))
+            .unwrap();
+        (
+            s.totals.runs,
+            s.totals.pass,
+            s.totals.first_runs,
+            s.totals.first_pass,
+        )
+    };
+    assert_eq!(counts(1), (3, 2, 2, 1));
+    assert_eq!(counts(11), (2, 2, 1, 1));
+}
+
+/// An error beyond the histogram's range (±3 MPE) is not dropped from the report: the
+/// load point's row says how many lie below and above it.
+#[test]
+fn errors_beyond_the_histogram_are_counted_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(Kind::Embedded, dir.path())).unwrap();
+    let mut v = serde_json::to_value(record("fail.json")).unwrap();
+    for step in v["steps"].as_array_mut().unwrap() {
+        if step["name"] == "Iref PF1" {
+            for port in step["ports"].as_array_mut().unwrap() {
+                if port["port"] == "right" {
+                    // MPE 1 %: 5 % lies beyond +3 MPE.
+                    port["result"]["error_percent"] = 5.0.into();
+                }
+            }
+        }
+    }
+    let far: RunRecord = serde_json::from_value(v).unwrap();
+    store.ingest(&far, &bundle_for(dir.path(), &far)).unwrap();
+    let pass = record("pass.json");
+    store.ingest(&pass, &bundle_for(dir.path(), &pass)).unwrap();
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let out = dir.path().join("audit");
+    let s = audit(&store, d(1), d(30), &out);
+    let point = s
+        .load_points
+        .iter()
+        .find(|l| l.step_name == "Iref PF1" && l.port == "right")
+        .unwrap();
+    assert_eq!(
+        (point.histogram.underflow, point.histogram.overflow),
+        (0, 1)
+    );
+    let html = std::fs::read_to_string(out.join("audit.html")).unwrap();
+    assert!(html.contains("0 below, 1 above"), "the row says it");
 }
 
 fn audit_names_every_fail_and_error_run_with_its_bundle(kind: Kind) {
