@@ -277,3 +277,37 @@ fn a_bench_from_before_the_home_keeps_signing_with_its_key() {
     );
     assert!(!home.path().join("keys").exists());
 }
+
+/// A mistyped key path does not start a second key in a folder that is not there: nothing
+/// is switched on, nothing is created, and the message names the path. (Another key on
+/// a log is refused by the log's check: `issuing.rs`.)
+#[test]
+fn a_mistyped_signing_key_is_refused_not_made() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let work = tempfile::tempdir().unwrap();
+    let reports = work.path().join("reports");
+    let r = reports.to_str().unwrap();
+    let typo = work.path().join("kyes/signing-key.pem");
+    let run = |key: &Path| {
+        meterbench(
+            &repo,
+            &[
+                "run",
+                "--quiet",
+                "--reports",
+                r,
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let refused = run(&typo);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!("no folder {}", typo.parent().unwrap().display())),
+        "{}",
+        text(&refused)
+    );
+    assert!(!typo.parent().unwrap().exists() && !reports.exists());
+}

@@ -317,9 +317,9 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The store files only what the bench issued: a copy with an edited record, the same
-/// run tampered with (it would re-point the run to the copy), and a bundle re-signed
-/// with another key and its own public key are each refused by `runs ingest`, naming
-/// what is wrong; the store keeps the one true run.
+/// run tampered with (it would re-point the run to the copy), a bundle re-signed with
+/// another key and its own public key, and one cut from the issuance log beside it are
+/// each refused by `runs ingest`, naming what is wrong; the store keeps the one true run.
 #[test]
 fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
     let (dir, reports, key) = one_issued_run();
@@ -376,6 +376,20 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
     let said = text(&out);
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("not filed"), "{said}");
+
+    // Cut from its issuance log (the log beside it without its entry, as `verify` finds
+    // it): refused as `verify` refuses it.
+    let cut_reports = dir.path().join("cut");
+    let cut = cut_reports.join(real.file_name().unwrap());
+    copy_dir(&real, &cut);
+    std::fs::write(cut_reports.join("issuance-log.jsonl"), "").unwrap();
+    let out = ingest(&cut);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("not filed") && said.contains("issuance log"),
+        "{said}"
+    );
 
     assert_eq!(stored_serials(&store), ["SIM-CPIM-000123"]);
     let show = meterbench(&[

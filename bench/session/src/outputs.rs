@@ -219,7 +219,7 @@ impl Output for StoreFiling {
                 self.queue.display()
             ),
         };
-        if let Err(e) = file_folder(&self.store, folder, &self.trusted) {
+        if let Err(e) = file_folder(&self.store, folder, &self.trusted, Issued::JustNow) {
             let queued = match enqueue(&self.queue, folder) {
                 Ok(()) => format!(
                     "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
@@ -313,7 +313,7 @@ pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &Keyring) -> Dr
             continue;
         }
         seen.push(folder.clone());
-        match file_folder(store, &folder, trusted) {
+        match file_folder(store, &folder, trusted, Issued::Earlier) {
             Ok(_) => drained.filed.push(folder),
             Err(e) => drained.left.push((folder, format!("{e:#}"))),
         }
@@ -334,14 +334,27 @@ pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &Keyring) -> Dr
     drained
 }
 
+/// Whether the bundle being filed was issued into its log by this very process a moment
+/// ago (the bundle output, which verified the log before appending, ran before the
+/// store's and succeeded), or comes from elsewhere: a queue, a folder given to `runs
+/// ingest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    JustNow,
+    Earlier,
+}
+
 /// File the finished run in `folder` (its record.json) into `store`: its run id. Only
-/// an intact bundle signed by a key of `trusted` in its period is filed: a copy with an
-/// edited record, a bundle re-signed with another key, or one never issued is refused,
-/// naming what is wrong, so the store and the audit count only what the bench issued.
+/// what `meterbench verify` accepts is filed: an intact bundle signed by a key of
+/// `trusted` in its period and, with the issuance log beside it (its reports folder's),
+/// issued in that log. A copy with an edited record, a bundle re-signed with another key,
+/// one never issued or cut from its log is refused, naming what is wrong, so the store
+/// and the audit count only what the bench issued.
 pub fn file_folder(
     store: &StoreLocation,
     folder: &Path,
     trusted: &Keyring,
+    issued: Issued,
 ) -> anyhow::Result<String> {
     if let Err(problems) = meterbench_signing::verify_bundle_trusted(folder, trusted) {
         let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -349,6 +362,20 @@ pub fn file_folder(
             "not filed: {} is not an intact bundle signed by a key of the keyring {}: {}",
             folder.display(),
             trusted.origin,
+            problems.join("; ")
+        );
+    }
+    // As verify: the log beside the bundle must hold it. (A run issued just now was
+    // appended to a log verified whole for it; it is not read a second time.)
+    let log = folder.parent().map(|r| r.join(ISSUANCE_LOG));
+    if let (Issued::Earlier, Some(log)) = (issued, log.filter(|l| l.exists()))
+        && let Err(problems) = meterbench_signing::find_bundle_in_log(&log, folder, trusted)
+    {
+        let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::bail!(
+            "not filed: {} is not issued in the issuance log {} beside it: {}",
+            folder.display(),
+            log.display(),
             problems.join("; ")
         );
     }

@@ -123,7 +123,7 @@ pub struct IssueArgs {
     /// Do not draw progress bars (logs and CI).
     #[arg(long)]
     pub quiet: bool,
-    /// The bench's Ed25519 signing key (created on first use)
+    /// The bench's Ed25519 signing key (created on first use, in a folder that exists)
     /// [default: $METERBENCH_SIGNING_KEY, else keys/signing-key.pem in the bench home].
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
@@ -336,11 +336,17 @@ pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 /// The signing key, created on first use (its id printed so it can be published), and
-/// the keyring the station trusts (beside the key).
+/// the keyring the station trusts (beside the key). A key is not created where a mistyped
+/// path would put it: in a folder that is not there (other than the home's own `keys/`).
+/// (A new key for reports whose log another key keeps is refused before switch-on by
+/// the log's check, naming both key ids.)
 pub(crate) fn signing_key(
     key_path: PathBuf,
     home: &BenchHome,
 ) -> anyhow::Result<(meterbench_signing::SigningKey, meterbench_signing::Keyring)> {
+    if !key_path.exists() {
+        refuse_a_key_in_a_missing_folder(&key_path, home)?;
+    }
     let (key, created) = load_or_create_key(&key_path)?;
     if created {
         crate::out::warn(format!(
@@ -352,6 +358,27 @@ pub(crate) fn signing_key(
     }
     let trust = meterbench_session::paths::keyring_for(&key_path, &key.verifying_key(), home)?;
     Ok((key, trust))
+}
+
+fn refuse_a_key_in_a_missing_folder(
+    key_path: &std::path::Path,
+    home: &BenchHome,
+) -> anyhow::Result<()> {
+    let named = "named by --signing-key, else METERBENCH_SIGNING_KEY";
+    let folder = key_path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = folder
+        && !dir.is_dir()
+        && key_path != home.file("keys/signing-key.pem")
+    {
+        anyhow::bail!(
+            "no signing key {} ({named}), and no folder {}: check the path; a new key is \
+             made on purpose with `meterbench keys generate --out {}`",
+            key_path.display(),
+            dir.display(),
+            key_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// What becomes of a session's runs: printed, bundled and signed, filed.

@@ -304,7 +304,12 @@ fn ingest(
     }
     let mut failed = 0;
     for bundle in &a.bundles {
-        match meterbench_session::file_folder(store, bundle, &trusted) {
+        match meterbench_session::file_folder(
+            store,
+            bundle,
+            &trusted,
+            meterbench_session::outputs::Issued::Earlier,
+        ) {
             Ok(run_id) => println!("filed {run_id} from {}", bundle.display()),
             Err(e) => {
                 eprintln!("error: {}: {e:#}", bundle.display());
