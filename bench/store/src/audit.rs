@@ -500,6 +500,20 @@ pub(crate) fn read_point_groups(
     to: NaiveDate,
 ) -> Result<PointGroups, StoreError> {
     let files = files_in_range(store, POINTS_DIR, from, to)?;
+    // Only the points of runs the index holds (asked after the files were listed, so a
+    // run filed meanwhile is either whole or absent): a filing writes its run's points
+    // file before the index's transaction commits, so a filing under way, or one a crash
+    // cut short, leaves a file of a run the index does not count. A day's compacted file
+    // holds indexed runs only.
+    let indexed = crate::index::indexed_run_file_names(store, from, to)?;
+    let files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == crate::layout::COMPACTED_FILE || indexed.contains(n))
+        })
+        .collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len())

@@ -537,6 +537,35 @@ pub(crate) fn instrument_uses(
     Ok(uses)
 }
 
+/// The names the points files of the runs the index holds dated `from..=to` have
+/// (`<run id>.parquet`, as [`run_file`](crate::layout::run_file) names them).
+pub(crate) fn indexed_run_file_names(
+    store: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<rustc_hash::FxHashSet<String>, StoreError> {
+    let conn = open_index(store, false)?;
+    let index_path = store.join(INDEX_FILE);
+    let mut stmt = conn
+        .prepare("SELECT run_id FROM runs WHERE run_date >= ?1 AND run_date <= ?2")
+        .map_err(StoreError::index(&index_path))?;
+    let mut rows = stmt
+        .query([
+            from.format("%Y-%m-%d").to_string(),
+            to.format("%Y-%m-%d").to_string(),
+        ])
+        .map_err(StoreError::index(&index_path))?;
+    let mut names = rustc_hash::FxHashSet::default();
+    while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {
+        let id = r
+            .get_ref(0)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(StoreError::index(&index_path))?;
+        names.insert(format!("{}.parquet", crate::layout::path_component(id)));
+    }
+    Ok(names)
+}
+
 /// The runs dated `from..=to`, counted as they are read (no row is kept but what the
 /// tally keeps; no sort: the tally orders what it returns).
 pub(crate) fn tally_runs(

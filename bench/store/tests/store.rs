@@ -638,6 +638,44 @@ fn a_retest_after_a_first_attempt_before_the_range_is_no_first_attempt(kind: Kin
     assert_eq!(counts(11), (2, 2, 1, 1));
 }
 
+/// A filing cut short after its points file was written, before the index took the run
+/// (a crash, or a filing under way while the audit reads): the audit counts the runs the
+/// index holds, in its yield and in its points alike.
+#[test]
+fn points_of_a_run_the_index_does_not_hold_are_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, [pass, _fail, _error]) = ingest_three(Kind::Embedded, dir.path());
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let before = audit(&store, d(1), d(30), &dir.path().join("before"));
+    // The PASS run's points file again, under a run id the index does not know.
+    let file = |dir: &Path| -> Option<PathBuf> {
+        walk(dir)
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&pass.run_id) && p.starts_with(dir))
+    };
+    let points = file(&dir.path().join("store/points")).expect("the PASS run's points file");
+    let orphan = points.with_file_name("20261121T000000.000Z-sim-1-CUT-SHORT.parquet");
+    std::fs::copy(&points, &orphan).unwrap();
+    let after = audit(&store, d(1), d(30), &dir.path().join("after"));
+    assert_eq!(after.totals.runs, before.totals.runs);
+    let n = |s: &AuditSummary| s.load_points.iter().map(|l| l.n).collect::<Vec<_>>();
+    assert_eq!(n(&after), n(&before));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// An error beyond the histogram's range (±3 MPE) is not dropped from the report: the
 /// load point's row says how many lie below and above it.
 #[test]
