@@ -303,6 +303,54 @@ fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
     );
 }
 
+/// A run the store can never take as it is (its station's name is longer than the
+/// store's column) is issued, said not filed with the field named, and not queued: it
+/// would be refused again at every later run.
+#[test]
+fn a_run_the_store_refuses_for_good_is_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let station = dir.path().join("long-name.yaml");
+    let sim = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
+    assert!(sim.contains("\nname: Simulated bench 1\n"));
+    std::fs::write(
+        &station,
+        sim.replace(
+            "\nname: Simulated bench 1\n",
+            &format!("\nname: {}\n", "S".repeat(255)),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "run",
+            "--quiet",
+            "--procedure",
+            "procedures/cpim1000-eol.yaml",
+        ])
+        .args(["--answers", "hw/answers/sim-cpim1000.yaml", "--reports"])
+        .arg(&reports)
+        .arg("--station")
+        .arg(&station)
+        .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+        .env_remove("METERBENCH_STORE")
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains("runs.station_name") && said.contains("it is not queued"),
+        "{said}"
+    );
+    assert_eq!(run_folders(&reports).len(), 1, "the run is issued: {said}");
+    let queue = reports.join("store.unfiled");
+    assert!(
+        !queue.exists() || std::fs::read_to_string(&queue).unwrap().trim().is_empty(),
+        "{said}"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -211,6 +211,16 @@ impl Output for StoreFiling {
     fn finished(&self, _record: &RunRecord, folder: &Path) -> anyhow::Result<String> {
         // Runs left by an earlier filing first, so the store catches up in order.
         let earlier = drain_queue(&self.queue, &self.store, &self.trusted);
+        let dropped: String = earlier
+            .dropped
+            .iter()
+            .map(|(f, why)| {
+                format!(
+                    "; taken off the queue, never to be filed: {} ({why})",
+                    f.display()
+                )
+            })
+            .collect();
         let earlier = match (earlier.filed.len(), earlier.left.len()) {
             (0, 0) => String::new(),
             (f, 0) => format!("; {f} run(s) queued by earlier filings filed too"),
@@ -218,8 +228,17 @@ impl Output for StoreFiling {
                 "; {f} run(s) queued by earlier filings filed, {l} still queued in {}",
                 self.queue.display()
             ),
-        };
+        } + &dropped;
         if let Err(e) = file_folder(&self.store, folder, &self.trusted, Issued::JustNow) {
+            // A record the store can never take (a field longer than its column) is not
+            // queued: filing it again would fail again at every later run.
+            if refused_for_good(&e) {
+                anyhow::bail!(
+                    "the run was not filed in the results store {}: {e:#}; it is not queued \
+                     (it would be refused again); its signed bundle is the record{earlier}",
+                    self.store
+                );
+            }
             let queued = match enqueue(&self.queue, folder) {
                 Ok(()) => format!(
                     "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
@@ -289,6 +308,18 @@ pub struct Drained {
     pub filed: Vec<PathBuf>,
     /// Run folders that still could not be filed, and why.
     pub left: Vec<(PathBuf, String)>,
+    /// Run folders the store can never take as they are (a field longer than its
+    /// column), and why: taken off the queue, which would retry them at every run.
+    pub dropped: Vec<(PathBuf, String)>,
+}
+
+/// Whether filing failed for good: the store refuses the record itself, not a moment's
+/// trouble reaching it.
+fn refused_for_good(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref(),
+        Some(meterbench_store::StoreError::Record { .. })
+    )
 }
 
 /// File every run of `queue` into `store`; those that still fail stay queued. No queue,
@@ -315,6 +346,7 @@ pub fn drain_queue(queue: &Path, store: &StoreLocation, trusted: &Keyring) -> Dr
         seen.push(folder.clone());
         match file_folder(store, &folder, trusted, Issued::Earlier) {
             Ok(_) => drained.filed.push(folder),
+            Err(e) if refused_for_good(&e) => drained.dropped.push((folder, format!("{e:#}"))),
             Err(e) => drained.left.push((folder, format!("{e:#}"))),
         }
     }

@@ -28,11 +28,7 @@ pub enum StoreError {
         "no store at {0}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)"
     )]
     NoStore(PathBuf),
-    #[error(
-        "PostgreSQL store {store}: {} (is the server running and the URL right? \
-         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or ?host=/socket/folder)",
-        postgres_message(.error)
-    )]
+    #[error("PostgreSQL store {store}: {}{}", postgres_message(.error), reach_hint(.error))]
     Postgres {
         /// The URL without its password.
         store: String,
@@ -86,6 +82,17 @@ impl StoreError {
 /// What went wrong in PostgreSQL's own words: the server's message, detail and hint
 /// when it answered, else the client's error and its cause (refused connection...).
 /// `postgres::Error`'s Display alone says only "db error".
+/// How to reach the server, for an error that did not come from it (a server that
+/// answered was reached: its own message says what it refused).
+fn reach_hint(e: &postgres::Error) -> &'static str {
+    if e.as_db_error().is_some() {
+        ""
+    } else {
+        " (is the server running and the URL right? \
+         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or ?host=/socket/folder)"
+    }
+}
+
 fn postgres_message(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{}: {}", db.severity(), db.message());

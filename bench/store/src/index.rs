@@ -253,6 +253,10 @@ pub(crate) fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<
     let run = index_run(record, bundle)?;
     let row = &run.row;
     let date = row.date;
+    let date_s = date.format("%Y-%m-%d").to_string();
+    let rows = point_rows(record, &date_s, &row.started_utc);
+    // Refused before anything is written, as a PostgreSQL store refuses it.
+    crate::limits::check_lengths(&run, &rows)?;
     let mut conn = open_index(store, true)?;
     let index_path = store.join(INDEX_FILE);
 
@@ -293,8 +297,6 @@ pub(crate) fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<
     };
     write_atomically(&samples, &bytes)?;
 
-    let date_s = date.format("%Y-%m-%d").to_string();
-    let rows = point_rows(record, &date_s, &row.started_utc);
     let points = run_file(store, POINTS_DIR, &row.station, date, &row.run_id);
     if rows.is_empty() {
         let _ = std::fs::remove_file(&points);

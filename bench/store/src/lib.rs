@@ -20,6 +20,7 @@ mod figures;
 mod frames;
 mod index;
 pub mod layout;
+mod limits;
 mod pg;
 mod plots;
 mod render;

@@ -109,6 +109,9 @@ impl PgStore {
         let values = RunValues::of(&run.row)?;
         let date = run.row.date.format("%Y-%m-%d").to_string();
         let points = point_rows(record, &date, &run.row.started_utc);
+        // Said in the store's words, as the embedded store says it, before the server
+        // would refuse the row.
+        crate::limits::check_lengths(&run, &points)?;
         let mut client = self.client();
         let mut tx = client.transaction().map_err(self.err())?;
         tx.execute(

@@ -142,6 +142,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_field_longer_than_its_column_is_refused_alike,
     a_retest_after_a_first_attempt_before_the_range_is_no_first_attempt,
     ingest_list_filter_show,
     ingest_is_idempotent,
@@ -588,6 +589,42 @@ fn both_backends_give_the_same_audit() {
             )
         );
     }
+}
+
+/// A station name longer than the schema's column: PostgreSQL would refuse the row,
+/// SQLite keep it; both refuse the run, naming the field and its length, and file
+/// nothing of it.
+fn a_field_longer_than_its_column_is_refused_alike(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(kind, dir.path())).unwrap();
+    let mut v = serde_json::to_value(record("pass.json")).unwrap();
+    v["station"]["name"] = "S".repeat(255).into();
+    let long: RunRecord = serde_json::from_value(v).unwrap();
+    let e = store
+        .ingest(&long, &bundle_for(dir.path(), &long))
+        .unwrap_err();
+    assert!(
+        matches!(e, meterbench_store::StoreError::Record { .. }),
+        "{e}"
+    );
+    let said = e.to_string();
+    assert!(
+        said.contains("runs.station_name")
+            && said.contains("is 255 characters")
+            && said.contains("at most 200"),
+        "{said}"
+    );
+    assert!(!said.contains("is the server running"), "{said}");
+    assert!(store.list_runs(&RunFilter::default()).unwrap().is_empty());
+    if kind == Kind::Embedded {
+        assert!(!dir.path().join("store/points").exists(), "no points file");
+    }
+    // At the limit it is filed.
+    let mut v = serde_json::to_value(record("pass.json")).unwrap();
+    v["station"]["name"] = "é".repeat(200).into();
+    let at: RunRecord = serde_json::from_value(v).unwrap();
+    store.ingest(&at, &bundle_for(dir.path(), &at)).unwrap();
+    assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 1);
 }
 
 /// `rec` as run again at `started` (RFC 3339, UTC) with `outcome`: a run of the same

@@ -297,10 +297,20 @@ fn ingest(
         for (f, why) in &drained.left {
             eprintln!("error: {}: {why} (still queued)", f.display());
         }
-        if drained.filed.is_empty() && drained.left.is_empty() {
+        for (f, why) in &drained.dropped {
+            eprintln!(
+                "error: {}: {why} (taken off the queue: the store cannot take it as it is)",
+                f.display()
+            );
+        }
+        if drained.filed.is_empty() && drained.left.is_empty() && drained.dropped.is_empty() {
             println!("no runs queued for {store} ({})", queue.display());
         }
-        return Ok(if drained.left.is_empty() { 0 } else { 2 });
+        return Ok(if drained.left.is_empty() && drained.dropped.is_empty() {
+            0
+        } else {
+            2
+        });
     }
     let mut failed = 0;
     for bundle in &a.bundles {
