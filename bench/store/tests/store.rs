@@ -143,6 +143,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_field_longer_than_its_column_is_refused_alike,
+    chart_dates_stay_within_the_range,
+    problem_runs_are_listed_in_a_csv_beside_the_report,
     a_retest_after_a_first_attempt_before_the_range_is_no_first_attempt,
     ingest_list_filter_show,
     ingest_is_idempotent,
@@ -915,10 +917,9 @@ fn tick_dates(svg: &str) -> Vec<String> {
 /// The charts' date ticks stay within the audited range, whether it is a month or a
 /// single day (once the axis of one day ran to the next day's date), and every chart of
 /// a day with runs shows its point.
-#[test]
-fn chart_dates_stay_within_the_range() {
+fn chart_dates_stay_within_the_range(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = ingest_three(Kind::Embedded, dir.path());
+    let (store, _) = ingest_three(kind, dir.path());
     let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
     for (from, to) in [(d(1), d(30)), (d(21), d(21)), (d(20), d(22))] {
         let out = dir.path().join(format!("audit-{from}-{to}"));
@@ -950,10 +951,9 @@ fn chart_dates_stay_within_the_range() {
 
 /// Every FAIL and ERROR run is in the CSV appendix with its bundle folder, as a
 /// spreadsheet reads it back.
-#[test]
-fn problem_runs_are_listed_in_a_csv_beside_the_report() {
+fn problem_runs_are_listed_in_a_csv_beside_the_report(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, [_, fail, error]) = ingest_three(Kind::Embedded, dir.path());
+    let (store, [_, fail, error]) = ingest_three(kind, dir.path());
     let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
     let out = dir.path().join("audit");
     let s = audit(&store, d(1), d(30), &out);
