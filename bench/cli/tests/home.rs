@@ -130,6 +130,26 @@ fn a_home_made_by_init_serves_every_command_from_any_folder() {
         text(&verify)
     );
 
+    // Files named as the README names them (`reports/RUN`, `procedures/…`) are found in
+    // the home from any folder: by verify, and by validate.
+    let by_name = format!("reports/{}", runs[0]);
+    let verify = meterbench(
+        elsewhere.path(),
+        &["verify", &by_name, "--log", "reports/issuance-log.jsonl"],
+        &[("METERBENCH_HOME", home.path())],
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let validate = meterbench(
+        elsewhere.path(),
+        &[
+            "validate",
+            "procedures/en50470-3-class-b.yaml",
+            "hw/stations/sim.yaml",
+        ],
+        &[("METERBENCH_HOME", home.path())],
+    );
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+
     // From a folder that is no home, no key is trusted, and the answer says how to name
     // the home that signed it.
     let untrusted = meterbench(elsewhere.path(), &["verify", bundle.to_str().unwrap()], &[]);
@@ -192,6 +212,61 @@ fn a_folder_that_is_no_home_says_which_folder_was_searched_and_creates_nothing()
     );
     assert!(said.contains("procedures/nowhere.yaml"), "{said}");
     assert!(said.contains("named by METERBENCH_HOME"), "{said}");
+
+    // The same for a file to validate, a store, a keyring and a home that is not there:
+    // each says where it looked and how to name another.
+    let validate = meterbench(empty.path(), &["validate", "procedures/nowhere.yaml"], &[]);
+    assert_eq!(validate.status.code(), Some(2), "{}", text(&validate));
+    assert!(
+        text(&validate).contains("nor in the bench home") && text(&validate).contains("--home"),
+        "{}",
+        text(&validate)
+    );
+    let store = empty.path().join("reports/store");
+    for args in [
+        &["runs", "list"][..],
+        &["audit", "--from", "2026-11-01", "--to", "2026-11-30"],
+    ] {
+        let out = meterbench(empty.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("no store at {}", store.display()))
+                || err.contains(&format!(
+                    "no store at {}",
+                    empty
+                        .path()
+                        .canonicalize()
+                        .unwrap()
+                        .join("reports/store")
+                        .display()
+                )),
+            "{err}"
+        );
+        assert!(
+            err.contains("the current folder") && err.contains("--reports"),
+            "{err}"
+        );
+    }
+    let keys = meterbench(empty.path(), &["keys", "list"], &[]);
+    assert_eq!(keys.status.code(), Some(2), "{}", text(&keys));
+    assert!(
+        text(&keys).contains("no keyring") && text(&keys).contains("--keyring"),
+        "{}",
+        text(&keys)
+    );
+    let gone = empty.path().join("no-such-home");
+    let out = meterbench(
+        empty.path(),
+        &["--home", gone.to_str().unwrap(), "runs", "list"],
+        &[],
+    );
+    assert!(text(&out).contains("which is no folder"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "a refused command left files behind"
+    );
 }
 
 #[test]

@@ -112,7 +112,12 @@ impl BenchHome {
                 "the current folder, as neither --home nor METERBENCH_HOME is set"
             }
         };
-        format!("the bench home {} ({how})", shown.display())
+        let missing = if self.root.is_dir() {
+            ""
+        } else {
+            ", which is no folder"
+        };
+        format!("the bench home {} ({how}{missing})", shown.display())
     }
 
     /// Advice for a home that lacks what was asked of it.

@@ -25,7 +25,8 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "no store at {0}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)"
+        "no store at {}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)",
+        std::path::absolute(.0).unwrap_or_else(|_| .0.clone()).display()
     )]
     NoStore(PathBuf),
     #[error("PostgreSQL store {store}: {}{}", postgres_message(.error), reach_hint(.error))]

@@ -59,7 +59,14 @@ pub fn main(args: AuditArgs, home: &BenchHome) -> i32 {
     match execute(&args, home) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {e:#}{}",
+                crate::cmd::runs::where_stores_are(
+                    &e,
+                    args.store.is_some() || args.reports.is_some(),
+                    home
+                )
+            );
             2
         }
     }

@@ -171,7 +171,16 @@ pub(crate) fn trusted_keys(
 }
 
 fn list(keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
+    let named = keyring.is_some();
     let path = keyring.unwrap_or_else(|| keyring_of(&home.signing_key(), home));
+    if !named && !path.exists() {
+        return Err(format!(
+            "no keyring {}: it is made with the bench's first key (`meterbench run`, or `meterbench keys generate`) in {}; name one with --keyring FILE, or {}",
+            path.display(),
+            home.describe(),
+            home.advice()
+        ));
+    }
     let ring = Keyring::load(&path).map_err(|e| e.to_string())?;
     println!("keyring {}", path.display());
     for k in &ring.keys {

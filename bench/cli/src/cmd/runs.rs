@@ -118,9 +118,24 @@ pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {e:#}{}",
+                where_stores_are(&e, args.store.is_some(), home)
+            );
             2
         }
+    }
+}
+
+/// For a store that is not there: where it was looked for and how to name another.
+pub(crate) fn where_stores_are(e: &anyhow::Error, named: bool, home: &BenchHome) -> String {
+    match e.downcast_ref() {
+        Some(meterbench_store::StoreError::NoStore(_)) if !named => format!(
+            "; it was looked for in the reports folder of {} (--reports DIR or --store DIR names another; {})",
+            home.describe(),
+            home.advice()
+        ),
+        _ => String::new(),
     }
 }
 

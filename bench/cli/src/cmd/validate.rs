@@ -79,10 +79,31 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
     if args.names_a_run() {
         return one_run(&args, home);
     }
+    let mut errors = 0;
+    // Named files are found as `run` finds them: in the current folder, else in the home.
     let files = if args.files.is_empty() {
         default_files(home)
     } else {
-        args.files
+        let mut found = Vec::new();
+        for f in &args.files {
+            if f.is_file() || f.is_absolute() {
+                found.push(f.clone());
+            } else if home.file(f).is_file() {
+                found.push(home.file(f));
+            } else {
+                println!(
+                    "error {}: no such file in the current folder, nor in {}; {}",
+                    f.display(),
+                    home.describe(),
+                    home.advice()
+                );
+                errors += 1;
+            }
+        }
+        if found.is_empty() {
+            return 2;
+        }
+        found
     };
     if files.is_empty() {
         eprintln!(
@@ -93,7 +114,6 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
         return 2;
     }
     let today = Local::now().date_naive();
-    let mut errors = 0;
     let mut procedures: Vec<DutProcedure> = Vec::new();
     let mut fixtures: Vec<DutFixture> = Vec::new();
     let mut stations: Vec<Station> = Vec::new();

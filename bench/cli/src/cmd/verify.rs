@@ -26,19 +26,32 @@ pub struct VerifyArgs {
     pub keyring: Option<PathBuf>,
 }
 
-pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
+/// `given` as named (from the current folder), else in the bench home when it is there
+/// (`reports/RUN_ID` from any folder, as `run` names it).
+fn in_home(given: &std::path::Path, home: &BenchHome) -> PathBuf {
+    if given.exists() || given.is_absolute() || !home.file(given).exists() {
+        given.to_path_buf()
+    } else {
+        home.file(given)
+    }
+}
+
+pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
+    args.bundle = args.bundle.map(|b| in_home(&b, home));
+    args.log = args.log.map(|l| in_home(&l, home));
     // A path that is not there is bad input (exit 2), not a bundle that failed its check.
     if let Some(bundle) = &args.bundle
         && !bundle.is_dir()
     {
         eprintln!(
-            "error: {}: {}; give a bundle folder (reports/RUN_ID) holding MANIFEST.sha256",
+            "error: {}: {}; give a bundle folder (reports/RUN_ID) holding MANIFEST.sha256, from the current folder or {}",
             bundle.display(),
             if bundle.exists() {
                 "not a folder"
             } else {
                 "no such folder"
-            }
+            },
+            home.describe()
         );
         return 2;
     }
@@ -46,8 +59,9 @@ pub fn main(args: VerifyArgs, home: &BenchHome) -> i32 {
         && !log.is_file()
     {
         eprintln!(
-            "error: {}: no such file; give an issuance log (reports/issuance-log.jsonl)",
-            log.display()
+            "error: {}: no such file; give an issuance log (reports/issuance-log.jsonl), from the current folder or {}",
+            log.display(),
+            home.describe()
         );
         return 2;
     }
