@@ -481,3 +481,60 @@ fn run_and_validate_refuse_the_same_bad_files() {
         "{rest:?}"
     );
 }
+
+/// A position not wired for the device (no P1 cable for a current sensor, too few
+/// scanning heads for a meter's ports) is refused by `run` before it opens a port, and by
+/// `validate` in the same words.
+#[test]
+fn a_position_not_wired_for_the_device_is_refused_by_run_and_validate_alike() {
+    let cases: [&[&str]; 2] = [
+        &[
+            "--procedure",
+            "csp1-accuracy.yaml",
+            "--fixture",
+            "csp1.yaml",
+            "--station",
+            "sim-rack-10.yaml",
+            "--serial",
+            "1=SIM-CSP1-0001",
+        ],
+        &[
+            "--station",
+            "sim-rack-mixed.yaml",
+            "--serial",
+            "4=SIM-CPIM-000123",
+        ],
+    ];
+    for (args, words) in cases
+        .iter()
+        .zip(["binds none (its `p1:`)", "has 0 scanning head(s)"])
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join("reports");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args(["run", "--quiet", "--reports", reports.to_str().unwrap()])
+            .args(*args)
+            .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+            .current_dir(repo())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+        assert!(!reports.exists(), "{args:?}: a run was started");
+        let validate = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .arg("validate")
+            .args(*args)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&validate.stdout);
+        assert_eq!(validate.status.code(), Some(2), "{args:?}: {stdout}");
+        let first = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+        assert!(
+            stdout.contains(&first["error: ".len()..]),
+            "run said {first:?}, validate said {stdout}"
+        );
+    }
+}

@@ -467,6 +467,35 @@ fn resolve_positions(
             )));
         }
         seen.push(p);
+        // What the position is wired for, as the runner checks it once the bench is open:
+        // `validate` says it too, and a run refuses before opening a port.
+        let wired = station.rack.position(p).expect("checked above");
+        let at = || format!("station `{}` ({})", station.id, station.file.path.display());
+        match fixture {
+            DutFixture::CurrentSensor(_) if wired.p1.is_none() => {
+                return Err(SessionError::Request(format!(
+                    "a current sensor is read over its own port, but position {p} of {} binds none (its `p1:`)",
+                    at()
+                )));
+            }
+            DutFixture::Meter(f) => {
+                if let Some(port) = f
+                    .ports
+                    .iter()
+                    .find(|q| usize::from(q.head) > wired.heads.len())
+                {
+                    return Err(SessionError::Request(format!(
+                        "position {p} of {} has {} scanning head(s); fixture `{}` puts port {} under head {}",
+                        at(),
+                        wired.heads.len(),
+                        f.id,
+                        port.name,
+                        port.head
+                    )));
+                }
+            }
+            _ => {}
+        }
     }
     let mut out = Vec::new();
     for &p in &ids {
