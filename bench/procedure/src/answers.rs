@@ -41,6 +41,7 @@ impl Answers {
     }
 
     pub fn from_file(file: LoadedFile) -> Result<Answers, DataError> {
+        crate::kinds::refuse_another_kind(&file, "meterbench.answers", "an answers file")?;
         let raw: raw::Answers = file.parse()?;
         if raw.schema.value != ANSWERS_SCHEMA {
             return Err(DataError::at(

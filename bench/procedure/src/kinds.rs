@@ -135,11 +135,59 @@ impl DataFile {
     }
 }
 
+/// A file whose `schema:` names another kind of data file than `wanted` (a schema family,
+/// such as `meterbench.station`): refused as such, instead of with the fields the wanted
+/// kind does not know. A schema that is no known kind is left to the loader to refuse.
+pub(crate) fn refuse_another_kind(
+    file: &LoadedFile,
+    wanted: &str,
+    wanted_words: &str,
+) -> Result<(), DataError> {
+    let Ok(schema) = schema_of(file) else {
+        return Ok(());
+    };
+    let family = schema.split('/').next().unwrap_or_default();
+    let words = match family {
+        "meterbench.procedure" => "meter procedure",
+        "meterbench.sensor-procedure" => "current sensor procedure",
+        "meterbench.fixture" => "meter fixture",
+        "meterbench.sensor-fixture" => "current sensor fixture",
+        "meterbench.station" => "station",
+        "meterbench.answers" => "answers file",
+        _ => return Ok(()),
+    };
+    if family == wanted {
+        return Ok(());
+    }
+    Err(DataError::at(
+        &file.path,
+        Pos { line: 1, column: 1 },
+        format!(
+            "this is {} (`schema: {schema}`), not {wanted_words}",
+            with_article(words)
+        ),
+    ))
+}
+
+/// `words` with its indefinite article ("an answers file", "a station").
+fn with_article(words: &str) -> String {
+    let article = if words.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {words}")
+}
+
 fn not_a(path: &Path, wanted: &str, got: &DataFile) -> DataError {
     DataError::at(
         path,
         Pos { line: 1, column: 1 },
-        format!("this is a {}, not a {wanted}", got.what()),
+        format!(
+            "this is {}, not {}",
+            with_article(&got.what()),
+            with_article(wanted)
+        ),
     )
 }
 

@@ -1089,6 +1089,7 @@ impl Station {
     }
 
     pub fn from_file(file: LoadedFile) -> Result<Station, DataError> {
+        crate::kinds::refuse_another_kind(&file, "meterbench.station", "a station")?;
         if let Ok(head) = serde_saphyr::from_str::<SchemaHead>(&file.text)
             && head.schema == "meterbench.station/1"
         {

@@ -185,3 +185,41 @@ fn every_cited_document_and_section_exists() {
     }
     assert!(cited > 10, "only {cited} citations found");
 }
+
+/// A file of one kind given where another is wanted is named by its kind, for every
+/// kind, not refused by the first field the wanted kind does not know.
+#[test]
+fn a_file_of_another_kind_is_named_by_its_kind() {
+    use meterbench_procedure::{Answers, DutFixture, DutProcedure};
+    let procedure = repo().join("procedures/en50470-3-class-b.yaml");
+    let sensor_fixture = repo().join("fixtures/csp1.yaml");
+    let station = repo().join("hw/stations/sim.yaml");
+    let answers = repo().join("hw/answers/sim-cpim1000.yaml");
+    let said = |r: Result<(), String>| r.unwrap_err();
+    let as_station = |p: &Path| said(Station::load(p).map(drop).map_err(|e| e.to_string()));
+    let as_answers = |p: &Path| said(Answers::load(p).map(drop).map_err(|e| e.to_string()));
+    let as_procedure = |p: &Path| said(DutProcedure::load(p).map(drop).map_err(|e| e.to_string()));
+    let as_fixture = |p: &Path| said(DutFixture::load(p).map(drop).map_err(|e| e.to_string()));
+    for (got, wanted) in [
+        (
+            as_station(&procedure),
+            "this is a meter procedure (`schema: meterbench.procedure/1`), not a station",
+        ),
+        (as_station(&answers), "this is an answers file"),
+        (
+            as_answers(&station),
+            "this is a station (`schema: meterbench.station/2`), not an answers file",
+        ),
+        (
+            as_answers(&sensor_fixture),
+            "this is a current sensor fixture",
+        ),
+        (as_procedure(&station), "this is a station, not a procedure"),
+        (
+            as_fixture(&answers),
+            "this is an answers file, not a fixture",
+        ),
+    ] {
+        assert!(got.contains(wanted), "{got}");
+    }
+}
