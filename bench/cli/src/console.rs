@@ -128,6 +128,15 @@ impl Observer for ConsoleObserver {
                 ports,
                 ..
             } => {
+                // Nothing counted yet: the source settling. Its time moves on every bar.
+                if ports.is_empty() {
+                    let (length, at, message) = settling_line(*elapsed_s, *remaining_s);
+                    for bar in self.bars.values() {
+                        bar.set_length(length);
+                        bar.set_position(at);
+                        bar.set_message(message.clone());
+                    }
+                }
                 // Each position's slowest port.
                 let mut slowest: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
                 for p in ports {
@@ -215,7 +224,9 @@ fn progress_line(
             } else {
                 1000
             },
-            format!("{elapsed_s:.0} of {total:.0} s, {counted} pulses seen"),
+            format!(
+                "{elapsed_s:.0} of {total:.0} s, ≈{remaining_s:.0} s left, {counted} pulses seen"
+            ),
         )
     } else {
         (
@@ -226,15 +237,42 @@ fn progress_line(
     }
 }
 
+/// A bar while the source settles before anything is counted: the step's time so far
+/// and left, the bar filled by time.
+fn settling_line(elapsed_s: f64, remaining_s: f64) -> (u64, u64, String) {
+    let total = elapsed_s + remaining_s;
+    (
+        1000,
+        if total > 0.0 {
+            (elapsed_s / total * 1000.0).round() as u64
+        } else {
+            0
+        },
+        format!("settling, {elapsed_s:.0} s, ≈{remaining_s:.0} s left"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::progress_line;
+    use super::{progress_line, settling_line};
+
+    #[test]
+    fn a_settling_source_shows_the_steps_time() {
+        assert_eq!(
+            settling_line(6.0, 18.0),
+            (1000, 250, "settling, 6 s, ≈18 s left".to_string())
+        );
+    }
 
     #[test]
     fn a_timed_step_shows_its_time_and_a_counting_step_its_pulses() {
         assert_eq!(
             progress_line(0, 0, 30.0, 83.0),
-            (1000, 265, "30 of 113 s, 0 pulses seen".to_string())
+            (
+                1000,
+                265,
+                "30 of 113 s, ≈83 s left, 0 pulses seen".to_string()
+            )
         );
         assert_eq!(
             progress_line(1, 2, 14.2, 11.9),
