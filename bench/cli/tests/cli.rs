@@ -60,7 +60,8 @@ fn the_default_run_passes_and_prints_its_verdict_and_timing() {
     );
     assert!(stdout.contains("VERDICT: PASS"), "{stdout}");
     assert!(
-        stdout.contains("bench time") && stdout.contains("physical floor"),
+        stdout.contains("bench time")
+            && stdout.contains("expected from settling and pulse periods"),
         "{stdout}"
     );
     let recs = records(reports.path());

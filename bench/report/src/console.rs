@@ -4,8 +4,8 @@ use anstyle::{AnsiColor, Style};
 use meterbench_runner::record::{Outcome, PortResult, RunRecord, StepKind};
 use std::fmt::Write;
 
-/// Results of every step and port, the verdict, and the bench's time beside the
-/// physical floor of the procedure; plain text.
+/// Results of every step and port, the verdict, and the bench's time beside the time
+/// its settling and pulse periods take (`physical_floor_s`); plain text.
 pub fn results_table(r: &RunRecord) -> String {
     results_table_styled(r, false)
 }
@@ -53,11 +53,12 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
         r.procedure.id,
         r.procedure.version
     );
-    let _ = writeln!(
-        s,
-        "{:<width$} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  result",
-        "step", "port", "current", "PF", "error %", "U(k=2) %", "MPE %", "pulses"
-    );
+    // The rows first: the detail column is as wide as its longest cell.
+    enum Row {
+        Cells([String; 9]),
+        Message(String),
+    }
+    let mut rows: Vec<Row> = Vec::new();
     for step in &r.steps {
         for p in &step.ports {
             let (error, u, mpe, detail, verdict) = match &p.result {
@@ -103,11 +104,13 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                             "FAIL".into()
                         },
                     ),
+                    // A phase that carries no current: its readings summed up (they
+                    // are whole amperes), against no limit but zero.
                     None => (
                         String::new(),
                         String::new(),
-                        format!("{reference_a} A"),
-                        readings.join(" "),
+                        String::new(),
+                        readings_summary(readings, *reference_a),
                         if *passed {
                             "reads 0 A"
                         } else {
@@ -321,18 +324,24 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
             } else {
                 verdict
             };
-            let _ = writeln!(
-                s,
-                "{:<width$} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7} {:>16}  {}",
+            // A check computed from other points, or one that reads, inspects or listens
+            // without a load of its own, shows none.
+            let no_load_of_its_own = matches!(
+                step.kind,
+                StepKind::LoadDifference
+                    | StepKind::Identity
+                    | StepKind::Inspection
+                    | StepKind::Telegrams
+            );
+            rows.push(Row::Cells([
                 shown_name(step),
-                p.port,
-                // A check computed from other points applies no load of its own.
-                if step.kind == StepKind::LoadDifference {
+                p.port.clone(),
+                if no_load_of_its_own {
                     String::new()
                 } else {
                     format!("{:.3} A", step.load.current_a)
                 },
-                if step.kind == StepKind::LoadDifference {
+                if no_load_of_its_own {
                     String::new()
                 } else {
                     step.load.power_factor.to_string()
@@ -341,13 +350,40 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
                 u,
                 mpe,
                 detail,
-                verdict
-            );
+                verdict,
+            ]));
         }
         if step.ports.iter().all(|p| p.result.is_none())
             && let Some(m) = &step.message
         {
-            let _ = writeln!(s, "{:<width$} {m}", shown_name(step));
+            rows.push(Row::Message(format!("{:<width$} {m}", shown_name(step))));
+        }
+    }
+    let detail = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Cells(c) => Some(c[7].chars().count()),
+            Row::Message(_) => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .max("pulses".len());
+    let _ = writeln!(
+        s,
+        "{:<width$} {:<6} {:>9} {:>6} {:>9} {:>9} {:>7}  {:<detail$}  result",
+        "step", "port", "current", "PF", "error %", "U(k=2) %", "MPE %", "pulses"
+    );
+    for row in rows {
+        match row {
+            Row::Cells([name, port, current, pf, error, u, mpe, d, verdict]) => {
+                let _ = writeln!(
+                    s,
+                    "{name:<width$} {port:<6} {current:>9} {pf:>6} {error:>9} {u:>9} {mpe:>7}  {d:<detail$}  {verdict}"
+                );
+            }
+            Row::Message(m) => {
+                let _ = writeln!(s, "{m}");
+            }
         }
     }
     let t = &r.timing;
@@ -358,7 +394,7 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
     };
     let _ = writeln!(
         s,
-        "\nbench time {:.1} s | physical floor {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
+        "\nbench time {:.1} s | expected from settling and pulse periods {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
         t.bench_duration_s, t.physical_floor_s, t.wall_s
     );
     for d in &r.deviations {
@@ -415,6 +451,23 @@ pub fn verdict(o: Outcome) -> &'static str {
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORTED",
         Outcome::InProgress => "IN PROGRESS",
+    }
+}
+
+/// A phase's readings where no current flows: how many, and the values read (whole
+/// amperes as the sensor sends them), e.g. `12 × 0 A`, `12 readings, 0 to 1 A`.
+fn readings_summary(readings: &[String], reference_a: f64) -> String {
+    let values: Vec<f64> = readings.iter().filter_map(|r| r.parse().ok()).collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    match readings {
+        [] => format!("no readings, {reference_a} A flowing"),
+        _ if values.len() < readings.len() => format!("{} readings", readings.len()),
+        _ if lo == hi => format!("{} × {} A", readings.len(), readings[0]),
+        _ => format!("{} readings, {lo} to {hi} A", readings.len()),
     }
 }
 

@@ -53,3 +53,55 @@ fn step_names_are_never_cut() {
     }
     assert!(table.ends_with("VERDICT: PASS"), "{table}");
 }
+
+/// A current sensor's table: every column starts where its heading does (a long detail
+/// such as `33 tel, μ 1.497 A` widens its column instead of running into the limit), an
+/// unloaded phase's readings are summed up rather than listed one by one, and the
+/// telegram rows, which apply no load of their own, show no current or power factor.
+#[test]
+fn columns_line_up_and_unloaded_phases_are_summed_up() {
+    let r = common::record("record-csp1-transitions.json");
+    let table = results_table(&r);
+    let lines: Vec<&str> = table.lines().collect();
+    let head = lines
+        .iter()
+        .find(|l| l.starts_with("step "))
+        .unwrap_or_else(|| panic!("{table}"));
+    let detail_at = head.find("pulses").unwrap();
+    let result_at = head.find("result").unwrap();
+    // The rows: from the heading to the blank line after them.
+    let rows: Vec<&&str> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("step "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(rows.len() > 20, "{table}");
+    // The heading is ASCII: its byte offsets are its columns; rows are counted in
+    // characters (μ, →, × in them).
+    assert!(head.is_ascii());
+    let (detail_col, result_col) = (detail_at, result_at);
+    for row in &rows {
+        let chars: Vec<char> = row.chars().collect();
+        assert_eq!(chars[detail_col - 1], ' ', "{row}");
+        assert_eq!(
+            chars[detail_col - 2],
+            ' ',
+            "two spaces before the detail: {row}"
+        );
+        assert_eq!(chars[result_col - 1], ' ', "{row}");
+        assert_ne!(
+            chars[result_col], ' ',
+            "the result starts under its heading: {row}"
+        );
+    }
+    let unloaded: Vec<&&&str> = rows.iter().filter(|l| l.contains("reads 0 A")).collect();
+    assert!(!unloaded.is_empty(), "{table}");
+    for row in unloaded {
+        assert!(row.contains(" × 0 A"), "{row}");
+        assert!(!row.contains("0 0 0"), "{row}");
+    }
+    for row in rows.iter().filter(|l| l.starts_with("Telegrams")) {
+        assert!(!row.contains(" A "), "no current: {row}");
+    }
+}
