@@ -206,7 +206,8 @@ pub struct ControlChart {
     pub slope_percent_per_day: Option<f64>,
     /// Slope × days between the first and the last day with data, %.
     pub drift_over_range_percent: Option<f64>,
-    /// The fitted trend moves by more than 3σ/√n̄ over the range.
+    /// The fitted trend is beyond chance: its slope beyond Student's t at 0.27 %
+    /// two-sided times its standard error (see `figures::trend`).
     pub drift_suspected: bool,
     pub out_of_control_days: usize,
     pub days: Vec<ChartDay>,
@@ -1329,8 +1330,91 @@ mod tests {
         assert!((c.drift_over_range_percent.unwrap() - 0.4).abs() < 1e-12);
         let h = 3.0 * s / 2f64.sqrt();
         assert!((c.days[0].ucl.unwrap() - (0.3 + h)).abs() < 1e-12);
-        // 3σ/√2 = 0.3: day 1 (0.1) and day 3 (0.5) are inside; the drift 0.4 > 0.3 is flagged
+        // 3σ/√2 = 0.3: day 1 (0.1) and day 3 (0.5) are inside.
         assert_eq!(c.out_of_control_days, 0);
-        assert!(c.drift_suspected);
+        // The slope's standard error: σ/√Σn(x−x̄)² = σ/√(2·(1+0+1)) = σ/2 = 0.0707 %/day;
+        // 0.2/0.0707 = 2.83, short of Student's t for σ's 3 degrees of freedom at 0.27 %
+        // two-sided (10.2): three days of two results each do not show a drift.
+        assert!(!c.drift_suspected);
+    }
+
+    #[test]
+    fn a_trend_is_flagged_by_its_standard_error() {
+        use crate::figures::trend;
+        // By hand: days 0..=4, 4 results each, means rising 0.1 %/day; σ = 0.05 with 15
+        // degrees of freedom. Σn(x−x̄)² = 4·(4+1+0+1+4) = 40, SE = 0.05/√40 = 0.0079;
+        // 0.1/0.0079 = 12.6 > t(15, 0.99865) = 3.6: flagged. With σ = 0.3: t = 2.1, not.
+        let daily: Vec<(f64, f64, f64)> = (0..5).map(|d| (d as f64, 4.0, 0.1 * d as f64)).collect();
+        let (slope, flagged) = trend(&daily, Some(0.05), 15.0);
+        assert!((slope.unwrap() - 0.1).abs() < 1e-12);
+        assert!(flagged);
+        assert!(!trend(&daily, Some(0.3), 15.0).1);
+        // Weighted by n: a day of many results pulls the line more than a day of one.
+        let uneven = [(0.0, 1.0, 1.0), (1.0, 9.0, 0.0), (2.0, 9.0, 0.0)];
+        let (slope, _) = trend(&uneven, Some(0.1), 10.0);
+        // x̄ = (0+9+18)/19, ȳ = 1/19; by the weighted sums:
+        let (mx, my): (f64, f64) = (27.0 / 19.0, 1.0 / 19.0);
+        let sxx = (0.0 - mx) * (0.0 - mx) + 9.0 * (1.0 - mx).powi(2) + 9.0 * (2.0 - mx).powi(2);
+        let sxy =
+            (0.0 - mx) * (1.0 - my) + 9.0 * (1.0 - mx) * (0.0 - my) + 9.0 * (2.0 - mx) * (0.0 - my);
+        assert!((slope.unwrap() - sxy / sxx).abs() < 1e-12);
+        assert_eq!(trend(&daily[..1], Some(0.05), 15.0), (None, false));
+    }
+
+    /// Stable stations, many seeded audits of short and long ranges: the trend is flagged
+    /// about as often as its false-alarm probability says (0.27 %), not more; a drift is
+    /// found as often as its size against its standard error says.
+    #[test]
+    fn the_trend_test_holds_its_false_alarm_rate_and_finds_a_drift() {
+        use crate::figures::trend;
+        use crate::synth::normal;
+        use rand::{Rng, SeedableRng};
+        let sigma = 0.2;
+        let audit = |rng: &mut rand_chacha::ChaCha8Rng,
+                     days: usize,
+                     per_day: fn(&mut rand_chacha::ChaCha8Rng) -> usize,
+                     slope: f64| {
+            let mut daily = Vec::new();
+            let (mut ss, mut dof) = (0.0, 0.0);
+            for d in 0..days {
+                let n = per_day(rng);
+                let xs: Vec<f64> = (0..n)
+                    .map(|_| normal(rng, slope * d as f64, sigma))
+                    .collect();
+                let mean = xs.iter().sum::<f64>() / n as f64;
+                ss += xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+                dof += (n - 1) as f64;
+                daily.push((d as f64, n as f64, mean));
+            }
+            let s = (dof > 0.0).then(|| (ss / dof).sqrt());
+            trend(&daily, s, dof).1
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let trials = 4000;
+        let mut false_alarms = 0;
+        for k in 0..trials {
+            let days = [3, 5, 7, 30][k % 4];
+            if audit(&mut rng, days, |r| r.random_range(1..=5), 0.0) {
+                false_alarms += 1;
+            }
+        }
+        // Expected 10.8 of 4000 (sd 3.3): more than 25 would be a test that over-flags.
+        assert!(
+            false_alarms <= 25,
+            "{false_alarms} false alarms in {trials}"
+        );
+        // 0.01 %/day over 30 days of 4 results (σ 0.2 %): SE = 0.2/√(4·2247.5) = 0.0021, the
+        // slope 4.7 SE against a critical 3.0: found about Φ(1.7) = 95 % of the time (a
+        // little less with σ estimated); 0.02 %/day (9.5 SE) always.
+        let found = |rng: &mut rand_chacha::ChaCha8Rng, slope: f64| {
+            (0..500).filter(|_| audit(rng, 30, |_| 4, slope)).count()
+        };
+        let weak = found(&mut rng, 0.01);
+        assert!(
+            (450..=495).contains(&weak),
+            "0.01 %/day found {weak} times in 500"
+        );
+        let strong = found(&mut rng, 0.02);
+        assert_eq!(strong, 500, "0.02 %/day found {strong} times in 500");
     }
 }

@@ -174,7 +174,7 @@ pub struct SynthSummary {
     pub drifting_station: String,
 }
 
-fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
+pub(crate) fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
     // Box–Muller; one of the pair is enough here.
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
