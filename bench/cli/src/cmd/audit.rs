@@ -180,7 +180,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{} FAIL/ERROR runs listed. Report: {} ({}audit.json)",
+        "{} FAIL, NOT DECIDABLE or ERROR runs listed. Report: {} ({}audit.json)",
         summary.problem_runs.len(),
         out.join("audit.html").display(),
         if args.no_pdf { "" } else { "audit.pdf, " }
