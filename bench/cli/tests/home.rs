@@ -244,7 +244,9 @@ fn a_folder_that_is_no_home_says_which_folder_was_searched_and_creates_nothing()
             "{err}"
         );
         assert!(
-            err.contains("the current folder") && err.contains("--reports"),
+            err.contains("it is the store in the reports folder of the bench home")
+                && err.contains("the current folder")
+                && err.contains("--reports"),
             "{err}"
         );
     }
@@ -254,6 +256,18 @@ fn a_folder_that_is_no_home_says_which_folder_was_searched_and_creates_nothing()
         text(&keys).contains("no keyring") && text(&keys).contains("--keyring"),
         "{}",
         text(&keys)
+    );
+    // A store named by --reports: said so.
+    let elsewhere = empty.path().join("elsewhere");
+    let out = meterbench(
+        empty.path(),
+        &["runs", "--reports", elsewhere.to_str().unwrap(), "list"],
+        &[],
+    );
+    assert!(
+        text(&out).contains("the store in the reports folder named by --reports"),
+        "{}",
+        text(&out)
     );
     let gone = empty.path().join("no-such-home");
     let out = meterbench(
@@ -385,4 +399,26 @@ fn a_mistyped_signing_key_is_refused_not_made() {
         text(&refused)
     );
     assert!(!typo.parent().unwrap().exists() && !reports.exists());
+
+    // The home's own keys/ is made on first use however the key is named: here by its
+    // absolute path, in a home whose keys/ is gone.
+    let home = work.path().join("home");
+    let init = meterbench(work.path(), &["init", home.to_str().unwrap()], &[]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    std::fs::remove_dir_all(home.join("keys")).unwrap();
+    let own = std::path::absolute(home.join("keys/signing-key.pem")).unwrap();
+    let first = meterbench(
+        work.path(),
+        &[
+            "--home",
+            home.to_str().unwrap(),
+            "run",
+            "--quiet",
+            "--signing-key",
+            own.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(own.is_file());
 }

@@ -438,6 +438,21 @@ fn runs_ingest_refuses_forged_tampered_and_resigned_bundles() {
         said.contains("not filed") && said.contains("issuance log"),
         "{said}"
     );
+    // Named from inside it (`.`): the log beside it is found all the same.
+    let from_inside = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args([
+            "runs",
+            "--store",
+            store.to_str().unwrap(),
+            "ingest",
+            "--key",
+        ])
+        .arg(key.with_extension("pub.pem"))
+        .arg(".")
+        .current_dir(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(from_inside.status.code(), Some(2), "{}", text(&from_inside));
 
     assert_eq!(stored_serials(&store), ["SIM-CPIM-000123"]);
     let show = meterbench(&[

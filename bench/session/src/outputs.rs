@@ -399,7 +399,10 @@ pub fn file_folder(
     }
     // As verify: the log beside the bundle must hold it. (A run issued just now was
     // appended to a log verified whole for it; it is not read a second time.)
-    let log = folder.parent().map(|r| r.join(ISSUANCE_LOG));
+    // (Of the absolute path: `.`, the bundle named from inside it, has no parent.)
+    let log = std::path::absolute(folder)
+        .ok()
+        .and_then(|f| f.parent().map(|r| r.join(ISSUANCE_LOG)));
     if let (Issued::Earlier, Some(log)) = (issued, log.filter(|l| l.exists()))
         && let Err(problems) = meterbench_signing::find_bundle_in_log(&log, folder, trusted)
     {

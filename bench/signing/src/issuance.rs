@@ -669,7 +669,12 @@ fn torn_path(log: &Path) -> std::path::PathBuf {
 /// An empty log verifies with no entries; a missing file is a problem.
 pub fn verify_issuance_log(log_path: &Path, trust: &Keyring) -> Result<LogSummary, Vec<Problem>> {
     let mut text = String::new();
-    let read = File::open(log_path).and_then(|mut f| f.read_to_string(&mut text));
+    // Read under a shared lock: an append (under the exclusive one) is never read half
+    // written.
+    let read = File::open(log_path).and_then(|mut f| {
+        f.lock_shared()?;
+        f.read_to_string(&mut text)
+    });
     if let Err(e) = read {
         let (kind, detail) = match e.kind() {
             io::ErrorKind::NotFound => (

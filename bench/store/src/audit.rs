@@ -505,7 +505,7 @@ pub(crate) fn read_point_groups(
     // run filed meanwhile is either whole or absent): a filing writes its run's points
     // file before the index's transaction commits, so a filing under way, or one a crash
     // cut short, leaves a file of a run the index does not count. A day's compacted file
-    // holds indexed runs only.
+    // holds indexed runs only (compaction merges only those).
     let indexed = crate::index::indexed_run_file_names(store, from, to)?;
     let files: Vec<PathBuf> = files
         .into_iter()

@@ -76,9 +76,22 @@ pub(crate) fn per_run_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(v)
 }
 
-/// Merge the per-run files of one partition directory into its compacted file.
-pub(crate) fn compact_partition(dir: &Path, kind: &str) -> Result<(usize, usize), StoreError> {
-    let files = per_run_files(dir)?;
+/// Merge the per-run files of one partition directory into its compacted file: those
+/// named in `indexed` when given (a file whose run the index does not hold, left by a
+/// filing under way or cut short, stays as it is: the audit does not count it).
+pub(crate) fn compact_partition(
+    dir: &Path,
+    kind: &str,
+    indexed: Option<&rustc_hash::FxHashSet<String>>,
+) -> Result<(usize, usize), StoreError> {
+    let mut files = per_run_files(dir)?;
+    if let Some(indexed) = indexed {
+        files.retain(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| indexed.contains(n))
+        });
+    }
     if files.is_empty() {
         return Ok((0, 0));
     }
@@ -117,9 +130,11 @@ pub(crate) fn compact(store: &Path, before: NaiveDate) -> Result<CompactSummary,
     let Some(last) = before.pred_opt() else {
         return Ok(s);
     };
+    // Asked before the files are listed: a run filed meanwhile is merged next time.
+    let indexed = crate::index::indexed_run_file_names(store, NaiveDate::MIN, last)?;
     for kind in [SAMPLES_DIR, POINTS_DIR] {
         for dir in partitions_in_range(store, kind, NaiveDate::MIN, last)? {
-            let (files, rows) = compact_partition(&dir, kind)?;
+            let (files, rows) = compact_partition(&dir, kind, Some(&indexed))?;
             if files > 0 {
                 s.partitions += 1;
                 s.files_merged += files;

@@ -268,7 +268,7 @@ fn flush_day(store: &Path, rows: &[PointRow], seed: u64) -> Result<usize, StoreE
         if compacted.is_file() {
             let path = dir.join(format!("synthetic-{seed}.parquet"));
             std::fs::write(&path, bytes).map_err(StoreError::io(&path))?;
-            compact_partition(&dir, POINTS_DIR)?;
+            compact_partition(&dir, POINTS_DIR, None)?;
         } else {
             std::fs::write(&compacted, bytes).map_err(StoreError::io(&compacted))?;
         }

@@ -699,6 +699,12 @@ fn points_of_a_run_the_index_does_not_hold_are_not_counted() {
     assert_eq!(after.totals.runs, before.totals.runs);
     let n = |s: &AuditSummary| s.load_points.iter().map(|l| l.n).collect::<Vec<_>>();
     assert_eq!(n(&after), n(&before));
+    // Compaction merges the indexed runs' files only: the stray file stays apart.
+    let merged = store.compact(d(30)).unwrap();
+    assert!(merged.files_merged > 0);
+    assert!(orphan.is_file());
+    let compacted = audit(&store, d(1), d(30), &dir.path().join("compacted"));
+    assert_eq!(n(&compacted), n(&before));
 }
 
 /// Every file under `dir`.

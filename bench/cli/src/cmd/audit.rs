@@ -63,7 +63,8 @@ pub fn main(args: AuditArgs, home: &BenchHome) -> i32 {
                 "error: {e:#}{}",
                 crate::cmd::runs::where_stores_are(
                     &e,
-                    args.store.is_some() || args.reports.is_some(),
+                    args.store.is_some(),
+                    args.reports.is_some(),
                     home
                 )
             );

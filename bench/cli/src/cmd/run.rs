@@ -366,9 +366,11 @@ fn refuse_a_key_in_a_missing_folder(
 ) -> anyhow::Result<()> {
     let named = "named by --signing-key, else METERBENCH_SIGNING_KEY";
     let folder = key_path.parent().filter(|d| !d.as_os_str().is_empty());
+    // The home's own keys/ however it is written (absolute, `./keys/…`): made on first use.
+    let own_keys = std::path::absolute(home.file("keys")).ok();
     if let Some(dir) = folder
         && !dir.is_dir()
-        && key_path != home.file("keys/signing-key.pem")
+        && std::path::absolute(dir).ok() != own_keys
     {
         anyhow::bail!(
             "no signing key {} ({named}), and no folder {}: check the path; a new key is \

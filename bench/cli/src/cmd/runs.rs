@@ -120,23 +120,36 @@ pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
         Err(e) => {
             eprintln!(
                 "error: {e:#}{}",
-                where_stores_are(&e, args.store.is_some(), home)
+                where_stores_are(&e, args.store.is_some(), args.reports.is_some(), home)
             );
             2
         }
     }
 }
 
-/// For a store that is not there: where it was looked for and how to name another.
-pub(crate) fn where_stores_are(e: &anyhow::Error, named: bool, home: &BenchHome) -> String {
-    match e.downcast_ref() {
-        Some(meterbench_store::StoreError::NoStore(_)) if !named => format!(
-            "; it was looked for in the reports folder of {} (--reports DIR or --store DIR names another; {})",
-            home.describe(),
-            home.advice()
-        ),
-        _ => String::new(),
-    }
+/// For a store that is not there: how that store was chosen, and how to name another.
+pub(crate) fn where_stores_are(
+    e: &anyhow::Error,
+    store_flag: bool,
+    reports_flag: bool,
+    home: &BenchHome,
+) -> String {
+    let Some(meterbench_store::StoreError::NoStore(_)) = e.downcast_ref() else {
+        return String::new();
+    };
+    let how = if store_flag {
+        "named by --store".to_string()
+    } else if std::env::var_os("METERBENCH_STORE").is_some_and(|v| !v.is_empty()) {
+        "named by METERBENCH_STORE".to_string()
+    } else if reports_flag {
+        "in the reports folder named by --reports".to_string()
+    } else {
+        format!("in the reports folder of {}", home.describe())
+    };
+    format!(
+        "; it is the store {how} (--store, --reports or METERBENCH_STORE names another; {})",
+        home.advice()
+    )
 }
 
 fn list(store: &Store, a: ListArgs) -> anyhow::Result<i32> {

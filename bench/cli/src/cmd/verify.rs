@@ -106,7 +106,11 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                 // Issued means logged: with the log at hand (given, or beside the
                 // bundle in its reports folder), the bundle must be in it.
                 let log = args.log.clone().or_else(|| {
-                    let beside = bundle.parent()?.join("issuance-log.jsonl");
+                    // Of the absolute path: `.`, a bundle named from inside it, has none.
+                    let beside = std::path::absolute(bundle)
+                        .ok()?
+                        .parent()?
+                        .join("issuance-log.jsonl");
                     beside.exists().then_some(beside)
                 });
                 // A retired key's signing date is its signer's statement (a leaked key can
