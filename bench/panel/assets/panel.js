@@ -846,6 +846,9 @@ function showLogin() {
   closeQuestion();
   if (stream) { stream.close(); stream = null; showConnection(false); }
   $("login").hidden = false; $("main").hidden = true; $("logout").hidden = true;
+  // What the last login saw goes from the page too (a new login replays and reloads it).
+  $("positions").replaceChildren(); $("overview").replaceChildren(); $("history").replaceChildren();
+  $("step-line").textContent = ""; $("session-id").textContent = "";
   $("login-password").focus();
 }
 

@@ -1053,7 +1053,7 @@ fn a_password_station_asks_for_it_and_a_line_loops_on_scans() {
     wait(
         &tab,
         "the login form after the login ended",
-        "!document.getElementById('login').hidden && document.getElementById('main').hidden && document.getElementById('connection').classList.contains('off') && document.getElementById('logout').hidden && document.getElementById('login-password').value === ''",
+        "!document.getElementById('login').hidden && document.getElementById('main').hidden && document.getElementById('connection').classList.contains('off') && document.getElementById('logout').hidden && document.getElementById('login-password').value === '' && document.querySelectorAll('#history tr').length === 0 && document.getElementById('positions').children.length === 0",
         Duration::from_secs(20),
     );
     type_in(&tab, "#login-password", "s3cret line");
