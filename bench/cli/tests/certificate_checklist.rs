@@ -30,6 +30,8 @@ fn text(o: &Output) -> String {
 
 /// `meterbench run` with the order given, into a new reports folder: its run folder.
 fn run(dir: &Path, extra: &[&str]) -> (PathBuf, Output) {
+    // The key's folder exists: a key is not made in one that does not (a mistyped path).
+    std::fs::create_dir_all(dir).unwrap();
     let reports = dir.join("reports");
     let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
         .args(["run", "--quiet", "--reports"])

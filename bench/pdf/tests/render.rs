@@ -342,10 +342,10 @@ fn audit_template_renders() {
         "period": {"from": "2026-11-01", "to": "2026-11-30"},
         "generated": "3 run records under reports/, meterbench 0.1.0",
         "issue_date": "2026-12-01",
-        "summary": {"runs": 3, "pass": 1, "fail": 1, "error": 1, "aborted": 0, "first_pass_yield": "33.3 %"},
+        "summary": {"runs": 3, "pass": 1, "fail": 1, "not_decidable": 0, "error": 1, "aborted": 0, "first_pass_yield": "33.3 %"},
         "yield_rows": [
-            {"station": "sim-1", "day": "2026-11-20", "runs": 1, "pass": 1, "fail": 0, "error": 0, "aborted": 0, "first_pass_yield": "100 %", "low": false},
-            {"station": "sim-1", "day": "2026-11-21", "runs": 2, "pass": 0, "fail": 1, "error": 1, "aborted": 0, "first_pass_yield": "0 %", "low": true}
+            {"station": "sim-1", "day": "2026-11-20", "runs": 1, "pass": 1, "fail": 0, "not_decidable": 0, "error": 0, "aborted": 0, "first_pass_yield": "100 %", "low": false},
+            {"station": "sim-1", "day": "2026-11-21", "runs": 2, "pass": 0, "fail": 1, "not_decidable": 0, "error": 1, "aborted": 0, "first_pass_yield": "0 %", "low": true}
         ],
         "yield_target": "95 %",
         "yield_days_total": 2,
