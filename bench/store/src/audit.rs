@@ -298,17 +298,14 @@ pub(crate) fn audit_with(
     std::fs::create_dir_all(out_dir).map_err(StoreError::io(out_dir))?;
     let out_abs = absolute(out_dir);
     let as_of = opts.as_of.unwrap_or(opts.to);
-    // Three reads that need nothing of each other, side by side (a bench PC has a few
-    // cores; the points are most of the work): the runs for the yield and the problem
-    // list, the points for the load points and control charts, the instruments for the
-    // calibrations coming due.
-    let (runs, figures, uses) = std::thread::scope(|s| {
-        let figures = s.spawn(|| store.point_figures(opts));
-        let uses = s.spawn(|| store.instrument_uses(opts.from, opts.to));
-        let runs = store.tally_runs(opts.from, opts.to);
-        (runs, joined(figures), joined(uses))
-    });
-    let (mut daily, mut problem_runs) = runs?.finish();
+    // The runs for the yield and the problem list, the points for the load points and
+    // control charts, the instruments for the calibrations coming due.
+    let AuditReads {
+        tally,
+        figures,
+        uses,
+    } = store.audit_reads(opts)?;
+    let (mut daily, mut problem_runs) = tally.finish();
     for p in &mut problem_runs {
         p.bundle_link = link(&relative_path(&out_abs, Path::new(&p.bundle)));
     }
@@ -323,13 +320,13 @@ pub(crate) fn audit_with(
             c.below_yield_target = c.first_pass_yield.is_some_and(|y| y < target);
         }
     }
-    let (mut load_points, mut control_charts) = figures?;
+    let (mut load_points, mut control_charts) = figures;
     if let Some(target) = opts.cpk_target {
         for lp in &mut load_points {
             lp.below_cpk_target = lp.cpk.is_some_and(|c| c < target);
         }
     }
-    let calibrations_due = calibrations_due(uses?, as_of, opts.calibration_due_within_days);
+    let calibrations_due = calibrations_due(uses, as_of, opts.calibration_due_within_days);
 
     let mut yield_plot = None;
     if opts.plots {
@@ -389,7 +386,7 @@ pub(crate) fn audit_with(
 }
 
 /// A scoped thread's result; its panic goes on in the caller.
-fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
@@ -658,6 +655,13 @@ struct FirstAttempt {
     station: u32,
     date: NaiveDate,
     passed: bool,
+}
+
+/// What the audit reads of a store (see `Store::audit_reads`).
+pub(crate) struct AuditReads {
+    pub tally: RunTally,
+    pub figures: (Vec<LoadPointStats>, Vec<ControlChart>),
+    pub uses: Vec<InstrumentUse>,
 }
 
 /// Runs counted one at a time, as a backend reads them: the counts per station and day,

@@ -9,8 +9,7 @@
 
 use crate::StoreError;
 use crate::audit::{
-    AuditOptions, AuditRun, ControlChart, InstrumentUse, LoadPointStats, METER_OUTCOMES, RunTally,
-    is_problem,
+    AuditOptions, AuditReads, AuditRun, InstrumentUse, METER_OUTCOMES, RunTally, is_problem,
 };
 use crate::figures::{self, PointGroups};
 use crate::frames::{PointRow, outcome_str, parse_outcome, point_rows};
@@ -274,13 +273,14 @@ impl PgStore {
         }))
     }
 
-    /// The runs dated `from..=to`, counted as they come (no sort, no result set held).
-    pub(crate) fn tally_runs(
+    /// The runs dated `from..=to`, counted as they come (no sort, no result set held),
+    /// in `tx` (the audit's snapshot).
+    fn tally_runs(
         &self,
+        client: &mut postgres::Transaction<'_>,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<RunTally, StoreError> {
-        let mut client = self.client();
         let params: [&(dyn ToSql + Sync); 2] = [&from, &to];
         let mut rows = client
             .query_raw(
@@ -349,15 +349,52 @@ impl PgStore {
     /// scans) and change in the last digits from one audit to the next, exact `numeric`
     /// sums took 2.8 s for 100 000 runs, and the histograms need a second pass once the
     /// bins are known.
-    pub(crate) fn point_figures(
-        &self,
-        opts: &AuditOptions,
-    ) -> Result<(Vec<LoadPointStats>, Vec<ControlChart>), StoreError> {
-        let groups = self.point_groups(opts.from, opts.to)?;
-        Ok((
-            figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
-            figures::control_charts(&groups, opts.from),
-        ))
+    /// Everything the audit reads, in one snapshot of the database: the points (by the
+    /// readers of [`Pg::point_groups`]), and beside them, on a connection of its own that
+    /// takes up the same snapshot, the runs' tally and the instruments' uses. A station
+    /// filing meanwhile is in all of them or in none.
+    pub(crate) fn audit_reads(&self, opts: &AuditOptions) -> Result<AuditReads, StoreError> {
+        let (snapshot_out, snapshot_in) = std::sync::mpsc::channel::<String>();
+        let (taken_out, taken_in) = std::sync::mpsc::channel::<()>();
+        let (from, to) = (opts.from, opts.to);
+        std::thread::scope(|s| {
+            let side = s.spawn(move || {
+                // No snapshot: the points' lead failed first and says why.
+                let snapshot = snapshot_in.recv().ok()?;
+                let mut client = self.client();
+                Some((|| {
+                    let mut tx = client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                        .map_err(self.err())?;
+                    tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                        .map_err(self.err())?;
+                    // Taken up: the lead may end its transaction whenever it is done.
+                    drop(taken_out);
+                    let tally = self.tally_runs(&mut tx, from, to)?;
+                    let uses = self.instrument_uses(&mut tx, from, to)?;
+                    tx.commit().map_err(self.err())?;
+                    Ok::<_, StoreError>((tally, uses))
+                })())
+            });
+            let groups = self.point_groups(from, to, Some((snapshot_out, taken_in)));
+            let side = side.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let groups = groups?;
+            let (tally, uses) = side.ok_or_else(|| StoreError::Argument(format!(
+                "PostgreSQL store {}: the runs were not read: the audit's snapshot was not taken",
+                self.shown
+            )))??;
+            Ok(AuditReads {
+                tally,
+                figures: (
+                    figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
+                    figures::control_charts(&groups, opts.from),
+                ),
+                uses,
+            })
+        })
     }
 
     /// The points of the meter-describing runs dated `from..=to`, in groups, all read in
@@ -373,7 +410,18 @@ impl PgStore {
     ///   the server took 1.6–1.8 s, most of it hashing or merging the run ids);
     /// - a few of them (a day of a year's store): the points of those runs only, joined
     ///   on the server through the runs' date index.
-    fn point_groups(&self, from: NaiveDate, to: NaiveDate) -> Result<PointGroups, StoreError> {
+    ///
+    /// With `share`, the snapshot is also sent there, and the lead waits until the other
+    /// side has taken it up (or given up) before it goes on.
+    fn point_groups(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        share: Option<(
+            std::sync::mpsc::Sender<String>,
+            std::sync::mpsc::Receiver<()>,
+        )>,
+    ) -> Result<PointGroups, StoreError> {
         // COPY takes no parameters: the dates are chrono's own formatting, the outcomes
         // constants.
         let (from_text, to_text) = (from.format("%Y-%m-%d"), to.format("%Y-%m-%d"));
@@ -403,6 +451,13 @@ impl PgStore {
                 .await
                 .map_err(self.err())?
                 .get(0);
+            if let Some((out, taken)) = share {
+                let _ = out.send(snapshot.clone());
+                drop(out);
+                // Until the other side has taken the snapshot up (a moment: one SET on an
+                // open connection), or given up (the channel closes either way).
+                let _ = taken.recv();
+            }
             let shares = tx
                 .query_one(
                     &format!(
@@ -620,13 +675,13 @@ impl PgStore {
         Ok(groups)
     }
 
-    pub(crate) fn instrument_uses(
+    /// The instruments the runs dated `from..=to` used, in `tx` (the audit's snapshot).
+    fn instrument_uses(
         &self,
+        tx: &mut postgres::Transaction<'_>,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<InstrumentUse>, StoreError> {
-        let mut client = self.client();
-        let mut tx = client.transaction().map_err(self.err())?;
         // A few dozen groups out of a row per instrument and run: the planner, which
         // expects tens of thousands, would sort them on disk in parallel workers (1 s of
         // the server's processor time for 100 000 runs, against 0.35 s for one process
@@ -647,7 +702,6 @@ impl PgStore {
                 &[&from, &to],
             )
             .map_err(self.err())?;
-        tx.commit().map_err(self.err())?;
         rows.iter()
             .map(|r| {
                 Ok(InstrumentUse {

@@ -6,10 +6,7 @@
 //! - **PostgreSQL** (`postgres://…`): runs, instruments and points of many stations in
 //!   one database; raw samples stay in the signed bundles.
 
-use crate::audit::{
-    AuditOptions, AuditSummary, ControlChart, InstrumentUse, LoadPointStats, RunTally,
-    read_point_groups,
-};
+use crate::audit::{AuditOptions, AuditReads, AuditSummary, joined, read_point_groups};
 use crate::compact::CompactSummary;
 use crate::figures;
 use crate::index::{RunDetail, RunFilter, RunRow};
@@ -214,44 +211,31 @@ impl Store {
     }
 
     /// The runs dated `from..=to`, counted for the audit's yield and problem list.
-    pub(crate) fn tally_runs(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<RunTally, StoreError> {
+    /// What the audit reads of the store: the runs' tally, the load points' statistics
+    /// with the control charts, and the instruments' uses, all dated `opts.from..=opts.to`.
+    /// Three reads that need nothing of each other, side by side (a bench PC has a few
+    /// cores; the points are most of the work); a PostgreSQL store reads them in one
+    /// snapshot.
+    pub(crate) fn audit_reads(&self, opts: &AuditOptions) -> Result<AuditReads, StoreError> {
         match &self.backend {
-            Backend::Embedded(dir) => index::tally_runs(dir, from, to),
-            Backend::Postgres(pg) => pg.tally_runs(from, to),
-        }
-    }
-
-    /// The load points' statistics and the control charts of the points dated
-    /// `opts.from..=opts.to`.
-    pub(crate) fn point_figures(
-        &self,
-        opts: &AuditOptions,
-    ) -> Result<(Vec<LoadPointStats>, Vec<ControlChart>), StoreError> {
-        match &self.backend {
-            Backend::Embedded(dir) => {
-                let groups = read_point_groups(dir, opts.from, opts.to)?;
-                Ok((
-                    figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
-                    figures::control_charts(&groups, opts.from),
-                ))
-            }
-            Backend::Postgres(pg) => pg.point_figures(opts),
-        }
-    }
-
-    /// Every instrument calibration used by runs dated `from..=to`.
-    pub(crate) fn instrument_uses(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<InstrumentUse>, StoreError> {
-        match &self.backend {
-            Backend::Embedded(dir) => index::instrument_uses(dir, from, to),
-            Backend::Postgres(pg) => pg.instrument_uses(from, to),
+            Backend::Embedded(dir) => std::thread::scope(|s| {
+                let figures = s.spawn(|| {
+                    let groups = read_point_groups(dir, opts.from, opts.to)?;
+                    Ok::<_, StoreError>((
+                        figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
+                        figures::control_charts(&groups, opts.from),
+                    ))
+                });
+                let uses = s.spawn(|| index::instrument_uses(dir, opts.from, opts.to));
+                let tally = index::tally_runs(dir, opts.from, opts.to);
+                let (figures, uses) = (joined(figures), joined(uses));
+                Ok(AuditReads {
+                    tally: tally?,
+                    figures: figures?,
+                    uses: uses?,
+                })
+            }),
+            Backend::Postgres(pg) => pg.audit_reads(opts),
         }
     }
 }
