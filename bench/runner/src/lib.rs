@@ -23,7 +23,7 @@ mod station_steps;
 pub use events::{Collect, Event, EventKind, FanOut, Observer, PortProgress, Silent};
 pub use lifecycle::run;
 pub use plan::{Action, PlannedStep, expected_energised_s, plan};
-pub use questions::{check_answers, questions};
+pub use questions::{check_answers, check_scanned_serial, questions};
 pub use record::{Outcome, RunRecord, StepKind};
 
 use chrono::NaiveDate;

@@ -204,6 +204,29 @@ pub fn questions(plan: &[PlannedStep], fixture: &DutFixture) -> Vec<Question> {
 /// answer in its format (an error at the answer's line naming the key and why).
 /// Registers are the exception to "known before": their readings are only checked for
 /// their format here, their values when the dose has been applied.
+/// An answers file that scans another serial number than the device's: the run would
+/// fail its inspection at once (another device than the run's), so it is refused before
+/// anything is switched on, at the answer's line.
+pub fn check_scanned_serial(
+    answers: &Answers,
+    position: u32,
+    serial: &str,
+) -> Result<(), DataError> {
+    let key = serial_scan().key;
+    let Some((text, _)) = answers.get(&key) else {
+        return Ok(());
+    };
+    match validate(AnswerFormat::SerialNumber, text) {
+        Ok(scanned) if scanned != serial => Err(answers.error(
+            &key,
+            format!(
+                "scans serial number {scanned}, but the device at position {position} is {serial}: its inspection would fail at once as another device's; refused before anything is switched on"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn check_answers(answers: &Answers, questions: &[Question]) -> Result<(), DataError> {
     let missing: Vec<&str> = questions
         .iter()
@@ -254,6 +277,27 @@ mod tests {
 
     fn q(key: &str, format: AnswerFormat) -> Question {
         question(key.into(), format!("prompt of {key}"), format)
+    }
+
+    #[test]
+    fn an_answers_file_that_scans_another_device_is_refused_at_its_line() {
+        let wrong = answers("  serial.scan: SIM-CPIM-000999\n");
+        let e = check_scanned_serial(&wrong, 2, "SIM-CPIM-000123")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a.yaml:3:")
+                && e.contains("scans serial number SIM-CPIM-000999")
+                && e.contains("the device at position 2 is SIM-CPIM-000123"),
+            "{e}"
+        );
+        // As scanned: a GS1 code of the right serial, or the serial with spaces around it.
+        let gs1 = answers("  serial.scan: \"]d2010401234567890121SIM-CPIM-000123\"\n");
+        assert!(check_scanned_serial(&gs1, 1, "SIM-CPIM-000123").is_ok());
+        let right = answers("  serial.scan: \" SIM-CPIM-000123 \"\n");
+        assert!(check_scanned_serial(&right, 1, "SIM-CPIM-000123").is_ok());
+        // A file that does not scan is none of this check's business.
+        assert!(check_scanned_serial(&answers("  lcd.lrs_hash: A3F09C4E\n"), 1, "X").is_ok());
     }
 
     #[test]

@@ -213,6 +213,12 @@ impl Prepared {
             // Every answer the procedure will ask for, in its format, before switch-on.
             let a = Answers::load(path)?;
             meterbench_runner::check_answers(&a, &asked)?;
+            for plan in positions
+                .iter()
+                .filter(|x| p.is_none_or(|p| p == x.position))
+            {
+                meterbench_runner::check_scanned_serial(&a, plan.position, &plan.serial)?;
+            }
             answers.insert(*p, a);
         }
         if !options.sim_faults.is_empty() || !options.counter_link_faults.is_empty() {
