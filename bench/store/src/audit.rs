@@ -489,29 +489,15 @@ impl PointGroups {
 }
 
 /// The points of the embedded store's points files dated `from..=to` (partitions pruned
-/// by their folder names, then rows by their date column), settled into groups. One
+/// by their folder names, then rows by their date column), each file's in groups. One
 /// worker per core reads a file at a time: only the audit's columns of the files being
 /// read are in memory besides the groups.
-pub(crate) fn read_point_groups(
+pub(crate) fn read_point_files(
     store: &Path,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<PointGroups, StoreError> {
+) -> Result<Vec<(PathBuf, PointGroups)>, StoreError> {
     let files = files_in_range(store, POINTS_DIR, from, to)?;
-    // Only the points of runs the index holds (asked after the files were listed, so a
-    // run filed meanwhile is either whole or absent): a filing writes its run's points
-    // file before the index's transaction commits, so a filing under way, or one a crash
-    // cut short, leaves a file of a run the index does not count. A day's compacted file
-    // holds indexed runs only (compaction merges only those).
-    let indexed = crate::index::indexed_run_file_names(store, from, to)?;
-    let files: Vec<PathBuf> = files
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n == crate::layout::COMPACTED_FILE || indexed.contains(n))
-        })
-        .collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len())
@@ -542,12 +528,32 @@ pub(crate) fn read_point_groups(
         handles.into_iter().flat_map(joined).collect()
     });
     read.sort_by_key(|(i, _)| *i);
+    read.into_iter()
+        .map(|(i, groups)| Ok((files[i].clone(), groups?)))
+        .collect()
+}
+
+/// The points of `files` in one set of groups, settled: of the runs `indexed` names only
+/// (see [`RunTally::points_files`]; a day's compacted file holds indexed runs only,
+/// compaction merges only those). A filing writes its run's points file before the
+/// index's transaction commits, so a filing under way, or one a crash cut short, leaves a
+/// file of a run the index does not count; the tally read beside the files says which.
+pub(crate) fn indexed_point_groups(
+    files: Vec<(PathBuf, PointGroups)>,
+    indexed: &rustc_hash::FxHashSet<String>,
+) -> PointGroups {
     let mut groups = PointGroups::default();
-    for (_, file_groups) in read {
-        groups.append(file_groups?);
+    for (path, file_groups) in files {
+        let counted = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == crate::layout::COMPACTED_FILE || indexed.contains(n));
+        if counted {
+            groups.append(file_groups);
+        }
     }
     groups.settle();
-    Ok(groups)
+    groups
 }
 
 fn read_points_file(
@@ -677,10 +683,27 @@ pub(crate) struct RunTally {
     first: FxHashMap<String, FirstAttempt>,
     key: String,
     problems: Vec<ProblemRun>,
+    /// The names of the runs' points files (`<run id>.parquet`), when asked for: the
+    /// embedded store counts the points of these runs only.
+    pub points_files: Option<rustc_hash::FxHashSet<String>>,
 }
 
 impl RunTally {
+    /// A tally that also keeps the names of its runs' points files.
+    pub fn naming_points_files() -> RunTally {
+        RunTally {
+            points_files: Some(Default::default()),
+            ..Default::default()
+        }
+    }
+
     pub fn add(&mut self, r: &AuditRun<'_>) {
+        if let Some(files) = &mut self.points_files {
+            files.insert(format!(
+                "{}.parquet",
+                crate::layout::path_component(r.run_id)
+            ));
+        }
         let station = self.stations.id(r.station);
         let c = self.days.entry((station, r.date)).or_default();
         c.runs += 1;

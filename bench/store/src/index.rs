@@ -574,6 +574,7 @@ pub(crate) fn tally_runs(
     store: &Path,
     from: NaiveDate,
     to: NaiveDate,
+    mut tally: RunTally,
 ) -> Result<RunTally, StoreError> {
     let conn = open_index(store, false)?;
     let index_path = store.join(INDEX_FILE);
@@ -590,7 +591,6 @@ pub(crate) fn tally_runs(
             to.format("%Y-%m-%d").to_string(),
         ])
         .map_err(StoreError::index(&index_path))?;
-    let mut tally = RunTally::default();
     // Dates repeat run after run: parse each distinct text once.
     let mut last_date: Option<(String, NaiveDate)> = None;
     while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {

@@ -6,7 +6,9 @@
 //! - **PostgreSQL** (`postgres://…`): runs, instruments and points of many stations in
 //!   one database; raw samples stay in the signed bundles.
 
-use crate::audit::{AuditOptions, AuditReads, AuditSummary, joined, read_point_groups};
+use crate::audit::{
+    AuditOptions, AuditReads, AuditSummary, indexed_point_groups, joined, read_point_files,
+};
 use crate::compact::CompactSummary;
 use crate::figures;
 use crate::index::{RunDetail, RunFilter, RunRow};
@@ -219,19 +221,26 @@ impl Store {
     pub(crate) fn audit_reads(&self, opts: &AuditOptions) -> Result<AuditReads, StoreError> {
         match &self.backend {
             Backend::Embedded(dir) => std::thread::scope(|s| {
-                let figures = s.spawn(|| {
-                    let groups = read_point_groups(dir, opts.from, opts.to)?;
-                    Ok::<_, StoreError>((
+                let files = s.spawn(|| read_point_files(dir, opts.from, opts.to));
+                let uses = s.spawn(|| index::instrument_uses(dir, opts.from, opts.to));
+                // The runs, naming their points files: only those points count (a file
+                // of a run the index does not hold, or not yet, is left out).
+                let tally = index::tally_runs(
+                    dir,
+                    opts.from,
+                    opts.to,
+                    crate::audit::RunTally::naming_points_files(),
+                );
+                let (files, uses) = (joined(files), joined(uses));
+                let mut tally = tally?;
+                let indexed = tally.points_files.take().unwrap_or_default();
+                let groups = indexed_point_groups(files?, &indexed);
+                Ok(AuditReads {
+                    tally,
+                    figures: (
                         figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
                         figures::control_charts(&groups, opts.from),
-                    ))
-                });
-                let uses = s.spawn(|| index::instrument_uses(dir, opts.from, opts.to));
-                let tally = index::tally_runs(dir, opts.from, opts.to);
-                let (figures, uses) = (joined(figures), joined(uses));
-                Ok(AuditReads {
-                    tally: tally?,
-                    figures: figures?,
+                    ),
                     uses: uses?,
                 })
             }),
