@@ -303,8 +303,9 @@ fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
     );
 }
 
-/// A run the store can never take as it is (its station's name is longer than the
-/// store's column) is issued, said not filed with the field named, and not queued: it
+/// A run the store can never take as it is (its source's calibration id is longer than
+/// the store's column; a station's, procedure's or fixture's own names are refused before
+/// switch-on, below) is issued, said not filed with the field named, and not queued: it
 /// would be refused again at every later run.
 #[test]
 fn a_run_the_store_refuses_for_good_is_not_queued() {
@@ -312,12 +313,12 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
     let reports = dir.path().join("reports");
     let station = dir.path().join("long-name.yaml");
     let sim = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
-    assert!(sim.contains("\nname: Simulated bench 1\n"));
+    assert!(sim.contains("id: SIM-CAL-SRC-2026-01,"));
     std::fs::write(
         &station,
         sim.replace(
-            "\nname: Simulated bench 1\n",
-            &format!("\nname: {}\n", "S".repeat(255)),
+            "id: SIM-CAL-SRC-2026-01,",
+            &format!("id: SIM-CAL-{},", "S".repeat(120)),
         ),
     )
     .unwrap();
@@ -340,7 +341,7 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         .unwrap();
     let said = text(&out);
     assert!(
-        said.contains("runs.station_name") && said.contains("it is not queued"),
+        said.contains("run_instruments.calibration_id") && said.contains("it is not queued"),
         "{said}"
     );
     assert_eq!(run_folders(&reports).len(), 1, "the run is issued: {said}");
@@ -349,6 +350,48 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         !queue.exists() || std::fs::read_to_string(&queue).unwrap().trim().is_empty(),
         "{said}"
     );
+
+    // A station name longer than the store keeps: refused before anything is switched
+    // on, naming the file, by run and validate alike.
+    let long_name = dir.path().join("long-name-2.yaml");
+    std::fs::write(
+        &long_name,
+        sim.replace(
+            "\nname: Simulated bench 1\n",
+            &format!("\nname: {}\n", "S".repeat(255)),
+        ),
+    )
+    .unwrap();
+    let other_reports = dir.path().join("refused");
+    for args in [
+        vec![
+            "run",
+            "--quiet",
+            "--reports",
+            other_reports.to_str().unwrap(),
+        ],
+        vec!["validate"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args(&args)
+            .arg("--station")
+            .arg(&long_name)
+            .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+            .current_dir(repo())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(
+            said.contains(&format!(
+                "{}: the station's name is 255 characters; the results store keeps at most 200",
+                long_name.display()
+            )),
+            "{said}"
+        );
+    }
+    assert!(!other_reports.exists(), "nothing was started");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

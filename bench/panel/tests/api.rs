@@ -363,26 +363,30 @@ fn a_start_with_a_wrong_order_is_refused_with_its_code() {
     panel.stop();
 }
 
+/// A panel of a station whose password is `s3cret line`.
+fn password_panel(dir: &Path) -> Panel {
+    let station = password_station(dir, "s3cret line");
+    panel_of_station(dir, &station, StoreLocation::Embedded(dir.join("store"))).0
+}
+
+/// A login with `password`: the whole answer.
+fn login(at: SocketAddr, password: &str) -> String {
+    let body = serde_json::json!({ "password": password }).to_string();
+    whole_answer(
+        at,
+        &format!("POST /api/login HTTP/1.1\r\nHost: {at}"),
+        &body,
+    )
+}
+
 /// On a station with a password: five wrong passwords within a minute hold every login
 /// from that address off, the right one too, with the seconds to wait.
 #[test]
 fn wrong_passwords_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
-    let station = password_station(dir.path(), "s3cret line");
-    let (panel, _) = panel_of_station(
-        dir.path(),
-        &station,
-        StoreLocation::Embedded(dir.path().join("store")),
-    );
+    let panel = password_panel(dir.path());
     let at = panel.address();
-    let login = |password: &str| {
-        let body = serde_json::json!({ "password": password }).to_string();
-        whole_answer(
-            at,
-            &format!("POST /api/login HTTP/1.1\r\nHost: {at}"),
-            &body,
-        )
-    };
+    let login = |password: &str| login(at, password);
     let right = login("s3cret line");
     assert!(right.starts_with("HTTP/1.1 200"), "{right}");
     assert!(
@@ -415,19 +419,10 @@ fn wrong_passwords_are_throttled() {
 #[test]
 fn a_logout_ends_its_login_and_its_open_event_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let station = password_station(dir.path(), "s3cret line");
-    let (panel, _) = panel_of_station(
-        dir.path(),
-        &station,
-        StoreLocation::Embedded(dir.path().join("store")),
-    );
+    let panel = password_panel(dir.path());
     let at = panel.address();
     let login = || {
-        let answer = whole_answer(
-            at,
-            &format!("POST /api/login HTTP/1.1\r\nHost: {at}"),
-            r#"{"password": "s3cret line"}"#,
-        );
+        let answer = login(at, "s3cret line");
         let from = answer.find("meterbench_panel=").expect(&answer);
         let cookie = &answer[from..];
         cookie[..cookie.find(';').unwrap()].to_string()

@@ -924,20 +924,6 @@ pub fn histogram_bins(
     (edge, width, bins.max(1))
 }
 
-/// Slope of the least-squares line through the points; `None` with fewer than two
-/// distinct x.
-pub fn least_squares_slope(xy: &[(f64, f64)]) -> Option<f64> {
-    let n = xy.len() as f64;
-    if xy.len() < 2 {
-        return None;
-    }
-    let mx = xy.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = xy.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
-}
-
 /// The latest calibration of every instrument used in the range (per station, role and
 /// serial number), kept when it is due within `within_days` of `as_of`.
 /// An instrument calibration used by the runs of the audited range, with its last use

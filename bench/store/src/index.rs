@@ -310,6 +310,14 @@ pub(crate) fn ingest(store: &Path, record: &RunRecord, bundle: &Path) -> Result<
     tx.commit().map_err(StoreError::index(&index_path))
 }
 
+/// `from` and `to` as the index's `run_date` text holds them, for `?1` and `?2`.
+fn date_range(from: NaiveDate, to: NaiveDate) -> [String; 2] {
+    [
+        from.format("%Y-%m-%d").to_string(),
+        to.format("%Y-%m-%d").to_string(),
+    ]
+}
+
 /// A `YYYY-MM-DD` text column as a date (SQLite has no date type).
 fn date_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<NaiveDate> {
     let text: String = r.get(i)?;
@@ -488,10 +496,7 @@ pub(crate) fn instrument_uses(
         )
         .map_err(StoreError::index(&index_path))?;
     let mut rows = stmt
-        .query([
-            from.format("%Y-%m-%d").to_string(),
-            to.format("%Y-%m-%d").to_string(),
-        ])
+        .query(date_range(from, to))
         .map_err(StoreError::index(&index_path))?;
     let mut uses: FxHashMap<String, InstrumentUse> = FxHashMap::default();
     let mut key = String::new();
@@ -552,10 +557,7 @@ pub(crate) fn indexed_run_file_names(
         .prepare("SELECT run_id FROM runs WHERE run_date >= ?1 AND run_date <= ?2")
         .map_err(StoreError::index(&index_path))?;
     let mut rows = stmt
-        .query([
-            from.format("%Y-%m-%d").to_string(),
-            to.format("%Y-%m-%d").to_string(),
-        ])
+        .query(date_range(from, to))
         .map_err(StoreError::index(&index_path))?;
     let mut names = rustc_hash::FxHashSet::default();
     while let Some(r) = rows.next().map_err(StoreError::index(&index_path))? {
@@ -586,10 +588,7 @@ pub(crate) fn tally_runs(
         )
         .map_err(StoreError::index(&index_path))?;
     let mut rows = stmt
-        .query([
-            from.format("%Y-%m-%d").to_string(),
-            to.format("%Y-%m-%d").to_string(),
-        ])
+        .query(date_range(from, to))
         .map_err(StoreError::index(&index_path))?;
     // Dates repeat run after run: parse each distinct text once.
     let mut last_date: Option<(String, NaiveDate)> = None;
@@ -637,10 +636,7 @@ pub(crate) fn tally_runs(
     let earlier = "FROM runs r WHERE r.run_date >= ?1 AND r.run_date <= ?2 AND EXISTS \
          (SELECT 1 FROM runs e WHERE e.dut_serial = r.dut_serial \
          AND e.procedure_id = r.procedure_id AND e.run_date < ?1)";
-    let dates = [
-        from.format("%Y-%m-%d").to_string(),
-        to.format("%Y-%m-%d").to_string(),
-    ];
+    let dates = date_range(from, to);
     let any_before: bool = conn
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM runs WHERE run_date < ?1)",

@@ -30,8 +30,8 @@ mod synth;
 pub use audit::{
     AUDIT_SCHEMA, AuditContext, AuditOptions, AuditSummary, CalibrationDue, ChartDay, ControlChart,
     Counts, DailyYield, HistBin, Histogram, LoadPointStats, PROBLEM_RUNS_FILE, ProblemRun,
-    StationYield, control_charts, cpk, cpk_interval, histogram_bins, least_squares_slope,
-    load_point_stats, yield_by_station_day,
+    StationYield, control_charts, cpk, cpk_interval, histogram_bins, load_point_stats,
+    yield_by_station_day,
 };
 pub use compact::CompactSummary;
 pub use error::StoreError;
@@ -41,6 +41,7 @@ pub use frames::{
     point_rows_from_frame, points_frame, read_parquet, samples_frame, write_samples_parquet,
 };
 pub use index::{BUNDLE_SAMPLES_FILE, InstrumentRow, RunDetail, RunFilter, RunRow, SCHEMA_SQL};
+pub use limits::column_limit;
 pub use plots::PLOTS_DIR;
 pub use render::{AUDIT_TEMPLATE, EMBEDDED_AUDIT_TEMPLATE, render_audit_html};
 pub use store::{Store, StoreLocation};

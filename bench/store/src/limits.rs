@@ -44,6 +44,13 @@ pub(crate) fn varchar_limits(sql: &str) -> HashMap<(String, String), usize> {
     out
 }
 
+/// The most characters `table.column` holds, when the schema bounds it.
+pub fn column_limit(table: &str, column: &str) -> Option<usize> {
+    limits()
+        .get(&(table.to_string(), column.to_string()))
+        .copied()
+}
+
 /// Every text the run's rows hold within its column's length, else which is not.
 pub(crate) fn check_lengths(run: &IndexRun, points: &[PointRow]) -> Result<(), StoreError> {
     let r = &run.row;
