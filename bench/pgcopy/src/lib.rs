@@ -263,6 +263,11 @@ impl<'a> Tuple<'a> {
         Ok(i32::from_be_bytes(self.fixed(i, "int4")?))
     }
 
+    /// An `int8` field (also a `timestamptz`'s: microseconds since 2000-01-01 UTC).
+    pub fn int8(&self, i: usize) -> Result<i64, CopyError> {
+        Ok(i64::from_be_bytes(self.fixed(i, "int8")?))
+    }
+
     /// A `float8` field, every bit of it.
     pub fn float8(&self, i: usize) -> Result<f64, CopyError> {
         Ok(f64::from_bits(u64::from_be_bytes(self.fixed(i, "float8")?)))

@@ -73,6 +73,31 @@ fn a_servers_points_read_as_its_text_form_says() {
 }
 
 #[test]
+fn a_servers_start_times_are_microseconds_since_2000() {
+    let bytes = include_bytes!("data/runs.copy");
+    let text = include_str!("data/runs.txt");
+    let (tuples, end) = read_all(4, &[bytes]);
+    end.unwrap();
+    assert_eq!(tuples.len(), 3);
+    let mut reader = CopyReader::new(4);
+    reader.push(bytes);
+    for line in text.lines() {
+        let want: Vec<&str> = line.split('\t').collect();
+        let t = reader.next_tuple().unwrap().unwrap();
+        assert_eq!(t.text(0).unwrap(), want[0]);
+        // 2000-01-01 is 10 957 days after 1970-01-01: 946 684 800 s.
+        let unix_micros: i64 = want[1].parse().unwrap();
+        assert_eq!(t.int8(1).unwrap() + 946_684_800_000_000, unix_micros);
+        assert_eq!(t.text(2).unwrap(), want[2]);
+        assert_eq!(want[3], "\\N");
+        assert_eq!(t.raw(3), None);
+        assert!(t.int4(1).is_err(), "8 bytes are no int4");
+    }
+    assert!(reader.next_tuple().unwrap().is_none());
+    reader.finish().unwrap();
+}
+
+#[test]
 fn hand_built_values_and_their_refusals() {
     let tuples = vec![vec![
         Some(7i32.to_be_bytes().to_vec()),
@@ -94,6 +119,7 @@ fn hand_built_values_and_their_refusals() {
     assert!(t.text(4).is_err(), "not UTF-8");
     assert!(t.int4(5).is_err(), "3 bytes are no int4");
     assert!(t.float8(0).is_err(), "4 bytes are no float8");
+    assert!(t.int8(0).is_err(), "4 bytes are no int8");
     assert!(reader.next_tuple().unwrap().is_none());
     reader.finish().unwrap();
 }

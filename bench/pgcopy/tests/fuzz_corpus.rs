@@ -27,7 +27,14 @@ fn replay(data: &[u8]) {
     reader.push(stream);
     while let Ok(Some(t)) = reader.next_tuple() {
         for i in 0..fields {
-            let _ = (t.text(i), t.int4(i), t.float8(i), t.bool(i), t.date_days(i));
+            let _ = (
+                t.text(i),
+                t.int4(i),
+                t.int8(i),
+                t.float8(i),
+                t.bool(i),
+                t.date_days(i),
+            );
         }
     }
 }

@@ -37,10 +37,10 @@ pub enum StoreError {
         error: postgres::Error,
     },
     #[error(
-        "PostgreSQL store {store}: the points the server sent are not what was asked for: \
+        "PostgreSQL store {store}: the rows the server sent are not what was asked for: \
          {error} (is it a PostgreSQL server, or a proxy that changes what it forwards?)"
     )]
-    PointsCopy {
+    Copy {
         /// The URL without its password.
         store: String,
         error: meterbench_pgcopy::CopyError,

@@ -180,6 +180,16 @@ impl PointGroups {
         g
     }
 
+    /// Put each group's errors in ascending order: a reader on a thread of its own does
+    /// so before its groups are appended, and [`PointGroups::settle`]'s sort then only
+    /// merges the readers' ordered runs (the sort took a third of the audit's time after
+    /// its reads, on one thread).
+    pub(crate) fn order_errors(&mut self) {
+        for (_, g) in &mut self.groups {
+            g.errors.sort_by(f64::total_cmp);
+        }
+    }
+
     /// Add one point.
     pub(crate) fn add_point(&mut self, key: GroupKey, step_index: u32, error_percent: f64) {
         let g = self.group(key, step_index);
