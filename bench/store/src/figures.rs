@@ -220,11 +220,29 @@ impl PointGroups {
                 .then(f64::from_bits(a.mpe_bits).total_cmp(&f64::from_bits(b.mpe_bits)))
                 .then(a.accepted.cmp(&b.accepted))
         });
-        for (i, (key, g)) in self.groups.iter_mut().enumerate() {
-            g.errors.sort_by(f64::total_cmp);
-            let mut m = Moments::default();
-            g.errors.iter().for_each(|e| m.add(*e));
-            g.moments = m;
+        // The groups in two halves of about as many points, each on a thread (a year of
+        // points is millions of errors to put in order and sum again).
+        let total: usize = self.groups.iter().map(|(_, g)| g.errors.len()).sum();
+        let mut half = 0;
+        let mut counted = 0;
+        while half < self.groups.len() && 2 * counted < total {
+            counted += self.groups[half].1.errors.len();
+            half += 1;
+        }
+        let (first, second) = self.groups.split_at_mut(half);
+        let settle = |groups: &mut [(GroupKey, Group)]| {
+            for (_, g) in groups {
+                g.errors.sort_by(f64::total_cmp);
+                let mut m = Moments::default();
+                g.errors.iter().for_each(|e| m.add(*e));
+                g.moments = m;
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| settle(second));
+            settle(first);
+        });
+        for (i, (key, _)) in self.groups.iter().enumerate() {
             self.index.insert(*key, i);
         }
     }

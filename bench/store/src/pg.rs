@@ -11,7 +11,7 @@ use crate::StoreError;
 use crate::audit::{
     AuditOptions, AuditReads, AuditRun, InstrumentUse, METER_OUTCOMES, RunTally, is_problem,
 };
-use crate::figures::{self, GroupKey, Names, PointGroups};
+use crate::figures::{GroupKey, Names, PointGroups};
 use crate::frames::{PointRow, outcome_str, parse_outcome, point_rows};
 use crate::index::{
     BUNDLE_SAMPLES_FILE, IndexRun, InstrumentRow, RunDetail, RunFilter, RunRow, SCHEMA_SQL,
@@ -475,14 +475,7 @@ impl PgStore {
                 "PostgreSQL store {}: the runs were not read: the audit's snapshot was not taken",
                 self.shown
             )))??;
-            Ok(AuditReads {
-                tally,
-                figures: (
-                    figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
-                    figures::control_charts(&groups, opts.from),
-                ),
-                uses,
-            })
+            Ok(AuditReads::of(tally, &groups, uses, opts))
         })
     }
 

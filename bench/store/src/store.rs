@@ -10,7 +10,6 @@ use crate::audit::{
     AuditOptions, AuditReads, AuditSummary, indexed_point_groups, joined, read_point_files,
 };
 use crate::compact::CompactSummary;
-use crate::figures;
 use crate::index::{RunDetail, RunFilter, RunRow};
 use crate::synth::SynthSummary;
 use crate::{StoreError, index, pg};
@@ -235,14 +234,7 @@ impl Store {
                 let mut tally = tally?;
                 let indexed = tally.points_files.take().unwrap_or_default();
                 let groups = indexed_point_groups(files?, &indexed);
-                Ok(AuditReads {
-                    tally,
-                    figures: (
-                        figures::load_point_stats(&groups, opts.histogram_max_bins, &opts.cpk),
-                        figures::control_charts(&groups, opts.from),
-                    ),
-                    uses: uses?,
-                })
+                Ok(AuditReads::of(tally, &groups, uses?, opts))
             }),
             Backend::Postgres(pg) => pg.audit_reads(opts),
         }
