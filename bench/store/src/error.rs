@@ -40,7 +40,7 @@ pub enum StoreError {
         "PostgreSQL store {store}: the rows the server sent are not what was asked for: \
          {error} (is it a PostgreSQL server, or a proxy that changes what it forwards?)"
     )]
-    Copy {
+    BinaryCopy {
         /// The URL without its password.
         store: String,
         error: meterbench_pgcopy::CopyError,

@@ -239,8 +239,9 @@ impl PointGroups {
             }
         };
         std::thread::scope(|s| {
-            s.spawn(|| settle(second));
+            let other = s.spawn(|| settle(second));
             settle(first);
+            crate::audit::joined(other);
         });
         for (i, (key, _)) in self.groups.iter().enumerate() {
             self.index.insert(*key, i);

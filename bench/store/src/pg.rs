@@ -357,7 +357,7 @@ impl PgStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<RunTally, StoreError> {
-        let format = |error| StoreError::Copy {
+        let format = |error| StoreError::BinaryCopy {
             store: self.shown.clone(),
             error,
         };
@@ -377,12 +377,15 @@ impl PgStore {
             tuples.push(&chunk);
             while let Some(t) = tuples.next_tuple().map_err(format)? {
                 let run_id = t.text(0).map_err(format)?;
-                let started = pg_timestamp(t.int8(5).map_err(format)?).ok_or_else(|| {
-                    format(CopyError::Format {
-                        offset: t.offset(),
-                        what: "a start time out of the calendar's range".into(),
-                    })
-                })?;
+                // The column takes ±infinity, which is no time a run started at.
+                let started =
+                    pg_timestamp(t.int8(5).map_err(format)?).ok_or_else(|| StoreError::Record {
+                        run_id: run_id.to_string(),
+                        message: format!(
+                            "its start time in {} is out of the calendar's range (infinity?)",
+                            self.shown
+                        ),
+                    })?;
                 let outcome_text = t.text(6).map_err(format)?;
                 let outcome = parse_outcome(outcome_text).ok_or_else(|| StoreError::Record {
                     run_id: run_id.to_string(),
@@ -456,9 +459,18 @@ impl PgStore {
                     runtime.block_on(async {
                         let mut client = self.reader_client().await?;
                         let tx = self.repeatable_read(&mut client).await?;
-                        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                            .await
-                            .map_err(self.err())?;
+                        // The tables this side reads are locked before the lead may end
+                        // its transaction: a TRUNCATE or a rewrite asked for meanwhile
+                        // (not safe for an older snapshot: it would read them empty)
+                        // waits behind the lead, and this lock behind it; the side gives up
+                        // instead, as the point readers do, and the audit fails saying so.
+                        tx.batch_execute(&format!(
+                            "SET TRANSACTION SNAPSHOT '{snapshot}'; \
+                             SET LOCAL lock_timeout = '10s'; \
+                             LOCK TABLE runs, run_instruments IN ACCESS SHARE MODE"
+                        ))
+                        .await
+                        .map_err(self.err())?;
                         // Taken up: the lead may end its transaction whenever it is done.
                         drop(taken_out);
                         let tally = self.tally_runs(&tx, from, to).await?;
@@ -648,7 +660,7 @@ impl PgStore {
         wanted_runs: &str,
         wanted: i64,
     ) -> Result<WantedRuns, StoreError> {
-        let format = |error| StoreError::Copy {
+        let format = |error| StoreError::BinaryCopy {
             store: self.shown.clone(),
             error,
         };
@@ -695,7 +707,7 @@ impl PgStore {
             PointRuns::Looked(_) => 1,
             PointRuns::Joined => 2,
         };
-        let format = |error| StoreError::Copy {
+        let format = |error| StoreError::BinaryCopy {
             store: self.shown.clone(),
             error,
         };

@@ -987,3 +987,35 @@ fn problem_runs_are_listed_in_a_csv_beside_the_report(kind: Kind) {
         lines[1]
     );
 }
+
+/// A run whose start time the server holds as `infinity` (the column takes it; no bench
+/// writes it) is named by the audit, not taken for a broken server.
+#[test]
+fn a_run_started_at_infinity_is_named_by_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = meterbench_testpg::database();
+    let (store, recs) = {
+        let store = Store::create(&StoreLocation::Postgres(url.clone())).unwrap();
+        let r = record("pass.json");
+        store.ingest(&r, &bundle_for(dir.path(), &r)).unwrap();
+        (store, [r])
+    };
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    client
+        .execute(
+            "UPDATE runs SET started_utc = 'infinity' WHERE run_id = $1",
+            &[&recs[0].run_id],
+        )
+        .unwrap();
+    // The run's date stays as filed (the UTC date it started).
+    let day: NaiveDate = recs[0].started_utc[..10].parse().unwrap();
+    let err = store
+        .audit(&AuditOptions::new(day, day), &dir.path().join("audit"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("run {}: its start time in", recs[0].run_id))
+            && err.contains("out of the calendar's range"),
+        "{err}"
+    );
+}
