@@ -303,22 +303,22 @@ fn a_run_the_store_cannot_take_is_queued_and_filed_by_the_next_run() {
     );
 }
 
-/// A run the store can never take as it is (its source's calibration id is longer than
-/// the store's column; a station's, procedure's or fixture's own names are refused before
-/// switch-on, below) is issued, said not filed with the field named, and not queued: it
-/// would be refused again at every later run.
+/// A run the store can never take as it is (the device's serial number, read at the run,
+/// is longer than the store's column; the texts of the station, procedure and fixture
+/// files are refused before switch-on, below) is issued, said not filed with the field
+/// named, and not queued: it would be refused again at every later run.
 #[test]
 fn a_run_the_store_refuses_for_good_is_not_queued() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
     let station = dir.path().join("long-name.yaml");
     let sim = std::fs::read_to_string(repo().join("hw/stations/sim.yaml")).unwrap();
-    assert!(sim.contains("id: SIM-CAL-SRC-2026-01,"));
+    assert!(sim.contains("serial_number: SIM-CPIM-000123\n"));
     std::fs::write(
         &station,
         sim.replace(
-            "id: SIM-CAL-SRC-2026-01,",
-            &format!("id: SIM-CAL-{},", "S".repeat(120)),
+            "serial_number: SIM-CPIM-000123\n",
+            &format!("serial_number: SIM-CPIM-000123{}\n", "S".repeat(120)),
         ),
     )
     .unwrap();
@@ -328,8 +328,8 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
             "--quiet",
             "--procedure",
             "procedures/cpim1000-eol.yaml",
+            "--reports",
         ])
-        .args(["--answers", "hw/answers/sim-cpim1000.yaml", "--reports"])
         .arg(&reports)
         .arg("--station")
         .arg(&station)
@@ -341,7 +341,7 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         .unwrap();
     let said = text(&out);
     assert!(
-        said.contains("run_instruments.calibration_id") && said.contains("it is not queued"),
+        said.contains("runs.dut_serial") && said.contains("it is not queued"),
         "{said}"
     );
     assert_eq!(run_folders(&reports).len(), 1, "the run is issued: {said}");
@@ -351,8 +351,9 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         "{said}"
     );
 
-    // A station name longer than the store keeps: refused before anything is switched
-    // on, naming the file, by run and validate alike.
+    // A station name, or an instrument's calibration id, longer than the store keeps:
+    // refused before anything is switched on, naming the file, by run and validate
+    // alike (validate of the file alone too).
     let long_name = dir.path().join("long-name-2.yaml");
     std::fs::write(
         &long_name,
@@ -362,34 +363,52 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         ),
     )
     .unwrap();
+    let long_calibration = dir.path().join("long-calibration.yaml");
+    std::fs::write(
+        &long_calibration,
+        sim.replace(
+            "id: SIM-CAL-SRC-2026-01,",
+            &format!("id: SIM-CAL-{},", "S".repeat(120)),
+        ),
+    )
+    .unwrap();
     let other_reports = dir.path().join("refused");
-    for args in [
-        vec![
-            "run",
-            "--quiet",
-            "--reports",
-            other_reports.to_str().unwrap(),
-        ],
-        vec!["validate"],
+    for (file, says) in [
+        (
+            &long_name,
+            "the station's name is 255 characters; the results store keeps at most 200",
+        ),
+        (
+            &long_calibration,
+            "the source's calibration id is 128 characters; the results store keeps at most 100",
+        ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-            .args(&args)
-            .arg("--station")
-            .arg(&long_name)
-            .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
-            .current_dir(repo())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let said = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{said}");
-        assert!(
-            said.contains(&format!(
-                "{}: the station's name is 255 characters; the results store keeps at most 200",
-                long_name.display()
-            )),
-            "{said}"
-        );
+        for args in [
+            vec![
+                "run",
+                "--quiet",
+                "--reports",
+                other_reports.to_str().unwrap(),
+                "--station",
+            ],
+            vec!["validate", "--station"],
+            vec!["validate"],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+                .args(&args)
+                .arg(file)
+                .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+                .current_dir(repo())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let said = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+            assert!(
+                said.contains(&format!("{}: {says}", file.display())),
+                "{args:?}: {said}"
+            );
+        }
     }
     assert!(!other_reports.exists(), "nothing was started");
 }

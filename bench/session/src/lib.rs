@@ -13,6 +13,7 @@ pub mod outputs;
 pub mod paths;
 pub mod serve;
 pub mod shipped;
+pub mod store_lengths;
 pub mod technician;
 
 pub use bind::{BoundPosition, BoundStation, SimOptions, bind};
@@ -189,7 +190,9 @@ impl Prepared {
             expected_energised_s,
             questions: asked,
         } = check_combination(&procedure, &fixture, &station, options.today)?;
-        check_store_lengths(&options, &procedure, &fixture, &station)?;
+        store_lengths::check_procedure(&procedure)?;
+        store_lengths::check_fixture(&fixture)?;
+        store_lengths::check_station(&station)?;
         let positions = resolve_positions(&options, &station, &fixture)?;
         let signatory = station
             .signatory(options.signer.as_deref())
@@ -413,73 +416,6 @@ impl Prepared {
 }
 
 /// Which positions are measured, and the serial number of the device at each.
-/// The files' texts every run record carries into the results store, within the store's
-/// columns (`schema.sql`): a longer one would be measured and certified, then refused
-/// by the store; it is refused here, naming the file, before anything is switched on.
-fn check_store_lengths(
-    options: &SessionOptions,
-    procedure: &DutProcedure,
-    fixture: &DutFixture,
-    station: &Station,
-) -> Result<(), SessionError> {
-    let fields = [
-        (
-            &options.station,
-            "station_id",
-            "the station's id",
-            station.id.as_str(),
-        ),
-        (
-            &options.station,
-            "station_name",
-            "the station's name",
-            &station.name,
-        ),
-        (
-            &options.station,
-            "laboratory",
-            "the laboratory's name",
-            &station.laboratory_name,
-        ),
-        (
-            &options.procedure,
-            "procedure_id",
-            "the procedure's id",
-            procedure.id(),
-        ),
-        (
-            &options.procedure,
-            "procedure_version",
-            "the procedure's version",
-            procedure.version(),
-        ),
-        (
-            &options.fixture,
-            "dut_manufacturer",
-            "the fixture's manufacturer",
-            fixture.manufacturer(),
-        ),
-        (
-            &options.fixture,
-            "dut_type",
-            "the fixture's device type",
-            fixture.device_type(),
-        ),
-    ];
-    for (file, column, what, value) in fields {
-        let chars = value.chars().count();
-        if let Some(max) = meterbench_store::column_limit("runs", column)
-            && chars > max
-        {
-            return Err(SessionError::Request(format!(
-                "{}: {what} is {chars} characters; the results store keeps at most {max} (schema.sql): shorten it",
-                file.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn resolve_positions(
     options: &SessionOptions,
     station: &Station,

@@ -3,7 +3,7 @@ use chrono::{Local, NaiveDate};
 use clap::Args;
 use meterbench_procedure::{DataFile, DutFixture, DutProcedure, Station};
 use meterbench_session::paths::BenchHome;
-use meterbench_session::{Prepared, check_combination};
+use meterbench_session::{Prepared, check_combination, store_lengths};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -121,6 +121,18 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
         match DataFile::load(f) {
             Ok(file) => {
                 let what = file.what();
+                // Texts longer than the results store keeps: `run` refuses them.
+                let fits = match &file {
+                    DataFile::Procedure(p) => store_lengths::check_procedure(p),
+                    DataFile::Fixture(x) => store_lengths::check_fixture(x),
+                    DataFile::Station(s) => store_lengths::check_station(s),
+                    DataFile::Answers(_) => Ok(()),
+                };
+                if let Err(e) = fits {
+                    println!("error {e}");
+                    errors += 1;
+                    continue;
+                }
                 match file {
                     DataFile::Procedure(p) => {
                         println!("ok    {} ({what} {} {})", f.display(), p.id(), p.version());
