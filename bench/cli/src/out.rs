@@ -9,6 +9,32 @@ pub fn say(text: impl std::fmt::Display) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Text on stdout as it is (no line added), if anyone reads it.
+pub fn say_part(text: impl std::fmt::Display) {
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
+/// `println!` for the commands' output: the text is dropped when no one reads it
+/// (`meterbench verify B | grep -q …` closes the pipe early), and the command goes on to
+/// exit with its own status instead of a panic's 101.
+#[macro_export]
+macro_rules! sayln {
+    () => {
+        $crate::out::say("")
+    };
+    ($($arg:tt)*) => {
+        $crate::out::say(format_args!($($arg)*))
+    };
+}
+
+/// `print!` likewise.
+#[macro_export]
+macro_rules! sayp {
+    ($($arg:tt)*) => {
+        $crate::out::say_part(format_args!($($arg)*))
+    };
+}
+
 /// A line on stderr, if anyone reads it.
 pub fn warn(text: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");

@@ -28,6 +28,37 @@ fn meterbench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `meterbench ARGS` writing into a pipe whose reading end is closed before it starts:
+/// every write to stdout fails (EPIPE), as when `| head -1` has read its line.
+fn with_stdout_closed(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .env("METERBENCH_SIGNING_KEY", test_key())
+        .current_dir(repo())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// The commands that print a list or an answer exit with their own status when no one
+/// reads it, not with a panic's 101.
+#[test]
+fn a_reader_that_stops_reading_leaves_the_commands_status() {
+    for (args, code) in [
+        (vec!["validate"], 0),
+        (vec!["validate", "no-such-file.yaml"], 2),
+        (vec!["runs", "list", "--store", "/nonexistent/store"], 2),
+    ] {
+        let out = with_stdout_closed(&args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+    }
+}
+
 fn records(dir: &Path) -> Vec<serde_json::Value> {
     let mut v = Vec::new();
     for run in std::fs::read_dir(dir).unwrap() {
@@ -481,6 +512,14 @@ fn every_run_ends_in_a_signed_bundle_that_verifies_and_tampering_is_named() {
             Some(0),
             "{}",
             String::from_utf8_lossy(&ok.stdout)
+        );
+        // A reader that stops reading (`verify B | grep -q OK`) leaves verify's answer.
+        let unread = with_stdout_closed(&["verify", bundle.to_str().unwrap()]);
+        assert_eq!(
+            unread.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&unread.stderr)
         );
     }
     let log = reports.path().join("issuance-log.jsonl");

@@ -125,7 +125,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         eprintln!("PDF in {:.1} s", t.elapsed().as_secs_f64());
     }
     let t = &summary.totals;
-    println!(
+    crate::sayln!(
         "{} runs ({} PASS, {} FAIL, {} NOT DECIDABLE, {} ERROR, {} ABORTED), first-pass yield {} over {} first attempts (serial and procedure)",
         t.runs,
         t.pass,
@@ -137,7 +137,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         t.first_runs
     );
     for lp in summary.load_points.iter().filter(|l| l.below_cpk_target) {
-        println!(
+        crate::sayln!(
             "Cpk {:.2} ({:.2} .. {:.2} at {} % confidence, n = {}) below {} at {} [{}]",
             lp.cpk.unwrap_or(f64::NAN),
             lp.cpk_low.unwrap_or(f64::NAN),
@@ -155,13 +155,13 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         .filter(|l| l.cpk_withheld)
         .count();
     if withheld > 0 {
-        println!(
+        crate::sayln!(
             "Cpk withheld at {withheld} load points with fewer than {} results",
             opts.cpk.min_n
         );
     }
     for c in summary.control_charts.iter().filter(|c| c.drift_suspected) {
-        println!(
+        crate::sayln!(
             "drift suspected at station {} {}: {:+.5} %/day",
             c.station,
             c.step_name,
@@ -169,7 +169,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
         );
     }
     for c in &summary.calibrations_due {
-        println!(
+        crate::sayln!(
             "calibration {}: station {} {} {} serial {} ({}), due {}",
             if c.overdue { "OVERDUE" } else { "due soon" },
             c.station,
@@ -180,7 +180,7 @@ fn execute(args: &AuditArgs, home: &BenchHome) -> anyhow::Result<()> {
             c.due
         );
     }
-    println!(
+    crate::sayln!(
         "{} FAIL, NOT DECIDABLE or ERROR runs listed. Report: {} ({}audit.json)",
         summary.problem_runs.len(),
         out.join("audit.html").display(),

@@ -96,24 +96,24 @@ fn identity(a: &IdentityArgs, home: &meterbench_session::paths::BenchHome) -> an
         None if unknown_version => "not compared (no certified identity of this version)".into(),
         None => "certified".into(),
     };
-    println!(
+    crate::sayln!(
         "software version   {:<20} {}",
         reported.software_version,
         verdict("software version")
     );
-    println!(
+    crate::sayln!(
         "software hash      {:<20} {}",
         reported.software_hash,
         verdict("software hash")
     );
     for (port, h) in &reported.lrs_hash {
-        println!(
+        crate::sayln!(
             "LRS hash {port:<9} {h:<20} {}",
             verdict(&format!("LRS hash of port {port}"))
         );
     }
     if mismatches.is_empty() {
-        println!(
+        crate::sayln!(
             "IDENTITY: certified ({})",
             fixture
                 .certified_software_source
@@ -123,7 +123,7 @@ fn identity(a: &IdentityArgs, home: &meterbench_session::paths::BenchHome) -> an
         Ok(0)
     } else {
         for m in &mismatches {
-            println!("IDENTITY: FAIL: {m}");
+            crate::sayln!("IDENTITY: FAIL: {m}");
         }
         Ok(1)
     }

@@ -121,14 +121,14 @@ pub fn main(args: DevicesArgs) -> i32 {
     };
     if args.json {
         match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => crate::sayln!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;
             }
         }
     } else {
-        print!("{}", text(&report, !args.no_identify));
+        crate::sayp!("{}", text(&report, !args.no_identify));
     }
     0
 }

@@ -174,7 +174,7 @@ fn flash(a: &FlashArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("core 0 of the {}: {e}", a.chip))?;
     core.reset()
         .map_err(|e| anyhow::anyhow!("starting the firmware (reset): {e}"))?;
-    println!(
+    crate::sayln!(
         "flashed{} {} in {:.1} s; the counter restarts: check it with `meterbench hw info`",
         if a.no_verify { "" } else { " and verified" },
         a.elf.display(),
@@ -223,12 +223,12 @@ fn info(a: &InfoArgs) -> anyhow::Result<()> {
     let h = *counter.hello();
     let id = counter.identity()?;
     let (major, minor, patch) = h.firmware_version;
-    println!("port            {port}");
-    println!("serial number   {}", id.serial_number);
-    println!("firmware        {major}.{minor}.{patch}");
-    println!("protocol        v{}", h.protocol_version);
-    println!("channels        {}", h.channel_count);
-    println!(
+    crate::sayln!("port            {port}");
+    crate::sayln!("serial number   {}", id.serial_number);
+    crate::sayln!("firmware        {major}.{minor}.{patch}");
+    crate::sayln!("protocol        v{}", h.protocol_version);
+    crate::sayln!("channels        {}", h.channel_count);
+    crate::sayln!(
         "timebase        {} Hz ({})",
         h.timebase_hz,
         if h.external_clock {
@@ -237,7 +237,7 @@ fn info(a: &InfoArgs) -> anyhow::Result<()> {
             "on-board crystal"
         }
     );
-    println!(
+    crate::sayln!(
         "reference input {}",
         if h.reference_input { "yes" } else { "no" }
     );

@@ -26,22 +26,22 @@ pub fn main(args: InitArgs, home: &BenchHome) -> i32 {
     };
     let count = |which: Placed| report.files.iter().filter(|(_, p)| *p == which).count();
     let root = std::path::absolute(home.root()).unwrap_or_else(|_| home.root().to_path_buf());
-    println!("bench home {}", root.display());
+    crate::sayln!("bench home {}", root.display());
     for (path, placed) in &report.files {
         if *placed == Placed::Kept {
-            println!(
+            crate::sayln!(
                 "  kept {} (it differs from the shipped file; yours is left as it is)",
                 path.display()
             );
         }
     }
-    println!(
+    crate::sayln!(
         "  {} files written, {} already there and the same, {} kept as they were",
         count(Placed::Written),
         count(Placed::Unchanged),
         count(Placed::Kept)
     );
-    println!(
+    crate::sayln!(
         "  signing key {} ({}), key id {}",
         report.key.display(),
         if report.key_created {
@@ -55,7 +55,7 @@ pub fn main(args: InitArgs, home: &BenchHome) -> i32 {
         HomeOrigin::CurrentFolder if args.dir.is_none() => String::new(),
         _ => format!("--home {} ", root.display()),
     };
-    println!(
+    crate::sayln!(
         "next: meterbench {cd}run   (the class B procedure on the simulated bench; \
          runs, the issuance log and the store go to {})",
         root.join("reports").display()

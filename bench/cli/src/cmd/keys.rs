@@ -115,18 +115,18 @@ fn generate(out: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let key = generate_key(&private, &public).map_err(|e| e.to_string())?;
-    println!("private key: {}", private.display());
-    println!("public key:  {}", public.display());
-    println!("key id:      {}", key_id(&key.verifying_key()));
+    crate::sayln!("private key: {}", private.display());
+    crate::sayln!("public key:  {}", public.display());
+    crate::sayln!("key id:      {}", key_id(&key.verifying_key()));
     // The DCC's XML signature key, derived from this one: a reader of a DCC alone
     // compares its ds:KeyName with the id published here.
-    println!(
+    crate::sayln!(
         "DCC key id:  {} (P-256, derived; the DCC's ds:KeyName)",
         meterbench_signing::xmldsig::XmlSigningKey::derive(&key).key_id()
     );
     match start_keyring(&private, &key)? {
-        Some(ring) => println!("keyring:     {} (publish it)", ring.display()),
-        None => println!(
+        Some(ring) => crate::sayln!("keyring:     {} (publish it)", ring.display()),
+        None => crate::sayln!(
             "keyring:     {} exists and was left as it is: a key joins it by a rotation from the key in use (`meterbench keys rotate --new {}`) or, when that key is lost, by `meterbench keys add {}`",
             keyring_path(&private).display(),
             private.display(),
@@ -182,9 +182,9 @@ fn list(keyring: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
         ));
     }
     let ring = Keyring::load(&path).map_err(|e| e.to_string())?;
-    println!("keyring {}", path.display());
+    crate::sayln!("keyring {}", path.display());
     for k in &ring.keys {
-        println!("  {}  {}", k.key_id, k.period());
+        crate::sayln!("  {}  {}", k.key_id, k.period());
     }
     Ok(())
 }
@@ -204,9 +204,9 @@ fn add(public_key: &Path, keyring: Option<PathBuf>, home: &BenchHome) -> Result<
     ring.keys
         .extend(Keyring::new_key(key, chrono::Utc::now(), "").keys);
     ring.save(&path).map_err(|e| e.to_string())?;
-    println!("keyring {} (publish it):", path.display());
+    crate::sayln!("keyring {} (publish it):", path.display());
     for k in &ring.keys {
-        println!("  {}  {}", k.key_id, k.period());
+        crate::sayln!("  {}  {}", k.key_id, k.period());
     }
     Ok(())
 }
@@ -266,7 +266,7 @@ fn retire(
             seq: last.seq,
             hash: last.hash.clone(),
         };
-        println!(
+        crate::sayln!(
             "its last entry in {}: seq {} (nothing it signs after it there is trusted)",
             log.display(),
             entry.seq
@@ -276,9 +276,9 @@ fn retire(
         }
     }
     ring.save(&path).map_err(|e| e.to_string())?;
-    println!("keyring {} (publish it):", path.display());
+    crate::sayln!("keyring {} (publish it):", path.display());
     for k in &ring.keys {
-        println!("  {}  {}", k.key_id, k.period());
+        crate::sayln!("  {}  {}", k.key_id, k.period());
     }
     Ok(())
 }
@@ -373,7 +373,7 @@ fn rotate(
         seq: entry.seq,
         hash: entry.hash.clone(),
     });
-    println!(
+    crate::sayln!(
         "logged: {} hands over from key id {old_id} to key id {new_id} at {}",
         log.display(),
         at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -385,21 +385,21 @@ fn rotate(
     rotated
         .save(&ring_path)
         .map_err(|e| format!("the rotation is logged, but the keyring was not updated ({e}); run the same command again to finish"))?;
-    println!("keyring {} (publish it):", ring_path.display());
+    crate::sayln!("keyring {} (publish it):", ring_path.display());
     for k in &rotated.keys {
-        println!("  {}  {}", k.key_id, k.period());
+        crate::sayln!("  {}  {}", k.key_id, k.period());
     }
     if in_place {
         let retired = own.with_file_name(format!("retired/signing-key-{old_id}.pem"));
         move_key(&own, &retired)?;
         move_key(&new_path, &own)?;
-        println!(
+        crate::sayln!(
             "the bench signs with key id {new_id} ({}); the old key was moved to {} (it can sign nothing more: destroy it when your procedures allow)",
             own.display(),
             retired.display()
         );
     } else {
-        println!(
+        crate::sayln!(
             "sign with the new key from now on: --signing-key {} or METERBENCH_SIGNING_KEY={}",
             new_path.display(),
             new_path.display()
@@ -440,7 +440,7 @@ fn finish_moves(
         ));
     }
     move_key(next, own)?;
-    println!(
+    crate::sayln!(
         "finished a rotation cut short: the bench signs with key id {id} ({})",
         own.display()
     );

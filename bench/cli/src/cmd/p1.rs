@@ -250,7 +250,7 @@ fn read(a: &ReadArgs) -> anyhow::Result<()> {
                 if a.json {
                     println!("{}", serde_json::to_string(&t)?);
                 } else {
-                    print!("{}", show(&t));
+                    crate::sayp!("{}", show(&t));
                 }
             }
             Some(P1Event::Error(e)) => {

@@ -58,7 +58,7 @@ fn execute(args: PanelArgs, home: &BenchHome) -> anyhow::Result<i32> {
         std::io::stdin().lock().read_line(&mut line)?;
         let password = line.trim_end_matches(['\n', '\r']);
         anyhow::ensure!(!password.is_empty(), "no password on standard input");
-        println!("{}", hash_password(password));
+        crate::sayln!("{}", hash_password(password));
         return Ok(0);
     }
     let station = home

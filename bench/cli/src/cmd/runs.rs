@@ -162,10 +162,10 @@ fn list(store: &Store, a: ListArgs) -> anyhow::Result<i32> {
     };
     let runs = store.list_runs(&filter)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        crate::sayln!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(0);
     }
-    print!("{}", runs_table(&runs));
+    crate::sayp!("{}", runs_table(&runs));
     Ok(0)
 }
 
@@ -236,12 +236,12 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
         );
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        crate::sayln!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(0);
     }
     let r = &d.run;
-    println!("run        {}", r.run_id);
-    println!(
+    crate::sayln!("run        {}", r.run_id);
+    crate::sayln!(
         "verdict    {}{}",
         verdict(r.outcome),
         r.reason
@@ -249,29 +249,36 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
             .map(|x| format!(": {x}"))
             .unwrap_or_default()
     );
-    println!(
+    crate::sayln!(
         "DUT        {} {} serial {} (class {})",
-        r.dut_manufacturer, r.dut_type, r.serial, r.accuracy_class
+        r.dut_manufacturer,
+        r.dut_type,
+        r.serial,
+        r.accuracy_class
     );
-    println!(
+    crate::sayln!(
         "procedure  {} version {} (sha256 {})",
-        r.procedure_id, r.procedure_version, r.procedure_sha256
+        r.procedure_id,
+        r.procedure_version,
+        r.procedure_sha256
     );
-    println!(
+    crate::sayln!(
         "station    {} ({}), {}",
-        r.station, r.station_name, r.laboratory
+        r.station,
+        r.station_name,
+        r.laboratory
     );
-    println!(
+    crate::sayln!(
         "time       {} .. {}",
         r.started_utc,
         r.finished_utc.as_deref().unwrap_or("(not finished)")
     );
-    println!("bench      meterbench {}", r.bench_version);
-    println!("bundle     {}", r.bundle.display());
+    crate::sayln!("bench      meterbench {}", r.bench_version);
+    crate::sayln!("bundle     {}", r.bundle.display());
     if !d.instruments.is_empty() {
-        println!("instruments");
+        crate::sayln!("instruments");
         for i in &d.instruments {
-            println!(
+            crate::sayln!(
                 "  {:<10} {} serial {} ({}), calibration {} by {}, due {}",
                 i.role,
                 i.model,
@@ -284,9 +291,9 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
         }
     }
     if !d.points.is_empty() {
-        println!("accuracy points");
+        crate::sayln!("accuracy points");
         for p in &d.points {
-            println!(
+            crate::sayln!(
                 "  {:<22} {:<6} error {:+.4} %  U(k=2) {:.4} %  MPE ±{} %  {}",
                 p.step_name,
                 p.port,
@@ -320,7 +327,7 @@ fn ingest(
         let queue = meterbench_session::queue_path(store, reports);
         let drained = meterbench_session::drain_queue(&queue, store, &trusted);
         for f in &drained.filed {
-            println!("filed {} (queued)", f.display());
+            crate::sayln!("filed {} (queued)", f.display());
         }
         for (f, why) in &drained.left {
             eprintln!("error: {}: {why} (still queued)", f.display());
@@ -332,7 +339,7 @@ fn ingest(
             );
         }
         if drained.filed.is_empty() && drained.left.is_empty() && drained.dropped.is_empty() {
-            println!("no runs queued for {store} ({})", queue.display());
+            crate::sayln!("no runs queued for {store} ({})", queue.display());
         }
         return Ok(if drained.left.is_empty() && drained.dropped.is_empty() {
             0
@@ -348,7 +355,7 @@ fn ingest(
             &trusted,
             meterbench_session::outputs::Issued::Earlier,
         ) {
-            Ok(run_id) => println!("filed {run_id} from {}", bundle.display()),
+            Ok(run_id) => crate::sayln!("filed {run_id} from {}", bundle.display()),
             Err(e) => {
                 eprintln!("error: {}: {e:#}", bundle.display());
                 failed += 1;

@@ -91,7 +91,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
             } else if home.file(f).is_file() {
                 found.push(home.file(f));
             } else {
-                println!(
+                crate::sayln!(
                     "error {}: no such file in the current folder, nor in {}; {}",
                     f.display(),
                     home.describe(),
@@ -129,40 +129,40 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
                     DataFile::Answers(_) => Ok(()),
                 };
                 if let Err(e) = fits {
-                    println!("error {e}");
+                    crate::sayln!("error {e}");
                     errors += 1;
                     continue;
                 }
                 match file {
                     DataFile::Procedure(p) => {
-                        println!("ok    {} ({what} {} {})", f.display(), p.id(), p.version());
+                        crate::sayln!("ok    {} ({what} {} {})", f.display(), p.id(), p.version());
                         procedures.push(p);
                     }
                     DataFile::Fixture(x) => {
-                        println!("ok    {} ({what} {})", f.display(), x.id());
+                        crate::sayln!("ok    {} ({what} {})", f.display(), x.id());
                         fixtures.push(x);
                     }
                     DataFile::Station(s) => {
                         // A station whose instrument is out of calibration runs nothing.
                         match s.check_calibration_due(today) {
-                            Ok(()) => println!(
+                            Ok(()) => crate::sayln!(
                                 "ok    {} ({what} {}, {} position(s), calibrations valid on {today})",
                                 f.display(),
                                 s.id,
                                 s.rack.positions.len()
                             ),
                             Err(e) => {
-                                println!("error {e}");
+                                crate::sayln!("error {e}");
                                 errors += 1;
                             }
                         }
                         stations.push(*s);
                     }
-                    DataFile::Answers(_) => println!("ok    {} ({what})", f.display()),
+                    DataFile::Answers(_) => crate::sayln!("ok    {} ({what})", f.display()),
                 }
             }
             Err(e) => {
-                println!("error {e}");
+                crate::sayln!("error {e}");
                 errors += 1;
             }
         }
@@ -183,7 +183,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
                 DataFile::Fixture(x) => Some(x),
                 _ => None,
             }));
-            println!(
+            crate::sayln!(
                 "      (no fixture named: {})",
                 if fixtures.is_empty() {
                     "none in fixtures/ here either, so the procedure was checked alone"
@@ -201,7 +201,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
                         _ => None,
                     }),
             );
-            println!(
+            crate::sayln!(
                 "      (no station named: {})",
                 if stations.is_empty() {
                     "none in hw/stations/ here either"
@@ -226,7 +226,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
                 continue;
             }
             if let Err(e) = p.check_against(x) {
-                println!("error {e} (against fixture {})", x.id());
+                crate::sayln!("error {e} (against fixture {})", x.id());
                 errors += 1;
                 continue;
             }
@@ -240,7 +240,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
             };
             for s in stations.iter().filter(holds) {
                 match check_combination(p, x, s, today) {
-                    Ok(c) => println!(
+                    Ok(c) => crate::sayln!(
                         "ok    {} on {} at station {}: energised about {:.0} s of the station's {:.0} s",
                         p.id(),
                         x.id(),
@@ -251,7 +251,7 @@ pub fn main(args: ValidateArgs, home: &BenchHome) -> i32 {
                     // Out-of-date calibrations were reported with the station.
                     Err(e) if calibration_error(&e, s, today) => {}
                     Err(e) => {
-                        println!("error {e} ({} on {} at station {})", p.id(), x.id(), s.id);
+                        crate::sayln!("error {e} ({} on {} at station {})", p.id(), x.id(), s.id);
                         errors += 1;
                     }
                 }
@@ -288,7 +288,7 @@ fn one_run(args: &ValidateArgs, home: &BenchHome) -> i32 {
     ) {
         Ok(o) => o,
         Err(e) => {
-            println!("error {e}");
+            crate::sayln!("error {e}");
             return 2;
         }
     };
@@ -300,7 +300,7 @@ fn one_run(args: &ValidateArgs, home: &BenchHome) -> i32 {
                 .iter()
                 .map(|x| format!("{} ({})", x.position, x.serial))
                 .collect();
-            println!(
+            crate::sayln!(
                 "ok    {} {} on {} at station {}, position(s) {}",
                 p.procedure.id(),
                 p.procedure.version(),
@@ -308,7 +308,7 @@ fn one_run(args: &ValidateArgs, home: &BenchHome) -> i32 {
                 p.station.id,
                 positions.join(", ")
             );
-            println!(
+            crate::sayln!(
                 "      energised about {:.0} s of the station's limit of {:.0} s; calibrations valid on {today}",
                 p.expected_energised_s(),
                 p.station.max_energised_s
@@ -316,7 +316,7 @@ fn one_run(args: &ValidateArgs, home: &BenchHome) -> i32 {
             0
         }
         Err(e) => {
-            println!("error {}", plain(e));
+            crate::sayln!("error {}", plain(e));
             2
         }
     }

@@ -91,7 +91,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
         };
         match checked {
             Ok(report) if report.trusted_key_checked => {
-                println!(
+                crate::sayln!(
                     "OK {}: {} files intact, signed on {} by the trusted key {} ({}) of the keyring {}",
                     bundle.display(),
                     report.manifest.entries.len(),
@@ -120,7 +120,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                     .and_then(|t| t.get(&report.manifest.key_id))
                     .filter(|k| k.valid_until.is_some());
                 if let (Some(k), None) = (retired, &log) {
-                    println!(
+                    crate::sayln!(
                         "NOTE {}: key {} is retired ({}); the bundle's date is its signer's own statement, and no issuance log is at hand to place it: verify it with --log reports/issuance-log.jsonl",
                         bundle.display(),
                         k.key_id,
@@ -129,7 +129,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                 }
                 if let (Some(log), Some(key)) = (log, trusted.as_ref()) {
                     match find_bundle_in_log(&log, bundle, key) {
-                        Ok(entry) => println!(
+                        Ok(entry) => crate::sayln!(
                             "OK {}: issued as entry {} of {} on {}",
                             bundle.display(),
                             entry.seq,
@@ -140,7 +140,11 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                         ),
                         Err(problems) => {
                             for p in problems {
-                                println!("FAILED {}: {} ({p})", bundle.display(), log.display());
+                                crate::sayln!(
+                                    "FAILED {}: {} ({p})",
+                                    bundle.display(),
+                                    log.display()
+                                );
                             }
                             bad = true;
                         }
@@ -148,7 +152,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                 }
             }
             Ok(report) => {
-                println!(
+                crate::sayln!(
                     "NOT TRUSTED {}: intact as signed by key {} ({}), but there is no trusted key to compare it with: {} has none ({}); give the laboratory's published keyring with --keyring keyring.json (or one key with --key PUB.pem), or name the bench home that signed it with --home DIR",
                     bundle.display(),
                     report.manifest.key_id,
@@ -160,7 +164,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
             }
             Err(problems) => {
                 for p in problems {
-                    println!("FAILED {}: {p}", bundle.display());
+                    crate::sayln!("FAILED {}: {p}", bundle.display());
                 }
                 bad = true;
             }
@@ -170,7 +174,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
         let key = trusted.expect("a key is loaded for --log");
         match verify_issuance_log(log, &key) {
             Ok(summary) => {
-                println!(
+                crate::sayln!(
                     "OK {}: {} entries, chain intact, head {}",
                     log.display(),
                     summary.entries.len(),
@@ -178,12 +182,17 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                 );
                 for k in &summary.keys {
                     match k.retired_by {
-                        Some(seq) => println!(
+                        Some(seq) => crate::sayln!(
                             "  key id {} kept it from entry {} to entry {seq} ({KEY_ROTATION_RUN_ID})",
-                            k.key_id, k.from_seq
+                            k.key_id,
+                            k.from_seq
                         ),
                         None => {
-                            println!("  key id {} keeps it since entry {}", k.key_id, k.from_seq)
+                            crate::sayln!(
+                                "  key id {} keeps it since entry {}",
+                                k.key_id,
+                                k.from_seq
+                            )
                         }
                     }
                 }
@@ -191,7 +200,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
                 // contradict it: each must be in the log.
                 let missing = bundles_not_in(log, &summary);
                 for b in &missing {
-                    println!(
+                    crate::sayln!(
                         "FAILED {}: the signed bundle {} is not in it (entries cut off its end, or a bundle never issued)",
                         log.display(),
                         b.display()
@@ -201,7 +210,7 @@ pub fn main(mut args: VerifyArgs, home: &BenchHome) -> i32 {
             }
             Err(problems) => {
                 for p in problems {
-                    println!("FAILED {}: {p}", log.display());
+                    crate::sayln!("FAILED {}: {p}", log.display());
                 }
                 bad = true;
             }
