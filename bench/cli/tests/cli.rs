@@ -955,6 +955,46 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         assert_eq!(refused.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(&format!("{flag} {value}")), "{err}");
     }
+
+    // A two-digit year is no year 26 (a signed certificate would carry 0026-11-30), and a
+    // range that ends before it starts holds no run: both bad input, for every command
+    // that takes a day.
+    let year_26 = [
+        vec![
+            "audit", "--store", store_s, "--from", "26-12-01", "--to", &today,
+        ],
+        vec!["runs", "list", "--store", store_s, "--from", "26-12-01"],
+        vec![
+            "run",
+            "--quiet",
+            "--customer",
+            "X",
+            "--received",
+            "26-11-30",
+        ],
+    ];
+    for args in &year_26 {
+        let refused = meterbench(args);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is not a date written YYYY-MM-DD (four-digit year)"),
+            "{args:?}: {err}"
+        );
+    }
+    let reversed = meterbench(&[
+        "runs",
+        "list",
+        "--store",
+        store_s,
+        "--from",
+        "2026-12-08",
+        "--to",
+        "2026-12-01",
+    ]);
+    let err = String::from_utf8_lossy(&reversed.stderr);
+    assert_eq!(reversed.status.code(), Some(2), "{err}");
+    assert!(err.contains("the range ends before it starts"), "{err}");
 }
 
 /// Today's UTC date, as the store dates runs.

@@ -286,8 +286,8 @@ fn prepare_options(shared: &Shared, req: &StartRequest) -> Result<SessionOptions
             contact: order.contact.clone(),
             received: match order.received.as_deref() {
                 Some(d) => Some(
-                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                        .map_err(|_| invalid(format!("date of receipt `{d}` is not YYYY-MM-DD")))?,
+                    meterbench_session::iso_date(d)
+                        .map_err(|e| invalid(format!("date of receipt: {e}")))?,
                 ),
                 None => None,
             },

@@ -616,6 +616,25 @@ impl std::fmt::Display for OrderProblem {
     }
 }
 
+/// A calendar day as the bench's files and options write it: `YYYY-MM-DD`, the year in
+/// four digits. chrono alone reads `26-11-30` as the year 26, which a signed certificate
+/// would then carry.
+pub fn iso_date(text: &str) -> Result<NaiveDate, String> {
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let wrong = || format!("`{text}` is not a date written YYYY-MM-DD (four-digit year)");
+    if !shaped {
+        return Err(wrong());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("`{text}` is no day of the calendar ({e})"))
+}
+
 /// The order as typed or scanned: a customer named, texts without control characters
 /// (they end up in XML and on paper), an item not received after the run's day.
 pub fn check_order(
@@ -890,4 +909,33 @@ pub fn stored_record(reports: &Path, what: &str) -> Result<(RunRecord, PathBuf),
             reports.display()
         ),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_read_only_with_its_four_digit_year() {
+        assert_eq!(
+            iso_date("2026-11-30"),
+            Ok(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
+        );
+        for wrong in [
+            "26-11-30",
+            "02026-11-30",
+            "2026-1-30",
+            "2026/11/30",
+            "+2026-11-30",
+            "",
+        ] {
+            let e = iso_date(wrong).unwrap_err();
+            assert!(
+                e.contains("is not a date written YYYY-MM-DD"),
+                "{wrong}: {e}"
+            );
+        }
+        let e = iso_date("2026-02-30").unwrap_err();
+        assert!(e.contains("is no day of the calendar"), "{e}");
+    }
 }

@@ -13,10 +13,10 @@ use std::time::Instant;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// First day of the range (UTC start date of the runs, inclusive), YYYY-MM-DD.
-    #[arg(long)]
+    #[arg(long, value_parser = meterbench_session::iso_date, value_name = "YYYY-MM-DD")]
     pub from: NaiveDate,
     /// Last day of the range (inclusive), YYYY-MM-DD.
-    #[arg(long)]
+    #[arg(long, value_parser = meterbench_session::iso_date, value_name = "YYYY-MM-DD")]
     pub to: NaiveDate,
     /// Results store: a folder, or a postgres:// URL of a store shared by many stations
     /// [default: $METERBENCH_STORE, else store/ in the reports folder].

@@ -92,7 +92,12 @@ pub struct OrderArgs {
     #[arg(long, requires = "customer")]
     pub customer_contact: Option<String>,
     /// The day the item was received, YYYY-MM-DD.
-    #[arg(long, requires = "customer", value_name = "YYYY-MM-DD")]
+    #[arg(
+        long,
+        requires = "customer",
+        value_name = "YYYY-MM-DD",
+        value_parser = meterbench_session::iso_date
+    )]
     pub received: Option<chrono::NaiveDate>,
     /// The item's condition on receipt, e.g. "housing undamaged, seals intact".
     #[arg(long, requires = "customer")]

@@ -44,10 +44,10 @@ pub struct ListArgs {
     #[arg(long, value_enum, ignore_case = true)]
     pub verdict: Option<Verdict>,
     /// First day (UTC start date, inclusive), YYYY-MM-DD.
-    #[arg(long)]
+    #[arg(long, value_parser = meterbench_session::iso_date, value_name = "YYYY-MM-DD")]
     pub from: Option<NaiveDate>,
     /// Last day (inclusive), YYYY-MM-DD.
-    #[arg(long)]
+    #[arg(long, value_parser = meterbench_session::iso_date, value_name = "YYYY-MM-DD")]
     pub to: Option<NaiveDate>,
     /// Print JSON (one array of runs) instead of a table.
     #[arg(long)]
@@ -106,6 +106,17 @@ pub fn main(args: RunsArgs, home: &BenchHome) -> i32 {
         .store
         .clone()
         .unwrap_or_else(|| default_store(&reports));
+    // A range that ends before it starts holds no run: a mistake, said as the audit says it.
+    if let RunsCommand::List(ListArgs {
+        from: Some(from),
+        to: Some(to),
+        ..
+    }) = &args.command
+        && to < from
+    {
+        eprintln!("error: --from {from} .. --to {to}: the range ends before it starts");
+        return 2;
+    }
     let result = match args.command {
         RunsCommand::List(a) => Store::open(&store)
             .map_err(anyhow::Error::from)
