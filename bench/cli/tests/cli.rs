@@ -390,7 +390,15 @@ fn stopped_by(signal: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("VERDICT: ABORTED"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("VERDICT: ABORTED"), "{said}");
+    // Said on the screen before anyone touches the terminals; and no expected time for
+    // a run cut short (it covers only the steps that finished).
+    assert!(
+        said.contains("source: output off, confirmed by the source"),
+        "{said}"
+    );
+    assert!(!said.contains("expected from settling"), "{said}");
     let recs = records(reports.path());
     assert_eq!(recs[0]["outcome"], "ABORTED");
     assert!(

@@ -387,16 +387,47 @@ pub fn results_table_styled(r: &RunRecord, colour: bool) -> String {
         }
     }
     let t = &r.timing;
-    let overhead = if t.physical_floor_s > 0.0 {
-        (t.bench_duration_s / t.physical_floor_s - 1.0) * 100.0
+    // A run cut short has no expected time to compare with: the expectation covers the
+    // steps that finished, the bench time the one cut short too.
+    let cut_short = matches!(r.outcome, Outcome::Aborted | Outcome::Error);
+    if cut_short || t.physical_floor_s <= 0.0 {
+        let _ = writeln!(
+            s,
+            "\nbench time {:.1} s | wall time {:.2} s",
+            t.bench_duration_s, t.wall_s
+        );
     } else {
-        0.0
-    };
-    let _ = writeln!(
-        s,
-        "\nbench time {:.1} s | expected from settling and pulse periods {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
-        t.bench_duration_s, t.physical_floor_s, t.wall_s
-    );
+        let overhead = (t.bench_duration_s / t.physical_floor_s - 1.0) * 100.0;
+        let _ = writeln!(
+            s,
+            "\nbench time {:.1} s | expected from settling and pulse periods {:.1} s ({overhead:+.1} %) | wall time {:.2} s",
+            t.bench_duration_s, t.physical_floor_s, t.wall_s
+        );
+    }
+    // Before anyone touches the terminals: what the source said of its output at the end,
+    // after a run cut short always, otherwise when it did not confirm it off.
+    match r.source.off_confirmed {
+        Some(true) if cut_short => {
+            let _ = writeln!(s, "source: output off, confirmed by the source");
+        }
+        Some(true) => {}
+        Some(false) => {
+            let _ = writeln!(
+                s,
+                "{}",
+                paint(
+                    "source: output OFF NOT CONFIRMED by the source: treat the terminals as live until it is switched off and checked",
+                    red
+                )
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "source: its output at the end is not known: treat the terminals as live until checked"
+            );
+        }
+    }
     for d in &r.deviations {
         let _ = writeln!(s, "deviation: {}", d.describe());
     }
