@@ -62,6 +62,18 @@ fn decode_reports_a_damaged_capture_with_offsets() {
             .contains("CRC mismatch")
     );
     assert!(err.contains("1 warnings, 1 errors"), "{err}");
+    // Bytes with no telegram at all (the wrong file, the wrong baud rate), and nothing:
+    // no capture whose telegrams are all valid.
+    for (name, bytes) in [
+        ("hello.p1", &b"hello world\r\n"[..]),
+        ("empty.p1", &b""[..]),
+    ] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, bytes).unwrap();
+        let (code, _, err) = meterbench(&["p1", "decode", f.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains("no P1 telegram in it"), "{name}: {err}");
+    }
     let (code, _, err) = meterbench(&["p1", "decode", "/nonexistent.p1"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent.p1"), "{err}");

@@ -25,7 +25,8 @@ pub enum P1Command {
     /// the request line is lowered and the counts printed).
     Read(ReadArgs),
     /// Decode captured P1 bytes and print every telegram and error as JSON.
-    /// Exit 0: every telegram valid; 1: errors in the stream; 2: unreadable file.
+    /// Exit 0: every telegram valid; 1: errors in the stream, or no telegram at all; 2:
+    /// unreadable file.
     Decode(DecodeArgs),
 }
 
@@ -96,7 +97,19 @@ fn decode(a: &DecodeArgs) -> i32 {
                 counts.warnings,
                 counts.errors
             );
-            if counts.errors == 0 { 0 } else { 1 }
+            // A capture with no telegram at all (the wrong file, the wrong baud rate)
+            // is no capture whose telegrams are all valid.
+            if counts.telegrams == 0 && counts.errors == 0 {
+                eprintln!(
+                    "error: {}: no P1 telegram in it (a telegram starts with `/`, ends with `!` and its CRC)",
+                    a.file.display()
+                );
+                1
+            } else if counts.errors == 0 {
+                0
+            } else {
+                1
+            }
         }
         // A reader that went away (`| head`) wanted no more.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
