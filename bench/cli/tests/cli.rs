@@ -990,6 +990,38 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
             "{args:?}: {err}"
         );
     }
+    // An output folder under a file: said once, with its path.
+    let a_file = std::env::temp_dir().join(format!("meterbench-a-file-{}", std::process::id()));
+    std::fs::write(&a_file, "").unwrap();
+    let under_a_file = a_file.join("sub");
+    let refused = meterbench(&[
+        "audit",
+        "--store",
+        store_s,
+        "--from",
+        &today,
+        "--to",
+        &today,
+        "--out",
+        under_a_file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    std::fs::remove_file(&a_file).unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.matches("Not a directory").count(),
+        1,
+        "the cause said once: {err}"
+    );
+    assert!(err.contains(under_a_file.to_str().unwrap()), "{err}");
+    // A run that is none: said in words, not as a file and line.
+    let no_run = meterbench(&["retest", "no-such-run", "--step", "Iref PF1"]);
+    let err = String::from_utf8_lossy(&no_run.stderr);
+    assert_eq!(no_run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`no-such-run` is no run") && !err.contains(":0:0"),
+        "{err}"
+    );
     let reversed = meterbench(&[
         "runs",
         "list",

@@ -26,7 +26,7 @@ pub use outputs::{
 
 use chrono::NaiveDate;
 use meterbench_procedure::{
-    Answers, DataError, DeviceKind, DutFixture, DutProcedure, Pos, SimFault, Station,
+    Answers, DataError, DeviceKind, DutFixture, DutProcedure, SimFault, Station,
 };
 use meterbench_runner::operator::{FileOperator, Operator, PerPosition};
 use meterbench_runner::record::PortResult;
@@ -901,13 +901,13 @@ pub fn stored_record(reports: &Path, what: &str) -> Result<(RunRecord, PathBuf),
             return Ok((r, c.clone()));
         }
     }
-    Err(SessionError::Data(DataError::at(
-        Path::new(what),
-        Pos::default(),
-        format!(
-            "no run record here, nor a run `{what}` in {}",
-            reports.display()
-        ),
+    // No file and line to point at: the name is the user's, not a file's content.
+    Err(SessionError::Request(format!(
+        "`{what}` is no run: neither a run folder or record.json here, nor a run of that id \
+         in {} (`meterbench runs list` lists the stored runs)",
+        std::path::absolute(reports)
+            .unwrap_or_else(|_| reports.to_path_buf())
+            .display()
     )))
 }
 

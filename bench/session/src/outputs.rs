@@ -246,7 +246,8 @@ impl Output for StoreFiling {
                     self.store
                 ),
                 Err(q) => format!(
-                    "nor could it be queued ({q}): file it later with: meterbench runs ingest {}",
+                    "nor could it be queued in {} ({q}): file it later with: meterbench runs ingest {}",
+                    self.queue.display(),
                     folder.display()
                 ),
             };

@@ -81,9 +81,16 @@ pub fn key_fingerprint(key: &VerifyingKey) -> String {
 /// Loads an Ed25519 private key from a PKCS#8 PEM file (ours or `openssl genpkey`'s).
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, SigningError> {
     let text = fs::read_to_string(path).map_err(|e| SigningError::io(path, e))?;
+    // The PEM parser's own words for a file with no PEM block at all are about a NUL
+    // byte the file need not hold.
+    let detail = if !text.contains("-----BEGIN PRIVATE KEY-----") {
+        Some("no `-----BEGIN PRIVATE KEY-----` block in it".to_string())
+    } else {
+        None
+    };
     SigningKey::from_pkcs8_pem(&text).map_err(|e| SigningError::BadPrivateKey {
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        detail: detail.unwrap_or_else(|| e.to_string()),
     })
 }
 

@@ -161,7 +161,7 @@ pub enum SigningError {
     /// The private key file is not an Ed25519 PKCS#8 PEM key.
     #[error(
         "{}: not an Ed25519 private key in PKCS#8 PEM ({detail}); create one with \
-         meterbench-signing's generate_key or `openssl genpkey -algorithm ed25519 -out FILE`",
+         `meterbench keys generate --out FILE` or `openssl genpkey -algorithm ed25519 -out FILE`",
         path.display()
     )]
     BadPrivateKey {

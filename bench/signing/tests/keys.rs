@@ -122,6 +122,15 @@ fn key_errors_say_what_is_wrong_and_what_to_do() {
         "{err}"
     );
     assert!(err.contains("openssl genpkey -algorithm ed25519"), "{err}");
+    // What the file lacks, not the PEM parser's NUL byte; and the bench's own command.
+    assert!(
+        err.contains("(no `-----BEGIN PRIVATE KEY-----` block in it)") && !err.contains("NUL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`meterbench keys generate --out FILE`"),
+        "{err}"
+    );
     let err = load_verifying_key(&garbage).unwrap_err().to_string();
     assert!(
         err.contains("garbage.pem: not an Ed25519 public key in SubjectPublicKeyInfo PEM"),

@@ -377,7 +377,7 @@ pub(crate) fn audit_with(
             let mut json =
                 serde_json::to_vec_pretty(&ctx.summary).map_err(|source| StoreError::Json {
                     path: json_path.clone(),
-                    source,
+                    cause: source,
                 })?;
             json.push(b'\n');
             std::fs::write(&json_path, json).map_err(StoreError::io(&json_path))
@@ -399,7 +399,7 @@ pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 fn write_problem_runs_csv(runs: &[ProblemRun], path: &Path) -> Result<(), StoreError> {
     let csv_err = |e: csv::Error| StoreError::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+        cause: std::io::Error::other(e),
     };
     let mut w = csv::Writer::from_path(path).map_err(csv_err)?;
     w.write_record([

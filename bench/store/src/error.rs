@@ -4,11 +4,12 @@ use std::path::PathBuf;
 /// and say what the user can do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    // The cause is said in the message, and is no `source` of the error: a `{:#}` (anyhow's
+    // chain) would say it twice.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{what}: {source}")]
     Polars {
@@ -51,11 +52,10 @@ pub enum StoreError {
     Template { name: String, message: String },
     #[error("plot {what}: {message}")]
     Plot { what: String, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Json {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("{0}")]
     Argument(String),
@@ -64,7 +64,7 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io { path, source }
+        move |cause| StoreError::Io { path, cause }
     }
 
     pub(crate) fn polars(

@@ -901,7 +901,7 @@ fn reader_runtime() -> Result<tokio::runtime::Runtime, StoreError> {
         .build()
         .map_err(|e| StoreError::Io {
             path: PathBuf::from("a runtime for the audit's reader"),
-            source: e,
+            cause: e,
         })
 }
 
