@@ -70,8 +70,9 @@ fn a_scanned_gs1_code_gives_its_serial_and_a_control_character_is_refused() {
     }
 }
 
-#[test]
-fn a_wrongly_scanned_serial_fails_the_device_without_asking_more() {
+/// `meterbench run --ask` of the Eichrecht procedure with `typed` on its input; its exit
+/// code and what it printed.
+fn asked(typed: &[u8]) -> (Option<i32>, String) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports");
@@ -92,18 +93,48 @@ fn a_wrongly_scanned_serial_fails_the_device_without_asking_more() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // One answer only: the scan. A further question would meet the end of the input.
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"SIM-CPIM-999999\n").unwrap();
+    stdin.write_all(typed).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    (
+        out.status.code(),
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A scan of another serial number is asked again once (a misread label or a slip is no
+/// reason to fail a device); another one again fails the inspection of the run's device
+/// at once, without its seals and labels.
+#[test]
+fn a_wrongly_scanned_serial_is_scanned_again_then_fails_the_device_without_asking_more() {
+    // Two wrong scans, and nothing more: a further question would meet the end of the
+    // input.
+    let (code, said) = asked(b"SIM-CPIM-999999\nSIM-CPIM-999998\n");
+    assert_eq!(code, Some(1), "{said}");
     assert!(
-        stdout.contains("inspection failed")
-            && stdout.contains("the scanned serial number SIM-CPIM-999999 is not the one this run is for (SIM-CPIM-000123)")
-            && stdout.contains("no energy test was run"),
-        "{stdout}"
+        said.contains(
+            "The scanned serial number SIM-CPIM-999999 is not the one this run is for \
+             (SIM-CPIM-000123): scan the serial number again"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("inspection failed")
+            && said.contains("the scanned serial number SIM-CPIM-999998 is not the one this run is for (SIM-CPIM-000123)")
+            && said.contains("no energy test was run"),
+        "{said}"
+    );
+    // A wrong scan, then the right one: the inspection goes on to the seals (where this
+    // input ends).
+    let (code, said) = asked(b"SIM-CPIM-999999\nSIM-CPIM-000123\n");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        !said.contains("inspection failed") && said.contains("seal."),
+        "{said}"
     );
 }

@@ -80,6 +80,7 @@ const PROMPTS_DE = {
   "lcd.software_hash": "Gesamt-Software-Hash auf dem Display",
   "lcd.lrs_hash": "Hash der eichrechtlich relevanten Software (LRS) auf dem Display",
   "serial.scan": "Seriennummer scannen (QR-Code auf dem Typenschild)",
+  "serial.rescan": "Die gescannte Seriennummer gehört nicht zu diesem Lauf: Seriennummer erneut scannen",
 };
 const PROMPT_PATTERNS_DE = [
   [/^lcd\.flags\.(.+)$/, (m) => `Anzeigesymbole des Zählers ${tr(m[1])} auf dem Display, wie angezeigt`],

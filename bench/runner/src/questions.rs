@@ -97,6 +97,19 @@ pub(crate) fn serial_scan() -> Question {
     )
 }
 
+/// The scan again, after one that gave another serial number than the run's: a misread
+/// label or a slip of the hand is no reason to fail a device.
+pub(crate) fn serial_rescan(scanned: &str, expected: &str) -> Question {
+    question(
+        "serial.rescan".into(),
+        format!(
+            "The scanned serial number {scanned} is not the one this run is for ({expected}): \
+             scan the serial number again"
+        ),
+        AnswerFormat::SerialNumber,
+    )
+}
+
 /// One thing the inspection asks to confirm.
 pub(crate) struct Confirmation {
     pub question: Question,

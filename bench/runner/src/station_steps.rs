@@ -147,9 +147,14 @@ fn inspect(
     let mut checks = Vec::new();
     let mut scanned_serial = None;
     if i.scan_serial {
-        let s = ctx.ask(device, ps, &crate::questions::serial_scan())?;
-        let expected = &ctx.devices[device].serial;
-        if &s != expected {
+        let expected = ctx.devices[device].serial.clone();
+        let mut s = ctx.ask(device, ps, &crate::questions::serial_scan())?;
+        // Another serial number: scanned again once (a misread label, a slip of the
+        // hand); another one again is another device than the run's.
+        if s != expected {
+            s = ctx.ask(device, ps, &crate::questions::serial_rescan(&s, &expected))?;
+        }
+        if s != expected {
             problems.push(format!(
                 "the scanned serial number {s} is not the one this run is for ({expected}); its seals and labels were not asked about"
             ));

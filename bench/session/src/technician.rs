@@ -90,7 +90,7 @@ impl SimulatedTechnician {
                     .cloned()
                     .unwrap_or(first)
             }
-            "serial.scan" => dut.serial_number.clone(),
+            "serial.scan" | "serial.rescan" => dut.serial_number.clone(),
             _ => return Err(Self::cannot(key, "no such thing on the simulated DUT")),
         })
     }
