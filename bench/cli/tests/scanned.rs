@@ -97,10 +97,16 @@ fn asked(typed: &[u8]) -> (Option<i32>, String) {
     stdin.write_all(typed).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
+    let record = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("record.json"))
+        .find(|p| p.is_file())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap_or_default();
     (
         out.status.code(),
         format!(
-            "{}\n{}",
+            "{}\n{}\n{record}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),
@@ -125,16 +131,23 @@ fn a_wrongly_scanned_serial_is_scanned_again_then_fails_the_device_without_askin
     );
     assert!(
         said.contains("inspection failed")
-            && said.contains("the scanned serial number SIM-CPIM-999998 is not the one this run is for (SIM-CPIM-000123)")
+            && said.contains("the scanned serial number SIM-CPIM-999998 is not the one this run is for (SIM-CPIM-000123); the first scan read SIM-CPIM-999999")
             && said.contains("no energy test was run"),
         "{said}"
     );
-    // A wrong scan, then the right one: the inspection goes on to the seals (where this
-    // input ends).
-    let (code, said) = asked(b"SIM-CPIM-999999\nSIM-CPIM-000123\n");
+    // A wrong scan, then the right one: the inspection goes on to the seals and labels
+    // (all confirmed), and the identity's readings, where this input ends.
+    let mut typed = b"SIM-CPIM-999999\nSIM-CPIM-000123\n".to_vec();
+    typed.extend(b"yes\n".repeat(6));
+    let (code, said) = asked(&typed);
     assert_eq!(code, Some(2), "{said}");
     assert!(
         !said.contains("inspection failed") && said.contains("seal."),
+        "{said}"
+    );
+    // The record keeps the first scan.
+    assert!(
+        said.contains("the serial number was scanned again: the first scan read SIM-CPIM-999999"),
         "{said}"
     );
 }

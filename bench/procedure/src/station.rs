@@ -1023,6 +1023,25 @@ impl Station {
 }
 
 /// A reference standard's correction, its numbers in bounds and its ranges in order.
+/// A date of the file as written: YAML's `2026-01-12` with its four-digit year. chrono
+/// reads `26-01-12` as the year 26, which would make a calibration two thousand years
+/// old (its drift added to every point's uncertainty) or long past due.
+fn four_digit_year(path: &Path, date: &Spanned<NaiveDate>) -> Result<NaiveDate, DataError> {
+    use chrono::Datelike;
+    if (1000..=9999).contains(&date.value.year()) {
+        Ok(date.value)
+    } else {
+        Err(DataError::at(
+            path,
+            Pos::of(date),
+            format!(
+                "the date {} is not written YYYY-MM-DD with a four-digit year",
+                date.value
+            ),
+        ))
+    }
+}
+
 fn reference_correction(
     path: &Path,
     c: &Spanned<raw::ReferenceCorrection>,
@@ -1069,7 +1088,7 @@ fn reference_correction(
     }
     Ok(ReferenceCorrection {
         certificate: raw.certificate.clone(),
-        calibrated: raw.calibrated.value,
+        calibrated: four_digit_year(path, &raw.calibrated)?,
         ranges,
         drift_percent_per_year: within(
             "drift_percent_per_year",
@@ -1183,7 +1202,7 @@ impl Station {
                 serial_number: d.serial.to_string(),
                 calibration: CalibrationRecord {
                     id: d.calibration.id.clone(),
-                    due: d.calibration.due.value,
+                    due: four_digit_year(&path, &d.calibration.due)?,
                     issued_by: d.calibration.issued_by.clone(),
                 },
                 due_pos: Pos::of(&d.calibration.due),

@@ -223,3 +223,33 @@ fn a_file_of_another_kind_is_named_by_its_kind() {
         assert!(got.contains(wanted), "{got}");
     }
 }
+
+/// A calibration's due date and a reference's calibration date with a two-digit year are
+/// refused at their line: chrono alone reads them as the year 26, a calibration two
+/// thousand years old (its drift added to every point) or long past due.
+#[test]
+fn a_calibration_date_with_a_two_digit_year_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (station, find, short) in [
+        (
+            "sim-inprocess.yaml",
+            "calibrated: 2026-01-12",
+            "calibrated: 26-01-12",
+        ),
+        ("sim.yaml", "due: 2028-06-30", "due: 28-06-30"),
+    ] {
+        let text = std::fs::read_to_string(repo().join("hw/stations").join(station)).unwrap();
+        let at = text
+            .find(find)
+            .unwrap_or_else(|| panic!("{station} has {find}"));
+        let line = text[..at].matches('\n').count() + 1;
+        let path = dir.path().join(station);
+        std::fs::write(&path, text.replacen(find, short, 1)).unwrap();
+        let e = Station::load(&path).map(drop).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:{line}:", path.display()))
+                && e.contains("is not written YYYY-MM-DD with a four-digit year"),
+            "{station}: {e} (line {line})"
+        );
+    }
+}

@@ -105,3 +105,46 @@ fn columns_line_up_and_unloaded_phases_are_summed_up() {
         assert!(!row.contains(" A "), "no current: {row}");
     }
 }
+
+/// What the source said of its output at the end is on the screen before anyone touches
+/// the terminals: after a run cut short always, otherwise when it did not confirm it off;
+/// and a run cut short compares its bench time with no expectation.
+#[test]
+fn the_source_state_at_the_end_is_said_when_it_matters() {
+    use meterbench_runner::record::Outcome;
+    let source_line = |table: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with("source: "))
+            .map(str::to_string)
+    };
+    let mut r = common::record("record-pass.json");
+    r.source.off_confirmed = Some(true);
+    let table = results_table(&r);
+    assert_eq!(source_line(&table), None, "{table}");
+    assert!(table.contains("expected from settling"), "{table}");
+
+    r.source.off_confirmed = Some(false);
+    let table = results_table(&r);
+    assert!(
+        source_line(&table)
+            .is_some_and(|l| l.starts_with("source: output OFF NOT CONFIRMED by the source")),
+        "{table}"
+    );
+    r.source.off_confirmed = None;
+    let table = results_table(&r);
+    assert!(
+        source_line(&table).is_some_and(|l| l.contains("is not known")),
+        "{table}"
+    );
+
+    r.source.off_confirmed = Some(true);
+    r.outcome = Outcome::Aborted;
+    let table = results_table(&r);
+    assert_eq!(
+        source_line(&table).as_deref(),
+        Some("source: output off, confirmed by the source"),
+        "{table}"
+    );
+    assert!(!table.contains("expected from settling"), "{table}");
+}

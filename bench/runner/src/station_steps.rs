@@ -146,17 +146,29 @@ fn inspect(
     let mut problems = Vec::new();
     let mut checks = Vec::new();
     let mut scanned_serial = None;
+    let mut rescanned: Option<String> = None;
     if i.scan_serial {
         let expected = ctx.devices[device].serial.clone();
         let mut s = ctx.ask(device, ps, &crate::questions::serial_scan())?;
         // Another serial number: scanned again once (a misread label, a slip of the
-        // hand); another one again is another device than the run's.
+        // hand); another one again is another device than the run's. The record keeps
+        // the first scan either way.
         if s != expected {
-            s = ctx.ask(device, ps, &crate::questions::serial_rescan(&s, &expected))?;
+            let first = std::mem::take(&mut s);
+            s = ctx.ask(
+                device,
+                ps,
+                &crate::questions::serial_rescan(&first, &expected),
+            )?;
+            rescanned = Some(first);
         }
         if s != expected {
+            let first = rescanned
+                .as_deref()
+                .map(|f| format!("; the first scan read {f}"))
+                .unwrap_or_default();
             problems.push(format!(
-                "the scanned serial number {s} is not the one this run is for ({expected}); its seals and labels were not asked about"
+                "the scanned serial number {s} is not the one this run is for ({expected}){first}; its seals and labels were not asked about"
             ));
         }
         scanned_serial = Some(s);
@@ -189,6 +201,10 @@ fn inspect(
     }
     if !problems.is_empty() {
         slot.step.message = Some(problems.join("; "));
+    } else if let Some(first) = rescanned {
+        slot.step.message = Some(format!(
+            "the serial number was scanned again: the first scan read {first}"
+        ));
     }
     Ok(())
 }

@@ -156,12 +156,23 @@ mod tests {
     #[test]
     fn the_shipped_files_fit_the_store() {
         let home = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        check_station(&Station::load(&home.join("hw/stations/sim.yaml")).unwrap()).unwrap();
-        check_procedure(
-            &DutProcedure::load(&home.join("procedures/en50470-3-class-b.yaml")).unwrap(),
-        )
-        .unwrap();
-        check_fixture(&DutFixture::load(&home.join("fixtures/cpim1000.yaml")).unwrap()).unwrap();
+        let mut checked = 0;
+        for dir in ["hw/stations", "procedures", "fixtures"] {
+            for entry in std::fs::read_dir(home.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|x| x != "yaml") {
+                    continue;
+                }
+                let fits = match dir {
+                    "hw/stations" => check_station(&Station::load(&path).unwrap()),
+                    "procedures" => check_procedure(&DutProcedure::load(&path).unwrap()),
+                    _ => check_fixture(&DutFixture::load(&path).unwrap()),
+                };
+                fits.unwrap_or_else(|e| panic!("{e}"));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 9, "{checked} shipped files");
     }
 
     #[test]

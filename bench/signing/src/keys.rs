@@ -82,8 +82,9 @@ pub fn key_fingerprint(key: &VerifyingKey) -> String {
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, SigningError> {
     let text = fs::read_to_string(path).map_err(|e| SigningError::io(path, e))?;
     // The PEM parser's own words for a file with no PEM block at all are about a NUL
-    // byte the file need not hold.
-    let detail = if !text.contains("-----BEGIN PRIVATE KEY-----") {
+    // byte the file need not hold; a block of another kind (an OpenSSH or an EC key) is
+    // left to the parser to name.
+    let detail = if !text.contains("-----BEGIN ") {
         Some("no `-----BEGIN PRIVATE KEY-----` block in it".to_string())
     } else {
         None

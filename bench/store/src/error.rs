@@ -4,26 +4,24 @@ use std::path::PathBuf;
 /// and say what the user can do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    // The cause is said in the message, and is no `source` of the error: a `{:#}` (anyhow's
-    // chain) would say it twice.
+    // Here and in Polars, Index and Json, the cause is said in the message and is no
+    // `source` of the error: a `{:#}` (anyhow's chain) would say it twice.
     #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Polars {
         what: String,
-        #[source]
-        source: polars_core::error::PolarsError,
+        cause: polars_core::error::PolarsError,
     },
     #[error(
-        "store index {path}: {source} (is another process writing to it, or is it not a meterbench store?)"
+        "store index {path}: {cause} (is another process writing to it, or is it not a meterbench store?)"
     )]
     Index {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
         "no store at {}: it is made by the first run filed into it (`meterbench run`, or `meterbench runs ingest BUNDLE` for a bundle made elsewhere)",
@@ -71,12 +69,12 @@ impl StoreError {
         what: impl Into<String>,
     ) -> impl FnOnce(polars_core::error::PolarsError) -> StoreError {
         let what = what.into();
-        move |source| StoreError::Polars { what, source }
+        move |cause| StoreError::Polars { what, cause }
     }
 
     pub(crate) fn index(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Index { path, source }
+        move |cause| StoreError::Index { path, cause }
     }
 }
 

@@ -255,25 +255,27 @@ fn read(a: &ReadArgs) -> anyhow::Result<()> {
     }
     let mut silent_s = 0.0;
     let mut seen = 0;
+    let mut out = std::io::stdout();
+    use std::io::Write as _;
     while !stop.load(Ordering::SeqCst) && a.count.is_none_or(|n| seen < n) {
-        match reader.next_event(Duration::from_millis(250))? {
+        let text = match reader.next_event(Duration::from_millis(250))? {
             Some(P1Event::Telegram(t)) => {
                 seen += 1;
                 silent_s = 0.0;
                 if a.json {
-                    println!("{}", serde_json::to_string(&t)?);
+                    format!("{}\n", serde_json::to_string(&t)?)
                 } else {
-                    crate::sayp!("{}", show(&t));
+                    show(&t)
                 }
             }
             Some(P1Event::Error(e)) => {
                 if a.json {
-                    println!(
-                        "{}",
+                    format!(
+                        "{}\n",
                         json!({ "error": { "offset": e.offset, "message": e.kind.to_string() } })
-                    );
+                    )
                 } else {
-                    println!("! {e}");
+                    format!("! {e}\n")
                 }
             }
             None => {
@@ -284,7 +286,15 @@ fn read(a: &ReadArgs) -> anyhow::Result<()> {
                     );
                     silent_s = 0.0;
                 }
+                continue;
             }
+        };
+        // A reader that went away (`| head -3`) wants no more: the port is closed as
+        // after Ctrl-C, its request line lowered.
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(e.into()),
         }
     }
     let stats = reader.close()?;
