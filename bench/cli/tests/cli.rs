@@ -947,6 +947,15 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         serde_json::from_str(&std::fs::read_to_string(out.join("audit.json")).unwrap()).unwrap();
     assert_eq!(summary["problem_runs"][0]["run_id"], fail_id.as_str());
 
+    // The audit of today's runs into `into`, with `more` options.
+    let audit_today = |into: &Path, more: &[&str]| {
+        let mut args = vec![
+            "audit", "--store", store_s, "--from", &today, "--to", &today,
+        ];
+        args.extend(["--out", into.to_str().unwrap()]);
+        args.extend(more);
+        meterbench(&args)
+    };
     // Targets outside their range are bad input, refused before anything is read.
     for (flag, value) in [
         ("--yield-target", "99"),
@@ -954,18 +963,7 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
         ("--cpk-min", "NaN"),
         ("--cpk-min", "-1"),
     ] {
-        let refused = meterbench(&[
-            "audit",
-            "--store",
-            store_s,
-            "--from",
-            &today,
-            "--to",
-            &today,
-            "--out",
-            out.to_str().unwrap(),
-            &format!("{flag}={value}"),
-        ]);
+        let refused = audit_today(&out, &[&format!("{flag}={value}")]);
         let err = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(&format!("{flag} {value}")), "{err}");
@@ -1001,17 +999,7 @@ fn runs_are_filed_in_the_store_listed_shown_and_audited() {
     let a_file = std::env::temp_dir().join(format!("meterbench-a-file-{}", std::process::id()));
     std::fs::write(&a_file, "").unwrap();
     let under_a_file = a_file.join("sub");
-    let refused = meterbench(&[
-        "audit",
-        "--store",
-        store_s,
-        "--from",
-        &today,
-        "--to",
-        &today,
-        "--out",
-        under_a_file.to_str().unwrap(),
-    ]);
+    let refused = audit_today(&under_a_file, &[]);
     let err = String::from_utf8_lossy(&refused.stderr);
     std::fs::remove_file(&a_file).unwrap();
     assert_eq!(refused.status.code(), Some(2), "{err}");
