@@ -80,9 +80,14 @@ const PROMPTS_DE = {
   "lcd.software_hash": "Gesamt-Software-Hash auf dem Display",
   "lcd.lrs_hash": "Hash der eichrechtlich relevanten Software (LRS) auf dem Display",
   "serial.scan": "Seriennummer scannen (QR-Code auf dem Typenschild)",
-  "serial.rescan": "Die gescannte Seriennummer gehört nicht zu diesem Lauf: Seriennummer erneut scannen",
 };
 const PROMPT_PATTERNS_DE = [
+  // A scan again after another serial number: the two numbers from the bench's words.
+  [/^serial\.rescan$/, (m, prompt) => {
+    const s = prompt.match(/^The scanned serial number (.*) is not the one this run is for \((.*)\): /);
+    return s ? `Die gescannte Seriennummer ${s[1]} gehört nicht zu diesem Lauf (${s[2]}): Seriennummer erneut scannen`
+      : "Die gescannte Seriennummer gehört nicht zu diesem Lauf: Seriennummer erneut scannen";
+  }],
   [/^lcd\.flags\.(.+)$/, (m) => `Anzeigesymbole des Zählers ${tr(m[1])} auf dem Display, wie angezeigt`],
   [/^lcd\.register_before\.(.+)$/, (m) => `Zählerstand des Zählers ${tr(m[1])} auf dem Display, kWh (vor der Dosis)`],
   [/^lcd\.register_after\.(.+)$/, (m) => `Zählerstand des Zählers ${tr(m[1])} auf dem Display, kWh (nach der Dosis)`],

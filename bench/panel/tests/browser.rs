@@ -539,6 +539,18 @@ fn a_technician_runs_the_simulated_bench_from_the_browser() {
         .as_str(),
         Some("Seriennummer an Platz 3: \" \" ist in einer Seriennummer nicht erlaubt")
     );
+    // A scan asked again names both serial numbers in German too (the bench's words are
+    // runner::questions::serial_rescan's).
+    assert_eq!(
+        js(
+            &tab,
+            "promptText({key: 'serial.rescan', prompt: 'The scanned serial number SIM-CPIM-999999 is not the one this run is for (SIM-CPIM-000123): scan the serial number again'})"
+        )
+        .as_str(),
+        Some(
+            "Die gescannte Seriennummer SIM-CPIM-999999 gehört nicht zu diesem Lauf (SIM-CPIM-000123): Seriennummer erneut scannen"
+        )
+    );
     // A hint with the format's numbers, in German.
     assert_eq!(
         js(&tab, "HINTS_DE.hex_hash({digits: 8})").as_str(),
