@@ -410,6 +410,44 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
             );
         }
     }
+    // A station id and a serial number each as long as the store keeps make a run id
+    // longer than it keeps (the run's folder name too): refused before switch-on.
+    let long_id = dir.path().join("long-id.yaml");
+    std::fs::write(
+        &long_id,
+        sim.replacen("\nid: sim-1\n", &format!("\nid: {}\n", "S".repeat(100)), 1),
+    )
+    .unwrap();
+    let serial = "A".repeat(95);
+    for args in [
+        vec![
+            "run",
+            "--quiet",
+            "--reports",
+            other_reports.to_str().unwrap(),
+        ],
+        vec!["validate"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
+            .args(&args)
+            .args(["--serial", &serial, "--station"])
+            .arg(&long_id)
+            .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+            .current_dir(repo())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        // 20 (the start time) + 1 + 100 + 1 + 95.
+        assert!(
+            said.contains(&format!(
+                "{}: the run id of position 1 (start time, this station's id, serial number {serial}) is 217 characters; the results store keeps at most 200",
+                long_id.display()
+            )),
+            "{args:?}: {said}"
+        );
+    }
     assert!(!other_reports.exists(), "nothing was started");
 }
 

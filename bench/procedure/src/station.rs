@@ -1035,7 +1035,8 @@ fn four_digit_year(path: &Path, date: &Spanned<NaiveDate>) -> Result<NaiveDate, 
             path,
             Pos::of(date),
             format!(
-                "the date {} is not written YYYY-MM-DD with a four-digit year",
+                "the date is read as {}, outside the years 1000 to 9999: write it YYYY-MM-DD \
+                 with the year in full (26-01-12 is the year 26)",
                 date.value
             ),
         ))

@@ -248,7 +248,9 @@ fn a_calibration_date_with_a_two_digit_year_is_refused_at_its_line() {
         let e = Station::load(&path).map(drop).unwrap_err().to_string();
         assert!(
             e.starts_with(&format!("{}:{line}:", path.display()))
-                && e.contains("is not written YYYY-MM-DD with a four-digit year"),
+                && e.contains(
+                    "outside the years 1000 to 9999: write it YYYY-MM-DD with the year in full"
+                ),
             "{station}: {e} (line {line})"
         );
     }

@@ -21,7 +21,7 @@ pub mod safety;
 mod station_steps;
 
 pub use events::{Collect, Event, EventKind, FanOut, Observer, PortProgress, Silent};
-pub use lifecycle::run;
+pub use lifecycle::{run, run_id_base};
 pub use plan::{Action, PlannedStep, expected_energised_s, plan};
 pub use questions::{check_answers, check_scanned_serial, questions};
 pub use record::{Outcome, RunRecord, StepKind};

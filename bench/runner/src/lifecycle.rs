@@ -164,20 +164,12 @@ pub fn run<'a>(
             .filter(|b| used.contains(&b.id))
             .map(|b| InstrumentRecord::declared(b, req.today))
             .collect();
-        let base = if rack {
-            format!(
-                "{stamp}-{}-p{}-{}",
-                clean(&req.station.id),
-                device.position,
-                clean(&device.serial)
-            )
-        } else {
-            format!(
-                "{stamp}-{}-{}",
-                clean(&req.station.id),
-                clean(&device.serial)
-            )
-        };
+        let base = run_id_base(
+            &stamp,
+            &req.station.id,
+            rack.then_some(device.position),
+            &device.serial,
+        );
         let (run_id, folder) =
             claim(&req.reports_dir, &base, "").map_err(|source| RunError::Record {
                 path: req.reports_dir.clone(),
@@ -968,6 +960,21 @@ fn subject(req: &RunRequest<'_>, serial: &str, instruments: Vec<InstrumentRecord
 }
 
 /// A serial number or station id as a file name: letters, digits, - and _.
+/// A run's id, also its folder's name: its start time (`stamp`), the station, its position
+/// when the station is a rack, and the device's serial number (a `-2`, `-3` … follows when
+/// the name is taken).
+pub fn run_id_base(
+    stamp: &str,
+    station_id: &str,
+    rack_position: Option<u32>,
+    serial: &str,
+) -> String {
+    match rack_position {
+        Some(p) => format!("{stamp}-{}-p{p}-{}", clean(station_id), clean(serial)),
+        None => format!("{stamp}-{}-{}", clean(station_id), clean(serial)),
+    }
+}
+
 fn clean(text: &str) -> String {
     text.chars()
         .map(|c| {

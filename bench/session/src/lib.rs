@@ -194,6 +194,7 @@ impl Prepared {
         store_lengths::check_fixture(&fixture)?;
         store_lengths::check_station(&station)?;
         let positions = resolve_positions(&options, &station, &fixture)?;
+        store_lengths::check_run_ids(&station, &positions)?;
         let signatory = station
             .signatory(options.signer.as_deref())
             .map(|s| meterbench_runner::record::Signatory {

@@ -3,7 +3,7 @@
 //! the store. `run` refuses it before anything is switched on, and `validate` says so of
 //! the file alone, naming the file and the text.
 
-use crate::SessionError;
+use crate::{PositionPlan, SessionError};
 use meterbench_procedure::{DataError, DutFixture, DutProcedure, Pos, Station};
 use std::path::Path;
 
@@ -111,6 +111,33 @@ pub fn check_station(station: &Station) -> Result<(), SessionError> {
                 value,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Each run's id (its start time, the station's id, the position on a rack, the device's
+/// serial number: each allowed alone, together they can be longer than the store keeps).
+/// Checked for the positions whose serial number is known before the run.
+pub fn check_run_ids(station: &Station, positions: &[PositionPlan]) -> Result<(), SessionError> {
+    let rack = station.rack.positions.len() > 1;
+    for p in positions.iter().filter(|p| !p.serial.is_empty()) {
+        // A start time as the runner writes it: 20 characters.
+        let id = meterbench_runner::run_id_base(
+            "20260101T000000.000Z",
+            &station.id,
+            rack.then_some(p.position),
+            &p.serial,
+        );
+        fits(
+            &station.file.path,
+            "runs",
+            "run_id",
+            &format!(
+                "the run id of position {} (start time, this station's id, serial number {})",
+                p.position, p.serial
+            ),
+            &id,
+        )?;
     }
     Ok(())
 }
