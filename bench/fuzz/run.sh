@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for target in counter_frame scpi_reply p1_decode slcan_line isotp_uds data_files gs1_serial xml_signature keyring issuance_log climate_reading pgcopy; do
+for target in counter_frame scpi_reply p1_decode slcan_line isotp_uds data_files gs1_serial xml_signature keyring issuance_log climate_reading pgcopy point_pack; do
   mkdir -p "$work/$target" "artifacts/$target"
   echo "== $target: ${seconds} s"
   status=0

@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS run_instruments_by_calibration
 -- Every accuracy point of a run (one row per load point and port; of a retested point,
 -- its latest attempt), so that all stations' results are queryable in one place. Raw
 -- pulses stay in the signed bundles (samples.parquet). The embedded store also keeps
--- them as Parquet files for its audit; a PostgreSQL store reads them from here.
+-- them as Parquet files for its audit; a PostgreSQL store packs them per run for its
+-- audit, from these rows (pg_packs.sql).
 CREATE TABLE IF NOT EXISTS points (
     run_id        VARCHAR(200)     NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
     step_index    INTEGER          NOT NULL,

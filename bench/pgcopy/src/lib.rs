@@ -13,6 +13,8 @@
 //! and type-checks every row, which was a fifth of the client's processor time in an
 //! audit reading two million points; here a tuple is a view of the bytes received.
 
+pub mod pack;
+
 /// Why the bytes are not a binary COPY stream; `offset` counts from the stream's start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CopyError {

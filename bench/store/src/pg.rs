@@ -1,6 +1,7 @@
 //! The PostgreSQL backend of the store: the schema of `schema.sql`, runs, instruments
-//! and accuracy points of every station in one database. Raw samples stay in the
-//! signed bundles.
+//! and accuracy points of every station in one database, and for the audit the points
+//! packed per run by the server (`pg_packs.sql`). Raw samples stay in the signed
+//! bundles.
 //!
 //! Many stations file at once. Each filing is one transaction, so a reader never sees
 //! half a run; filings of the same run id are serialised by an advisory lock on the id,
@@ -21,7 +22,7 @@ use crate::layout::canonical_utc;
 use crate::store::redact_password;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
-use meterbench_pgcopy::{CopyError, CopyReader, Tuple};
+use meterbench_pgcopy::{CopyError, CopyReader, Tuple, pack};
 use meterbench_runner::record::RunRecord;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
@@ -43,9 +44,8 @@ pub(crate) struct PgStore {
 
 type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
 
-/// A point's columns for the audit's figures, after its run's (see [`PointRuns`]).
-const POINT_FIGURE_COLUMNS: &str =
-    "p.step_index, p.step_name, p.port, p.mpe_percent, p.error_percent, p.accepted";
+/// What the server keeps for its audit besides `schema.sql`: the points packed per run.
+const PACKS_SQL: &str = include_str!("../pg_packs.sql");
 
 /// The runs an audit wants, by id: each one's station (an index into `stations`) and
 /// date, what its points are grouped by besides their own columns. The stations are
@@ -67,7 +67,7 @@ fn drop_aside<T: Send + 'static>(value: T) {
 }
 
 /// The step names and ports a point reader has met, with their names' ids, by the
-/// rows' step index: every run of a procedure repeats its steps, so a row's two texts
+/// points' step index: every run of a procedure repeats its steps, so a point's two texts
 /// are compared with the few met at its index before (some bytes each) instead of being
 /// checked as UTF-8 and hashed (a tenth of the reader's time).
 #[derive(Default)]
@@ -88,17 +88,15 @@ impl SeenTexts {
     /// Pairs kept per step index (retests and procedure versions may name a step anew).
     const PAIRS: usize = 16;
 
-    /// The ids in `names` of tuple `t`'s step name and port (fields `step_field` and
-    /// `port_field`), the row's step index being `step_index`.
+    /// The ids in `names` of a point's step name and port (as received), its step index
+    /// being `step_index`; None if either is not UTF-8.
     fn names(
         &mut self,
         names: &mut Names,
-        t: &Tuple<'_>,
         step_index: i32,
-        step_field: usize,
-        port_field: usize,
-    ) -> Result<(u32, u32), CopyError> {
-        let (step_name, port) = (t.text_bytes(step_field)?, t.text_bytes(port_field)?);
+        step_name: &[u8],
+        port: &[u8],
+    ) -> Option<(u32, u32)> {
         let slot = usize::try_from(step_index)
             .ok()
             .filter(|&i| i < Self::STEPS);
@@ -107,9 +105,13 @@ impl SeenTexts {
                 .iter()
                 .find(|p| *p.step_name == *step_name && *p.port == *port)
         {
-            return Ok(pair.ids);
+            return Some(pair.ids);
         }
-        let ids = (names.id(t.text(step_field)?), names.id(t.text(port_field)?));
+        let (step_name_text, port_text) = (
+            std::str::from_utf8(step_name).ok()?,
+            std::str::from_utf8(port).ok()?,
+        );
+        let ids = (names.id(step_name_text), names.id(port_text));
         if let Some(i) = slot {
             if self.at.len() <= i {
                 self.at.resize_with(i + 1, Vec::new);
@@ -122,11 +124,11 @@ impl SeenTexts {
                 });
             }
         }
-        Ok(ids)
+        Some(ids)
     }
 }
 
-/// How the audit's point rows name their run.
+/// How the audit's rows of packs name their run.
 #[derive(Clone, Copy)]
 enum PointRuns<'a> {
     /// By its id, looked up among the runs wanted (station, date); others are skipped.
@@ -146,8 +148,10 @@ impl PgStore {
             store: shown.clone(),
             error,
         })?;
-        let schema =
-            format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL}\n; COMMIT;");
+        let schema = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA_SQL}\n; {PACKS_SQL}\n; \
+             COMMIT;"
+        );
         client
             .batch_execute(&schema)
             .map_err(|error| StoreError::Postgres {
@@ -197,16 +201,8 @@ impl PgStore {
         tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.row.run_id])
             .map_err(self.err())?;
         insert_run(&mut tx, &run, &values).map_err(self.err())?;
-        let insert = tx
-            .prepare(&format!(
-                "INSERT INTO points ({POINT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            ))
-            .map_err(self.err())?;
-        for p in &points {
-            let v = PointValues::of(p);
-            tx.execute(&insert, &v.params(p)).map_err(self.err())?;
-        }
+        // In one statement: the server packs the run's points once (pg_packs.sql).
+        copy_points(&mut tx, &points).map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
 
@@ -496,13 +492,15 @@ impl PgStore {
     /// by each reader, as `pg_dump --jobs` does), so that a station filing meanwhile adds
     /// nothing half-way.
     ///
-    /// How they are read depends on the share of the runs the audit wants (measured on
-    /// 100 000 runs, 2.2 million points, the server on the same 2 cores):
-    /// - most of them: the points table in one slice of its pages per core, each by a
-    ///   binary COPY on a connection of its own with no join (the slices took 0.55 s
-    ///   together); the client keeps the points of the runs it was given (the join on
-    ///   the server took 1.6–1.8 s, most of it hashing or merging the run ids);
-    /// - a few of them (a day of a year's store): the points of those runs only, joined
+    /// They are read from each run's pack (`pg_packs.sql`): one row per run, not one per
+    /// point (measured on 100 000 runs, 2.2 million points, the server on the same 2
+    /// cores: the server sent the rows in 0.9–1.6 s, the packs in 0.13 s). How depends on
+    /// the share of the runs the audit wants:
+    /// - most of them: the packs table in one slice of its pages per core, each by a
+    ///   binary COPY on a connection of its own with no join; the client keeps the points
+    ///   of the runs it was given (a join on the server took longer than the whole read:
+    ///   hashing or merging the run ids);
+    /// - a few of them (a day of a year's store): the packs of those runs only, joined
     ///   on the server through the runs' date index.
     ///
     /// With `share`, the snapshot is also sent there, and the lead waits until the other
@@ -535,7 +533,7 @@ impl PgStore {
             // starts: their page ranges split one file. The lead then waits idle for them;
             // a server that ends idle transactions would end it and fail a finished read.
             tx.batch_execute(
-                "LOCK TABLE runs, points IN ACCESS SHARE MODE; \
+                "LOCK TABLE runs, point_packs IN ACCESS SHARE MODE; \
                  SET LOCAL idle_in_transaction_session_timeout = 0",
             )
             .await
@@ -556,7 +554,7 @@ impl PgStore {
                 .query_one(
                     &format!(
                         "SELECT count(*) FILTER (WHERE {wanted_runs}), count(*), \
-                         pg_relation_size('points') / current_setting('block_size')::int8 \
+                         pg_relation_size('point_packs') / current_setting('block_size')::int8 \
                          FROM runs r"
                     ),
                     &[],
@@ -570,8 +568,8 @@ impl PgStore {
             }
             if wanted.saturating_mul(3) < all {
                 let copy = format!(
-                    "COPY (SELECT r.station_id, r.run_date, {POINT_FIGURE_COLUMNS} \
-                     FROM points p JOIN runs r ON r.run_id = p.run_id WHERE {wanted_runs}) \
+                    "COPY (SELECT r.station_id, r.run_date, k.pack \
+                     FROM point_packs k JOIN runs r ON r.run_id = k.run_id WHERE {wanted_runs}) \
                      TO STDOUT (FORMAT binary)"
                 );
                 let mut groups = self
@@ -599,7 +597,7 @@ impl PgStore {
                             let upper = end
                                 .map_or(String::new(), |e| format!(" AND ctid < '({e},0)'::tid"));
                             let copy = format!(
-                                "COPY (SELECT p.run_id, {POINT_FIGURE_COLUMNS} FROM points p \
+                                "COPY (SELECT k.run_id, k.pack FROM point_packs k \
                                  WHERE ctid >= '({first},0)'::tid{upper}) \
                                  TO STDOUT (FORMAT binary)"
                             );
@@ -689,7 +687,7 @@ impl PgStore {
 
     /// The points a `copy` (binary COPY) gives, read in `snapshot` on a connection of
     /// its own: each row is its run's columns (see [`PointRuns`]) then
-    /// [`POINT_FIGURE_COLUMNS`]. On the async client: the blocking one enters its
+    /// its pack of points (see `pg_packs.sql`). On the async client: the blocking one enters its
     /// runtime for every row (2 µs a row, most of the read's time).
     async fn read_point_groups(
         &self,
@@ -724,13 +722,8 @@ impl PgStore {
         .map_err(self.err())?;
         let chunks = tx.copy_out(copy).await.map_err(self.err())?;
         let mut chunks = std::pin::pin!(chunks);
-        let mut tuples = CopyReader::new(at + 6);
+        let mut tuples = CopyReader::new(at + 1);
         let mut groups = PointGroups::default();
-        // A run's points lie together: its run is looked up once. `run_id` is the last
-        // run's id, `place` its station (as this reader's name) and date, None if the
-        // audit does not want it.
-        let mut run_id: Option<Vec<u8>> = None;
-        let mut place: Option<(u32, NaiveDate)> = None;
         // The wanted runs' stations (by their index there) as this reader's names.
         let mut station_names: Vec<Option<u32>> = Vec::new();
         let mut seen = SeenTexts::default();
@@ -744,46 +737,53 @@ impl PgStore {
                             .ok_or_else(|| format(date_out_of_range(&t)))?,
                     ),
                     PointRuns::Looked(runs) => {
-                        let id = t.text_bytes(0).map_err(format)?;
-                        if run_id.as_deref() != Some(id) {
-                            let last = run_id.get_or_insert_with(Vec::new);
-                            last.clear();
-                            last.extend_from_slice(id);
-                            // An id that is not UTF-8 is no wanted run's.
-                            place = std::str::from_utf8(id)
-                                .ok()
-                                .and_then(|id| runs.by_id.get(id))
-                                .map(|&(station, date)| {
-                                    let at = station as usize;
-                                    if station_names.len() <= at {
-                                        station_names.resize(at + 1, None);
-                                    }
-                                    let name = *station_names[at].get_or_insert_with(|| {
-                                        groups.names.id(runs.stations.text(station))
-                                    });
-                                    (name, date)
-                                });
+                        // An id that is not UTF-8 is no wanted run's.
+                        let wanted = std::str::from_utf8(t.text_bytes(0).map_err(format)?)
+                            .ok()
+                            .and_then(|id| runs.by_id.get(id));
+                        let Some(&(station, date)) = wanted else {
+                            continue;
+                        };
+                        let at = station as usize;
+                        if station_names.len() <= at {
+                            station_names.resize(at + 1, None);
                         }
-                        match place {
-                            Some(place) => place,
-                            None => continue,
-                        }
+                        let name = *station_names[at]
+                            .get_or_insert_with(|| groups.names.id(runs.stations.text(station)));
+                        (name, date)
                     }
                 };
-                let step_index = t.int4(at).map_err(format)?;
-                let (step_name, port) = seen
-                    .names(&mut groups.names, &t, step_index, at + 1, at + 2)
-                    .map_err(format)?;
-                let key = GroupKey {
-                    station,
-                    date,
-                    step_name,
-                    port,
-                    mpe_bits: t.float8(at + 3).map_err(format)?.to_bits(),
-                    accepted: t.bool(at + 5).map_err(format)?,
-                };
-                let error_percent = t.float8(at + 4).map_err(format)?;
-                groups.add_point(key, step_index as u32, error_percent);
+                let pack = t.raw(at).ok_or_else(|| {
+                    format(CopyError::Format {
+                        offset: t.offset(),
+                        what: "a NULL pack".into(),
+                    })
+                })?;
+                for point in pack::points(pack) {
+                    // Said with the run (the tuple's first field: its id or station).
+                    let bad = |what: String| {
+                        format(CopyError::Format {
+                            offset: t.offset(),
+                            what: format!(
+                                "the pack of {}: {what}",
+                                String::from_utf8_lossy(t.raw(0).unwrap_or_default())
+                            ),
+                        })
+                    };
+                    let p = point.map_err(|e| bad(e.to_string()))?;
+                    let (step_name, port) = seen
+                        .names(&mut groups.names, p.step_index, p.step_name, p.port)
+                        .ok_or_else(|| bad("a step name or port that is not UTF-8".into()))?;
+                    let key = GroupKey {
+                        station,
+                        date,
+                        step_name,
+                        port,
+                        mpe_bits: p.mpe_percent.to_bits(),
+                        accepted: p.accepted,
+                    };
+                    groups.add_point(key, p.step_index as u32, p.error_percent);
+                }
             }
         }
         tuples.finish().map_err(format)?;
@@ -840,7 +840,7 @@ impl PgStore {
     /// Take the tables' statistics for the planner (after a bulk load).
     pub(crate) fn analyze(&self) -> Result<(), StoreError> {
         self.client()
-            .batch_execute("ANALYZE runs, run_instruments, points")
+            .batch_execute("ANALYZE runs, run_instruments, points, point_packs")
             .map_err(self.err())
     }
 
@@ -879,19 +879,24 @@ impl PgStore {
             }
             w.finish().map_err(self.err())?;
         }
-        {
-            let sink = tx
-                .copy_in(&format!("COPY points ({POINT_COLUMNS}) FROM STDIN BINARY"))
-                .map_err(self.err())?;
-            let mut w = BinaryCopyInWriter::new(sink, &POINT_TYPES);
-            for p in points {
-                let v = PointValues::of(p);
-                w.write(&v.params(p)).map_err(self.err())?;
-            }
-            w.finish().map_err(self.err())?;
-        }
+        copy_points(&mut tx, points).map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
+}
+
+/// File `points` by one COPY: one statement, so the server packs each run's points once.
+fn copy_points(
+    tx: &mut postgres::Transaction<'_>,
+    points: &[PointRow],
+) -> Result<(), postgres::Error> {
+    let sink = tx.copy_in(&format!("COPY points ({POINT_COLUMNS}) FROM STDIN BINARY"))?;
+    let mut w = BinaryCopyInWriter::new(sink, &POINT_TYPES);
+    for p in points {
+        let v = PointValues::of(p);
+        w.write(&v.params(p))?;
+    }
+    w.finish()?;
+    Ok(())
 }
 
 /// A runtime for one of the audit's readers (one thread: its connections).
@@ -1101,24 +1106,6 @@ fn insert_run(
 mod tests {
     use super::*;
 
-    /// A binary COPY stream of rows of (step index, step name, port), as a server sends
-    /// them (`meterbench-pgcopy`'s format).
-    fn copy_stream(rows: &[(i32, &[u8], &[u8])]) -> Vec<u8> {
-        let mut b = b"PGCOPY\n\xff\r\n\0".to_vec();
-        b.extend_from_slice(&[0; 8]);
-        for (index, step, port) in rows {
-            b.extend_from_slice(&3i16.to_be_bytes());
-            b.extend_from_slice(&4i32.to_be_bytes());
-            b.extend_from_slice(&index.to_be_bytes());
-            for text in [step, port] {
-                b.extend_from_slice(&(text.len() as i32).to_be_bytes());
-                b.extend_from_slice(text);
-            }
-        }
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b
-    }
-
     #[test]
     fn a_step_index_named_anew_is_named_by_its_texts() {
         // Two procedures whose step 3 differ, a retest's name, a port of each side, and
@@ -1133,23 +1120,15 @@ mod tests {
             (5000, b"Itr PF1", b"right"),
             (3, b"Itr PF1", b"right"),
         ];
-        let mut reader = CopyReader::new(3);
-        reader.push(&copy_stream(&rows));
         let (mut names, mut seen) = (Names::default(), SeenTexts::default());
         for (index, step, port) in rows {
-            let t = reader.next_tuple().unwrap().unwrap();
-            let ids = seen
-                .names(&mut names, &t, t.int4(0).unwrap(), 1, 2)
-                .unwrap();
-            assert_eq!(index, t.int4(0).unwrap());
+            let ids = seen.names(&mut names, index, step, port).unwrap();
             assert_eq!(
                 (names.text(ids.0).as_bytes(), names.text(ids.1).as_bytes()),
                 (step, port),
                 "step {index}"
             );
         }
-        assert!(reader.next_tuple().unwrap().is_none());
-        reader.finish().unwrap();
         // Four texts, each named once.
         assert_eq!(
             ["Imin PF1", "left", "right", "Itr PF1"].map(|t| names.id(t)),
@@ -1158,23 +1137,14 @@ mod tests {
     }
 
     #[test]
-    fn a_name_that_is_not_utf8_is_refused_where_it_lies() {
-        let rows: [(i32, &[u8], &[u8]); 2] =
-            [(3, b"Imin PF1", b"left"), (3, b"Imin \xff", b"left")];
-        let mut reader = CopyReader::new(3);
-        reader.push(&copy_stream(&rows));
+    fn a_name_that_is_not_utf8_is_refused() {
         let (mut names, mut seen) = (Names::default(), SeenTexts::default());
-        let t = reader.next_tuple().unwrap().unwrap();
-        seen.names(&mut names, &t, 3, 1, 2).unwrap();
-        let t = reader.next_tuple().unwrap().unwrap();
-        let offset = t.offset();
-        match seen.names(&mut names, &t, 3, 1, 2) {
-            Err(CopyError::Format { offset: at, what }) => {
-                assert_eq!(at, offset);
-                assert!(what.contains("not UTF-8"), "{what}");
-            }
-            other => panic!("{other:?}"),
-        }
+        assert!(seen.names(&mut names, 3, b"Imin PF1", b"left").is_some());
+        assert_eq!(seen.names(&mut names, 3, b"Imin \xff", b"left"), None);
+        assert_eq!(seen.names(&mut names, 3, b"Imin PF1", b"\xfeleft"), None);
+        // Nothing was named for them.
+        assert_eq!(names.id("left"), 1);
+        assert_eq!(names.id("x"), 2);
     }
 
     #[test]

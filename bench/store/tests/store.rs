@@ -1019,3 +1019,178 @@ fn a_run_started_at_infinity_is_named_by_the_audit() {
         "{err}"
     );
 }
+
+/// Every run's pack (what the PostgreSQL audit reads), decoded, against its point rows.
+fn packs_and_rows(client: &mut ::postgres::Client) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let show = |i: i32, name: &str, port: &str, mpe: f64, error: f64, accepted: bool| {
+        format!(
+            "{i} {name} {port} {:x} {:x} {accepted}",
+            mpe.to_bits(),
+            error.to_bits()
+        )
+    };
+    let runs = client
+        .query(
+            "SELECT r.run_id, k.pack FROM runs r LEFT JOIN point_packs k USING (run_id) \
+             ORDER BY r.run_id",
+            &[],
+        )
+        .unwrap();
+    runs.iter()
+        .map(|r| {
+            let run_id: String = r.get(0);
+            let pack: Option<Vec<u8>> = r.get(1);
+            let packed = meterbench_pgcopy::pack::points(pack.as_deref().unwrap_or_default())
+                .map(|p| {
+                    let p = p.unwrap();
+                    show(
+                        p.step_index,
+                        std::str::from_utf8(p.step_name).unwrap(),
+                        std::str::from_utf8(p.port).unwrap(),
+                        p.mpe_percent,
+                        p.error_percent,
+                        p.accepted,
+                    )
+                })
+                .collect();
+            let rows = client
+                .query(
+                    "SELECT step_index, step_name, port, mpe_percent, error_percent, accepted \
+                     FROM points WHERE run_id = $1 ORDER BY step_index, port",
+                    &[&run_id],
+                )
+                .unwrap()
+                .iter()
+                .map(|p| show(p.get(0), p.get(1), p.get(2), p.get(3), p.get(4), p.get(5)))
+                .collect();
+            (run_id, packed, rows)
+        })
+        .collect()
+}
+
+/// The PostgreSQL audit reads each run's points packed by the server (pg_packs.sql):
+/// whatever changes the rows, by a filing or by hand, changes the pack with them, in the
+/// same statement, and the audit says what the rows say.
+#[test]
+fn a_shared_stores_packs_follow_its_point_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, recs) = ingest_three(Kind::Postgres, dir.path());
+    let StoreLocation::Postgres(url) = store.location().clone() else {
+        unreachable!("a PostgreSQL store")
+    };
+    // Filed again (a retest files its run anew): packed once more, not twice.
+    store
+        .ingest(&recs[1], &bundle_for(dir.path(), &recs[1]))
+        .unwrap();
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let same = |client: &mut ::postgres::Client| {
+        let all = packs_and_rows(client);
+        for (run, packed, rows) in &all {
+            assert_eq!(packed, rows, "{run}");
+        }
+        all
+    };
+    let filed = same(&mut client);
+    assert_eq!(filed.len(), 3);
+    // The PASS and the FAIL have points (the ERROR stopped before its first).
+    for r in &recs[..2] {
+        assert!(
+            filed
+                .iter()
+                .any(|(run, packed, _)| *run == r.run_id && packed.len() > 10),
+            "{}",
+            r.run_id
+        );
+    }
+    let days: Vec<NaiveDate> = recs
+        .iter()
+        .map(|r| r.started_utc[..10].parse().unwrap())
+        .collect();
+    let (from, to) = (*days.iter().min().unwrap(), *days.iter().max().unwrap());
+    let before = audit(&store, from, to, &dir.path().join("before"));
+    // A correction by SQL: the right port's points of the FAIL run made 1 % worse.
+    let changed = client
+        .execute(
+            "UPDATE points SET error_percent = error_percent + 1 \
+             WHERE run_id = $1 AND port = 'right'",
+            &[&recs[1].run_id],
+        )
+        .unwrap();
+    assert!(changed > 0);
+    let corrected = same(&mut client);
+    assert_ne!(corrected, filed);
+    let after = audit(&store, from, to, &dir.path().join("after"));
+    let means = |s: &AuditSummary| serde_json::to_value(&s.load_points).unwrap().to_string();
+    assert_ne!(means(&before), means(&after));
+    // A run's points deleted: its pack goes; all points emptied: every pack goes.
+    client
+        .execute("DELETE FROM points WHERE run_id = $1", &[&recs[0].run_id])
+        .unwrap();
+    let emptied = same(&mut client);
+    assert!(
+        emptied
+            .iter()
+            .any(|(run, packed, _)| *run == recs[0].run_id && packed.is_empty())
+    );
+    client.batch_execute("TRUNCATE points").unwrap();
+    let packs: i64 = client
+        .query_one("SELECT count(*) FROM point_packs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(packs, 0);
+    // A run deleted goes with its pack.
+    store
+        .ingest(&recs[2], &bundle_for(dir.path(), &recs[2]))
+        .unwrap();
+    client
+        .execute("DELETE FROM runs WHERE run_id = $1", &[&recs[2].run_id])
+        .unwrap();
+    let packs: i64 = client
+        .query_one("SELECT count(*) FROM point_packs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(packs, 0);
+}
+
+/// A PostgreSQL store filed by a bench from before the packs: the first connection packs
+/// its points, and the audit's figures are those it had from the rows.
+#[test]
+fn a_shared_store_made_before_the_packs_gains_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = meterbench_testpg::database();
+    let embedded = Store::create(&location(Kind::Embedded, dir.path())).unwrap();
+    let made = embedded.synthesize(400, 5).unwrap();
+    let mut opts = AuditOptions::new(made.from, made.to);
+    opts.plots = false;
+    let want = embedded.audit(&opts, &dir.path().join("embedded")).unwrap();
+    {
+        let shared = Store::create(&StoreLocation::Postgres(url.clone())).unwrap();
+        shared.synthesize(400, 5).unwrap();
+    }
+    // What the store was before pg_packs.sql.
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "DROP TABLE point_packs; \
+             DROP TRIGGER points_added ON points; DROP TRIGGER points_removed ON points; \
+             DROP TRIGGER points_changed ON points; DROP TRIGGER points_emptied ON points; \
+             DROP FUNCTION meterbench_points_changed(); DROP FUNCTION meterbench_repack; \
+             DELETE FROM store_meta WHERE meta_key = 'point_packs'",
+        )
+        .unwrap();
+    let shared = Store::open(&StoreLocation::Postgres(url.clone())).unwrap();
+    for (run, packed, rows) in packs_and_rows(&mut client) {
+        assert_eq!(packed, rows, "{run}");
+    }
+    let got = shared.audit(&opts, &dir.path().join("shared")).unwrap();
+    let strip = |s: &AuditSummary| {
+        let mut s = s.clone();
+        for p in &mut s.problem_runs {
+            p.bundle.clear();
+            p.bundle_link.clear();
+        }
+        serde_json::to_value(s).unwrap()
+    };
+    assert_eq!(strip(&want), strip(&got));
+    assert_eq!(got.totals.runs, 400);
+}
