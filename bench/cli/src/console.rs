@@ -6,11 +6,22 @@ use meterbench_runner::{Event, EventKind, Observer, Outcome, Session};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+/// Without bars (output to a file, a pipe or a journal), a step's progress is written as
+/// a line at most this often, so that a long step (the starting test's 26 s, the no-load
+/// test's minutes at `--realtime`) shows the run is alive; a run faster than this (the
+/// simulated bench unpaced) prints none.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(10);
 
 pub struct ConsoleObserver {
     multi: MultiProgress,
     bars: BTreeMap<u32, ProgressBar>,
     draw: bool,
+    /// Progress was asked for but bars cannot be drawn: progress lines instead.
+    progress_lines: bool,
+    /// When the last line was written (progress lines count from it).
+    last_line: Instant,
     /// The session measures several positions: lines name theirs.
     several: bool,
     step: String,
@@ -20,7 +31,8 @@ impl ConsoleObserver {
     pub fn new(draw: bool, several: bool) -> Self {
         // Bars only on a terminal: drawn into a file or a pipe, indicatif drops the lines
         // printed above them, and with them what the run says.
-        let draw = draw && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let wanted = draw;
+        let draw = wanted && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let multi = MultiProgress::with_draw_target(if draw {
             ProgressDrawTarget::stderr_with_hz(10)
         } else {
@@ -30,6 +42,8 @@ impl ConsoleObserver {
             multi,
             bars: BTreeMap::new(),
             draw,
+            progress_lines: wanted && !draw,
+            last_line: Instant::now(),
             several,
             step: String::new(),
         }
@@ -37,7 +51,8 @@ impl ConsoleObserver {
 
     /// A line above the bars (or on stderr when they are hidden); a closed terminal
     /// loses the line, never the run.
-    fn line(&self, text: &str) {
+    fn line(&mut self, text: &str) {
+        self.last_line = Instant::now();
         if self.draw {
             let _ = self.multi.println(text);
         } else {
@@ -52,6 +67,50 @@ impl ConsoleObserver {
             String::new()
         }
     }
+}
+
+impl ConsoleObserver {
+    /// The progress lines due at `now` (none if a line was written within
+    /// [`PROGRESS_LINE_EVERY`]): per position, the step and its slowest port's progress,
+    /// or the source settling.
+    fn progress_text(
+        &self,
+        now: Instant,
+        ports: &[meterbench_runner::PortProgress],
+        elapsed_s: f64,
+        remaining_s: f64,
+    ) -> Vec<String> {
+        if now.saturating_duration_since(self.last_line) < PROGRESS_LINE_EVERY {
+            return Vec::new();
+        }
+        if ports.is_empty() {
+            let (_, _, words) = settling_line(elapsed_s, remaining_s);
+            return self
+                .bars
+                .keys()
+                .map(|&p| format!("      {}{}: {words}", self.position_label(p), self.step))
+                .collect();
+        }
+        slowest_ports(ports)
+            .into_iter()
+            .map(|(p, (counted, needed))| {
+                let (_, _, words) = progress_line(counted, needed, elapsed_s, remaining_s);
+                format!("      {}{}: {words}", self.position_label(p), self.step)
+            })
+            .collect()
+    }
+}
+
+/// Each position's slowest port: (counted, needed) of the port with the fewest pulses.
+fn slowest_ports(ports: &[meterbench_runner::PortProgress]) -> BTreeMap<u32, (u64, u64)> {
+    let mut slowest: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for p in ports {
+        let e = slowest.entry(p.position).or_insert((p.counted, p.needed));
+        if p.counted < e.0 {
+            *e = (p.counted, p.needed);
+        }
+    }
+    slowest
 }
 
 fn mark(o: Outcome) -> &'static str {
@@ -128,6 +187,13 @@ impl Observer for ConsoleObserver {
                 ports,
                 ..
             } => {
+                if self.progress_lines {
+                    for line in self.progress_text(Instant::now(), ports, *elapsed_s, *remaining_s)
+                    {
+                        self.line(&line);
+                    }
+                    return;
+                }
                 // Nothing counted yet: the source settling. Its time moves on every bar.
                 if ports.is_empty() {
                     let (length, at, message) = settling_line(*elapsed_s, *remaining_s);
@@ -137,15 +203,7 @@ impl Observer for ConsoleObserver {
                         bar.set_message(message.clone());
                     }
                 }
-                // Each position's slowest port.
-                let mut slowest: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-                for p in ports {
-                    let e = slowest.entry(p.position).or_insert((p.counted, p.needed));
-                    if p.counted < e.0 {
-                        *e = (p.counted, p.needed);
-                    }
-                }
-                for (position, (counted, needed)) in slowest {
+                for (position, (counted, needed)) in slowest_ports(ports) {
                     if let Some(bar) = self.bars.get(&position) {
                         let (length, at, message) =
                             progress_line(counted, needed, *elapsed_s, *remaining_s);
@@ -172,7 +230,10 @@ impl Observer for ConsoleObserver {
                 ));
             }
             EventKind::Log { position, message } => match position {
-                Some(p) => self.line(&format!("{}{message}", self.position_label(*p))),
+                Some(p) => {
+                    let line = format!("{}{message}", self.position_label(*p));
+                    self.line(&line)
+                }
                 None => self.line(message),
             },
             EventKind::PositionFinished { .. }
@@ -254,7 +315,52 @@ fn settling_line(elapsed_s: f64, remaining_s: f64) -> (u64, u64, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{progress_line, settling_line};
+    use super::{ConsoleObserver, PROGRESS_LINE_EVERY, ProgressBar, progress_line, settling_line};
+    use meterbench_runner::PortProgress;
+    use std::time::Duration;
+
+    fn port(position: u32, port: &str, counted: u64, needed: u64) -> PortProgress {
+        PortProgress {
+            position,
+            port: port.into(),
+            counted,
+            needed,
+        }
+    }
+
+    /// Written to a pipe or a file (no bars), a long step says where it is every
+    /// PROGRESS_LINE_EVERY, naming each position's slowest port; not more often.
+    #[test]
+    fn without_bars_a_long_step_writes_a_progress_line_every_ten_seconds() {
+        let mut o = ConsoleObserver::new(false, true);
+        o.step = "2 Ist PF1".into();
+        for p in [1, 2] {
+            o.bars.insert(p, ProgressBar::hidden());
+        }
+        let t0 = o.last_line;
+        let ports = [
+            port(1, "left", 1, 2),
+            port(1, "right", 0, 2),
+            port(2, "left", 2, 2),
+        ];
+        let early = t0 + PROGRESS_LINE_EVERY - Duration::from_millis(1);
+        assert!(o.progress_text(early, &ports, 14.2, 11.9).is_empty());
+        assert_eq!(
+            o.progress_text(t0 + PROGRESS_LINE_EVERY, &ports, 14.2, 11.9),
+            [
+                "      P1  2 Ist PF1: 0/2 pulses, 14.2 s, ≈11.9 s left",
+                "      P2  2 Ist PF1: 2/2 pulses, 14.2 s, ≈11.9 s left",
+            ]
+        );
+        // The source settling: nothing counted yet, the step's time on each position.
+        assert_eq!(
+            o.progress_text(t0 + Duration::from_secs(30), &[], 6.0, 18.0),
+            [
+                "      P1  2 Ist PF1: settling, 6 s, ≈18 s left",
+                "      P2  2 Ist PF1: settling, 6 s, ≈18 s left",
+            ]
+        );
+    }
 
     #[test]
     fn a_settling_source_shows_the_steps_time() {
