@@ -14,14 +14,25 @@
 -- error_percent and accepted, then step_name and port as a 4-byte length and UTF-8) is
 -- read by meterbench-pgcopy's `pack` module. A run with no points has no pack.
 --
--- Applied once per store (store_meta 'point_packs' says which version is there): the
--- triggers' DDL locks `points` against writers, so it is not repeated at every
--- connection. A store made before the packs gains them here, built from its rows.
+-- The functions run as their owner (the store's owner, who applied this) with the
+-- search path they were made under: a station's role needs no rights on the packs, and a
+-- session's own search path cannot point them at another schema's tables.
+--
+-- Applied when a store lacks it (store_meta 'point_packs' says which version is there, and
+-- the four triggers must be there and enabled): the triggers' DDL locks `points` against
+-- writers, so it is not repeated at every connection. A store made before the packs, or
+-- whose triggers were dropped or disabled, gains them here, every pack rebuilt from its
+-- rows (once, for 100 000 runs about 10 s, filings waiting meanwhile). It needs the owner
+-- of `points` and PostgreSQL 14 or later.
 
 DO $packs$
 BEGIN
     IF EXISTS (SELECT 1 FROM store_meta
-               WHERE meta_key = 'point_packs' AND meta_value = 'meterbench.point_packs/1') THEN
+               WHERE meta_key = 'point_packs' AND meta_value = 'meterbench.point_packs/1')
+       AND (SELECT count(*) FROM pg_trigger
+            WHERE tgrelid = 'points'::regclass AND tgenabled = 'O'
+              AND tgname IN ('points_added', 'points_removed', 'points_changed',
+                             'points_emptied')) = 4 THEN
         RETURN;
     END IF;
 
@@ -30,9 +41,14 @@ BEGIN
         pack   BYTEA        NOT NULL
     );
 
-    -- Rebuild the packs of the runs `ids` from their points.
+    -- Rebuild the packs of the runs `ids` from their points. Two transactions changing
+    -- one run's points take turns on its row of `runs` (row locks: a bulk filing's
+    -- hundred thousand runs need no lock table), so the later one packs, in a snapshot of
+    -- its own statement, the earlier one's rows too.
     CREATE OR REPLACE FUNCTION meterbench_repack(ids VARCHAR[]) RETURNS void
-    LANGUAGE sql AS $repack$
+    LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $repack$
+        SELECT 1 FROM runs r JOIN unnest(ids) AS c (run_id) ON r.run_id = c.run_id
+            ORDER BY r.run_id FOR NO KEY UPDATE OF r;
         DELETE FROM point_packs k USING unnest(ids) AS c (run_id) WHERE k.run_id = c.run_id;
         INSERT INTO point_packs (run_id, pack)
         SELECT p.run_id,
@@ -52,7 +68,7 @@ BEGIN
     -- After any statement on `points`: the packs of the runs it touched, rebuilt. The
     -- transition tables are named by the triggers below.
     CREATE OR REPLACE FUNCTION meterbench_points_changed() RETURNS trigger
-    LANGUAGE plpgsql AS $changed$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $changed$
     DECLARE
         ids VARCHAR[];
     BEGIN
@@ -86,8 +102,13 @@ BEGIN
         FOR EACH STATEMENT EXECUTE FUNCTION meterbench_points_changed();
     CREATE OR REPLACE TRIGGER points_emptied AFTER TRUNCATE ON points
         FOR EACH STATEMENT EXECUTE FUNCTION meterbench_points_changed();
+    -- Made anew, or disabled since: enabled (a dropped one is made enabled).
+    ALTER TABLE points ENABLE TRIGGER points_added;
+    ALTER TABLE points ENABLE TRIGGER points_removed;
+    ALTER TABLE points ENABLE TRIGGER points_changed;
+    ALTER TABLE points ENABLE TRIGGER points_emptied;
 
-    -- The points filed before the packs were.
+    -- The points filed before the packs were (or while the triggers were not there).
     PERFORM meterbench_repack(ARRAY(SELECT DISTINCT run_id FROM points));
 
     INSERT INTO store_meta (meta_key, meta_value)

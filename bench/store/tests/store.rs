@@ -1132,24 +1132,24 @@ fn a_shared_stores_packs_follow_its_point_rows() {
             .iter()
             .any(|(run, packed, _)| *run == recs[0].run_id && packed.is_empty())
     );
+    let packs = |client: &mut ::postgres::Client| -> i64 {
+        client
+            .query_one("SELECT count(*) FROM point_packs", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(packs(&mut client), 1);
     client.batch_execute("TRUNCATE points").unwrap();
-    let packs: i64 = client
-        .query_one("SELECT count(*) FROM point_packs", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(packs, 0);
-    // A run deleted goes with its pack.
+    assert_eq!(packs(&mut client), 0);
+    // Filed again, then deleted: its pack goes with it.
     store
-        .ingest(&recs[2], &bundle_for(dir.path(), &recs[2]))
+        .ingest(&recs[1], &bundle_for(dir.path(), &recs[1]))
         .unwrap();
+    assert_eq!(packs(&mut client), 1);
     client
-        .execute("DELETE FROM runs WHERE run_id = $1", &[&recs[2].run_id])
+        .execute("DELETE FROM runs WHERE run_id = $1", &[&recs[1].run_id])
         .unwrap();
-    let packs: i64 = client
-        .query_one("SELECT count(*) FROM point_packs", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(packs, 0);
+    assert_eq!(packs(&mut client), 0);
 }
 
 /// A PostgreSQL store filed by a bench from before the packs: the first connection packs
@@ -1193,4 +1193,110 @@ fn a_shared_store_made_before_the_packs_gains_them() {
     };
     assert_eq!(strip(&want), strip(&got));
     assert_eq!(got.totals.runs, 400);
+}
+
+/// The packs stay right whoever writes the points: a station's role with no rights on
+/// the packs and a search path of its own; two transactions changing one run's points at
+/// once (the later one waits, and packs both changes); a trigger disabled meanwhile (the
+/// next connection enables it again and repacks what it missed).
+#[test]
+fn a_shared_stores_packs_stay_right_whoever_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, recs) = ingest_three(Kind::Postgres, dir.path());
+    let StoreLocation::Postgres(url) = store.location().clone() else {
+        unreachable!("a PostgreSQL store")
+    };
+    let mut owner = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let check = |client: &mut ::postgres::Client| {
+        for (run, packed, rows) in packs_and_rows(client) {
+            assert_eq!(packed, rows, "{run}");
+        }
+    };
+    // A station's role: rights on the tables it files into, none on the packs, none to
+    // create anything (schema.sql's `CREATE … IF NOT EXISTS` would need them even for
+    // tables that exist: it is not applied to a store that has them all).
+    let role = format!("station_{}", std::process::id());
+    owner
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; \
+             GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON runs, run_instruments, points, store_meta \
+             TO {role}"
+        ))
+        .unwrap();
+    // The URL's last `user` is the one connecting.
+    let station_url = format!(
+        "{url}{}user={role}",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    let mut station = ::postgres::Client::connect(&station_url, ::postgres::NoTls).unwrap();
+    station
+        .batch_execute(&format!(
+            "SET search_path = pg_catalog; \
+             UPDATE public.points SET error_percent = error_percent + 0.5 \
+             WHERE run_id = '{}' AND port = 'left'",
+            recs[0].run_id
+        ))
+        .unwrap();
+    check(&mut owner);
+    let filed_by_station = Store::open(&StoreLocation::Postgres(station_url.clone())).unwrap();
+    filed_by_station
+        .ingest(&recs[1], &bundle_for(dir.path(), &recs[1]))
+        .unwrap();
+    check(&mut owner);
+    // Two edits of one run at once: the second waits for the first to commit.
+    let mut first = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let mut tx = first.transaction().unwrap();
+    tx.execute(
+        "UPDATE points SET error_percent = error_percent + 1 WHERE run_id = $1 AND port = 'left'",
+        &[&recs[1].run_id],
+    )
+    .unwrap();
+    let run_id = recs[1].run_id.clone();
+    let second_url = url.clone();
+    let second = std::thread::spawn(move || {
+        let mut c = ::postgres::Client::connect(&second_url, ::postgres::NoTls).unwrap();
+        c.execute(
+            "UPDATE points SET error_percent = error_percent + 2 \
+             WHERE run_id = $1 AND port = 'right'",
+            &[&run_id],
+        )
+        .unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!second.is_finished(), "the second edit did not wait");
+    tx.commit().unwrap();
+    second.join().unwrap();
+    check(&mut owner);
+    // A trigger disabled: a point changed meanwhile is not packed, until the next
+    // connection of the bench.
+    owner
+        .batch_execute("ALTER TABLE points DISABLE TRIGGER points_changed")
+        .unwrap();
+    owner
+        .execute(
+            "UPDATE points SET error_percent = error_percent + 3 WHERE run_id = $1",
+            &[&recs[0].run_id],
+        )
+        .unwrap();
+    assert!(
+        packs_and_rows(&mut owner)
+            .iter()
+            .any(|(_, packed, rows)| packed != rows)
+    );
+    drop(Store::open(&StoreLocation::Postgres(url.clone())).unwrap());
+    check(&mut owner);
+    let enabled: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'points'::regclass \
+             AND tgenabled = 'O' AND NOT tgisinternal",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(enabled, 4);
+    drop((station, filed_by_station));
+    owner
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
 }
