@@ -168,6 +168,11 @@ fn an_unreachable_shared_store_changes_no_verdict_and_the_run_is_filed_later() {
         "{said}"
     );
     assert!(said.contains("queued in"), "{said}");
+    // The command it suggests pastes into a shell: the URL's `&` quoted.
+    assert!(
+        said.contains("or now: meterbench runs --store 'postgres:///bench?host="),
+        "{said}"
+    );
     assert!(!said.contains("s3cret"), "{said}");
     let queue = reports.join("postgres-store.unfiled");
     assert_eq!(std::fs::read_to_string(&queue).unwrap().lines().count(), 1);

@@ -240,7 +240,7 @@ impl Output for Bundle {
             issued.key_id,
             XmlSigningKey::derive(&self.key).key_id(),
             issued.log.display(),
-            issued.bundle.display()
+            crate::shell_word(&issued.bundle.display().to_string())
         ) + &repaired)
     }
 }

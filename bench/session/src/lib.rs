@@ -912,8 +912,31 @@ pub fn stored_record(reports: &Path, what: &str) -> Result<(RunRecord, PathBuf),
     )))
 }
 
+/// `text` as one word of a shell command line, quoted when it needs to be (a
+/// PostgreSQL URL's `&` would send the rest to the background, a space split it): for
+/// the commands the messages suggest. Text with a NUL byte, which no shell word holds,
+/// is shown as it is.
+pub fn shell_word(text: &str) -> std::borrow::Cow<'_, str> {
+    shlex::try_quote(text).unwrap_or(std::borrow::Cow::Borrowed(text))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_suggested_commands_words_paste_into_a_shell() {
+        use super::shell_word;
+        assert_eq!(
+            shell_word("reports/20261208T0102Z-sim-1-SN1"),
+            "reports/20261208T0102Z-sim-1-SN1"
+        );
+        assert_eq!(
+            shell_word("postgres:///lab?host=/run/postgresql&user=bench"),
+            "'postgres:///lab?host=/run/postgresql&user=bench'"
+        );
+        assert_eq!(shell_word("/tmp/my reports/run"), "'/tmp/my reports/run'");
+        assert_eq!(shell_word("it's"), r#""it's""#);
+    }
+
     use super::*;
 
     #[test]

@@ -243,12 +243,12 @@ impl Output for StoreFiling {
                 Ok(()) => format!(
                     "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
                     self.queue.display(),
-                    self.store
+                    crate::shell_word(&self.store.to_string())
                 ),
                 Err(q) => format!(
                     "nor could it be queued in {} ({q}): file it later with: meterbench runs ingest {}",
                     self.queue.display(),
-                    folder.display()
+                    crate::shell_word(&folder.display().to_string())
                 ),
             };
             anyhow::bail!(
