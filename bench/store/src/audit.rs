@@ -478,6 +478,16 @@ impl PointGroups {
                 run_id: r.run_id.clone(),
                 message,
             })?;
+            if !(r.mpe_percent.is_finite() && r.error_percent.is_finite()) {
+                return Err(StoreError::Record {
+                    run_id: r.run_id.clone(),
+                    message: format!(
+                        "step {} port {}: an error of {} % against an MPE of {} % is not a \
+                         measured point",
+                        r.step_index, r.port, r.error_percent, r.mpe_percent
+                    ),
+                });
+            }
             let key = groups.key(
                 &r.station,
                 date,
@@ -614,19 +624,23 @@ fn read_points_file(
         if d < from || d > to {
             continue;
         }
+        let (mpe, error) = (mpe[i].unwrap_or(f64::NAN), error[i].unwrap_or(f64::NAN));
+        if !(mpe.is_finite() && error.is_finite()) {
+            return Err(StoreError::Argument(format!(
+                "{}: row {i}: an error of {error} % against an MPE of {mpe} % is not a \
+                 measured point",
+                path.display()
+            )));
+        }
         let key = groups.key(
             station[i].unwrap_or_default(),
             d,
             step_name[i].unwrap_or_default(),
             port[i].unwrap_or_default(),
-            mpe[i].unwrap_or(f64::NAN),
+            mpe,
             accepted[i].unwrap_or(false),
         );
-        groups.add_point(
-            key,
-            step_index[i].unwrap_or_default(),
-            error[i].unwrap_or(f64::NAN),
-        );
+        groups.add_point(key, step_index[i].unwrap_or_default(), error);
     }
     Ok(groups)
 }

@@ -786,6 +786,22 @@ impl PgStore {
                         })
                     };
                     let p = point.map_err(|e| bad(e.to_string()))?;
+                    // A value no measurement gives (set by hand): said with its run, as
+                    // the embedded store says it of its file's row.
+                    if !(p.error_percent.is_finite() && p.mpe_percent.is_finite()) {
+                        return Err(StoreError::Record {
+                            run_id: String::from_utf8_lossy(t.raw(0).unwrap_or_default())
+                                .into_owned(),
+                            message: format!(
+                                "step {} port {}: an error of {} % against an MPE of {} % is \
+                                 not a measured point",
+                                p.step_index,
+                                String::from_utf8_lossy(p.port),
+                                p.error_percent,
+                                p.mpe_percent
+                            ),
+                        });
+                    }
                     let (step_name, port) = seen
                         .names(&mut groups.names, p.step_index, p.step_name, p.port)
                         .ok_or_else(|| bad("a step name or port that is not UTF-8".into()))?;

@@ -194,7 +194,10 @@ pub(crate) fn histogram_plot(lp: &LoadPointStats, out_dir: &Path) -> Result<Stri
                 .draw_series(LineSeries::new([(x, 0.0), (x, ymax)], red.stroke_width(2)))
                 .map_err(plot_err(&what))?;
         }
-        if lp.mean.is_finite() {
+        // A mean beyond the bins (errors far outside ±3 MPE, counted in the report's
+        // row) is not drawn: it would lie off the chart, and plotters overflows mapping
+        // a value that far out.
+        if lp.mean.is_finite() && (x0 - pad..=x1 + pad).contains(&lp.mean) {
             chart
                 .draw_series(LineSeries::new(
                     [(lp.mean, 0.0), (lp.mean, ymax)],

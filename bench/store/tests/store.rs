@@ -1300,3 +1300,47 @@ fn a_shared_stores_packs_stay_right_whoever_writes() {
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .unwrap();
 }
+
+/// A point set by hand to a value no measurement gives: NaN or an infinity is refused,
+/// naming its run and point; a finite error however large is audited (the histogram's
+/// mean line beyond its bins was drawn off the chart, and plotters overflowed).
+#[test]
+fn a_shared_stores_point_set_to_no_measured_value_is_named_by_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, recs) = ingest_three(Kind::Postgres, dir.path());
+    let StoreLocation::Postgres(url) = store.location().clone() else {
+        unreachable!("a PostgreSQL store")
+    };
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let day: NaiveDate = recs[0].started_utc[..10].parse().unwrap();
+    let set = |client: &mut ::postgres::Client, value: &str| {
+        client
+            .execute(
+                &format!(
+                    "UPDATE points SET error_percent = '{value}' \
+                     WHERE run_id = $1 AND port = 'left' \
+                     AND step_index = (SELECT min(step_index) FROM points WHERE run_id = $1)"
+                ),
+                &[&recs[0].run_id],
+            )
+            .unwrap()
+    };
+    assert_eq!(set(&mut client, "1e12"), 1);
+    let summary = store
+        .audit(&AuditOptions::new(day, day), &dir.path().join("huge"))
+        .unwrap();
+    assert!(summary.load_points.iter().any(|lp| lp.mean > 1e9));
+    for value in ["NaN", "-Infinity"] {
+        set(&mut client, value);
+        let err = store
+            .audit(&AuditOptions::new(day, day), &dir.path().join(value))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("run {}: step ", recs[0].run_id))
+                && err.contains("port left: an error of")
+                && err.contains("is not a measured point"),
+            "{err}"
+        );
+    }
+}
