@@ -65,7 +65,9 @@ CREATE INDEX IF NOT EXISTS run_instruments_by_calibration
     ON run_instruments (calibration_due, calibration_id);
 
 -- Every accuracy point of a run (one row per load point and port; of a retested point,
--- its latest attempt), so that all stations' results are queryable in one place. Raw
+-- its latest attempt; of a run that amends another, a later session's retest, only the
+-- points it measured: those it carried over are the amended run's rows, so that each
+-- measurement is counted once), so that all stations' results are queryable in one place. Raw
 -- pulses stay in the signed bundles (samples.parquet). The embedded store also keeps
 -- them as Parquet files for its audit; a PostgreSQL store packs them per run for its
 -- audit, from these rows (pg_packs.sql).

@@ -192,6 +192,7 @@ pub fn run<'a>(
             // A new run (its own start, its own timing) that carries the stored one's steps.
             record.amends = Some(prior.run_id.clone());
             carried_steps = prior.steps.len();
+            record.carried_steps = carried_steps;
             record.steps = prior.steps;
             record.deviations = prior.deviations;
             record.log = prior.log;

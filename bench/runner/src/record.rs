@@ -691,6 +691,11 @@ pub struct RunRecord {
     /// are carried over.
     #[serde(default)]
     pub amends: Option<String>,
+    /// Of `steps`, how many (the first ones) were carried over from the run it amends:
+    /// measured there, not in this run. 0 for a run that amends none (and in records of
+    /// amending runs written before this was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried_steps: usize,
     pub bench_version: String,
     pub started_utc: String,
     pub finished_utc: Option<String>,
@@ -1009,6 +1014,7 @@ impl RunRecord {
             session_id: None,
             position: None,
             amends: None,
+            carried_steps: 0,
             simulated,
             answered_by: None,
             deviations: Vec::new(),
@@ -1063,6 +1069,17 @@ impl RunRecord {
             }
         }
         latest
+    }
+
+    /// Each step's latest attempt that was measured in this run (not carried over from
+    /// the run it amends), in the procedure's order: what the results store counts as
+    /// this run's points, so that a measurement is counted once, in the run that made it.
+    pub fn latest_measured_here(&self) -> Vec<&StepRecord> {
+        let carried = &self.steps[..self.carried_steps.min(self.steps.len())];
+        self.latest_attempts()
+            .into_iter()
+            .filter(|s| !carried.iter().any(|c| std::ptr::eq(c, *s)))
+            .collect()
     }
 
     /// The run's verdict: the stop that ended it, else a step whose latest attempt ended
@@ -1235,4 +1252,8 @@ impl RunRecord {
             )),
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -370,6 +370,14 @@ fn a_later_session_measures_a_stored_point_again_and_amends_its_run() {
     // Every step of the stored run is carried over, and the new attempt follows with
     // the single-phase check taken again from it.
     assert_eq!(r.steps.len(), stored.record.steps.len() + 2);
+    // The record says which were carried: the store files only the two measured here.
+    assert_eq!(r.carried_steps, stored.record.steps.len());
+    let here: Vec<_> = r
+        .latest_measured_here()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(here, ["Iref PF1", "Single-phase vs balanced (Iref PF1)"]);
     let last = &r.steps[r.steps.len() - 2];
     assert_eq!((last.name.as_str(), last.attempt), ("Iref PF1", 2));
     let check = r.steps.last().unwrap();

@@ -128,10 +128,14 @@ pub struct PointRow {
 }
 
 /// The accuracy points of a record (steps without a result, e.g. after an ERROR, give
-/// none); of a retested point, its latest attempt (the one the verdict rests on).
+/// none); of a retested point, its latest attempt (the one the verdict rests on); of a
+/// run that amends another, those it measured itself.
 pub fn point_rows(record: &RunRecord, date: &str, started_utc: &str) -> Vec<PointRow> {
     let mut rows = Vec::new();
-    for step in record.latest_attempts() {
+    // A run that amends another files only what it measured: the points it carried
+    // over are the amended run's, filed with it (counted twice, they weighed twice in the
+    // audit's distributions and control charts).
+    for step in record.latest_measured_here() {
         for p in &step.ports {
             let Some(PortResult::Accuracy {
                 repeats,

@@ -142,6 +142,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_run_amending_another_files_only_what_it_measured,
     a_field_longer_than_its_column_is_refused_alike,
     chart_dates_stay_within_the_range,
     problem_runs_are_listed_in_a_csv_beside_the_report,
@@ -1343,4 +1344,49 @@ fn a_shared_stores_point_set_to_no_measured_value_is_named_by_the_audit() {
             "{err}"
         );
     }
+}
+
+/// A later session's retest of one point amends the FAIL run: its record carries every
+/// step over and adds the new attempt. Filed, it adds that one measurement to the store
+/// (each port of the point): the carried ones are the amended run's, and counted twice
+/// they weighed twice in the audit's n, means and Cpk.
+fn a_run_amending_another_files_only_what_it_measured(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&location(kind, dir.path())).unwrap();
+    let fail = rerun(&record("fail.json"), "2026-11-10T09:00:00+00:00", "FAIL");
+    let mut amending = rerun(&fail, "2026-11-12T09:00:00+00:00", "PASS");
+    amending.amends = Some(fail.run_id.clone());
+    amending.carried_steps = amending.steps.len();
+    let failed = fail
+        .latest_attempts()
+        .into_iter()
+        .find(|s| s.outcome == Outcome::Fail && s.kind.is_point())
+        .expect("a failed point")
+        .clone();
+    let mut again = failed.clone();
+    again.attempt += 1;
+    again.outcome = Outcome::Pass;
+    amending.steps.push(again);
+    for r in [&fail, &amending] {
+        store.ingest(r, &bundle_for(dir.path(), r)).unwrap();
+    }
+    let ports = failed.ports.len() as i64;
+    let shown = store.show_run(&amending.run_id).unwrap().unwrap();
+    assert_eq!(shown.points.len() as i64, ports);
+    assert!(shown.points.iter().all(|p| p.step_name == failed.name));
+    let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
+    let mut o = AuditOptions::new(d(1), d(30));
+    o.plots = false;
+    let s = store.audit(&o, &dir.path().join("audit")).unwrap();
+    let n: i64 = s.load_points.iter().map(|lp| lp.n).sum();
+    let filed_by_fail = store.show_run(&fail.run_id).unwrap().unwrap().points.len() as i64;
+    assert_eq!(n, filed_by_fail + ports);
+    // The retested point: its first attempt and its retest, once each.
+    let retested: i64 = s
+        .load_points
+        .iter()
+        .filter(|lp| lp.step_name == failed.name)
+        .map(|lp| lp.n)
+        .sum();
+    assert_eq!(retested, 2 * ports);
 }
