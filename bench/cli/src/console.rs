@@ -91,8 +91,10 @@ impl ConsoleObserver {
                 .map(|&p| format!("      {}{}: {words}", self.position_label(p), self.step))
                 .collect();
         }
+        // Positions still in the step (one that finished it has its line already).
         slowest_ports(ports)
             .into_iter()
+            .filter(|(p, _)| self.bars.contains_key(p))
             .map(|(p, (counted, needed))| {
                 let (_, _, words) = progress_line(counted, needed, elapsed_s, remaining_s);
                 format!("      {}{}: {words}", self.position_label(p), self.step)
@@ -342,6 +344,8 @@ mod tests {
             port(1, "left", 1, 2),
             port(1, "right", 0, 2),
             port(2, "left", 2, 2),
+            // Position 3 finished the step already (no bar): no line.
+            port(3, "left", 2, 2),
         ];
         let early = t0 + PROGRESS_LINE_EVERY - Duration::from_millis(1);
         assert!(o.progress_text(early, &ports, 14.2, 11.9).is_empty());

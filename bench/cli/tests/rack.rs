@@ -203,6 +203,33 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         "{dcc}"
     );
     verified(dir.path(), &amended);
+    // The store holds the points the amending run measured (the retested point and the
+    // check taken again from it), and says which run the others are filed with.
+    let (code, shown, stderr) = run(
+        &[
+            "runs",
+            "show",
+            amended.file_name().unwrap().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{shown}\n{stderr}");
+    assert!(
+        shown.contains(&format!(
+            "amends     run {}: its points carried over here are filed with it",
+            failed.file_name().unwrap().to_str().unwrap()
+        )) && shown.contains("accuracy points measured in this run"),
+        "{shown}"
+    );
+    let filed: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("accuracy points"))
+        .skip(1)
+        .collect();
+    assert!(
+        !filed.is_empty() && filed.iter().all(|l| l.trim_start().starts_with("Iref PF1")),
+        "{shown}"
+    );
 
     // Once amended, the stored run is not measured again: its amendment is.
     let (code, stdout, stderr) = run(

@@ -170,7 +170,10 @@ fn an_unreachable_shared_store_changes_no_verdict_and_the_run_is_filed_later() {
     assert!(said.contains("queued in"), "{said}");
     // The command it suggests pastes into a shell: the URL's `&` quoted.
     assert!(
-        said.contains("or now: meterbench runs --store 'postgres:///bench?host="),
+        said.contains(&format!(
+            "or now: meterbench runs --reports {} --store 'postgres:///bench?host=",
+            reports.display()
+        )) && said.contains("ingest (with the URL's password)"),
         "{said}"
     );
     assert!(!said.contains("s3cret"), "{said}");

@@ -68,7 +68,7 @@ pub fn check_ready_to_issue(
                 "the issuance log {} is kept with key id {current}, but this run would sign with {} (key id {ours}): nothing was switched on. Sign with the key that keeps the log (--signing-key, $METERBENCH_SIGNING_KEY or keys/signing-key.pem in the bench home); to hand the log over to this key, run `meterbench keys rotate --new {}` with the key that keeps it; or issue into a reports folder of its own (--reports DIR)",
                 log.display(),
                 key_path.display(),
-                key_path.display()
+                crate::shell_word(&key_path.display().to_string())
             ),
             // A key whose period the keyring ended (retired, or lost): it never signs again.
             _ if trust.get(&ours).is_some() => format!(
@@ -84,7 +84,7 @@ pub fn check_ready_to_issue(
             _ => format!(
                 "the signing key {} cannot issue: {detail}: nothing was switched on. To trust a new key, rotate to it with the key in use: `meterbench keys rotate --new {}`; or sign with a key the keyring trusts now (`meterbench keys list`)",
                 key_path.display(),
-                key_path.display()
+                crate::shell_word(&key_path.display().to_string())
             ),
         }),
         Err(e) => Err(format!(
@@ -240,11 +240,28 @@ impl Output for StoreFiling {
                 );
             }
             let queued = match enqueue(&self.queue, folder) {
-                Ok(()) => format!(
-                    "queued in {}: the next run files it, or now: meterbench runs --store {} ingest",
-                    self.queue.display(),
-                    crate::shell_word(&self.store.to_string())
-                ),
+                Ok(()) => {
+                    // A PostgreSQL store's queue is in the reports folder (queue_path):
+                    // named, so that the command finds it from any folder. The URL is
+                    // shown without its password, which the command needs as given.
+                    let reports = match (&self.store, self.queue.parent()) {
+                        (StoreLocation::Postgres(_), Some(r)) => {
+                            format!(" --reports {}", crate::shell_word(&r.display().to_string()))
+                        }
+                        _ => String::new(),
+                    };
+                    let shown = self.store.to_string();
+                    let password = if shown.contains(":***@") || shown.contains("password=***") {
+                        " (with the URL's password)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "queued in {}: the next run files it, or now: meterbench runs{reports} --store {} ingest{password}",
+                        self.queue.display(),
+                        crate::shell_word(&shown)
+                    )
+                }
                 Err(q) => format!(
                     "nor could it be queued in {} ({q}): file it later with: meterbench runs ingest {}",
                     self.queue.display(),

@@ -938,7 +938,9 @@ fn nice_width_at_most(limit: f64) -> f64 {
 /// rule 3.49 s n^(−1/3), the range over `max_bins` and MPE/100, rounded up to 1, 2, 2.5
 /// or 5 × 10^k, but never wider than MPE/10 rounded down so: a histogram shows where
 /// the errors lie within the limit, which one bar as wide as the limit hides (then there
-/// may be more bins than `max_bins`). The shown range is clipped to ±3 MPE.
+/// may be more bins than `max_bins`). The shown range is clipped to ±3 MPE; when every
+/// error lies beyond it on one side, the range is the errors' own, in at most about
+/// `max_bins` bins (at MPE/10 a range of 10¹¹ % was 10¹³ bins).
 pub fn histogram_bins(
     min: f64,
     max: f64,
@@ -948,7 +950,8 @@ pub fn histogram_bins(
     max_bins: usize,
 ) -> (f64, f64, i64) {
     let (mut lo, mut hi) = (min.max(-3.0 * mpe), max.min(3.0 * mpe));
-    if lo > hi {
+    let beyond = lo > hi;
+    if beyond {
         (lo, hi) = (min, max);
     }
     let max_bins = max_bins.max(1) as f64;
@@ -961,7 +964,7 @@ pub fn histogram_bins(
     if let Some(s) = std_dev.filter(|s| *s > 0.0 && s.is_finite() && n > 1) {
         width = width.max(nice_width(3.49 * s * (n as f64).powf(-1.0 / 3.0)));
     }
-    if mpe.is_finite() && mpe.abs() > 0.0 {
+    if mpe.is_finite() && mpe.abs() > 0.0 && !beyond {
         width = width.min(nice_width_at_most(mpe.abs() / 10.0));
     }
     let edge = (lo / width + 1e-9).floor() * width;
@@ -1287,6 +1290,17 @@ mod tests {
         let (lo, w, n) = histogram_bins(-0.3, 0.3, 1000, Some(0.1), 1.0, 30);
         assert!((lo + 0.3).abs() < 1e-12);
         assert_eq!((w, n), (0.05, 13));
+        // Every error beyond +3 MPE (set by hand: 1e11 and 2e11 %): their own range in
+        // bins of nice(1e11 / 40) = 2.5e9, 41 of them (at MPE/10, 1e12 bins); Scott's
+        // width for their spread (3.49 · 7e10 · 2^(−1/3) → 2e11) is not capped either.
+        let (lo, w, n) = histogram_bins(1e11, 2e11, 2, None, 1.0, 40);
+        assert_eq!((lo, w, n), (1e11, 2.5e9, 41));
+        let (lo, w, n) = histogram_bins(1e11, 2e11, 2, Some(7e10), 1.0, 40);
+        assert_eq!((lo, w, n), (0.0, 2e11, 2));
+        // Modestly beyond (5 to 6 %, MPE 1): as before, their range within MPE/10 bins
+        // when the range over max_bins is finer.
+        let (lo, w, n) = histogram_bins(5.0, 6.0, 2, None, 1.0, 40);
+        assert_eq!((lo, w, n), (5.0, 0.025, 41));
     }
 
     fn points(rows: &[(&str, &str, &str, f64, &str)]) -> PointGroups {

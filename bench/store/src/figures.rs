@@ -413,7 +413,10 @@ pub(crate) fn control_charts(groups: &PointGroups, from: NaiveDate) -> Vec<Contr
                     .map(|v| (v * (m.n - 1) as f64, (m.n - 1) as f64))
             })
             .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        let sigma = (dof > 0.0).then(|| (ss / dof).sqrt());
+        // Not finite (errors so large their squares overflow, set by hand): no limits.
+        let sigma = (dof > 0.0)
+            .then(|| (ss / dof).sqrt())
+            .filter(|s| s.is_finite());
         let chart_days: Vec<ChartDay> = days
             .iter()
             .map(|(date, m)| {

@@ -930,14 +930,23 @@ fn copy_points(
     Ok(())
 }
 
-/// The tables and indexes `schema` makes (`CREATE TABLE|INDEX IF NOT EXISTS name`).
+/// The tables and indexes `schema` makes: the name after `IF NOT EXISTS` in each
+/// statement that starts `CREATE` (`TABLE`, `INDEX`, `UNIQUE INDEX`; any case, any
+/// spacing on the line).
 fn schema_relations(schema: &str) -> Vec<String> {
     schema
         .lines()
         .filter_map(|line| {
-            let line = line.trim_start();
-            line.strip_prefix("CREATE TABLE IF NOT EXISTS ")
-                .or_else(|| line.strip_prefix("CREATE INDEX IF NOT EXISTS "))
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if !words.first()?.eq_ignore_ascii_case("CREATE") {
+                return None;
+            }
+            let at = words.windows(3).position(|w| {
+                w[0].eq_ignore_ascii_case("IF")
+                    && w[1].eq_ignore_ascii_case("NOT")
+                    && w[2].eq_ignore_ascii_case("EXISTS")
+            })?;
+            words.get(at + 3).copied()
         })
         .filter_map(|rest| {
             let name: String = rest
@@ -1158,21 +1167,27 @@ mod tests {
 
     #[test]
     fn the_schemas_tables_and_indexes_are_named() {
-        let names = schema_relations(SCHEMA_SQL);
+        // Read off schema.sql by hand (its comments name IF NOT EXISTS too).
         assert_eq!(
-            names.len(),
-            SCHEMA_SQL.matches("CREATE TABLE IF NOT EXISTS").count()
-                + SCHEMA_SQL.matches("CREATE INDEX IF NOT EXISTS").count()
+            schema_relations(SCHEMA_SQL),
+            [
+                "store_meta",
+                "runs",
+                "runs_by_serial",
+                "runs_by_station",
+                "runs_by_date",
+                "run_instruments",
+                "run_instruments_by_calibration",
+                "points"
+            ]
         );
-        for name in [
-            "store_meta",
-            "runs",
-            "runs_by_serial",
-            "run_instruments",
-            "points",
-        ] {
-            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
-        }
+        assert_eq!(
+            schema_relations(
+                "-- CREATE TABLE IF NOT EXISTS not_this\n  create unique index  if not exists \
+                 by_x ON t (x);\nCREATE TABLE IF NOT EXISTS t(\n"
+            ),
+            ["by_x", "t"]
+        );
     }
 
     #[test]

@@ -159,6 +159,13 @@ pub(crate) fn histogram_plot(lp: &LoadPointStats, out_dir: &Path) -> Result<Stri
     };
     let (x0, x1) = (x0.min(-lp.mpe_percent), x1.max(lp.mpe_percent));
     let pad = (x1 - x0) * 0.03;
+    // plotters loops for ever laying out the ticks of a range that is not finite.
+    if !(x0 - pad).is_finite() || !(x1 + pad).is_finite() {
+        return Err(StoreError::Argument(format!(
+            "{what}: errors from {x0} to {x1} % cannot be drawn (are the store's errors \
+             measured values?)"
+        )));
+    }
     let ymax = h.bins.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64 * 1.1;
     let mut svg = String::new();
     {
@@ -235,6 +242,13 @@ pub(crate) fn control_chart_plot(
         }
     }
     let pad = ((yhi - ylo) * 0.08).max(1e-3);
+    // plotters loops for ever laying out the ticks of a range that is not finite.
+    if !(ylo - pad).is_finite() || !(yhi + pad).is_finite() {
+        return Err(StoreError::Argument(format!(
+            "{what}: daily means from {ylo} to {yhi} % cannot be drawn (are the store's \
+             errors measured values?)"
+        )));
+    }
     let (x_range, days) = day_axis(from, to);
     let (x_first, x_last) = (x_range.start, x_range.end);
     let mut svg = String::new();

@@ -1303,8 +1303,10 @@ fn a_shared_stores_packs_stay_right_whoever_writes() {
 }
 
 /// A point set by hand to a value no measurement gives: NaN or an infinity is refused,
-/// naming its run and point; a finite error however large is audited (the histogram's
-/// mean line beyond its bins was drawn off the chart, and plotters overflowed).
+/// naming its run and point; finite errors however large are audited, plots and all
+/// (a histogram's mean line beyond its bins overflowed plotters; errors all beyond
+/// +3 MPE were put in bins of MPE/10, 10¹² of them for 10¹¹ %; squares that overflow
+/// gave infinite control limits, which plotters lays out for ever).
 #[test]
 fn a_shared_stores_point_set_to_no_measured_value_is_named_by_the_audit() {
     let dir = tempfile::tempdir().unwrap();
@@ -1313,30 +1315,51 @@ fn a_shared_stores_point_set_to_no_measured_value_is_named_by_the_audit() {
         unreachable!("a PostgreSQL store")
     };
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-    let day: NaiveDate = recs[0].started_utc[..10].parse().unwrap();
-    let set = |client: &mut ::postgres::Client, value: &str| {
+    let days: Vec<NaiveDate> = recs
+        .iter()
+        .map(|r| r.started_utc[..10].parse().unwrap())
+        .collect();
+    let (from, to) = (*days.iter().min().unwrap(), *days.iter().max().unwrap());
+    // The first point of the PASS run's left port, and the same point of the FAIL run.
+    let step: i32 = client
+        .query_one(
+            "SELECT min(step_index) FROM points WHERE run_id = $1",
+            &[&recs[0].run_id],
+        )
+        .unwrap()
+        .get(0);
+    let set = |client: &mut ::postgres::Client, run: &RunRecord, value: &str| {
         client
             .execute(
                 &format!(
                     "UPDATE points SET error_percent = '{value}' \
-                     WHERE run_id = $1 AND port = 'left' \
-                     AND step_index = (SELECT min(step_index) FROM points WHERE run_id = $1)"
+                     WHERE run_id = $1 AND port = 'left' AND step_index = $2"
                 ),
-                &[&recs[0].run_id],
+                &[&run.run_id, &step],
             )
             .unwrap()
     };
-    assert_eq!(set(&mut client, "1e12"), 1);
-    let summary = store
-        .audit(&AuditOptions::new(day, day), &dir.path().join("huge"))
-        .unwrap();
+    let audited = |name: &str| store.audit(&AuditOptions::new(from, to), &dir.path().join(name));
+    assert_eq!(set(&mut client, &recs[0], "1e12"), 1);
+    let summary = audited("huge").unwrap();
     assert!(summary.load_points.iter().any(|lp| lp.mean > 1e9));
+    assert_eq!(set(&mut client, &recs[1], "2e11"), 1);
+    let summary = audited("beyond").unwrap();
+    let lp = summary
+        .load_points
+        .iter()
+        .find(|lp| lp.mean > 1e11 && lp.port == "left")
+        .unwrap();
+    assert!(
+        lp.histogram.bins.len() < 100,
+        "{} bins",
+        lp.histogram.bins.len()
+    );
+    assert_eq!(set(&mut client, &recs[0], "1e200"), 1);
+    audited("squares").unwrap();
     for value in ["NaN", "-Infinity"] {
-        set(&mut client, value);
-        let err = store
-            .audit(&AuditOptions::new(day, day), &dir.path().join(value))
-            .unwrap_err()
-            .to_string();
+        set(&mut client, &recs[0], value);
+        let err = audited(value).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("run {}: step ", recs[0].run_id))
                 && err.contains("port left: an error of")

@@ -129,8 +129,8 @@ fn generate(out: Option<PathBuf>, home: &BenchHome) -> Result<(), String> {
         None => crate::sayln!(
             "keyring:     {} exists and was left as it is: a key joins it by a rotation from the key in use (`meterbench keys rotate --new {}`) or, when that key is lost, by `meterbench keys add {}`",
             keyring_path(&private).display(),
-            private.display(),
-            public.display()
+            meterbench_session::shell_word(&private.display().to_string()),
+            meterbench_session::shell_word(&public.display().to_string())
         ),
     }
     Ok(())

@@ -382,7 +382,7 @@ fn refuse_a_key_in_a_missing_folder(
              made on purpose with `meterbench keys generate --out {}`",
             key_path.display(),
             dir.display(),
-            key_path.display()
+            meterbench_session::shell_word(&key_path.display().to_string())
         );
     }
     Ok(())

@@ -301,8 +301,24 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    // A run that amends another (a later session's retest) is filed with the points it
+    // measured; those it carried over are the amended run's. The store does not say
+    // which run that is: its signed record does, when the bundle is at hand.
+    let amends = meterbench_runner::record::RunRecord::read(&r.bundle.join("record.json"))
+        .ok()
+        .and_then(|rec| rec.amends);
+    if let Some(amended) = &amends {
+        crate::sayln!("amends     run {amended}: its points carried over here are filed with it");
+    }
     if !d.points.is_empty() {
-        crate::sayln!("accuracy points");
+        crate::sayln!(
+            "{}",
+            if amends.is_some() {
+                "accuracy points measured in this run"
+            } else {
+                "accuracy points"
+            }
+        );
         for p in &d.points {
             crate::sayln!(
                 "  {:<22} {:<6} error {:+.4} %  U(k=2) {:.4} %  MPE ±{} %  {}",
