@@ -516,6 +516,18 @@ fn an_unreachable_shared_store_says_where_and_hides_the_password() {
 /// Both backends give the same figures for the same runs, to the last digit: the audit
 /// is one computation over the points either store reads back, settled into one order
 /// before any sum is taken.
+/// A summary without its bundle folders: the synthetic bundle folders differ between the
+/// backends (the embedded store names them inside its folder), everything else is the
+/// same.
+fn strip(s: &AuditSummary) -> serde_json::Value {
+    let mut s = s.clone();
+    for p in &mut s.problem_runs {
+        p.bundle.clear();
+        p.bundle_link.clear();
+    }
+    serde_json::to_value(s).unwrap()
+}
+
 #[test]
 fn both_backends_give_the_same_audit() {
     let dir = tempfile::tempdir().unwrap();
@@ -532,16 +544,6 @@ fn both_backends_give_the_same_audit() {
     let x = embedded.audit(&opts, &dir.path().join("x")).unwrap();
     let y = shared.audit(&opts, &dir.path().join("y")).unwrap();
     assert_eq!(x.totals.runs, 1500);
-    // The synthetic bundle folders differ (the embedded store names them inside its
-    // folder): everything else is the same.
-    let strip = |s: &AuditSummary| {
-        let mut s = s.clone();
-        for p in &mut s.problem_runs {
-            p.bundle.clear();
-            p.bundle_link.clear();
-        }
-        serde_json::to_value(s).unwrap()
-    };
     assert_eq!(strip(&x), strip(&y));
     // and again, the same to the last digit
     let z = shared.audit(&opts, &dir.path().join("z")).unwrap();
@@ -1184,14 +1186,6 @@ fn a_shared_store_made_before_the_packs_gains_them() {
         assert_eq!(packed, rows, "{run}");
     }
     let got = shared.audit(&opts, &dir.path().join("shared")).unwrap();
-    let strip = |s: &AuditSummary| {
-        let mut s = s.clone();
-        for p in &mut s.problem_runs {
-            p.bundle.clear();
-            p.bundle_link.clear();
-        }
-        serde_json::to_value(s).unwrap()
-    };
     assert_eq!(strip(&want), strip(&got));
     assert_eq!(got.totals.runs, 400);
 }
