@@ -513,9 +513,6 @@ fn an_unreachable_shared_store_says_where_and_hides_the_password() {
     assert!(err.contains("is the server running"), "{err}");
 }
 
-/// Both backends give the same figures for the same runs, to the last digit: the audit
-/// is one computation over the points either store reads back, settled into one order
-/// before any sum is taken.
 /// A summary without its bundle folders: the synthetic bundle folders differ between the
 /// backends (the embedded store names them inside its folder), everything else is the
 /// same.
@@ -528,6 +525,9 @@ fn strip(s: &AuditSummary) -> serde_json::Value {
     serde_json::to_value(s).unwrap()
 }
 
+/// Both backends give the same figures for the same runs, to the last digit: the audit
+/// is one computation over the points either store reads back, settled into one order
+/// before any sum is taken.
 #[test]
 fn both_backends_give_the_same_audit() {
     let dir = tempfile::tempdir().unwrap();
