@@ -697,3 +697,38 @@ fn another_key_on_an_existing_log_is_refused_before_switch_on() {
     assert!(!said.contains("VERDICT"), "{said}");
     assert_eq!(run_folders(&reports).len(), 1, "no second run was made");
 }
+
+/// The command a run says to check its bundle with pastes into a shell and passes, for a
+/// key and a reports folder with spaces in their names: quoted, and naming the keyring the
+/// station trusted (`verify` alone looks beside the bench home's default key).
+#[test]
+fn the_verify_command_a_run_suggests_pastes_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("my reports");
+    let key = dir.path().join("my keys").join("k.pem");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let run = eol(&reports, &key, "").output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let said = String::from_utf8_lossy(&run.stdout);
+    let suggested = said
+        .lines()
+        .find_map(|l| l.split_once("check it with: ").map(|(_, c)| c.to_string()))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        suggested.starts_with("meterbench verify '") && suggested.contains(" --keyring '"),
+        "{suggested}"
+    );
+    let pasted = suggested.replacen(
+        "meterbench",
+        &format!("'{}'", env!("CARGO_BIN_EXE_meterbench")),
+        1,
+    );
+    let check = Command::new("bash")
+        .arg("-c")
+        .arg(&pasted)
+        .env_remove("METERBENCH_SIGNING_KEY")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{pasted}\n{}", text(&check));
+}

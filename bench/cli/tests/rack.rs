@@ -244,6 +244,25 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     );
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(stderr.contains("was already amended by run"), "{stderr}");
+    // Nor when it is named by its folder and the new run would go to another reports
+    // folder (found by a user trial: the amendment was looked for there only).
+    let elsewhere = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(["retest"])
+        .arg(&failed)
+        .args(["--step", "Iref PF1", "--quiet", "--reports"])
+        .arg(dir.path().join("elsewhere"))
+        .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+    assert_eq!(elsewhere.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("was already amended by run"), "{stderr}");
+    assert!(
+        !dir.path().join("elsewhere").exists()
+            || run_folders(&dir.path().join("elsewhere")).is_empty()
+    );
     // A passing run's point, or a point that passed, is not measured again.
     let passed = run_folders(&dir.path().join("reports"))
         .into_iter()

@@ -233,8 +233,16 @@ impl Output for Bundle {
                 r.join("; ")
             ),
         };
+        // The keyring the station trusted, named: `verify` on its own looks beside the
+        // bench's default key, which need not be the one that signed.
+        let keyring = Path::new(&self.trust.origin);
+        let keyring = if keyring.is_file() {
+            format!(" --keyring {}", crate::shell_word(&self.trust.origin))
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "certificate bundle: {}\nsigned by {} with key {} (its DCC with P-256 key {}); issuance log {}; check it with: meterbench verify {}",
+            "certificate bundle: {}\nsigned by {} with key {} (its DCC with P-256 key {}); issuance log {}; check it with: meterbench verify {}{keyring}",
             issued.bundle.display(),
             self.signer,
             issued.key_id,

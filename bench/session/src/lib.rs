@@ -875,7 +875,7 @@ impl Retest {
 }
 
 /// The run in `reports` that amends run `run_id`, if there is one.
-fn amended_by(reports: &Path, run_id: &str) -> Option<String> {
+pub fn amended_by(reports: &Path, run_id: &str) -> Option<String> {
     std::fs::read_dir(reports)
         .ok()?
         .filter_map(|e| e.ok())
@@ -905,10 +905,11 @@ pub fn stored_record(reports: &Path, what: &str) -> Result<(RunRecord, PathBuf),
     // No file and line to point at: the name is the user's, not a file's content.
     Err(SessionError::Request(format!(
         "`{what}` is no run: neither a run folder or record.json here, nor a run of that id \
-         in {} (`meterbench runs list` lists the stored runs)",
+         in {} (`meterbench runs --reports {} list` lists the stored runs)",
         std::path::absolute(reports)
             .unwrap_or_else(|_| reports.to_path_buf())
-            .display()
+            .display(),
+        shell_word(&reports.display().to_string())
     )))
 }
 

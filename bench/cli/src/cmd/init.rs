@@ -53,7 +53,10 @@ pub fn main(args: InitArgs, home: &BenchHome) -> i32 {
     );
     let cd = match home.origin() {
         HomeOrigin::CurrentFolder if args.dir.is_none() => String::new(),
-        _ => format!("--home {} ", root.display()),
+        _ => format!(
+            "--home {} ",
+            meterbench_session::shell_word(&root.display().to_string())
+        ),
     };
     crate::sayln!(
         "next: meterbench {cd}run   (the class B procedure on the simulated bench; \

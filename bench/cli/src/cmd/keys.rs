@@ -401,8 +401,8 @@ fn rotate(
     } else {
         crate::sayln!(
             "sign with the new key from now on: --signing-key {} or METERBENCH_SIGNING_KEY={}",
-            new_path.display(),
-            new_path.display()
+            meterbench_session::shell_word(&new_path.display().to_string()),
+            meterbench_session::shell_word(&new_path.display().to_string())
         );
     }
     Ok(())

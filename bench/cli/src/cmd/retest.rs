@@ -36,6 +36,18 @@ pub fn main(args: RetestArgs, home: &BenchHome) -> i32 {
 fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     let reports = args.issue.reports(home);
     let (record, path) = stored_record(&reports, &args.run).map_err(plain)?;
+    // The run may be named by its folder in another reports folder than the one the new
+    // run goes to: a run amending it there amends it as much (the plan looks in
+    // --reports).
+    if let Some(theirs) = path.parent().and_then(std::path::Path::parent)
+        && let Some(later) = meterbench_session::amended_by(theirs, &record.run_id)
+    {
+        anyhow::bail!(
+            "run {} was already amended by run {later} (in {}): measure its point again instead",
+            record.run_id,
+            theirs.display()
+        );
+    }
     let mut options = SessionOptions::new(Local::now().date_naive());
     options.reports = reports.clone();
     options.home = home.clone();
