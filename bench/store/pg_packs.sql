@@ -1,5 +1,5 @@
 -- meterbench results store, PostgreSQL only: the accuracy points packed per run for the
--- audit (meterbench.point_packs/1), applied after schema.sql at every connection.
+-- audit (meterbench.point_packs/2), applied after schema.sql at every connection.
 --
 -- The audit reads the points of a year of runs at once. Sent as rows, their number was
 -- the floor of its time: the server took 0.9-1.6 s to send the 2.2 million rows of
@@ -19,6 +19,7 @@
 -- session's own search path cannot point them at another schema's tables.
 --
 -- Applied when a store lacks it (store_meta 'point_packs' says which version is there, and
+-- is raised whenever anything below changes, so that a store gets the new functions;
 -- the four triggers must be there and enabled): the triggers' DDL locks `points` against
 -- writers, so it is not repeated at every connection. A store made before the packs, or
 -- whose triggers were dropped or disabled, gains them here, every pack rebuilt from its
@@ -28,7 +29,7 @@
 DO $packs$
 BEGIN
     IF EXISTS (SELECT 1 FROM store_meta
-               WHERE meta_key = 'point_packs' AND meta_value = 'meterbench.point_packs/1')
+               WHERE meta_key = 'point_packs' AND meta_value = 'meterbench.point_packs/2')
        AND (SELECT count(*) FROM pg_trigger
             WHERE tgrelid = 'points'::regclass AND tgenabled = 'O'
               AND tgname IN ('points_added', 'points_removed', 'points_changed',
@@ -112,7 +113,7 @@ BEGIN
     PERFORM meterbench_repack(ARRAY(SELECT DISTINCT run_id FROM points));
 
     INSERT INTO store_meta (meta_key, meta_value)
-        VALUES ('point_packs', 'meterbench.point_packs/1')
+        VALUES ('point_packs', 'meterbench.point_packs/2')
         ON CONFLICT (meta_key) DO UPDATE SET meta_value = EXCLUDED.meta_value;
 END
 $packs$;
