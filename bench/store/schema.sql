@@ -64,6 +64,16 @@ CREATE TABLE IF NOT EXISTS run_instruments (
 CREATE INDEX IF NOT EXISTS run_instruments_by_calibration
     ON run_instruments (calibration_due, calibration_id);
 
+-- A run that amends another (a later session's retest, which carries the other's steps
+-- over): which run it amends. So that any station sees a run is amended already, and
+-- which run holds the points an amending run carried over.
+CREATE TABLE IF NOT EXISTS run_amendments (
+    run_id VARCHAR(200) NOT NULL PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
+    amends VARCHAR(200) NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS run_amendments_by_amended ON run_amendments (amends);
+
 -- Every accuracy point of a run (one row per load point and port; of a retested point,
 -- its latest attempt; of a run that amends another, a later session's retest, only the
 -- points it measured: those it carried over are the amended run's rows, so that each

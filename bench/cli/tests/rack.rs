@@ -263,6 +263,19 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         !dir.path().join("elsewhere").exists()
             || run_folders(&dir.path().join("elsewhere")).is_empty()
     );
+    // Named relative to the current folder (from inside the reports folder): the same.
+    let relative = std::process::Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(["retest", failed.file_name().unwrap().to_str().unwrap()])
+        .args(["--step", "Iref PF1", "--quiet", "--reports"])
+        .arg(dir.path().join("elsewhere"))
+        .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
+        .current_dir(dir.path().join("reports"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&relative.stderr);
+    assert_eq!(relative.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("was already amended by run"), "{stderr}");
     // A passing run's point, or a point that passed, is not measured again.
     let passed = run_folders(&dir.path().join("reports"))
         .into_iter()
@@ -281,6 +294,40 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     assert_eq!(code, 2);
     assert!(
         stderr.contains("ended PASS: only a run that failed"),
+        "{stderr}"
+    );
+    // The store knows of the amendment, as a station sharing it would see it: the
+    // amending run's folder gone from the reports, a retest is still refused.
+    let (code, shown, _) = run(
+        &[
+            "runs",
+            "show",
+            failed.file_name().unwrap().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    assert!(
+        shown.contains(&format!(
+            "amended by run {}",
+            amended.file_name().unwrap().to_str().unwrap()
+        )),
+        "{shown}"
+    );
+    std::fs::rename(&amended, dir.path().join("moved-away")).unwrap();
+    let (code, stdout, stderr) = run(
+        &[
+            "retest",
+            failed.file_name().unwrap().to_str().unwrap(),
+            "--step",
+            "Iref PF1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("was already amended by run") && stderr.contains("in the results store"),
         "{stderr}"
     );
 }

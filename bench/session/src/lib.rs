@@ -874,7 +874,9 @@ impl Retest {
     }
 }
 
-/// The run in `reports` that amends run `run_id`, if there is one.
+/// The run in `reports` that amends run `run_id`, if there is one: one that ended with a
+/// verdict (an amending run stopped or in error, or still in progress after a crash,
+/// amends nothing, and the point may be measured again).
 pub fn amended_by(reports: &Path, run_id: &str) -> Option<String> {
     std::fs::read_dir(reports)
         .ok()?
@@ -882,8 +884,14 @@ pub fn amended_by(reports: &Path, run_id: &str) -> Option<String> {
         .map(|e| e.path().join("record.json"))
         .filter(|p| p.is_file())
         .filter_map(|p| RunRecord::read(&p).ok())
-        .find(|r| r.amends.as_deref() == Some(run_id))
+        .find(|r| r.amends.as_deref() == Some(run_id) && amends_with_a_verdict(r.outcome))
         .map(|r| r.run_id)
+}
+
+/// Whether an amending run that ended so amends its run (see [`amended_by`]).
+pub fn amends_with_a_verdict(outcome: meterbench_runner::Outcome) -> bool {
+    use meterbench_runner::Outcome::*;
+    matches!(outcome, Pass | Fail | NotDecidable)
 }
 
 /// A stored run's record, for a retest in a later session: by its folder, its
@@ -923,6 +931,35 @@ pub fn shell_word(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    /// An amending run that ended without a verdict (stopped by the operator) amends
+    /// nothing: the point may be measured again; one that ended with one (FAIL) does.
+    #[test]
+    fn a_stopped_amending_run_amends_nothing() {
+        use meterbench_runner::Outcome;
+        let dir = tempfile::tempdir().unwrap();
+        let original = concat!(env!("CARGO_MANIFEST_DIR"), "/../store/tests/data/fail.json");
+        let mut r =
+            meterbench_runner::record::RunRecord::read(std::path::Path::new(original)).unwrap();
+        let amended = r.run_id.clone();
+        r.amends = Some(amended.clone());
+        let write = |r: &meterbench_runner::record::RunRecord| {
+            let folder = dir.path().join(&r.run_id);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("record.json"), serde_json::to_vec(r).unwrap()).unwrap();
+        };
+        r.run_id = "later-stopped".into();
+        r.outcome = Outcome::Aborted;
+        write(&r);
+        assert_eq!(super::amended_by(dir.path(), &amended), None);
+        r.run_id = "later-measured".into();
+        r.outcome = Outcome::Fail;
+        write(&r);
+        assert_eq!(
+            super::amended_by(dir.path(), &amended).as_deref(),
+            Some("later-measured")
+        );
+    }
+
     #[test]
     fn a_suggested_commands_words_paste_into_a_shell() {
         use super::shell_word;

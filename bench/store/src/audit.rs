@@ -967,9 +967,21 @@ pub fn histogram_bins(
     if mpe.is_finite() && mpe.abs() > 0.0 && !beyond {
         width = width.min(nice_width_at_most(mpe.abs() / 10.0));
     }
+    if beyond {
+        // Far out a width of MPE/100 is below the errors' own resolution (an edge
+        // snapped to it is off by more than a bin): no finer than 10⁻¹² of them, the
+        // first edge at the lowest error, at most about `max_bins` bins.
+        width = width.max(nice_width(lo.abs().max(hi.abs()) * 1e-12));
+        let bins = ((hi - lo) / width + 1e-9).floor() as i64;
+        return (
+            lo,
+            width,
+            bins.saturating_add(1).clamp(1, max_bins as i64 + 1),
+        );
+    }
     let edge = (lo / width + 1e-9).floor() * width;
-    let bins = ((hi - edge) / width + 1e-9).floor() as i64 + 1;
-    (edge, width, bins.max(1))
+    let bins = ((hi - edge) / width + 1e-9).floor() as i64;
+    (edge, width, bins.saturating_add(1).max(1))
 }
 
 /// The latest calibration of every instrument used in the range (per station, role and
@@ -1296,7 +1308,13 @@ mod tests {
         let (lo, w, n) = histogram_bins(1e11, 2e11, 2, None, 1.0, 40);
         assert_eq!((lo, w, n), (1e11, 2.5e9, 41));
         let (lo, w, n) = histogram_bins(1e11, 2e11, 2, Some(7e10), 1.0, 40);
-        assert_eq!((lo, w, n), (0.0, 2e11, 2));
+        assert_eq!((lo, w, n), (1e11, 2e11, 1));
+        // One error so far out that MPE/100 is below its resolution (3.7e22 %): one bin
+        // (snapped to MPE/100 it was 419 430 401).
+        let (lo, w, n) = histogram_bins(3.7e22, 3.7e22, 1, None, 1.0, 40);
+        assert_eq!((lo, w, n), (3.7e22, 5e10, 1));
+        let (_, _, n) = histogram_bins(1e35, 1e36, 2, None, 1.0, 40);
+        assert!(n <= 41, "{n}");
         // Modestly beyond (5 to 6 %, MPE 1): as before, their range within MPE/10 bins
         // when the range over max_bins is finer.
         let (lo, w, n) = histogram_bins(5.0, 6.0, 2, None, 1.0, 40);

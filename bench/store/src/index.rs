@@ -85,6 +85,11 @@ pub struct RunDetail {
     /// file), when there are any.
     pub points_file: Option<PathBuf>,
     pub samples_file: Option<PathBuf>,
+    /// The run this one amends, and the runs that amend this one (`run_amendments`).
+    #[serde(default)]
+    pub amends: Option<String>,
+    #[serde(default)]
+    pub amended_by: Vec<String>,
 }
 
 /// Open (and create, when `create`) the index of a store.
@@ -108,6 +113,8 @@ pub(crate) fn open_index(store: &Path, create: bool) -> Result<Connection, Store
 pub(crate) struct IndexRun {
     pub row: RunRow,
     pub instruments: Vec<InstrumentRow>,
+    /// The run it amends (`run_amendments`), if any.
+    pub amends: Option<String>,
 }
 
 /// Replace a run's rows and its accuracy points (idempotent per run_id).
@@ -119,6 +126,7 @@ pub(crate) fn upsert_run(
     let r = &run.row;
     tx.execute("DELETE FROM points WHERE run_id = ?1", [&r.run_id])?;
     tx.execute("DELETE FROM run_instruments WHERE run_id = ?1", [&r.run_id])?;
+    tx.execute("DELETE FROM run_amendments WHERE run_id = ?1", [&r.run_id])?;
     tx.execute("DELETE FROM runs WHERE run_id = ?1", [&r.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, station_id, station_name, laboratory, dut_manufacturer, \
@@ -163,6 +171,12 @@ pub(crate) fn upsert_run(
             i.calibration_due.format("%Y-%m-%d").to_string(),
             i.calibration_issued_by,
         ])?;
+    }
+    if let Some(amends) = &run.amends {
+        tx.execute(
+            "INSERT INTO run_amendments (run_id, amends) VALUES (?1, ?2)",
+            params![r.run_id, amends],
+        )?;
     }
     let mut ins = tx.prepare(
         "INSERT INTO points (run_id, step_index, port, step_name, current_name, current_a, \
@@ -239,7 +253,11 @@ pub(crate) fn index_run(record: &RunRecord, bundle: &Path) -> Result<IndexRun, S
             calibration_issued_by: i.calibration.issued_by.clone(),
         })
         .collect();
-    Ok(IndexRun { row, instruments })
+    Ok(IndexRun {
+        row,
+        instruments,
+        amends: record.amends.clone(),
+    })
 }
 
 /// Put a finished run into the store: its samples and points as Parquet files in the
@@ -467,12 +485,29 @@ pub(crate) fn show_run(store: &Path, run_id: &str) -> Result<Option<RunDetail>, 
         }
         None => (None, Vec::new()),
     };
+    let amends = conn
+        .query_row(
+            "SELECT amends FROM run_amendments WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::index(&index_path))?;
+    let amended_by = conn
+        .prepare("SELECT run_id FROM run_amendments WHERE amends = ?1 ORDER BY run_id")
+        .and_then(|mut s| {
+            s.query_map([run_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(StoreError::index(&index_path))?;
     Ok(Some(RunDetail {
         run,
         instruments,
         points,
         points_file,
         samples_file,
+        amends,
+        amended_by,
     }))
 }
 

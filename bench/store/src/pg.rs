@@ -215,6 +215,13 @@ impl PgStore {
         tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.row.run_id])
             .map_err(self.err())?;
         insert_run(&mut tx, &run, &values).map_err(self.err())?;
+        if let Some(amends) = &run.amends {
+            tx.execute(
+                "INSERT INTO run_amendments (run_id, amends) VALUES ($1, $2)",
+                &[&run.row.run_id, amends],
+            )
+            .map_err(self.err())?;
+        }
         // In one statement: the server packs the run's points once (pg_packs.sql).
         copy_points(&mut tx, &points).map_err(self.err())?;
         tx.commit().map_err(self.err())
@@ -347,6 +354,25 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, postgres::Error>>()
             .map_err(self.err())?;
+        let amends = client
+            .query_opt(
+                "SELECT amends FROM run_amendments WHERE run_id = $1",
+                &[&run_id],
+            )
+            .map_err(self.err())?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(self.err())?;
+        let amended_by = client
+            .query(
+                "SELECT run_id FROM run_amendments WHERE amends = $1 ORDER BY run_id",
+                &[&run_id],
+            )
+            .map_err(self.err())?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<Vec<String>, postgres::Error>>()
+            .map_err(self.err())?;
         // The samples stay in the bundle the run was filed from.
         let samples = run.bundle.join(BUNDLE_SAMPLES_FILE);
         Ok(Some(RunDetail {
@@ -355,6 +381,8 @@ impl PgStore {
             points,
             instruments,
             run,
+            amends,
+            amended_by,
         }))
     }
 
@@ -1178,6 +1206,8 @@ mod tests {
                 "runs_by_date",
                 "run_instruments",
                 "run_instruments_by_calibration",
+                "run_amendments",
+                "run_amendments_by_amended",
                 "points"
             ]
         );

@@ -507,6 +507,7 @@ fn generate(
                 bundle: bundles.join(path_component(&run_id)),
             },
             instruments: instruments(station_no, station, day),
+            amends: None,
         };
         day_runs.push(run);
     }

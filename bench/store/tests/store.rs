@@ -1390,6 +1390,18 @@ fn a_run_amending_another_files_only_what_it_measured(kind: Kind) {
     let ports = failed.ports.len() as i64;
     let shown = store.show_run(&amending.run_id).unwrap().unwrap();
     assert_eq!(shown.points.len() as i64, ports);
+    // The store knows which run amends which, as any station sees it (filed again: once).
+    store
+        .ingest(&amending, &bundle_for(dir.path(), &amending))
+        .unwrap();
+    let shown = store.show_run(&amending.run_id).unwrap().unwrap();
+    assert_eq!(shown.amends.as_deref(), Some(fail.run_id.as_str()));
+    assert!(shown.amended_by.is_empty());
+    let original = store.show_run(&fail.run_id).unwrap().unwrap();
+    assert_eq!(
+        (original.amends, original.amended_by),
+        (None, vec![amending.run_id.clone()])
+    );
     assert!(shown.points.iter().all(|p| p.step_name == failed.name));
     let d = |day| NaiveDate::from_ymd_opt(2026, 11, day).unwrap();
     let mut o = AuditOptions::new(d(1), d(30));

@@ -39,8 +39,13 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
     // The run may be named by its folder in another reports folder than the one the new
     // run goes to: a run amending it there amends it as much (the plan looks in
     // --reports).
-    if let Some(theirs) = path.parent().and_then(std::path::Path::parent)
-        && let Some(later) = meterbench_session::amended_by(theirs, &record.run_id)
+    let theirs = std::path::absolute(&path).ok().and_then(|p| {
+        p.parent()
+            .and_then(std::path::Path::parent)
+            .map(PathBuf::from)
+    });
+    if let Some(theirs) = theirs.filter(|t| std::path::absolute(&reports).ok().as_ref() != Some(t))
+        && let Some(later) = meterbench_session::amended_by(&theirs, &record.run_id)
     {
         anyhow::bail!(
             "run {} was already amended by run {later} (in {}): measure its point again instead",
@@ -64,6 +69,41 @@ fn execute(args: RetestArgs, home: &BenchHome) -> anyhow::Result<i32> {
         record.dut.serial_number,
         record.position.as_ref().map_or(1, |p| p.id)
     );
+    // A store shared by stations knows of amendments made at any of them. One out of
+    // reach (given 5 s: a server across a network may not answer at all) does not stop
+    // a retest: the reports folders were checked.
+    let store_location = args
+        .issue
+        .store
+        .clone()
+        .unwrap_or_else(|| meterbench_session::paths::default_store(&reports));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (location, run_id) = (store_location.clone(), record.run_id.clone());
+        std::thread::spawn(move || {
+            // An amending run that ended without a verdict (stopped, an error) amends
+            // nothing: the point may be measured again.
+            let later = meterbench_store::Store::open(&location)
+                .ok()
+                .and_then(|store| {
+                    let amending = store.show_run(&run_id).ok().flatten()?.amended_by;
+                    amending.into_iter().find(|id| {
+                        store.show_run(id).ok().flatten().is_some_and(|d| {
+                            meterbench_session::amends_with_a_verdict(d.run.outcome)
+                        })
+                    })
+                });
+            let _ = tx.send(later);
+        });
+    }
+    if let Ok(Some(later)) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        anyhow::bail!(
+            "run {} was already amended by run {later} (in the results store {}): measure \
+             its point again instead",
+            record.run_id,
+            store_location
+        );
+    }
     let retest = Retest::plan(record, &args.step, options).map_err(plain)?;
     crate::out::warn(what);
     let key_path = args.issue.key_path(home);

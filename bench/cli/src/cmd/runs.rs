@@ -302,13 +302,31 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
         }
     }
     // A run that amends another (a later session's retest) is filed with the points it
-    // measured; those it carried over are the amended run's. The store does not say
-    // which run that is: its signed record does, when the bundle is at hand.
-    let amends = meterbench_runner::record::RunRecord::read(&r.bundle.join("record.json"))
-        .ok()
-        .and_then(|rec| rec.amends);
-    if let Some(amended) = &amends {
-        crate::sayln!("amends     run {amended}: its points carried over here are filed with it");
+    // measured; those it carried over are the amended run's. A run filed before the
+    // store kept amendments: its signed record says, when the bundle is at hand.
+    let record = meterbench_runner::record::RunRecord::read(&r.bundle.join("record.json")).ok();
+    let amends = d
+        .amends
+        .clone()
+        .or_else(|| record.as_ref().and_then(|rec| rec.amends.clone()));
+    // A record from before records said which steps were carried has all its points
+    // filed (as far as the bundle at hand tells).
+    let carried_known = record.as_ref().is_none_or(|rec| rec.carried_steps > 0);
+    let amends = amends.filter(|amended| {
+        if carried_known {
+            crate::sayln!(
+                "amends     run {amended}: its points carried over here are filed with it"
+            );
+        } else {
+            crate::sayln!(
+                "amends     run {amended} (its record does not say which steps it carried \
+                 over: all its points are filed here)"
+            );
+        }
+        carried_known
+    });
+    for later in &d.amended_by {
+        crate::sayln!("amended by run {later}");
     }
     if !d.points.is_empty() {
         crate::sayln!(
