@@ -158,16 +158,20 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     // The single-phase points were measured with the bump and not again: against the
     // re-seated balanced point they now differ by 1.6 %, and the check, taken again from
     // the latest attempts, says so.
-    let (code, stdout, stderr) = run(
-        &[
-            "retest",
-            failed.file_name().unwrap().to_str().unwrap(),
-            "--step",
-            "Iref PF1",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    // The failed run's Iref PF1 measured again in a later session, as a technician asks.
+    let retest_failed = || {
+        run(
+            &[
+                "retest",
+                failed.file_name().unwrap().to_str().unwrap(),
+                "--step",
+                "Iref PF1",
+                "--quiet",
+            ],
+            dir.path(),
+        )
+    };
+    let (code, stdout, stderr) = retest_failed();
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let again = stdout
         .lines()
@@ -232,16 +236,7 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
     );
 
     // Once amended, the stored run is not measured again: its amendment is.
-    let (code, stdout, stderr) = run(
-        &[
-            "retest",
-            failed.file_name().unwrap().to_str().unwrap(),
-            "--step",
-            "Iref PF1",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let (code, stdout, stderr) = retest_failed();
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(stderr.contains("was already amended by run"), "{stderr}");
     // Nor when it is named by its folder and the new run would go to another reports
@@ -315,16 +310,7 @@ fn a_failed_point_is_retested_now_and_in_a_later_session() {
         "{shown}"
     );
     std::fs::rename(&amended, dir.path().join("moved-away")).unwrap();
-    let (code, stdout, stderr) = run(
-        &[
-            "retest",
-            failed.file_name().unwrap().to_str().unwrap(),
-            "--step",
-            "Iref PF1",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    let (code, stdout, stderr) = retest_failed();
     assert_eq!(code, 2, "{stdout}\n{stderr}");
     assert!(
         stderr.contains("was already amended by run") && stderr.contains("in the results store"),
