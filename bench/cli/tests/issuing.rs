@@ -58,6 +58,17 @@ fn meterbench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `meterbench ARGS` from the repository, signing with `key`, no one at the keyboard.
+fn signed_by(key: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meterbench"))
+        .args(args)
+        .env("METERBENCH_SIGNING_KEY", key)
+        .current_dir(repo())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// The serial of every run in the store, as `runs list --json` lists them.
 fn stored_serials(store: &Path) -> Vec<String> {
     let list = meterbench(&["runs", "--store", store.to_str().unwrap(), "list", "--json"]);
@@ -394,18 +405,15 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
             vec!["validate", "--station"],
             vec!["validate"],
         ] {
-            let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-                .args(&args)
-                .arg(file)
-                .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
-                .current_dir(repo())
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap();
+            let file = file.to_str().unwrap();
+            let out = signed_by(
+                &dir.path().join("key.pem"),
+                &[args.as_slice(), &[file]].concat(),
+            );
             let said = text(&out);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
             assert!(
-                said.contains(&format!("{}: {says}", file.display())),
+                said.contains(&format!("{file}: {says}")),
                 "{args:?}: {said}"
             );
         }
@@ -428,15 +436,15 @@ fn a_run_the_store_refuses_for_good_is_not_queued() {
         ],
         vec!["validate"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_meterbench"))
-            .args(&args)
-            .args(["--serial", &serial, "--station"])
-            .arg(&long_id)
-            .env("METERBENCH_SIGNING_KEY", dir.path().join("key.pem"))
-            .current_dir(repo())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        let station = long_id.to_str().unwrap();
+        let out = signed_by(
+            &dir.path().join("key.pem"),
+            &[
+                args.as_slice(),
+                &["--serial", &serial, "--station", station],
+            ]
+            .concat(),
+        );
         let said = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
         // 20 (the start time) + 1 + 100 + 1 + 95.
