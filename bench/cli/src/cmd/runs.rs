@@ -312,31 +312,25 @@ fn show(store: &Store, a: ShowArgs) -> anyhow::Result<i32> {
     // A record from before records said which steps were carried has all its points
     // filed (as far as the bundle at hand tells).
     let carried_known = record.as_ref().is_none_or(|rec| rec.carried_steps > 0);
-    let amends = amends.filter(|amended| {
-        if carried_known {
+    let mut heading = "accuracy points";
+    match &amends {
+        Some(amended) if carried_known => {
             crate::sayln!(
                 "amends     run {amended}: its points carried over here are filed with it"
             );
-        } else {
-            crate::sayln!(
-                "amends     run {amended} (its record does not say which steps it carried \
-                 over: all its points are filed here)"
-            );
+            heading = "accuracy points measured in this run";
         }
-        carried_known
-    });
+        Some(amended) => crate::sayln!(
+            "amends     run {amended} (its record does not say which steps it carried over: \
+             all its points are filed here)"
+        ),
+        None => {}
+    }
     for later in &d.amended_by {
         crate::sayln!("amended by run {later}");
     }
     if !d.points.is_empty() {
-        crate::sayln!(
-            "{}",
-            if amends.is_some() {
-                "accuracy points measured in this run"
-            } else {
-                "accuracy points"
-            }
-        );
+        crate::sayln!("{heading}");
         for p in &d.points {
             crate::sayln!(
                 "  {:<22} {:<6} error {:+.4} %  U(k=2) {:.4} %  MPE ±{} %  {}",
